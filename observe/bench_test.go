@@ -1,0 +1,217 @@
+package observe
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/svcerr"
+)
+
+// countingExporter drops spans and counts them.
+type countingExporter struct{ n atomic.Int64 }
+
+func (e *countingExporter) ExportSpans(_ context.Context, spans []sdktrace.ReadOnlySpan) error {
+	e.n.Add(int64(len(spans)))
+	return nil
+}
+
+func (e *countingExporter) Shutdown(context.Context) error { return nil }
+
+type helloReq struct {
+	Name string `json:"name"`
+}
+
+type helloResp struct {
+	Greeting string `json:"greeting"`
+}
+
+func hello(_ context.Context, req helloReq) (helloResp, error) {
+	return helloResp{Greeting: "hello " + req.Name}, nil
+}
+
+// stack is the production observability stack over a batching, discarding exporter.
+type stack struct {
+	tp  *sdktrace.TracerProvider
+	exp *countingExporter
+	mws []endpoint.Middleware
+}
+
+func newStack(b *testing.B, sampler sdktrace.Sampler) *stack {
+	b.Helper()
+	exp := &countingExporter{}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithSampler(sampler))
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	logger := NewLogger(io.Discard, LogOptions{Service: "greeter"})
+	return &stack{tp: tp, exp: exp, mws: []endpoint.Middleware{Tracing(tp), AccessLog(logger), m.Middleware()}}
+}
+
+// reportExported reports the share of calls whose span reached the exporter; below 1 the
+// batch processor's queue was full and dropped spans.
+func (s *stack) reportExported(b *testing.B, calls int) {
+	if err := s.tp.ForceFlush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(s.exp.n.Load())/float64(calls), "exported/op")
+}
+
+var info = endpoint.Info{Service: "greeter", Method: "Hello", Transport: "http"}
+
+func benchEndpoint(b *testing.B, e endpoint.Endpoint[helloReq, helloResp]) int {
+	b.ReportAllocs()
+	ctx := WithRequestID(context.Background(), "0123456789abcdef")
+	req := helloReq{Name: "bob"}
+	n := 0
+	for b.Loop() {
+		if _, err := e(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	return n
+}
+
+func BenchmarkBare(b *testing.B) {
+	benchEndpoint(b, hello)
+}
+
+func BenchmarkStack(b *testing.B) {
+	s := newStack(b, sdktrace.AlwaysSample())
+	n := benchEndpoint(b, endpoint.Wrap(info, hello, s.mws...))
+	s.reportExported(b, n)
+}
+
+func BenchmarkStackUnsampled(b *testing.B) {
+	s := newStack(b, sdktrace.ParentBased(sdktrace.NeverSample()))
+	benchEndpoint(b, endpoint.Wrap(info, hello, s.mws...))
+}
+
+func BenchmarkStackError(b *testing.B) {
+	s := newStack(b, sdktrace.AlwaysSample())
+	errNotFound := svcerr.New(svcerr.NotFound, "no such user")
+	fail := func(context.Context, helloReq) (helloResp, error) { return helloResp{}, errNotFound }
+	b.ReportAllocs()
+	e := endpoint.Wrap(info, fail, s.mws...)
+	ctx := context.Background()
+	for b.Loop() {
+		_, _ = e(ctx, helloReq{})
+	}
+}
+
+func BenchmarkMiddleware(b *testing.B) {
+	exp := &countingExporter{}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp))
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name string
+		mw   endpoint.Middleware
+	}{
+		{"AccessLog", AccessLog(NewLogger(io.Discard, LogOptions{}))},
+		{"AccessLogDisabled", AccessLog(NewLogger(io.Discard, LogOptions{Level: slog.LevelError + 1}))},
+		{"Metrics", m.Middleware()},
+		{"Tracing", Tracing(tp)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			benchEndpoint(b, endpoint.Wrap(info, hello, bc.mw))
+		})
+	}
+}
+
+func BenchmarkNewRequestID(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = NewRequestID()
+	}
+}
+
+// BenchmarkHTTP compares a bare net/http JSON handler with the same handler doing what a
+// svckit HTTP transport adds around the endpoint (request id, trace context extraction,
+// the observability stack), over real loopback connections, in parallel.
+func BenchmarkHTTP(b *testing.B) {
+	bare := func(w http.ResponseWriter, r *http.Request) {
+		var req helloReq
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		resp, _ := hello(r.Context(), req)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(resp)
+	}
+	s := newStack(b, sdktrace.AlwaysSample())
+	e := endpoint.Wrap(info, hello, s.mws...)
+	prop := Propagator()
+	observed := func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(RequestIDHeader)
+		if !ValidRequestID(id) {
+			id = NewRequestID()
+		}
+		ctx := WithRequestID(r.Context(), id)
+		ctx = prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
+		var req helloReq
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		resp, err := e(ctx, req)
+		if err != nil {
+			http.Error(w, err.Error(), svcerr.KindOf(err).HTTPStatus())
+			return
+		}
+		w.Header().Set(RequestIDHeader, id)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(resp)
+	}
+	for _, bc := range []struct {
+		name string
+		h    http.HandlerFunc
+	}{{"Bare", bare}, {"Stack", observed}} {
+		b.Run(bc.name, func(b *testing.B) {
+			srv := httptest.NewServer(bc.h)
+			defer srv.Close()
+			tr := &http.Transport{MaxIdleConnsPerHost: 64}
+			defer tr.CloseIdleConnections()
+			client := &http.Client{Transport: tr}
+			body := `{"name":"bob"}`
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				var buf bytes.Buffer
+				for pb.Next() {
+					resp, err := client.Post(srv.URL, "application/json", strings.NewReader(body))
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					buf.Reset()
+					_, _ = buf.ReadFrom(resp.Body)
+					_ = resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						b.Errorf("status %d", resp.StatusCode)
+						return
+					}
+				}
+			})
+		})
+	}
+}

@@ -1,0 +1,86 @@
+package observe
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/svcerr"
+)
+
+// ScopeName is the instrumentation scope name of the spans that Tracing starts.
+const ScopeName = "github.com/svckit/svckit/observe"
+
+// ErrorKindKey is the span attribute that holds the svcerr kind of a failed call.
+const ErrorKindKey = attribute.Key("svckit.error.kind")
+
+// kindAttrs holds the ErrorKindKey attribute of each kind, built once.
+var kindAttrs = func() (a [numKinds]attribute.KeyValue) {
+	for k := range a {
+		a[k] = ErrorKindKey.String(svcerr.Kind(k).String())
+	}
+	return a
+}()
+
+// Propagator returns a new propagator for the W3C trace context (traceparent, tracestate)
+// and W3C baggage headers. Transports extract with it before the middleware chain runs
+// and clients inject with it after theirs.
+func Propagator() propagation.TextMapPropagator {
+	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+}
+
+// Tracing returns middleware that starts a span for each call, named "Service/Method", of
+// kind server, or client for client endpoints. Its parent is the span in the call's
+// context: the remote span context a transport extracted, or the caller's span. It has
+// the attributes rpc.system (the transport), rpc.service and rpc.method.
+//
+// A failed call's span gets the svckit.error.kind attribute. Following the OpenTelemetry
+// semantic conventions for RPC, a client span is marked failed, with status Error and an
+// exception event, for every error, a server span only for a ServerFault.
+//
+// A nil tp disables tracing.
+func Tracing(tp trace.TracerProvider) endpoint.Middleware {
+	if tp == nil {
+		return endpoint.Nop
+	}
+	tracer := tp.Tracer(ScopeName)
+	return func(info endpoint.Info, next endpoint.Handler) endpoint.Handler {
+		name := info.Service + "/" + info.Method
+		kind := trace.SpanKindServer
+		if info.Client {
+			kind = trace.SpanKindClient
+		}
+		opts := []trace.SpanStartOption{
+			trace.WithSpanKind(kind),
+			trace.WithAttributes(
+				semconv.RPCSystemKey.String(info.Transport),
+				semconv.RPCService(info.Service),
+				semconv.RPCMethod(info.Method),
+			),
+		}
+		client := info.Client
+		return func(ctx context.Context, req any) (any, error) {
+			ctx, span := tracer.Start(ctx, name, opts...)
+			resp, err := next(ctx, req)
+			if err != nil && span.IsRecording() {
+				k := svcerr.KindOf(err)
+				if int(k) < numKinds {
+					span.SetAttributes(kindAttrs[k])
+				} else {
+					span.SetAttributes(ErrorKindKey.String(k.String()))
+				}
+				if client || ServerFault(k) {
+					span.RecordError(err)
+					span.SetStatus(codes.Error, err.Error())
+				}
+			}
+			span.End()
+			return resp, err
+		}
+	}
+}

@@ -1,0 +1,164 @@
+package observe
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/svcerr"
+)
+
+const (
+	remoteTraceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	remoteSpanID  = "00f067aa0ba902b7"
+)
+
+func TestTracingRemoteParent(t *testing.T) {
+	tp, rec := newRecorder(t)
+	h := http.Header{}
+	h.Set("traceparent", "00-"+remoteTraceID+"-"+remoteSpanID+"-01")
+	h.Set("baggage", "tenant=acme")
+	ctx := Propagator().Extract(context.Background(), propagation.HeaderCarrier(h))
+
+	var inner trace.SpanContext
+	var tenant string
+	ep := func(ctx context.Context, _ string) (string, error) {
+		inner = trace.SpanContextFromContext(ctx)
+		tenant = baggage.FromContext(ctx).Member("tenant").Value()
+		return "ok", nil
+	}
+	info := endpoint.Info{Service: "greeter", Method: "Hello", Transport: "http"}
+	if _, err := endpoint.Wrap(info, ep, Tracing(tp))(ctx, "x"); err != nil {
+		t.Fatal(err)
+	}
+	spans := rec.Ended()
+	if len(spans) != 1 {
+		t.Fatalf("got %d spans, want 1", len(spans))
+	}
+	s := spans[0]
+	if s.Name() != "greeter/Hello" || s.SpanKind() != trace.SpanKindServer {
+		t.Errorf("span %q kind %v, want greeter/Hello server", s.Name(), s.SpanKind())
+	}
+	if s.SpanContext().TraceID().String() != remoteTraceID || s.Parent().SpanID().String() != remoteSpanID || !s.Parent().IsRemote() {
+		t.Errorf("span trace %v parent %v (remote %v), want trace %s parent %s remote",
+			s.SpanContext().TraceID(), s.Parent().SpanID(), s.Parent().IsRemote(), remoteTraceID, remoteSpanID)
+	}
+	if inner.SpanID() != s.SpanContext().SpanID() {
+		t.Errorf("endpoint saw span %v, want the middleware's %v", inner.SpanID(), s.SpanContext().SpanID())
+	}
+	if tenant != "acme" {
+		t.Errorf("baggage tenant = %q, want acme", tenant)
+	}
+	want := map[attribute.Key]string{"rpc.system": "http", "rpc.service": "greeter", "rpc.method": "Hello"}
+	got := make(map[attribute.Key]string)
+	for _, a := range s.Attributes() {
+		got[a.Key] = a.Value.Emit()
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("attribute %s = %q, want %q", k, got[k], v)
+		}
+	}
+	if s.Status().Code != codes.Unset {
+		t.Errorf("status = %v, want Unset", s.Status())
+	}
+}
+
+func TestTracingClientInjects(t *testing.T) {
+	// A client span is a child of the caller's span, and a transport injects its context.
+	tp, rec := newRecorder(t)
+	ctx, parent := tp.Tracer("test").Start(context.Background(), "caller")
+	var sent http.Header
+	call := func(ctx context.Context, _ string) (string, error) {
+		sent = http.Header{}
+		Propagator().Inject(ctx, propagation.HeaderCarrier(sent))
+		return "", nil
+	}
+	info := endpoint.Info{Service: "catalog", Method: "Reserve", Transport: "grpc", Client: true}
+	if _, err := endpoint.Wrap(info, call, Tracing(tp))(ctx, "x"); err != nil {
+		t.Fatal(err)
+	}
+	parent.End()
+	spans := rec.Ended()
+	if len(spans) != 2 {
+		t.Fatalf("got %d spans, want 2", len(spans))
+	}
+	c := spans[0]
+	if c.Name() != "catalog/Reserve" || c.SpanKind() != trace.SpanKindClient || c.Parent().SpanID() != parent.SpanContext().SpanID() {
+		t.Errorf("client span %q kind %v parent %v", c.Name(), c.SpanKind(), c.Parent().SpanID())
+	}
+	want := "00-" + c.SpanContext().TraceID().String() + "-" + c.SpanContext().SpanID().String() + "-01"
+	if got := sent.Get("traceparent"); got != want {
+		t.Errorf("traceparent = %q, want %q", got, want)
+	}
+}
+
+func TestTracingErrors(t *testing.T) {
+	tests := []struct {
+		name       string
+		client     bool
+		err        error
+		wantKind   string
+		wantStatus codes.Code
+	}{
+		{"server ok", false, nil, "", codes.Unset},
+		{"server not found", false, svcerr.New(svcerr.NotFound, "x"), "not_found", codes.Unset},
+		{"server invalid", false, svcerr.Invalid("a", "b"), "invalid_argument", codes.Unset},
+		{"server internal", false, errors.New("boom"), "internal", codes.Error},
+		{"server unavailable", false, svcerr.New(svcerr.Unavailable, "x"), "unavailable", codes.Error},
+		{"server deadline", false, context.DeadlineExceeded, "deadline_exceeded", codes.Error},
+		{"client not found", true, svcerr.New(svcerr.NotFound, "x"), "not_found", codes.Error},
+		{"client ok", true, nil, "", codes.Unset},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tp, rec := newRecorder(t)
+			info := endpoint.Info{Service: "s", Method: "M", Transport: "grpc", Client: tt.client}
+			if _, err := endpoint.Wrap(info, failWith(tt.err), Tracing(tp))(context.Background(), ""); err != tt.err {
+				t.Fatalf("err = %v", err)
+			}
+			s := rec.Ended()[0]
+			var kind string
+			for _, a := range s.Attributes() {
+				if a.Key == ErrorKindKey {
+					kind = a.Value.AsString()
+				}
+			}
+			if kind != tt.wantKind {
+				t.Errorf("svckit.error.kind = %q, want %q", kind, tt.wantKind)
+			}
+			if s.Status().Code != tt.wantStatus {
+				t.Errorf("status = %v, want %v", s.Status().Code, tt.wantStatus)
+			}
+			hasException := false
+			for _, e := range s.Events() {
+				hasException = hasException || e.Name == "exception"
+			}
+			if hasException != (tt.wantStatus == codes.Error) {
+				t.Errorf("exception event = %v, want %v", hasException, tt.wantStatus == codes.Error)
+			}
+			if tt.wantStatus == codes.Error && s.Status().Description != tt.err.Error() {
+				t.Errorf("status description = %q, want %q", s.Status().Description, tt.err.Error())
+			}
+		})
+	}
+}
+
+func TestTracingNoop(t *testing.T) {
+	for _, tp := range []trace.TracerProvider{nil, noop.NewTracerProvider()} {
+		info := endpoint.Info{Service: "s", Method: "M"}
+		got, err := endpoint.Wrap(info, failWith(nil), Tracing(tp))(context.Background(), "x")
+		if got != "hello x" || err != nil {
+			t.Errorf("with %T: got %q, %v", tp, got, err)
+		}
+	}
+}

@@ -1,0 +1,191 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/observe"
+	"github.com/svckit/svckit/svcerr"
+)
+
+// Client calls a service's endpoints over HTTP. Its endpoints run client-side middleware
+// (retries, breakers, tracing, metrics) like any other endpoint.
+type Client struct {
+	base    *url.URL
+	service string
+	hc      *http.Client
+	mws     []endpoint.Middleware
+	prop    propagation.TextMapPropagator
+	maxBody int64
+}
+
+// ClientOption configures a Client.
+type ClientOption func(*Client)
+
+// WithHTTPClient sets the *http.Client used for calls (default: a client with a tuned
+// transport that keeps up to 64 idle connections per host).
+func WithHTTPClient(hc *http.Client) ClientOption { return func(c *Client) { c.hc = hc } }
+
+// WithClientMiddleware appends middleware that wraps every endpoint the client makes.
+func WithClientMiddleware(mws ...endpoint.Middleware) ClientOption {
+	return func(c *Client) { c.mws = append(c.mws, mws...) }
+}
+
+// WithClientPropagator sets how trace context is written to request headers.
+func WithClientPropagator(p propagation.TextMapPropagator) ClientOption {
+	return func(c *Client) { c.prop = p }
+}
+
+// WithMaxResponseBytes limits response bodies (default 16 MiB).
+func WithMaxResponseBytes(n int64) ClientOption { return func(c *Client) { c.maxBody = n } }
+
+// NewClient returns a client for the service at baseURL, such as "http://127.0.0.1:8080".
+func NewClient(baseURL, service string, opts ...ClientOption) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("http client for %s: bad base URL %q: %w", service, baseURL, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("http client for %s: base URL %q must start with http:// or https://", service, baseURL)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	c := &Client{base: u, service: service, prop: observe.Propagator(), maxBody: 16 << 20}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.hc == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 64
+		c.hc = &http.Client{Transport: t}
+	}
+	return c, nil
+}
+
+// Call returns an endpoint that calls pattern ("POST /sum", "GET /users/{id}") on the
+// service. Requests of body-carrying methods are sent as JSON; wildcards in the path are
+// filled from the request's PathParam method. A problem+json response becomes the
+// *svcerr.Error the server returned, with the same kind.
+func Call[Req, Resp any](c *Client, pattern, name string) endpoint.Endpoint[Req, Resp] {
+	method, path, ok := strings.Cut(pattern, " ")
+	if !ok {
+		panic(fmt.Sprintf("svckit/transport/http: pattern %q needs a method, as in \"POST /sum\"", pattern))
+	}
+	method = strings.ToUpper(method)
+	withBody := method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch
+	hasWildcards := strings.Contains(path, "{")
+	info := endpoint.Info{
+		Service: c.service, Method: name, Transport: "http", Client: true,
+		Idempotent: method == http.MethodGet || method == http.MethodHead || method == http.MethodPut || method == http.MethodDelete,
+	}
+	e := func(ctx context.Context, req Req) (Resp, error) {
+		var zero Resp
+		p := path
+		if hasWildcards {
+			pp, ok := any(req).(PathParamer)
+			if !ok {
+				pp, ok = any(&req).(PathParamer)
+			}
+			if !ok {
+				return zero, svcerr.Errorf(svcerr.Internal, "request type %T has no PathParam method for path %s", req, path)
+			}
+			var err error
+			if p, err = fillPath(path, pp); err != nil {
+				return zero, err
+			}
+		}
+		var body io.Reader
+		if withBody {
+			b, err := json.Marshal(req)
+			if err != nil {
+				return zero, svcerr.Wrap(svcerr.InvalidArgument, "encoding the request failed", err)
+			}
+			body = bytes.NewReader(b)
+		}
+		hr, err := http.NewRequestWithContext(ctx, method, c.base.String()+p, body)
+		if err != nil {
+			return zero, svcerr.Wrap(svcerr.Internal, "building the request failed", err)
+		}
+		if withBody {
+			hr.Header["Content-Type"] = []string{"application/json"}
+		}
+		hr.Header["Accept"] = []string{"application/json, application/problem+json"}
+		rid := observe.RequestIDFrom(ctx)
+		if rid == "" {
+			rid = observe.NewRequestID()
+		}
+		hr.Header[requestIDHeader] = []string{rid}
+		c.prop.Inject(ctx, propagation.HeaderCarrier(hr.Header))
+		resp, err := c.hc.Do(hr)
+		if err != nil {
+			return zero, transportError(ctx, err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode < 200 || resp.StatusCode > 299 {
+			return zero, errorFromResponse(resp)
+		}
+		var out Resp
+		if resp.StatusCode == http.StatusNoContent {
+			return out, nil
+		}
+		data, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
+		if err != nil {
+			return zero, transportError(ctx, err)
+		}
+		if int64(len(data)) > c.maxBody {
+			return zero, svcerr.Errorf(svcerr.ResourceExhausted, "response from %s.%s is larger than %d bytes", c.service, name, c.maxBody)
+		}
+		if len(data) > 0 {
+			if err := json.Unmarshal(data, &out); err != nil {
+				return zero, svcerr.Wrap(svcerr.Internal, "decoding the response of "+c.service+"."+name+" failed", err)
+			}
+		}
+		return out, nil
+	}
+	return endpoint.Wrap(info, e, c.mws...)
+}
+
+// transportError classifies a failed round trip: the caller's own cancellation or deadline,
+// or an unavailable server.
+func transportError(ctx context.Context, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return svcerr.Wrap(svcerr.KindOf(ctxErr), ctxErr.Error(), err)
+	}
+	return svcerr.Wrap(svcerr.Unavailable, "service unreachable", err)
+}
+
+func fillPath(path string, pp PathParamer) (string, error) {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(path, '{')
+		if i < 0 {
+			b.WriteString(path)
+			return b.String(), nil
+		}
+		j := strings.IndexByte(path[i:], '}')
+		if j < 0 {
+			b.WriteString(path)
+			return b.String(), nil
+		}
+		b.WriteString(path[:i])
+		name := strings.TrimSuffix(path[i+1:i+j], "...")
+		if name == "$" {
+			path = path[i+j+1:]
+			continue
+		}
+		v := pp.PathParam(name)
+		if v == "" {
+			return "", svcerr.Invalid(name, "is required in the path")
+		}
+		b.WriteString(url.PathEscape(v))
+		path = path[i+j+1:]
+	}
+}

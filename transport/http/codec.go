@@ -1,0 +1,210 @@
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/svckit/svckit/svcerr"
+)
+
+// DefaultMaxBodyBytes is the default limit on request bodies: 1 MiB.
+const DefaultMaxBodyBytes = 1 << 20
+
+// DecodeFunc reads a typed request from an HTTP request.
+type DecodeFunc[Req any] func(r *http.Request) (Req, error)
+
+// EncodeFunc writes a typed response. It must set the status code.
+type EncodeFunc[Resp any] func(w http.ResponseWriter, r *http.Request, resp Resp) error
+
+// RequestBinder is implemented by request types that take values from the URL — path
+// wildcards and query parameters — after the body has been decoded. The generator emits
+// BindRequest methods; hand-written services may write them too.
+type RequestBinder interface {
+	BindRequest(r *http.Request) error
+}
+
+// PathParamer is implemented by request types whose HTTP route has wildcards: the client
+// asks it for each wildcard's value when it builds the URL.
+type PathParamer interface {
+	PathParam(name string) string
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// decodeJSON is the default decoder. An empty body decodes to the zero request (so methods
+// without parameters need no body); a non-empty body must be JSON within the size limit.
+func decodeJSON[Req any](maxBytes int64, strict bool) DecodeFunc[Req] {
+	return func(r *http.Request) (Req, error) {
+		var req Req
+		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+			buf := bufPool.Get().(*bytes.Buffer)
+			buf.Reset()
+			defer func() {
+				if buf.Cap() <= 64<<10 {
+					bufPool.Put(buf)
+				}
+			}()
+			if r.ContentLength > maxBytes {
+				return req, tooLarge(maxBytes)
+			}
+			if _, err := buf.ReadFrom(io.LimitReader(r.Body, maxBytes+1)); err != nil {
+				return req, svcerr.Wrap(svcerr.InvalidArgument, "reading request body failed", err)
+			}
+			if int64(buf.Len()) > maxBytes {
+				return req, tooLarge(maxBytes)
+			}
+			if buf.Len() > 0 {
+				if err := checkJSONContentType(r.Header.Get("Content-Type")); err != nil {
+					return req, err
+				}
+				if err := unmarshalRequest(buf.Bytes(), &req, strict); err != nil {
+					return req, err
+				}
+			}
+		}
+		if b, ok := any(&req).(RequestBinder); ok {
+			if err := b.BindRequest(r); err != nil {
+				if svcerr.KindOf(err) == svcerr.Internal {
+					return req, svcerr.Wrap(svcerr.InvalidArgument, err.Error(), err)
+				}
+				return req, err
+			}
+		}
+		return req, nil
+	}
+}
+
+func tooLarge(limit int64) error {
+	return WithStatus(http.StatusRequestEntityTooLarge, svcerr.Errorf(svcerr.ResourceExhausted,
+		"request body is larger than the limit of %d bytes", limit))
+}
+
+func checkJSONContentType(ct string) error {
+	mt, _, _ := cutParams(ct)
+	if mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
+		return nil
+	}
+	if ct == "" {
+		ct = "none"
+	}
+	return WithStatus(http.StatusUnsupportedMediaType, svcerr.Errorf(svcerr.InvalidArgument,
+		"unsupported content type %q: send application/json", ct))
+}
+
+// cutParams returns the lower-cased media type of a Content-Type value.
+func cutParams(ct string) (string, string, bool) {
+	mt, params, ok := strings.Cut(ct, ";")
+	mt = strings.TrimSpace(mt)
+	for i := 0; i < len(mt); i++ { // lower-case only when needed: the common case allocates nothing
+		if c := mt[i]; 'A' <= c && c <= 'Z' {
+			mt = strings.ToLower(mt)
+			break
+		}
+	}
+	return mt, params, ok
+}
+
+// unmarshalRequest decodes body into v and turns encoding/json's errors into
+// InvalidArgument errors that name the offset or the field.
+func unmarshalRequest(body []byte, v any, strict bool) error {
+	var err error
+	if strict {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err = dec.Decode(v); err == nil && dec.More() {
+			err = errTrailing
+		} else if err == nil {
+			var extra json.RawMessage
+			if dec.Decode(&extra) != io.EOF {
+				err = errTrailing
+			}
+		}
+	} else {
+		err = json.Unmarshal(body, v)
+	}
+	if err == nil {
+		return nil
+	}
+	return jsonError(err)
+}
+
+var errTrailing = errors.New("unexpected data after the JSON value")
+
+func jsonError(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			return svcerr.Wrap(svcerr.InvalidArgument,
+				fmt.Sprintf("request body must be %s, got %s", jsonKind(typ.Type.Kind().String()), typ.Value), err)
+		}
+		desc := fmt.Sprintf("must be %s, got %s", jsonTypeName(typ), typ.Value)
+		return &svcerr.Error{Kind: svcerr.InvalidArgument, Message: "field " + field + ": " + desc,
+			Fields: []svcerr.FieldViolation{{Field: field, Description: desc}}, Cause: err}
+	case errors.As(err, &syn):
+		return svcerr.Wrap(svcerr.InvalidArgument,
+			fmt.Sprintf("malformed JSON at byte %d: %s", syn.Offset, syn.Error()), err)
+	case errors.Is(err, errTrailing):
+		return svcerr.Wrap(svcerr.InvalidArgument, "malformed JSON: "+err.Error(), err)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return svcerr.Wrap(svcerr.InvalidArgument, "malformed JSON: unexpected end of input", err)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return &svcerr.Error{Kind: svcerr.InvalidArgument, Message: "unknown field " + field,
+			Fields: []svcerr.FieldViolation{{Field: field, Description: "unknown field"}}, Cause: err}
+	}
+	return svcerr.Wrap(svcerr.InvalidArgument, "invalid request body: "+err.Error(), err)
+}
+
+func jsonTypeName(e *json.UnmarshalTypeError) string {
+	return jsonKind(e.Type.Kind().String())
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "an integer"
+	case "float32", "float64":
+		return "a number"
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "slice", "array":
+		return "an array"
+	case "map", "struct":
+		return "an object"
+	}
+	return "a " + goKind
+}
+
+// encodeJSON is the default response encoder: status 200 (or the route's status) and a
+// JSON body.
+func encodeJSON[Resp any](status int) EncodeFunc[Resp] {
+	return func(w http.ResponseWriter, _ *http.Request, resp Resp) error {
+		buf := bufPool.Get().(*bytes.Buffer)
+		buf.Reset()
+		defer func() {
+			if buf.Cap() <= 64<<10 {
+				bufPool.Put(buf)
+			}
+		}()
+		enc := json.NewEncoder(buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(resp); err != nil {
+			return svcerr.Wrap(svcerr.Internal, "encoding the response failed", err)
+		}
+		w.Header()["Content-Type"] = []string{"application/json"}
+		w.WriteHeader(status)
+		_, err := w.Write(buf.Bytes())
+		return err
+	}
+}

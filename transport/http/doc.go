@@ -1,0 +1,17 @@
+// Package http is svckit's HTTP transport: it serves typed endpoints over net/http with
+// Go's pattern routing and a JSON codec, and calls them from other services with a client
+// that runs the same middleware.
+//
+// Every failure leaves as application/problem+json (RFC 9457) with a "kind" member naming
+// the svcerr kind, so a svckit client turns it back into the same *svcerr.Error:
+//
+//	malformed JSON, wrong field types   400 invalid_argument, naming the offset or field
+//	body over the limit (default 1 MiB) 413 resource_exhausted
+//	body that is not JSON               415 invalid_argument
+//	unknown route                       404 not_found
+//	known path, wrong method            405 invalid_argument, with an Allow header
+//	panic in a handler                  500 internal; the server keeps serving
+//
+// Requests carry an X-Request-Id (taken from the caller when valid, generated otherwise)
+// and W3C trace context (traceparent, tracestate, baggage) in both directions.
+package http

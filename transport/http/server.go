@@ -1,0 +1,254 @@
+package http
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strings"
+
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/observe"
+	"github.com/svckit/svckit/svcerr"
+)
+
+const requestIDHeader = "X-Request-Id"
+
+// Server serves typed endpoints over HTTP. It is an http.Handler: hand it to an
+// http.Server (the run package does). Routes are added with [Handle] or [HandleWith].
+type Server struct {
+	service string
+	mux     *http.ServeMux
+	mws     []endpoint.Middleware
+	maxBody int64
+	strict  bool
+	prop    propagation.TextMapPropagator
+	logger  *slog.Logger
+	paths   map[string]*pathMethods // normalized path -> methods registered on it
+}
+
+type pathMethods struct {
+	methods []string
+}
+
+// ServerOption configures a Server.
+type ServerOption func(*Server)
+
+// WithMiddleware appends endpoint middleware that wraps every route of the server. The
+// first is the outermost.
+func WithMiddleware(mws ...endpoint.Middleware) ServerOption {
+	return func(s *Server) { s.mws = append(s.mws, mws...) }
+}
+
+// WithMaxBodyBytes sets the request body limit; larger bodies get 413. The default is
+// [DefaultMaxBodyBytes].
+func WithMaxBodyBytes(n int64) ServerOption { return func(s *Server) { s.maxBody = n } }
+
+// WithStrictFields makes the default JSON decoder reject unknown object members with 400.
+func WithStrictFields() ServerOption { return func(s *Server) { s.strict = true } }
+
+// WithPropagator sets how trace context is read from request headers. The default reads
+// W3C traceparent, tracestate and baggage.
+func WithPropagator(p propagation.TextMapPropagator) ServerOption {
+	return func(s *Server) { s.prop = p }
+}
+
+// WithLogger sets the logger for transport-level events: rejected requests (debug), panics
+// (error, with stack) and failed response writes.
+func WithLogger(l *slog.Logger) ServerOption { return func(s *Server) { s.logger = l } }
+
+// NewServer returns a server for the named service.
+func NewServer(service string, opts ...ServerOption) *Server {
+	s := &Server{
+		service: service,
+		mux:     http.NewServeMux(),
+		maxBody: DefaultMaxBodyBytes,
+		prop:    observe.Propagator(),
+		logger:  slog.New(slog.DiscardHandler),
+		paths:   make(map[string]*pathMethods),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	s.mux.Handle("/", http.HandlerFunc(s.routeNotFound))
+	return s
+}
+
+// ServeHTTP routes the request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Mux returns the underlying ServeMux, for plain http.Handlers that live beside the
+// endpoints (webhooks, static files). They get none of the endpoint middleware.
+func (s *Server) Mux() *http.ServeMux { return s.mux }
+
+// RouteOption configures one route.
+type RouteOption func(*routeConfig)
+
+type routeConfig struct {
+	status     int
+	idempotent bool
+}
+
+// WithSuccessStatus sets the status code of successful responses (default 200).
+func WithSuccessStatus(code int) RouteOption { return func(c *routeConfig) { c.status = code } }
+
+// Idempotent marks the route's method as idempotent, which lets retry middleware retry it.
+// GET, HEAD, PUT and DELETE routes are idempotent without this option.
+func Idempotent() RouteOption { return func(c *routeConfig) { c.idempotent = true } }
+
+// Handle serves e at pattern ("POST /sum", "GET /users/{id}") as the service method name.
+// Requests are decoded from a JSON body (an empty body is the zero request) and then by
+// the request type's BindRequest method if it has one; responses are encoded as JSON.
+func Handle[Req, Resp any](s *Server, pattern, name string, e endpoint.Endpoint[Req, Resp], opts ...RouteOption) {
+	cfg := routeConfig{status: http.StatusOK}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	HandleWith(s, pattern, name, e, decodeJSON[Req](s.maxBody, s.strict), encodeJSON[Resp](cfg.status), opts...)
+}
+
+// HandleWith is Handle with a custom decoder and encoder.
+func HandleWith[Req, Resp any](s *Server, pattern, name string, e endpoint.Endpoint[Req, Resp],
+	dec DecodeFunc[Req], enc EncodeFunc[Resp], opts ...RouteOption) {
+	var cfg routeConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	method, path, ok := strings.Cut(pattern, " ")
+	if !ok {
+		panic(fmt.Sprintf("svckit/transport/http: pattern %q needs a method, as in \"POST /sum\"", pattern))
+	}
+	method = strings.ToUpper(method)
+	info := endpoint.Info{
+		Service:    s.service,
+		Method:     name,
+		Transport:  "http",
+		Idempotent: cfg.idempotent || method == http.MethodGet || method == http.MethodHead || method == http.MethodPut || method == http.MethodDelete,
+	}
+	wrapped := endpoint.Wrap(info, e, s.mws...)
+	h := func(w http.ResponseWriter, r *http.Request) {
+		ctx := s.requestContext(w, r)
+		defer s.recoverPanic(w, r, &info)
+		req, err := dec(r)
+		if err != nil {
+			s.logger.LogAttrs(ctx, slog.LevelDebug, "request rejected",
+				slog.String("method", info.Method), slog.String("error", err.Error()))
+			WriteProblem(w, r, err)
+			return
+		}
+		resp, err := wrapped(ctx, req)
+		if err != nil {
+			WriteProblem(w, r, err)
+			return
+		}
+		if err := enc(w, r, resp); err != nil {
+			s.logger.LogAttrs(ctx, slog.LevelWarn, "writing response failed",
+				slog.String("method", info.Method), slog.String("error", err.Error()))
+		}
+	}
+	s.mux.HandleFunc(method+" "+path, h)
+	s.addMethod(method, path)
+}
+
+// requestContext returns the request's context with its request id and the caller's trace
+// context, and echoes the request id in the response.
+func (s *Server) requestContext(w http.ResponseWriter, r *http.Request) context.Context {
+	ctx := r.Context()
+	rid := r.Header.Get(requestIDHeader)
+	if !observe.ValidRequestID(rid) {
+		rid = observe.NewRequestID()
+	}
+	w.Header()[requestIDHeader] = []string{rid}
+	ctx = observe.WithRequestID(ctx, rid)
+	if _, ok := r.Header["Traceparent"]; ok {
+		ctx = s.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
+	} else if _, ok := r.Header["Baggage"]; ok {
+		ctx = s.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
+	}
+	return ctx
+}
+
+// recoverPanic turns a panic in decoding, middleware, the endpoint or encoding into a 500
+// for this request only. http.ErrAbortHandler is re-panicked, as net/http expects.
+func (s *Server) recoverPanic(w http.ResponseWriter, r *http.Request, info *endpoint.Info) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	s.logger.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
+		slog.String("service", info.Service), slog.String("method", info.Method),
+		slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+	WriteProblem(w, r, svcerr.New(svcerr.Internal, "internal error"))
+}
+
+// addMethod records that path serves method and makes sure other methods on the same path
+// get 405 with an Allow header rather than 404.
+func (s *Server) addMethod(method, path string) {
+	key := normalizePath(path)
+	pm, ok := s.paths[key]
+	if !ok {
+		pm = &pathMethods{}
+		s.paths[key] = pm
+		if path != "/" { // "/" is the server's own catch-all, which checks s.paths["/"]
+			s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+				s.methodNotAllowed(w, r, pm)
+			})
+		}
+	}
+	if !slices.Contains(pm.methods, method) {
+		pm.methods = append(pm.methods, method)
+		if method == http.MethodGet && !slices.Contains(pm.methods, http.MethodHead) {
+			pm.methods = append(pm.methods, http.MethodHead)
+		}
+		slices.Sort(pm.methods)
+	}
+}
+
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request, pm *pathMethods) {
+	s.requestContext(w, r)
+	allow := strings.Join(pm.methods, ", ")
+	w.Header().Set("Allow", allow)
+	WriteProblem(w, r, WithStatus(http.StatusMethodNotAllowed, svcerr.Errorf(svcerr.InvalidArgument,
+		"method %s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, allow)))
+}
+
+func (s *Server) routeNotFound(w http.ResponseWriter, r *http.Request) {
+	if pm, ok := s.paths["/"]; ok {
+		s.methodNotAllowed(w, r, pm)
+		return
+	}
+	s.requestContext(w, r)
+	WriteProblem(w, r, svcerr.Errorf(svcerr.NotFound, "no route for %s %s", r.Method, r.URL.Path))
+}
+
+// normalizePath replaces wildcard names so that /users/{id} and /users/{name} are one path.
+func normalizePath(p string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(p, '{')
+		if i < 0 {
+			b.WriteString(p)
+			return b.String()
+		}
+		j := strings.IndexByte(p[i:], '}')
+		if j < 0 {
+			b.WriteString(p)
+			return b.String()
+		}
+		b.WriteString(p[:i])
+		w := p[i+1 : i+j]
+		if strings.HasSuffix(w, "...") {
+			b.WriteString("{...}")
+		} else {
+			b.WriteString("{}")
+		}
+		p = p[i+j+1:]
+	}
+}
