@@ -1,0 +1,423 @@
+// Package svckit wires svckit's packages into a running service with production defaults,
+// so that a service's main function is about ten lines:
+//
+//	func main() {
+//		svckit.Main("addsvc", &svckit.Config{}, func(ctx context.Context, app *svckit.App) error {
+//			svc := addsvc.New()
+//			addsvc.RegisterHTTP(app.HTTP(), svc)
+//			addsvc.RegisterGRPC(app.GRPC("addsvc.Add"), svc)
+//			return nil
+//		})
+//	}
+//
+// [Main] loads the configuration (defaults, file, environment, flags), builds the logger,
+// metrics registry, tracer provider and health checks, lets the setup function register
+// endpoints, then serves HTTP, gRPC and the admin listener until SIGINT or SIGTERM and shuts
+// down gracefully. Every endpoint gets the default middleware chain: tracing, access log,
+// RED metrics, timeout and panic recovery.
+package svckit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	grpcgo "google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/svckit/svckit/config"
+	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/health"
+	"github.com/svckit/svckit/observe"
+	"github.com/svckit/svckit/resilience"
+	"github.com/svckit/svckit/run"
+	sgrpc "github.com/svckit/svckit/transport/grpc"
+	shttp "github.com/svckit/svckit/transport/http"
+)
+
+// Config holds the settings every svckit service has. Embed it in a service's own
+// configuration struct; its settings then carry no prefix.
+type Config struct {
+	HTTPAddr        string        `flag:"http-addr" default:":8080" help:"address of the HTTP listener (empty: no HTTP)"`
+	GRPCAddr        string        `flag:"grpc-addr" default:":8081" help:"address of the gRPC listener (empty: no gRPC)"`
+	AdminAddr       string        `flag:"admin-addr" default:":9090" help:"address of the admin listener: /healthz, /readyz, /metrics, /debug/pprof"`
+	LogLevel        slog.Level    `flag:"log-level" default:"info" help:"lowest level logged: debug, info, warn or error"`
+	LogFormat       string        `flag:"log-format" default:"json" help:"log line format: json or text"`
+	RequestTimeout  time.Duration `flag:"request-timeout" default:"30s" help:"longest a request may run (0: no limit)"`
+	MaxBodyBytes    int64         `flag:"max-body-bytes" default:"1048576" help:"largest accepted HTTP request body"`
+	ShutdownTimeout time.Duration `flag:"shutdown-timeout" default:"15s" help:"how long in-flight requests may take to finish at shutdown"`
+	DrainDelay      time.Duration `flag:"drain-delay" default:"0s" help:"time between reporting not-ready and closing listeners, for load balancers to notice"`
+}
+
+// Validate checks the settings that the types alone do not.
+func (c *Config) Validate() error {
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		return &config.FieldError{Field: "LogFormat", Err: fmt.Errorf("must be json or text")}
+	}
+	if c.MaxBodyBytes <= 0 {
+		return &config.FieldError{Field: "MaxBodyBytes", Err: fmt.Errorf("must be positive")}
+	}
+	for _, a := range []struct{ field, addr string }{{"HTTPAddr", c.HTTPAddr}, {"GRPCAddr", c.GRPCAddr}, {"AdminAddr", c.AdminAddr}} {
+		if a.addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return &config.FieldError{Field: a.field, Err: fmt.Errorf("must be host:port: %w", err)}
+		}
+	}
+	return nil
+}
+
+// base returns the Config itself; a service config that embeds Config gets it promoted.
+func (c *Config) base() *Config { return c }
+
+type baseConfig interface{ base() *Config }
+
+// Options adjusts an App beyond its configuration, for tests and embedding.
+type Options struct {
+	// Stdout receives log lines; default os.Stdout.
+	Stdout io.Writer
+	// Args are the command-line arguments; default os.Args[1:].
+	Args []string
+	// Env looks up environment variables; default os.LookupEnv.
+	Env func(string) (string, bool)
+	// SpanExporter, if set, replaces the exporter chosen by the OTEL_* environment.
+	SpanExporter sdktrace.SpanExporter
+	// Signals overrides the signals that start shutdown; default SIGINT and SIGTERM.
+	Signals []os.Signal
+}
+
+// App is one running service: its configuration, logger, metrics, tracing, health, and
+// the servers its endpoints are registered on.
+type App struct {
+	name   string
+	cfg    *Config
+	opts   Options
+	logger *slog.Logger
+	reg    *prometheus.Registry
+	tp     *sdktrace.TracerProvider
+	health *health.Health
+	mws    []endpoint.Middleware
+	group  *run.Group
+
+	mu        sync.Mutex
+	httpSrv   *shttp.Server
+	grpcSrv   *grpcgo.Server
+	grpcSvcs  map[string]*sgrpc.Server
+	grpcHlth  interface{ SetServingStatus(string, healthpb.HealthCheckResponse_ServingStatus) }
+	addrs     map[string]net.Addr
+	addrsDone chan struct{}
+	closers   []func(context.Context) error
+}
+
+// New loads cfg (a pointer to Config or to a struct that embeds Config) and builds an App.
+// It returns config.ErrHelp when the arguments ask for -help.
+func New(ctx context.Context, name string, cfg any, opts Options) (*App, error) {
+	bc, ok := cfg.(baseConfig)
+	if !ok {
+		return nil, fmt.Errorf("svckit: config %T must be *svckit.Config or embed svckit.Config", cfg)
+	}
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	copts := []config.Option{config.WithEnvPrefix(""), config.WithProgramName(name)}
+	if opts.Args != nil {
+		copts = append(copts, config.WithArgs(opts.Args))
+	}
+	if opts.Env != nil {
+		copts = append(copts, config.WithEnv(opts.Env))
+	}
+	loader := config.NewLoader(copts...)
+	if err := loader.Load(cfg); err != nil {
+		return nil, err
+	}
+	c := bc.base()
+	logger := observe.NewLogger(opts.Stdout, observe.LogOptions{Level: c.LogLevel, Format: c.LogFormat, Service: name})
+	tp, err := observe.NewTracerProvider(ctx, observe.TracingOptions{Service: name, Exporter: opts.SpanExporter})
+	if err != nil {
+		return nil, fmt.Errorf("svckit: tracing: %w", err)
+	}
+	reg := observe.NewRegistry()
+	metrics, err := observe.NewMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("svckit: metrics: %w", err)
+	}
+	a := &App{
+		name: name, cfg: c, opts: opts, logger: logger, reg: reg, tp: tp,
+		health:    health.New(),
+		grpcSvcs:  make(map[string]*sgrpc.Server),
+		addrs:     make(map[string]net.Addr),
+		addrsDone: make(chan struct{}),
+	}
+	// The default chain, outermost first: the span covers everything and the access log
+	// line carries its ids; recovery is innermost so a panic is an error the others see.
+	a.mws = []endpoint.Middleware{
+		observe.Tracing(tp),
+		observe.AccessLog(logger),
+		metrics.Middleware(),
+		resilience.Timeout(c.RequestTimeout),
+		resilience.Recover(logger),
+	}
+	settings := loader.Settings()
+	attrs := make([]any, 0, len(settings))
+	for _, s := range settings {
+		attrs = append(attrs, slog.String(s.Name, s.Value))
+	}
+	logger.LogAttrs(ctx, slog.LevelDebug, "configuration", slog.Group("config", attrs...))
+	return a, nil
+}
+
+// Name returns the service name.
+func (a *App) Name() string { return a.name }
+
+// Logger returns the service's logger. Log with the request's context (InfoContext and
+// friends) so lines carry trace_id, span_id and request_id.
+func (a *App) Logger() *slog.Logger { return a.logger }
+
+// Registry returns the Prometheus registry served on /metrics.
+func (a *App) Registry() *prometheus.Registry { return a.reg }
+
+// TracerProvider returns the service's tracer provider.
+func (a *App) TracerProvider() *sdktrace.TracerProvider { return a.tp }
+
+// Health returns the service's health checks; add readiness checks for dependencies.
+func (a *App) Health() *health.Health { return a.health }
+
+// Middleware returns the default endpoint middleware chain, for clients the service makes.
+func (a *App) Middleware() []endpoint.Middleware { return a.mws }
+
+// Use appends middleware to the chain of every endpoint registered after the call.
+func (a *App) Use(mws ...endpoint.Middleware) { a.mws = append(a.mws, mws...) }
+
+// OnClose registers fn to run at shutdown after the listeners have drained and before
+// traces are flushed: close stores and connections here.
+func (a *App) OnClose(name string, fn func(context.Context) error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.closers = append(a.closers, func(ctx context.Context) error {
+		if err := fn(ctx); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	})
+}
+
+// HTTP returns the service's HTTP server; register routes on it with transport/http's
+// Handle. It is served on -http-addr.
+func (a *App) HTTP() *shttp.Server {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.httpSrv == nil {
+		a.httpSrv = shttp.NewServer(a.name,
+			shttp.WithMiddleware(a.mws...),
+			shttp.WithMaxBodyBytes(a.cfg.MaxBodyBytes),
+			shttp.WithLogger(a.logger))
+	}
+	return a.httpSrv
+}
+
+// GRPC returns the server for the gRPC service with the given full name
+// ("package.Service"); register methods on it with transport/grpc's Unary and
+// ServerStream. It is served on -grpc-addr, beside grpc.health.v1 and reflection.
+func (a *App) GRPC(service string) *sgrpc.Server {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if s, ok := a.grpcSvcs[service]; ok {
+		return s
+	}
+	s := sgrpc.NewServer(service,
+		sgrpc.WithMiddleware(a.mws...),
+		sgrpc.WithServiceLabel(a.name),
+		sgrpc.WithLogger(a.logger))
+	a.grpcSvcs[service] = s
+	return s
+}
+
+// Addr returns the bound address of a listener ("http", "grpc" or "admin") once the App
+// runs, waiting until the listeners are bound or ctx ends.
+func (a *App) Addr(ctx context.Context, listener string) (net.Addr, error) {
+	select {
+	case <-a.addrsDone:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	addr, ok := a.addrs[listener]
+	if !ok {
+		return nil, fmt.Errorf("svckit: no %s listener", listener)
+	}
+	return addr, nil
+}
+
+// Run serves until ctx is canceled or a signal arrives, then shuts down gracefully.
+func (a *App) Run(ctx context.Context) error {
+	ropts := []run.Option{
+		run.WithLogger(a.logger),
+		run.WithShutdownTimeout(a.cfg.ShutdownTimeout),
+		run.WithDrainDelay(a.cfg.DrainDelay),
+	}
+	if a.opts.Signals != nil {
+		ropts = append(ropts, run.WithSignals(a.opts.Signals...))
+	}
+	g := run.NewGroup(ropts...)
+	a.group = g
+	started := time.Now()
+
+	var lns []net.Listener
+	closeAll := func() {
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+	}
+	listen := func(name, addr string) (net.Listener, error) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("svckit: %s listener on %s: %w", name, addr, err)
+		}
+		lns = append(lns, ln)
+		a.addrs[name] = ln.Addr()
+		return ln, nil
+	}
+
+	a.mu.Lock()
+	httpSrv, grpcSvcs := a.httpSrv, a.grpcSvcs
+	a.mu.Unlock()
+
+	// The admin listener stops after the others have drained, so that probes see /readyz
+	// report 503 during the drain rather than a refused connection.
+	var serving sync.WaitGroup
+	lastToStop := func(stop func(context.Context) error) func(context.Context) error {
+		serving.Add(1)
+		return func(ctx context.Context) error {
+			defer serving.Done()
+			return stop(ctx)
+		}
+	}
+	if httpSrv != nil && a.cfg.HTTPAddr != "" {
+		ln, err := listen("http", a.cfg.HTTPAddr)
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{
+			Handler:           httpSrv,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn),
+		}
+		r, s := run.HTTPServer(srv, ln)
+		g.Add("http", r, lastToStop(s))
+	}
+	if len(grpcSvcs) > 0 && a.cfg.GRPCAddr != "" {
+		ln, err := listen("grpc", a.cfg.GRPCAddr)
+		if err != nil {
+			return err
+		}
+		gs := sgrpc.NewGRPCServer(a.logger)
+		for _, s := range grpcSvcs {
+			s.Register(gs)
+		}
+		hs := sgrpc.Standard(gs)
+		a.grpcSrv, a.grpcHlth = gs, hs
+		hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+		a.health.Watch(func(ready bool) {
+			st := healthpb.HealthCheckResponse_NOT_SERVING
+			if ready {
+				st = healthpb.HealthCheckResponse_SERVING
+			}
+			hs.SetServingStatus("", st)
+			for name := range grpcSvcs {
+				hs.SetServingStatus(name, st)
+			}
+		})
+		r, s := run.GRPCServer(gs, ln)
+		g.Add("grpc", r, lastToStop(s))
+	}
+	if a.cfg.AdminAddr != "" {
+		ln, err := listen("admin", a.cfg.AdminAddr)
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: health.AdminMux(a.health, observe.MetricsHandler(a.reg)), ReadHeaderTimeout: 10 * time.Second}
+		r, s := run.HTTPServer(srv, ln)
+		g.Add("admin", r, func(ctx context.Context) error {
+			done := make(chan struct{})
+			go func() { serving.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-ctx.Done():
+			}
+			return s(ctx)
+		})
+	}
+	close(a.addrsDone)
+	if len(lns) == 0 {
+		return errors.New("svckit: nothing to serve: no listener configured")
+	}
+
+	g.OnReady("health", func(ctx context.Context) error {
+		a.health.SetReady(true)
+		attrs := []any{slog.Float64("startup_ms", float64(time.Since(started).Microseconds())/1000)}
+		for name, addr := range a.addrs {
+			attrs = append(attrs, slog.String(name+"_addr", addr.String()))
+		}
+		a.logger.InfoContext(ctx, "service ready", attrs...)
+		return nil
+	})
+	g.OnShutdown(run.PhaseNotReady, "health", func(ctx context.Context) error {
+		a.health.SetReady(false)
+		return nil
+	})
+	g.OnShutdown(run.PhaseClose, "closers", func(ctx context.Context) error {
+		a.mu.Lock()
+		closers := a.closers
+		a.mu.Unlock()
+		var errs []error
+		for i := len(closers) - 1; i >= 0; i-- {
+			errs = append(errs, closers[i](ctx))
+		}
+		return errors.Join(errs...)
+	})
+	g.OnShutdown(run.PhaseFlush, "traces", a.tp.Shutdown)
+	return g.Run(ctx)
+}
+
+// Main loads the configuration into cfg, builds the App, calls setup to register the
+// service's endpoints and runs the App until SIGINT or SIGTERM. It exits the process: 0
+// after a clean shutdown or -help, 2 on a configuration error (one line on stderr naming
+// the setting), 1 on any other failure.
+func Main(name string, cfg any, setup func(ctx context.Context, app *App) error) {
+	os.Exit(main(context.Background(), name, cfg, Options{}, setup))
+}
+
+func main(ctx context.Context, name string, cfg any, opts Options, setup func(ctx context.Context, app *App) error) int {
+	app, err := New(ctx, name, cfg, opts)
+	if errors.Is(err, config.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		return 2
+	}
+	if err := setup(ctx, app); err != nil {
+		app.logger.ErrorContext(ctx, "setup failed", slog.String("error", err.Error()))
+		_ = app.tp.Shutdown(ctx)
+		return 1
+	}
+	if err := app.Run(ctx); err != nil {
+		app.logger.ErrorContext(ctx, "service stopped with an error", slog.String("error", err.Error()))
+		return 1
+	}
+	app.logger.InfoContext(ctx, "service stopped")
+	return 0
+}

@@ -1,0 +1,190 @@
+package grpc
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	grpcgo "google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/svcerr"
+)
+
+// DefaultMaxRecvMsgSize is the largest request message NewGRPCServer accepts: 4 MiB.
+const DefaultMaxRecvMsgSize = 4 << 20
+
+// NewGRPCServer returns a grpc.Server with svckit's defaults, followed by opts (later options
+// win):
+//
+//   - keepalive enforcement that lets clients ping every 10s, even between calls, and
+//     server pings after 1 minute of silence that drop connections dead for 20s more;
+//   - requests of at most [DefaultMaxRecvMsgSize];
+//   - interceptors that turn a panic in any handler, svckit's or not, into codes.Internal for
+//     that call, logged to logger (nil discards) with its stack. Interceptors in opts added
+//     with grpc.ChainUnaryInterceptor run inside them.
+func NewGRPCServer(logger *slog.Logger, opts ...grpcgo.ServerOption) *grpcgo.Server {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	defaults := []grpcgo.ServerOption{
+		grpcgo.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpcgo.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}),
+		grpcgo.MaxRecvMsgSize(DefaultMaxRecvMsgSize),
+		grpcgo.ChainUnaryInterceptor(recoveryUnary(logger)),
+		grpcgo.ChainStreamInterceptor(recoveryStream(logger)),
+	}
+	return grpcgo.NewServer(append(defaults, opts...)...)
+}
+
+func recoveryUnary(logger *slog.Logger) grpcgo.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpcgo.UnaryServerInfo, handler grpcgo.UnaryHandler) (resp any, err error) {
+		defer recoverTo(ctx, logger, info.FullMethod, &err)
+		return handler(ctx, req)
+	}
+}
+
+func recoveryStream(logger *slog.Logger) grpcgo.StreamServerInterceptor {
+	return func(srv any, ss grpcgo.ServerStream, info *grpcgo.StreamServerInfo, handler grpcgo.StreamHandler) (err error) {
+		defer recoverTo(ss.Context(), logger, info.FullMethod, &err)
+		return handler(srv, ss)
+	}
+}
+
+// recoverTo turns a panic into codes.Internal and logs it with its stack. It must be
+// deferred directly.
+func recoverTo(ctx context.Context, logger *slog.Logger, method string, err *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	logger.LogAttrs(ctx, slog.LevelError, "panic in a gRPC handler",
+		slog.String("method", method), slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+	*err = statusError(svcerr.New(svcerr.Internal, "internal error"))
+}
+
+// Standard registers the standard grpc.health.v1 health service and server reflection (v1
+// and v1alpha) on g, and returns the health server. Its overall status ("") starts as
+// SERVING; set it, and the status of each service, as readiness changes, and call its
+// Shutdown when the server begins to stop.
+func Standard(g *grpcgo.Server) *health.Server {
+	h := health.NewServer()
+	healthpb.RegisterHealthServer(g, h)
+	reflection.Register(g)
+	return h
+}
+
+// UnaryServerInterceptor returns an interceptor that gives the unary methods of the named
+// protobuf service, served by code that protoc-gen-go-grpc generated, what a [Server] gives
+// its own: request id and trace context from the metadata, the middleware of opts (wrapped
+// once per method, on its first call), svckit's error statuses and panic recovery. Calls to
+// other services pass through untouched, so health checks and reflection stay outside the
+// middleware; chain one interceptor per service.
+//
+// Middleware sees the generated request and response messages. A handler may return an
+// *svcerr.Error or a gRPC status error; middleware sees both as *svcerr.Error.
+func UnaryServerInterceptor(service string, opts ...ServerOption) grpcgo.UnaryServerInterceptor {
+	s := newServer(service, opts)
+	prefix := "/" + service + "/"
+	var cache sync.Map // method name -> *interceptedMethod
+	inner := func(ctx context.Context, req any) (any, error) {
+		handler := ctx.Value(handlerKey{}).(grpcgo.UnaryHandler)
+		resp, err := handler(ctx, req)
+		return resp, handlerError(err)
+	}
+	return func(ctx context.Context, req any, info *grpcgo.UnaryServerInfo, handler grpcgo.UnaryHandler) (resp any, err error) {
+		method, ok := strings.CutPrefix(info.FullMethod, prefix)
+		if !ok {
+			return handler(ctx, req)
+		}
+		m := s.intercepted(&cache, method, false, inner)
+		defer s.recoverPanic(ctx, info.FullMethod, &err)
+		ctx, id := incoming(ctx, s.prop, m.info)
+		setRequestIDHeader(ctx, id)
+		resp, err = m.h(context.WithValue(ctx, handlerKey{}, handler), req)
+		if err != nil {
+			return nil, statusError(err)
+		}
+		return resp, nil
+	}
+}
+
+// StreamServerInterceptor is [UnaryServerInterceptor] for the streaming methods of the
+// named service. Middleware sees the whole call, a nil request and a nil response.
+func StreamServerInterceptor(service string, opts ...ServerOption) grpcgo.StreamServerInterceptor {
+	s := newServer(service, opts)
+	prefix := "/" + service + "/"
+	var cache sync.Map // method name -> *interceptedMethod
+	inner := func(ctx context.Context, _ any) (any, error) {
+		c := ctx.Value(handlerKey{}).(*streamCall)
+		return nil, handlerError(c.handler(c.srv, &contextStream{ServerStream: c.ss, ctx: ctx}))
+	}
+	return func(srv any, ss grpcgo.ServerStream, info *grpcgo.StreamServerInfo, handler grpcgo.StreamHandler) (err error) {
+		method, ok := strings.CutPrefix(info.FullMethod, prefix)
+		if !ok {
+			return handler(srv, ss)
+		}
+		m := s.intercepted(&cache, method, true, inner)
+		ctx := ss.Context()
+		defer s.recoverPanic(ctx, info.FullMethod, &err)
+		ctx, id := incoming(ctx, s.prop, m.info)
+		_ = ss.SetHeader(requestIDHeader(id))
+		if _, err := m.h(context.WithValue(ctx, handlerKey{}, &streamCall{srv, ss, handler}), nil); err != nil {
+			return statusError(err)
+		}
+		return nil
+	}
+}
+
+// handlerKey is the context key of the grpc handler of an intercepted call.
+type handlerKey struct{}
+
+type streamCall struct {
+	srv     any
+	ss      grpcgo.ServerStream
+	handler grpcgo.StreamHandler
+}
+
+// contextStream is a ServerStream with the context that the middleware chain passed on.
+type contextStream struct {
+	grpcgo.ServerStream
+	ctx context.Context
+}
+
+func (s *contextStream) Context() context.Context { return s.ctx }
+
+type interceptedMethod struct {
+	info *endpoint.Info
+	h    endpoint.Handler
+}
+
+// intercepted returns the middleware-wrapped handler of method, built on its first call.
+func (s *Server) intercepted(cache *sync.Map, method string, streaming bool, inner endpoint.Handler) *interceptedMethod {
+	if m, ok := cache.Load(method); ok {
+		return m.(*interceptedMethod)
+	}
+	info := &endpoint.Info{Service: s.label, Method: method, Transport: transportName, Streaming: streaming}
+	m := &interceptedMethod{info: info, h: endpoint.Chain(s.mws...)(*info, inner)}
+	actual, _ := cache.LoadOrStore(method, m)
+	return actual.(*interceptedMethod)
+}
+
+// handlerError lets middleware see the status error of a generated handler as an
+// *svcerr.Error of the status's kind. Other errors are returned unchanged.
+func handlerError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); !ok {
+		return err
+	}
+	return fromStatus(err)
+}

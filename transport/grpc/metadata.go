@@ -1,0 +1,138 @@
+package grpc
+
+import (
+	"context"
+	"strings"
+
+	"go.opentelemetry.io/otel/propagation"
+	grpcgo "google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/observe"
+)
+
+// RequestIDKey is the gRPC metadata key that carries the request id, in requests and in
+// response headers.
+const RequestIDKey = "x-request-id"
+
+// MetadataCarrier adapts gRPC metadata to an OpenTelemetry propagation.TextMapCarrier, so
+// that a propagator can read trace context from incoming metadata and write it to outgoing
+// metadata. Keys are lowercased, as gRPC requires.
+type MetadataCarrier metadata.MD
+
+var _ propagation.TextMapCarrier = MetadataCarrier(nil)
+
+// Get returns the first value of key, or "".
+func (c MetadataCarrier) Get(key string) string {
+	v := metadata.MD(c).Get(key)
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+// Set replaces the values of key with value.
+func (c MetadataCarrier) Set(key, value string) { metadata.MD(c).Set(key, value) }
+
+// Keys returns the keys of the metadata.
+func (c MetadataCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// incomingCarrier reads the incoming metadata of a server context without copying all of
+// it, as metadata.FromIncomingContext would.
+type incomingCarrier struct{ ctx context.Context }
+
+func (c incomingCarrier) Get(key string) string {
+	v := metadata.ValueFromIncomingContext(c.ctx, key)
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+func (incomingCarrier) Set(string, string) {}
+
+func (c incomingCarrier) Keys() []string {
+	md, _ := metadata.FromIncomingContext(c.ctx)
+	return MetadataCarrier(md).Keys()
+}
+
+// pairsCarrier collects what a propagator injects as key/value pairs for
+// metadata.AppendToOutgoingContext.
+type pairsCarrier struct{ kv *[]string }
+
+func (c pairsCarrier) Get(key string) string {
+	kv := *c.kv
+	for i := 0; i+1 < len(kv); i += 2 {
+		if strings.EqualFold(kv[i], key) {
+			return kv[i+1]
+		}
+	}
+	return ""
+}
+
+func (c pairsCarrier) Set(key, value string) {
+	kv := *c.kv
+	for i := 0; i+1 < len(kv); i += 2 {
+		if strings.EqualFold(kv[i], key) {
+			kv[i+1] = value
+			return
+		}
+	}
+	*c.kv = append(kv, strings.ToLower(key), value)
+}
+
+func (c pairsCarrier) Keys() []string {
+	kv := *c.kv
+	keys := make([]string, 0, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		keys = append(keys, kv[i])
+	}
+	return keys
+}
+
+// incoming prepares the context of a served call: the caller's request id (or a new one),
+// the remote trace context and the endpoint's Info. It returns the request id, which the
+// caller sends back in the response header.
+func incoming(ctx context.Context, prop propagation.TextMapPropagator, info *endpoint.Info) (context.Context, string) {
+	id := ""
+	if v := metadata.ValueFromIncomingContext(ctx, RequestIDKey); len(v) > 0 && observe.ValidRequestID(v[0]) {
+		id = v[0]
+	} else {
+		id = observe.NewRequestID()
+	}
+	ctx = observe.WithRequestID(ctx, id)
+	ctx = prop.Extract(ctx, incomingCarrier{ctx})
+	if info != nil {
+		ctx = endpoint.WithInfo(ctx, info)
+	}
+	return ctx, id
+}
+
+// requestIDHeader returns the response header that echoes the request id.
+func requestIDHeader(id string) metadata.MD { return metadata.MD{RequestIDKey: []string{id}} }
+
+// setRequestIDHeader sends the request id back in the response header of a unary call.
+// A failure (the header was sent already) is not worth failing the call for.
+func setRequestIDHeader(ctx context.Context, id string) {
+	_ = grpcgo.SetHeader(ctx, requestIDHeader(id))
+}
+
+// outgoing adds the request id (the context's, or a new one) and the trace context of ctx
+// to the outgoing metadata of a call.
+func outgoing(ctx context.Context, prop propagation.TextMapPropagator) context.Context {
+	id := observe.RequestIDFrom(ctx)
+	if id == "" {
+		id = observe.NewRequestID()
+	}
+	kv := make([]string, 2, 8)
+	kv[0], kv[1] = RequestIDKey, id
+	prop.Inject(ctx, pairsCarrier{&kv})
+	return metadata.AppendToOutgoingContext(ctx, kv...)
+}
