@@ -111,11 +111,13 @@ type App struct {
 	mws    []endpoint.Middleware
 	group  *run.Group
 
-	mu        sync.Mutex
-	httpSrv   *shttp.Server
-	grpcSrv   *grpcgo.Server
-	grpcSvcs  map[string]*sgrpc.Server
-	grpcHlth  interface{ SetServingStatus(string, healthpb.HealthCheckResponse_ServingStatus) }
+	mu       sync.Mutex
+	httpSrv  *shttp.Server
+	grpcSrv  *grpcgo.Server
+	grpcSvcs map[string]*sgrpc.Server
+	grpcHlth interface {
+		SetServingStatus(string, healthpb.HealthCheckResponse_ServingStatus)
+	}
 	addrs     map[string]net.Addr
 	addrsDone chan struct{}
 	closers   []func(context.Context) error

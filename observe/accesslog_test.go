@@ -66,7 +66,7 @@ func TestAccessLog(t *testing.T) {
 			if m[TransportKey] != "http" || m[RPCServiceKey] != "greeter" || m[RPCMethodKey] != "Hello" || m[RequestIDKey] != "rid" {
 				t.Errorf("line = %v", m)
 			}
-			if d, ok := m[DurationKey].(float64); !ok || d < 0 {
+			if d, ok := m[DurationKey].(float64); !ok || d <= 0 {
 				t.Errorf("duration_ms = %v", m[DurationKey])
 			}
 			if tt.err == nil {

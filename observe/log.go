@@ -120,7 +120,7 @@ func (c *contextHandler) Handle(ctx context.Context, r slog.Record) error {
 		r.AddAttrs(ids[:n]...)
 		return c.h.Handle(ctx, r)
 	}
-	h := c.base.WithAttrs(ids[:n])
+	h := c.base.WithAttrs(slices.Clone(ids[:n])) // a copy keeps ids on the stack
 	for _, op := range c.ops {
 		if op.group != "" {
 			h = h.WithGroup(op.group)

@@ -47,6 +47,7 @@ type metricsConfig struct {
 	buckets       []float64
 	nativeFactor  float64
 	nativeBuckets uint32
+	nativeReset   time.Duration
 	constLabels   prometheus.Labels
 }
 
@@ -72,6 +73,7 @@ func WithNativeHistograms(factor float64, maxBuckets uint32) MetricsOption {
 			maxBuckets = 160
 		}
 		c.nativeBuckets = maxBuckets
+		c.nativeReset = time.Hour // past maxBuckets: reset at most hourly, else widen buckets
 	}
 }
 
@@ -104,17 +106,12 @@ func NewMetrics(reg prometheus.Registerer, opts ...MetricsOption) (*Metrics, err
 		}, append(metricLabels[:len(metricLabels):len(metricLabels)], "kind")),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: c.namespace, Name: "request_duration_seconds",
-			Help:                           "Call duration in seconds per endpoint, transport and side.",
-			ConstLabels:                    c.constLabels,
-			Buckets:                        c.buckets,
-			NativeHistogramBucketFactor:    c.nativeFactor,
-			NativeHistogramMaxBucketNumber: c.nativeBuckets,
-			NativeHistogramMinResetDuration: func() time.Duration {
-				if c.nativeFactor > 0 {
-					return time.Hour
-				}
-				return 0
-			}(),
+			Help:                            "Call duration in seconds per endpoint, transport and side.",
+			ConstLabels:                     c.constLabels,
+			Buckets:                         c.buckets,
+			NativeHistogramBucketFactor:     c.nativeFactor,
+			NativeHistogramMaxBucketNumber:  c.nativeBuckets,
+			NativeHistogramMinResetDuration: c.nativeReset,
 		}, metricLabels),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: c.namespace, Name: "requests_in_flight",

@@ -55,19 +55,23 @@ func Tracing(tp trace.TracerProvider) endpoint.Middleware {
 		if info.Client {
 			kind = trace.SpanKindClient
 		}
-		opts := []trace.SpanStartOption{
-			trace.WithSpanKind(kind),
-			trace.WithAttributes(
-				semconv.RPCSystemKey.String(info.Transport),
-				semconv.RPCService(info.Service),
-				semconv.RPCMethod(info.Method),
-			),
+		opts := []trace.SpanStartOption{trace.WithSpanKind(kind)}
+		attrs := []attribute.KeyValue{
+			semconv.RPCSystemKey.String(info.Transport),
+			semconv.RPCService(info.Service),
+			semconv.RPCMethod(info.Method),
 		}
 		client := info.Client
 		return func(ctx context.Context, req any) (any, error) {
 			ctx, span := tracer.Start(ctx, name, opts...)
+			recording := span.IsRecording()
+			if recording {
+				// Set after the start rather than with trace.WithAttributes, which copies
+				// them once more per call; samplers therefore do not see them.
+				span.SetAttributes(attrs...)
+			}
 			resp, err := next(ctx, req)
-			if err != nil && span.IsRecording() {
+			if err != nil && recording {
 				k := svcerr.KindOf(err)
 				if int(k) < numKinds {
 					span.SetAttributes(kindAttrs[k])

@@ -17,9 +17,12 @@
 //  4. [PhaseClose] hooks: stores and connections close.
 //  5. [PhaseFlush] hooks: traces and logs flush.
 //
-// Each step is bounded by the shutdown timeout ([WithShutdownTimeout]); nothing in the
-// shutdown waits past it. A second signal during shutdown makes [Group.Run] return at once
-// with an error wrapping [ErrForced].
+// Steps 1, 3, 4 and 5 each have their own deadline, the shutdown timeout
+// ([WithShutdownTimeout]), and nothing waits past it: a hook or actor that overruns is
+// reported and left behind. Usually only the drain takes long; the worst case is the drain
+// delay plus four timeouts, which should stay below the orchestrator's grace period
+// (30s by default on Kubernetes). A second signal during shutdown makes [Group.Run] return
+// at once with an error wrapping [ErrForced].
 //
 // [HTTPServer] and [GRPCServer] adapt servers to actors.
 package run

@@ -3,7 +3,6 @@ package grpc
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"iter"
 	"sync"
@@ -132,8 +131,7 @@ func StreamCall[Req, T any, WReq, WItem proto.Message](c *Client, method string,
 	inner := func(ctx context.Context, req any) (any, error) {
 		y, _ := ctx.Value(yieldKey{}).(*yielder[T])
 		if y == nil {
-			return nil, svcerr.Wrap(svcerr.Internal, "internal error",
-				fmt.Errorf("svckit/transport/grpc: %s: middleware replaced the call's context", fullMethod))
+			return nil, contextReplaced(fullMethod)
 		}
 		r, _ := req.(Req)
 		in, err := enc(r)

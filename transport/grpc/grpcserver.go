@@ -2,6 +2,7 @@ package grpc
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"runtime/debug"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/svckit/svckit/endpoint"
 	"github.com/svckit/svckit/svcerr"
@@ -93,10 +95,14 @@ func Standard(g *grpcgo.Server) *health.Server {
 // *svcerr.Error or a gRPC status error; middleware sees both as *svcerr.Error.
 func UnaryServerInterceptor(service string, opts ...ServerOption) grpcgo.UnaryServerInterceptor {
 	s := newServer(service, opts)
+	s.sd = lookupService(service)
 	prefix := "/" + service + "/"
 	var cache sync.Map // method name -> *interceptedMethod
 	inner := func(ctx context.Context, req any) (any, error) {
-		handler := ctx.Value(handlerKey{}).(grpcgo.UnaryHandler)
+		handler, _ := ctx.Value(handlerKey{}).(grpcgo.UnaryHandler)
+		if handler == nil {
+			return nil, contextReplaced(service)
+		}
 		resp, err := handler(ctx, req)
 		return resp, handlerError(err)
 	}
@@ -121,10 +127,14 @@ func UnaryServerInterceptor(service string, opts ...ServerOption) grpcgo.UnarySe
 // named service. Middleware sees the whole call, a nil request and a nil response.
 func StreamServerInterceptor(service string, opts ...ServerOption) grpcgo.StreamServerInterceptor {
 	s := newServer(service, opts)
+	s.sd = lookupService(service)
 	prefix := "/" + service + "/"
 	var cache sync.Map // method name -> *interceptedMethod
 	inner := func(ctx context.Context, _ any) (any, error) {
-		c := ctx.Value(handlerKey{}).(*streamCall)
+		c, _ := ctx.Value(handlerKey{}).(*streamCall)
+		if c == nil {
+			return nil, contextReplaced(service)
+		}
 		return nil, handlerError(c.handler(c.srv, &contextStream{ServerStream: c.ss, ctx: ctx}))
 	}
 	return func(srv any, ss grpcgo.ServerStream, info *grpcgo.StreamServerInfo, handler grpcgo.StreamHandler) (err error) {
@@ -142,6 +152,13 @@ func StreamServerInterceptor(service string, opts ...ServerOption) grpcgo.Stream
 		}
 		return nil
 	}
+}
+
+// contextReplaced is the error of a call whose middleware called next with a context that
+// does not derive from the one it was given.
+func contextReplaced(method string) error {
+	return svcerr.Wrap(svcerr.Internal, "internal error",
+		errors.New("svckit/transport/grpc: "+method+": middleware replaced the call's context"))
 }
 
 // handlerKey is the context key of the grpc handler of an intercepted call.
@@ -172,6 +189,11 @@ func (s *Server) intercepted(cache *sync.Map, method string, streaming bool, inn
 		return m.(*interceptedMethod)
 	}
 	info := &endpoint.Info{Service: s.label, Method: method, Transport: transportName, Streaming: streaming}
+	if s.sd != nil {
+		if md := s.sd.Methods().ByName(protoreflect.Name(method)); md != nil {
+			info.Idempotent = idempotent(md)
+		}
+	}
 	m := &interceptedMethod{info: info, h: endpoint.Chain(s.mws...)(*info, inner)}
 	actual, _ := cache.LoadOrStore(method, m)
 	return actual.(*interceptedMethod)

@@ -12,10 +12,6 @@ import (
 	"github.com/svckit/svckit/observe"
 )
 
-// RequestIDKey is the gRPC metadata key that carries the request id, in requests and in
-// response headers.
-const RequestIDKey = "x-request-id"
-
 // MetadataCarrier adapts gRPC metadata to an OpenTelemetry propagation.TextMapCarrier, so
 // that a propagator can read trace context from incoming metadata and write it to outgoing
 // metadata. Keys are lowercased, as gRPC requires.
@@ -102,7 +98,7 @@ func (c pairsCarrier) Keys() []string {
 // caller sends back in the response header.
 func incoming(ctx context.Context, prop propagation.TextMapPropagator, info *endpoint.Info) (context.Context, string) {
 	id := ""
-	if v := metadata.ValueFromIncomingContext(ctx, RequestIDKey); len(v) > 0 && observe.ValidRequestID(v[0]) {
+	if v := metadata.ValueFromIncomingContext(ctx, observe.RequestIDMetadataKey); len(v) > 0 && observe.ValidRequestID(v[0]) {
 		id = v[0]
 	} else {
 		id = observe.NewRequestID()
@@ -116,7 +112,9 @@ func incoming(ctx context.Context, prop propagation.TextMapPropagator, info *end
 }
 
 // requestIDHeader returns the response header that echoes the request id.
-func requestIDHeader(id string) metadata.MD { return metadata.MD{RequestIDKey: []string{id}} }
+func requestIDHeader(id string) metadata.MD {
+	return metadata.MD{observe.RequestIDMetadataKey: []string{id}}
+}
 
 // setRequestIDHeader sends the request id back in the response header of a unary call.
 // A failure (the header was sent already) is not worth failing the call for.
@@ -132,7 +130,7 @@ func outgoing(ctx context.Context, prop propagation.TextMapPropagator) context.C
 		id = observe.NewRequestID()
 	}
 	kv := make([]string, 2, 8)
-	kv[0], kv[1] = RequestIDKey, id
+	kv[0], kv[1] = observe.RequestIDMetadataKey, id
 	prop.Inject(ctx, pairsCarrier{&kv})
 	return metadata.AppendToOutgoingContext(ctx, kv...)
 }

@@ -179,8 +179,7 @@ func ServerStream[Req, T any, WReq, WItem proto.Message](s *Server, method strin
 	inner := func(ctx context.Context, req any) (any, error) {
 		out, _ := ctx.Value(streamKey{}).(*streamSender)
 		if out == nil {
-			return nil, svcerr.Wrap(svcerr.Internal, "internal error",
-				fmt.Errorf("svckit/transport/grpc: %s: middleware replaced the call's context", fullMethod))
+			return nil, contextReplaced(fullMethod)
 		}
 		r, _ := req.(Req)
 		seq, err := e(ctx, r)
@@ -363,12 +362,18 @@ func checkMethod(sd protoreflect.ServiceDescriptor, method string, streaming boo
 	if md.Output().FullName() != out.FullName() {
 		return false, fmt.Errorf("method %s returns %s, not %s", md.FullName(), md.Output().FullName(), out.FullName())
 	}
+	return idempotent(md), nil
+}
+
+// idempotent reports whether the .proto declares the method idempotent: idempotency_level
+// NO_SIDE_EFFECTS or IDEMPOTENT.
+func idempotent(md protoreflect.MethodDescriptor) bool {
 	opts, _ := md.Options().(*descriptorpb.MethodOptions)
 	switch opts.GetIdempotencyLevel() {
 	case descriptorpb.MethodOptions_NO_SIDE_EFFECTS, descriptorpb.MethodOptions_IDEMPOTENT:
-		return true, nil
+		return true
 	}
-	return false, nil
+	return false
 }
 
 // descriptorOf returns the descriptor of the generated message type M.
