@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# bench/run.sh — svckit's full production stack against bare net/http and bare grpc-go,
+# measured side by side in one run. The server is pinned to CPU 0 and the load generator
+# (and the OTLP sink receiving svckit's spans) to CPU 1. Rounds alternate between the
+# servers; the script prints each round and the median requests/s and ratio.
+#
+#   bench/run.sh              # HTTP and gRPC, 5 rounds of 10s each
+#   ROUNDS=3 DURATION=5s bench/run.sh http
+#
+# Needs: wrk and taskset (Debian: apt-get install -y wrk util-linux).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+WHAT=${1:-all}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+
+for tool in wrk taskset; do
+	command -v $tool >/dev/null || { echo "bench: $tool is not installed (apt-get install -y wrk)"; exit 1; }
+done
+
+bin=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$bin"' EXIT
+go build -o "$bin/benchserver" ./bench/cmd/benchserver
+go build -o "$bin/grpcload" ./bench/cmd/grpcload
+
+# The OTLP sink receives the svckit servers' batched span exports.
+taskset -c "$LOAD_CPU" "$bin/benchserver" -mode otlp-sink -addr 127.0.0.1:14318 &
+export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:14318
+export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
+export OTEL_TRACES_SAMPLER=always_on
+
+wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened"; exit 1; }
+
+start_server() { # mode port
+	# Log lines go to /dev/null: the write syscall per access-log line is still paid.
+	taskset -c "$SERVER_CPU" "$bin/benchserver" -mode "$1" -addr "127.0.0.1:$2" -admin 127.0.0.1:19090 >/dev/null 2>&1 &
+	server_pid=$!
+	wait_port "$2"
+}
+
+stop_server() { kill -TERM "$server_pid"; wait "$server_pid" 2>/dev/null || true; }
+
+http_round() { # mode -> requests/s
+	start_server "$1" 18080
+	taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s -s bench/sum.lua http://127.0.0.1:18080 >/dev/null # warm-up
+	local out
+	out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s bench/sum.lua http://127.0.0.1:18080)
+	stop_server
+	if grep -q "Non-2xx" <<<"$out"; then echo "bench: $1 returned errors:"; echo "$out"; exit 1; fi
+	printf '%s %s\n' "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" "$(awk '$1=="50%" {p50=$2} $1=="99%" {p99=$2} END {print "p50=" p50 " p99=" p99}' <<<"$out")"
+}
+
+grpc_round() {
+	start_server "$1" 18081
+	taskset -c "$LOAD_CPU" "$bin/grpcload" -addr 127.0.0.1:18081 -c "$CONNS" -conns 4 -d 2s >/dev/null
+	local out
+	out=$(taskset -c "$LOAD_CPU" "$bin/grpcload" -addr 127.0.0.1:18081 -c "$CONNS" -conns 4 -d "$DURATION")
+	stop_server
+	if ! grep -q "failed: 0 " <<<"$out"; then echo "bench: $1 had failures: $out"; exit 1; fi
+	printf '%s %s\n' "$(awk '{print $2}' <<<"$out")" "$(awk '{print "p50=" $8 " p99=" $10}' <<<"$out")"
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+compare() { # kind round-func bare-mode svckit-mode target
+	local kind=$1 fn=$2 bare=$3 kit=$4
+	local b=() k=()
+	echo "== $kind: $bare vs $kit, $ROUNDS rounds of $DURATION, $CONNS connections, server on CPU $SERVER_CPU, load on CPU $LOAD_CPU"
+	for r in $(seq "$ROUNDS"); do
+		local rb rk
+		rb=$($fn "$bare"); rk=$($fn "$kit")
+		b+=("${rb%% *}"); k+=("${rk%% *}")
+		printf '  round %d: %-12s %9.0f req/s %-26s %-12s %9.0f req/s %-26s ratio %.3f\n' "$r" \
+			"$bare" "${rb%% *}" "${rb#* }" "$kit" "${rk%% *}" "${rk#* }" "$(echo "${rk%% *} / ${rb%% *}" | bc -l)"
+	done
+	local mb mk
+	mb=$(printf '%s\n' "${b[@]}" | median); mk=$(printf '%s\n' "${k[@]}" | median)
+	printf '  median: %s %.0f req/s, %s %.0f req/s, ratio %.3f\n' "$bare" "$mb" "$kit" "$mk" "$(echo "$mk / $mb" | bc -l)"
+}
+
+case $WHAT in
+http) compare HTTP http_round bare-http svckit-http ;;
+grpc) compare gRPC grpc_round bare-grpc svckit-grpc ;;
+all)
+	compare HTTP http_round bare-http svckit-http
+	compare gRPC grpc_round bare-grpc svckit-grpc
+	;;
+*) echo "usage: bench/run.sh [http|grpc|all]"; exit 2 ;;
+esac
