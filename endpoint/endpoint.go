@@ -9,7 +9,11 @@
 // typed endpoint again. Nothing on the call path uses reflection.
 package endpoint
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"reflect"
+)
 
 // Endpoint is one service method in transport-neutral form: a typed request in, a typed
 // response or an error out.
@@ -44,41 +48,82 @@ type Info struct {
 func (i Info) FullName() string { return i.Service + "." + i.Method }
 
 // Chain composes middleware into one. The first middleware is the outermost: it sees a call
-// first and its result last.
+// first and its result last. Nil entries are skipped, and Chain() returns next unchanged.
+// Chain copies mws, so changing the slice afterwards does not change the chain.
 func Chain(mws ...Middleware) Middleware {
+	mws = compact(mws)
 	return func(info Info, next Handler) Handler {
 		for i := len(mws) - 1; i >= 0; i-- {
-			if mws[i] != nil {
-				next = mws[i](info, next)
-			}
+			next = mws[i](info, next)
 		}
 		return next
 	}
 }
 
+// compact returns the non-nil middleware of mws in a new slice.
+func compact(mws []Middleware) []Middleware {
+	var out []Middleware
+	for _, m := range mws {
+		if m != nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // Wrap applies middleware to a typed endpoint and returns a typed endpoint. The first
-// middleware is the outermost. With no middleware, e is returned unchanged.
+// middleware is the outermost, and every middleware is called once, now, with info. With no
+// middleware other than nil ones, e is returned unchanged.
+//
+// Middleware may pass on any request and return any response, so Wrap converts at both
+// ends: a nil request reaches e as the zero Req, and a nil response (as from a middleware
+// that returns nil and an error) reaches the caller as the zero Resp; neither panics. A
+// request or response of another type than Req or Resp is a bug in a middleware: e is then
+// not called, or the response is dropped, and the call fails with an error naming both
+// types (a plain error, so svcerr.KindOf reports it as Internal).
+//
+// Calls through middleware box the request and the response in interfaces; for request
+// and response types that are not pointers, that usually costs an allocation each.
 func Wrap[Req, Resp any](info Info, e Endpoint[Req, Resp], mws ...Middleware) Endpoint[Req, Resp] {
+	mws = compact(mws)
 	if len(mws) == 0 {
 		return e
 	}
-	h := Chain(mws...)(info, func(ctx context.Context, req any) (any, error) {
-		r, _ := req.(Req) // a nil interface becomes the zero Req
-		return e(ctx, r)
-	})
+	name := info.FullName()
+	h := untyped(name, e)
+	for i := len(mws) - 1; i >= 0; i-- {
+		h = mws[i](info, h)
+	}
 	return func(ctx context.Context, req Req) (Resp, error) {
 		v, err := h(ctx, req)
-		resp, _ := v.(Resp)
+		resp, ok := v.(Resp)
+		if !ok && v != nil && err == nil {
+			err = typeError[Resp](name, "response", v)
+		}
 		return resp, err
 	}
 }
 
-// Untyped returns e as a Handler.
-func Untyped[Req, Resp any](e Endpoint[Req, Resp]) Handler {
+// Untyped returns e as a Handler. A nil request reaches e as the zero Req; a request of
+// another type than Req fails with an error naming both types, and e is not called.
+func Untyped[Req, Resp any](e Endpoint[Req, Resp]) Handler { return untyped("", e) }
+
+func untyped[Req, Resp any](name string, e Endpoint[Req, Resp]) Handler {
 	return func(ctx context.Context, req any) (any, error) {
-		r, _ := req.(Req)
+		r, ok := req.(Req)
+		if !ok && req != nil {
+			return nil, typeError[Req](name, "request", req)
+		}
 		return e(ctx, r)
 	}
+}
+
+// typeError reports a request or response v that is not a T.
+func typeError[T any](name, what string, v any) error {
+	if name != "" {
+		name += ": "
+	}
+	return fmt.Errorf("endpoint: %s%s of type %T, want %s", name, what, v, reflect.TypeFor[T]())
 }
 
 // Nop is a Middleware that returns next unchanged.

@@ -8,6 +8,7 @@ package resilience
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -17,21 +18,35 @@ import (
 	"github.com/svckit/svckit/svcerr"
 )
 
-// Recover turns a panic in the wrapped endpoint into an Internal error for that call and
-// logs the panic with its stack. The process keeps serving.
+// Recover turns a panic in the wrapped endpoint, or in middleware inside it, into an
+// Internal error for that call and logs the panic at level Error with its stack, under the
+// message "panic in endpoint" and the attributes service, method, transport, panic and
+// stack. The process keeps serving. A nil logger discards the log.
+//
+// The error's message is "internal error"; the panic value is only in its cause, which is
+// logged but never shown to callers. A panic value that is an error is wrapped, so
+// errors.Is and errors.As see it; panic(nil) arrives as a [runtime.PanicNilError].
+//
+// Put Recover first, outermost, so that it also covers the other middleware.
 func Recover(logger *slog.Logger) endpoint.Middleware {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return func(info endpoint.Info, next endpoint.Handler) endpoint.Handler {
-		attrs := []slog.Attr{slog.String("service", info.Service), slog.String("method", info.Method),
-			slog.String("transport", info.Transport)}
+		service, method, transport := slog.String("service", info.Service), slog.String("method", info.Method),
+			slog.String("transport", info.Transport)
 		return func(ctx context.Context, req any) (resp any, err error) {
 			defer func() {
 				if v := recover(); v != nil {
-					logger.LogAttrs(ctx, slog.LevelError, "panic in endpoint",
-						append(attrs, slog.String("panic", fmt.Sprint(v)), slog.String("stack", string(debug.Stack())))...)
-					resp, err = nil, svcerr.Wrap(svcerr.Internal, "internal error", fmt.Errorf("panic: %v", v))
+					logger.LogAttrs(ctx, slog.LevelError, "panic in endpoint", service, method, transport,
+						slog.String("panic", fmt.Sprint(v)), slog.String("stack", string(debug.Stack())))
+					cause, ok := v.(error)
+					if ok {
+						cause = fmt.Errorf("panic: %w", cause)
+					} else {
+						cause = fmt.Errorf("panic: %v", v)
+					}
+					resp, err = nil, svcerr.Wrap(svcerr.Internal, "internal error", cause)
 				}
 			}()
 			return next(ctx, req)
@@ -39,25 +54,47 @@ func Recover(logger *slog.Logger) endpoint.Middleware {
 	}
 }
 
-// Timeout bounds each call to d. A caller's earlier deadline wins; the deadline travels
-// on to downstream calls through the context (and over the wire, by the transports). A
-// call that runs out of time fails with DeadlineExceeded.
+// Timeout bounds each call to d by giving the wrapped endpoint a context with a deadline
+// d from now. A caller's earlier deadline wins and is passed on unchanged; the deadline
+// travels on to downstream calls through the context (and over the wire, by the
+// transports). d <= 0 turns Timeout off, and streaming endpoints ([endpoint.Info].Streaming)
+// are left alone: a stream's length is the caller's business.
+//
+// The endpoint must honour its context: Timeout does not abandon a call that ignores it.
+// An error returned once the deadline has passed is reported as DeadlineExceeded, with a
+// message naming the method ("addsvc.Sum timed out after 2s") and the original error as
+// its cause, unless it is a DeadlineExceeded [svcerr.Error] already. Errors returned before
+// the deadline, and results without an error, pass through as they are.
 func Timeout(d time.Duration) endpoint.Middleware {
 	return func(info endpoint.Info, next endpoint.Handler) endpoint.Handler {
-		if d <= 0 || info.Streaming { // a stream's length is the caller's business
+		if d <= 0 || info.Streaming {
 			return next
 		}
+		timedOut := fmt.Sprintf("%s timed out after %s", info.FullName(), d)
+		callerDeadline := info.FullName() + ": deadline exceeded"
 		return func(ctx context.Context, req any) (any, error) {
+			msg := timedOut
 			if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {
-				return next(ctx, req)
+				msg = callerDeadline
+			} else {
+				// Like context.WithTimeout, but the timer is armed only if something waits
+				// on Done: most calls finish without ever doing so.
+				var release func()
+				ctx, release = withLazyDeadline(ctx, time.Now().Add(d))
+				defer release()
 			}
-			ctx, cancel := context.WithTimeout(ctx, d)
-			defer cancel()
 			resp, err := next(ctx, req)
-			if err != nil && ctx.Err() == context.DeadlineExceeded && svcerr.KindOf(err) != svcerr.DeadlineExceeded {
-				err = svcerr.Wrap(svcerr.DeadlineExceeded, fmt.Sprintf("%s timed out after %s", info.FullName(), d), err)
+			if err != nil && ctx.Err() == context.DeadlineExceeded && !isDeadlineError(err) {
+				err = svcerr.Wrap(svcerr.DeadlineExceeded, msg, err)
 			}
 			return resp, err
 		}
 	}
+}
+
+// isDeadlineError reports whether the first *svcerr.Error in err's chain is of kind
+// DeadlineExceeded.
+func isDeadlineError(err error) bool {
+	var e *svcerr.Error
+	return errors.As(err, &e) && e != nil && e.Kind == svcerr.DeadlineExceeded
 }

@@ -110,8 +110,13 @@ type Error struct {
 	Cause error
 }
 
-// Error returns "kind: message: cause".
+// Error returns "kind: message: cause". The cause is left out when the message contains
+// its text already, as it does for errors made by [Errorf] with %w. A nil *Error returns
+// "<nil>".
 func (e *Error) Error() string {
+	if e == nil {
+		return "<nil>"
+	}
 	var b strings.Builder
 	b.WriteString(e.Kind.String())
 	if e.Message != "" {
@@ -119,20 +124,28 @@ func (e *Error) Error() string {
 		b.WriteString(e.Message)
 	}
 	if e.Cause != nil {
-		b.WriteString(": ")
-		b.WriteString(e.Cause.Error())
+		if c := e.Cause.Error(); !strings.Contains(e.Message, c) {
+			b.WriteString(": ")
+			b.WriteString(c)
+		}
 	}
 	return b.String()
 }
 
 // Unwrap returns the cause.
-func (e *Error) Unwrap() error { return e.Cause }
+func (e *Error) Unwrap() error {
+	if e == nil {
+		return nil
+	}
+	return e.Cause
+}
 
 // Is reports whether target is an *Error of the same kind with no message, or of the same
-// kind and message. It lets callers write errors.Is(err, svcerr.New(svcerr.NotFound, "")).
+// kind and message; fields, metadata and cause are not compared. It lets callers write
+// errors.Is(err, svcerr.New(svcerr.NotFound, "")).
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	if !ok {
+	if !ok || t == nil || e == nil {
 		return false
 	}
 	return t.Kind == e.Kind && (t.Message == "" || t.Message == e.Message)
@@ -143,9 +156,15 @@ func New(k Kind, msg string) *Error { return &Error{Kind: k, Message: msg} }
 
 // Errorf returns an error of kind k with a formatted message. A %w verb sets the cause; the
 // cause's text is then also part of the message, so use %w only for caller-safe errors.
+// With several %w verbs the cause is an error that wraps all of them, so that errors.Is
+// and errors.As find each.
 func Errorf(k Kind, format string, args ...any) *Error {
 	err := fmt.Errorf(format, args...)
-	return &Error{Kind: k, Message: err.Error(), Cause: errors.Unwrap(err)}
+	cause := errors.Unwrap(err)
+	if _, multi := err.(interface{ Unwrap() []error }); multi {
+		cause = err
+	}
+	return &Error{Kind: k, Message: err.Error(), Cause: cause}
 }
 
 // Wrap returns an error of kind k with message msg and cause err. err's text is logged,
@@ -153,7 +172,9 @@ func Errorf(k Kind, format string, args ...any) *Error {
 func Wrap(k Kind, msg string, err error) *Error { return &Error{Kind: k, Message: msg, Cause: err} }
 
 // Invalid returns an InvalidArgument error listing field violations as pairs of field and
-// description: Invalid("a", "must be positive", "b", "is required").
+// description: Invalid("a", "must be positive", "b", "is required"). With one violation the
+// message is "field: description", otherwise "invalid request". A last field without a
+// description is ignored.
 func Invalid(fieldDescPairs ...string) *Error {
 	e := &Error{Kind: InvalidArgument, Message: "invalid request"}
 	for i := 0; i+1 < len(fieldDescPairs); i += 2 {
@@ -165,7 +186,8 @@ func Invalid(fieldDescPairs ...string) *Error {
 	return e
 }
 
-// WithMeta returns e after setting a metadata entry.
+// WithMeta sets the metadata entry key to value and returns e, for chaining:
+// svcerr.New(svcerr.Unavailable, "busy").WithMeta("retry_after", "5"). It changes e.
 func (e *Error) WithMeta(key, value string) *Error {
 	if e.Meta == nil {
 		e.Meta = make(map[string]string, 1)
@@ -175,13 +197,14 @@ func (e *Error) WithMeta(key, value string) *Error {
 }
 
 // KindOf returns the kind of err: the kind of the first *Error in its chain, Canceled or
-// DeadlineExceeded for the context errors, Unknown for nil, and Internal otherwise.
+// DeadlineExceeded for the context errors, Unknown for nil, and Internal otherwise. A nil
+// *Error in the chain (a typed nil returned as an error) counts as no *Error.
 func KindOf(err error) Kind {
 	if err == nil {
 		return Unknown
 	}
 	var e *Error
-	if errors.As(err, &e) {
+	if errors.As(err, &e) && e != nil {
 		return e.Kind
 	}
 	switch {
@@ -195,13 +218,13 @@ func KindOf(err error) Kind {
 
 // From returns err as an *Error: the first *Error in its chain, or a new one whose kind is
 // KindOf(err) and whose message is generic, so that internal error text never reaches
-// callers. From(nil) is nil.
+// callers. From(nil) is nil; From of any other error is not.
 func From(err error) *Error {
 	if err == nil {
 		return nil
 	}
 	var e *Error
-	if errors.As(err, &e) {
+	if errors.As(err, &e) && e != nil {
 		return e
 	}
 	k := KindOf(err)
