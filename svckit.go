@@ -52,6 +52,7 @@ type Config struct {
 	AdminAddr       string        `flag:"admin-addr" default:":9090" help:"address of the admin listener: /healthz, /readyz, /metrics, /debug/pprof"`
 	LogLevel        slog.Level    `flag:"log-level" default:"info" help:"lowest level logged: debug, info, warn or error"`
 	LogFormat       string        `flag:"log-format" default:"json" help:"log line format: json or text"`
+	LogFlush        time.Duration `flag:"log-flush" default:"100ms" help:"longest time a log line waits in the buffer before it is written; errors are written at once (0: write every line at once)"`
 	RequestTimeout  time.Duration `flag:"request-timeout" default:"30s" help:"longest a request may run (0: no limit)"`
 	MaxBodyBytes    int64         `flag:"max-body-bytes" default:"1048576" help:"largest accepted HTTP request body"`
 	ShutdownTimeout time.Duration `flag:"shutdown-timeout" default:"15s" help:"how long in-flight requests may take to finish at shutdown"`
@@ -121,6 +122,7 @@ type App struct {
 	addrs     map[string]net.Addr
 	addrsDone chan struct{}
 	closers   []func(context.Context) error
+	logBuf    *observe.BufferedWriter
 }
 
 // New loads cfg (a pointer to Config or to a struct that embeds Config) and builds an App.
@@ -145,7 +147,16 @@ func New(ctx context.Context, name string, cfg any, opts Options) (*App, error) 
 		return nil, err
 	}
 	c := bc.base()
-	logger := observe.NewLogger(opts.Stdout, observe.LogOptions{Level: c.LogLevel, Format: c.LogFormat, Service: name})
+	out := opts.Stdout
+	var logBuf *observe.BufferedWriter
+	if c.LogFlush > 0 {
+		logBuf = observe.NewBufferedWriter(out, 64<<10, c.LogFlush)
+		out = logBuf
+	}
+	logger := observe.NewLogger(out, observe.LogOptions{Level: c.LogLevel, Format: c.LogFormat, Service: name})
+	if logBuf != nil {
+		logger = slog.New(observe.FlushOnLevel(logger.Handler(), logBuf, slog.LevelError))
+	}
 	tp, err := observe.NewTracerProvider(ctx, observe.TracingOptions{Service: name, Exporter: opts.SpanExporter})
 	if err != nil {
 		return nil, fmt.Errorf("svckit: tracing: %w", err)
@@ -156,7 +167,7 @@ func New(ctx context.Context, name string, cfg any, opts Options) (*App, error) 
 		return nil, fmt.Errorf("svckit: metrics: %w", err)
 	}
 	a := &App{
-		name: name, cfg: c, opts: opts, logger: logger, reg: reg, tp: tp,
+		name: name, cfg: c, opts: opts, logger: logger, reg: reg, tp: tp, logBuf: logBuf,
 		health:    health.New(),
 		grpcSvcs:  make(map[string]*sgrpc.Server),
 		addrs:     make(map[string]net.Addr),
@@ -391,7 +402,17 @@ func (a *App) Run(ctx context.Context) error {
 		return errors.Join(errs...)
 	})
 	g.OnShutdown(run.PhaseFlush, "traces", a.tp.Shutdown)
+	if a.logBuf != nil {
+		defer a.logBuf.Flush()
+	}
 	return g.Run(ctx)
+}
+
+// flushLogs writes out buffered log lines; later lines are written at once.
+func (a *App) flushLogs() {
+	if a.logBuf != nil {
+		_ = a.logBuf.Close()
+	}
 }
 
 // Main loads the configuration into cfg, builds the App, calls setup to register the
@@ -411,6 +432,7 @@ func main(ctx context.Context, name string, cfg any, opts Options, setup func(ct
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		return 2
 	}
+	defer app.flushLogs()
 	if err := setup(ctx, app); err != nil {
 		app.logger.ErrorContext(ctx, "setup failed", slog.String("error", err.Error()))
 		_ = app.tp.Shutdown(ctx)
