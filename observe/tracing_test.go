@@ -162,3 +162,21 @@ func TestTracingNoop(t *testing.T) {
 		}
 	}
 }
+
+func TestTracingWithoutRPCAttributes(t *testing.T) {
+	tp, rec := newRecorder(t)
+	info := endpoint.Info{Service: "s", Method: "M", Transport: "http"}
+	mw := Tracing(tp, WithoutRPCAttributes())
+	_, _ = endpoint.Wrap(info, failWith(nil), mw)(context.Background(), "")
+	_, _ = endpoint.Wrap(info, failWith(errors.New("boom")), mw)(context.Background(), "")
+	spans := rec.Ended()
+	if len(spans) != 2 {
+		t.Fatalf("got %d spans", len(spans))
+	}
+	if a := spans[0].Attributes(); len(a) != 0 || spans[0].Name() != "s/M" {
+		t.Errorf("successful span %q has attributes %v, want none", spans[0].Name(), a)
+	}
+	if a := spans[1].Attributes(); len(a) != 1 || a[0] != ErrorKindKey.String("internal") || spans[1].Status().Code != codes.Error {
+		t.Errorf("failed span has attributes %v, status %v", a, spans[1].Status())
+	}
+}
