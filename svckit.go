@@ -153,10 +153,11 @@ func New(ctx context.Context, name string, cfg any, opts Options) (*App, error) 
 		logBuf = observe.NewBufferedWriter(out, 64<<10, c.LogFlush)
 		out = logBuf
 	}
-	logger := observe.NewLogger(out, observe.LogOptions{Level: c.LogLevel, Format: c.LogFormat, Service: name})
+	lopts := observe.LogOptions{Level: c.LogLevel, Format: c.LogFormat, Service: name}
 	if logBuf != nil {
-		logger = slog.New(observe.FlushOnLevel(logger.Handler(), logBuf, slog.LevelError))
+		lopts.Flush, lopts.FlushLevel = logBuf, slog.LevelError
 	}
+	logger := observe.NewLogger(out, lopts)
 	tp, err := observe.NewTracerProvider(ctx, observe.TracingOptions{Service: name, Exporter: opts.SpanExporter})
 	if err != nil {
 		return nil, fmt.Errorf("svckit: tracing: %w", err)

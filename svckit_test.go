@@ -214,6 +214,15 @@ func TestHTTPRequestIsLoggedMeteredAndTraced(t *testing.T) {
 	if line["request_id"] != "req-http-1" || line["span_id"] == "" {
 		t.Fatalf("log line lacks ids: %v", line)
 	}
+	ta.logs.mu.Lock()
+	for _, raw := range strings.Split(ta.logs.buf.String(), "\n") {
+		for _, key := range []string{`"trace_id":`, `"span_id":`, `"request_id":`, `"service":`} {
+			if strings.Count(raw, key) > 1 {
+				t.Errorf("duplicate key %s in log line %s", key, raw)
+			}
+		}
+	}
+	ta.logs.mu.Unlock()
 	span := ta.serverSpan(t, caller.TraceID())
 	if span.Parent.SpanID() != caller.SpanID() {
 		t.Fatalf("server span parent = %s, want caller span %s", span.Parent.SpanID(), caller.SpanID())

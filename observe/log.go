@@ -27,6 +27,12 @@ type LogOptions struct {
 	AddSource bool
 	// Service, if set, is added to every line as the "service" attribute.
 	Service string
+	// Flush, if set, is flushed after every record at FlushLevel or above: pass the
+	// [BufferedWriter] that w is, so that errors are written at once.
+	Flush Flusher
+	// FlushLevel is the level from which records flush; the zero value is Info, so set it
+	// (usually to slog.LevelError) whenever Flush is set.
+	FlushLevel slog.Level
 }
 
 // NewLogger returns a logger that writes one line per record to w, in JSON unless
@@ -42,6 +48,9 @@ func NewLogger(w io.Writer, opts LogOptions) *slog.Logger {
 	}
 	if opts.Service != "" {
 		h = h.WithAttrs([]slog.Attr{slog.String("service", opts.Service)})
+	}
+	if opts.Flush != nil {
+		h = FlushOnLevel(h, opts.Flush, opts.FlushLevel)
 	}
 	return slog.New(NewContextHandler(h))
 }
@@ -91,27 +100,7 @@ func (c *contextHandler) Handle(ctx context.Context, r slog.Record) error {
 		return c.h.Handle(ctx, r)
 	}
 	var ids [3]slog.Attr
-	n := 0
-	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-		// One allocation for both ids: 32 + 16 hex digits.
-		var buf [48]byte
-		tid, sid := sc.TraceID(), sc.SpanID()
-		b := buf[:0]
-		for _, x := range tid {
-			b = append(b, hexDigits[x>>4], hexDigits[x&0xf])
-		}
-		for _, x := range sid {
-			b = append(b, hexDigits[x>>4], hexDigits[x&0xf])
-		}
-		s := string(b)
-		ids[0] = slog.String(TraceIDKey, s[:32])
-		ids[1] = slog.String(SpanIDKey, s[32:])
-		n = 2
-	}
-	if id := RequestIDFrom(ctx); id != "" {
-		ids[n] = slog.String(RequestIDKey, id)
-		n++
-	}
+	n := contextIDs(ctx, &ids)
 	if n == 0 {
 		return c.h.Handle(ctx, r)
 	}
@@ -164,4 +153,31 @@ func appendOp(ops []handlerOp, op handlerOp) []handlerOp {
 	out := make([]handlerOp, len(ops), len(ops)+1)
 	copy(out, ops)
 	return append(out, op)
+}
+
+// contextIDs fills ids with the trace_id, span_id and request_id attributes that ctx
+// carries and returns how many it found.
+func contextIDs(ctx context.Context, ids *[3]slog.Attr) int {
+	n := 0
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		// One allocation for both ids: 32 + 16 hex digits.
+		var buf [48]byte
+		tid, sid := sc.TraceID(), sc.SpanID()
+		b := buf[:0]
+		for _, x := range tid {
+			b = append(b, hexDigits[x>>4], hexDigits[x&0xf])
+		}
+		for _, x := range sid {
+			b = append(b, hexDigits[x>>4], hexDigits[x&0xf])
+		}
+		s := string(b)
+		ids[0] = slog.String(TraceIDKey, s[:32])
+		ids[1] = slog.String(SpanIDKey, s[32:])
+		n = 2
+	}
+	if id := RequestIDFrom(ctx); id != "" {
+		ids[n] = slog.String(RequestIDKey, id)
+		n++
+	}
+	return n
 }
