@@ -4,6 +4,10 @@
 # (and the OTLP sink receiving svckit's spans) to CPU 1. Rounds alternate between the
 # servers; the script prints each round and the median requests/s and ratio.
 #
+# It also prints the server's CPU time per request (user + system, from /proc), which is
+# steadier than requests/s on a shared, noisy machine: other tenants steal wall-clock time
+# from both servers, but not CPU time per request. Both ratios are printed.
+#
 #   bench/run.sh              # HTTP and gRPC, 5 rounds of 10s each
 #   ROUNDS=3 DURATION=5s bench/run.sh http
 #
@@ -44,42 +48,60 @@ start_server() { # mode port
 
 stop_server() { kill -TERM "$server_pid"; wait "$server_pid" 2>/dev/null || true; }
 
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
+hz=$(getconf CLK_TCK)
+
 http_round() { # mode -> requests/s
 	start_server "$1" 18080
 	taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s -s bench/sum.lua http://127.0.0.1:18080 >/dev/null # warm-up
-	local out
+	local out t0 t1
+	t0=$(cpu_ticks)
 	out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s bench/sum.lua http://127.0.0.1:18080)
+	t1=$(cpu_ticks)
 	stop_server
 	if grep -q "Non-2xx" <<<"$out"; then echo "bench: $1 returned errors:"; echo "$out"; exit 1; fi
-	printf '%s %s\n' "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" "$(awk '$1=="50%" {p50=$2} $1=="99%" {p99=$2} END {print "p50=" p50 " p99=" p99}' <<<"$out")"
+	local n us
+	n=$(awk '/requests in/ {print $1}' <<<"$out")
+	us=$(echo "($t1 - $t0) * 1000000 / $hz / $n" | bc -l)
+	printf '%s %.2f %s\n' "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" "$us" "$(awk '$1=="50%" {p50=$2} $1=="99%" {p99=$2} END {print "p50=" p50 " p99=" p99}' <<<"$out")"
 }
 
 grpc_round() {
 	start_server "$1" 18081
 	taskset -c "$LOAD_CPU" "$bin/grpcload" -addr 127.0.0.1:18081 -c "$CONNS" -conns 4 -d 2s >/dev/null
-	local out
+	local out t0 t1
+	t0=$(cpu_ticks)
 	out=$(taskset -c "$LOAD_CPU" "$bin/grpcload" -addr 127.0.0.1:18081 -c "$CONNS" -conns 4 -d "$DURATION")
+	t1=$(cpu_ticks)
 	stop_server
 	if ! grep -q "failed: 0 " <<<"$out"; then echo "bench: $1 had failures: $out"; exit 1; fi
-	printf '%s %s\n' "$(awk '{print $2}' <<<"$out")" "$(awk '{print "p50=" $8 " p99=" $10}' <<<"$out")"
+	local n us
+	n=$(awk '{print $4}' <<<"$out")
+	us=$(echo "($t1 - $t0) * 1000000 / $hz / $n" | bc -l)
+	printf '%s %.2f %s\n' "$(awk '{print $2}' <<<"$out")" "$us" "$(awk '{print "p50=" $8 " p99=" $10}' <<<"$out")"
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 compare() { # kind round-func bare-mode svckit-mode target
 	local kind=$1 fn=$2 bare=$3 kit=$4
-	local b=() k=()
+	local b=() k=() bc_=() kc=()
 	echo "== $kind: $bare vs $kit, $ROUNDS rounds of $DURATION, $CONNS connections, server on CPU $SERVER_CPU, load on CPU $LOAD_CPU"
 	for r in $(seq "$ROUNDS"); do
 		local rb rk
 		rb=$($fn "$bare"); rk=$($fn "$kit")
-		b+=("${rb%% *}"); k+=("${rk%% *}")
-		printf '  round %d: %-12s %9.0f req/s %-26s %-12s %9.0f req/s %-26s ratio %.3f\n' "$r" \
-			"$bare" "${rb%% *}" "${rb#* }" "$kit" "${rk%% *}" "${rk#* }" "$(echo "${rk%% *} / ${rb%% *}" | bc -l)"
+		read -r rb_rps rb_cpu rb_lat <<<"$rb"
+		read -r rk_rps rk_cpu rk_lat <<<"$rk"
+		b+=("$rb_rps"); k+=("$rk_rps"); bc_+=("$rb_cpu"); kc+=("$rk_cpu")
+		printf '  round %d: %-11s %7.0f req/s %6.1f us-cpu/req %s | %-11s %7.0f req/s %6.1f us-cpu/req %s | ratio %.3f (cpu %.3f)\n' "$r" \
+			"$bare" "$rb_rps" "$rb_cpu" "$rb_lat" "$kit" "$rk_rps" "$rk_cpu" "$rk_lat" \
+			"$(echo "$rk_rps / $rb_rps" | bc -l)" "$(echo "$rb_cpu / $rk_cpu" | bc -l)"
 	done
-	local mb mk
+	local mb mk mbc mkc
 	mb=$(printf '%s\n' "${b[@]}" | median); mk=$(printf '%s\n' "${k[@]}" | median)
-	printf '  median: %s %.0f req/s, %s %.0f req/s, ratio %.3f\n' "$bare" "$mb" "$kit" "$mk" "$(echo "$mk / $mb" | bc -l)"
+	mbc=$(printf '%s\n' "${bc_[@]}" | median); mkc=$(printf '%s\n' "${kc[@]}" | median)
+	printf '  median: %s %.0f req/s (%.1f us CPU/req), %s %.0f req/s (%.1f us CPU/req)\n' "$bare" "$mb" "$mbc" "$kit" "$mk" "$mkc"
+	printf '  ratio svckit/bare: throughput %.3f, CPU per request %.3f\n' "$(echo "$mk / $mb" | bc -l)" "$(echo "$mbc / $mkc" | bc -l)"
 }
 
 case $WHAT in
