@@ -1,0 +1,409 @@
+package devrun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/svckit/svckit/natsserver"
+)
+
+// Options configures a dev run.
+type Options struct {
+	// Dir holds the manifest (svckit.yaml).
+	Dir string
+	// Replicas overrides replica counts: "orders=3".
+	Replicas []string
+	// Out receives progress and the services' log lines (default os.Stdout).
+	Out io.Writer
+	// Color prefixes log lines with ANSI colours.
+	Color bool
+	// Quiet prints only devrun's own messages, not the services' log lines.
+	Quiet bool
+	// StateDir holds binaries, stores and the NATS data (default Dir/.svckit).
+	StateDir string
+	// Listen is the address of the collector and dashboard (default 127.0.0.1:0).
+	Listen string
+	// Backoff bounds restarts (default DefaultBackoff).
+	Backoff Backoff
+	// Grace is how long a process may take to stop before SIGKILL (default 20 s).
+	Grace time.Duration
+	// ExtraEnv is added to every service's environment.
+	ExtraEnv []string
+	// Handler, if set, is mounted at / on the collector's listener (the dashboard).
+	Handler func(*System) http.Handler
+}
+
+// System is a running system of services.
+type System struct {
+	Manifest  *Manifest
+	Logs      *LogStore
+	Traces    *TraceStore
+	Metrics   *MetricsStore
+	NATS      *natsserver.Server
+	Instances []*Instance
+	// URL is the collector and dashboard address, "http://127.0.0.1:port".
+	URL string
+
+	opts     Options
+	srv      *http.Server
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	printerD chan struct{}
+	started  time.Time
+}
+
+// Start builds the services in opts.Dir, starts NATS, the collector and every instance,
+// and returns while they run. Stop ends them.
+func Start(ctx context.Context, opts Options) (*System, error) {
+	if opts.Out == nil {
+		opts.Out = os.Stdout
+	}
+	if opts.Backoff == (Backoff{}) {
+		opts.Backoff = DefaultBackoff
+	}
+	if opts.Grace == 0 {
+		opts.Grace = 20 * time.Second
+	}
+	if opts.Listen == "" {
+		opts.Listen = "127.0.0.1:0"
+	}
+	m, err := LoadManifest(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.SetReplicas(opts.Replicas); err != nil {
+		return nil, err
+	}
+	if opts.StateDir == "" {
+		opts.StateDir = filepath.Join(m.Dir, ".svckit")
+	}
+	stateDir, err := filepath.Abs(opts.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range []string{"bin", "data", "nats"} {
+		if err := os.MkdirAll(filepath.Join(stateDir, d), 0o755); err != nil {
+			return nil, fmt.Errorf("state directory: %w", err)
+		}
+	}
+	s := &System{Manifest: m, Logs: NewLogStore(0), Traces: NewTraceStore(0), opts: opts, started: time.Now()}
+	s.Metrics = NewMetricsStore(s)
+
+	bins, err := s.build(ctx, filepath.Join(stateDir, "bin"))
+	if err != nil {
+		return nil, err
+	}
+
+	s.printf("starting NATS (JetStream in %s)", filepath.Join(stateDir, "nats"))
+	ns, err := natsserver.Start(ctx, filepath.Join(stateDir, "nats"), natsserver.WithName("svckit-dev"),
+		natsserver.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	s.NATS = ns
+
+	ln, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		_ = ns.Shutdown(ctx)
+		return nil, fmt.Errorf("collector listener on %s: %w", opts.Listen, err)
+	}
+	s.URL = "http://" + ln.Addr().String()
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/traces", s.Traces.OTLPHandler())
+	if opts.Handler != nil {
+		mux.Handle("/", opts.Handler(s))
+	}
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.srv.Serve(ln) }()
+
+	if err := s.plan(bins, stateDir); err != nil {
+		s.shutdownInfra()
+		return nil, err
+	}
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	if !opts.Quiet {
+		s.printerD = make(chan struct{})
+		go s.printLogs()
+	}
+	for _, in := range s.Instances {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			in.Supervise(runCtx, s.Logs, opts.Backoff, opts.Grace)
+		}()
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.Metrics.Run(runCtx, 2*time.Second)
+	}()
+	return s, nil
+}
+
+// build compiles every service's main package into dir with one go build invocation.
+func (s *System) build(ctx context.Context, dir string) (map[string]string, error) {
+	var pkgs []string
+	bins := map[string]string{}
+	for _, svc := range s.Manifest.Services {
+		pkgs = append(pkgs, svc.Package)
+		bins[svc.Name] = filepath.Join(dir, filepath.Base(svc.Package))
+	}
+	s.printf("building %d services: %s", len(pkgs), strings.Join(pkgs, " "))
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, "go", append([]string{"build", "-o", dir + string(filepath.Separator)}, pkgs...)...)
+	cmd.Dir = s.Manifest.Dir
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("go build: %w", err)
+	}
+	go func() { done <- cmd.Wait() }()
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				return nil, fmt.Errorf("go build failed: %w\n%s", err, out.String())
+			}
+			s.printf("built in %s", time.Since(start).Round(100*time.Millisecond))
+			return bins, nil
+		case <-tick.C:
+			s.printf("building… %s", time.Since(start).Round(time.Second))
+		}
+	}
+}
+
+// plan assigns ports and builds every instance's command line and environment.
+func (s *System) plan(bins map[string]string, stateDir string) error {
+	type addrs struct{ http, grpc []string }
+	peers := map[string]*addrs{}
+	for _, svc := range s.Manifest.Services {
+		peers[svc.Name] = &addrs{}
+		for r := 1; r <= svc.Replicas; r++ {
+			ports, err := freePorts(3)
+			if err != nil {
+				return err
+			}
+			in := &Instance{
+				Service: svc.Name,
+				ID:      fmt.Sprintf("%s-%d", svc.Name, r),
+				Bin:     bins[svc.Name],
+				Args:    svc.Args,
+				Addrs:   map[string]string{"http": ports[0], "grpc": ports[1], "admin": ports[2]},
+				state:   StateStarting,
+			}
+			peers[svc.Name].http = append(peers[svc.Name].http, ports[0])
+			peers[svc.Name].grpc = append(peers[svc.Name].grpc, ports[1])
+			s.Instances = append(s.Instances, in)
+		}
+	}
+	base := append(os.Environ(),
+		"NATS_URL="+s.NATS.ClientURL(),
+		"OTEL_EXPORTER_OTLP_ENDPOINT="+s.URL,
+		"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+		"OTEL_TRACES_SAMPLER=always_on",
+		"OTEL_BSP_SCHEDULE_DELAY=500",
+		"SVCKIT_DEV=1",
+	)
+	for name, a := range peers {
+		env := strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+		base = append(base, env+"_HTTP_ADDRS="+strings.Join(a.http, ","), env+"_GRPC_ADDRS="+strings.Join(a.grpc, ","))
+	}
+	base = append(base, s.opts.ExtraEnv...)
+	for _, in := range s.Instances {
+		svc := s.Manifest.Service(in.Service)
+		env := append([]string{}, base...)
+		env = append(env,
+			"HTTP_ADDR="+in.Addrs["http"], "GRPC_ADDR="+in.Addrs["grpc"], "ADMIN_ADDR="+in.Addrs["admin"],
+			"INSTANCE_ID="+in.ID,
+			"STORE_DSN=sqlite:"+filepath.Join(stateDir, "data", in.Service+".db"),
+		)
+		keys := make([]string, 0, len(svc.Env))
+		for k := range svc.Env {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			env = append(env, k+"="+svc.Env[k])
+		}
+		in.Env = env
+	}
+	return nil
+}
+
+// WaitReady waits until every instance answers /readyz with 200.
+func (s *System) WaitReady(ctx context.Context) error {
+	client := &http.Client{Timeout: time.Second}
+	for _, in := range s.Instances {
+		url := "http://" + in.Addrs["admin"] + "/readyz"
+		for {
+			resp, err := client.Get(url)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%s not ready: %w", in.ID, ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	s.printf("all %d instances ready in %s", len(s.Instances), time.Since(s.started).Round(10*time.Millisecond))
+	return nil
+}
+
+// Instance returns the instance with the given id ("orders-1"), or nil.
+func (s *System) Instance(id string) *Instance {
+	for _, in := range s.Instances {
+		if in.ID == id {
+			return in
+		}
+	}
+	return nil
+}
+
+// PublicURL returns the HTTP address of the first public service's first instance.
+func (s *System) PublicURL() string {
+	for _, svc := range s.Manifest.Services {
+		if svc.Public {
+			for _, in := range s.Instances {
+				if in.Service == svc.Name {
+					return "http://" + in.Addrs["http"]
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// Stop stops every instance gracefully (SIGTERM, SIGKILL after the grace period), then
+// the collector and NATS.
+func (s *System) Stop(ctx context.Context) error {
+	s.printf("stopping %d instances…", len(s.Instances))
+	if s.cancel != nil {
+		s.cancel()
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = errors.New("devrun: instances did not stop in time")
+	}
+	s.shutdownInfra()
+	s.printf("stopped")
+	return err
+}
+
+func (s *System) shutdownInfra() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if s.srv != nil {
+		_ = s.srv.Shutdown(ctx)
+	}
+	if s.NATS != nil {
+		_ = s.NATS.Shutdown(ctx)
+	}
+}
+
+func (s *System) printf(format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	s.Logs.Add("svckit", "dev", "devrun", line)
+	if s.opts.Quiet || s.printerD == nil {
+		fmt.Fprintf(s.opts.Out, "svckit dev | %s\n", line)
+	}
+}
+
+var palette = []string{"\033[36m", "\033[33m", "\033[35m", "\033[32m", "\033[34m", "\033[31m", "\033[96m", "\033[93m"}
+
+// printLogs writes every stored line to the terminal with a coloured instance prefix.
+func (s *System) printLogs() {
+	ch, stop := s.Logs.Subscribe(4096)
+	defer stop()
+	colors := map[string]string{}
+	for i, svc := range s.Manifest.Services {
+		colors[svc.Name] = palette[i%len(palette)]
+	}
+	width := 10
+	for _, in := range s.Instances {
+		width = max(width, len(in.ID))
+	}
+	for l := range ch {
+		prefix := l.Instance
+		if l.Service == "svckit" {
+			prefix = "svckit dev"
+		} else {
+			prefix = l.Instance
+		}
+		text := l.Raw
+		if l.Attrs != nil {
+			text = compact(&l)
+		}
+		if s.opts.Color {
+			fmt.Fprintf(s.opts.Out, "%s%-*s |\033[0m %s\n", colors[l.Service], width, prefix, text)
+		} else {
+			fmt.Fprintf(s.opts.Out, "%-*s | %s\n", width, prefix, text)
+		}
+	}
+}
+
+// compact renders a JSON log line as "LEVEL msg key=value …" without the fields the
+// prefix already shows.
+func compact(l *LogLine) string {
+	var b strings.Builder
+	b.WriteString(l.Level)
+	b.WriteByte(' ')
+	b.WriteString(l.Msg)
+	keys := make([]string, 0, len(l.Attrs))
+	for k := range l.Attrs {
+		switch k {
+		case "time", "level", "msg", "service", "span_id", "stack":
+			continue
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s=%v", k, l.Attrs[k])
+	}
+	return b.String()
+}
+
+func freePorts(n int) ([]string, error) {
+	var out []string
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("free port: %w", err)
+		}
+		lns = append(lns, ln)
+		out = append(out, ln.Addr().String())
+	}
+	return out, nil
+}
