@@ -1,9 +1,21 @@
 // Package resilience holds endpoint middleware that keeps a service standing when its
-// code or its dependencies misbehave: panic recovery and timeouts now; retries with
-// backoff, circuit breakers and rate limits join them.
+// code or its dependencies misbehave.
 //
-// Every middleware here is an [endpoint.Middleware], so it works on servers and clients
-// and on every transport.
+// On servers: [Recover] contains panics, [Timeout] bounds calls (and the deadline travels
+// on to downstream calls), [RateLimit] limits each caller (429 / RESOURCE_EXHAUSTED with
+// Retry-After) and [ConcurrencyLimit] sheds load at once when too many calls run
+// (503 / UNAVAILABLE).
+//
+// On clients: [Retry] repeats failed idempotent calls with exponential backoff and full
+// jitter within a retry [Budget], and a [Breaker] keeps a circuit per instance (or per
+// endpoint) that opens on consecutive failures or a high error rate and probes before it
+// closes. A typical client chain, outermost first:
+//
+//	resilience.Retry(resilience.RetryConfig{AttemptTimeout: time.Second}),
+//	balancer,                 // picks an instance, resilience.WithInstance(ctx, addr)
+//	breaker.Middleware(),
+//
+// Every middleware here is an [endpoint.Middleware], so it works on every transport.
 package resilience
 
 import (

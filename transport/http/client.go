@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel/propagation"
 
@@ -123,6 +125,12 @@ func Call[Req, Resp any](c *Client, pattern, name string) endpoint.Endpoint[Req,
 			rid = observe.NewRequestID()
 		}
 		hr.Header[requestIDHeader] = []string{rid}
+		if dl, ok := ctx.Deadline(); ok {
+			if left := time.Until(dl); left > 0 {
+				ms := (left + time.Millisecond - 1) / time.Millisecond
+				hr.Header[TimeoutHeader] = []string{strconv.FormatInt(int64(ms), 10)}
+			}
+		}
 		c.prop.Inject(ctx, propagation.HeaderCarrier(hr.Header))
 		resp, err := c.hc.Do(hr)
 		if err != nil {

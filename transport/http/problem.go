@@ -92,6 +92,11 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, err error) {
 			w.Header().Set("Retry-After", ra)
 		}
 	}
+	if status == http.StatusUnauthorized {
+		if c, ok := p.Meta["www_authenticate"]; ok && c != "" {
+			w.Header().Set("WWW-Authenticate", c)
+		}
+	}
 	body, mErr := json.Marshal(p)
 	if mErr != nil { // cannot happen for these field types; keep the response well-formed anyway
 		body = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500,"kind":"internal"}`)

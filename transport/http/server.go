@@ -7,16 +7,27 @@ import (
 	"net/http"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/svckit/svckit/endpoint"
 	"github.com/svckit/svckit/observe"
 	"github.com/svckit/svckit/svcerr"
+	"github.com/svckit/svckit/transport/meta"
 )
 
 const requestIDHeader = "X-Request-Id"
+
+// TimeoutHeader carries the caller's remaining deadline in whole milliseconds, as in
+// "X-Request-Timeout: 1500". A [Client] sends it when the call's context has a deadline
+// (rounded up to the next millisecond), and a [Server] gives the request a context with
+// that deadline, so a deadline set at the edge bounds the whole chain of calls. The value
+// can only shorten a request: the server's own timeout (resilience.Timeout) still applies
+// when it is earlier. Values that are not 1 to 10 decimal digits are ignored.
+const TimeoutHeader = "X-Request-Timeout"
 
 // Server serves typed endpoints over HTTP. It is an http.Handler: hand it to an
 // http.Server (the run package does). Routes are added with [Handle] or [HandleWith].
@@ -132,6 +143,13 @@ func HandleWith[Req, Resp any](s *Server, pattern, name string, e endpoint.Endpo
 	wrapped := endpoint.Wrap(info, e, s.mws...)
 	h := func(w http.ResponseWriter, r *http.Request) {
 		ctx := s.requestContext(w, r)
+		if v, ok := r.Header[TimeoutHeader]; ok {
+			if d, ok := parseTimeout(v); ok {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, d)
+				defer cancel()
+			}
+		}
 		defer s.recoverPanic(w, r, &info)
 		req, err := dec(r)
 		if err != nil {
@@ -154,10 +172,10 @@ func HandleWith[Req, Resp any](s *Server, pattern, name string, e endpoint.Endpo
 	s.addMethod(method, path)
 }
 
-// requestContext returns the request's context with its request id and the caller's trace
-// context, and echoes the request id in the response.
+// requestContext returns the request's context with its request id, the caller's trace
+// context and the request as a meta.Source, and echoes the request id in the response.
 func (s *Server) requestContext(w http.ResponseWriter, r *http.Request) context.Context {
-	ctx := r.Context()
+	ctx := meta.WithSource(r.Context(), requestSource{r})
 	rid := r.Header.Get(requestIDHeader)
 	if !observe.ValidRequestID(rid) {
 		rid = observe.NewRequestID()
@@ -171,6 +189,26 @@ func (s *Server) requestContext(w http.ResponseWriter, r *http.Request) context.
 	}
 	return ctx
 }
+
+// parseTimeout parses the values of a TimeoutHeader: one value of 1 to 10 decimal digits,
+// in milliseconds.
+func parseTimeout(v []string) (time.Duration, bool) {
+	if len(v) != 1 || len(v[0]) == 0 || len(v[0]) > 10 {
+		return 0, false
+	}
+	ms, err := strconv.ParseUint(v[0], 10, 64)
+	if err != nil || ms == 0 {
+		return 0, false
+	}
+	return time.Duration(ms) * time.Millisecond, true
+}
+
+// requestSource is an incoming request as a meta.Source. It is pointer-shaped, so
+// converting it to the interface does not allocate.
+type requestSource struct{ r *http.Request }
+
+func (s requestSource) Header(key string) string { return s.r.Header.Get(key) }
+func (s requestSource) Peer() string             { return meta.HostOf(s.r.RemoteAddr) }
 
 // recoverPanic turns a panic in decoding, middleware, the endpoint or encoding into a 500
 // for this request only. http.ErrAbortHandler is re-panicked, as net/http expects.

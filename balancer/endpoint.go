@@ -1,0 +1,119 @@
+package balancer
+
+import (
+	"context"
+	"sync"
+
+	"github.com/svckit/svckit/discovery"
+	"github.com/svckit/svckit/endpoint"
+)
+
+type instanceKey struct{}
+
+// WithInstance returns a context that carries the instance chosen for a call.
+// [Balancer.Middleware] sets it; middleware inside it (a per-instance circuit breaker) and
+// [Dispatch] read it with InstanceFrom.
+func WithInstance(ctx context.Context, inst *discovery.Instance) context.Context {
+	return context.WithValue(ctx, instanceKey{}, inst)
+}
+
+// InstanceFrom returns the instance chosen for the call, or nil when none was.
+func InstanceFrom(ctx context.Context) *discovery.Instance {
+	i, _ := ctx.Value(instanceKey{}).(*discovery.Instance)
+	return i
+}
+
+// Middleware returns client middleware that picks an instance for each call, puts it in the
+// call's context for the middleware and endpoint inside it ([InstanceFrom]), and reports
+// the call's outcome to the balancer. A call fails with an Unavailable error, and next is
+// not called, when there is no instance. Put retry middleware outside it, so that each
+// attempt picks anew, and per-instance middleware (a circuit breaker) inside it.
+func (b *Balancer) Middleware() endpoint.Middleware {
+	return func(_ endpoint.Info, next endpoint.Handler) endpoint.Handler {
+		return func(ctx context.Context, req any) (any, error) {
+			inst, done, err := b.Pick(ctx)
+			if err != nil {
+				return nil, err
+			}
+			resp, err := next(WithInstance(ctx, &inst), req)
+			done(err)
+			return resp, err
+		}
+	}
+}
+
+// Factory makes the endpoint that calls one instance, such as a method of a gRPC client on
+// the instance's connection from a [ConnPool].
+type Factory[Req, Resp any] func(inst discovery.Instance) (endpoint.Endpoint[Req, Resp], error)
+
+// Dispatch returns an endpoint that calls the instance in the call's context (set by
+// [Balancer.Middleware]) through the endpoint that factory made for its address. Endpoints
+// are made on first use and forgotten when the address leaves b's instance set. Without an
+// instance in the context, Dispatch picks one from b itself. A factory error fails the call
+// with that error.
+func Dispatch[Req, Resp any](b *Balancer, factory Factory[Req, Resp]) endpoint.Endpoint[Req, Resp] {
+	c := &cache[endpoint.Endpoint[Req, Resp]]{m: map[string]endpoint.Endpoint[Req, Resp]{}}
+	b.OnRemove(c.remove)
+	call := func(ctx context.Context, inst *discovery.Instance, req Req) (Resp, error) {
+		e, err := c.get(inst.Addr, func() (endpoint.Endpoint[Req, Resp], error) { return factory(*inst) })
+		if err != nil {
+			var zero Resp
+			return zero, err
+		}
+		return e(ctx, req)
+	}
+	return func(ctx context.Context, req Req) (Resp, error) {
+		if inst := InstanceFrom(ctx); inst != nil {
+			return call(ctx, inst, req)
+		}
+		inst, done, err := b.Pick(ctx)
+		if err != nil {
+			var zero Resp
+			return zero, err
+		}
+		resp, err := call(WithInstance(ctx, &inst), &inst, req)
+		done(err)
+		return resp, err
+	}
+}
+
+// Endpoint returns a load-balanced client endpoint: [Attempts], then mws (outermost first:
+// tracing, retry…), then b's Middleware, around [Dispatch] of factory. info describes the
+// endpoint to the middleware; Client is set.
+func Endpoint[Req, Resp any](info endpoint.Info, b *Balancer, factory Factory[Req, Resp], mws ...endpoint.Middleware) endpoint.Endpoint[Req, Resp] {
+	info.Client = true
+	chain := append(append([]endpoint.Middleware{Attempts()}, mws...), b.Middleware())
+	return endpoint.Wrap(info, Dispatch(b, factory), chain...)
+}
+
+// cache holds one value per address.
+type cache[V any] struct {
+	mu sync.RWMutex
+	m  map[string]V
+}
+
+func (c *cache[V]) get(addr string, make func() (V, error)) (V, error) {
+	c.mu.RLock()
+	v, ok := c.m[addr]
+	c.mu.RUnlock()
+	if ok {
+		return v, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.m[addr]; ok {
+		return v, nil
+	}
+	v, err := make()
+	if err != nil {
+		return v, err
+	}
+	c.m[addr] = v
+	return v, nil
+}
+
+func (c *cache[V]) remove(addr string) {
+	c.mu.Lock()
+	delete(c.m, addr)
+	c.mu.Unlock()
+}

@@ -1,0 +1,176 @@
+package natsserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Cluster is a JetStream cluster of servers on loopback, started by StartCluster. Its
+// nodes keep their ports and store directories across Stop and Restart, so a restarted
+// node rejoins the cluster with its data.
+type Cluster struct {
+	mu     sync.Mutex
+	name   string
+	dir    string
+	logger *slog.Logger
+	ports  []int
+	routes []int
+	nodes  []*Server
+}
+
+// ClusterOption configures StartCluster.
+type ClusterOption func(*Cluster)
+
+// WithClusterLogger logs every node's notices to l, with a "node" attribute.
+func WithClusterLogger(l *slog.Logger) ClusterOption { return func(c *Cluster) { c.logger = l } }
+
+// StartCluster starts n (at least 1) NATS servers with JetStream on loopback, routed into
+// one cluster, with node i storing in dir/node-i, and waits until JetStream has a meta
+// leader, so streams can be created at once. Shut it down with Shutdown.
+func StartCluster(ctx context.Context, n int, dir string, opts ...ClusterOption) (*Cluster, error) {
+	if n < 1 {
+		return nil, errors.New("natsserver: cluster needs at least one node")
+	}
+	c := &Cluster{name: "svckit-test", dir: dir, ports: make([]int, n), routes: make([]int, n), nodes: make([]*Server, n)}
+	for _, o := range opts {
+		o(c)
+	}
+	for i := range n {
+		var err error
+		if c.ports[i], err = freePort(); err != nil {
+			return nil, fmt.Errorf("natsserver: %w", err)
+		}
+		if c.routes[i], err = freePort(); err != nil {
+			return nil, fmt.Errorf("natsserver: %w", err)
+		}
+	}
+	// Nodes wait for their routes before JetStream elects a leader, so start them together.
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = c.start(ctx, i) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		c.Shutdown(context.Background())
+		return nil, err
+	}
+	if err := c.WaitJetStream(ctx); err != nil {
+		c.Shutdown(context.Background())
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cluster) start(ctx context.Context, i int) error {
+	var routes []string
+	for j, p := range c.routes {
+		if j != i {
+			routes = append(routes, "nats://127.0.0.1:"+strconv.Itoa(p))
+		}
+	}
+	opts := []Option{
+		WithPort(c.ports[i]),
+		WithName(fmt.Sprintf("n%d", i)),
+		func(cfg *config) {
+			cfg.clusterOpt = &server.ClusterOpts{Name: c.name, Host: "127.0.0.1", Port: c.routes[i]}
+			cfg.routes = routes
+		},
+	}
+	if c.logger != nil {
+		opts = append(opts, WithLogger(c.logger.With(slog.Int("node", i))))
+	}
+	s, err := Start(ctx, filepath.Join(c.dir, "node-"+strconv.Itoa(i)), opts...)
+	if err != nil {
+		return fmt.Errorf("node %d: %w", i, err)
+	}
+	c.mu.Lock()
+	c.nodes[i] = s
+	c.mu.Unlock()
+	return nil
+}
+
+// Size returns the number of nodes.
+func (c *Cluster) Size() int { return len(c.ports) }
+
+// URLs returns the client URLs of all nodes, comma-separated, as nats.Connect takes them.
+func (c *Cluster) URLs() string {
+	urls := make([]string, len(c.ports))
+	for i, p := range c.ports {
+		urls[i] = "nats://127.0.0.1:" + strconv.Itoa(p)
+	}
+	return strings.Join(urls, ",")
+}
+
+// URL returns the client URL of node i.
+func (c *Cluster) URL(i int) string { return "nats://127.0.0.1:" + strconv.Itoa(c.ports[i]) }
+
+// Node returns node i, or nil while it is stopped.
+func (c *Cluster) Node(i int) *Server {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[i]
+}
+
+// Stop shuts node i down; its port and data are kept for Restart.
+func (c *Cluster) Stop(ctx context.Context, i int) error {
+	c.mu.Lock()
+	s := c.nodes[i]
+	c.nodes[i] = nil
+	c.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	return s.Shutdown(ctx)
+}
+
+// Restart starts a stopped node i again on its port with its data.
+func (c *Cluster) Restart(ctx context.Context, i int) error {
+	if c.Node(i) != nil {
+		return fmt.Errorf("natsserver: node %d runs", i)
+	}
+	return c.start(ctx, i)
+}
+
+// WaitJetStream waits until JetStream in the cluster answers account requests, which it
+// does once a meta leader is elected, or ctx ends.
+func (c *Cluster) WaitJetStream(ctx context.Context) error {
+	nc, err := nats.Connect(c.URLs(), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("natsserver: %w", err)
+	}
+	defer nc.Close()
+	js, err := nc.JetStream()
+	if err != nil {
+		return fmt.Errorf("natsserver: %w", err)
+	}
+	for {
+		if _, err = js.AccountInfo(nats.MaxWait(time.Second)); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("natsserver: JetStream not ready: %w (last error: %v)", ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Shutdown stops every running node.
+func (c *Cluster) Shutdown(ctx context.Context) error {
+	var errs []error
+	for i := range c.nodes {
+		errs = append(errs, c.Stop(ctx, i))
+	}
+	return errors.Join(errs...)
+}

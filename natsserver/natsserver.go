@@ -1,0 +1,197 @@
+// Package natsserver runs a NATS server with JetStream inside the process: the default
+// message bus of a svckit service when no NATS URL is configured, and the engine of tests.
+//
+// [Start] starts one server on a loopback port (random unless given) with JetStream storing
+// in a directory, and returns once it accepts connections. [StartCluster] starts N servers
+// routed into one JetStream cluster on loopback, for tests that stop and restart nodes.
+package natsserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Option configures a server started by Start.
+type Option func(*config)
+
+type config struct {
+	host       string
+	port       int
+	name       string
+	logger     *slog.Logger
+	noListen   bool
+	readyWait  time.Duration
+	maxStore   int64
+	clusterOpt *server.ClusterOpts
+	routes     []string
+}
+
+// WithPort sets the client port; 0 (the default) picks a free one.
+func WithPort(port int) Option { return func(c *config) { c.port = port } }
+
+// WithHost sets the listen host; default 127.0.0.1.
+func WithHost(host string) Option { return func(c *config) { c.host = host } }
+
+// WithName sets the server name; default a name made from the store directory.
+func WithName(name string) Option { return func(c *config) { c.name = name } }
+
+// WithLogger logs the server's notices, warnings and errors to l; by default the server
+// does not log.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithoutListener starts the server without a network listener: only in-process
+// connections made with [Server.Connect] reach it.
+func WithoutListener() Option { return func(c *config) { c.noListen = true } }
+
+// WithReadyTimeout sets how long Start waits for the server to accept connections;
+// default 10s.
+func WithReadyTimeout(d time.Duration) Option { return func(c *config) { c.readyWait = d } }
+
+// WithMaxStore limits the JetStream file store in bytes; default no limit.
+func WithMaxStore(n int64) Option { return func(c *config) { c.maxStore = n } }
+
+// Server is a running embedded NATS server with JetStream.
+type Server struct {
+	ns       *server.Server
+	storeDir string
+	opts     *server.Options
+}
+
+// Start starts a NATS server with JetStream storing in storeDir (created if missing) and
+// waits until it accepts connections or ctx ends.
+func Start(ctx context.Context, storeDir string, opts ...Option) (*Server, error) {
+	c := config{host: "127.0.0.1", readyWait: 10 * time.Second}
+	for _, o := range opts {
+		o(&c)
+	}
+	if storeDir == "" {
+		return nil, errors.New("natsserver: store directory is empty")
+	}
+	if err := os.MkdirAll(storeDir, 0o755); err != nil {
+		return nil, fmt.Errorf("natsserver: %w", err)
+	}
+	port := c.port
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	so := &server.Options{
+		ServerName:        c.name,
+		Host:              c.host,
+		Port:              port,
+		DontListen:        c.noListen,
+		JetStream:         true,
+		StoreDir:          storeDir,
+		JetStreamMaxStore: c.maxStore,
+		NoSigs:            true,
+		NoLog:             c.logger == nil,
+		MaxPayload:        8 << 20,
+	}
+	if c.clusterOpt != nil {
+		so.Cluster = *c.clusterOpt
+		so.Routes = server.RoutesFromStr(joinComma(c.routes))
+	}
+	ns, err := server.NewServer(so)
+	if err != nil {
+		return nil, fmt.Errorf("natsserver: %w", err)
+	}
+	if c.logger != nil {
+		ns.SetLoggerV2(slogAdapter{c.logger}, false, false, false)
+	}
+	ns.Start()
+	deadline := time.Now().Add(c.readyWait)
+	for !ns.ReadyForConnections(50 * time.Millisecond) {
+		if err := ctx.Err(); err != nil || time.Now().After(deadline) {
+			ns.Shutdown()
+			ns.WaitForShutdown()
+			if err == nil {
+				err = errors.New("timed out")
+			}
+			return nil, fmt.Errorf("natsserver: server not ready: %w", err)
+		}
+	}
+	return &Server{ns: ns, storeDir: storeDir, opts: so}, nil
+}
+
+// ClientURL returns the nats:// URL clients connect to; it is empty for a server started
+// WithoutListener.
+func (s *Server) ClientURL() string {
+	if s.opts.DontListen {
+		return ""
+	}
+	return s.ns.ClientURL()
+}
+
+// StoreDir returns the JetStream store directory.
+func (s *Server) StoreDir() string { return s.storeDir }
+
+// Server returns the underlying nats-server.
+func (s *Server) Server() *server.Server { return s.ns }
+
+// Connect returns an in-process client connection to the server: no TCP, no port.
+func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
+	opts = append([]nats.Option{nats.InProcessServer(s.ns)}, opts...)
+	nc, err := nats.Connect("", opts...)
+	if err != nil {
+		return nil, fmt.Errorf("natsserver: connect: %w", err)
+	}
+	return nc, nil
+}
+
+// Shutdown stops the server and waits until it has stopped or ctx ends. It is safe to call
+// more than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.ns.Shutdown()
+		s.ns.WaitForShutdown()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("natsserver: shutdown: %w", ctx.Err())
+	}
+}
+
+// Running reports whether the server runs.
+func (s *Server) Running() bool { return s.ns.Running() }
+
+func joinComma(ss []string) string {
+	out := ""
+	for i, s := range ss {
+		if i > 0 {
+			out += ","
+		}
+		out += s
+	}
+	return out
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// slogAdapter adapts a slog.Logger to the nats-server logger interface.
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Noticef(format string, v ...any) { a.l.Info(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Warnf(format string, v ...any)   { a.l.Warn(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Fatalf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Errorf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Debugf(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Tracef(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }

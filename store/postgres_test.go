@@ -1,0 +1,56 @@
+//go:build integration
+
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/svckit/svckit/store"
+)
+
+// PostgresDSN returns the DSN of the test PostgreSQL server from SVCKIT_TEST_POSTGRES_DSN,
+// skipping the test when it is not set.
+func postgresOpener(t *testing.T) *store.Store {
+	t.Helper()
+	dsn := os.Getenv("SVCKIT_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		t.Skip("SVCKIT_TEST_POSTGRES_DSN is not set")
+	}
+	ctx := context.Background()
+	admin, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	schema := fmt.Sprintf("t_%d", time.Now().UnixNano())
+	if _, err := admin.DB().ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		a, err := store.Open(context.Background(), dsn)
+		if err == nil {
+			a.DB().Exec("DROP SCHEMA " + schema + " CASCADE")
+			a.Close()
+		}
+	})
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	s, err := store.Open(ctx, dsn+sep+"search_path="+schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if s.Dialect() != store.Postgres {
+		t.Fatalf("dialect %s", s.Dialect())
+	}
+	return s
+}
+
+func TestPostgres(t *testing.T) { runSuite(t, postgresOpener) }

@@ -1,0 +1,268 @@
+// Package store gives each svckit service its own SQL database, opened from a DSN:
+//
+//	sqlite:PATH          a SQLite file (the default; modernc.org/sqlite, pure Go), in WAL mode
+//	                     with a busy timeout, synchronous=NORMAL and foreign keys on
+//	postgres://…         PostgreSQL through pgx (postgresql:// works too)
+//
+// A [Store] wraps *sql.DB with the [Dialect] that hides the few differences other packages
+// need (placeholders, blob types, error classification). [Store.Migrate] applies embedded,
+// versioned SQL migrations with checksums at start; [Store.InTx] runs a function in a
+// transaction, retrying it when the database reports a transient conflict, and runs
+// [Store.AfterCommit] hooks once the transaction has committed.
+//
+// For SQLite the Store keeps two pools on one file: a single writer connection, which
+// serializes writers in Go instead of making them fight over SQLite's lock, and a pool of
+// read-only connections for queries. Each service has its own DSN, so no service reaches
+// another's data.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" driver
+)
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	busyTimeout time.Duration
+	maxReaders  int
+	maxOpen     int
+	retries     int
+}
+
+// WithBusyTimeout sets how long a SQLite connection waits for a lock held by another
+// connection or process before it fails with SQLITE_BUSY; default 5s.
+func WithBusyTimeout(d time.Duration) Option { return func(o *options) { o.busyTimeout = d } }
+
+// WithMaxReaders sets the number of SQLite read connections; default max(4, GOMAXPROCS).
+func WithMaxReaders(n int) Option { return func(o *options) { o.maxReaders = n } }
+
+// WithMaxOpenConns sets the PostgreSQL pool size; default 16.
+func WithMaxOpenConns(n int) Option { return func(o *options) { o.maxOpen = n } }
+
+// WithTxRetries sets how many times InTx retries a transaction that failed with a
+// transient conflict (SQLITE_BUSY, serialization failure, deadlock); default 10.
+func WithTxRetries(n int) Option { return func(o *options) { o.retries = n } }
+
+// Store is one service's database.
+type Store struct {
+	dialect Dialect
+	dsn     string
+	write   *sql.DB
+	read    *sql.DB
+	retries int
+
+	mu    sync.Mutex
+	hooks map[*sql.Tx][]func()
+}
+
+// Open opens the database named by dsn and checks that it answers. A DSN without a
+// scheme is taken as a SQLite path.
+func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
+	o := options{busyTimeout: 5 * time.Second, maxReaders: max(4, runtime.GOMAXPROCS(0)), maxOpen: 16, retries: 10}
+	for _, fn := range opts {
+		fn(&o)
+	}
+	s := &Store{dsn: dsn, retries: o.retries, hooks: make(map[*sql.Tx][]func())}
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("store: open postgres: %w", err)
+		}
+		db.SetMaxOpenConns(o.maxOpen)
+		db.SetMaxIdleConns(o.maxOpen)
+		db.SetConnMaxIdleTime(5 * time.Minute)
+		s.dialect, s.write, s.read = Postgres, db, db
+	default:
+		path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite://"), "sqlite:")
+		if path == "" {
+			return nil, errors.New("store: empty SQLite path")
+		}
+		if path != ":memory:" {
+			if dir := filepath.Dir(path); dir != "" {
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					return nil, fmt.Errorf("store: %w", err)
+				}
+			}
+		}
+		w, r, err := openSQLite(path, o)
+		if err != nil {
+			return nil, err
+		}
+		s.dialect, s.write, s.read = SQLite, w, r
+	}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openSQLite(path string, o options) (write, read *sql.DB, err error) {
+	pragmas := func(extra ...string) string {
+		q := url.Values{}
+		for _, p := range append([]string{
+			fmt.Sprintf("busy_timeout(%d)", o.busyTimeout.Milliseconds()),
+			"journal_mode(WAL)",
+			"synchronous(NORMAL)",
+			"foreign_keys(1)",
+		}, extra...) {
+			q.Add("_pragma", p)
+		}
+		return q.Encode()
+	}
+	name := "file:" + path
+	if path == ":memory:" {
+		// One shared in-memory database for both pools.
+		name = "file:svckit-mem-" + fmt.Sprint(time.Now().UnixNano()) + "?mode=memory&cache=shared"
+	} else {
+		name += "?"
+	}
+	sep := "&"
+	if strings.HasSuffix(name, "?") {
+		sep = ""
+	}
+	write, err = sql.Open("sqlite", name+sep+pragmas()+"&_txlock=immediate")
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: open sqlite: %w", err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	write.SetConnMaxIdleTime(0)
+	// Make the file and switch it to WAL on the writer before readers open it.
+	if _, err := write.Exec("SELECT 1"); err != nil {
+		write.Close()
+		return nil, nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
+	}
+	read, err = sql.Open("sqlite", name+sep+pragmas("query_only(1)"))
+	if err != nil {
+		write.Close()
+		return nil, nil, fmt.Errorf("store: open sqlite: %w", err)
+	}
+	read.SetMaxOpenConns(o.maxReaders)
+	read.SetMaxIdleConns(o.maxReaders)
+	read.SetConnMaxIdleTime(0)
+	return write, read, nil
+}
+
+// Dialect returns the database's dialect.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+// DB returns the pool for writes and transactions. For SQLite it has one connection, so a
+// caller that holds a transaction blocks other writers until it ends.
+func (s *Store) DB() *sql.DB { return s.write }
+
+// ReadDB returns the pool for read-only queries outside transactions. For PostgreSQL it is
+// the same pool as DB.
+func (s *Store) ReadDB() *sql.DB { return s.read }
+
+// Rebind rewrites the ? placeholders of query for the store's dialect.
+func (s *Store) Rebind(query string) string { return s.dialect.Rebind(query) }
+
+// Ping checks that the database answers; use it as a readiness check.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.write.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: ping %s: %w", s.dialect, err)
+	}
+	if s.read != s.write {
+		if err := s.read.PingContext(ctx); err != nil {
+			return fmt.Errorf("store: ping %s: %w", s.dialect, err)
+		}
+	}
+	return nil
+}
+
+// Close closes the pools.
+func (s *Store) Close() error {
+	err := s.write.Close()
+	if s.read != s.write {
+		err = errors.Join(err, s.read.Close())
+	}
+	return err
+}
+
+// InTx runs fn in a transaction on the write pool and commits it if fn returns nil, or
+// rolls it back. When the database reports a transient conflict (SQLITE_BUSY or
+// SQLITE_LOCKED, PostgreSQL serialization failure or deadlock), from fn or from the
+// commit, the whole transaction is run again after a short, growing pause, so fn must not
+// have effects outside tx. Hooks that fn registers with AfterCommit run after the commit.
+func (s *Store) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.InTxOptions(ctx, nil, fn)
+}
+
+// InTxOptions is InTx with transaction options, such as an isolation level or read-only.
+func (s *Store) InTxOptions(ctx context.Context, txOpts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
+	pause := time.Millisecond
+	for attempt := 0; ; attempt++ {
+		err := s.inTx(ctx, txOpts, fn)
+		if err == nil || attempt >= s.retries || !s.dialect.IsRetryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(pause):
+		}
+		pause = min(pause*2, 200*time.Millisecond)
+	}
+}
+
+func (s *Store) inTx(ctx context.Context, txOpts *sql.TxOptions, fn func(tx *sql.Tx) error) (err error) {
+	tx, err := s.write.BeginTx(ctx, txOpts)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	s.mu.Lock()
+	s.hooks[tx] = nil
+	s.mu.Unlock()
+	committed := false
+	defer func() {
+		s.mu.Lock()
+		hooks := s.hooks[tx]
+		delete(s.hooks, tx)
+		s.mu.Unlock()
+		if !committed {
+			_ = tx.Rollback()
+			return
+		}
+		for _, h := range hooks {
+			h()
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	committed = true
+	return nil
+}
+
+// AfterCommit registers fn to run after tx commits; it is not run if tx rolls back. It
+// reports false, and does nothing, when tx was not started by this Store's InTx.
+func (s *Store) AfterCommit(tx *sql.Tx, fn func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	hooks, ok := s.hooks[tx]
+	if !ok {
+		return false
+	}
+	s.hooks[tx] = append(hooks, fn)
+	return true
+}

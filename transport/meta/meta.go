@@ -1,0 +1,123 @@
+// Package meta gives endpoint middleware a transport-neutral view of the call it serves:
+// the incoming request's headers (HTTP headers or gRPC metadata), the caller's network
+// address, and the principal that authentication middleware established.
+//
+// Transports make this cheap. The HTTP transport puts the *http.Request in the context
+// once per request ([WithSource]); a gRPC server context carries its metadata and peer
+// already, so [Header] and [Peer] read them from there and nothing is added per call.
+// Middleware calls [Header], [Peer] and [Subject] without knowing which transport served
+// the call:
+//
+//	token := meta.Header(ctx, "Authorization")
+//	key := meta.Peer(ctx) // "192.0.2.7"
+package meta
+
+import (
+	"context"
+	"net"
+	"strings"
+
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+)
+
+// Source is the incoming request of a call as a transport presents it to middleware.
+type Source interface {
+	// Header returns the first value of the request header key (case-insensitive), or "".
+	Header(key string) string
+	// Peer returns the caller's network address without the port (an IP address for
+	// TCP), or "".
+	Peer() string
+}
+
+type sourceKey struct{}
+
+// WithSource returns a context that carries the incoming request src. Transports call it
+// once per request; gRPC servers need not, as their contexts carry metadata and peer.
+func WithSource(ctx context.Context, src Source) context.Context {
+	return context.WithValue(ctx, sourceKey{}, src)
+}
+
+// SourceFrom returns the Source a transport put in ctx, or nil.
+func SourceFrom(ctx context.Context) Source {
+	s, _ := ctx.Value(sourceKey{}).(Source)
+	return s
+}
+
+// Header returns the first value of the incoming request's header key: the HTTP header
+// (case-insensitive) of a call served over HTTP, or the gRPC metadata key (lowercased) of
+// a call served over gRPC. It returns "" when there is no such header or ctx is not a
+// served call's context.
+func Header(ctx context.Context, key string) string {
+	if s := SourceFrom(ctx); s != nil {
+		return s.Header(key)
+	}
+	v := metadata.ValueFromIncomingContext(ctx, key)
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+// Peer returns the network address of the caller without its port (for TCP, the IP
+// address, as "192.0.2.7" or "2001:db8::1"), or "" when it is unknown. It is the address
+// of the immediate peer: a proxy's address when there is one in between.
+func Peer(ctx context.Context) string {
+	if s := SourceFrom(ctx); s != nil {
+		return s.Peer()
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return ""
+	}
+	if a, ok := p.Addr.(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	return HostOf(p.Addr.String())
+}
+
+// HostOf returns the host part of a "host:port" address, or addr itself when it has no
+// port.
+func HostOf(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return strings.Trim(addr, "[]")
+}
+
+// BearerToken returns the token of an "Authorization: Bearer <token>" header of the
+// incoming request, or "" when there is none. The scheme is case-insensitive.
+func BearerToken(ctx context.Context) string {
+	h := Header(ctx, "Authorization")
+	const prefix = "bearer "
+	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return ""
+	}
+	return strings.TrimSpace(h[len(prefix):])
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns a context that carries p, the authenticated caller of the call
+// (authentication middleware sets it; auth.Claims is one).
+func WithPrincipal(ctx context.Context, p any) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// Principal returns the principal that authentication middleware put in ctx, or nil.
+func Principal(ctx context.Context) any { return ctx.Value(principalKey{}) }
+
+// Subject returns the subject (the "sub" claim) of the principal in ctx, or "" when there
+// is none. A principal has a subject when it has a GetSubject() (string, error) method,
+// as JWT claims do.
+func Subject(ctx context.Context) string {
+	p, ok := Principal(ctx).(interface{ GetSubject() (string, error) })
+	if !ok {
+		return ""
+	}
+	s, err := p.GetSubject()
+	if err != nil {
+		return ""
+	}
+	return s
+}

@@ -1,0 +1,200 @@
+package meta_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	grpcgo "google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/svckit/svckit/examples/addsvc/addsvc"
+	"github.com/svckit/svckit/examples/addsvc/pb"
+	"github.com/svckit/svckit/svcerr"
+	sgrpc "github.com/svckit/svckit/transport/grpc"
+	shttp "github.com/svckit/svckit/transport/http"
+	"github.com/svckit/svckit/transport/meta"
+)
+
+// seen is what the server-side endpoint observed about its call.
+type seen struct {
+	auth, peer  string
+	hasDeadline bool
+	left        time.Duration
+}
+
+// observer returns a Sum endpoint that reports what it sees on out.
+func observer(out chan<- seen) func(ctx context.Context, req addsvc.SumRequest) (addsvc.SumResponse, error) {
+	return func(ctx context.Context, req addsvc.SumRequest) (addsvc.SumResponse, error) {
+		s := seen{auth: meta.Header(ctx, "Authorization"), peer: meta.Peer(ctx)}
+		if dl, ok := ctx.Deadline(); ok {
+			s.hasDeadline, s.left = true, time.Until(dl)
+		}
+		out <- s
+		if req.A < 0 {
+			return addsvc.SumResponse{}, svcerr.New(svcerr.ResourceExhausted, "slow down").WithMeta("retry_after", "7")
+		}
+		return addsvc.SumResponse{V: req.A + req.B}, nil
+	}
+}
+
+func serveHTTP(t *testing.T, out chan<- seen) string {
+	t.Helper()
+	s := shttp.NewServer("sum")
+	shttp.Handle(s, "PUT /sum", "Sum", observer(out))
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func serveGRPC(t *testing.T, out chan<- seen) *grpcgo.ClientConn {
+	t.Helper()
+	s := sgrpc.NewServer(addsvc.GRPCService)
+	sgrpc.Unary(s, "Sum", observer(out),
+		func(m *pb.SumRequest) (addsvc.SumRequest, error) { return addsvc.SumRequest{A: m.GetA(), B: m.GetB()}, nil },
+		func(r addsvc.SumResponse) (*pb.SumReply, error) { return &pb.SumReply{V: r.V}, nil })
+	g := sgrpc.NewGRPCServer(nil)
+	s.Register(g)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = g.Serve(lis) }()
+	t.Cleanup(g.Stop)
+	cc, err := grpcgo.NewClient(lis.Addr().String(), grpcgo.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	return cc
+}
+
+func grpcSum(cc *grpcgo.ClientConn) func(context.Context, addsvc.SumRequest) (addsvc.SumResponse, error) {
+	c := sgrpc.NewClient(cc, addsvc.GRPCService)
+	return sgrpc.UnaryCall(c, "Sum",
+		func(r addsvc.SumRequest) (*pb.SumRequest, error) { return &pb.SumRequest{A: r.A, B: r.B}, nil },
+		func(m *pb.SumReply) (addsvc.SumResponse, error) { return addsvc.SumResponse{V: m.GetV()}, nil })
+}
+
+func TestHTTPHeadersPeerAndDeadline(t *testing.T) {
+	out := make(chan seen, 1)
+	url := serveHTTP(t, out)
+	c, err := shttp.NewClient(url, "sum")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := shttp.Call[addsvc.SumRequest, addsvc.SumResponse](c, "PUT /sum", "Sum")
+
+	// No deadline: none on the server either.
+	if _, err := sum(context.Background(), addsvc.SumRequest{A: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if s := <-out; s.hasDeadline || s.peer != "127.0.0.1" || s.auth != "" {
+		t.Errorf("without deadline: server saw %+v", s)
+	}
+
+	// The caller's deadline arrives, a little shorter.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := sum(ctx, addsvc.SumRequest{A: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if s := <-out; !s.hasDeadline || s.left <= 0 || s.left > 5*time.Second {
+		t.Errorf("with a 5s deadline: server saw %+v", s)
+	}
+
+	// A raw request with headers: Authorization and a timeout in milliseconds.
+	for _, tc := range []struct {
+		timeout string
+		want    bool
+	}{{"1500", true}, {"0", false}, {"abc", false}, {"-5", false}, {"12345678901", false}} {
+		req, _ := http.NewRequest(http.MethodPut, url+"/sum", strings.NewReader(`{"a":1}`))
+		req.Header.Set("Authorization", "Bearer abc")
+		req.Header.Set(shttp.TimeoutHeader, tc.timeout)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		s := <-out
+		if s.auth != "Bearer abc" || s.hasDeadline != tc.want || (tc.want && s.left > 1500*time.Millisecond) {
+			t.Errorf("timeout %q: server saw %+v", tc.timeout, s)
+		}
+	}
+}
+
+func TestHTTPClientSendsTimeoutHeader(t *testing.T) {
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get(shttp.TimeoutHeader)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"v":1}`))
+	}))
+	defer srv.Close()
+	c, _ := shttp.NewClient(srv.URL, "sum")
+	sum := shttp.Call[addsvc.SumRequest, addsvc.SumResponse](c, "PUT /sum", "Sum")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := sum(ctx, addsvc.SumRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := strconv.Atoi(<-got)
+	if err != nil || ms <= 0 || ms > 2000 {
+		t.Errorf("%s = %d (%v), want 1..2000", shttp.TimeoutHeader, ms, err)
+	}
+}
+
+func TestGRPCMetadataPeerDeadlineAndRetryAfter(t *testing.T) {
+	out := make(chan seen, 1)
+	sum := grpcSum(serveGRPC(t, out))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer xyz")
+	if _, err := sum(ctx, addsvc.SumRequest{A: 1}); err != nil {
+		t.Fatal(err)
+	}
+	s := <-out
+	if s.auth != "Bearer xyz" || s.peer != "127.0.0.1" || !s.hasDeadline || s.left <= 0 || s.left > 5*time.Second {
+		t.Errorf("server saw %+v", s)
+	}
+
+	// Retry-After travels in the error details and comes back in the svcerr metadata.
+	_, err := sum(context.Background(), addsvc.SumRequest{A: -1})
+	<-out
+	e := svcerr.From(err)
+	if e.Kind != svcerr.ResourceExhausted || e.Meta["retry_after"] != "7" {
+		t.Errorf("err = %v, meta %v; want resource_exhausted with retry_after 7", err, e.Meta)
+	}
+}
+
+func TestBearerTokenAndHostOf(t *testing.T) {
+	out := make(chan seen, 1)
+	_ = out
+	for _, tc := range []struct{ header, want string }{
+		{"Bearer abc", "abc"}, {"bearer  abc ", "abc"}, {"Basic abc", ""}, {"Bearer", ""}, {"", ""},
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		if tc.header != "" {
+			req.Header.Set("Authorization", tc.header)
+		}
+		ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", tc.header))
+		if got := meta.BearerToken(ctx); got != tc.want {
+			t.Errorf("BearerToken(%q) = %q, want %q", tc.header, got, tc.want)
+		}
+	}
+	for in, want := range map[string]string{"1.2.3.4:80": "1.2.3.4", "[::1]:80": "::1", "host": "host", "[::1]": "::1"} {
+		if got := meta.HostOf(in); got != want {
+			t.Errorf("HostOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if meta.Header(context.Background(), "x") != "" || meta.Peer(context.Background()) != "" || meta.Subject(context.Background()) != "" {
+		t.Error("a bare context has metadata")
+	}
+}
