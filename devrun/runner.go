@@ -308,7 +308,11 @@ func (s *System) Stop(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-ctx.Done():
-		err = errors.New("devrun: instances did not stop in time")
+		for _, in := range s.Instances {
+			in.killNow()
+		}
+		<-done
+		err = errors.New("devrun: stop forced; instances killed")
 	}
 	s.shutdownInfra()
 	s.printf("stopped")

@@ -116,7 +116,9 @@ func (in *Instance) Supervise(ctx context.Context, logs *LogStore, b Backoff, gr
 func (in *Instance) runOnce(ctx context.Context, logs *LogStore, grace time.Duration) error {
 	cmd := exec.Command(in.Bin, in.Args...)
 	cmd.Env = in.Env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C in the terminal reaches svckit dev only
+	// Setpgid: Ctrl-C in the terminal reaches svckit dev only, which stops the services in
+	// order. Pdeathsig: if svckit dev dies without stopping them, they get SIGTERM.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -158,6 +160,16 @@ func (in *Instance) runOnce(ctx context.Context, logs *LogStore, grace time.Dura
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			return <-done
 		}
+	}
+}
+
+// killNow sends SIGKILL to the process group without waiting, for a forced stop.
+func (in *Instance) killNow() {
+	in.mu.Lock()
+	pid := in.pid
+	in.mu.Unlock()
+	if pid > 0 {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
 	}
 }
 

@@ -1,0 +1,101 @@
+package devrun
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Flags holds the command-line settings of `svckit dev`.
+type Flags struct {
+	Dir      string
+	Replicas []string
+	Listen   string
+	StateDir string
+	NoColor  bool
+	Quiet    bool
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// ParseFlags parses `svckit dev [flags] [DIR]`.
+func ParseFlags(args []string, stderr io.Writer) (Flags, error) {
+	fs := flag.NewFlagSet("svckit dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f Flags
+	var replicas multiFlag
+	fs.Var(&replicas, "replicas", "replica count for a service, NAME=N (repeatable)")
+	fs.StringVar(&f.Listen, "listen", "127.0.0.1:7070", "address of the dashboard and the OTLP collector")
+	fs.StringVar(&f.StateDir, "state-dir", "", "where binaries, stores and NATS data live (default DIR/.svckit)")
+	fs.BoolVar(&f.NoColor, "no-color", false, "no ANSI colours in the output")
+	fs.BoolVar(&f.Quiet, "quiet", false, "print only svckit dev's own messages, not the services' logs")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: svckit dev [flags] [DIR]\n\nRuns every service of the system described by DIR/svckit.yaml (default examples/shop)\nas supervised processes with an embedded NATS server and a dashboard.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if fs.NArg() > 1 {
+		return f, fmt.Errorf("svckit dev: want at most one directory, got %q", fs.Args())
+	}
+	f.Dir = "examples/shop"
+	if fs.NArg() == 1 {
+		f.Dir = fs.Arg(0)
+	}
+	f.Replicas = replicas
+	return f, nil
+}
+
+// RunUntilSignal starts the system, waits until it is ready, calls ready (to print URLs
+// and tokens), and runs until SIGINT or SIGTERM, then stops everything gracefully. A
+// second signal stops at once.
+func RunUntilSignal(ctx context.Context, opts Options, ready func(*System)) error {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	sys, err := Start(ctx, opts)
+	if err != nil {
+		return err
+	}
+	readyCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	readyErr := make(chan error, 1)
+	go func() { readyErr <- sys.WaitReady(readyCtx) }()
+	select {
+	case err := <-readyErr:
+		cancel()
+		if err != nil {
+			_ = sys.Stop(context.Background())
+			return err
+		}
+		if ready != nil {
+			ready(sys)
+		}
+	case sig := <-sigs:
+		cancel()
+		sys.printf("%s before the system was ready; stopping", sig)
+		return sys.Stop(context.Background())
+	}
+	sig := <-sigs
+	sys.printf("%s: stopping (again to stop at once)", sig)
+	stopCtx, stopCancel := context.WithCancel(context.Background())
+	defer stopCancel()
+	go func() {
+		<-sigs
+		stopCancel()
+	}()
+	if err := sys.Stop(stopCtx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
