@@ -246,7 +246,7 @@ func TestGRPCRequestIsLoggedMeteredAndTraced(t *testing.T) {
 	carrier := propagation.MapCarrier{"x-request-id": "req-grpc-1"}
 	propagation.TraceContext{}.Inject(ctx, carrier)
 	ctx = metadata.NewOutgoingContext(ctx, metadata.New(carrier))
-	var reply pb.SumReply
+	var reply pb.SumResponse
 	if err := cc.Invoke(ctx, "/addsvc.Add/Sum", &pb.SumRequest{A: 2, B: 3}, &reply); err != nil || reply.V != 5 {
 		t.Fatalf("Sum = %v, %v", reply.V, err)
 	}
@@ -295,7 +295,7 @@ func TestPanicIsContainedOnBothTransports(t *testing.T) {
 	if svcerr.KindOf(err) != svcerr.Internal || strings.Contains(err.Error(), "beast") {
 		t.Fatalf("panic over gRPC: %v", err)
 	}
-	var reply pb.SumReply
+	var reply pb.SumResponse
 	err = cc.Invoke(context.Background(), "/addsvc.Add/Sum", &pb.SumRequest{A: 666}, &reply)
 	if status.Code(err) != codes.Internal {
 		t.Fatalf("raw gRPC code = %v, want Internal", status.Code(err))

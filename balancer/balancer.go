@@ -412,10 +412,27 @@ func (b *Balancer) choose(c *subset, now int64) *host {
 	}
 	if b.cfg.policy == RoundRobin {
 		s := c.schedule
-		start := b.seq.Add(1)
-		for i := range uint64(len(s)) {
-			if h := hs[s[(start+i)%uint64(len(s))]]; !h.ejected(now) {
-				return h
+		if h := hs[s[b.seq.Add(1)%uint64(len(s))]]; !h.ejected(now) {
+			return h
+		}
+		// The turn fell on an ejected instance: give it to a random other one, so that the
+		// ejected instance's share spreads evenly rather than all going to its successor.
+		n := 0
+		for _, h := range hs {
+			if !h.ejected(now) {
+				n++
+			}
+		}
+		if n == 0 {
+			return nil
+		}
+		k := rand.IntN(n)
+		for _, h := range hs {
+			if !h.ejected(now) {
+				if k == 0 {
+					return h
+				}
+				k--
 			}
 		}
 		return nil

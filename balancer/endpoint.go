@@ -6,6 +6,7 @@ import (
 
 	"github.com/svckit/svckit/discovery"
 	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/resilience"
 )
 
 type instanceKey struct{}
@@ -24,10 +25,12 @@ func InstanceFrom(ctx context.Context) *discovery.Instance {
 }
 
 // Middleware returns client middleware that picks an instance for each call, puts it in the
-// call's context for the middleware and endpoint inside it ([InstanceFrom]), and reports
-// the call's outcome to the balancer. A call fails with an Unavailable error, and next is
-// not called, when there is no instance. Put retry middleware outside it, so that each
-// attempt picks anew, and per-instance middleware (a circuit breaker) inside it.
+// call's context for the middleware and endpoint inside it ([InstanceFrom], and
+// resilience.InstanceFrom with its address, which resilience.Breaker keys its circuits
+// on), and reports the call's outcome to the balancer. A call fails with an Unavailable
+// error, and next is not called, when there is no instance. Put retry middleware outside
+// it, so that each attempt picks anew, and per-instance middleware (a circuit breaker)
+// inside it.
 func (b *Balancer) Middleware() endpoint.Middleware {
 	return func(_ endpoint.Info, next endpoint.Handler) endpoint.Handler {
 		return func(ctx context.Context, req any) (any, error) {
@@ -35,7 +38,8 @@ func (b *Balancer) Middleware() endpoint.Middleware {
 			if err != nil {
 				return nil, err
 			}
-			resp, err := next(WithInstance(ctx, &inst), req)
+			ctx = resilience.WithInstance(WithInstance(ctx, &inst), inst.Addr)
+			resp, err := next(ctx, req)
 			done(err)
 			return resp, err
 		}

@@ -81,25 +81,25 @@ func startInstance(t testing.TB, id string, f fault) *instance {
 	return in
 }
 
-// retry is a minimal retry middleware for the tests: up to attempts tries while the error
-// is retryable. (The resilience package's retry middleware does this with backoff and a
-// budget; these tests check that the balancer lets each attempt find a good instance.)
+// retry is the resilience package's retry middleware for the tests: up to attempts tries,
+// short backoff, and a budget large enough that every failed attempt may be retried (the
+// tests measure the balancer, not the budget).
 func retry(attempts int) endpoint.Middleware {
-	return func(_ endpoint.Info, next endpoint.Handler) endpoint.Handler {
-		return func(ctx context.Context, req any) (resp any, err error) {
-			for range attempts {
-				resp, err = next(ctx, req)
-				if err == nil || !svcerr.KindOf(err).Retryable() || ctx.Err() != nil {
-					return resp, err
-				}
-			}
-			return resp, err
-		}
-	}
+	return resilience.Retry(resilience.RetryConfig{
+		MaxAttempts: attempts,
+		BaseDelay:   time.Millisecond,
+		MaxDelay:    5 * time.Millisecond,
+		Budget:      resilience.NewBudget(resilience.BudgetConfig{Ratio: 1, MaxTokens: 1000, MinPerSecond: 100}),
+	})
 }
 
 // sumClient returns a load-balanced Sum endpoint over b with a per-attempt timeout.
 func sumClient(t testing.TB, b *balancer.Balancer, timeout time.Duration, mws ...endpoint.Middleware) endpoint.Endpoint[addsvc.SumRequest, addsvc.SumResponse] {
+	return sumClientWith(t, b, timeout, nil, mws...)
+}
+
+// sumClientWith is sumClient with per-instance middleware inside the pick (a breaker).
+func sumClientWith(t testing.TB, b *balancer.Balancer, timeout time.Duration, inner []endpoint.Middleware, mws ...endpoint.Middleware) endpoint.Endpoint[addsvc.SumRequest, addsvc.SumResponse] {
 	pool := balancer.NewConnPool(b)
 	t.Cleanup(func() { _ = pool.Close() })
 	factory := func(inst discovery.Instance) (endpoint.Endpoint[addsvc.SumRequest, addsvc.SumResponse], error) {
@@ -107,13 +107,13 @@ func sumClient(t testing.TB, b *balancer.Balancer, timeout time.Duration, mws ..
 		if err != nil {
 			return nil, err
 		}
-		var copts []sgrpc.ClientOption
+		copts := []sgrpc.ClientOption{sgrpc.WithClientMiddleware(inner...)}
 		if timeout > 0 {
 			copts = append(copts, sgrpc.WithClientMiddleware(resilience.Timeout(timeout)))
 		}
 		return addsvc.NewGRPCClient(cc, copts...).Sum, nil
 	}
-	info := endpoint.Info{Service: "addsvc", Method: "Sum", Transport: "grpc"}
+	info := endpoint.Info{Service: "addsvc", Method: "Sum", Transport: "grpc", Idempotent: true}
 	return balancer.Endpoint(info, b, factory, mws...)
 }
 
@@ -139,8 +139,18 @@ func statOf(b *balancer.Balancer, id string) balancer.Stat {
 // timeout and three attempts per call, at least 99% of the calls must succeed, and the bad
 // instances must have been ejected.
 func TestFaultInjection(t *testing.T) {
-	for _, policy := range []balancer.Policy{balancer.P2C, balancer.RoundRobin} {
-		t.Run(policy.String(), func(t *testing.T) {
+	tests := []struct {
+		name    string
+		policy  balancer.Policy
+		breaker bool
+	}{
+		{"p2c", balancer.P2C, false},
+		{"round_robin", balancer.RoundRobin, false},
+		{"p2c+breaker", balancer.P2C, true},
+	}
+	for _, tt := range tests {
+		policy := tt.policy
+		t.Run(tt.name, func(t *testing.T) {
 			good1 := startInstance(t, "good1", healthy)
 			good2 := startInstance(t, "good2", healthy)
 			flakyIn := startInstance(t, "flaky", flaky)
@@ -163,15 +173,25 @@ func TestFaultInjection(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sum := sumClient(t, b, 100*time.Millisecond, retry(3))
+			var inner []endpoint.Middleware
+			if tt.breaker {
+				br := resilience.NewBreaker(resilience.BreakerConfig{OpenFor: 300 * time.Millisecond})
+				b.OnRemove(br.Forget)
+				inner = append(inner, br.Middleware())
+			}
+			sum := sumClientWith(t, b, 100*time.Millisecond, inner, retry(3))
 
+			// Each caller makes at least perCaller calls and goes on for at least 1.5s, long
+			// enough for ejected instances to be readmitted on probation (after 300ms) and,
+			// still bad, ejected again.
 			const callers, perCaller = 8, 150
 			var ok, failed atomic.Int64
 			var wg sync.WaitGroup
 			var killOnce sync.Once
+			start := time.Now()
 			for c := range callers {
 				wg.Go(func() {
-					for i := range perCaller {
+					for i := 0; i < perCaller || time.Since(start) < 1500*time.Millisecond; i++ {
 						if c == 0 && i == perCaller/3 {
 							killOnce.Do(victim.kill)
 						}
@@ -188,7 +208,7 @@ func TestFaultInjection(t *testing.T) {
 			wg.Wait()
 			total := ok.Load() + failed.Load()
 			rate := float64(ok.Load()) / float64(total)
-			t.Logf("%s: %d/%d calls succeeded (%.2f%%)", policy, ok.Load(), total, 100*rate)
+			t.Logf("%s: %d/%d calls succeeded (%.2f%%)", tt.name, ok.Load(), total, 100*rate)
 			for _, s := range b.Stats() {
 				t.Logf("  %-7s calls=%4d failures=%3d ejections=%d latency=%v", s.Instance.ID, s.Calls, s.Failures, s.Ejections, s.Latency)
 			}
@@ -198,9 +218,12 @@ func TestFaultInjection(t *testing.T) {
 			ejectMu.Lock()
 			defer ejectMu.Unlock()
 			for _, id := range []string{"hang", "victim"} {
-				if ejected[id] == 0 {
-					t.Errorf("instance %s was never ejected", id)
+				if ejected[id] < 2 {
+					t.Errorf("instance %s was ejected %d times, want at least 2 (ejected, readmitted, ejected again)", id, ejected[id])
 				}
+			}
+			if ejected["flaky"] == 0 {
+				t.Error("the flaky instance was never ejected")
 			}
 			for _, id := range []string{"good1", "good2"} {
 				if ejected[id] != 0 {

@@ -127,11 +127,32 @@ func (c *conv) getter(f *Field, pf *protogen.Field, m string) string {
 	return m + ".Get" + pf.GoName + "()"
 }
 
-// mangle names a helper after a Go type.
+// mangle names a helper after a Go type: *[]shared.Address → PtrSliceSharedAddress.
 func (c *conv) mangle(t *Type) string {
-	s := types.TypeString(t.Go, func(p *types.Package) string { return p.Name() })
-	r := strings.NewReplacer("*", "Ptr", "[]", "Slice", "map[", "Map", "]", "", ".", "", "[", "", ",", "", " ", "")
-	return exported(r.Replace(s))
+	if n, ok := types.Unalias(t.Go).(*types.Named); ok && t.Kind != KindStruct {
+		name := n.Obj().Name()
+		if p := n.Obj().Pkg(); p != nil && p.Path() != c.pkg.Path {
+			name = exported(p.Name()) + name
+		}
+		return name
+	}
+	switch t.Kind {
+	case KindPointer:
+		return "Ptr" + c.mangle(t.Elem)
+	case KindSlice:
+		return "Slice" + c.mangle(t.Elem)
+	case KindMap:
+		key := "String"
+		if kt := types.Unalias(t.Go).Underlying().(*types.Map).Key(); !types.Identical(kt, types.Typ[types.String]) {
+			key = c.mangle(&Type{Kind: KindBasic, Go: kt})
+		}
+		return "Map" + key + c.mangle(t.Elem)
+	case KindStruct:
+		return t.Msg.Name
+	case KindBytes:
+		return "Bytes"
+	}
+	return exported(types.TypeString(t.Go, func(p *types.Package) string { return p.Name() }))
 }
 
 // pbElemType is the protobuf Go type of t as an element or field.
@@ -169,6 +190,9 @@ func (c *conv) identity(t *Type) bool {
 		return !t.Named
 	case KindSlice:
 		return !t.Named && c.identity(t.Elem)
+	case KindMap:
+		kt := types.Unalias(t.Go).Underlying().(*types.Map).Key()
+		return !t.Named && types.Identical(kt, types.Typ[types.String]) && c.identity(t.Elem)
 	}
 	return false
 }
@@ -331,6 +355,3 @@ func (c *conv) deref(elem *Type, m string) string {
 	}
 	return m
 }
-
-// fromPBPtrStruct is used for items of pointer-to-struct slices and maps.
-func init() {}

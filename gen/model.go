@@ -81,6 +81,7 @@ type Message struct {
 	Local   bool // the user's struct is declared in the service package
 	binder  bool // the user's struct has its own BindRequest method
 	pather  bool // ... its own PathParam method
+	querier bool // ... its own URLQuery method
 }
 
 // Field is a field of a message.

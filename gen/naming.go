@@ -53,6 +53,29 @@ func exported(s string) string {
 	return string(unicode.ToUpper(r)) + s[n:]
 }
 
+// initialisms are the words Go style writes in one case.
+var initialisms = map[string]bool{
+	"api": true, "ascii": true, "cpu": true, "css": true, "dns": true, "eof": true, "grpc": true,
+	"guid": true, "html": true, "http": true, "https": true, "id": true, "ip": true, "json": true,
+	"lhs": true, "rhs": true, "rpc": true, "sql": true, "ssh": true, "tcp": true, "tls": true, "ttl": true,
+	"udp": true, "ui": true, "uid": true, "uri": true, "url": true, "utf8": true, "uuid": true,
+	"vm": true, "xml": true,
+}
+
+// goName returns the exported Go field name of a parameter name: its first letter
+// upper-cased and initialisms in capitals ("id" → "ID", "userUrl" → "UserURL").
+func goName(s string) string {
+	var b strings.Builder
+	for _, w := range words(s) {
+		if initialisms[strings.ToLower(w)] {
+			b.WriteString(strings.ToUpper(w))
+		} else {
+			b.WriteString(exported(w))
+		}
+	}
+	return b.String()
+}
+
 // lowerCamel returns the JSON name svckit gives a generated field: the Go name with its
 // leading capital run lower-cased ("UserID" → "userID", "ID" → "id", "URLPath" → "urlPath").
 func lowerCamel(s string) string {
@@ -92,17 +115,4 @@ func protoJSONName(name string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
-}
-
-// isGoKeyword reports whether s is a Go keyword or predeclared identifier that generated
-// code must not shadow as a parameter name.
-func isReservedParam(s string) bool {
-	switch s {
-	case "break", "case", "chan", "const", "continue", "default", "defer", "else", "fallthrough",
-		"for", "func", "go", "goto", "if", "import", "interface", "map", "package", "range",
-		"return", "select", "struct", "switch", "type", "var",
-		"ctx", "req", "resp", "err", "e", "c", "s", "m", "v":
-		return true
-	}
-	return false
 }

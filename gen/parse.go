@@ -152,16 +152,16 @@ func (p *parser2) run(names []string) {
 	for _, d := range selected {
 		p.service(d)
 	}
+	p.checkNames()
 	if len(p.errs.list) > 0 {
 		return
 	}
-	p.checkNames()
 	p.placePB()
 }
 
 // selectIfaces picks the interfaces to generate code for.
 func (p *parser2) selectIfaces(decls []ifaceDecl, names []string) []ifaceDecl {
-	pkgPos := token.Position{Filename: p.lp.GoFiles[0]}
+	pkgPos := p.pos(p.lp.Syntax[0].Name.Pos())
 	if len(names) > 0 {
 		var out []ifaceDecl
 		for _, n := range names {
@@ -392,12 +392,16 @@ func (p *parser2) method(s *Service, f *types.Func) *Method {
 		paramVars = append(paramVars, params.At(i))
 	}
 	// The request.
+	handled := false
 	if len(paramVars) == 1 {
-		if msg, ptr := p.structParam(paramVars[0].Type(), where); msg != nil {
-			m.Req, m.ReqUser, m.ReqPtr = msg, true, ptr
+		var msg *Message
+		msg, m.ReqPtr, handled = p.structParam(paramVars[0].Type(), where)
+		if handled && msg == nil {
+			ok = false
 		}
+		m.Req, m.ReqUser = msg, msg != nil
 	}
-	if m.Req == nil {
+	if !handled {
 		msg, ps, good := p.wrapper(s.Prefix+m.Name+"Request", paramVars, where, "parameter", "Arg")
 		m.Req, m.Params = msg, ps
 		ok = ok && good
@@ -423,9 +427,11 @@ func (p *parser2) method(s *Service, f *types.Func) *Method {
 			m.Resp = msg
 		}
 	case len(resVars) == 1:
-		if msg, ptr := p.structParam(resVars[0].Type(), where); msg != nil {
-			m.Resp, m.RespUser, m.RespPtr = msg, true, ptr
+		msg, ptr, handled := p.structParam(resVars[0].Type(), where)
+		if handled && msg == nil {
+			ok = false
 		}
+		m.Resp, m.RespUser, m.RespPtr = msg, msg != nil, ptr
 	}
 	if m.Resp == nil && ok {
 		msg, rs, good := p.wrapper(s.Prefix+m.Name+"Response", resVars, where, "result", "Result")
@@ -443,28 +449,28 @@ func (p *parser2) method(s *Service, f *types.Func) *Method {
 }
 
 // structParam returns the message of t when t is a named struct or a pointer to one, used
-// whole as a request or response.
-func (p *parser2) structParam(t types.Type, where string) (*Message, bool) {
+// whole as a request or response. handled is false when t is not such a struct; a nil
+// message with handled true means the struct cannot be carried (reported).
+func (p *parser2) structParam(t types.Type, where string) (msg *Message, ptr, handled bool) {
 	u := types.Unalias(t)
-	ptr := false
 	if pt, ok := u.(*types.Pointer); ok {
 		u, ptr = types.Unalias(pt.Elem()), true
 	}
 	n, ok := u.(*types.Named)
 	if !ok || isNamed(n, "time", "Time") {
-		return nil, false
+		return nil, false, false
 	}
 	if _, ok := n.Underlying().(*types.Struct); !ok {
-		return nil, false
+		return nil, false, false
 	}
-	tt := p.typeOf(t, where, "the request")
+	tt := p.typeOf(t, where, types.TypeString(t, p.qual))
 	if tt == nil {
-		return nil, false
+		return nil, ptr, true
 	}
 	if ptr {
-		return tt.Elem.Msg, true
+		return tt.Elem.Msg, true, true
 	}
-	return tt.Msg, false
+	return tt.Msg, false, true
 }
 
 // wrapper builds the generated message of several parameters or results.
@@ -475,32 +481,32 @@ func (p *parser2) wrapper(name string, vars []*types.Var, where, what, unnamed s
 	seen := map[string]string{}
 	for i, v := range vars {
 		pname := v.Name()
-		goName := ""
+		fname := ""
 		if pname == "" || pname == "_" {
 			pname = ""
-			goName = unnamed
+			fname = unnamed
 			if len(vars) > 1 {
-				goName = fmt.Sprintf("%s%d", unnamed, i+1)
+				fname = fmt.Sprintf("%s%d", unnamed, i+1)
 			}
 		} else {
-			goName = exported(pname)
+			fname = goName(pname)
 		}
 		label := fmt.Sprintf("%s %s", what, pname)
 		if pname == "" {
 			label = fmt.Sprintf("%s %d", what, i+1)
 		}
-		if prev, dup := seen[goName]; dup {
-			p.errs.add(p.pos(v.Pos()), where, "%s and %s both become the field %s", prev, label, goName)
+		if prev, dup := seen[fname]; dup {
+			p.errs.add(p.pos(v.Pos()), where, "%s and %s both become the field %s", prev, label, fname)
 			ok = false
 			continue
 		}
-		seen[goName] = label
+		seen[fname] = label
 		t := p.typeOf(v.Type(), where, label)
 		if t == nil {
 			ok = false
 			continue
 		}
-		f := &Field{GoName: goName, JSONName: lowerCamel(goName), Type: t}
+		f := &Field{GoName: fname, JSONName: lowerCamel(fname), Type: t}
 		msg.Fields = append(msg.Fields, f)
 		ps = append(ps, &Param{Name: pname, Field: f})
 	}
@@ -858,7 +864,11 @@ func (p *parser2) message(n *types.Named, t types.Type, where, what string, stac
 	m.Name = messageName(n)
 	m.Doc = p.typeDoc(n)
 	st := n.Underlying().(*types.Struct)
-	ok := p.structFields(m, st, "", where, fmt.Sprintf("%s, in %s", what, types.TypeString(t, p.qual)), stack)
+	label := what
+	if ts := types.TypeString(t, p.qual); ts != what && "*"+ts != what {
+		label = fmt.Sprintf("%s, in %s", what, ts)
+	}
+	ok := p.structFields(m, st, "", where, label, stack)
 	if !ok {
 		m.Name, m.Fields = "", nil
 		p.pkg.Messages = slices.DeleteFunc(p.pkg.Messages, func(x *Message) bool { return x == m })
@@ -867,6 +877,7 @@ func (p *parser2) message(n *types.Named, t types.Type, where, what string, stac
 	ms := types.NewMethodSet(types.NewPointer(n))
 	m.binder = ms.Lookup(p.lp.Types, "BindRequest") != nil
 	m.pather = ms.Lookup(p.lp.Types, "PathParam") != nil
+	m.querier = ms.Lookup(p.lp.Types, "URLQuery") != nil
 	if m.Fields == nil {
 		m.Fields = []*Field{}
 	}

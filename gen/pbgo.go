@@ -6,7 +6,6 @@ import (
 
 	gengo "google.golang.org/protobuf/cmd/protoc-gen-go/internal_gengo"
 	"google.golang.org/protobuf/compiler/protogen"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -50,5 +49,3 @@ func pbGo(fd *descriptorpb.FileDescriptorProto) ([]byte, *protogen.File, error) 
 	src = bytes.Replace(src, []byte("// \tprotoc        (unknown)\n"), []byte("// \tsvckit gen\n"), 1)
 	return src, file, nil
 }
-
-var _ = proto.String

@@ -242,10 +242,32 @@ func pbGoType(b *types.Basic) string {
 	return "float64"
 }
 
-// protoText prints the .proto source of fd, with the documentation of the model.
-func protoText(pkg *Package, fd *descriptorpb.FileDescriptorProto) []byte {
+// protoText prints the .proto source of fd, with the documentation of the model, and
+// returns the source locations of the documented declarations, as protoc would record
+// them, so that the generated Go code carries the same comments.
+func protoText(pkg *Package, fd *descriptorpb.FileDescriptorProto) ([]byte, *descriptorpb.SourceCodeInfo) {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	info := &descriptorpb.SourceCodeInfo{}
+	// loc records the declaration about to be written on the current line.
+	loc := func(doc string, indent int, path ...int32) {
+		if doc == "" {
+			return
+		}
+		line := int32(strings.Count(b.String(), "\n"))
+		var lead strings.Builder
+		for _, l := range strings.Split(doc, "\n") {
+			if l != "" {
+				lead.WriteString(" ")
+			}
+			lead.WriteString(l + "\n")
+		}
+		info.Location = append(info.Location, &descriptorpb.SourceCodeInfo_Location{
+			Path:            path,
+			Span:            []int32{line, int32(indent), int32(indent + 1)},
+			LeadingComments: proto.String(lead.String()),
+		})
+	}
 	comment := func(indent, doc string) {
 		if doc == "" {
 			return
@@ -271,9 +293,11 @@ func protoText(pkg *Package, fd *descriptorpb.FileDescriptorProto) []byte {
 		s := pkg.Services[i]
 		w("\n")
 		comment("", s.Doc)
+		loc(s.Doc, 0, 6, int32(i))
 		w("service %s {\n", sd.GetName())
 		for j, md := range sd.Method {
 			comment("  ", s.Methods[j].Doc)
+			loc(s.Methods[j].Doc, 2, 6, int32(i), 2, int32(j))
 			stream := ""
 			if md.GetServerStreaming() {
 				stream = "stream "
@@ -291,6 +315,7 @@ func protoText(pkg *Package, fd *descriptorpb.FileDescriptorProto) []byte {
 		m := pkg.Messages[i]
 		w("\n")
 		comment("", m.Doc)
+		loc(m.Doc, 0, 4, int32(i))
 		if len(d.Field) == 0 {
 			w("message %s {}\n", d.GetName())
 			continue
@@ -298,6 +323,7 @@ func protoText(pkg *Package, fd *descriptorpb.FileDescriptorProto) []byte {
 		w("message %s {\n", d.GetName())
 		for j, f := range d.Field {
 			comment("  ", m.Fields[j].Doc)
+			loc(m.Fields[j].Doc, 2, 4, int32(i), 2, int32(j))
 			w("  %s %s = %d", fieldTypeText(fd, d, f), f.GetName(), f.GetNumber())
 			if f.GetJsonName() != protoJSONName(f.GetName()) {
 				w(" [json_name = %q]", f.GetJsonName())
@@ -306,7 +332,7 @@ func protoText(pkg *Package, fd *descriptorpb.FileDescriptorProto) []byte {
 		}
 		w("}\n")
 	}
-	return []byte(b.String())
+	return []byte(b.String()), info
 }
 
 // relName writes a fully-qualified message name relative to the file's package.

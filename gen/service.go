@@ -9,10 +9,11 @@ import (
 // svcGen writes the Go file of one service: request and response types, endpoints,
 // HTTP and gRPC transports, clients and Serve.
 type svcGen struct {
-	g   *goFile
-	pkg *Package
-	s   *Service
-	c   *conv
+	g      *goFile
+	pkg    *Package
+	s      *Service
+	c      *conv // writes into this service's file
+	shared *conv // writes helpers into the package's shared file
 }
 
 func (w *svcGen) x(name string) string { return w.s.Prefix + name }
@@ -159,8 +160,11 @@ func (w *svcGen) client() {
 			var fields []string
 			for i, p := range m.Params {
 				n := p.Name
-				if n == "" || isReservedParam(n) {
-					n = fmt.Sprintf("p%d", i)
+				switch n {
+				case "":
+					n = fmt.Sprintf("arg%d", i+1)
+				case "c", "ctx", "resp", "err":
+					n += "Arg"
 				}
 				params = append(params, n+" "+g.typ(p.Field.Type.Go))
 				fields = append(fields, p.Field.GoName+": "+n)
@@ -302,21 +306,24 @@ func (w *svcGen) encodeReq(m *Method) string { return w.lift(toPBName(m.Req)) }
 
 func (w *svcGen) encodeResp(m *Method) string {
 	if m.RespPtr {
-		w.c.nonNil()
-		return fmt.Sprintf("func(v %s) (%s, error) { return %s(nonNil(v)), nil }", w.respElem(m), w.c.pbType(m.Resp), toPBName(m.Resp))
+		return w.lift(strings.TrimSuffix(w.shared.toPB(w.ptrResp(m), "x"), "(x)"))
 	}
 	return w.lift(toPBName(m.Resp))
 }
 
 func (w *svcGen) decodeResp(m *Method) string {
 	if m.RespPtr {
-		return fmt.Sprintf("func(m %s) (%s, error) { v := %s(m); return &v, nil }", w.c.pbType(m.Resp), w.respElem(m), fromPBName(m.Resp))
+		return w.lift(strings.TrimSuffix(w.shared.fromPB(w.ptrResp(m), "x"), "(x)"))
 	}
 	return w.lift(fromPBName(m.Resp))
 }
 
-// respElem is the Go type of a pointer response or stream item.
-func (w *svcGen) respElem(m *Method) string { return "*" + w.g.typ(m.Resp.Go) }
+// ptrResp is the type of a pointer response or stream item. Its conversions are helpers
+// of the shared file (a nil response is sent as an empty message).
+func (w *svcGen) ptrResp(m *Method) *Type {
+	elem := &Type{Kind: KindStruct, Go: m.Resp.Go, Msg: m.Resp}
+	return &Type{Kind: KindPointer, Go: types.NewPointer(m.Resp.Go), Elem: elem}
+}
 
 func (w *svcGen) lift(f string) string {
 	w.g.helper("lift", `// lift adapts a conversion that cannot fail to the form transport/grpc takes.
@@ -385,6 +392,9 @@ func (w *svcGen) binding(m *Method) {
 		g.p("\treturn nil")
 		g.p("}\n")
 	}
+	if len(m.QueryField) > 0 && !m.Req.querier {
+		w.urlQuery(m, recv, route)
+	}
 	if len(m.PathFields) > 0 && !m.Req.pather {
 		g.p("// PathParam returns the value of a wildcard of %s.", route)
 		g.p("func (r *%s) PathParam(name string) string {", recv)
@@ -397,6 +407,61 @@ func (w *svcGen) binding(m *Method) {
 		g.p("\treturn \"\"")
 		g.p("}\n")
 	}
+}
+
+// urlQuery writes URLQuery, which encodes the query fields for clients.
+func (w *svcGen) urlQuery(m *Method, recv, route string) {
+	g := w.g
+	uv := g.q("net/url", "") + "Values"
+	g.p("// URLQuery returns the fields that %s carries in its query string; fields with", route)
+	g.p("// their zero value are left out.")
+	g.p("func (r *%s) URLQuery() %s {", recv, uv)
+	g.p("\tq := make(%s, %d)", uv, len(m.QueryField))
+	for _, f := range m.QueryField {
+		name, v := f.JSONName, "r."+f.GoName
+		switch f.Type.Kind {
+		case KindSlice:
+			g.p("\tfor _, v := range %s {", v)
+			g.p("\t\tq.Add(%q, %s)", name, w.formatAny(f.Type.Elem, "v"))
+			g.p("\t}")
+		case KindPointer:
+			g.p("\tif %s != nil {", v)
+			g.p("\t\tq.Set(%q, %s)", name, w.formatAny(f.Type.Elem, "*"+v))
+			g.p("\t}")
+		default:
+			g.p("\tif %s {", w.nonZero(f.Type, v))
+			g.p("\t\tq.Set(%q, %s)", name, w.formatAny(f.Type, v))
+			g.p("\t}")
+		}
+	}
+	g.p("\treturn q")
+	g.p("}\n")
+}
+
+// formatAny formats a query value of type t.
+func (w *svcGen) formatAny(t *Type, v string) string {
+	switch t.Kind {
+	case KindTime:
+		return v + ".Format(" + w.g.q("time", "") + "RFC3339Nano)"
+	case KindDuration:
+		return v + ".String()"
+	}
+	return w.format(t, v)
+}
+
+// nonZero is a condition that holds when v, of type t, is not its zero value.
+func (w *svcGen) nonZero(t *Type, v string) string {
+	switch {
+	case t.Kind == KindTime:
+		return "!" + v + ".IsZero()"
+	case t.Kind == KindDuration:
+		return v + " != 0"
+	case t.Basic.Kind() == types.Bool:
+		return v
+	case t.Basic.Info()&types.IsString != 0:
+		return v + ` != ""`
+	}
+	return v + " != 0"
 }
 
 // pathName is the wildcard of path bound to f.
@@ -437,26 +502,29 @@ func (w *svcGen) parse(t *Type, src, dst, name string) string {
 	fail := func(what string) string {
 		return fmt.Sprintf("if err != nil {\n\treturn %sInvalid(%q, %q)\n}", g.svcerr(), name, "must be "+what)
 	}
-	sc := g.q("strconv", "")
+	sc := ""
+	if t.Kind == KindBasic && t.Basic.Info()&types.IsString == 0 {
+		sc = g.q("strconv", "")
+	}
 	switch t.Kind {
 	case KindTime:
 		tm := g.q("time", "")
-		return fmt.Sprintf("v, err := %sParse(%sRFC3339Nano, %s)\n%s\n%s = v", tm, tm, src, fail("an RFC 3339 time"), dst)
+		return fmt.Sprintf("x, err := %sParse(%sRFC3339Nano, %s)\n%s\n%s = x", tm, tm, src, fail("an RFC 3339 time"), dst)
 	case KindDuration:
-		return fmt.Sprintf("v, err := %sParseDuration(%s)\n%s\n%s = %s", g.q("time", ""), src, fail("a duration such as 1.5s"), dst, g.typ(t.Go)+"(v)")
+		return fmt.Sprintf("x, err := %sParseDuration(%s)\n%s\n%s = %s", g.q("time", ""), src, fail("a duration such as 1.5s"), dst, g.typ(t.Go)+"(x)")
 	}
 	b := t.Basic
 	switch {
 	case b.Info()&types.IsString != 0:
 		return fmt.Sprintf("%s = %s", dst, conv(src))
 	case b.Kind() == types.Bool:
-		return fmt.Sprintf("v, err := %sParseBool(%s)\n%s\n%s = %s", sc, src, fail("true or false"), dst, conv("v"))
+		return fmt.Sprintf("x, err := %sParseBool(%s)\n%s\n%s = %s", sc, src, fail("true or false"), dst, conv("x"))
 	case b.Info()&types.IsUnsigned != 0:
-		return fmt.Sprintf("v, err := %sParseUint(%s, 10, %d)\n%s\n%s = %s", sc, src, bits(b), fail("a non-negative integer"), dst, conv("v"))
+		return fmt.Sprintf("x, err := %sParseUint(%s, 10, %d)\n%s\n%s = %s", sc, src, bits(b), fail("a non-negative integer"), dst, conv("x"))
 	case b.Info()&types.IsInteger != 0:
-		return fmt.Sprintf("v, err := %sParseInt(%s, 10, %d)\n%s\n%s = %s", sc, src, bits(b), fail("an integer"), dst, conv("v"))
+		return fmt.Sprintf("x, err := %sParseInt(%s, 10, %d)\n%s\n%s = %s", sc, src, bits(b), fail("an integer"), dst, conv("x"))
 	case b.Info()&types.IsFloat != 0:
-		return fmt.Sprintf("v, err := %sParseFloat(%s, %d)\n%s\n%s = %s", sc, src, bits(b), fail("a number"), dst, conv("v"))
+		return fmt.Sprintf("x, err := %sParseFloat(%s, %d)\n%s\n%s = %s", sc, src, bits(b), fail("a number"), dst, conv("x"))
 	}
 	panic("unreachable")
 }
@@ -489,22 +557,29 @@ func bits(b *types.Basic) int {
 	return 64
 }
 
-// format returns an expression formatting v, a path parameter of type t, as a string.
+// format returns an expression formatting v, a path or query value of type t, as a
+// string.
 func (w *svcGen) format(t *Type, v string) string {
-	sc := w.g.q("strconv", "")
 	b := t.Basic
+	sc := ""
+	if b.Info()&types.IsString == 0 {
+		sc = w.g.q("strconv", "")
+	}
+	as := func(typ string) string {
+		if !t.Named && b.Name() == typ {
+			return v
+		}
+		return typ + "(" + v + ")"
+	}
 	switch {
 	case b.Info()&types.IsString != 0:
-		if t.Named || b.Kind() != types.String {
-			return "string(" + v + ")"
-		}
-		return v
+		return as("string")
 	case b.Kind() == types.Bool:
-		return sc + "FormatBool(bool(" + v + "))"
+		return sc + "FormatBool(" + as("bool") + ")"
 	case b.Info()&types.IsUnsigned != 0:
-		return sc + "FormatUint(uint64(" + v + "), 10)"
+		return sc + "FormatUint(" + as("uint64") + ", 10)"
 	case b.Info()&types.IsInteger != 0:
-		return sc + "FormatInt(int64(" + v + "), 10)"
+		return sc + "FormatInt(" + as("int64") + ", 10)"
 	}
-	return sc + "FormatFloat(float64(" + v + "), 'g', -1, " + fmt.Sprint(bits(b)) + ")"
+	return sc + "FormatFloat(" + as("float64") + ", 'g', -1, " + fmt.Sprint(bits(b)) + ")"
 }

@@ -58,8 +58,8 @@ type BreakerConfig struct {
 	// IsFailure reports whether a call's error counts against the instance. The default
 	// counts the kinds that say the instance is unwell: unavailable, deadline_exceeded,
 	// internal, unknown and data_loss. Errors of the caller's own making (invalid argument,
-	// not found, permission denied, …) count as successes, and a call whose caller's
-	// context ended is not counted at all.
+	// not found, permission denied, …) count as successes, and a call whose caller canceled
+	// it is not counted at all; a call that outlived its deadline is a failure.
 	IsFailure func(error) bool
 	// OnStateChange, if set, is called when a circuit changes state, without locks held;
 	// use it for metrics or logs.
@@ -102,7 +102,8 @@ func defaultIsFailure(err error) bool {
 // names one ([WithInstance], set by a load balancer), per endpoint ("Service.Method")
 // otherwise. A circuit opens after ConsecutiveFailures failures in a row or when the
 // failure rate over Window reaches FailureRate; an open circuit fails calls at once with
-// svcerr.Unavailable (meta reason "circuit_open"); after OpenFor it turns half-open and
+// svcerr.Unavailable (meta reason "circuit_open", and circuit "instance" or "endpoint");
+// after OpenFor it turns half-open and
 // lets HalfOpenProbes probe calls through, whose success closes it again.
 //
 // A Breaker is safe for concurrent use. Circuits are kept until [Breaker.Forget].
@@ -126,6 +127,7 @@ func (b *Breaker) Middleware() endpoint.Middleware {
 			return next
 		}
 		own := b.circuit(info.FullName())
+		own.scope = "endpoint"
 		return func(ctx context.Context, req any) (any, error) {
 			c := own
 			if inst := InstanceFrom(ctx); inst != "" {
@@ -136,7 +138,7 @@ func (b *Breaker) Middleware() endpoint.Middleware {
 				return nil, err
 			}
 			resp, err := next(ctx, req)
-			c.done(b, gen, probe, err, ctx.Err() != nil)
+			c.done(b, gen, probe, err, ctx.Err() == context.Canceled)
 			return resp, err
 		}
 	}
@@ -184,7 +186,7 @@ func (b *Breaker) circuit(key string) *circuit {
 	if v, ok := b.circuits.Load(key); ok {
 		return v.(*circuit)
 	}
-	v, _ := b.circuits.LoadOrStore(key, &circuit{key: key, bucketLen: b.cfg.Window / numBuckets})
+	v, _ := b.circuits.LoadOrStore(key, &circuit{key: key, scope: "instance", bucketLen: b.cfg.Window / numBuckets})
 	return v.(*circuit)
 }
 
@@ -197,6 +199,7 @@ type bucket struct {
 
 type circuit struct {
 	key       string
+	scope     string // "instance" or "endpoint", for rejections
 	bucketLen time.Duration
 
 	mu          sync.Mutex
@@ -237,7 +240,8 @@ func (c *circuit) allow(b *Breaker) (gen uint64, probe bool, err error) {
 }
 
 func (c *circuit) rejection() error {
-	return svcerr.Errorf(svcerr.Unavailable, "circuit breaker open for %s", c.key).WithMeta("reason", "circuit_open")
+	return svcerr.Errorf(svcerr.Unavailable, "circuit breaker open for %s", c.key).
+		WithMeta("reason", "circuit_open").WithMeta("circuit", c.scope)
 }
 
 // done records the outcome of a call admitted by allow.

@@ -62,3 +62,80 @@ func ExampleTimeout() {
 	// report.Build timed out after 10ms
 	// deadline_exceeded: report.Build timed out after 10ms: context deadline exceeded
 }
+
+func ExampleRetry() {
+	// flaky fails twice with a retryable kind, then succeeds.
+	calls := 0
+	flaky := func(context.Context, string) (string, error) {
+		calls++
+		if calls < 3 {
+			return "", svcerr.New(svcerr.Unavailable, "instance restarting")
+		}
+		return "ok", nil
+	}
+	info := endpoint.Info{Service: "users", Method: "Get", Client: true, Idempotent: true}
+	e := endpoint.Wrap(info, flaky, resilience.Retry(resilience.RetryConfig{
+		MaxAttempts:    3,
+		BaseDelay:      time.Millisecond,
+		AttemptTimeout: time.Second,
+		// Share one budget between all endpoints of a client: at most ~10% extra load.
+		Budget: resilience.NewBudget(resilience.BudgetConfig{Ratio: 0.1}),
+	}))
+	v, err := e(context.Background(), "ada")
+	fmt.Println(v, err, calls)
+	// Output:
+	// ok <nil> 3
+}
+
+func ExampleBreaker() {
+	b := resilience.NewBreaker(resilience.BreakerConfig{ConsecutiveFailures: 2, OpenFor: time.Minute})
+	down := func(context.Context, string) (string, error) { return "", svcerr.New(svcerr.Unavailable, "down") }
+	info := endpoint.Info{Service: "users", Method: "Get", Client: true}
+	e := endpoint.Wrap(info, down, b.Middleware())
+
+	// The balancer names the instance of each call; the breaker keeps a circuit for it.
+	ctx := resilience.WithInstance(context.Background(), "10.0.0.7:8080")
+	for range 3 {
+		_, err := e(ctx, "ada")
+		fmt.Println(err)
+	}
+	fmt.Println(b.State("10.0.0.7:8080"), b.Allow("10.0.0.8:8080"))
+	// Output:
+	// unavailable: down
+	// unavailable: down
+	// unavailable: circuit breaker open for 10.0.0.7:8080
+	// open true
+}
+
+func ExampleRateLimit() {
+	limit := resilience.RateLimit(resilience.RateLimitConfig{
+		Rate: 1, Burst: 2,
+		// The default key is the authenticated subject, else the caller's IP address.
+		Key: func(ctx context.Context) string { return "tenant-a" },
+	})
+	ok := func(context.Context, string) (string, error) { return "ok", nil }
+	e := endpoint.Wrap(endpoint.Info{Service: "users", Method: "Get"}, ok, limit)
+	for range 3 {
+		v, err := e(context.Background(), "ada")
+		if err != nil {
+			fmt.Println(err, "retry after", svcerr.From(err).Meta["retry_after"], "s")
+			continue
+		}
+		fmt.Println(v)
+	}
+	// Output:
+	// ok
+	// ok
+	// resource_exhausted: rate limit exceeded retry after 1 s
+}
+
+func ExampleConcurrencyLimit() {
+	// At most 100 calls at once on this server; the 101st gets 503 / UNAVAILABLE with
+	// Retry-After at once, or after waiting up to 10ms for a slot.
+	mw := resilience.ConcurrencyLimit(100, 10*time.Millisecond)
+	ok := func(context.Context, string) (string, error) { return "ok", nil }
+	e := endpoint.Wrap(endpoint.Info{Service: "users", Method: "Get"}, ok, mw)
+	fmt.Println(e(context.Background(), "ada"))
+	// Output:
+	// ok <nil>
+}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -138,6 +139,26 @@ func ConcurrencyLimit(limit int, wait time.Duration) endpoint.Middleware {
 	if limit <= 0 {
 		return endpoint.Nop
 	}
+	busy := func() error {
+		return svcerr.New(svcerr.Unavailable, "server overloaded, try again later").WithMeta("retry_after", "1")
+	}
+	if wait <= 0 {
+		// Without waiting, a counter is all it takes.
+		var running atomic.Int64
+		return func(info endpoint.Info, next endpoint.Handler) endpoint.Handler {
+			if info.Client {
+				return next
+			}
+			return func(ctx context.Context, req any) (any, error) {
+				if running.Add(1) > int64(limit) {
+					running.Add(-1)
+					return nil, busy()
+				}
+				defer running.Add(-1)
+				return next(ctx, req)
+			}
+		}
+	}
 	sem := make(chan struct{}, limit)
 	return func(info endpoint.Info, next endpoint.Handler) endpoint.Handler {
 		if info.Client {
@@ -148,8 +169,7 @@ func ConcurrencyLimit(limit int, wait time.Duration) endpoint.Middleware {
 			case sem <- struct{}{}:
 			default:
 				if !acquire(ctx, sem, wait) {
-					return nil, svcerr.New(svcerr.Unavailable, "server overloaded, try again later").
-						WithMeta("retry_after", "1")
+					return nil, busy()
 				}
 			}
 			defer func() { <-sem }()

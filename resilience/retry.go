@@ -32,10 +32,8 @@ type RetryConfig struct {
 	// the same service. nil gives each Retry middleware value its own NewBudget(BudgetConfig{}):
 	// at most 10% extra load.
 	Budget *Budget
-	// Retryable reports whether a failed attempt may be retried. The default retries the
-	// kinds for which svcerr.Kind.Retryable is true: unavailable, resource_exhausted,
-	// aborted and deadline_exceeded (an attempt that timed out while the request's own
-	// deadline had not passed).
+	// Retryable reports whether a failed attempt may be retried. The default is
+	// [DefaultRetryable].
 	Retryable func(error) bool
 	// RetryNonIdempotent retries methods that are not marked idempotent too. Off by
 	// default: a call that failed may have taken effect, and repeating it would repeat
@@ -63,8 +61,19 @@ func (c *RetryConfig) setDefaults() {
 		c.Budget = NewBudget(BudgetConfig{})
 	}
 	if c.Retryable == nil {
-		c.Retryable = func(err error) bool { return svcerr.KindOf(err).Retryable() }
+		c.Retryable = DefaultRetryable
 	}
+}
+
+// DefaultRetryable reports whether err is worth another attempt: its kind is one for
+// which svcerr.Kind.Retryable is true (unavailable, resource_exhausted, aborted and
+// deadline_exceeded — an attempt that timed out while the request's own deadline had not
+// passed), and it is not a rejection by the open per-endpoint circuit of a [Breaker],
+// which would only reject the retry too. (A rejection by an instance's circuit is retried:
+// the next attempt may go to another instance.)
+func DefaultRetryable(err error) bool {
+	e := svcerr.From(err)
+	return e.Kind.Retryable() && (e.Meta["reason"] != "circuit_open" || e.Meta["circuit"] != "endpoint")
 }
 
 // Retry is client-side middleware that repeats a failed call of an idempotent method

@@ -65,8 +65,12 @@ type Store struct {
 	read    *sql.DB
 	retries int
 
-	mu    sync.Mutex
-	hooks map[*sql.Tx][]func()
+	mu      sync.Mutex
+	current map[*sql.Tx]*txReq // the request whose function runs in tx now
+
+	group  chan *txReq // SQLite group commit queue; nil for PostgreSQL
+	closed chan struct{}
+	wg     sync.WaitGroup
 }
 
 // Open opens the database named by dsn and checks that it answers. A DSN without a
@@ -76,7 +80,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	for _, fn := range opts {
 		fn(&o)
 	}
-	s := &Store{dsn: dsn, retries: o.retries, hooks: make(map[*sql.Tx][]func())}
+	s := &Store{dsn: dsn, retries: o.retries, current: make(map[*sql.Tx]*txReq), closed: make(chan struct{})}
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		db, err := sql.Open("pgx", dsn)
@@ -104,6 +108,8 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 			return nil, err
 		}
 		s.dialect, s.write, s.read = SQLite, w, r
+		s.group = make(chan *txReq, 256)
+		s.wg.Go(s.writer)
 	}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
@@ -187,8 +193,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the pools.
+// Close closes the pools. Transactions must have ended.
 func (s *Store) Close() error {
+	close(s.closed)
+	s.wg.Wait()
 	err := s.write.Close()
 	if s.read != s.write {
 		err = errors.Join(err, s.read.Close())
@@ -201,15 +209,33 @@ func (s *Store) Close() error {
 // SQLITE_LOCKED, PostgreSQL serialization failure or deadlock), from fn or from the
 // commit, the whole transaction is run again after a short, growing pause, so fn must not
 // have effects outside tx. Hooks that fn registers with AfterCommit run after the commit.
+//
+// On SQLite, transactions from concurrent callers are committed in groups (group
+// commit): one writer goroutine runs the waiting functions one after another in one
+// SQLite transaction and commits once, and each caller returns when its group has
+// committed. When a function fails, the group is rolled back and the others run again
+// without it, so a failure affects no other caller. The result is the same as running
+// the functions one after another, while a commit's cost is shared by the group. A
+// function that panics makes InTx panic in the caller's goroutine.
 func (s *Store) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return s.InTxOptions(ctx, nil, fn)
 }
 
 // InTxOptions is InTx with transaction options, such as an isolation level or read-only.
+// On SQLite, whose transactions are always serializable, the isolation level is ignored
+// and a read-only transaction runs on the read pool.
 func (s *Store) InTxOptions(ctx context.Context, txOpts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
 	pause := time.Millisecond
 	for attempt := 0; ; attempt++ {
-		err := s.inTx(ctx, txOpts, fn)
+		var err error
+		switch {
+		case s.dialect == SQLite && txOpts != nil && txOpts.ReadOnly:
+			err = s.inTx(ctx, s.read, &sql.TxOptions{ReadOnly: true}, fn)
+		case s.dialect == SQLite:
+			err = s.grouped(ctx, fn)
+		default:
+			err = s.inTx(ctx, s.write, txOpts, fn)
+		}
 		if err == nil || attempt >= s.retries || !s.dialect.IsRetryable(err) {
 			return err
 		}
@@ -222,25 +248,25 @@ func (s *Store) InTxOptions(ctx context.Context, txOpts *sql.TxOptions, fn func(
 	}
 }
 
-func (s *Store) inTx(ctx context.Context, txOpts *sql.TxOptions, fn func(tx *sql.Tx) error) (err error) {
-	tx, err := s.write.BeginTx(ctx, txOpts)
+func (s *Store) inTx(ctx context.Context, db *sql.DB, txOpts *sql.TxOptions, fn func(tx *sql.Tx) error) (err error) {
+	tx, err := db.BeginTx(ctx, txOpts)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
+	req := &txReq{}
 	s.mu.Lock()
-	s.hooks[tx] = nil
+	s.current[tx] = req
 	s.mu.Unlock()
 	committed := false
 	defer func() {
 		s.mu.Lock()
-		hooks := s.hooks[tx]
-		delete(s.hooks, tx)
+		delete(s.current, tx)
 		s.mu.Unlock()
 		if !committed {
 			_ = tx.Rollback()
 			return
 		}
-		for _, h := range hooks {
+		for _, h := range req.hooks {
 			h()
 		}
 	}()
@@ -255,14 +281,15 @@ func (s *Store) inTx(ctx context.Context, txOpts *sql.TxOptions, fn func(tx *sql
 }
 
 // AfterCommit registers fn to run after tx commits; it is not run if tx rolls back. It
-// reports false, and does nothing, when tx was not started by this Store's InTx.
+// reports false, and does nothing, when tx was not started by this Store's InTx or the
+// function InTx runs has returned.
 func (s *Store) AfterCommit(tx *sql.Tx, fn func()) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	hooks, ok := s.hooks[tx]
-	if !ok {
+	req, ok := s.current[tx]
+	if !ok || req == nil {
 		return false
 	}
-	s.hooks[tx] = append(hooks, fn)
+	req.hooks = append(req.hooks, fn)
 	return true
 }

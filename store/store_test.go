@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -36,6 +38,7 @@ func runSuite(t *testing.T, open openFunc) {
 	t.Run("InTx", func(t *testing.T) { testInTx(t, open(t)) })
 	t.Run("ConcurrentTx", func(t *testing.T) { testConcurrentTx(t, open(t)) })
 	t.Run("UniqueViolation", func(t *testing.T) { testUnique(t, open(t)) })
+	t.Run("ConcurrentFailures", func(t *testing.T) { testConcurrentFailures(t, open(t)) })
 }
 
 var baseFS = fstest.MapFS{
@@ -307,20 +310,15 @@ func TestSQLiteBusyRetry(t *testing.T) {
 		return nil
 	})
 	<-locked
-	attempts := 0
+	// With a 1ms busy timeout, a's first attempts fail with SQLITE_BUSY at BEGIN; InTx
+	// retries until b has committed.
+	time.AfterFunc(50*time.Millisecond, func() { close(release) })
 	err = a.InTx(ctx, func(tx *sql.Tx) error {
-		attempts++
-		if attempts == 3 {
-			close(release)
-		}
 		_, err := tx.ExecContext(ctx, "UPDATE items SET n = n + 10 WHERE id = 'counter'")
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if attempts < 3 {
-		t.Fatalf("%d attempts, want retries", attempts)
 	}
 	if got := count(t, a, "SELECT n FROM items WHERE id = 'counter'"); got != 11 {
 		t.Fatalf("counter = %d, want 11", got)
@@ -340,6 +338,63 @@ func TestRebind(t *testing.T) {
 	for _, tc := range tests {
 		if got := tc.d.Rebind(tc.in); got != tc.want {
 			t.Errorf("%s.Rebind(%q) = %q, want %q", tc.d, tc.in, got, tc.want)
+		}
+	}
+}
+
+// testConcurrentFailures runs many transactions at once (on SQLite they share group
+// commits), of which some fail and one panics: only the others' writes and hooks remain.
+func testConcurrentFailures(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	if err := s.Migrate(ctx, baseFS); err != nil {
+		t.Fatal(err)
+	}
+	const n = 64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	hooks := map[int]bool{}
+	results := make([]any, n)
+	for i := range n {
+		wg.Go(func() {
+			defer func() {
+				if p := recover(); p != nil {
+					results[i] = p
+				}
+			}()
+			results[i] = s.InTx(ctx, func(tx *sql.Tx) error {
+				if _, err := tx.ExecContext(ctx, s.Rebind("INSERT INTO items (id, n) VALUES (?, ?)"), "c"+strconv.Itoa(i), i); err != nil {
+					return err
+				}
+				s.AfterCommit(tx, func() { mu.Lock(); hooks[i] = true; mu.Unlock() })
+				switch {
+				case i == 13:
+					panic("boom 13")
+				case i%3 == 0:
+					return fmt.Errorf("fail %d", i)
+				}
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		var want any
+		switch {
+		case i == 13:
+			want = "boom 13"
+		case i%3 == 0:
+			want = fmt.Sprintf("fail %d", i)
+		}
+		got := results[i]
+		if err, ok := got.(error); ok {
+			got = err.Error()
+		}
+		if got != want {
+			t.Errorf("tx %d: result %v, want %v", i, got, want)
+		}
+		committed := count(t, s, "SELECT COUNT(*) FROM items WHERE id = ?", "c"+strconv.Itoa(i)) == 1
+		if committed != (want == nil) || hooks[i] != (want == nil) {
+			t.Errorf("tx %d: committed %v, hook ran %v, want %v", i, committed, hooks[i], want == nil)
 		}
 	}
 }

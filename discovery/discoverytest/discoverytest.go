@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,32 +53,66 @@ func Run(t *testing.T, b Backend) {
 // store.
 func Service(t *testing.T) string { return discovery.SafeID(t.Name()) }
 
-// Expect receives from ch until a set with exactly the given instance IDs arrives, or fails
-// the test after wait.
-func Expect(t *testing.T, ch <-chan []discovery.Instance, wait time.Duration, ids ...string) []discovery.Instance {
+// Follower keeps the latest set received from a watch channel.
+type Follower struct {
+	mu     sync.Mutex
+	set    []discovery.Instance
+	got    bool
+	closed bool
+}
+
+// Follow receives from ch until it is closed.
+func Follow(ch <-chan []discovery.Instance) *Follower {
+	f := &Follower{}
+	go func() {
+		for set := range ch {
+			f.mu.Lock()
+			f.set, f.got = set, true
+			f.mu.Unlock()
+		}
+		f.mu.Lock()
+		f.closed = true
+		f.mu.Unlock()
+	}()
+	return f
+}
+
+// Closed reports whether the channel was closed.
+func (f *Follower) Closed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.closed
+}
+
+// Expect waits until the latest set has exactly the given instance IDs and returns it, or
+// fails the test after wait.
+func (f *Follower) Expect(t testing.TB, wait time.Duration, ids ...string) []discovery.Instance {
 	t.Helper()
 	slices.Sort(ids)
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	var last []string
+	deadline := time.Now().Add(wait)
 	for {
-		select {
-		case set, ok := <-ch:
-			t.Logf("got %v", set)
-			if !ok {
-				t.Fatalf("watch closed; want %v (last %v)", ids, last)
-			}
-			last = last[:0]
-			for _, in := range set {
-				last = append(last, in.ID)
-			}
-			if slices.Equal(last, ids) {
-				return set
-			}
-		case <-timer.C:
-			t.Fatalf("after %v the instances are %v, want %v", wait, last, ids)
+		f.mu.Lock()
+		set, got := f.set, f.got
+		f.mu.Unlock()
+		have := IDs(set)
+		if got && slices.Equal(have, ids) {
+			return set
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v the instances are %v, want %v", wait, have, ids)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// IDs returns the IDs of set, sorted.
+func IDs(set []discovery.Instance) []string {
+	ids := make([]string, 0, len(set))
+	for _, in := range set {
+		ids = append(ids, in.ID)
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 func inst(service, id string) discovery.Instance {
@@ -97,7 +132,8 @@ func registerWatchDeregister(t *testing.T, b Backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	Expect(t, ch, b.Wait)
+	w := Follow(ch)
+	w.Expect(t, b.Wait)
 	ra, err := r.Register(ctx, inst(svc, "a"), b.TTL)
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +142,7 @@ func registerWatchDeregister(t *testing.T, b Backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set := Expect(t, ch, b.Wait, "a", "b")
+	set := w.Expect(t, b.Wait, "a", "b")
 	if !set[0].Equal(inst(svc, "a")) {
 		t.Errorf("watched %+v, registered %+v", set[0], inst(svc, "a"))
 	}
@@ -115,18 +151,18 @@ func registerWatchDeregister(t *testing.T, b Backend) {
 	}
 	// Heartbeats keep the registrations for several TTLs.
 	time.Sleep(2 * b.TTL)
-	Expect(t, ch, b.Wait, "a", "b")
+	w.Expect(t, b.Wait, "a", "b")
 	if err := ra.Deregister(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := ra.Deregister(ctx); err != nil {
 		t.Errorf("second Deregister: %v", err)
 	}
-	Expect(t, ch, b.Wait, "b")
+	w.Expect(t, b.Wait, "b")
 	if err := rb.Deregister(ctx); err != nil {
 		t.Fatal(err)
 	}
-	Expect(t, ch, b.Wait)
+	w.Expect(t, b.Wait)
 }
 
 func watchBeforeAndAfter(t *testing.T, b Backend) {
@@ -142,7 +178,8 @@ func watchBeforeAndAfter(t *testing.T, b Backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	Expect(t, ch, b.Wait, "early")
+	w := Follow(ch)
+	w.Expect(t, b.Wait, "early")
 	// An instance without an ID gets one from its address.
 	noID := inst(svc, "")
 	noID.Addr = "127.0.0.1:7777"
@@ -154,7 +191,7 @@ func watchBeforeAndAfter(t *testing.T, b Backend) {
 	if id := reg2.Instance().ID; id != "127_0_0_1_7777" {
 		t.Errorf("default ID %q", id)
 	}
-	Expect(t, ch, b.Wait, "127_0_0_1_7777", "early")
+	w.Expect(t, b.Wait, "127_0_0_1_7777", "early")
 	if _, err := r.Register(ctx, discovery.Instance{Service: svc, ID: "bad.id", Addr: "x:1"}, b.TTL); err == nil {
 		t.Error("registering an ID with a dot succeeded")
 	}
@@ -172,21 +209,17 @@ func servicesApart(t *testing.T, b Backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	Expect(t, ch1, b.Wait)
-	Expect(t, ch2, b.Wait)
+	w1, w2 := Follow(ch1), Follow(ch2)
+	w1.Expect(t, b.Wait)
+	w2.Expect(t, b.Wait)
 	reg, err := r.Register(ctx, inst(s1, "one"), b.TTL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer reg.Deregister(context.Background())
-	Expect(t, ch1, b.Wait, "one")
-	select {
-	case set := <-ch2:
-		if len(set) != 0 {
-			t.Errorf("watch of %s saw %v", s2, set)
-		}
-	case <-time.After(200 * time.Millisecond):
-	}
+	w1.Expect(t, b.Wait, "one")
+	time.Sleep(100 * time.Millisecond)
+	w2.Expect(t, b.Wait)
 }
 
 func watchEndsWithContext(t *testing.T, b Backend) {
@@ -195,19 +228,15 @@ func watchEndsWithContext(t *testing.T, b Backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	Expect(t, ch, b.Wait)
+	w := Follow(ch)
+	w.Expect(t, b.Wait)
 	cancel()
-	timer := time.NewTimer(b.Wait)
-	defer timer.Stop()
-	for {
-		select {
-		case _, ok := <-ch:
-			if !ok {
-				return
-			}
-		case <-timer.C:
+	deadline := time.Now().Add(b.Wait)
+	for !w.Closed() {
+		if time.Now().After(deadline) {
 			t.Fatal("watch channel not closed after the context ended")
 		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -218,17 +247,21 @@ func expiry(t *testing.T, b Backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	Expect(t, ch, b.Wait)
+	w := Follow(ch)
+	w.Expect(t, b.Wait)
 	r, crash := b.NewCrashable(t)
-	if _, err := r.Register(ctx, inst(svc, "doomed"), b.TTL); err != nil {
+	doomed, err := r.Register(ctx, inst(svc, "doomed"), b.TTL)
+	if err != nil {
 		t.Fatal(err)
 	}
+	// Stop the heartbeat of the "dead process" at the end; its Deregister fails.
+	defer doomed.Deregister(context.Background())
 	keep, err := b.New(t).Register(ctx, inst(svc, "alive"), b.TTL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer keep.Deregister(context.Background())
-	Expect(t, ch, b.Wait, "alive", "doomed")
+	w.Expect(t, b.Wait, "alive", "doomed")
 	crash()
-	Expect(t, ch, b.Wait+2*b.TTL, "alive")
+	w.Expect(t, b.Wait+2*b.TTL, "alive")
 }

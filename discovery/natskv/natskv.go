@@ -46,12 +46,18 @@ func WithStorage(s jetstream.StorageType) Option { return func(r *Registry) { r.
 // Register).
 func WithKeepOptions(o discovery.KeepOptions) Option { return func(r *Registry) { r.keep = o } }
 
+// WithResync sets how long a watch may receive nothing before it is started again from the
+// bucket's contents; default 10s. Keep it above a third of the TTL of registrations.
+func WithResync(d time.Duration) Option { return func(r *Registry) { r.resync = d } }
+
 // WithLogger sets the logger of heartbeat failures and re-registrations.
 func WithLogger(l *slog.Logger) Option { return func(r *Registry) { r.keep.Logger = l } }
 
 // Registry is a discovery.Registry in a NATS key-value bucket.
 type Registry struct {
+	nc       *nats.Conn
 	js       jetstream.JetStream
+	resync   time.Duration
 	bucket   string
 	replicas int
 	storage  jetstream.StorageType
@@ -65,7 +71,7 @@ var _ discovery.Registry = (*Registry)(nil)
 // exist. Give nc unlimited reconnects (nats.MaxReconnects(-1)) so that registrations and
 // watches outlive server restarts.
 func New(ctx context.Context, nc *nats.Conn, opts ...Option) (*Registry, error) {
-	r := &Registry{bucket: DefaultBucket, replicas: 1, storage: jetstream.MemoryStorage}
+	r := &Registry{nc: nc, bucket: DefaultBucket, replicas: 1, storage: jetstream.MemoryStorage, resync: 10 * time.Second}
 	for _, o := range opts {
 		o(r)
 	}
@@ -172,9 +178,11 @@ func (l *lease) Deregister(ctx context.Context) error {
 	return nil
 }
 
-// Watch follows the instances of service. If the underlying watch ends (a server or
-// connection failure), it is started again with backoff, and the set is rebuilt from the
-// bucket's current contents.
+// Watch follows the instances of service. The underlying key watch is started again, and
+// the set rebuilt from the bucket's contents, when it ends, when the connection reconnects
+// (to a restarted server or to another node of a cluster) and when nothing has arrived on
+// it for the resync interval (see WithResync): heartbeats rewrite every live key each third
+// of its TTL, so a silent watch is a stuck one or one with no instances.
 func (r *Registry) Watch(ctx context.Context, service string) (<-chan []discovery.Instance, error) {
 	if strings.ContainsAny(service, ".*> ") || service == "" {
 		return nil, fmt.Errorf("natskv: invalid service name %q", service)
@@ -184,15 +192,19 @@ func (r *Registry) Watch(ctx context.Context, service string) (<-chan []discover
 		return nil, fmt.Errorf("natskv: watching %s: %w", service, err)
 	}
 	f := discovery.NewFeed()
-	go r.follow(ctx, service, w, f)
+	status := r.nc.StatusChanged(nats.CONNECTED)
+	go func() {
+		defer r.nc.RemoveStatusListener(status)
+		r.follow(ctx, service, w, f, status)
+	}()
 	return f.C(), nil
 }
 
-func (r *Registry) follow(ctx context.Context, service string, w jetstream.KeyWatcher, f *discovery.Feed) {
+func (r *Registry) follow(ctx context.Context, service string, w jetstream.KeyWatcher, f *discovery.Feed, status <-chan nats.Status) {
 	defer f.Close()
 	for attempt := 0; ; {
 		if w != nil {
-			if r.consume(ctx, w, f) {
+			if r.consume(ctx, w, f, status) {
 				attempt = 0
 			}
 			_ = w.Stop()
@@ -201,7 +213,7 @@ func (r *Registry) follow(ctx context.Context, service string, w jetstream.KeyWa
 		if ctx.Err() != nil {
 			return
 		}
-		t := time.NewTimer(discovery.Backoff(100*time.Millisecond, 5*time.Second, attempt))
+		t := time.NewTimer(discovery.Backoff(50*time.Millisecond, 5*time.Second, attempt))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -213,23 +225,32 @@ func (r *Registry) follow(ctx context.Context, service string, w jetstream.KeyWa
 		if w, err = r.kv.Watch(ctx, service+".*"); err != nil {
 			r.logger().WarnContext(ctx, "natskv: watch failed", slog.String("service", service), slog.String("error", err.Error()))
 			w = nil
+			_, _ = r.ensureBucket(ctx)
 		}
 	}
 }
 
-// consume applies the updates of w to a set and sends it to f until w or ctx ends. It
-// reports whether the watch delivered its initial set.
-func (r *Registry) consume(ctx context.Context, w jetstream.KeyWatcher, f *discovery.Feed) bool {
+// consume applies the updates of w to a set and sends it to f until w or ctx ends, the
+// connection reconnects or the watch is silent for the resync interval. It reports whether
+// the watch delivered its initial set.
+func (r *Registry) consume(ctx context.Context, w jetstream.KeyWatcher, f *discovery.Feed, status <-chan nats.Status) bool {
 	set := map[string]discovery.Instance{}
 	initial := false
+	silence := time.NewTimer(r.resync)
+	defer silence.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			return initial
+		case <-status:
+			return initial
+		case <-silence.C:
 			return initial
 		case e, ok := <-w.Updates():
 			if !ok {
 				return initial
 			}
+			silence.Reset(r.resync)
 			if e == nil { // the initial values are all delivered
 				initial = true
 				f.SendMap(set)

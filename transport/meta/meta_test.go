@@ -13,14 +13,32 @@ import (
 	grpcgo "google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/svckit/svckit/examples/addsvc/addsvc"
-	"github.com/svckit/svckit/examples/addsvc/pb"
 	"github.com/svckit/svckit/svcerr"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 	shttp "github.com/svckit/svckit/transport/http"
 	"github.com/svckit/svckit/transport/meta"
 )
+
+// req and resp are the request and response of the test endpoints.
+type req struct {
+	A int64 `json:"a"`
+	B int64 `json:"b"`
+}
+
+type resp struct {
+	V int64 `json:"v"`
+}
+
+// grpcService is the test service; it is not in the protobuf registry, so its methods are
+// not checked against a descriptor. On the wire a request is the sum A+B.
+const grpcService = "svckit.test.Adder"
+
+func decReq(m *wrapperspb.Int64Value) (req, error)   { return req{A: m.GetValue()}, nil }
+func encResp(r resp) (*wrapperspb.Int64Value, error) { return wrapperspb.Int64(r.V), nil }
+func encReq(r req) (*wrapperspb.Int64Value, error)   { return wrapperspb.Int64(r.A + r.B), nil }
+func decResp(m *wrapperspb.Int64Value) (resp, error) { return resp{V: m.GetValue()}, nil }
 
 // seen is what the server-side endpoint observed about its call.
 type seen struct {
@@ -30,17 +48,17 @@ type seen struct {
 }
 
 // observer returns a Sum endpoint that reports what it sees on out.
-func observer(out chan<- seen) func(ctx context.Context, req addsvc.SumRequest) (addsvc.SumResponse, error) {
-	return func(ctx context.Context, req addsvc.SumRequest) (addsvc.SumResponse, error) {
+func observer(out chan<- seen) func(ctx context.Context, req req) (resp, error) {
+	return func(ctx context.Context, req req) (resp, error) {
 		s := seen{auth: meta.Header(ctx, "Authorization"), peer: meta.Peer(ctx)}
 		if dl, ok := ctx.Deadline(); ok {
 			s.hasDeadline, s.left = true, time.Until(dl)
 		}
 		out <- s
 		if req.A < 0 {
-			return addsvc.SumResponse{}, svcerr.New(svcerr.ResourceExhausted, "slow down").WithMeta("retry_after", "7")
+			return resp{}, svcerr.New(svcerr.ResourceExhausted, "slow down").WithMeta("retry_after", "7")
 		}
-		return addsvc.SumResponse{V: req.A + req.B}, nil
+		return resp{V: req.A + req.B}, nil
 	}
 }
 
@@ -55,10 +73,10 @@ func serveHTTP(t *testing.T, out chan<- seen) string {
 
 func serveGRPC(t *testing.T, out chan<- seen) *grpcgo.ClientConn {
 	t.Helper()
-	s := sgrpc.NewServer(addsvc.GRPCService)
+	s := sgrpc.NewServer(grpcService)
 	sgrpc.Unary(s, "Sum", observer(out),
-		func(m *pb.SumRequest) (addsvc.SumRequest, error) { return addsvc.SumRequest{A: m.GetA(), B: m.GetB()}, nil },
-		func(r addsvc.SumResponse) (*pb.SumReply, error) { return &pb.SumReply{V: r.V}, nil })
+		decReq,
+		encResp)
 	g := sgrpc.NewGRPCServer(nil)
 	s.Register(g)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -75,11 +93,11 @@ func serveGRPC(t *testing.T, out chan<- seen) *grpcgo.ClientConn {
 	return cc
 }
 
-func grpcSum(cc *grpcgo.ClientConn) func(context.Context, addsvc.SumRequest) (addsvc.SumResponse, error) {
-	c := sgrpc.NewClient(cc, addsvc.GRPCService)
+func grpcSum(cc *grpcgo.ClientConn) func(context.Context, req) (resp, error) {
+	c := sgrpc.NewClient(cc, grpcService)
 	return sgrpc.UnaryCall(c, "Sum",
-		func(r addsvc.SumRequest) (*pb.SumRequest, error) { return &pb.SumRequest{A: r.A, B: r.B}, nil },
-		func(m *pb.SumReply) (addsvc.SumResponse, error) { return addsvc.SumResponse{V: m.GetV()}, nil })
+		encReq,
+		decResp)
 }
 
 func TestHTTPHeadersPeerAndDeadline(t *testing.T) {
@@ -89,10 +107,10 @@ func TestHTTPHeadersPeerAndDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := shttp.Call[addsvc.SumRequest, addsvc.SumResponse](c, "PUT /sum", "Sum")
+	sum := shttp.Call[req, resp](c, "PUT /sum", "Sum")
 
 	// No deadline: none on the server either.
-	if _, err := sum(context.Background(), addsvc.SumRequest{A: 1}); err != nil {
+	if _, err := sum(context.Background(), req{A: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if s := <-out; s.hasDeadline || s.peer != "127.0.0.1" || s.auth != "" {
@@ -102,7 +120,7 @@ func TestHTTPHeadersPeerAndDeadline(t *testing.T) {
 	// The caller's deadline arrives, a little shorter.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := sum(ctx, addsvc.SumRequest{A: 1}); err != nil {
+	if _, err := sum(ctx, req{A: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if s := <-out; !s.hasDeadline || s.left <= 0 || s.left > 5*time.Second {
@@ -115,6 +133,7 @@ func TestHTTPHeadersPeerAndDeadline(t *testing.T) {
 		want    bool
 	}{{"1500", true}, {"0", false}, {"abc", false}, {"-5", false}, {"12345678901", false}} {
 		req, _ := http.NewRequest(http.MethodPut, url+"/sum", strings.NewReader(`{"a":1}`))
+		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer abc")
 		req.Header.Set(shttp.TimeoutHeader, tc.timeout)
 		resp, err := http.DefaultClient.Do(req)
@@ -122,6 +141,9 @@ func TestHTTPHeadersPeerAndDeadline(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
 		s := <-out
 		if s.auth != "Bearer abc" || s.hasDeadline != tc.want || (tc.want && s.left > 1500*time.Millisecond) {
 			t.Errorf("timeout %q: server saw %+v", tc.timeout, s)
@@ -138,10 +160,10 @@ func TestHTTPClientSendsTimeoutHeader(t *testing.T) {
 	}))
 	defer srv.Close()
 	c, _ := shttp.NewClient(srv.URL, "sum")
-	sum := shttp.Call[addsvc.SumRequest, addsvc.SumResponse](c, "PUT /sum", "Sum")
+	sum := shttp.Call[req, resp](c, "PUT /sum", "Sum")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if _, err := sum(ctx, addsvc.SumRequest{}); err != nil {
+	if _, err := sum(ctx, req{}); err != nil {
 		t.Fatal(err)
 	}
 	ms, err := strconv.Atoi(<-got)
@@ -157,7 +179,7 @@ func TestGRPCMetadataPeerDeadlineAndRetryAfter(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer xyz")
-	if _, err := sum(ctx, addsvc.SumRequest{A: 1}); err != nil {
+	if _, err := sum(ctx, req{A: 1}); err != nil {
 		t.Fatal(err)
 	}
 	s := <-out
@@ -166,7 +188,7 @@ func TestGRPCMetadataPeerDeadlineAndRetryAfter(t *testing.T) {
 	}
 
 	// Retry-After travels in the error details and comes back in the svcerr metadata.
-	_, err := sum(context.Background(), addsvc.SumRequest{A: -1})
+	_, err := sum(context.Background(), req{A: -1})
 	<-out
 	e := svcerr.From(err)
 	if e.Kind != svcerr.ResourceExhausted || e.Meta["retry_after"] != "7" {
@@ -175,15 +197,9 @@ func TestGRPCMetadataPeerDeadlineAndRetryAfter(t *testing.T) {
 }
 
 func TestBearerTokenAndHostOf(t *testing.T) {
-	out := make(chan seen, 1)
-	_ = out
 	for _, tc := range []struct{ header, want string }{
 		{"Bearer abc", "abc"}, {"bearer  abc ", "abc"}, {"Basic abc", ""}, {"Bearer", ""}, {"", ""},
 	} {
-		req := httptest.NewRequest(http.MethodGet, "/", nil)
-		if tc.header != "" {
-			req.Header.Set("Authorization", tc.header)
-		}
 		ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", tc.header))
 		if got := meta.BearerToken(ctx); got != tc.want {
 			t.Errorf("BearerToken(%q) = %q, want %q", tc.header, got, tc.want)

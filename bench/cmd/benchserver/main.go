@@ -77,8 +77,8 @@ func bareHTTP(addr string) {
 
 type bareAdd struct{}
 
-func (bareAdd) Sum(_ context.Context, in *pb.SumRequest) (*pb.SumReply, error) {
-	return &pb.SumReply{V: in.A + in.B}, nil
+func (bareAdd) Sum(_ context.Context, in *pb.SumRequest) (*pb.SumResponse, error) {
+	return &pb.SumResponse{V: in.A + in.B}, nil
 }
 
 // bareGRPC registers the same ServiceDesc protoc-gen-go-grpc would generate.

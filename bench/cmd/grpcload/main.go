@@ -38,7 +38,7 @@ func main() {
 	}
 	// warm up and fail fast if the server is not there
 	for _, cc := range ccs {
-		var out pb.SumReply
+		var out pb.SumResponse
 		if err := cc.Invoke(context.Background(), "/addsvc.Add/Sum", &pb.SumRequest{A: 1, B: 2}, &out); err != nil {
 			log.Fatalf("warm-up call: %v", err)
 		}
@@ -58,7 +58,7 @@ func main() {
 			samples := make([]time.Duration, 0, 1<<16)
 			for ctx.Err() == nil {
 				t0 := time.Now()
-				var out pb.SumReply
+				var out pb.SumResponse
 				err := cc.Invoke(context.Background(), "/addsvc.Add/Sum", in, &out)
 				if err != nil || out.V != in.A+in.B {
 					failed.Add(1)

@@ -1,7 +1,11 @@
 // Package addsvc is go-kit's canonical example service written on svckit: a plain Go
-// interface and implementation (this file), typed endpoints (endpoints.go), and thin HTTP
-// and gRPC transports (http.go, grpc.go). The service itself imports no transport.
+// interface and its implementation (this file). Everything else — typed endpoints, the
+// HTTP and gRPC transports and clients, the .proto and the OpenAPI document — is generated
+// from the interface by svckit gen (service_gen.go, pbconv_gen.go, ../pb). The service
+// itself imports no transport.
 package addsvc
+
+//go:generate go run github.com/svckit/svckit/cmd/svckit gen
 
 import (
 	"context"
@@ -12,11 +16,14 @@ import (
 )
 
 // Service sums integers and concatenates strings.
+//
+//svckit:grpc addsvc.Add
+//svckit:pb ../pb
 type Service interface {
 	// Sum returns a + b.
-	Sum(ctx context.Context, a, b int64) (int64, error)
+	Sum(ctx context.Context, a, b int64) (v int64, err error)
 	// Concat returns a + b.
-	Concat(ctx context.Context, a, b string) (string, error)
+	Concat(ctx context.Context, a, b string) (v string, err error)
 	// Range yields the integers from from up to, but not including, to.
 	Range(ctx context.Context, from, to int64) (iter.Seq2[int64, error], error)
 }

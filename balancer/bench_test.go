@@ -1,0 +1,229 @@
+package balancer_test
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	grpcgo "google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/svckit/svckit/balancer"
+	"github.com/svckit/svckit/discovery"
+	"github.com/svckit/svckit/discovery/natskv"
+	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/examples/addsvc/addsvc"
+	"github.com/svckit/svckit/examples/addsvc/pb"
+	"github.com/svckit/svckit/natsserver"
+	"github.com/svckit/svckit/observe"
+	"github.com/svckit/svckit/resilience"
+	sgrpc "github.com/svckit/svckit/transport/grpc"
+)
+
+// bareAdd serves addsvc.Add/Sum with grpc-go alone, as generated code would, so that the
+// benchmarks measure the clients only.
+var bareAdd = grpcgo.ServiceDesc{
+	ServiceName: addsvc.GRPCService,
+	HandlerType: (*any)(nil),
+	Methods: []grpcgo.MethodDesc{{
+		MethodName: "Sum",
+		Handler: func(_ any, _ context.Context, dec func(any) error, _ grpcgo.UnaryServerInterceptor) (any, error) {
+			in := new(pb.SumRequest)
+			if err := dec(in); err != nil {
+				return nil, err
+			}
+			return &pb.SumReply{V: in.GetA() + in.GetB()}, nil
+		},
+	}},
+}
+
+func bareServer(b testing.TB) string {
+	g := grpcgo.NewServer()
+	g.RegisterService(&bareAdd, struct{}{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = g.Serve(ln) }()
+	b.Cleanup(g.Stop)
+	return ln.Addr().String()
+}
+
+type sumFunc func(ctx context.Context, a, b int64) error
+
+// benchClients returns a bare grpc-go call to one server and a call through svckit's full
+// client stack to two servers found in a NATS KV registry: tracing (sampled as given),
+// retry, balancer (P2C), per-instance circuit breaker, svckit gRPC client.
+func benchClients(b testing.TB, sampler sdktrace.Sampler) (bare, stack sumFunc) {
+	return benchClientsN(b, sampler, 2)
+}
+
+func benchClientsN(b testing.TB, sampler sdktrace.Sampler, instances int) (bare, stack sumFunc) {
+	addrs := []string{bareServer(b)}
+	for len(addrs) < instances {
+		addrs = append(addrs, bareServer(b))
+	}
+	addr1 := addrs[0]
+	cc, err := grpcgo.NewClient(addr1, grpcgo.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cc.Close() })
+	bare = func(ctx context.Context, x, y int64) error {
+		var out pb.SumReply
+		return cc.Invoke(ctx, "/addsvc.Add/Sum", &pb.SumRequest{A: x, B: y}, &out)
+	}
+
+	// Discovery: both servers register in the embedded NATS server's registry.
+	ctx := context.Background()
+	ns, err := natsserver.Start(ctx, b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = ns.Shutdown(context.Background()) })
+	nc, err := ns.Connect(nats.MaxReconnects(-1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	reg, err := natskv.New(ctx, nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i, addr := range addrs {
+		r, err := reg.Register(ctx, discovery.Instance{Service: "addsvc", ID: string(rune('a' + i)), Addr: addr}, 10*time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = r.Deregister(context.Background()) })
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	b.Cleanup(cancel)
+	bal, err := balancer.Watch(wctx, reg, "addsvc")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for len(bal.Instances()) < instances {
+		time.Sleep(time.Millisecond)
+	}
+
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler), sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	breaker := resilience.NewBreaker(resilience.BreakerConfig{})
+	bal.OnRemove(breaker.Forget)
+	pool := balancer.NewConnPool(bal)
+	b.Cleanup(func() { _ = pool.Close() })
+	sum := balancer.Endpoint(endpoint.Info{Service: "addsvc", Method: "Sum", Transport: "grpc", Idempotent: true}, bal,
+		func(inst discovery.Instance) (endpoint.Endpoint[addsvc.SumRequest, addsvc.SumResponse], error) {
+			cc, err := pool.Get(inst.Addr)
+			if err != nil {
+				return nil, err
+			}
+			return addsvc.NewGRPCClient(cc, sgrpc.WithClientMiddleware(breaker.Middleware())).Sum, nil
+		},
+		observe.Tracing(tp),
+		resilience.Retry(resilience.RetryConfig{}))
+	stack = func(ctx context.Context, x, y int64) error {
+		_, err := sum(ctx, addsvc.SumRequest{A: x, B: y})
+		return err
+	}
+	return bare, stack
+}
+
+// BenchmarkClient compares one unary call over loopback through svckit's full client stack
+// (NATS KV discovery, P2C balancer, retry, per-instance breaker, tracing) with a bare
+// grpc-go call to the same kind of server. The "ratio" sub-benchmarks run both in
+// alternating blocks in one run and report the stack's throughput as a fraction of the
+// bare client's (stack/bare); the target is at least 0.9.
+func BenchmarkClient(b *testing.B) {
+	samplers := []struct {
+		name    string
+		sampler sdktrace.Sampler
+	}{
+		{"unsampled", sdktrace.ParentBased(sdktrace.NeverSample())}, // svckit's default without an exporter
+		{"sampled", sdktrace.AlwaysSample()},
+	}
+	for _, s := range samplers {
+		b.Run("stack-"+s.name, func(b *testing.B) {
+			_, stack := benchClients(b, s.sampler)
+			run(b, stack)
+		})
+	}
+	b.Run("grpc-go", func(b *testing.B) {
+		bare, _ := benchClients(b, sdktrace.NeverSample())
+		run(b, bare)
+	})
+	b.Run("ratio-unsampled-seq-1instance", func(b *testing.B) {
+		bare, stack := benchClientsN(b, samplers[0].sampler, 1)
+		ratio(b, bare, stack, 1)
+	})
+	for _, s := range samplers {
+		for _, par := range []int{1, 8} {
+			name := "ratio-" + s.name + "-seq"
+			if par > 1 {
+				name = "ratio-" + s.name + "-parallel8"
+			}
+			b.Run(name, func(b *testing.B) {
+				bare, stack := benchClients(b, s.sampler)
+				ratio(b, bare, stack, par)
+			})
+		}
+	}
+}
+
+func run(b *testing.B, call sumFunc) {
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := call(ctx, 1, 2); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// ratio runs b.N calls of each client with par goroutines, in alternating blocks, and
+// reports each one's time per call and stack/bare throughput.
+func ratio(b *testing.B, bare, stack sumFunc, par int) {
+	ctx := context.Background()
+	const block = 200
+	var tBare, tStack time.Duration
+	var nBare, nStack int
+	timed := func(call sumFunc, n int) time.Duration {
+		start := time.Now()
+		var wg sync.WaitGroup
+		for g := range par {
+			wg.Go(func() {
+				for i := g; i < n; i += par {
+					if err := call(ctx, 1, 2); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		return time.Since(start)
+	}
+	// Warm up both (connections, pools).
+	timed(bare, block)
+	timed(stack, block)
+	b.ResetTimer()
+	for done := 0; done < b.N; done += block {
+		n := min(block, b.N-done)
+		tBare += timed(bare, n)
+		tStack += timed(stack, n)
+		nBare += n
+		nStack += n
+	}
+	b.StopTimer()
+	perBare := float64(tBare) / float64(nBare)
+	perStack := float64(tStack) / float64(nStack)
+	b.ReportMetric(perBare, "bare-ns/call")
+	b.ReportMetric(perStack, "stack-ns/call")
+	b.ReportMetric(perBare/perStack, "stack/bare")
+}

@@ -1,0 +1,312 @@
+// Command outboxbench measures svckit's durable event path on this machine, and the raw
+// parts it is made of, in one run:
+//
+//	sqlite    raw SQLite commits of the same rows (an order and its outbox row per
+//	          transaction), no relay: the ceiling the store puts on producers
+//	jetstream raw JetStream: async publish with Nats-Msg-Id, a durable pull consumer with
+//	          explicit acks, on the embedded server
+//	outbox    end to end: producers commit an order and its event through outbox.Add,
+//	          the relay publishes, a pubsub subscription consumes and acks
+//
+// For each it prints events/s and the p50/p99 latency (commit or publish → consumer).
+//
+//	go run ./bench/cmd/outboxbench                 # all three, 50,000 events each
+//	go run ./bench/cmd/outboxbench -n 20000 -mode outbox
+package main
+
+import (
+	"context"
+	"database/sql"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/svckit/svckit/natsserver"
+	"github.com/svckit/svckit/outbox"
+	"github.com/svckit/svckit/pubsub"
+	"github.com/svckit/svckit/store"
+)
+
+var (
+	n         = flag.Int("n", 50000, "events per mode")
+	producers = flag.Int("producers", 32, "concurrent producer goroutines (transactions in flight, as from concurrent requests)")
+	perTx     = flag.Int("per-tx", 1, "events per producer transaction")
+	batch     = flag.Int("batch", 1000, "relay batch size")
+	mode      = flag.String("mode", "all", "sqlite, jetstream, outbox or all")
+	payload   = flag.Int("payload", 200, "event payload bytes")
+	verbose   = flag.Bool("v", false, "print progress details")
+	cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+)
+
+type result struct {
+	name      string
+	events    int
+	elapsed   time.Duration
+	cpu       time.Duration // process CPU time (user + system) during the run
+	latencies []time.Duration
+}
+
+// cpuTime returns the CPU time the process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func (r result) String() string {
+	slices.Sort(r.latencies)
+	pct := func(p float64) time.Duration {
+		if len(r.latencies) == 0 {
+			return 0
+		}
+		return r.latencies[min(len(r.latencies)-1, int(float64(len(r.latencies))*p))]
+	}
+	return fmt.Sprintf("%-10s %7d events %6.2fs %8.0f events/s  p50 %9s  p99 %9s  CPU %5.1fµs/event (%6.0f events per CPU-second)",
+		r.name, r.events, r.elapsed.Seconds(), float64(r.events)/r.elapsed.Seconds(),
+		pct(0.50).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond),
+		float64(r.cpu.Microseconds())/float64(r.events), float64(r.events)/r.cpu.Seconds())
+}
+
+func main() {
+	flag.Parse()
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	dir, err := os.MkdirTemp("", "outboxbench")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	body := make([]byte, *payload)
+	for i := range body {
+		body[i] = 'a' + byte(i%26)
+	}
+	fmt.Printf("outboxbench: %d events per mode, %d producers, %d events per tx, relay batch %d, %d-byte payload, GOMAXPROCS %d\n",
+		*n, *producers, *perTx, *batch, *payload, runtimeProcs())
+	run := func(name string, fn func(dir string) result) {
+		if *mode != "all" && *mode != name {
+			return
+		}
+		d := filepath.Join(dir, name)
+		c := cpuTime()
+		r := fn(d)
+		r.cpu = cpuTime() - c
+		fmt.Println(r)
+	}
+	run("sqlite", func(d string) result { return benchSQLite(ctx, d, body) })
+	run("jetstream", func(d string) result { return benchJetStream(ctx, d, body) })
+	run("outbox", func(d string) result { return benchOutbox(ctx, d, body) })
+}
+
+func openStore(ctx context.Context, dir string) *store.Store {
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(dir, "svc.db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := st.DB().ExecContext(ctx, "CREATE TABLE orders (id INTEGER PRIMARY KEY, amount INTEGER NOT NULL, body BLOB)"); err != nil {
+		log.Fatal(err)
+	}
+	return st
+}
+
+func prepare(ctx context.Context, st *store.Store, q string) *sql.Stmt {
+	s, err := st.DB().PrepareContext(ctx, q)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return s
+}
+
+// produce runs the producers until n events are committed; write adds one order and its
+// event in tx. It returns the commit latencies.
+func produce(ctx context.Context, st *store.Store, write func(tx *sql.Tx, i int) error) []time.Duration {
+	var next atomic.Int64
+	lat := make([][]time.Duration, *producers)
+	var wg sync.WaitGroup
+	for p := range *producers {
+		wg.Go(func() {
+			for {
+				first := int(next.Add(int64(*perTx))) - *perTx
+				if first >= *n {
+					return
+				}
+				start := time.Now()
+				err := st.InTx(ctx, func(tx *sql.Tx) error {
+					for i := first; i < min(first+*perTx, *n); i++ {
+						if err := write(tx, i); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					log.Fatal(err)
+				}
+				lat[p] = append(lat[p], time.Since(start))
+			}
+		})
+	}
+	wg.Wait()
+	return slices.Concat(lat...)
+}
+
+func benchSQLite(ctx context.Context, dir string, body []byte) result {
+	st := openStore(ctx, dir)
+	defer st.Close()
+	if _, err := outbox.New(ctx, st); err != nil { // the same outbox table
+		log.Fatal(err)
+	}
+	ins := prepare(ctx, st, "INSERT INTO outbox (id, subject, key, payload, headers, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+	order := prepare(ctx, st, "INSERT INTO orders (id, amount, body) VALUES (?, ?, ?)")
+	start := time.Now()
+	lat := produce(ctx, st, func(tx *sql.Tx, i int) error {
+		if _, err := tx.StmtContext(ctx, order).ExecContext(ctx, i, i%100, body); err != nil {
+			return err
+		}
+		_, err := tx.StmtContext(ctx, ins).ExecContext(ctx, "ev-"+strconv.Itoa(i), "events.orders.created", strconv.Itoa(i), body,
+			"7:ce-time35:"+time.Now().UTC().Format("2006-01-02T15:04:05.000000000Z"), time.Now().UnixNano())
+		return err
+	})
+	return result{name: "sqlite", events: *n, elapsed: time.Since(start), latencies: lat}
+}
+
+func startNATS(ctx context.Context, dir string) (*natsserver.Server, *nats.Conn) {
+	srv, err := natsserver.Start(ctx, filepath.Join(dir, "nats"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	nc, err := srv.Connect()
+	if err != nil {
+		log.Fatal(err)
+	}
+	return srv, nc
+}
+
+func benchJetStream(ctx context.Context, dir string, body []byte) result {
+	srv, nc := startNATS(ctx, dir)
+	defer srv.Shutdown(ctx)
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		log.Fatal(err)
+	}
+	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RAW", Subjects: []string{"raw.>"}, Duplicates: 2 * time.Minute})
+	if err != nil {
+		log.Fatal(err)
+	}
+	cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "raw", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 1024})
+	if err != nil {
+		log.Fatal(err)
+	}
+	lat := make([]time.Duration, 0, *n)
+	var got atomic.Int64
+	done := make(chan struct{})
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		t, _ := strconv.ParseInt(m.Headers().Get("sent"), 10, 64)
+		lat = append(lat, time.Since(time.Unix(0, t)))
+		m.Ack()
+		if got.Add(1) == int64(*n) {
+			close(done)
+		}
+	}, jetstream.PullMaxMessages(512))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cc.Stop()
+	start := time.Now()
+	for i := 0; i < *n; i += *batch {
+		var futs []jetstream.PubAckFuture
+		for j := i; j < min(i+*batch, *n); j++ {
+			m := &nats.Msg{Subject: "raw.orders", Data: body, Header: nats.Header{}}
+			m.Header.Set("sent", strconv.FormatInt(time.Now().UnixNano(), 10))
+			f, err := js.PublishMsgAsync(m, jetstream.WithMsgID("ev-"+strconv.Itoa(j)))
+			if err != nil {
+				log.Fatal(err)
+			}
+			futs = append(futs, f)
+		}
+		for _, f := range futs {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				log.Fatal(err)
+			}
+		}
+	}
+	<-done
+	return result{name: "jetstream", events: *n, elapsed: time.Since(start), latencies: lat}
+}
+
+func benchOutbox(ctx context.Context, dir string, body []byte) result {
+	st := openStore(ctx, dir)
+	defer st.Close()
+	ob, err := outbox.New(ctx, st)
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv, nc := startNATS(ctx, dir)
+	defer srv.Shutdown(ctx)
+	defer nc.Close()
+	bus, err := pubsub.New(ctx, nc, pubsub.Config{Source: "outboxbench"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	var mu sync.Mutex
+	lat := make([]time.Duration, 0, *n)
+	seen := make(map[string]bool, *n)
+	done := make(chan struct{})
+	sub, err := bus.Subscribe(ctx, "events.orders.>", "bench", func(ctx context.Context, m *pubsub.Message) error {
+		d := time.Since(m.Time)
+		mu.Lock()
+		defer mu.Unlock()
+		if !seen[m.ID] { // an idempotent consumer
+			seen[m.ID] = true
+			lat = append(lat, d)
+			if len(seen) == *n {
+				close(done)
+			}
+		}
+		return nil
+	}, pubsub.Concurrency(4), pubsub.MaxAckPending(4096))
+	if err != nil {
+		log.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	relayDone := make(chan error, 1)
+	go func() { relayDone <- ob.Relay(bus, outbox.BatchSize(*batch)).Run(rctx) }()
+	order := prepare(ctx, st, "INSERT INTO orders (id, amount, body) VALUES (?, ?, ?)")
+	start := time.Now()
+	produce(ctx, st, func(tx *sql.Tx, i int) error {
+		if _, err := tx.StmtContext(ctx, order).ExecContext(ctx, i, i%100, body); err != nil {
+			return err
+		}
+		return ob.Add(ctx, tx, &pubsub.Message{ID: "ev-" + strconv.Itoa(i), Subject: "events.orders.created", Key: strconv.Itoa(i), Data: body})
+	})
+	if *verbose {
+		fmt.Printf("  producers committed %d events in %.2fs\n", *n, time.Since(start).Seconds())
+	}
+	<-done
+	elapsed := time.Since(start)
+	stop()
+	<-relayDone
+	sub.Stop(ctx)
+	return result{name: "outbox", events: *n, elapsed: elapsed, latencies: lat}
+}

@@ -1,0 +1,61 @@
+// Command svckit is svckit's command line:
+//
+//	svckit gen [-type Name[,Name]] [-check] [dir]   generate transports from a service interface
+//	svckit new NAME                                 scaffold a new service
+//
+// In a package, //go:generate go run github.com/svckit/svckit/cmd/svckit gen runs the
+// generator on the package's directory. Run svckit COMMAND -h for a command's flags.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+)
+
+// command is one subcommand. Each lives in its own file.
+type command struct {
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) int
+}
+
+// commands is the subcommand table.
+func commands() map[string]command {
+	return map[string]command{
+		"gen": {"generate endpoints, HTTP and gRPC transports and clients, .proto and OpenAPI from a Go interface", runGen},
+		"new": {"scaffold a new service: interface, implementation, main, test, Dockerfile", runNew},
+	}
+}
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmds := commands()
+	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr, cmds)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	c, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "svckit: unknown command %q\n", args[0])
+		usage(stderr, cmds)
+		return 2
+	}
+	return c.run(args[1:], stdout, stderr)
+}
+
+func usage(w io.Writer, cmds map[string]command) {
+	fmt.Fprintln(w, "usage: svckit COMMAND [flags] [args]\n\ncommands:")
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-6s %s\n", n, cmds[n].summary)
+	}
+}

@@ -1,0 +1,188 @@
+package gen
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/descriptorpb"
+)
+
+// Options configures a run of the generator.
+type Options struct {
+	// Types names the interfaces to generate code for. Empty selects the interfaces marked
+	// //svckit:gen or, if none is marked, the package's only exported interface.
+	Types []string
+}
+
+// File is one generated file.
+type File struct {
+	Path    string // absolute
+	Content []byte
+}
+
+// Generate reads the Go package in dir and returns the files generated for it. It writes
+// nothing. The error is an [ErrorList] when the input has problems, naming each with its
+// position, method and reason.
+func Generate(dir string, opts Options) (files []File, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("svckit gen: internal error generating %s (a bug; please report it with the interface): %v\n%s", dir, r, debug.Stack())
+		}
+	}()
+	pkg, err := parse(dir, opts.Types)
+	if err != nil {
+		return nil, err
+	}
+	return generate(pkg)
+}
+
+func generate(pkg *Package) ([]File, error) {
+	assignProtoNames(pkg)
+	fd := protoFile(pkg)
+	protoSrc, srcInfo := protoText(pkg, fd)
+	withDocs := proto.Clone(fd).(*descriptorpb.FileDescriptorProto)
+	withDocs.SourceCodeInfo = srcInfo
+	pbSrc, pbFile, err := pbGo(withDocs)
+	if err != nil {
+		return nil, err
+	}
+	var files []File
+	// The package-level file: conversions and helpers shared by every service.
+	shared := newGoFile(pkg)
+	c := newConv(shared, pkg, pbFile)
+	c.messages()
+	var svcFiles []File
+	for _, s := range pkg.Services {
+		g := newGoFile(pkg)
+		w := &svcGen{g: g, pkg: pkg, s: s, c: &conv{g: g, pkg: pkg, msgs: c.msgs, streamItems: c.streamItems}, shared: c}
+		w.generate()
+		// Helpers that service files use (they import nothing) live in the shared file,
+		// once for every service.
+		for n, src := range g.helpers {
+			shared.helpers[n] = src
+		}
+		g.helpers = nil
+		src, err := g.bytes(fmt.Sprintf("This file serves the %s interface of package %s: endpoints, HTTP and gRPC\ntransports and clients. Regenerate with svckit gen; edits are lost.", s.Name, pkg.Name))
+		if err != nil {
+			return nil, err
+		}
+		svcFiles = append(svcFiles, File{filepath.Join(pkg.Dir, snake(s.Name)+"_gen.go"), src})
+	}
+	sharedSrc, err := shared.bytes(fmt.Sprintf("This file converts between the Go types of package %s and their protobuf\nmessages in package %s.", pkg.Name, pkg.PBPath))
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, svcFiles...)
+	files = append(files, File{filepath.Join(pkg.Dir, "pbconv_gen.go"), sharedSrc})
+	files = append(files, File{filepath.Join(pkg.PBDir, pkg.Name+"_pb_gen.go"), pbSrc})
+	files = append(files, File{filepath.Join(pkg.PBDir, protoFileName(pkg)), protoSrc})
+	oa, err := openAPI(pkg)
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, File{filepath.Join(pkg.Dir, pkg.Name+".openapi.json"), oa})
+	return files, nil
+}
+
+// owned reports whether a file is the generator's: it carries the header.
+func owned(path string) (bool, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	buf := make([]byte, 1024)
+	n, _ := f.Read(buf)
+	return isGenerated(buf[:n]), nil
+}
+
+// Write writes files, leaving unchanged ones alone, and removes files the generator wrote
+// earlier into the same directories that it no longer generates. It never overwrites or
+// removes a file without the generator's header. It returns the paths it changed.
+func Write(files []File) ([]string, error) {
+	var changed []string
+	for _, f := range files {
+		old, err := os.ReadFile(f.Path)
+		if err == nil && bytes.Equal(old, f.Content) {
+			continue
+		}
+		if err == nil && !isGenerated(old) {
+			return changed, fmt.Errorf("%s exists and was not written by svckit gen; not overwriting it (rename or remove it)", relPath(f.Path))
+		}
+		if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
+			return changed, err
+		}
+		if err := os.WriteFile(f.Path, f.Content, 0o644); err != nil {
+			return changed, err
+		}
+		changed = append(changed, f.Path)
+	}
+	obsolete, err := obsoleteFiles(files)
+	if err != nil {
+		return changed, err
+	}
+	for _, p := range obsolete {
+		if err := os.Remove(p); err != nil {
+			return changed, err
+		}
+		changed = append(changed, p)
+	}
+	return changed, nil
+}
+
+// Check returns the files that Write would change: missing, different, or obsolete.
+func Check(files []File) ([]string, error) {
+	var stale []string
+	for _, f := range files {
+		old, err := os.ReadFile(f.Path)
+		if err != nil || !bytes.Equal(old, f.Content) {
+			stale = append(stale, f.Path)
+		}
+	}
+	obsolete, err := obsoleteFiles(files)
+	return append(stale, obsolete...), err
+}
+
+// obsoleteFiles lists generated files in the output directories that are no longer
+// generated.
+func obsoleteFiles(files []File) ([]string, error) {
+	want := map[string]bool{}
+	dirs := map[string]bool{}
+	for _, f := range files {
+		want[f.Path] = true
+		dirs[filepath.Dir(f.Path)] = true
+	}
+	var out []string
+	for dir := range dirs {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			n := e.Name()
+			if e.IsDir() || !(strings.HasSuffix(n, "_gen.go") || strings.HasSuffix(n, ".proto") || strings.HasSuffix(n, ".openapi.json")) {
+				continue
+			}
+			p := filepath.Join(dir, n)
+			if want[p] {
+				continue
+			}
+			src, err := os.ReadFile(p)
+			if err == nil && isGenerated(src) {
+				out = append(out, p)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}

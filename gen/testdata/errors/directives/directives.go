@@ -1,0 +1,27 @@
+// Package directives has bad interface directives.
+package directives
+
+import "context"
+
+// Service has bad directives.
+//
+//svckit:gen
+//svckit:grpc not a name
+//svckit:pb /abs
+//svckit:frobnicate
+type Service interface {
+	// Generic interfaces cannot be served either, but this one is not generic.
+	Do(ctx context.Context) error
+}
+
+// Generic is marked but generic.
+//
+//svckit:gen
+type Generic[T any] interface {
+	Do(ctx context.Context, v T) error
+}
+
+// Empty is marked but has no methods.
+//
+//svckit:gen
+type Empty interface{}

@@ -1,0 +1,4 @@
+// Package none has no exported interface.
+package none
+
+type hidden interface{ M() }

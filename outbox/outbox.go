@@ -1,0 +1,174 @@
+// Package outbox is the transactional outbox: a service writes its business rows and the
+// events that announce them in one local transaction, and a [Relay] publishes the events
+// afterwards, in order, so that no event is lost when the process crashes and no event is
+// published for a transaction that rolled back.
+//
+//	err := st.InTx(ctx, func(tx *sql.Tx) error {
+//		if _, err := tx.ExecContext(ctx, "INSERT INTO orders …"); err != nil {
+//			return err
+//		}
+//		return ob.Add(ctx, tx, &pubsub.Message{Subject: "events.orders.created", Key: id, Data: body})
+//	})
+//
+// The events live in the outbox table of the service's own store (package store). The
+// relay reads unsent rows in sequence order in batches, publishes each batch
+// asynchronously with the event id as the JetStream de-duplication id (Nats-Msg-Id),
+// waits for every ack, and marks the batch sent with one UPDATE. A crash between the
+// publish and the mark makes the next relay publish the batch again, which JetStream
+// drops as duplicates within its duplicate window; consumers that de-duplicate by message
+// id make delivery effectively once beyond it.
+//
+// The relay wakes up when a transaction that added events commits (through
+// store.AfterCommit; no polling on the fast path), and polls slowly as a fallback for
+// rows written by other processes or outside Store.InTx. Only one relay per store
+// publishes at a time: it holds a lease row that it renews, and that another relay takes
+// over once it expires.
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/nats-io/nuid"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/svckit/svckit/observe"
+	"github.com/svckit/svckit/pubsub"
+	"github.com/svckit/svckit/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// MigrationSet is the store migration set that holds the outbox tables.
+const MigrationSet = "outbox"
+
+// Outbox adds events to a store's outbox table.
+type Outbox struct {
+	st     *store.Store
+	notify chan struct{}
+	prop   propagation.TextMapPropagator
+	insert *sql.Stmt
+}
+
+// New returns the outbox of st, creating its tables (migration set "outbox") if needed.
+func New(ctx context.Context, st *store.Store) (*Outbox, error) {
+	if err := st.Migrate(ctx, migrations, store.WithSet(MigrationSet), store.WithDir("migrations")); err != nil {
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
+	insert, err := st.DB().PrepareContext(ctx, st.Rebind("INSERT INTO outbox (id, subject, key, payload, headers, created_at) VALUES (?, ?, ?, ?, ?, ?)"))
+	if err != nil {
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
+	return &Outbox{
+		st:     st,
+		notify: make(chan struct{}, 1),
+		prop:   observe.Propagator(),
+		insert: insert,
+	}, nil
+}
+
+// Store returns the outbox's store.
+func (o *Outbox) Store() *store.Store { return o.st }
+
+// The header names under which the CloudEvents attributes are kept in the headers column.
+const (
+	hType        = pubsub.HeaderType
+	hSource      = pubsub.HeaderSource
+	hTime        = pubsub.HeaderTime
+	hContentType = pubsub.HeaderContentType
+)
+
+// Add writes msgs to the outbox within tx, the transaction that writes the business rows
+// they announce. A message without an ID gets one, and one without a Time gets now; the
+// trace context of ctx is stored with each message, so that the consumer's span is a
+// child of the span that added it. If tx was started by the store's InTx, the relay is
+// woken when tx commits; otherwise call Notify after the commit, or the relay finds the
+// rows at its next poll.
+func (o *Outbox) Add(ctx context.Context, tx *sql.Tx, msgs ...*pubsub.Message) error {
+	now := time.Now()
+	insert := tx.StmtContext(ctx, o.insert)
+	var tc map[string]string
+	if traceValid(ctx) {
+		tc = make(map[string]string, 2)
+		o.prop.Inject(ctx, propagation.MapCarrier(tc))
+	}
+	for _, m := range msgs {
+		if m.Subject == "" {
+			return errors.New("outbox: message without subject")
+		}
+		if m.ID == "" {
+			m.ID = nuid.Next()
+		}
+		if m.Time.IsZero() {
+			m.Time = now
+		}
+		h := make(map[string]string, len(m.Headers)+len(tc)+4)
+		maps.Copy(h, tc)
+		maps.Copy(h, m.Headers)
+		if m.Type != "" {
+			h[hType] = m.Type
+		}
+		if m.Source != "" {
+			h[hSource] = m.Source
+		}
+		if m.ContentType != "" {
+			h[hContentType] = m.ContentType
+		}
+		h[hTime] = m.Time.UTC().Format(time.RFC3339Nano)
+		if _, err := insert.ExecContext(ctx, m.ID, m.Subject, m.Key, m.Data, encodeHeaders(h), now.UnixNano()); err != nil {
+			return fmt.Errorf("outbox: add: %w", err)
+		}
+	}
+	o.st.AfterCommit(tx, o.Notify)
+	return nil
+}
+
+func traceValid(ctx context.Context) bool {
+	return trace.SpanContextFromContext(ctx).IsValid()
+}
+
+// Notify wakes the relay of this Outbox to look for new rows.
+func (o *Outbox) Notify() {
+	select {
+	case o.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Pending returns the number of unsent events; use it for a metric or a health check.
+func (o *Outbox) Pending(ctx context.Context) (int, error) {
+	var n int
+	err := o.st.ReadDB().QueryRowContext(ctx, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("outbox: pending: %w", err)
+	}
+	return n, nil
+}
+
+// decode rebuilds a message from an outbox row.
+func decode(id, subject, key string, payload []byte, headers string) (*pubsub.Message, error) {
+	m := &pubsub.Message{ID: id, Subject: subject, Key: key, Data: payload}
+	h, err := decodeHeaders(headers)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: event %s: %w", id, err)
+	}
+	m.Type, m.Source, m.ContentType = h[hType], h[hSource], h[hContentType]
+	if t, ok := h[hTime]; ok {
+		m.Time, _ = time.Parse(time.RFC3339Nano, t)
+	}
+	delete(h, hType)
+	delete(h, hSource)
+	delete(h, hContentType)
+	delete(h, hTime)
+	if len(h) > 0 {
+		m.Headers = h
+	}
+	return m, nil
+}

@@ -1,0 +1,255 @@
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nuid"
+
+	"github.com/svckit/svckit/pubsub"
+	"github.com/svckit/svckit/store"
+)
+
+// RelayOption configures a Relay.
+type RelayOption func(*Relay)
+
+// BatchSize sets how many events the relay publishes and marks at once; default 1000.
+func BatchSize(n int) RelayOption { return func(r *Relay) { r.batch = max(n, 1) } }
+
+// PollInterval sets how often the relay looks for rows nobody told it about (written by
+// another process, or outside Store.InTx); default 1s.
+func PollInterval(d time.Duration) RelayOption { return func(r *Relay) { r.poll = d } }
+
+// LeaseTTL sets how long the relay's lease lasts without renewal; another relay takes
+// over that long after this one died. It is renewed every third of it. Default 10s.
+func LeaseTTL(d time.Duration) RelayOption { return func(r *Relay) { r.ttl = d } }
+
+// Owner names this relay in the lease row; default a random id. Relays with the same
+// owner share the lease, so give each process its own.
+func Owner(id string) RelayOption { return func(r *Relay) { r.owner = id } }
+
+// Retention sets how long sent events are kept before the relay deletes them; default one
+// hour. Zero keeps them forever.
+func Retention(d time.Duration) RelayOption { return func(r *Relay) { r.retention = d } }
+
+// RelayLogger sets the logger for publish and store errors; default none.
+func RelayLogger(l *slog.Logger) RelayOption { return func(r *Relay) { r.logger = l } }
+
+// Relay publishes the events of an Outbox.
+type Relay struct {
+	o         *Outbox
+	pub       pubsub.Publisher
+	batch     int
+	poll      time.Duration
+	ttl       time.Duration
+	owner     string
+	retention time.Duration
+	logger    *slog.Logger
+
+	qSelect, qMarkRange, qMarkAny, qAcquire, qRenew, qRelease, qPurge string
+}
+
+// leaseName is the name of the relay lease row.
+const leaseName = "relay"
+
+// Relay returns a relay that publishes the outbox's events with pub. Start it with Run.
+func (o *Outbox) Relay(pub pubsub.Publisher, opts ...RelayOption) *Relay {
+	r := &Relay{o: o, pub: pub, batch: 1000, poll: time.Second, ttl: 10 * time.Second, owner: nuid.Next(), retention: time.Hour}
+	for _, fn := range opts {
+		fn(r)
+	}
+	if r.logger == nil {
+		r.logger = slog.New(slog.DiscardHandler)
+	}
+	rb := o.st.Rebind
+	r.qSelect = rb("SELECT seq, id, subject, key, payload, headers FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?")
+	r.qMarkRange = rb("UPDATE outbox SET sent_at = ? WHERE seq >= ? AND seq <= ? AND sent_at IS NULL")
+	r.qMarkAny = rb("UPDATE outbox SET sent_at = ? WHERE seq = ANY(?)")
+	r.qAcquire = rb(`INSERT INTO outbox_lease (name, owner, expires_at) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+		WHERE outbox_lease.expires_at < ? OR outbox_lease.owner = excluded.owner`)
+	r.qRenew = rb("UPDATE outbox_lease SET expires_at = ? WHERE name = ? AND owner = ?")
+	r.qRelease = rb("DELETE FROM outbox_lease WHERE name = ? AND owner = ?")
+	r.qPurge = rb("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?")
+	return r
+}
+
+// Run relays events until ctx ends, and returns nil then. While another relay holds the
+// lease, it waits; when it loses its lease (it could not renew it in time), it stops
+// publishing and competes for the lease again.
+func (r *Relay) Run(ctx context.Context) error {
+	defer func() {
+		_, _ = r.o.st.DB().ExecContext(context.WithoutCancel(ctx), r.qRelease, leaseName, r.owner)
+	}()
+	for ctx.Err() == nil {
+		ok, err := r.acquire(ctx)
+		if err != nil && ctx.Err() == nil {
+			r.logger.WarnContext(ctx, "outbox: lease", slog.String("error", err.Error()))
+		}
+		if !ok {
+			sleep(ctx, r.ttl/3)
+			continue
+		}
+		lctx, cancel := context.WithCancel(ctx)
+		lost := make(chan struct{})
+		go func() {
+			defer close(lost)
+			r.renew(lctx)
+			cancel()
+		}()
+		r.loop(lctx)
+		cancel()
+		<-lost
+	}
+	return nil
+}
+
+// acquire takes the lease if it is free, expired or ours.
+func (r *Relay) acquire(ctx context.Context) (bool, error) {
+	now := time.Now()
+	res, err := r.o.st.DB().ExecContext(ctx, r.qAcquire, leaseName, r.owner, now.Add(r.ttl).UnixNano(), now.UnixNano())
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// renew extends the lease every ttl/3 until ctx ends or the lease is lost: not renewed
+// before it expired, or taken by another relay.
+func (r *Relay) renew(ctx context.Context) {
+	valid := time.Now().Add(r.ttl)
+	t := time.NewTicker(r.ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		res, err := r.o.st.DB().ExecContext(ctx, r.qRenew, now.Add(r.ttl).UnixNano(), leaseName, r.owner)
+		if err == nil {
+			if n, _ := res.RowsAffected(); n == 1 {
+				valid = now.Add(r.ttl)
+				continue
+			}
+			r.logger.WarnContext(ctx, "outbox: relay lease taken by another relay")
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		r.logger.WarnContext(ctx, "outbox: renew lease", slog.String("error", err.Error()))
+		if time.Now().After(valid) {
+			return
+		}
+	}
+}
+
+// loop relays while ctx lasts: drain everything, then wait for a notification or the
+// poll interval.
+func (r *Relay) loop(ctx context.Context) {
+	pause := 10 * time.Millisecond
+	lastPurge := time.Time{}
+	for ctx.Err() == nil {
+		n, err := r.relayBatch(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			r.logger.WarnContext(ctx, "outbox: relay", slog.String("error", err.Error()))
+			sleep(ctx, pause)
+			pause = min(2*pause, 2*time.Second)
+			continue
+		}
+		pause = 10 * time.Millisecond
+		if n == r.batch {
+			continue
+		}
+		if r.retention > 0 && time.Since(lastPurge) > min(r.retention, time.Minute) {
+			lastPurge = time.Now()
+			if _, err := r.o.st.DB().ExecContext(ctx, r.qPurge, time.Now().Add(-r.retention).UnixNano()); err != nil && ctx.Err() == nil {
+				r.logger.WarnContext(ctx, "outbox: purge", slog.String("error", err.Error()))
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-r.o.notify:
+		case <-time.After(r.poll):
+		}
+	}
+}
+
+// relayBatch publishes the oldest unsent events, up to a batch, and marks them sent. It
+// returns how many it relayed.
+func (r *Relay) relayBatch(ctx context.Context) (int, error) {
+	rows, err := r.o.st.ReadDB().QueryContext(ctx, r.qSelect, r.batch)
+	if err != nil {
+		return 0, fmt.Errorf("outbox: read: %w", err)
+	}
+	var msgs []*pubsub.Message
+	var seqs []int64
+	for rows.Next() {
+		var seq int64
+		var id, subject, key, headers string
+		var payload []byte
+		if err := rows.Scan(&seq, &id, &subject, &key, &payload, &headers); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("outbox: read: %w", err)
+		}
+		m, err := decode(id, subject, key, payload, headers)
+		if err != nil {
+			rows.Close()
+			return 0, err
+		}
+		msgs, seqs = append(msgs, m), append(seqs, seq)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("outbox: read: %w", err)
+	}
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	if err := r.pub.Publish(ctx, msgs...); err != nil {
+		return 0, fmt.Errorf("outbox: publish: %w", err)
+	}
+	if err := r.mark(ctx, seqs); err != nil {
+		return 0, err
+	}
+	return len(msgs), nil
+}
+
+// mark marks the events with sequence numbers seqs sent. On SQLite, whose single writer
+// commits rows in sequence order, a range covers them; on PostgreSQL, where a later
+// sequence number can commit first, the list does.
+func (r *Relay) mark(ctx context.Context, seqs []int64) error {
+	now := time.Now().UnixNano()
+	// Through InTx, so that on SQLite the update shares a group commit with producers.
+	err := r.o.st.InTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if r.o.st.Dialect() == store.Postgres {
+			_, err = tx.ExecContext(ctx, r.qMarkAny, now, seqs)
+		} else {
+			_, err = tx.ExecContext(ctx, r.qMarkRange, now, seqs[0], seqs[len(seqs)-1])
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("outbox: mark sent: %w", err)
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

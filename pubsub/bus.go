@@ -1,0 +1,425 @@
+package pubsub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/svckit/svckit/natsserver"
+	"github.com/svckit/svckit/observe"
+)
+
+// Config describes where the bus is and the stream it uses.
+type Config struct {
+	// URL is a comma-separated list of nats:// URLs. Empty starts an embedded server.
+	URL string
+	// Dir is the embedded server's JetStream directory; default a directory under the
+	// system's temporary directory named for Source.
+	Dir string
+	// Stream is the JetStream stream for the events; default "EVENTS".
+	Stream string
+	// Subjects are the subjects the stream stores; default "events.>".
+	Subjects []string
+	// Replicas is the stream's replica count; default 1 (3 is usual on a cluster).
+	Replicas int
+	// DuplicateWindow is how long JetStream remembers message ids to drop duplicates;
+	// default 2 minutes.
+	DuplicateWindow time.Duration
+	// MaxAge is how long the stream keeps messages; default 7 days.
+	MaxAge time.Duration
+	// Partitions is the number of key partitions (see the package documentation); default
+	// 8. Every publisher and ordered subscriber of a subject must use the same number.
+	Partitions int
+	// Source is the CloudEvents source of published events, such as the service name;
+	// default "svckit".
+	Source string
+	// AckTimeout is how long Publish waits for JetStream to acknowledge a message before
+	// it publishes it again (the message id makes that safe); default 5s. Acks go missing
+	// when the connection moves to another server of a cluster.
+	AckTimeout time.Duration
+}
+
+// Option configures a Bus.
+type Option func(*Bus)
+
+// WithLogger sets the logger for errors that no caller sees (failed acks, dead letters).
+func WithLogger(l *slog.Logger) Option { return func(b *Bus) { b.logger = l } }
+
+// WithTracerProvider makes Publish start a producer span per message and inject it; by
+// default Publish injects the span context of ctx, if any.
+func WithTracerProvider(tp trace.TracerProvider) Option { return func(b *Bus) { b.tp = tp } }
+
+// WithNATSOptions adds options for the NATS connection that Connect makes.
+func WithNATSOptions(opts ...nats.Option) Option {
+	return func(b *Bus) { b.natsOpts = append(b.natsOpts, opts...) }
+}
+
+// Bus is a Publisher and Subscriber on NATS JetStream.
+type Bus struct {
+	cfg      Config
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	server   *natsserver.Server
+	ownConn  bool
+	logger   *slog.Logger
+	tp       trace.TracerProvider
+	prop     propagation.TextMapPropagator
+	natsOpts []nats.Option
+
+	mu   sync.Mutex
+	subs map[*subscription]struct{}
+}
+
+var (
+	_ Publisher  = (*Bus)(nil)
+	_ Subscriber = (*Bus)(nil)
+)
+
+func (c *Config) defaults() {
+	if c.Stream == "" {
+		c.Stream = "EVENTS"
+	}
+	if len(c.Subjects) == 0 {
+		c.Subjects = []string{"events.>"}
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = 2 * time.Minute
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = 7 * 24 * time.Hour
+	}
+	if c.Partitions <= 0 {
+		c.Partitions = 8
+	}
+	if c.Source == "" {
+		c.Source = "svckit"
+	}
+	if c.AckTimeout <= 0 {
+		c.AckTimeout = 5 * time.Second
+	}
+}
+
+// Connect connects to the NATS server at cfg.URL, or starts an embedded one in cfg.Dir
+// when the URL is empty, and makes sure the stream and its dead-letter stream exist. The
+// client reconnects forever; Close closes it and stops the embedded server.
+func Connect(ctx context.Context, cfg Config, opts ...Option) (*Bus, error) {
+	cfg.defaults()
+	b := &Bus{cfg: cfg}
+	for _, o := range opts {
+		o(b)
+	}
+	nopts := append([]nats.Option{
+		nats.Name(cfg.Source),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(100 * time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+	}, b.natsOpts...)
+	var nc *nats.Conn
+	var err error
+	if cfg.URL == "" {
+		dir := cfg.Dir
+		if dir == "" {
+			dir = filepath.Join(os.TempDir(), "svckit-nats-"+cfg.Source)
+		}
+		s, err := natsserver.Start(ctx, dir)
+		if err != nil {
+			return nil, fmt.Errorf("pubsub: %w", err)
+		}
+		b.server = s
+		nc, err = s.Connect(nopts...)
+		if err != nil {
+			s.Shutdown(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("pubsub: %w", err)
+		}
+	} else {
+		nc, err = nats.Connect(cfg.URL, nopts...)
+		if err != nil {
+			return nil, fmt.Errorf("pubsub: connect %s: %w", cfg.URL, err)
+		}
+	}
+	bus, err := newBus(ctx, nc, b)
+	if err != nil {
+		nc.Close()
+		if b.server != nil {
+			b.server.Shutdown(context.WithoutCancel(ctx))
+		}
+		return nil, err
+	}
+	bus.ownConn = true
+	return bus, nil
+}
+
+// New returns a Bus on an existing connection and makes sure the streams exist. Close
+// does not close nc.
+func New(ctx context.Context, nc *nats.Conn, cfg Config, opts ...Option) (*Bus, error) {
+	cfg.defaults()
+	b := &Bus{cfg: cfg}
+	for _, o := range opts {
+		o(b)
+	}
+	return newBus(ctx, nc, b)
+}
+
+func newBus(ctx context.Context, nc *nats.Conn, b *Bus) (*Bus, error) {
+	if b.logger == nil {
+		b.logger = slog.New(slog.DiscardHandler)
+	}
+	b.nc, b.prop, b.subs = nc, observe.Propagator(), make(map[*subscription]struct{})
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(b.cfg.AckTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("pubsub: %w", err)
+	}
+	b.js = js
+	streams := []jetstream.StreamConfig{{
+		Name:       b.cfg.Stream,
+		Subjects:   b.cfg.Subjects,
+		Storage:    jetstream.FileStorage,
+		Replicas:   b.cfg.Replicas,
+		MaxAge:     b.cfg.MaxAge,
+		Duplicates: b.cfg.DuplicateWindow,
+	}, {
+		Name:       b.cfg.Stream + "_DLQ",
+		Subjects:   []string{"dlq." + b.cfg.Stream + ".>"},
+		Storage:    jetstream.FileStorage,
+		Replicas:   b.cfg.Replicas,
+		MaxAge:     b.cfg.MaxAge,
+		Duplicates: b.cfg.DuplicateWindow,
+	}}
+	for _, sc := range streams {
+		if err := retry(ctx, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateStream(ctx, sc)
+			return err
+		}); err != nil {
+			return nil, fmt.Errorf("pubsub: stream %s: %w", sc.Name, err)
+		}
+	}
+	return b, nil
+}
+
+// retry calls fn until it succeeds, fails with an error that is not transient, or ctx
+// ends. Each call gets at most 5 seconds.
+func retry(ctx context.Context, fn func(ctx context.Context) error) error {
+	pause := 50 * time.Millisecond
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := fn(cctx)
+		cancel()
+		if err == nil || !transient(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(pause):
+		}
+		pause = min(pause*2, time.Second)
+	}
+}
+
+// transient reports whether err may go away: a timeout, no responders, a cluster without
+// a leader for the moment, a lost connection.
+func transient(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		// 503 / 10008: JetStream temporarily unavailable; 10010: cluster not ready;
+		// 10158: a publish with the same message id is in process (retrying gets its ack).
+		return apiErr.Code == 503 || apiErr.Code == 500 || apiErr.ErrorCode == 10008 || apiErr.ErrorCode == 10010 || apiErr.ErrorCode == 10158
+	}
+	return errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrDisconnected) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) ||
+		errors.Is(err, jetstream.ErrAsyncPublishTimeout) ||
+		errors.Is(err, jetstream.ErrTooManyStalledMsgs) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled)
+}
+
+// Conn returns the NATS connection.
+func (b *Bus) Conn() *nats.Conn { return b.nc }
+
+// JetStream returns the JetStream client.
+func (b *Bus) JetStream() jetstream.JetStream { return b.js }
+
+// Server returns the embedded server, or nil when the bus connected to a URL.
+func (b *Bus) Server() *natsserver.Server { return b.server }
+
+// Config returns the configuration with defaults filled in.
+func (b *Bus) Config() Config { return b.cfg }
+
+// DeadLetterSubject returns the subject that group's dead letters are published on.
+func (b *Bus) DeadLetterSubject(group string) string {
+	if group == "" {
+		group = "_ephemeral"
+	}
+	return "dlq." + b.cfg.Stream + "." + group
+}
+
+// Ping checks that the connection is up; use it as a readiness check.
+func (b *Bus) Ping(ctx context.Context) error {
+	if !b.nc.IsConnected() {
+		return fmt.Errorf("pubsub: not connected (%s)", b.nc.Status())
+	}
+	return nil
+}
+
+// Close stops the subscriptions, flushes and closes the connection if Connect made it,
+// and stops the embedded server.
+func (b *Bus) Close(ctx context.Context) error {
+	b.mu.Lock()
+	subs := make([]*subscription, 0, len(b.subs))
+	for s := range b.subs {
+		subs = append(subs, s)
+	}
+	b.mu.Unlock()
+	var errs []error
+	for _, s := range subs {
+		errs = append(errs, s.Stop(ctx))
+	}
+	if b.ownConn {
+		errs = append(errs, b.nc.FlushTimeout(5*time.Second))
+		b.nc.Close()
+	}
+	if b.server != nil {
+		errs = append(errs, b.server.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// partition returns the key partition of key.
+func (b *Bus) partition(key string) int {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return int(h.Sum32() % uint32(b.cfg.Partitions))
+}
+
+// keyToken separates a subject from its key partition.
+const keyToken = "._k."
+
+// wireSubject returns the subject a message is published on.
+func (b *Bus) wireSubject(m *Message) string {
+	if m.Key == "" {
+		return m.Subject
+	}
+	return m.Subject + keyToken + strconv.Itoa(b.partition(m.Key))
+}
+
+// logicalSubject strips the key partition from a received subject.
+func logicalSubject(s string) string {
+	if i := strings.LastIndex(s, keyToken); i >= 0 && strings.IndexByte(s[i+len(keyToken):], '.') < 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// Publish publishes msgs asynchronously and waits until JetStream has acknowledged every
+// one, republishing those that failed with a transient error (the Nats-Msg-Id makes that
+// safe) until ctx ends.
+func (b *Bus) Publish(ctx context.Context, msgs ...*Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	now := time.Now()
+	out := make([]*nats.Msg, len(msgs))
+	for i, m := range msgs {
+		if m.Subject == "" {
+			return errors.New("pubsub: message without subject")
+		}
+		if m.ID == "" {
+			m.ID = nuid.Next()
+		}
+		if m.Source == "" {
+			m.Source = b.cfg.Source
+		}
+		if m.Time.IsZero() {
+			m.Time = now
+		}
+		nm := &nats.Msg{Subject: b.wireSubject(m), Data: m.Data, Header: encodeHeaders(m)}
+		if _, ok := m.Headers["traceparent"]; !ok {
+			b.inject(ctx, m, nm)
+		}
+		out[i] = nm
+	}
+	pending := out
+	pause := 20 * time.Millisecond
+	for {
+		failed, err := b.publishAll(ctx, pending)
+		if err == nil {
+			return nil
+		}
+		if !transient(err) || ctx.Err() != nil {
+			return fmt.Errorf("pubsub: publish: %w", err)
+		}
+		pending = failed
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("pubsub: publish: %w", errors.Join(err, ctx.Err()))
+		case <-time.After(pause):
+		}
+		pause = min(pause*2, time.Second)
+	}
+}
+
+// publishAll publishes msgs asynchronously and waits for their acks; it returns the
+// messages that failed and the first error.
+func (b *Bus) publishAll(ctx context.Context, msgs []*nats.Msg) ([]*nats.Msg, error) {
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	var failed []*nats.Msg
+	var first error
+	for i, m := range msgs {
+		f, err := b.js.PublishMsgAsync(m, jetstream.WithMsgID(m.Header.Get(nats.MsgIdHdr)))
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			failed = append(failed, msgs[i])
+			continue
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			if first == nil {
+				first = err
+			}
+			failed = append(failed, f.Msg())
+		case <-ctx.Done():
+			return append(failed, f.Msg()), ctx.Err()
+		}
+	}
+	return failed, first
+}
+
+// inject writes the trace context of ctx into the message headers, in a producer span if
+// the bus has a tracer provider.
+func (b *Bus) inject(ctx context.Context, m *Message, nm *nats.Msg) {
+	if b.tp != nil {
+		var span trace.Span
+		ctx, span = b.tp.Tracer(observe.ScopeName).Start(ctx, "publish "+m.Subject, trace.WithSpanKind(trace.SpanKindProducer))
+		defer span.End()
+	}
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return
+	}
+	b.prop.Inject(ctx, natsCarrier(nm.Header))
+}

@@ -1,0 +1,122 @@
+package pubsub
+
+import (
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// The CloudEvents 1.0 attributes as NATS headers (binary content mode), and svckit's own.
+const (
+	HeaderID          = "ce-id"
+	HeaderSource      = "ce-source"
+	HeaderType        = "ce-type"
+	HeaderSpecVersion = "ce-specversion"
+	HeaderTime        = "ce-time"
+	HeaderContentType = "content-type"
+	// HeaderKey carries the ordering key.
+	HeaderKey = "svckit-key"
+	// HeaderDeadSubject and HeaderDeadError carry, on a dead letter, the subject the
+	// message was published on and the last handler error.
+	HeaderDeadSubject = "svckit-dlq-subject"
+	HeaderDeadError   = "svckit-dlq-error"
+	// HeaderDeadGroup carries, on a dead letter, the group that gave up on it.
+	HeaderDeadGroup = "svckit-dlq-group"
+)
+
+// SpecVersion is the CloudEvents version of the events.
+const SpecVersion = "1.0"
+
+// encodeHeaders returns the NATS headers of m.
+func encodeHeaders(m *Message) nats.Header {
+	h := make(nats.Header, 8+len(m.Headers))
+	for k, v := range m.Headers {
+		h[k] = []string{v}
+	}
+	typ := m.Type
+	if typ == "" {
+		typ = m.Subject
+	}
+	ct := m.ContentType
+	if ct == "" {
+		ct = "application/json"
+	}
+	h[nats.MsgIdHdr] = []string{m.ID}
+	h[HeaderID] = []string{m.ID}
+	h[HeaderSource] = []string{m.Source}
+	h[HeaderType] = []string{typ}
+	h[HeaderSpecVersion] = []string{SpecVersion}
+	h[HeaderTime] = []string{m.Time.UTC().Format(time.RFC3339Nano)}
+	h[HeaderContentType] = []string{ct}
+	if m.Key != "" {
+		h[HeaderKey] = []string{m.Key}
+	}
+	return h
+}
+
+// decodeMessage makes a Message of the headers and data of a received NATS message.
+func decodeMessage(subject string, h nats.Header, data []byte) *Message {
+	m := &Message{Subject: logicalSubject(subject), Data: data}
+	for k, vs := range h {
+		if len(vs) == 0 {
+			continue
+		}
+		v := vs[0]
+		switch strings.ToLower(k) {
+		case HeaderID:
+			m.ID = v
+		case HeaderSource:
+			m.Source = v
+		case HeaderType:
+			m.Type = v
+		case HeaderTime:
+			m.Time, _ = time.Parse(time.RFC3339Nano, v)
+		case HeaderContentType:
+			m.ContentType = v
+		case HeaderKey:
+			m.Key = v
+		case HeaderSpecVersion, strings.ToLower(nats.MsgIdHdr):
+		default:
+			m.SetHeader(k, v)
+		}
+	}
+	if m.ID == "" {
+		m.ID = h.Get(nats.MsgIdHdr)
+	}
+	return m
+}
+
+// natsCarrier is a propagation.TextMapCarrier on NATS headers that keeps keys as given
+// (the W3C propagator uses lower-case keys).
+type natsCarrier nats.Header
+
+func (c natsCarrier) Get(key string) string {
+	if v := c[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (c natsCarrier) Set(key, value string) { c[key] = []string{value} }
+
+func (c natsCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// mapCarrier is a propagation.TextMapCarrier on Message.Headers.
+type mapCarrier map[string]string
+
+func (c mapCarrier) Get(key string) string { return c[key] }
+func (c mapCarrier) Set(key, value string) { c[key] = value }
+func (c mapCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
+}

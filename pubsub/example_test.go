@@ -1,0 +1,50 @@
+package pubsub_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/svckit/svckit/pubsub"
+)
+
+func Example() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "bus")
+	defer os.RemoveAll(dir)
+
+	// No URL: an embedded NATS server with JetStream in dir. With URL: "nats://…" the
+	// same code uses a real server or cluster.
+	bus, err := pubsub.Connect(ctx, pubsub.Config{Dir: dir, Source: "orders"})
+	if err != nil {
+		panic(err)
+	}
+	defer bus.Close(ctx)
+
+	got := make(chan *pubsub.Message, 1)
+	logger := slog.New(slog.DiscardHandler)
+	sub, err := bus.Subscribe(ctx, "events.orders.>", "billing", func(ctx context.Context, m *pubsub.Message) error {
+		got <- m
+		return nil // ack; an error means "deliver again later"
+	}, pubsub.MaxAttempts(5), pubsub.WithMiddleware(pubsub.Default(logger, nil, nil, 10*time.Second)...))
+	if err != nil {
+		panic(err)
+	}
+	defer sub.Stop(ctx)
+
+	err = bus.Publish(ctx, &pubsub.Message{
+		ID:      "order-1-created", // the de-duplication id
+		Subject: "events.orders.created",
+		Key:     "order-1", // events of one key stay in order for Ordered subscriptions
+		Type:    "com.example.order.created",
+		Data:    []byte(`{"id":"order-1"}`),
+	})
+	if err != nil {
+		panic(err)
+	}
+	m := <-got
+	fmt.Println(m.ID, m.Subject, m.Type, m.Source, m.Attempt, string(m.Data))
+	// Output: order-1-created events.orders.created com.example.order.created orders 1 {"id":"order-1"}
+}

@@ -1,0 +1,333 @@
+package pubsub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// SubscribeOption configures a subscription.
+type SubscribeOption func(*subOptions)
+
+type subOptions struct {
+	maxAttempts   int
+	backoff       []time.Duration
+	ackWait       time.Duration
+	concurrency   int
+	maxAckPending int
+	ordered       bool
+	fromNew       bool
+	mws           []Middleware
+}
+
+// MaxAttempts sets how often a message is delivered before it is dead-lettered; default 5.
+func MaxAttempts(n int) SubscribeOption { return func(o *subOptions) { o.maxAttempts = max(n, 1) } }
+
+// Backoff sets the redelivery delays after failed attempts: the n-th failure waits
+// delays[n-1], or the last delay when there are fewer. Default 100ms, 500ms, 2s, 5s, 10s.
+func Backoff(delays ...time.Duration) SubscribeOption {
+	return func(o *subOptions) { o.backoff = delays }
+}
+
+// AckWait sets how long a delivered message may stay unacknowledged (a handler running,
+// or a crashed process) before JetStream delivers it again; default 30s.
+func AckWait(d time.Duration) SubscribeOption { return func(o *subOptions) { o.ackWait = d } }
+
+// Concurrency sets how many handlers of an unordered subscription run at once; default 8.
+// Ordered subscriptions run one handler per key partition.
+func Concurrency(n int) SubscribeOption { return func(o *subOptions) { o.concurrency = max(n, 1) } }
+
+// MaxAckPending limits how many messages the group may have delivered and not yet
+// acknowledged; default 1024.
+func MaxAckPending(n int) SubscribeOption { return func(o *subOptions) { o.maxAckPending = n } }
+
+// Ordered handles the messages of each key in publish order (see the package
+// documentation). The subject must not end in ">".
+func Ordered() SubscribeOption { return func(o *subOptions) { o.ordered = true } }
+
+// FromNew makes a new group start with messages published from now on; by default a new
+// group starts with the oldest message the stream keeps.
+func FromNew() SubscribeOption { return func(o *subOptions) { o.fromNew = true } }
+
+// WithMiddleware wraps the handler, the first middleware outermost.
+func WithMiddleware(mws ...Middleware) SubscribeOption {
+	return func(o *subOptions) { o.mws = append(o.mws, mws...) }
+}
+
+type subscription struct {
+	bus     *Bus
+	subject string
+	group   string
+	opts    subOptions
+	handler Handler
+	dlq     string
+
+	ctx    context.Context // for handlers; canceled when a Stop gives up waiting
+	cancel context.CancelFunc
+	ccs    []jetstream.ConsumeContext
+	work   chan jetstream.Msg
+	wg     sync.WaitGroup
+	once   sync.Once
+	err    error
+	done   chan struct{}
+}
+
+// Subscribe implements Subscriber. The subscription also stops when ctx ends.
+func (b *Bus) Subscribe(ctx context.Context, subject, group string, h Handler, opts ...SubscribeOption) (Subscription, error) {
+	o := subOptions{
+		maxAttempts:   5,
+		backoff:       []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second, 5 * time.Second, 10 * time.Second},
+		ackWait:       30 * time.Second,
+		concurrency:   8,
+		maxAckPending: 1024,
+	}
+	for _, fn := range opts {
+		fn(&o)
+	}
+	if subject == "" || h == nil {
+		return nil, errors.New("pubsub: subscribe needs a subject and a handler")
+	}
+	if o.ordered && (subject == ">" || strings.HasSuffix(subject, ".>")) {
+		return nil, fmt.Errorf("pubsub: ordered subscription on %q: subject must not end in >", subject)
+	}
+	var stream string
+	err := retry(ctx, func(ctx context.Context) error {
+		var err error
+		stream, err = b.js.StreamNameBySubject(ctx, subject)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pubsub: no stream stores %q: %w", subject, err)
+	}
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s := &subscription{
+		bus: b, subject: subject, group: group, opts: o,
+		handler: Chain(o.mws...)(h),
+		dlq:     b.DeadLetterSubject(group),
+		ctx:     sctx, cancel: cancel,
+		done: make(chan struct{}),
+	}
+	type part struct {
+		name    string
+		filters []string
+	}
+	base := consumerName(group, subject)
+	var parts []part
+	if o.ordered {
+		parts = append(parts, part{base + "_pn", []string{subject}})
+		for p := range b.cfg.Partitions {
+			parts = append(parts, part{base + "_p" + strconv.Itoa(p), []string{subject + keyToken + strconv.Itoa(p)}})
+		}
+	} else if subject == ">" || strings.HasSuffix(subject, ".>") {
+		parts = append(parts, part{base, []string{subject}})
+	} else {
+		parts = append(parts, part{base, []string{subject, subject + keyToken + "*"}})
+	}
+	if !o.ordered {
+		s.work = make(chan jetstream.Msg)
+		for range o.concurrency {
+			s.wg.Go(func() {
+				for m := range s.work {
+					s.process(m)
+				}
+			})
+		}
+	}
+	for _, p := range parts {
+		cc := jetstream.ConsumerConfig{
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       o.ackWait,
+			MaxDeliver:    -1,
+			MaxAckPending: o.maxAckPending,
+			Replicas:      0,
+		}
+		if len(p.filters) == 1 {
+			cc.FilterSubject = p.filters[0]
+		} else {
+			cc.FilterSubjects = p.filters
+		}
+		if o.ordered {
+			cc.MaxAckPending = 1
+		}
+		if group != "" {
+			cc.Durable = p.name
+		} else {
+			cc.InactiveThreshold = time.Minute
+		}
+		if group == "" || o.fromNew {
+			cc.DeliverPolicy = jetstream.DeliverNewPolicy
+		}
+		var cons jetstream.Consumer
+		err := retry(ctx, func(ctx context.Context) error {
+			var err error
+			cons, err = b.js.CreateOrUpdateConsumer(ctx, stream, cc)
+			return err
+		})
+		if err == nil {
+			var consume jetstream.ConsumeContext
+			if o.ordered {
+				consume, err = cons.Consume(s.process, jetstream.PullMaxMessages(1), jetstream.ConsumeErrHandler(s.consumeErr))
+			} else {
+				consume, err = cons.Consume(func(m jetstream.Msg) { s.work <- m },
+					jetstream.PullMaxMessages(min(max(2*o.concurrency, 256), max(o.maxAckPending, 1))), jetstream.ConsumeErrHandler(s.consumeErr))
+			}
+			if err == nil {
+				s.ccs = append(s.ccs, consume)
+			}
+		}
+		if err != nil {
+			s.Stop(context.Background())
+			return nil, fmt.Errorf("pubsub: subscribe %q group %q: %w", subject, group, err)
+		}
+	}
+	b.mu.Lock()
+	b.subs[s] = struct{}{}
+	b.mu.Unlock()
+	go func() {
+		select {
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.Background(), o.ackWait)
+			defer cancel()
+			s.Stop(sctx)
+		case <-s.done:
+		}
+	}()
+	return s, nil
+}
+
+// consumerName returns the durable name for a group's subscription to subject: the group
+// with characters consumer names may not have replaced, and a hash of the subject, so one
+// group can subscribe to several subjects.
+func consumerName(group, subject string) string {
+	h := fnv.New32a()
+	h.Write([]byte(subject))
+	g := strings.Map(func(r rune) rune {
+		switch r {
+		case '.', '*', '>', ' ', '\t', '/', '\\':
+			return '_'
+		}
+		return r
+	}, group)
+	if g == "" {
+		g = "eph"
+	}
+	return g + "_" + strconv.FormatUint(uint64(h.Sum32()), 36)
+}
+
+func (s *subscription) consumeErr(_ jetstream.ConsumeContext, err error) {
+	s.bus.logger.Debug("pubsub: consume", slog.String("subject", s.subject), slog.String("group", s.group), slog.String("error", err.Error()))
+}
+
+// process handles one delivery: ack on success, delayed nak on failure, dead letter after
+// the last attempt.
+func (s *subscription) process(m jetstream.Msg) {
+	msg := decodeMessage(m.Subject(), m.Headers(), m.Data())
+	msg.Group = s.group
+	if meta, err := m.Metadata(); err == nil {
+		msg.Attempt, msg.Sequence = int(meta.NumDelivered), meta.Sequence.Stream
+	}
+	ctx := s.bus.prop.Extract(s.ctx, mapCarrier(msg.Headers))
+	if msg.Attempt > s.opts.maxAttempts {
+		// The last attempt ended without an answer (a crash): give up now.
+		s.deadLetter(ctx, m, msg, errors.New("delivered more often than allowed"))
+		return
+	}
+	err := s.call(ctx, msg)
+	switch {
+	case err == nil:
+		if err := m.Ack(); err != nil {
+			s.bus.logger.Warn("pubsub: ack", slog.String("subject", msg.Subject), slog.String("id", msg.ID), slog.String("error", err.Error()))
+		}
+	case IsPermanent(err) || msg.Attempt >= s.opts.maxAttempts:
+		s.deadLetter(ctx, m, msg, err)
+	default:
+		_ = m.NakWithDelay(s.delay(msg.Attempt))
+	}
+}
+
+func (s *subscription) call(ctx context.Context, msg *Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("pubsub: handler panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return s.handler(ctx, msg)
+}
+
+func (s *subscription) delay(attempt int) time.Duration {
+	if len(s.opts.backoff) == 0 {
+		return 0
+	}
+	return s.opts.backoff[min(max(attempt, 1), len(s.opts.backoff))-1]
+}
+
+// deadLetter publishes the message to the dead-letter subject and terminates it; if that
+// fails, the message is naked to try again later.
+func (s *subscription) deadLetter(ctx context.Context, m jetstream.Msg, msg *Message, cause error) {
+	h := make(nats.Header, len(m.Headers())+4)
+	for k, v := range m.Headers() {
+		h[k] = v
+	}
+	h.Set(HeaderDeadSubject, msg.Subject)
+	h.Set(HeaderDeadGroup, s.group)
+	h.Set(HeaderDeadError, cause.Error())
+	h.Set(nats.MsgIdHdr, "dlq:"+s.group+":"+msg.ID)
+	nm := &nats.Msg{Subject: s.dlq, Header: h, Data: m.Data()}
+	err := retry(ctx, func(ctx context.Context) error {
+		_, err := s.bus.js.PublishMsg(ctx, nm)
+		return err
+	})
+	if err != nil {
+		s.bus.logger.Error("pubsub: dead letter", slog.String("subject", msg.Subject), slog.String("id", msg.ID), slog.String("error", err.Error()))
+		_ = m.NakWithDelay(s.delay(len(s.opts.backoff)))
+		return
+	}
+	s.bus.logger.Warn("pubsub: message dead-lettered", slog.String("subject", msg.Subject), slog.String("id", msg.ID),
+		slog.String("group", s.group), slog.Int("attempt", msg.Attempt), slog.String("error", cause.Error()))
+	_ = m.Term()
+}
+
+// Stop implements Subscription.
+func (s *subscription) Stop(ctx context.Context) error {
+	s.once.Do(func() {
+		defer close(s.done)
+		for _, cc := range s.ccs {
+			cc.Drain()
+		}
+		finished := make(chan struct{})
+		go func() {
+			for _, cc := range s.ccs {
+				<-cc.Closed()
+			}
+			if s.work != nil {
+				close(s.work)
+			}
+			s.wg.Wait()
+			close(finished)
+		}()
+		select {
+		case <-finished:
+		case <-ctx.Done():
+			s.cancel()
+			s.err = fmt.Errorf("pubsub: stop %q: %w", s.subject, ctx.Err())
+		}
+		s.cancel()
+		if err := s.bus.nc.FlushTimeout(5 * time.Second); err != nil && s.err == nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			s.err = fmt.Errorf("pubsub: stop %q: flush acks: %w", s.subject, err)
+		}
+		s.bus.mu.Lock()
+		delete(s.bus.subs, s)
+		s.bus.mu.Unlock()
+	})
+	return s.err
+}

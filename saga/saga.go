@@ -1,0 +1,1088 @@
+// Package saga runs sagas: sequences of steps, each with an action and a compensation,
+// whose progress lives in the service's own store, so that a saga survives a crash of the
+// process that runs it.
+//
+// A saga is defined in code with [Define] and run by an [Orchestrator]. The orchestrator
+// checkpoints the saga's state (a JSON-encoded Go value) after every step. When a step
+// fails for good, the completed steps are compensated in reverse order, and every
+// compensation is retried, with backoff, until it succeeds. When the process restarts,
+// [Orchestrator.Resume] picks up every saga that had not ended, from its last checkpoint.
+//
+// Each step is recorded once per saga and phase in saga_steps, under a unique key
+// (saga id, step, phase). A step's local effects made with [Step.ActionTx] or
+// [Step.CompensateTx] commit in the same transaction as that record, so they happen
+// exactly once even if the process dies at any point. Effects elsewhere (a call to a
+// payment service) happen at least once; the step's context carries an idempotency key
+// ([Key]) that stays the same across retries and restarts, so the remote side can
+// deduplicate them.
+package saga
+
+import (
+	"context"
+	crand "crypto/rand"
+	"database/sql"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/svckit/svckit/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrate creates or updates the saga tables (saga_instances, saga_steps) in st, as the
+// migration set "saga". [New] calls it.
+func Migrate(ctx context.Context, st *store.Store) error {
+	return st.Migrate(ctx, migrations, store.WithSet("saga"), store.WithDir("migrations"))
+}
+
+// State is where a saga is in its life.
+type State string
+
+// The states of a saga. Completed, Compensated and Failed are terminal.
+const (
+	Running      State = "running"      // actions are being run
+	Compensating State = "compensating" // a step failed; compensations are being run
+	Completed    State = "completed"    // every action succeeded
+	Compensated  State = "compensated"  // a step failed and every completed step was compensated
+	Failed       State = "failed"       // the saga cannot run: its state does not decode
+)
+
+// Terminal reports whether a saga in state s has ended.
+func (s State) Terminal() bool { return s == Completed || s == Compensated || s == Failed }
+
+// Retry says how often and how fast a step's action is retried. Compensations use the
+// same backoff but are retried until they succeed.
+type Retry struct {
+	// Attempts is the number of times the action is tried; 0 or 1 means once.
+	Attempts int
+	// Initial is the pause after the first failure; default 10ms.
+	Initial time.Duration
+	// Max caps the pause, which doubles after each failure; default 5s.
+	Max time.Duration
+}
+
+func (r Retry) withDefaults() Retry {
+	if r.Attempts < 1 {
+		r.Attempts = 1
+	}
+	if r.Initial <= 0 {
+		r.Initial = 10 * time.Millisecond
+	}
+	if r.Max <= 0 {
+		r.Max = 5 * time.Second
+	}
+	if r.Max < r.Initial {
+		r.Max = r.Initial
+	}
+	return r
+}
+
+// pause returns the pause after the n-th failure (1-based): Initial·2ⁿ⁻¹ capped at Max,
+// with ±20% jitter.
+func (r Retry) pause(n int) time.Duration {
+	d := r.Initial
+	for i := 1; i < n && d < r.Max; i++ {
+		d *= 2
+	}
+	d = min(d, r.Max)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// Step is one step of a saga whose state has type S. It has an action and, optionally, a
+// compensation that undoes the action. Each comes in two forms: the plain one gets the
+// step's context and the state; the Tx form runs inside the transaction that checkpoints
+// the step, so its writes to the service's store commit if and only if the step does. Set
+// at most one of Action and ActionTx, and at most one of Compensate and CompensateTx.
+//
+// An action that returns an error leaves no effect behind: a failed ActionTx is rolled
+// back, and a failed Action must have done nothing or must complete when it is called
+// again with the same [Key]. Changes an action makes to the state are checkpointed with
+// the step; a retried action starts from the last checkpointed state.
+type Step[S any] struct {
+	// Name names the step; it must be unique within the saga.
+	Name string
+	// Action does the step's work.
+	Action func(ctx context.Context, state *S) error
+	// ActionTx does the step's work inside the checkpoint transaction.
+	ActionTx func(ctx context.Context, tx *sql.Tx, state *S) error
+	// Compensate undoes the action. It must be idempotent: it may run more than once.
+	Compensate func(ctx context.Context, state *S) error
+	// CompensateTx undoes the action inside the checkpoint transaction.
+	CompensateTx func(ctx context.Context, tx *sql.Tx, state *S) error
+	// Timeout bounds each attempt of the action and of the compensation; 0 means none.
+	Timeout time.Duration
+	// Retry says how often the action is tried before the saga compensates.
+	Retry Retry
+}
+
+func (s *Step[S]) hasCompensation() bool { return s.Compensate != nil || s.CompensateTx != nil }
+
+// Definition is a named sequence of steps over a state of type S, made by [Define].
+type Definition[S any] struct {
+	name  string
+	steps []Step[S]
+}
+
+// Define returns the definition of the saga named name with the given steps, run in
+// order. It panics if there are no steps, if a step has no action or two actions, or if
+// two steps have the same name: definitions are static, so those are programming errors.
+func Define[S any](name string, steps ...Step[S]) *Definition[S] {
+	if name == "" || len(steps) == 0 {
+		panic("saga: Define needs a name and at least one step")
+	}
+	seen := map[string]bool{}
+	for i, s := range steps {
+		if (s.Action == nil) == (s.ActionTx == nil) {
+			panic(fmt.Sprintf("saga %s: step %d (%s) needs exactly one of Action and ActionTx", name, i, s.Name))
+		}
+		if s.Compensate != nil && s.CompensateTx != nil {
+			panic(fmt.Sprintf("saga %s: step %d (%s) has both Compensate and CompensateTx", name, i, s.Name))
+		}
+		if s.Name == "" || seen[s.Name] {
+			panic(fmt.Sprintf("saga %s: step %d has an empty or repeated name %q", name, i, s.Name))
+		}
+		seen[s.Name] = true
+	}
+	return &Definition[S]{name: name, steps: append([]Step[S](nil), steps...)}
+}
+
+// Name returns the saga's name.
+func (d *Definition[S]) Name() string { return d.name }
+
+// Steps returns the names of the saga's steps in order.
+func (d *Definition[S]) Steps() []string {
+	out := make([]string, len(d.steps))
+	for i, s := range d.steps {
+		out[i] = s.Name
+	}
+	return out
+}
+
+// Runner is a saga definition as an Orchestrator holds it; *Definition[S] is one.
+type Runner interface {
+	// Name returns the saga's name.
+	Name() string
+	// Steps returns the names of the steps.
+	Steps() []string
+	execute(ctx context.Context, o *Orchestrator, in *instance)
+}
+
+var _ Runner = (*Definition[struct{}])(nil)
+
+// StepInfo describes the step whose action or compensation runs; its context carries it.
+type StepInfo struct {
+	SagaID  string
+	Saga    string // the saga's name
+	Step    int    // 0-based index
+	Name    string // the step's name
+	Phase   string // "action" or "compensate"
+	Attempt int    // 1-based, counted within this process
+}
+
+// Key returns the step's idempotency key: the saga id and step name, joined by "/". It is
+// the same for every attempt, in every process, so a remote call made with it (for
+// example as an Idempotency-Key header) takes effect once.
+func (i StepInfo) Key() string { return i.SagaID + "/" + i.Name }
+
+type stepInfoKey struct{}
+
+// Info returns the StepInfo of the step that ctx belongs to, and false outside a step.
+func Info(ctx context.Context) (StepInfo, bool) {
+	i, ok := ctx.Value(stepInfoKey{}).(*StepInfo)
+	if !ok {
+		return StepInfo{}, false
+	}
+	return *i, true
+}
+
+// Key returns the idempotency key of the step that ctx belongs to (see [StepInfo.Key]),
+// or "" outside a step. Compensations get the key of the action with "/compensate" added.
+func Key(ctx context.Context) string {
+	i, ok := Info(ctx)
+	if !ok {
+		return ""
+	}
+	if i.Phase == phaseCompensate {
+		return i.Key() + "/compensate"
+	}
+	return i.Key()
+}
+
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }
+func (e permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as one that retrying will not fix: the saga compensates at once
+// instead of trying the action again.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+// Errors returned by the Orchestrator.
+var (
+	// ErrNotFound is returned by Status for an unknown saga id.
+	ErrNotFound = errors.New("saga: not found")
+	// ErrClosed is returned by Start after Close.
+	ErrClosed = errors.New("saga: orchestrator closed")
+)
+
+const (
+	phaseAction     = "action"
+	phaseCompensate = "compensate"
+	phaseFailed     = "failed"
+)
+
+// instance is a saga's row as the running orchestrator sees it.
+type instance struct {
+	id     string
+	name   string
+	state  State
+	step   int
+	data   []byte
+	errMsg string
+}
+
+// Option configures an Orchestrator.
+type Option func(*Orchestrator)
+
+// WithOwner names this orchestrator for a store shared by several replicas, and sets how
+// long its claim on the sagas it runs lasts without renewal (default 30s). Replicas with
+// different owners run disjoint sets of sagas; a replica resumes another's sagas only when
+// that one's claim has lapsed, and a replica that lost its claim stops at its next
+// checkpoint. Orchestrators with the same owner (the default, "local") treat every saga
+// as theirs, which suits one replica per store; a restarted process with the same owner
+// resumes its sagas at once.
+func WithOwner(owner string, lease time.Duration) Option {
+	return func(o *Orchestrator) {
+		o.owner = owner
+		if lease > 0 {
+			o.lease = lease
+		}
+	}
+}
+
+// WithConcurrency bounds how many sagas run at once; default 256.
+func WithConcurrency(n int) Option {
+	return func(o *Orchestrator) {
+		if n > 0 {
+			o.sem = make(chan struct{}, n)
+		}
+	}
+}
+
+// WithLogger logs step failures and compensations to l; default nothing.
+func WithLogger(l *slog.Logger) Option { return func(o *Orchestrator) { o.log = l } }
+
+// WithResumeInterval makes the orchestrator call Resume every d, to take over sagas whose
+// owner's claim lapsed; default 0, Resume runs only when called.
+func WithResumeInterval(d time.Duration) Option { return func(o *Orchestrator) { o.resumeEvery = d } }
+
+// WithCompensationBackoff caps the pause between attempts of a compensation; default 5s.
+func WithCompensationBackoff(max time.Duration) Option {
+	return func(o *Orchestrator) { o.compMax = max }
+}
+
+// Orchestrator runs sagas and keeps their state in a store.
+type Orchestrator struct {
+	st          *store.Store
+	owner       string
+	lease       time.Duration
+	sem         chan struct{}
+	log         *slog.Logger
+	resumeEvery time.Duration
+	compMax     time.Duration
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	insertInstance, insertStep, updateInstance *sql.Stmt
+	selectState                                *sql.Stmt
+
+	txq            chan *txJob
+	txStop, txDone chan struct{}
+	stopOnce       sync.Once
+
+	mu      sync.Mutex
+	closed  bool
+	defs    map[string]Runner
+	running map[string]*run
+}
+
+// run is a saga running in this process.
+type run struct {
+	done chan struct{}
+	in   *instance // final once done is closed
+}
+
+// New returns an Orchestrator that keeps sagas in st, migrating st's saga tables. It runs
+// nothing until sagas are started or resumed; call Close to stop it.
+func New(ctx context.Context, st *store.Store, opts ...Option) (*Orchestrator, error) {
+	if err := Migrate(ctx, st); err != nil {
+		return nil, err
+	}
+	o := &Orchestrator{
+		st: st, owner: "local", lease: 30 * time.Second, sem: make(chan struct{}, 256),
+		log: slog.New(slog.DiscardHandler), compMax: 5 * time.Second,
+		defs: map[string]Runner{}, running: map[string]*run{},
+		txq: make(chan *txJob), txStop: make(chan struct{}), txDone: make(chan struct{}),
+	}
+	for _, fn := range opts {
+		fn(o)
+	}
+	// Prepared once: parsing SQL costs more than running these statements.
+	for _, p := range []struct {
+		stmt **sql.Stmt
+		db   *sql.DB
+		sql  string
+	}{
+		{&o.insertInstance, st.DB(), `INSERT INTO saga_instances
+			(id, name, status, step, state, error, owner, lease_until, created_at, updated_at)
+			VALUES (?, ?, ?, 0, ?, '', ?, ?, ?, ?)`},
+		{&o.insertStep, st.DB(), `INSERT INTO saga_steps (saga_id, step, phase, name, error, at) VALUES (?, ?, ?, ?, ?, ?)`},
+		{&o.updateInstance, st.DB(), `UPDATE saga_instances
+			SET status = ?, step = ?, state = ?, error = ?, lease_until = ?, updated_at = ?
+			WHERE id = ? AND owner = ?`},
+		{&o.selectState, st.ReadDB(), `SELECT status FROM saga_instances WHERE id = ?`},
+	} {
+		stmt, err := p.db.PrepareContext(ctx, st.Rebind(p.sql))
+		if err != nil {
+			o.closeStmts()
+			return nil, fmt.Errorf("saga: prepare: %w", err)
+		}
+		*p.stmt = stmt
+	}
+	o.ctx, o.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	o.wg.Go(o.background)
+	go o.commitLoop()
+	return o, nil
+}
+
+// Register makes definitions known to the orchestrator, so that Resume can run their
+// sagas. Register them before Resume. A second definition with the name of a registered
+// one, other than the same one, is an error.
+func (o *Orchestrator) Register(defs ...Runner) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, d := range defs {
+		if prev, ok := o.defs[d.Name()]; ok && prev != d {
+			return fmt.Errorf("saga: a saga named %q is registered already", d.Name())
+		}
+		o.defs[d.Name()] = d
+	}
+	return nil
+}
+
+// StartOption configures Start.
+type StartOption func(*startOptions)
+
+type startOptions struct{ id string }
+
+// WithID sets the saga's id instead of a random one. Starting a saga with an id that
+// exists already does nothing, which makes Start idempotent.
+func WithID(id string) StartOption { return func(o *startOptions) { o.id = id } }
+
+// Start records a new saga of definition d with the initial state, and runs it in the
+// background. It returns the saga's id once the saga is recorded: from then on the saga
+// runs to a terminal state, here or, after a crash, in the orchestrator that resumes it.
+// Use Wait to wait for it. d is registered if it is not yet.
+func Start[S any](ctx context.Context, o *Orchestrator, d *Definition[S], state S, opts ...StartOption) (string, error) {
+	var so startOptions
+	for _, fn := range opts {
+		fn(&so)
+	}
+	if err := o.Register(d); err != nil {
+		return "", err
+	}
+	if so.id == "" {
+		so.id = newID()
+	}
+	data, err := json.Marshal(state)
+	if err != nil {
+		return "", fmt.Errorf("saga %s: encode state: %w", d.name, err)
+	}
+	now := time.Now().UnixNano()
+	in := &instance{id: so.id, name: d.name, state: Running, data: data}
+	err = o.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.StmtContext(ctx, o.insertInstance).ExecContext(ctx, in.id, in.name, string(Running), string(data),
+			o.owner, now+int64(o.lease), now, now)
+		return err
+	})
+	if err != nil {
+		if o.st.Dialect().IsUniqueViolation(err) {
+			return in.id, nil
+		}
+		return "", fmt.Errorf("saga %s: start: %w", d.name, err)
+	}
+	if !o.launch(d, in) {
+		return in.id, ErrClosed
+	}
+	return in.id, nil
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = crand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// launch runs in in the background, unless it runs here already or o is closed.
+func (o *Orchestrator) launch(d Runner, in *instance) bool {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return false
+	}
+	if _, ok := o.running[in.id]; ok {
+		o.mu.Unlock()
+		return true
+	}
+	r := &run{done: make(chan struct{}), in: in}
+	o.running[in.id] = r
+	o.wg.Add(1)
+	o.mu.Unlock()
+	go func() {
+		defer o.wg.Done()
+		defer func() {
+			o.mu.Lock()
+			delete(o.running, in.id)
+			o.mu.Unlock()
+			close(r.done)
+		}()
+		select {
+		case o.sem <- struct{}{}:
+		case <-o.ctx.Done():
+			return
+		}
+		defer func() { <-o.sem }()
+		d.execute(o.ctx, o, in)
+	}()
+	return true
+}
+
+// Resume claims every saga in the store that has not ended and that this orchestrator
+// may run (see WithOwner), and runs those that do not run here already, in the
+// background. It returns how many it started. Sagas whose definition is not registered
+// are left alone.
+func (o *Orchestrator) Resume(ctx context.Context) (int, error) {
+	now := time.Now().UnixNano()
+	if _, err := o.st.DB().ExecContext(ctx, o.st.Rebind(`UPDATE saga_instances SET owner = ?, lease_until = ?
+		WHERE status IN ('running', 'compensating') AND (owner = ? OR lease_until < ?)`),
+		o.owner, now+int64(o.lease), o.owner, now); err != nil {
+		return 0, fmt.Errorf("saga: resume: %w", err)
+	}
+	rows, err := o.st.DB().QueryContext(ctx, o.st.Rebind(`SELECT id, name, status, step, state, error FROM saga_instances
+		WHERE status IN ('running', 'compensating') AND owner = ?`), o.owner)
+	if err != nil {
+		return 0, fmt.Errorf("saga: resume: %w", err)
+	}
+	var ins []*instance
+	for rows.Next() {
+		in := &instance{}
+		var state, data string
+		if err := rows.Scan(&in.id, &in.name, &state, &in.step, &data, &in.errMsg); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("saga: resume: %w", err)
+		}
+		in.state, in.data = State(state), []byte(data)
+		ins = append(ins, in)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("saga: resume: %w", err)
+	}
+	n := 0
+	for _, in := range ins {
+		o.mu.Lock()
+		d, ok := o.defs[in.name]
+		_, runs := o.running[in.id]
+		o.mu.Unlock()
+		if !ok {
+			o.log.Warn("saga: cannot resume a saga whose definition is not registered", "saga", in.name, "id", in.id)
+			continue
+		}
+		if runs {
+			continue
+		}
+		if !o.launch(d, in) {
+			return n, ErrClosed
+		}
+		n++
+	}
+	return n, nil
+}
+
+// background renews this orchestrator's claims and resumes sagas periodically.
+func (o *Orchestrator) background() {
+	renew := time.NewTicker(max(o.lease/3, time.Millisecond))
+	defer renew.Stop()
+	var resume <-chan time.Time
+	if o.resumeEvery > 0 {
+		t := time.NewTicker(o.resumeEvery)
+		defer t.Stop()
+		resume = t.C
+	}
+	for {
+		select {
+		case <-o.ctx.Done():
+			return
+		case <-renew.C:
+			now := time.Now().UnixNano()
+			_, err := o.st.DB().ExecContext(o.ctx, o.st.Rebind(`UPDATE saga_instances SET lease_until = ?
+				WHERE owner = ? AND status IN ('running', 'compensating')`), now+int64(o.lease), o.owner)
+			if err != nil && o.ctx.Err() == nil {
+				o.log.Warn("saga: renew claims", "err", err)
+			}
+		case <-resume:
+			if _, err := o.Resume(o.ctx); err != nil && o.ctx.Err() == nil {
+				o.log.Warn("saga: resume", "err", err)
+			}
+		}
+	}
+}
+
+// Close stops the orchestrator: running sagas stop at their next checkpoint (the step in
+// flight sees its context canceled) and stay in the store to be resumed. Close waits for
+// them until ctx ends.
+func (o *Orchestrator) Close(ctx context.Context) error {
+	o.mu.Lock()
+	o.closed = true
+	o.mu.Unlock()
+	o.cancel()
+	done := make(chan struct{})
+	go func() { o.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		o.stopOnce.Do(func() {
+			close(o.txStop)
+			<-o.txDone
+			o.closeStmts()
+		})
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("saga: close: %w", ctx.Err())
+	}
+}
+
+func (o *Orchestrator) closeStmts() {
+	for _, s := range []*sql.Stmt{o.insertInstance, o.insertStep, o.updateInstance, o.selectState} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+// StepRecord is one checkpointed step of a saga.
+type StepRecord struct {
+	Step  int
+	Name  string
+	Phase string // "action", "compensate", or "failed" for the action that failed for good
+	Error string
+	At    time.Time
+}
+
+// Status is a saga as the store holds it.
+type Status struct {
+	ID    string
+	Name  string
+	State State
+	// Step is the index of the next action to run while Running, and of the next
+	// compensation to run while Compensating.
+	Step int
+	// Error is why the saga compensates, or is empty.
+	Error string
+	// Data is the JSON-encoded state as of the last checkpoint.
+	Data      json.RawMessage
+	Steps     []StepRecord
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Status returns the saga with id id as the store holds it, or ErrNotFound.
+func (o *Orchestrator) Status(ctx context.Context, id string) (Status, error) {
+	s := Status{ID: id}
+	var state, data string
+	var created, updated int64
+	err := o.st.ReadDB().QueryRowContext(ctx, o.st.Rebind(`SELECT name, status, step, state, error, created_at, updated_at
+		FROM saga_instances WHERE id = ?`), id).Scan(&s.Name, &state, &s.Step, &data, &s.Error, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return s, ErrNotFound
+	}
+	if err != nil {
+		return s, fmt.Errorf("saga: status %s: %w", id, err)
+	}
+	s.State, s.Data = State(state), json.RawMessage(data)
+	s.CreatedAt, s.UpdatedAt = time.Unix(0, created), time.Unix(0, updated)
+	rows, err := o.st.ReadDB().QueryContext(ctx, o.st.Rebind(`SELECT step, phase, name, error, at FROM saga_steps
+		WHERE saga_id = ? ORDER BY at, step`), id)
+	if err != nil {
+		return s, fmt.Errorf("saga: status %s: %w", id, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r StepRecord
+		var at int64
+		if err := rows.Scan(&r.Step, &r.Phase, &r.Name, &r.Error, &at); err != nil {
+			return s, fmt.Errorf("saga: status %s: %w", id, err)
+		}
+		r.At = time.Unix(0, at)
+		s.Steps = append(s.Steps, r)
+	}
+	return s, rows.Err()
+}
+
+// Wait waits until the saga with id id is terminal, or ctx ends, and returns its status.
+// For a saga that ran to its end in this process, the status is the one it ended with,
+// without its Steps and times; Status has them all.
+func (o *Orchestrator) Wait(ctx context.Context, id string) (Status, error) {
+	pause := 5 * time.Millisecond
+	for {
+		o.mu.Lock()
+		r := o.running[id]
+		o.mu.Unlock()
+		if r != nil {
+			select {
+			case <-r.done:
+				if in := r.in; in.state.Terminal() {
+					return Status{ID: id, Name: in.name, State: in.state, Step: in.step, Error: in.errMsg, Data: in.data}, nil
+				}
+			case <-ctx.Done():
+				return Status{ID: id}, ctx.Err()
+			}
+		}
+		var state string
+		err := o.selectState.QueryRowContext(ctx, id).Scan(&state)
+		if errors.Is(err, sql.ErrNoRows) {
+			return Status{ID: id}, ErrNotFound
+		}
+		if err != nil {
+			return Status{ID: id}, fmt.Errorf("saga: wait %s: %w", id, err)
+		}
+		if State(state).Terminal() {
+			return o.Status(ctx, id)
+		}
+		select {
+		case <-ctx.Done():
+			return Status{ID: id, State: State(state)}, ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(pause*2, 200*time.Millisecond)
+	}
+}
+
+var (
+	errStepDone  = errors.New("saga: step checkpointed already")
+	errLostClaim = errors.New("saga: claim lost to another owner")
+)
+
+// checkpoint records step (phase) of in and moves in to next/state/data, in tx. It fails
+// with errStepDone if the step was recorded already and errLostClaim if another owner
+// holds the saga.
+func (o *Orchestrator) checkpoint(ctx context.Context, tx *sql.Tx, in *instance, step int, name, phase, errMsg string,
+	next int, state State, data []byte, sagaErr string) error {
+	now := time.Now().UnixNano()
+	if _, err := tx.StmtContext(ctx, o.insertStep).ExecContext(ctx, in.id, step, phase, name, errMsg, now); err != nil {
+		if o.st.Dialect().IsUniqueViolation(err) {
+			return errStepDone
+		}
+		return fmt.Errorf("saga: checkpoint: %w", err)
+	}
+	res, err := tx.StmtContext(ctx, o.updateInstance).ExecContext(ctx, string(state), next, string(data), sagaErr, now+int64(o.lease), now, in.id, o.owner)
+	if err != nil {
+		return fmt.Errorf("saga: checkpoint: %w", err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return errLostClaim
+	}
+	return nil
+}
+
+// reload reads in from the store again after another process moved it on.
+func (o *Orchestrator) reload(ctx context.Context, in *instance) error {
+	var state, data, owner string
+	err := o.st.DB().QueryRowContext(ctx, o.st.Rebind(`SELECT status, step, state, error, owner FROM saga_instances WHERE id = ?`),
+		in.id).Scan(&state, &in.step, &data, &in.errMsg, &owner)
+	if err != nil {
+		return fmt.Errorf("saga: reload %s: %w", in.id, err)
+	}
+	if owner != o.owner {
+		return errLostClaim
+	}
+	in.state, in.data = State(state), []byte(data)
+	return nil
+}
+
+// execute runs in to a terminal state, or until ctx ends or the claim is lost.
+func (d *Definition[S]) execute(ctx context.Context, o *Orchestrator, in *instance) {
+	backoff := Retry{Initial: 10 * time.Millisecond, Max: 5 * time.Second}
+	failures := 0
+	for !in.state.Terminal() {
+		var err error
+		switch in.state {
+		case Running:
+			err = d.runAction(ctx, o, in)
+		case Compensating:
+			err = d.runCompensation(ctx, o, in)
+		default:
+			err = fmt.Errorf("saga: unknown state %q", in.state)
+		}
+		switch {
+		case err == nil:
+			failures = 0
+		case errors.Is(err, errStepDone):
+			if err := o.reload(ctx, in); err != nil {
+				return
+			}
+		case errors.Is(err, errLostClaim):
+			o.log.Info("saga: claim lost; another owner runs the saga", "saga", d.name, "id", in.id)
+			return
+		case ctx.Err() != nil:
+			return
+		default:
+			// The store failed; try again from the last checkpoint.
+			failures++
+			o.log.Error("saga: store error; retrying", "saga", d.name, "id", in.id, "err", err)
+			if sleep(ctx, backoff.pause(failures)) != nil {
+				return
+			}
+			if err := o.reload(ctx, in); errors.Is(err, errLostClaim) {
+				return
+			}
+		}
+	}
+}
+
+func (d *Definition[S]) decode(data []byte) (*S, error) {
+	s := new(S)
+	if err := json.Unmarshal(data, s); err != nil {
+		return nil, fmt.Errorf("saga %s: decode state: %w", d.name, err)
+	}
+	return s, nil
+}
+
+// fail marks in Failed because it cannot be run.
+func (d *Definition[S]) fail(ctx context.Context, o *Orchestrator, in *instance, cause error) error {
+	err := o.inTx(ctx, func(tx *sql.Tx) error {
+		return o.checkpoint(ctx, tx, in, in.step, "", phaseFailed, cause.Error(), in.step, Failed, in.data, cause.Error())
+	})
+	if err == nil {
+		in.state, in.errMsg = Failed, cause.Error()
+	}
+	return err
+}
+
+// stepCtx returns the context of one attempt of step i.
+func (d *Definition[S]) stepCtx(ctx context.Context, in *instance, i int, phase string, attempt int) (context.Context, context.CancelFunc) {
+	ctx = context.WithValue(ctx, stepInfoKey{}, &StepInfo{SagaID: in.id, Saga: d.name, Step: i, Name: d.steps[i].Name, Phase: phase, Attempt: attempt})
+	if t := d.steps[i].Timeout; t > 0 {
+		return context.WithTimeout(ctx, t)
+	}
+	return ctx, func() {}
+}
+
+// runAction runs the next action of in, with retries, and checkpoints it; when it fails
+// for good, it moves in to Compensating.
+func (d *Definition[S]) runAction(ctx context.Context, o *Orchestrator, in *instance) error {
+	i := in.step
+	if i >= len(d.steps) { // cannot happen with checkpoints written by this package
+		return d.fail(ctx, o, in, fmt.Errorf("saga %s: step %d out of range", d.name, i))
+	}
+	step := &d.steps[i]
+	retry := step.Retry.withDefaults()
+	next, nextState := i+1, Running
+	if next == len(d.steps) {
+		nextState = Completed
+	}
+	for attempt := 1; ; attempt++ {
+		state, err := d.decode(in.data)
+		if err != nil {
+			return d.fail(ctx, o, in, err)
+		}
+		var data []byte
+		actErr, err := func() (actErr, err error) {
+			sctx, cancel := d.stepCtx(ctx, in, i, phaseAction, attempt)
+			defer cancel()
+			if step.ActionTx != nil {
+				tries := 0
+				err = o.inTx(sctx, func(tx *sql.Tx) error {
+					actErr = nil
+					if tries++; tries > 1 {
+						if state, err = d.decode(in.data); err != nil {
+							return err
+						}
+					}
+					if err := step.ActionTx(sctx, tx, state); err != nil {
+						actErr = err
+						return err
+					}
+					if data, err = json.Marshal(state); err != nil {
+						return fmt.Errorf("saga %s: encode state: %w", d.name, err)
+					}
+					return o.checkpoint(sctx, tx, in, i, step.Name, phaseAction, "", next, nextState, data, "")
+				})
+				if actErr != nil && err == actErr {
+					return actErr, nil
+				}
+				return nil, err
+			}
+			if err := step.Action(sctx, state); err != nil {
+				return err, nil
+			}
+			if data, err = json.Marshal(state); err != nil {
+				return nil, fmt.Errorf("saga %s: encode state: %w", d.name, err)
+			}
+			return nil, o.inTx(ctx, func(tx *sql.Tx) error {
+				return o.checkpoint(ctx, tx, in, i, step.Name, phaseAction, "", next, nextState, data, "")
+			})
+		}()
+		if err != nil {
+			return err
+		}
+		if actErr == nil {
+			in.step, in.state, in.data = next, nextState, data
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var perm permanentError
+		if errors.As(actErr, &perm) || attempt >= retry.Attempts {
+			o.log.Warn("saga: step failed; compensating", "saga", d.name, "id", in.id, "step", step.Name, "attempts", attempt, "err", actErr)
+			return d.startCompensation(ctx, o, in, i, actErr)
+		}
+		o.log.Info("saga: step failed; retrying", "saga", d.name, "id", in.id, "step", step.Name, "attempt", attempt, "err", actErr)
+		if err := sleep(ctx, retry.pause(attempt)); err != nil {
+			return err
+		}
+	}
+}
+
+// lastCompensable returns the index of the last step at or before i that has a
+// compensation, or -1.
+func (d *Definition[S]) lastCompensable(i int) int {
+	for ; i >= 0; i-- {
+		if d.steps[i].hasCompensation() {
+			return i
+		}
+	}
+	return -1
+}
+
+// startCompensation records that step failed with cause and moves in to compensating the
+// steps before it.
+func (d *Definition[S]) startCompensation(ctx context.Context, o *Orchestrator, in *instance, failed int, cause error) error {
+	next := d.lastCompensable(failed - 1)
+	state := Compensating
+	if next < 0 {
+		state = Compensated
+	}
+	msg := fmt.Sprintf("step %s: %v", d.steps[failed].Name, cause)
+	err := o.inTx(ctx, func(tx *sql.Tx) error {
+		return o.checkpoint(ctx, tx, in, failed, d.steps[failed].Name, phaseFailed, cause.Error(), next, state, in.data, msg)
+	})
+	if err != nil {
+		return err
+	}
+	in.step, in.state, in.errMsg = next, state, msg
+	return nil
+}
+
+// runCompensation runs the next compensation of in until it succeeds and checkpoints it.
+func (d *Definition[S]) runCompensation(ctx context.Context, o *Orchestrator, in *instance) error {
+	i := in.step
+	if i < 0 || i >= len(d.steps) || !d.steps[i].hasCompensation() {
+		i = d.lastCompensable(min(i, len(d.steps)-1))
+	}
+	if i < 0 {
+		err := o.inTx(ctx, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, o.st.Rebind(`UPDATE saga_instances SET status = ?, step = -1, updated_at = ? WHERE id = ? AND owner = ?`),
+				string(Compensated), time.Now().UnixNano(), in.id, o.owner)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return errLostClaim
+			}
+			return nil
+		})
+		if err == nil {
+			in.state, in.step = Compensated, -1
+		}
+		return err
+	}
+	step := &d.steps[i]
+	retry := step.Retry.withDefaults()
+	retry.Max = max(min(retry.Max, o.compMax), retry.Initial)
+	next := d.lastCompensable(i - 1)
+	nextState := Compensating
+	if next < 0 {
+		nextState = Compensated
+	}
+	for attempt := 1; ; attempt++ {
+		state, err := d.decode(in.data)
+		if err != nil {
+			return d.fail(ctx, o, in, err)
+		}
+		var data []byte
+		compErr, err := func() (compErr, err error) {
+			sctx, cancel := d.stepCtx(ctx, in, i, phaseCompensate, attempt)
+			defer cancel()
+			if step.CompensateTx != nil {
+				tries := 0
+				err = o.inTx(sctx, func(tx *sql.Tx) error {
+					compErr = nil
+					if tries++; tries > 1 {
+						if state, err = d.decode(in.data); err != nil {
+							return err
+						}
+					}
+					if err := step.CompensateTx(sctx, tx, state); err != nil {
+						compErr = err
+						return err
+					}
+					if data, err = json.Marshal(state); err != nil {
+						return fmt.Errorf("saga %s: encode state: %w", d.name, err)
+					}
+					return o.checkpoint(sctx, tx, in, i, step.Name, phaseCompensate, "", next, nextState, data, in.errMsg)
+				})
+				if compErr != nil && err == compErr {
+					return compErr, nil
+				}
+				return nil, err
+			}
+			if err := step.Compensate(sctx, state); err != nil {
+				return err, nil
+			}
+			if data, err = json.Marshal(state); err != nil {
+				return nil, fmt.Errorf("saga %s: encode state: %w", d.name, err)
+			}
+			return nil, o.inTx(ctx, func(tx *sql.Tx) error {
+				return o.checkpoint(ctx, tx, in, i, step.Name, phaseCompensate, "", next, nextState, data, in.errMsg)
+			})
+		}()
+		if err != nil {
+			return err
+		}
+		if compErr == nil {
+			in.step, in.state, in.data = next, nextState, data
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		o.log.Warn("saga: compensation failed; retrying", "saga", d.name, "id", in.id, "step", step.Name, "attempt", attempt, "err", compErr)
+		if err := sleep(ctx, retry.pause(attempt)); err != nil {
+			return err
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// txJob is a transaction's work handed to the commit loop.
+type txJob struct {
+	ctx  context.Context
+	fn   func(tx *sql.Tx) error
+	err  error
+	done chan struct{}
+}
+
+// inTx runs fn in a transaction. On SQLite, where one connection does all writes, the
+// work of concurrent callers is grouped into one transaction, each caller's part inside
+// its own savepoint: a part that fails is rolled back alone, and the group commits once.
+// That saves a commit per step, which is most of a checkpoint's cost. fn may run more
+// than once and must have no effects outside tx; the error it returns is returned as is.
+func (o *Orchestrator) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if o.st.Dialect() != store.SQLite {
+		return o.st.InTx(ctx, fn)
+	}
+	j := &txJob{ctx: ctx, fn: fn, done: make(chan struct{})}
+	select {
+	case o.txq <- j:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-o.txDone:
+		return ErrClosed
+	}
+	<-j.done
+	return j.err
+}
+
+// maxBatch bounds how many callers' work one transaction of the commit loop holds.
+const maxBatch = 128
+
+func (o *Orchestrator) commitLoop() {
+	batch := make([]*txJob, 0, maxBatch)
+	for {
+		select {
+		case j := <-o.txq:
+			batch = append(batch[:0], j)
+		case <-o.txStop:
+			close(o.txDone)
+			return
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case j := <-o.txq:
+				batch = append(batch, j)
+			default:
+				break drain
+			}
+		}
+		o.runBatch(batch)
+	}
+}
+
+func (o *Orchestrator) runBatch(batch []*txJob) {
+	err := o.st.InTx(context.Background(), func(tx *sql.Tx) error {
+		for _, j := range batch {
+			if j.err = j.ctx.Err(); j.err != nil {
+				continue
+			}
+			if len(batch) == 1 {
+				j.err = j.fn(tx)
+				return j.err
+			}
+			if _, err := tx.Exec("SAVEPOINT saga_job"); err != nil {
+				return err
+			}
+			if j.err = j.fn(tx); j.err != nil {
+				if _, err := tx.Exec("ROLLBACK TO saga_job"); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.Exec("RELEASE saga_job"); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for _, j := range batch {
+		if err != nil {
+			j.err = err
+		}
+		close(j.done)
+	}
+}
