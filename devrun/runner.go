@@ -154,39 +154,41 @@ func Start(ctx context.Context, opts Options) (*System, error) {
 	return s, nil
 }
 
-// build compiles every service's main package into dir with one go build invocation.
+// build compiles every service's main package into dir, one binary per service named
+// after it. The builds share Go's build cache, so the second and later are mostly links.
 func (s *System) build(ctx context.Context, dir string) (map[string]string, error) {
-	var pkgs []string
 	bins := map[string]string{}
-	for _, svc := range s.Manifest.Services {
-		pkgs = append(pkgs, svc.Package)
-		bins[svc.Name] = filepath.Join(dir, filepath.Base(svc.Package))
-	}
-	s.printf("building %d services: %s", len(pkgs), strings.Join(pkgs, " "))
+	s.printf("building %d services", len(s.Manifest.Services))
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "go", append([]string{"build", "-o", dir + string(filepath.Separator)}, pkgs...)...)
-	cmd.Dir = s.Manifest.Dir
-	out := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = out, out
-	done := make(chan error, 1)
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("go build: %w", err)
-	}
-	go func() { done <- cmd.Wait() }()
-	tick := time.NewTicker(2 * time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-done:
-			if err != nil {
-				return nil, fmt.Errorf("go build failed: %w\n%s", err, out.String())
+	for i, svc := range s.Manifest.Services {
+		bin := filepath.Join(dir, svc.Name)
+		bins[svc.Name] = bin
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, svc.Package)
+		cmd.Dir = s.Manifest.Dir
+		out := &strings.Builder{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("go build: %w", err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		tick := time.NewTicker(2 * time.Second)
+	wait:
+		for {
+			select {
+			case err := <-done:
+				tick.Stop()
+				if err != nil {
+					return nil, fmt.Errorf("building %s (%s) failed: %w\n%s", svc.Name, svc.Package, err, out.String())
+				}
+				s.printf("built %s (%d/%d) %s", svc.Name, i+1, len(s.Manifest.Services), time.Since(start).Round(100*time.Millisecond))
+				break wait
+			case <-tick.C:
+				s.printf("building %s (%d/%d)… %s", svc.Name, i+1, len(s.Manifest.Services), time.Since(start).Round(time.Second))
 			}
-			s.printf("built in %s", time.Since(start).Round(100*time.Millisecond))
-			return bins, nil
-		case <-tick.C:
-			s.printf("building… %s", time.Since(start).Round(time.Second))
 		}
 	}
+	return bins, nil
 }
 
 // plan assigns ports and builds every instance's command line and environment.

@@ -2,6 +2,7 @@
 //
 //	svckit gen [-type Name[,Name]] [-check] [dir]   generate transports from a service interface
 //	svckit new NAME                                 scaffold a new service
+//	svckit dev [-replicas NAME=N] [DIR]             run a system of services with a dashboard
 //
 // In a package, //go:generate go run github.com/svckit/svckit/cmd/svckit gen runs the
 // generator on the package's directory. Run svckit COMMAND -h for a command's flags.
@@ -25,6 +26,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"gen": {"generate endpoints, HTTP and gRPC transports and clients, .proto and OpenAPI from a Go interface", runGen},
 		"new": {"scaffold a new service: interface, implementation, main, test, Dockerfile", runNew},
+		"dev": {"run a whole system locally: every service supervised, embedded NATS, dashboard", runDev},
 	}
 }
 
