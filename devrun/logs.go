@@ -18,7 +18,18 @@ type LogLine struct {
 	Msg      string         `json:"msg,omitempty"`
 	TraceID  string         `json:"trace_id,omitempty"`
 	Raw      string         `json:"raw"`
-	Attrs    map[string]any `json:"-"`
+}
+
+// Attrs parses the line's JSON attributes again; lines are stored raw to keep memory low.
+func (l *LogLine) Attrs() map[string]any {
+	if !strings.HasPrefix(l.Raw, "{") {
+		return nil
+	}
+	var m map[string]any
+	if json.Unmarshal([]byte(l.Raw), &m) != nil {
+		return nil
+	}
+	return m
 }
 
 // LogStore keeps the most recent lines of every process in a ring of fixed size, and
@@ -43,16 +54,17 @@ func NewLogStore(limit int) *LogStore {
 func (s *LogStore) Add(service, instance, stream, raw string) LogLine {
 	l := LogLine{Time: time.Now(), Service: service, Instance: instance, Stream: stream, Raw: raw}
 	if strings.HasPrefix(raw, "{") {
-		var m map[string]any
+		// Only the fields the filters need; the rest stays in Raw.
+		var m struct {
+			Time    string `json:"time"`
+			Level   string `json:"level"`
+			Msg     string `json:"msg"`
+			TraceID string `json:"trace_id"`
+		}
 		if json.Unmarshal([]byte(raw), &m) == nil {
-			l.Attrs = m
-			l.Level, _ = m["level"].(string)
-			l.Msg, _ = m["msg"].(string)
-			l.TraceID, _ = m["trace_id"].(string)
-			if ts, ok := m["time"].(string); ok {
-				if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
-					l.Time = t
-				}
+			l.Level, l.Msg, l.TraceID = m.Level, m.Msg, m.TraceID
+			if t, err := time.Parse(time.RFC3339Nano, m.Time); err == nil {
+				l.Time = t
 			}
 		}
 	}
@@ -99,10 +111,39 @@ func (f LogFilter) Match(l *LogLine) bool {
 			return false
 		}
 	}
-	if f.Text != "" && !strings.Contains(strings.ToLower(l.Raw), strings.ToLower(f.Text)) {
+	if f.Text != "" && !containsFold(l.Raw, f.Text) {
 		return false
 	}
 	return true
+}
+
+// containsFold reports whether sub is in s, ignoring ASCII case, without allocating.
+func containsFold(s, sub string) bool {
+	n := len(sub)
+	if n == 0 {
+		return true
+	}
+	first := lowerASCII(sub[0])
+	for i := 0; i+n <= len(s); i++ {
+		if lowerASCII(s[i]) != first {
+			continue
+		}
+		j := 1
+		for j < n && lowerASCII(s[i+j]) == lowerASCII(sub[j]) {
+			j++
+		}
+		if j == n {
+			return true
+		}
+	}
+	return false
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // Query returns the most recent lines that match f, oldest first.

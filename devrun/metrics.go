@@ -223,7 +223,9 @@ func (m *MetricsStore) scrape(ctx context.Context, addr string) (scrape, error) 
 					sc.buckets[k] = map[float64]float64{}
 				}
 				for _, b := range mt.GetHistogram().GetBucket() {
-					sc.buckets[k][b.GetUpperBound()] += float64(b.GetCumulativeCount())
+					if !math.IsInf(b.GetUpperBound(), 1) { // +Inf is the sample count, added below
+						sc.buckets[k][b.GetUpperBound()] += float64(b.GetCumulativeCount())
+					}
 				}
 				sc.buckets[k][math.Inf(1)] += float64(mt.GetHistogram().GetSampleCount())
 			}

@@ -362,8 +362,8 @@ func (s *System) printLogs() {
 			prefix = l.Instance
 		}
 		text := l.Raw
-		if l.Attrs != nil {
-			text = compact(&l)
+		if attrs := l.Attrs(); attrs != nil {
+			text = compact(&l, attrs)
 		}
 		if s.opts.Color {
 			fmt.Fprintf(s.opts.Out, "%s%-*s |\033[0m %s\n", colors[l.Service], width, prefix, text)
@@ -375,13 +375,13 @@ func (s *System) printLogs() {
 
 // compact renders a JSON log line as "LEVEL msg key=value …" without the fields the
 // prefix already shows.
-func compact(l *LogLine) string {
+func compact(l *LogLine, attrs map[string]any) string {
 	var b strings.Builder
 	b.WriteString(l.Level)
 	b.WriteByte(' ')
 	b.WriteString(l.Msg)
-	keys := make([]string, 0, len(l.Attrs))
-	for k := range l.Attrs {
+	keys := make([]string, 0, len(attrs))
+	for k := range attrs {
 		switch k {
 		case "time", "level", "msg", "service", "span_id", "stack":
 			continue
@@ -390,7 +390,7 @@ func compact(l *LogLine) string {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Fprintf(&b, " %s=%v", k, l.Attrs[k])
+		fmt.Fprintf(&b, " %s=%v", k, attrs[k])
 	}
 	return b.String()
 }
