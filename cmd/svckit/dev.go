@@ -31,7 +31,9 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 	opts := devrun.Options{
 		Dir: f.Dir, Replicas: f.Replicas, Out: stdout, Color: !f.NoColor && isTerminal(stdout),
 		Quiet: f.Quiet, StateDir: f.StateDir, Listen: f.Listen,
-		Handler: func(sys *devrun.System) http.Handler { return dashboard.Handler(sys) },
+		Handler: func(sys *devrun.System) http.Handler {
+			return dashboard.Handler(sys, dashboard.WithOpenAPIFunc(dashboard.OpenAPIFiles(sys.Manifest)))
+		},
 	}
 	err = devrun.RunUntilSignal(context.Background(), opts, func(sys *devrun.System) {
 		fmt.Fprintf(stdout, "\n  dashboard  %s\n", sys.URL)
