@@ -32,6 +32,7 @@ import (
 
 	"github.com/svckit/svckit/auth"
 	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/resilience"
 	"github.com/svckit/svckit/svcerr"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 	shttp "github.com/svckit/svckit/transport/http"
@@ -418,6 +419,7 @@ func TestHMACKeyIsPinned(t *testing.T) {
 // jwksServer serves a JSON Web Key Set that a test can replace, and counts fetches.
 type jwksServer struct {
 	body    atomic.Value // []byte
+	fail    atomic.Bool  // answer 503
 	fetches atomic.Int64
 	url     string
 }
@@ -426,6 +428,10 @@ func newJWKSServer(t *testing.T) *jwksServer {
 	s := &jwksServer{}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.fetches.Add(1)
+		if s.fail.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(s.body.Load().([]byte))
 	}))
@@ -459,10 +465,13 @@ func TestJWKSRotation(t *testing.T) {
 	rk := testRSAKey(t)
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	edPub, edPriv, _ := ed25519.GenerateKey(rand.Reader)
+	weak, _ := rsa.GenerateKey(rand.Reader, 1024)
 	js := newJWKSServer(t)
 	js.set(t, rsaJWK("r1", &rk.PublicKey), ecJWK("e1", &ec.PublicKey),
 		map[string]string{"kty": "oct", "kid": "o1", "k": b64([]byte(strings.Repeat("s", 32)))},
-		map[string]string{"kty": "RSA", "kid": "enc", "use": "enc", "n": "AQAB", "e": "AQAB"})
+		map[string]string{"kty": "RSA", "kid": "enc", "use": "enc", "n": "AQAB", "e": "AQAB"},
+		rsaJWK("weak", &weak.PublicKey), // too small: skipped
+		map[string]string{"kty": "EC", "kid": "bad", "crv": "P-256", "x": "AA", "y": "AA"}) // not on the curve: skipped
 	v, err := auth.NewValidator(auth.WithJWKS(js.url), auth.WithJWKSRefresh(time.Hour, 0),
 		auth.WithIssuer(issuer), auth.WithAudience(audience))
 	if err != nil {
@@ -480,7 +489,10 @@ func TestJWKSRotation(t *testing.T) {
 	if err := valid(sign(t, jwt.SigningMethodHS256, []byte(strings.Repeat("s", 32)), "o1", claims())); err == nil {
 		t.Fatal("a symmetric key from the JWKS was used")
 	}
-	if err := valid(sign(t, jwt.SigningMethodRS256, rk, "r1", claims())); err != nil || js.fetches.Load() > 2 {
+	if err := valid(sign(t, jwt.SigningMethodRS256, weak, "weak", claims())); err == nil {
+		t.Fatal("a 1024-bit key from the JWKS was used")
+	}
+	if err := valid(sign(t, jwt.SigningMethodRS256, rk, "r1", claims())); err != nil || js.fetches.Load() > 3 {
 		t.Fatalf("cached key: err %v after %d fetches", err, js.fetches.Load())
 	}
 
@@ -618,6 +630,100 @@ func TestCacheHonoursExpiry(t *testing.T) {
 		clock.Store(now.Add(2 * time.Minute).UnixNano())
 		if _, err := v.Validate(context.Background(), tok); svcerr.From(err).Message != "invalid token: token expired" {
 			t.Errorf("cache %d: expired token: %v", size, err)
+		}
+	}
+}
+
+// TestForwardAndBearer runs a gateway (HTTP, auth) that calls a backend (gRPC, auth)
+// through a svckit client: with Forward the backend sees the original caller; with Bearer
+// it sees the service's own identity.
+func TestForwardAndBearer(t *testing.T) {
+	dev, err := auth.NewDevIssuer(issuer, audience)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := auth.NewValidator(dev.Options()...)
+	var backendSaw subjects
+	cc := serveGRPC(t, auth.Middleware(v, auth.Policies{"Sum": auth.Require("adder")}), &backendSaw)
+	service, _ := dev.Token("gateway-svc", time.Hour, "adder")
+
+	for _, tc := range []struct {
+		name   string
+		client endpoint.Middleware
+		want   string
+	}{
+		{"forward", auth.Forward(), "alice"},
+		{"bearer", auth.Bearer(func(context.Context) (string, error) { return service, nil }), "gateway-svc"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			backend := sgrpc.UnaryCall(sgrpc.NewClient(cc, grpcService, sgrpc.WithClientMiddleware(tc.client)),
+				"Sum", encReq, decResp)
+			gw := shttp.NewServer("gateway", shttp.WithMiddleware(auth.Middleware(v, nil)))
+			shttp.Handle(gw, "POST /sum", "Sum", backend)
+			hs := httptest.NewServer(gw)
+			defer hs.Close()
+			alice, _ := dev.Token("alice", time.Hour, "adder")
+			if code, _, kind := httpCall(t, hs.URL+"/sum", alice, `{"a":1,"b":2}`); code != 200 {
+				t.Fatalf("status %d (%s)", code, kind)
+			}
+			if got := backendSaw.last.Load(); got != tc.want {
+				t.Errorf("the backend saw %v, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestJWKSUnavailable checks that an unreachable JWKS fails tokens (not the process), that
+// the keys arrive once it is back, and that a failed refresh keeps the keys it had.
+func TestJWKSUnavailable(t *testing.T) {
+	rk := testRSAKey(t)
+	js := newJWKSServer(t)
+	js.set(t, rsaJWK("r1", &rk.PublicKey))
+	js.fail.Store(true)
+	v, err := auth.NewValidator(auth.WithJWKS(js.url), auth.WithJWKSRefresh(time.Hour, 0), auth.WithCacheSize(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := sign(t, jwt.SigningMethodRS256, rk, "r1", claims())
+	if _, err := v.Validate(context.Background(), tok); svcerr.KindOf(err) != svcerr.Unauthenticated {
+		t.Fatalf("JWKS down: %v", err)
+	}
+	js.fail.Store(false)
+	if _, err := v.Validate(context.Background(), tok); err != nil {
+		t.Fatalf("JWKS back: %v", err)
+	}
+	js.fail.Store(true)
+	if err := v.Refresh(context.Background()); err == nil {
+		t.Error("Refresh with the JWKS down: no error")
+	}
+	js.fail.Store(false)
+	js.body.Store([]byte(`{"error":"not a key set"}`))
+	if err := v.Refresh(context.Background()); err == nil {
+		t.Error("Refresh of a document that is not a key set: no error")
+	}
+	if _, err := v.Validate(context.Background(), tok); err != nil {
+		t.Errorf("after a failed refresh the old keys are gone: %v", err)
+	}
+}
+
+// TestRateLimitPerSubject checks that resilience.RateLimit's default key is the subject
+// authenticated by Middleware: two callers from one IP address have a budget each.
+func TestRateLimitPerSubject(t *testing.T) {
+	dev, _ := auth.NewDevIssuer(issuer, audience)
+	v, _ := auth.NewValidator(dev.Options()...)
+	var s subjects
+	url := serveHTTP(t, endpoint.Chain(
+		auth.Middleware(v, nil),
+		resilience.RateLimit(resilience.RateLimitConfig{Rate: 0.001, Burst: 1}),
+	), &s)
+	alice, _ := dev.Token("alice", time.Hour)
+	bob, _ := dev.Token("bob", time.Hour)
+	for i, step := range []struct {
+		token string
+		want  int
+	}{{alice, 200}, {alice, 429}, {bob, 200}, {bob, 429}} {
+		if code, _, kind := httpCall(t, url+"/sum", step.token, `{}`); code != step.want {
+			t.Errorf("call %d: status %d (%s), want %d", i, code, kind, step.want)
 		}
 	}
 }

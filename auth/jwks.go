@@ -40,30 +40,29 @@ func newJWKSCache(url string, hc *http.Client, every, minInterval time.Duration)
 	return &jwksCache{url: url, hc: hc, every: every, minInterval: minInterval}
 }
 
-// current returns the cached keys. It fetches them on first use, and once they are older
+// current returns the cached keys. It fetches them on first use (bounded by ctx; after a
+// failed fetch, again only once the minimum interval has passed), and once they are older
 // than the refresh period one caller fetches them again while the others go on with the
 // keys they have.
-func (c *jwksCache) current() []key {
+func (c *jwksCache) current(ctx context.Context) []key {
 	snap := c.keys.Load()
 	if snap == nil {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if snap = c.keys.Load(); snap == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
+			if !c.lastAttempt.IsZero() && time.Since(c.lastAttempt) < c.minInterval {
+				return nil
+			}
 			_ = c.fetchLocked(ctx)
-			snap = c.keys.Load()
-		}
-		if snap == nil {
-			return nil
+			if snap = c.keys.Load(); snap == nil {
+				return nil
+			}
 		}
 		return snap.keys
 	}
 	if c.every > 0 && time.Since(snap.fetched) > c.every && c.mu.TryLock() {
 		defer c.mu.Unlock()
 		if s := c.keys.Load(); s == snap {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
 			_ = c.fetchLocked(ctx)
 		}
 		snap = c.keys.Load()
@@ -131,8 +130,10 @@ type jwk struct {
 }
 
 // parseJWKS parses a JSON Web Key Set and returns its signature keys, each pinned to its
-// algorithm(s). Keys for encryption ("use": "enc"), symmetric keys ("kty": "oct") and keys
-// of unknown types are skipped; a malformed key is an error.
+// algorithm(s). Keys for encryption ("use": "enc"), symmetric keys ("kty": "oct"), keys of
+// unknown types and keys that are malformed or too weak (RSA under 2048 bits) are skipped,
+// so that one bad key does not take the others down; a document that is not a key set is
+// an error.
 func parseJWKS(data []byte) ([]key, error) {
 	var set struct {
 		Keys []jwk `json:"keys"`
@@ -140,27 +141,25 @@ func parseJWKS(data []byte) ([]key, error) {
 	if err := json.Unmarshal(data, &set); err != nil {
 		return nil, fmt.Errorf("not a JSON Web Key Set: %w", err)
 	}
+	if set.Keys == nil {
+		return nil, errors.New("not a JSON Web Key Set: no \"keys\" member")
+	}
 	var out []key
-	for i, j := range set.Keys {
+	for _, j := range set.Keys {
 		if j.Use != "" && j.Use != "sig" {
 			continue
 		}
 		pub, algs, err := j.public()
-		if err != nil {
-			return nil, fmt.Errorf("key %d (%q): %w", i, j.Kid, err)
-		}
-		if pub == nil {
+		if err != nil || pub == nil {
 			continue
 		}
 		if j.Alg != "" {
 			algs = []string{j.Alg}
 		}
 		for _, alg := range algs {
-			k, err := newKey(j.Kid, alg, pub)
-			if err != nil {
-				return nil, fmt.Errorf("key %d: %w", i, err)
+			if k, err := newKey(j.Kid, alg, pub); err == nil {
+				out = append(out, k)
 			}
-			out = append(out, k)
 		}
 	}
 	return out, nil

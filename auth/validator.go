@@ -168,7 +168,7 @@ func (v *Validator) Refresh(ctx context.Context) error {
 func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error) {
 	var snap *jwksSnapshot
 	if v.jwks != nil {
-		v.jwks.current() // a periodic refresh, if one is due
+		v.jwks.current(ctx) // the first fetch, or a periodic refresh if one is due
 		snap = v.jwks.keys.Load()
 	}
 	if v.cache != nil {
@@ -197,10 +197,10 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error)
 func (v *Validator) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
 	alg := t.Method.Alg()
 	kid, _ := t.Header["kid"].(string)
-	keys := v.find(kid, alg)
+	keys := v.find(ctx, kid, alg)
 	if len(keys) == 0 && v.jwks != nil && kid != "" {
 		if err := v.jwks.refreshUnknown(ctx); err == nil {
-			keys = v.find(kid, alg)
+			keys = v.find(ctx, kid, alg)
 		}
 	}
 	switch len(keys) {
@@ -219,7 +219,7 @@ func (v *Validator) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
 // find returns the public keys with the given algorithm and key id. A token without a key
 // id matches every key of its algorithm, and a key without an id matches every token of
 // its algorithm.
-func (v *Validator) find(kid, alg string) []any {
+func (v *Validator) find(ctx context.Context, kid, alg string) []any {
 	var out []any
 	match := func(ks []key) {
 		for _, k := range ks {
@@ -230,7 +230,7 @@ func (v *Validator) find(kid, alg string) []any {
 	}
 	match(v.static)
 	if v.jwks != nil {
-		match(v.jwks.current())
+		match(v.jwks.current(ctx))
 	}
 	return out
 }

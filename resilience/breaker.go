@@ -79,6 +79,7 @@ func (c *BreakerConfig) setDefaults() {
 	if c.Window <= 0 {
 		c.Window = 10 * time.Second
 	}
+	c.Window = max(c.Window, numBuckets*time.Millisecond)
 	if c.OpenFor <= 0 {
 		c.OpenFor = 5 * time.Second
 	}
@@ -126,12 +127,11 @@ func (b *Breaker) Middleware() endpoint.Middleware {
 		if info.Streaming {
 			return next
 		}
-		own := b.circuit(info.FullName())
-		own.scope = "endpoint"
+		own := b.circuit(info.FullName(), "endpoint")
 		return func(ctx context.Context, req any) (any, error) {
 			c := own
 			if inst := InstanceFrom(ctx); inst != "" {
-				c = b.circuit(inst)
+				c = b.circuit(inst, "instance")
 			}
 			gen, probe, err := c.allow(b)
 			if err != nil {
@@ -182,11 +182,11 @@ func (b *Breaker) Allow(key string) bool {
 // Forget drops the circuit of key, for an instance that has left.
 func (b *Breaker) Forget(key string) { b.circuits.Delete(key) }
 
-func (b *Breaker) circuit(key string) *circuit {
+func (b *Breaker) circuit(key, scope string) *circuit {
 	if v, ok := b.circuits.Load(key); ok {
 		return v.(*circuit)
 	}
-	v, _ := b.circuits.LoadOrStore(key, &circuit{key: key, scope: "instance", bucketLen: b.cfg.Window / numBuckets})
+	v, _ := b.circuits.LoadOrStore(key, &circuit{key: key, scope: scope, bucketLen: b.cfg.Window / numBuckets})
 	return v.(*circuit)
 }
 

@@ -7,9 +7,9 @@ import (
 
 // BudgetConfig configures a [Budget]. The zero value gives the defaults named below.
 type BudgetConfig struct {
-	// Ratio is the number of retry tokens a request earns when its first attempt succeeds.
-	// It bounds retries to about Ratio times the successful traffic: 0.1 (the default)
-	// means at most 10% extra load.
+	// Ratio is the number of retry tokens a request earns when its first attempt succeeds
+	// (or fails with an error that is not retryable, such as not_found). It bounds retries
+	// to about Ratio times that traffic: 0.1 (the default) means at most 10% extra load.
 	Ratio float64
 	// MinPerSecond is the floor: tokens earned per second regardless of traffic, so that a
 	// client with little traffic can still retry. Default 1; a negative value turns the

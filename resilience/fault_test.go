@@ -89,22 +89,18 @@ func TestRetryFaultInjection(t *testing.T) {
 	}
 }
 
-// TestRetryFlakyGRPC retries over the gRPC transport against one instance that fails every
-// other call, with the default budget: the successes earn the retries.
+// TestRetryFlakyGRPC retries over the gRPC transport against one instance that fails the
+// first attempt of every tenth request, with the default budget: the successes earn the
+// retries.
 func TestRetryFlakyGRPC(t *testing.T) {
 	in, cc := startGRPC(t)
-	in.setFail(func(n int64) error {
-		if n%10 == 0 {
-			return errUnavailable
-		}
-		return nil
-	})
+	in.failFirst = func(r req) bool { return r.A%10 == 0 }
 	e := grpcClient(cc, resilience.Retry(resilience.RetryConfig{}))
 	if errs := callN(e, 200, 4); len(errs) > 0 {
 		t.Fatalf("%d of 200 calls failed; first: %v", len(errs), errs[0])
 	}
-	if got := in.hits.Load(); got < 220 {
-		t.Errorf("server saw %d calls, want at least 220 (every tenth failed and was retried)", got)
+	if got := in.hits.Load(); got != 220 {
+		t.Errorf("server saw %d calls, want 220 (every tenth request failed once and was retried)", got)
 	}
 }
 
@@ -424,4 +420,24 @@ func TestConcurrencyLimitWait(t *testing.T) {
 			<-done
 		})
 	}
+}
+
+// TestConcurrencyLimitGRPC checks that shed calls fail with UNAVAILABLE and retry_after
+// over gRPC.
+func TestConcurrencyLimitGRPC(t *testing.T) {
+	in, cc := startGRPC(t, resilience.ConcurrencyLimit(1, 0))
+	in.hang.Store(true)
+	e := grpcClient(cc)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _, _ = e(ctx, req{}); close(done) }()
+	for in.hits.Load() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	_, err := e(context.Background(), req{})
+	if se := svcerr.From(err); se.Kind != svcerr.Unavailable || se.Meta["retry_after"] != "1" {
+		t.Errorf("over the limit: %v, meta %v; want unavailable with retry_after 1", err, se.Meta)
+	}
+	cancel()
+	<-done
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -46,6 +47,9 @@ type instance struct {
 	// fail, when set, decides the outcome of the call with the given 1-based number.
 	fail atomic.Pointer[func(n int64) error]
 	hang atomic.Bool // when true, calls wait until the caller goes away
+	// failFirst, when set, fails the first call of each request it returns true for.
+	failFirst func(r req) bool
+	seen      sync.Map // request A -> struct{}, for failFirst
 }
 
 func (in *instance) sum(ctx context.Context, r req) (resp, error) {
@@ -53,6 +57,11 @@ func (in *instance) sum(ctx context.Context, r req) (resp, error) {
 	if in.hang.Load() {
 		<-ctx.Done()
 		return resp{}, ctx.Err()
+	}
+	if in.failFirst != nil && in.failFirst(r) {
+		if _, again := in.seen.LoadOrStore(r.A, struct{}{}); !again {
+			return resp{}, errUnavailable
+		}
 	}
 	if f := in.fail.Load(); f != nil {
 		if err := (*f)(n); err != nil {

@@ -121,7 +121,13 @@ func (r *retrier) call(ctx context.Context, req any) (any, error) {
 			}
 			return resp, nil
 		}
-		if attempt >= cfg.MaxAttempts || ctx.Err() != nil || !cfg.Retryable(err) {
+		if !cfg.Retryable(err) {
+			if attempt == 1 { // the server answered: a client error is a sign of health
+				cfg.Budget.succeeded()
+			}
+			return resp, err
+		}
+		if attempt >= cfg.MaxAttempts || ctx.Err() != nil {
 			return resp, err
 		}
 		delay := backoff(cfg.BaseDelay, cfg.MaxDelay, attempt)

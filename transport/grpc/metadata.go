@@ -10,6 +10,7 @@ import (
 
 	"github.com/svckit/svckit/endpoint"
 	"github.com/svckit/svckit/observe"
+	"github.com/svckit/svckit/transport/meta"
 )
 
 // MetadataCarrier adapts gRPC metadata to an OpenTelemetry propagation.TextMapCarrier, so
@@ -122,8 +123,8 @@ func setRequestIDHeader(ctx context.Context, id string) {
 	_ = grpcgo.SetHeader(ctx, requestIDHeader(id))
 }
 
-// outgoing adds the request id (the context's, or a new one) and the trace context of ctx
-// to the outgoing metadata of a call.
+// outgoing adds the request id (the context's, or a new one), the trace context of ctx and
+// the headers set with meta.WithOutgoingHeader to the outgoing metadata of a call.
 func outgoing(ctx context.Context, prop propagation.TextMapPropagator) context.Context {
 	id := observe.RequestIDFrom(ctx)
 	if id == "" {
@@ -132,5 +133,6 @@ func outgoing(ctx context.Context, prop propagation.TextMapPropagator) context.C
 	kv := make([]string, 2, 8)
 	kv[0], kv[1] = observe.RequestIDMetadataKey, id
 	prop.Inject(ctx, pairsCarrier{&kv})
+	meta.OutgoingHeaders(ctx, pairsCarrier{&kv}.Set)
 	return metadata.AppendToOutgoingContext(ctx, kv...)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/svckit/svckit/endpoint"
 	"github.com/svckit/svckit/observe"
 	"github.com/svckit/svckit/svcerr"
+	"github.com/svckit/svckit/transport/meta"
 )
 
 // Client calls a service's endpoints over HTTP. Its endpoints run client-side middleware
@@ -75,8 +76,10 @@ func NewClient(baseURL, service string, opts ...ClientOption) (*Client, error) {
 // Call returns an endpoint that calls pattern ("POST /sum", "GET /users/{id}") on the
 // service. Requests of body-carrying methods are sent as JSON; wildcards in the path are
 // filled from the request's PathParam method. A problem+json response becomes the
-// *svcerr.Error the server returned, with the same kind.
-func Call[Req, Resp any](c *Client, pattern, name string) endpoint.Endpoint[Req, Resp] {
+// *svcerr.Error the server returned, with the same kind. The option [Idempotent] marks a
+// POST or PATCH call idempotent for retry middleware, as GET, HEAD, PUT and DELETE calls
+// are already; other route options do not apply to clients.
+func Call[Req, Resp any](c *Client, pattern, name string, opts ...RouteOption) endpoint.Endpoint[Req, Resp] {
 	method, path, ok := strings.Cut(pattern, " ")
 	if !ok {
 		panic(fmt.Sprintf("svckit/transport/http: pattern %q needs a method, as in \"POST /sum\"", pattern))
@@ -84,9 +87,14 @@ func Call[Req, Resp any](c *Client, pattern, name string) endpoint.Endpoint[Req,
 	method = strings.ToUpper(method)
 	withBody := method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch
 	hasWildcards := strings.Contains(path, "{")
+	var cfg routeConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	info := endpoint.Info{
 		Service: c.service, Method: name, Transport: "http", Client: true,
-		Idempotent: method == http.MethodGet || method == http.MethodHead || method == http.MethodPut || method == http.MethodDelete,
+		Idempotent: cfg.idempotent || method == http.MethodGet || method == http.MethodHead ||
+			method == http.MethodPut || method == http.MethodDelete,
 	}
 	e := func(ctx context.Context, req Req) (Resp, error) {
 		var zero Resp
@@ -132,6 +140,7 @@ func Call[Req, Resp any](c *Client, pattern, name string) endpoint.Endpoint[Req,
 			}
 		}
 		c.prop.Inject(ctx, propagation.HeaderCarrier(hr.Header))
+		meta.OutgoingHeaders(ctx, hr.Header.Set)
 		resp, err := c.hc.Do(hr)
 		if err != nil {
 			return zero, transportError(ctx, err)

@@ -13,5 +13,11 @@
 //	panic in a handler                  500 internal; the server keeps serving
 //
 // Requests carry an X-Request-Id (taken from the caller when valid, generated otherwise)
-// and W3C trace context (traceparent, tracestate, baggage) in both directions.
+// and W3C trace context (traceparent, tracestate, baggage) in both directions. The client
+// sends its context's remaining deadline in [TimeoutHeader] (milliseconds), and the server
+// gives the request a context with that deadline. Endpoint middleware reads the request's
+// headers and the caller's address through transport/meta (meta.Header, meta.Peer), and
+// the client sends the headers set with meta.WithOutgoingHeader. An error with
+// retry_after metadata gets a Retry-After header; an unauthenticated error with
+// www_authenticate metadata gets a WWW-Authenticate header.
 package http

@@ -121,3 +121,38 @@ func Subject(ctx context.Context) string {
 	}
 	return s
 }
+
+type outgoingKey struct{}
+
+// outgoing is one header for outgoing calls, linked to those set before it.
+type outgoing struct {
+	key, value string
+	prev       *outgoing
+}
+
+// WithOutgoingHeader returns a context whose calls through svckit clients carry the
+// header key with value: an HTTP header, or gRPC metadata (key lowercased). A later value
+// for the same key (case-insensitive) replaces an earlier one. Client middleware uses it
+// to attach credentials, as in meta.WithOutgoingHeader(ctx, "Authorization", "Bearer "+t).
+func WithOutgoingHeader(ctx context.Context, key, value string) context.Context {
+	prev, _ := ctx.Value(outgoingKey{}).(*outgoing)
+	return context.WithValue(ctx, outgoingKey{}, &outgoing{key: key, value: value, prev: prev})
+}
+
+// OutgoingHeaders calls f for each header set with WithOutgoingHeader in ctx, the latest
+// value of each key only. Client transports call it for every call.
+func OutgoingHeaders(ctx context.Context, f func(key, value string)) {
+	o, _ := ctx.Value(outgoingKey{}).(*outgoing)
+	for h := o; h != nil; h = h.prev {
+		shadowed := false
+		for later := o; later != h; later = later.prev {
+			if strings.EqualFold(later.key, h.key) {
+				shadowed = true
+				break
+			}
+		}
+		if !shadowed {
+			f(h.key, h.value)
+		}
+	}
+}

@@ -214,3 +214,31 @@ func TestBearerTokenAndHostOf(t *testing.T) {
 		t.Error("a bare context has metadata")
 	}
 }
+
+func TestOutgoingHeaders(t *testing.T) {
+	ctx := meta.WithOutgoingHeader(context.Background(), "Authorization", "Bearer one")
+	ctx = meta.WithOutgoingHeader(ctx, "X-Tenant", "t1")
+	ctx = meta.WithOutgoingHeader(ctx, "authorization", "Bearer two")
+
+	var got []string
+	meta.OutgoingHeaders(ctx, func(k, v string) { got = append(got, k+"="+v) })
+	if strings.Join(got, ";") != "authorization=Bearer two;X-Tenant=t1" {
+		t.Errorf("headers %q", got)
+	}
+
+	// Both clients send them.
+	out := make(chan seen, 1)
+	c, _ := shttp.NewClient(serveHTTP(t, out), "sum")
+	if _, err := shttp.Call[req, resp](c, "PUT /sum", "Sum")(ctx, req{A: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if s := <-out; s.auth != "Bearer two" {
+		t.Errorf("HTTP server saw Authorization %q", s.auth)
+	}
+	if _, err := grpcSum(serveGRPC(t, out))(ctx, req{A: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if s := <-out; s.auth != "Bearer two" {
+		t.Errorf("gRPC server saw authorization %q", s.auth)
+	}
+}
