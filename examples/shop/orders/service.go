@@ -1,0 +1,258 @@
+// Package orders takes orders and sees each one through a saga: reserve the stock
+// (catalog), charge the customer (payments), confirm. A declined payment or missing stock
+// compensates what was done — the charge is refunded, the stock released — and cancels
+// the order. The order's row, its saga's checkpoints and its events (OrderPlaced,
+// OrderConfirmed, OrderCancelled, through the outbox) all live in the orders store, so an
+// order placed survives a crash of the process and ends confirmed or cancelled.
+package orders
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/svckit/svckit/examples/shop/catalog"
+	"github.com/svckit/svckit/examples/shop/payments"
+	"github.com/svckit/svckit/outbox"
+	"github.com/svckit/svckit/pubsub"
+	"github.com/svckit/svckit/saga"
+	"github.com/svckit/svckit/store"
+	"github.com/svckit/svckit/svcerr"
+)
+
+// Migrations hold the orders schema.
+//
+//go:embed migrations/*.sql
+var Migrations embed.FS
+
+// Orders places orders and reports their state.
+type Orders interface {
+	// PlaceOrder places an order for customer and returns it once its saga has ended:
+	// confirmed, or cancelled with the reason.
+	PlaceOrder(ctx context.Context, customer string, items []Item) (Order, error)
+	// GetOrder returns an order.
+	//svckit:http GET /orders/{id}
+	GetOrder(ctx context.Context, id string) (Order, error)
+}
+
+// Item is a quantity of one product.
+type Item struct {
+	ProductID string `json:"productId"`
+	Quantity  int64  `json:"quantity"`
+}
+
+// Order is an order and where it stands.
+type Order struct {
+	ID         string `json:"id"`
+	Customer   string `json:"customer"`
+	Status     string `json:"status"` // pending, confirmed, cancelled
+	TotalCents int64  `json:"totalCents"`
+	Items      []Item `json:"items"`
+	Reason     string `json:"reason,omitempty"`
+}
+
+// The events the orders service publishes.
+const (
+	SubjectPlaced    = "shop.orders.placed"
+	SubjectConfirmed = "shop.orders.confirmed"
+	SubjectCancelled = "shop.orders.cancelled"
+)
+
+// Event is the payload of every orders event.
+type Event struct {
+	OrderID    string `json:"orderId"`
+	Customer   string `json:"customer"`
+	Status     string `json:"status"`
+	TotalCents int64  `json:"totalCents"`
+	Reason     string `json:"reason,omitempty"`
+}
+
+// Service is the orders implementation.
+type Service struct {
+	st    *store.Store
+	ob    *outbox.Outbox
+	sagas *saga.Orchestrator
+	def   *saga.Definition[sagaState]
+	wait  time.Duration
+}
+
+type sagaState struct {
+	OrderID  string `json:"orderId"`
+	Customer string `json:"customer"`
+	Items    []Item `json:"items"`
+	Total    int64  `json:"total"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// New returns the orders service. Its sagas call cat and pay, which are remote clients
+// in the shop and may be the in-process services in tests.
+func New(st *store.Store, ob *outbox.Outbox, sagas *saga.Orchestrator, cat catalog.Catalog, pay payments.Payments) *Service {
+	s := &Service{st: st, ob: ob, sagas: sagas, wait: 30 * time.Second}
+	permanent := func(err error) error {
+		if err != nil && !svcerr.KindOf(err).Retryable() {
+			return saga.Permanent(err)
+		}
+		return err
+	}
+	retry := saga.Retry{Attempts: 5, Initial: 20 * time.Millisecond, Max: time.Second}
+	s.def = saga.Define("order",
+		saga.Step[sagaState]{
+			Name:     "open",
+			ActionTx: func(context.Context, *sql.Tx, *sagaState) error { return nil }, // the order row exists already
+			// Runs last when the saga compensates: the order ends cancelled.
+			CompensateTx: func(ctx context.Context, tx *sql.Tx, st *sagaState) error {
+				if st.Reason == "" { // the failed step's state change is not kept; its error is
+					if status, err := s.sagas.Status(ctx, st.OrderID); err == nil {
+						st.Reason = status.Error
+					}
+				}
+				return s.finish(ctx, tx, st, "cancelled", SubjectCancelled)
+			},
+		},
+		saga.Step[sagaState]{
+			Name: "reserve-stock",
+			Action: func(ctx context.Context, st *sagaState) error {
+				items := make([]catalog.Item, len(st.Items))
+				for i, it := range st.Items {
+					items[i] = catalog.Item{ProductID: it.ProductID, Quantity: it.Quantity}
+				}
+				r, err := cat.Reserve(ctx, st.OrderID, items)
+				if err != nil {
+					st.Reason = "stock: " + svcerr.From(err).Message
+					return permanent(err)
+				}
+				st.Total = r.TotalCents
+				return nil
+			},
+			Compensate: func(ctx context.Context, st *sagaState) error { return cat.Release(ctx, st.OrderID) },
+			Timeout:    5 * time.Second,
+			Retry:      retry,
+		},
+		saga.Step[sagaState]{
+			Name: "charge",
+			Action: func(ctx context.Context, st *sagaState) error {
+				_, err := pay.Charge(ctx, st.OrderID, st.Customer, st.Total)
+				if err != nil {
+					st.Reason = "payment: " + svcerr.From(err).Message
+					return permanent(err)
+				}
+				return nil
+			},
+			Compensate: func(ctx context.Context, st *sagaState) error {
+				_, err := pay.Refund(ctx, st.OrderID)
+				return err
+			},
+			Timeout: 5 * time.Second,
+			Retry:   retry,
+		},
+		saga.Step[sagaState]{
+			Name: "confirm",
+			ActionTx: func(ctx context.Context, tx *sql.Tx, st *sagaState) error {
+				st.Reason = ""
+				return s.finish(ctx, tx, st, "confirmed", SubjectConfirmed)
+			},
+		},
+	)
+	return s
+}
+
+// Definition returns the order saga, for registering with the orchestrator before Resume.
+func (s *Service) Definition() saga.Runner { return s.def }
+
+var _ Orders = (*Service)(nil)
+
+// finish moves the order to its final status and announces it, in the saga's transaction.
+func (s *Service) finish(ctx context.Context, tx *sql.Tx, st *sagaState, status, subject string) error {
+	res, err := tx.ExecContext(ctx, s.st.Rebind(`UPDATE orders SET status = ?, total_cents = ?, reason = ?, updated_at = ? WHERE id = ? AND status = 'pending'`),
+		status, st.Total, st.Reason, time.Now().UnixMilli(), st.OrderID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil // finished already
+	}
+	return s.publish(ctx, tx, subject, Event{OrderID: st.OrderID, Customer: st.Customer, Status: status, TotalCents: st.Total, Reason: st.Reason})
+}
+
+func (s *Service) publish(ctx context.Context, tx *sql.Tx, subject string, e Event) error {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	typ := map[string]string{SubjectPlaced: "OrderPlaced", SubjectConfirmed: "OrderConfirmed", SubjectCancelled: "OrderCancelled"}[subject]
+	return s.ob.Add(ctx, tx, &pubsub.Message{Subject: subject, Key: e.OrderID, Type: typ, Data: data})
+}
+
+// PlaceOrder records the order and its OrderPlaced event, starts its saga and waits for
+// the saga to end.
+func (s *Service) PlaceOrder(ctx context.Context, customer string, items []Item) (Order, error) {
+	if customer == "" {
+		return Order{}, svcerr.Invalid("customer", "is required")
+	}
+	if len(items) == 0 || len(items) > 50 {
+		return Order{}, svcerr.Invalid("items", "must hold 1 to 50 items")
+	}
+	for i, it := range items {
+		if it.ProductID == "" {
+			return Order{}, svcerr.Invalid(fmt.Sprintf("items[%d].productId", i), "is required")
+		}
+		if it.Quantity <= 0 || it.Quantity > 1000 {
+			return Order{}, svcerr.Invalid(fmt.Sprintf("items[%d].quantity", i), "must be between 1 and 1000")
+		}
+	}
+	id := newID()
+	itemsJSON, _ := json.Marshal(items)
+	now := time.Now().UnixMilli()
+	err := s.st.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.st.Rebind(`INSERT INTO orders (id, customer, status, items, created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?)`),
+			id, customer, string(itemsJSON), now, now); err != nil {
+			return err
+		}
+		return s.publish(ctx, tx, SubjectPlaced, Event{OrderID: id, Customer: customer, Status: "pending"})
+	})
+	if err != nil {
+		return Order{}, fmt.Errorf("orders: place: %w", err)
+	}
+	// The saga outlives this request: a client that gives up does not stop it.
+	sagaCtx := context.WithoutCancel(ctx)
+	if _, err := saga.Start(sagaCtx, s.sagas, s.def, sagaState{OrderID: id, Customer: customer, Items: items}, saga.WithID(id)); err != nil {
+		return Order{}, fmt.Errorf("orders: start saga: %w", err)
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, s.wait)
+	defer cancel()
+	if _, err := s.sagas.Wait(waitCtx, id); err != nil {
+		// Still running (a dependency is slow): the caller polls GetOrder.
+		return s.GetOrder(context.WithoutCancel(ctx), id)
+	}
+	return s.GetOrder(ctx, id)
+}
+
+// GetOrder returns an order.
+func (s *Service) GetOrder(ctx context.Context, id string) (Order, error) {
+	o := Order{ID: id}
+	var items string
+	err := s.st.ReadDB().QueryRowContext(ctx, s.st.Rebind(`SELECT customer, status, total_cents, items, reason FROM orders WHERE id = ?`), id).
+		Scan(&o.Customer, &o.Status, &o.TotalCents, &items, &o.Reason)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Order{}, svcerr.Errorf(svcerr.NotFound, "order %q does not exist", id)
+	}
+	if err != nil {
+		return Order{}, fmt.Errorf("orders: get %s: %w", id, err)
+	}
+	if err := json.Unmarshal([]byte(items), &o.Items); err != nil {
+		return Order{}, fmt.Errorf("orders: get %s: items: %w", id, err)
+	}
+	return o, nil
+}
+
+func newID() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return "ord_" + hex.EncodeToString(b[:])
+}
