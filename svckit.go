@@ -35,6 +35,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/svckit/svckit/config"
+	"github.com/svckit/svckit/discovery"
 	"github.com/svckit/svckit/endpoint"
 	"github.com/svckit/svckit/health"
 	"github.com/svckit/svckit/observe"
@@ -123,6 +124,21 @@ type App struct {
 	addrsDone chan struct{}
 	closers   []func(context.Context) error
 	logBuf    *observe.BufferedWriter
+	announce  []announcement
+}
+
+type announcement struct {
+	reg  discovery.Registry
+	meta map[string]string
+}
+
+// Announce registers the service's gRPC listener in reg, with metadata such as version,
+// zone and weight, once the App is ready, keeps the registration alive, and deregisters
+// it first thing at shutdown, before the listeners drain.
+func (a *App) Announce(reg discovery.Registry, meta map[string]string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.announce = append(a.announce, announcement{reg: reg, meta: meta})
 }
 
 // New loads cfg (a pointer to Config or to a struct that embeds Config) and builds an App.
@@ -392,6 +408,36 @@ func (a *App) Run(ctx context.Context) error {
 		a.health.SetReady(false)
 		return nil
 	})
+	a.mu.Lock()
+	anns := a.announce
+	a.mu.Unlock()
+	if len(anns) > 0 {
+		var regMu sync.Mutex
+		var regs []discovery.Registration
+		g.OnReady("discovery", func(ctx context.Context) error {
+			addr, ok := a.addrs["grpc"]
+			if !ok {
+				return errors.New("svckit: Announce needs a gRPC listener")
+			}
+			regMu.Lock()
+			defer regMu.Unlock()
+			for _, an := range anns {
+				regs = append(regs, discovery.Announce(context.WithoutCancel(ctx), an.reg,
+					discovery.Instance{Service: a.name, Addr: discovery.AdvertiseAddr(addr), Metadata: an.meta},
+					discovery.DefaultTTL, discovery.KeepOptions{Logger: a.logger}))
+			}
+			return nil
+		})
+		g.OnShutdown(run.PhaseNotReady, "discovery", func(ctx context.Context) error {
+			regMu.Lock()
+			defer regMu.Unlock()
+			var errs []error
+			for _, r := range regs {
+				errs = append(errs, r.Deregister(ctx))
+			}
+			return errors.Join(errs...)
+		})
+	}
 	g.OnShutdown(run.PhaseClose, "closers", func(ctx context.Context) error {
 		a.mu.Lock()
 		closers := a.closers

@@ -104,6 +104,7 @@ type config struct {
 	failure func(error) bool
 	header  func(ctx context.Context, key string) (string, bool)
 	rules   []Rule
+	zone    string
 	onEject func(inst discovery.Instance, d time.Duration)
 	alpha   float64
 }
@@ -120,6 +121,11 @@ func WithEjection(e Ejection) Option { return func(c *config) { c.eject = e } }
 // invalid argument or not found) are successes for ejection; a canceled call counts as
 // neither.
 func WithFailure(f func(error) bool) Option { return func(c *config) { c.failure = f } }
+
+// WithZone makes the balancer prefer the instances whose discovery.MetaZone is zone (the
+// caller's own zone): among the instances a call may go to, those in zone take all calls
+// while any of them is not ejected; the others serve only when none is left.
+func WithZone(zone string) Option { return func(c *config) { c.zone = zone } }
 
 // WithRules sets the routing rules, checked in order; see [Rule].
 func WithRules(rules ...Rule) Option { return func(c *config) { c.rules = append(c.rules, rules...) } }
@@ -293,20 +299,20 @@ var ErrNoInstances = errors.New("balancer: no instances")
 // must call once with the call's error (nil on success) when the call ends. Pick fails with
 // an Unavailable error when the service has no instances.
 func (b *Balancer) Pick(ctx context.Context) (discovery.Instance, func(error), error) {
-	h := b.pick(ctx)
+	now := time.Now().UnixNano()
+	h := b.pick(ctx, now)
 	if h == nil {
 		return discovery.Instance{}, nil, svcerr.Wrap(svcerr.Unavailable, "no instances of "+b.service, ErrNoInstances)
 	}
 	a, _ := ctx.Value(attemptsKey{}).(*attempts)
 	if a != nil && a.failed(h) {
-		if alt := b.avoid(ctx, a); alt != nil {
+		if alt := b.avoid(ctx, a, now); alt != nil {
 			h = alt
 		}
 	}
 	h.inflight.Add(1)
-	start := time.Now()
 	return h.inst, func(err error) {
-		b.done(h, start, err)
+		b.done(h, now, err)
 		if a != nil && err != nil && b.cfg.failure(err) {
 			a.add(h)
 		}
@@ -315,9 +321,8 @@ func (b *Balancer) Pick(ctx context.Context) (discovery.Instance, func(error), e
 
 // avoid returns the best host the call may go to that has not failed this call before and
 // is not ejected, or nil.
-func (b *Balancer) avoid(ctx context.Context, a *attempts) *host {
+func (b *Balancer) avoid(ctx context.Context, a *attempts, now int64) *host {
 	st := b.state.Load()
-	now := time.Now().UnixNano()
 	for _, c := range []*subset{b.route(ctx, st), st.all} {
 		if c == nil {
 			continue
@@ -336,6 +341,19 @@ func (b *Balancer) avoid(ctx context.Context, a *attempts) *host {
 }
 
 type attemptsKey struct{}
+
+// attemptsCtx carries the attempts of a call in the same allocation as the context.
+type attemptsCtx struct {
+	context.Context
+	a attempts
+}
+
+func (c *attemptsCtx) Value(key any) any {
+	if key == (attemptsKey{}) {
+		return &c.a
+	}
+	return c.Context.Value(key)
+}
 
 // attempts remembers the hosts that failed earlier attempts of one call.
 type attempts struct {
@@ -374,18 +392,17 @@ func (a *attempts) failed(h *host) bool {
 func Attempts() endpoint.Middleware {
 	return func(_ endpoint.Info, next endpoint.Handler) endpoint.Handler {
 		return func(ctx context.Context, req any) (any, error) {
-			return next(context.WithValue(ctx, attemptsKey{}, &attempts{}), req)
+			return next(&attemptsCtx{Context: ctx}, req)
 		}
 	}
 }
 
 // pick returns the host for a call, or nil when there is none.
-func (b *Balancer) pick(ctx context.Context) *host {
+func (b *Balancer) pick(ctx context.Context, now int64) *host {
 	st := b.state.Load()
 	if len(st.all.hosts) == 0 {
 		return nil
 	}
-	now := time.Now().UnixNano()
 	if c := b.route(ctx, st); c != nil {
 		if h := b.choose(c, now); h != nil {
 			return h
@@ -398,8 +415,19 @@ func (b *Balancer) pick(ctx context.Context) *host {
 	return b.chooseAny(st.all)
 }
 
-// choose picks a host of c that is not ejected, or returns nil if all are.
+// choose picks a host of c that is not ejected, preferring the hosts of the balancer's
+// zone, or returns nil if all are ejected.
 func (b *Balancer) choose(c *subset, now int64) *host {
+	if c.local != nil {
+		if h := b.chooseIn(c.local, now); h != nil {
+			return h
+		}
+	}
+	return b.chooseIn(c, now)
+}
+
+// chooseIn picks a host of c that is not ejected, or returns nil if all are.
+func (b *Balancer) chooseIn(c *subset, now int64) *host {
 	hs := c.hosts
 	switch n := len(hs); {
 	case n == 0:
@@ -490,9 +518,10 @@ func better(a, b *host) bool {
 }
 
 // done records the end of a call to h.
-func (b *Balancer) done(h *host, start time.Time, err error) {
+func (b *Balancer) done(h *host, start int64, err error) {
 	h.inflight.Add(-1)
-	lat := float64(time.Since(start))
+	end := time.Now().UnixNano()
+	lat := float64(end - start)
 	if old := math.Float64frombits(h.ewma.Load()); old == 0 {
 		h.ewma.Store(math.Float64bits(lat))
 	} else {
@@ -506,7 +535,7 @@ func (b *Balancer) done(h *host, start time.Time, err error) {
 	if failed {
 		h.failures.Add(1)
 	}
-	if d, eject := h.record(failed, b.cfg.eject); eject && b.cfg.onEject != nil {
+	if d, eject := h.record(failed, b.cfg.eject, end); eject && b.cfg.onEject != nil {
 		b.cfg.onEject(h.inst, d)
 	}
 }
@@ -537,10 +566,9 @@ func (h *host) ejected(now int64) bool {
 }
 
 // record counts one call and reports whether it ejected the host, and for how long.
-func (h *host) record(failed bool, e Ejection) (time.Duration, bool) {
+func (h *host) record(failed bool, e Ejection, now int64) (time.Duration, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	now := time.Now().UnixNano()
 	if h.ejected(now) {
 		return 0, false // a call that was in flight when the host was ejected
 	}

@@ -327,3 +327,29 @@ type neverWatcher struct{}
 func (neverWatcher) Watch(context.Context, string) (<-chan []discovery.Instance, error) {
 	return make(chan []discovery.Instance), nil
 }
+
+func TestZone(t *testing.T) {
+	zoned := func(id, zone, version string) discovery.Instance {
+		i := in(id, version, "")
+		i.Metadata[discovery.MetaZone] = zone
+		return i
+	}
+	b := balancer.New("svc", balancer.WithZone("eu-1"), balancer.WithPolicy(balancer.RoundRobin),
+		balancer.WithEjection(balancer.Ejection{Consecutive: 1, Base: time.Hour}),
+		balancer.WithRules(balancer.HeaderRule("x-canary", "1", "v2")))
+	b.Update([]discovery.Instance{zoned("a", "eu-1", "v1"), zoned("b", "eu-1", "v1"), zoned("c", "us-1", "v1"), zoned("d", "us-1", "v2")})
+	if got := picks(t, b, context.Background(), 100, nil); got["a"] != 50 || got["b"] != 50 {
+		t.Errorf("picks %v, want the eu-1 instances only", got)
+	}
+	// A routed call whose version has no instance in the zone goes to another zone.
+	if got := picks(t, b, balancer.WithRoute(context.Background(), "x-canary", "1"), 10, nil); got["d"] != 10 {
+		t.Errorf("canary picks %v, want d", got)
+	}
+	// With the local instances ejected, the others serve.
+	for statOf(b, "a").Ejections == 0 || statOf(b, "b").Ejections == 0 {
+		picks(t, b, context.Background(), 1, svcerr.New(svcerr.Unavailable, "down"))
+	}
+	if got := picks(t, b, context.Background(), 10, nil); got["c"] != 10 {
+		t.Errorf("picks %v with the zone ejected, want c", got)
+	}
+}

@@ -64,6 +64,12 @@ func benchClients(b testing.TB, sampler sdktrace.Sampler) (bare, stack sumFunc) 
 }
 
 func benchClientsN(b testing.TB, sampler sdktrace.Sampler, instances int) (bare, stack sumFunc) {
+	return benchClientsWith(b, sampler, instances, true)
+}
+
+// benchClientsWith is benchClientsN; without full, the stack is the balancer and the svckit
+// client only (no tracing, retry or breaker).
+func benchClientsWith(b testing.TB, sampler sdktrace.Sampler, instances int, full bool) (bare, stack sumFunc) {
 	addrs := []string{bareServer(b)}
 	for len(addrs) < instances {
 		addrs = append(addrs, bareServer(b))
@@ -118,16 +124,20 @@ func benchClientsN(b testing.TB, sampler sdktrace.Sampler, instances int) (bare,
 	bal.OnRemove(breaker.Forget)
 	pool := balancer.NewConnPool(bal)
 	b.Cleanup(func() { _ = pool.Close() })
+	var outer, inner []endpoint.Middleware
+	if full {
+		outer = []endpoint.Middleware{observe.Tracing(tp), resilience.Retry(resilience.RetryConfig{})}
+		inner = []endpoint.Middleware{breaker.Middleware()}
+	}
 	sum := balancer.Endpoint(endpoint.Info{Service: "addsvc", Method: "Sum", Transport: "grpc", Idempotent: true}, bal,
 		func(inst discovery.Instance) (endpoint.Endpoint[addsvc.SumRequest, addsvc.SumResponse], error) {
 			cc, err := pool.Get(inst.Addr)
 			if err != nil {
 				return nil, err
 			}
-			return addsvc.NewGRPCClient(cc, sgrpc.WithClientMiddleware(breaker.Middleware())).Sum, nil
+			return addsvc.NewGRPCClient(cc, sgrpc.WithClientMiddleware(inner...)).Sum, nil
 		},
-		observe.Tracing(tp),
-		resilience.Retry(resilience.RetryConfig{}))
+		outer...)
 	stack = func(ctx context.Context, x, y int64) error {
 		_, err := sum(ctx, addsvc.SumRequest{A: x, B: y})
 		return err
@@ -157,6 +167,27 @@ func BenchmarkClient(b *testing.B) {
 	b.Run("grpc-go", func(b *testing.B) {
 		bare, _ := benchClients(b, sdktrace.NeverSample())
 		run(b, bare)
+	})
+	// The svckit gRPC client alone (no discovery, balancer, retry, breaker or tracing), to
+	// tell the transport's share of the stack's cost from the rest.
+	b.Run("ratio-client-only-seq", func(b *testing.B) {
+		bare, _ := benchClientsN(b, samplers[0].sampler, 1)
+		cc, err := grpcgo.NewClient(bareServer(b), grpcgo.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cc.Close()
+		sum := addsvc.NewGRPCClient(cc).Sum
+		ratio(b, bare, func(ctx context.Context, x, y int64) error {
+			_, err := sum(ctx, addsvc.SumRequest{A: x, B: y})
+			return err
+		}, 1)
+	})
+	// Discovery and the balancer around the svckit client, without tracing, retry and
+	// breaker: the balancer's share.
+	b.Run("ratio-balanced-client-seq", func(b *testing.B) {
+		bare, stack := benchClientsWith(b, samplers[0].sampler, 2, false)
+		ratio(b, bare, stack, 1)
 	})
 	b.Run("ratio-unsampled-seq-1instance", func(b *testing.B) {
 		bare, stack := benchClientsN(b, samplers[0].sampler, 1)

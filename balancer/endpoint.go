@@ -14,8 +14,21 @@ type instanceKey struct{}
 // WithInstance returns a context that carries the instance chosen for a call.
 // [Balancer.Middleware] sets it; middleware inside it (a per-instance circuit breaker) and
 // [Dispatch] read it with InstanceFrom.
-func WithInstance(ctx context.Context, inst *discovery.Instance) context.Context {
-	return context.WithValue(ctx, instanceKey{}, inst)
+func WithInstance(ctx context.Context, inst discovery.Instance) context.Context {
+	return &instanceCtx{Context: ctx, inst: inst}
+}
+
+// instanceCtx carries the instance in the same allocation as the context.
+type instanceCtx struct {
+	context.Context
+	inst discovery.Instance
+}
+
+func (c *instanceCtx) Value(key any) any {
+	if key == (instanceKey{}) {
+		return &c.inst
+	}
+	return c.Context.Value(key)
 }
 
 // InstanceFrom returns the instance chosen for the call, or nil when none was.
@@ -31,6 +44,10 @@ func InstanceFrom(ctx context.Context) *discovery.Instance {
 // error, and next is not called, when there is no instance. Put retry middleware outside
 // it, so that each attempt picks anew, and per-instance middleware (a circuit breaker)
 // inside it.
+//
+// A server-streaming endpoint of transport/grpc returns its stream before the call is
+// made: the stream goes to the instance picked, but what the balancer learns is only that
+// the stream was created, not how the call went.
 func (b *Balancer) Middleware() endpoint.Middleware {
 	return func(_ endpoint.Info, next endpoint.Handler) endpoint.Handler {
 		return func(ctx context.Context, req any) (any, error) {
@@ -38,7 +55,7 @@ func (b *Balancer) Middleware() endpoint.Middleware {
 			if err != nil {
 				return nil, err
 			}
-			ctx = resilience.WithInstance(WithInstance(ctx, &inst), inst.Addr)
+			ctx = resilience.WithInstance(WithInstance(ctx, inst), inst.Addr)
 			resp, err := next(ctx, req)
 			done(err)
 			return resp, err
@@ -75,7 +92,7 @@ func Dispatch[Req, Resp any](b *Balancer, factory Factory[Req, Resp]) endpoint.E
 			var zero Resp
 			return zero, err
 		}
-		resp, err := call(WithInstance(ctx, &inst), &inst, req)
+		resp, err := call(WithInstance(ctx, inst), &inst, req)
 		done(err)
 		return resp, err
 	}

@@ -88,6 +88,24 @@ type state struct {
 type subset struct {
 	hosts    []*host
 	schedule []int
+	local    *subset // the hosts in the balancer's zone, when WithZone is set and there are any
+}
+
+// withZone sets s.local to the hosts of s in zone.
+func (s *subset) withZone(zone string) *subset {
+	if zone == "" {
+		return s
+	}
+	var local []*host
+	for _, h := range s.hosts {
+		if h.inst.Zone() == zone {
+			local = append(local, h)
+		}
+	}
+	if len(local) > 0 && len(local) < len(s.hosts) {
+		s.local = newSubset(local)
+	}
+	return s
 }
 
 func newSubset(hosts []*host) *subset {
@@ -146,7 +164,8 @@ func (b *Balancer) build(instances []discovery.Instance, old *state) *state {
 		hosts = append(hosts, h)
 		st.addrs[in.Addr] = struct{}{}
 	}
-	st.all = newSubset(hosts)
+	zone := b.cfg.zone
+	st.all = newSubset(hosts).withZone(zone)
 	named := map[string]bool{}
 	for _, r := range b.cfg.rules {
 		named[r.Version] = true
@@ -167,9 +186,9 @@ func (b *Balancer) build(instances []discovery.Instance, old *state) *state {
 		}
 	}
 	for v, hs := range groups {
-		st.byVersion[v] = newSubset(hs)
+		st.byVersion[v] = newSubset(hs).withZone(zone)
 	}
-	st.rest = newSubset(rest)
+	st.rest = newSubset(rest).withZone(zone)
 	return st
 }
 

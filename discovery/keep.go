@@ -180,4 +180,6 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // Backoff returns the wait before attempt number attempt (0 for the first retry): a random
 // duration between minD and a cap that doubles from minD with each attempt up to maxD. The
 // backends use it to reconnect watches.
-func Backoff(minD, maxD time.Duration, attempt int) time.Duration { return backoff(minD, maxD, attempt) }
+func Backoff(minD, maxD time.Duration, attempt int) time.Duration {
+	return backoff(minD, maxD, attempt)
+}

@@ -4,16 +4,22 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
+	grpcgo "google.golang.org/grpc"
 
+	"github.com/svckit/svckit/balancer"
 	"github.com/svckit/svckit/discovery"
 	"github.com/svckit/svckit/discovery/discoverytest"
 	"github.com/svckit/svckit/discovery/dns"
+	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/examples/addsvc/addsvc"
+	sgrpc "github.com/svckit/svckit/transport/grpc"
 )
 
 // server is a tiny authoritative DNS server on loopback UDP for the tests: it answers A,
@@ -242,4 +248,81 @@ func TestWatch(t *testing.T) {
 	if _, err := dns.New().Watch(t.Context(), "no-port"); err == nil {
 		t.Error("Watch of a name without port or SRV prefix succeeded")
 	}
+}
+
+// TestBalancedCallsOverSRV serves addsvc on three loopback ports published as the SRV
+// records of a headless service, and calls it through a balancer that follows DNS while a
+// pod leaves the records.
+func TestBalancedCallsOverSRV(t *testing.T) {
+	s := startServer(t)
+	s.setA("pod.addsvc.test.", "127.0.0.1")
+	var recs []dnsmessage.SRVResource
+	for range 3 {
+		addr, stop := serveAddsvc(t)
+		defer stop()
+		_, port, _ := net.SplitHostPort(addr)
+		p, _ := strconv.Atoi(port)
+		recs = append(recs, srv(0, 1, uint16(p), "pod.addsvc.test."))
+	}
+	s.setSRV("_grpc._tcp.addsvc.test.", recs...)
+	w := dns.New(dns.WithResolver(s.resolver()), dns.WithInterval(20*time.Millisecond),
+		dns.WithName(func(svc string) string { return "_grpc._tcp." + svc + ".test." }))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	b, err := balancer.Watch(ctx, w, "addsvc", balancer.WithPolicy(balancer.RoundRobin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := balancer.NewConnPool(b, balancer.WithGrace(10*time.Millisecond))
+	defer pool.Close()
+	sum := balancer.Endpoint(endpoint.Info{Service: "addsvc", Method: "Sum"}, b,
+		func(inst discovery.Instance) (endpoint.Endpoint[addsvc.SumRequest, addsvc.SumResponse], error) {
+			cc, err := pool.Get(inst.Addr)
+			if err != nil {
+				return nil, err
+			}
+			return addsvc.NewGRPCClient(cc).Sum, nil
+		})
+	call := func(n int) {
+		t.Helper()
+		for i := range n {
+			resp, err := sum(ctx, addsvc.SumRequest{A: int64(i), B: 1})
+			if err != nil || resp.V != int64(i)+1 {
+				t.Fatalf("call %d: %v %v", i, resp, err)
+			}
+		}
+	}
+	call(30)
+	if pool.Len() != 3 {
+		t.Errorf("%d connections, want one per pod (3)", pool.Len())
+	}
+	s.setSRV("_grpc._tcp.addsvc.test.", recs[1:]...)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(b.Instances()) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("instances %v after a pod left the records", b.Instances())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	call(30)
+	for _, st := range b.Stats() {
+		if st.Calls < 10 {
+			t.Errorf("%s got %d calls", st.Instance.Addr, st.Calls)
+		}
+	}
+}
+
+// serveAddsvc serves addsvc over gRPC on a loopback port.
+func serveAddsvc(t *testing.T) (string, func()) {
+	t.Helper()
+	s := sgrpc.NewServer(addsvc.GRPCService)
+	addsvc.RegisterGRPC(s, addsvc.MakeEndpoints(addsvc.New()))
+	g := grpcgo.NewServer()
+	s.Register(g)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = g.Serve(ln) }()
+	return ln.Addr().String(), g.Stop
 }

@@ -1,4 +1,4 @@
-//go:build integration
+//go:build integration && linux
 
 package etcd_test
 
@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,6 +72,8 @@ func (s *etcdServer) start() {
 		t.Fatal(err)
 	}
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	// etcd dies with the test binary even if the test is killed before its cleanup.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

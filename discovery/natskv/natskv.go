@@ -171,8 +171,15 @@ func (l *lease) publish(ctx context.Context) error {
 
 func (l *lease) Refresh(ctx context.Context) error { return l.publish(ctx) }
 
+// Deregister purges the key. The purge marker, which tells watchers, expires after a
+// minute, so that the markers of instances gone for good do not pile up in the bucket.
 func (l *lease) Deregister(ctx context.Context) error {
-	if err := l.r.kv.Purge(ctx, l.key); err != nil {
+	err := l.r.kv.Purge(ctx, l.key, jetstream.PurgeTTL(time.Minute))
+	if err != nil {
+		// A bucket made elsewhere, without per-message TTLs: purge for good.
+		err = l.r.kv.Purge(ctx, l.key)
+	}
+	if err != nil {
 		return fmt.Errorf("natskv: deregistering %s: %w", l.key, err)
 	}
 	return nil
