@@ -37,7 +37,7 @@ var bareAdd = grpcgo.ServiceDesc{
 			if err := dec(in); err != nil {
 				return nil, err
 			}
-			return &pb.SumReply{V: in.GetA() + in.GetB()}, nil
+			return &pb.SumResponse{V: in.GetA() + in.GetB()}, nil
 		},
 	}},
 }
@@ -81,7 +81,7 @@ func benchClientsWith(b testing.TB, sampler sdktrace.Sampler, instances int, ful
 	}
 	b.Cleanup(func() { _ = cc.Close() })
 	bare = func(ctx context.Context, x, y int64) error {
-		var out pb.SumReply
+		var out pb.SumResponse
 		return cc.Invoke(ctx, "/addsvc.Add/Sum", &pb.SumRequest{A: x, B: y}, &out)
 	}
 

@@ -247,6 +247,11 @@ func (d *dash) edgeList() []Edge {
 		}
 		return true
 	})
+	for _, e := range d.eventEdges() {
+		if _, ok := counts[e]; !ok {
+			counts[e] = 0
+		}
+	}
 	out := make([]Edge, 0, len(counts))
 	for e, n := range counts {
 		e.Count = n
@@ -263,6 +268,52 @@ func (d *dash) edgeList() []Edge {
 	})
 	d.mu.Lock()
 	d.edgesAt, d.edgesVal = time.Now(), out
+	d.mu.Unlock()
+	return out
+}
+
+// eventEdges returns subject → service edges for the event source's consumers whose name
+// starts with a service's name ("notifications" or "notifications-order-placed"), read at
+// most every five seconds. Their count is 0: they show configuration, not traffic.
+func (d *dash) eventEdges() []Edge {
+	if d.cfg.events == nil {
+		return nil
+	}
+	d.mu.Lock()
+	if time.Since(d.eventsAt) < 5*time.Second {
+		v := d.eventsVal
+		d.mu.Unlock()
+		return v
+	}
+	d.eventsAt = time.Now() // one refresh at a time; a failure waits for the next period
+	d.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	streams, err := d.cfg.events.Streams(ctx)
+	if err != nil {
+		return nil
+	}
+	var out []Edge
+	for _, st := range streams {
+		for _, c := range st.Consumers {
+			svc := ""
+			for _, s := range d.sys.Manifest.Services {
+				if (c.Name == s.Name || strings.HasPrefix(c.Name, s.Name+"-") || strings.HasPrefix(c.Name, s.Name+"_")) && len(s.Name) > len(svc) {
+					svc = s.Name
+				}
+			}
+			if svc == "" {
+				continue
+			}
+			from := c.FilterSubject
+			if from == "" || strings.Contains(from, ",") {
+				from = st.Name
+			}
+			out = append(out, Edge{From: from, To: svc, Kind: "consume"})
+		}
+	}
+	d.mu.Lock()
+	d.eventsVal = out
 	d.mu.Unlock()
 	return out
 }

@@ -205,6 +205,9 @@ func TestBrowser(t *testing.T) {
 	t.Run("traces", func(t *testing.T) {
 		navigate(t, ctx, base+"#/traces?service=relay")
 		poll(t, ctx, "trace rows", `document.querySelectorAll('#trace-list tr.trace').length > 0`)
+		if n := eval[int](t, ctx, `Array.from(document.querySelectorAll('#trace-list tr.trace')).filter(r => !r.dataset.services.split(' ').includes('relay')).length`); n != 0 {
+			t.Fatalf("%d traces without relay under the service filter", n)
+		}
 		screenshot(t, ctx, dir, "traces")
 	})
 
@@ -337,6 +340,8 @@ func TestBrowser(t *testing.T) {
 	t.Run("api explorer", func(t *testing.T) {
 		navigate(t, ctx, base+"#/api")
 		poll(t, ctx, "relay's endpoint from the traces", `document.querySelector('#endpoints div[data-service="relay"][data-path="/add"]')`)
+		poll(t, ctx, "addsvc's endpoints from its OpenAPI document",
+			`document.querySelector('#endpoints div[data-service="addsvc"][data-path="/sum"]') && document.querySelector('#endpoints div[data-service="addsvc"][data-path="/concat"]')`)
 		if err := chromedp.Do(ctx, chromedp.Click(`#endpoints div[data-service="relay"][data-path="/add"]`)); err != nil {
 			t.Fatal(err)
 		}

@@ -145,12 +145,14 @@ type dash struct {
 	cfg    config
 	client *http.Client
 
-	mu       sync.Mutex
-	probes   map[string]probe  // instance id → last health probe
-	versions map[string]string // binary path → version
-	edgesAt  time.Time
-	edgesVal []Edge
-	rr       uint64 // round robin for /api/call
+	mu        sync.Mutex
+	probes    map[string]probe  // instance id → last health probe
+	versions  map[string]string // binary path → version
+	edgesAt   time.Time
+	edgesVal  []Edge
+	eventsAt  time.Time
+	eventsVal []Edge // consume edges from the event source's consumers
+	rr        uint64 // round robin for /api/call
 }
 
 func staticHandler() http.Handler {

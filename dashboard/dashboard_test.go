@@ -75,7 +75,9 @@ func startSystem(t testing.TB, opts ...dashboard.Option) *devrun.System {
 		Dir: "testdata/sys", StateDir: t.TempDir(), Out: out, Quiet: true,
 		Backoff: devrun.Backoff{Min: 50 * time.Millisecond, Max: time.Second, Stable: time.Minute},
 		Grace:   5 * time.Second,
-		Handler: func(s *devrun.System) http.Handler { return dashboard.Handler(s, opts...) },
+		Handler: func(s *devrun.System) http.Handler {
+			return dashboard.Handler(s, append([]dashboard.Option{dashboard.WithOpenAPIFunc(dashboard.OpenAPIFiles(s.Manifest))}, opts...)...)
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -602,5 +604,54 @@ func TestAssetsReferenceNoExternalURL(t *testing.T) {
 	})
 	if err != nil || n < 3 {
 		t.Fatalf("walk: %v, %d files", err, n)
+	}
+}
+
+func TestOpenAPIFiles(t *testing.T) {
+	m, err := devrun.LoadManifest("testdata/sys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	find := dashboard.OpenAPIFiles(m)
+	ctx := context.Background()
+	doc, err := find(ctx, "addsvc") // an import path: found with go list
+	if err != nil {
+		t.Fatal(err)
+	}
+	eps, err := dashboard.ParseOpenAPI(doc)
+	if err != nil || len(eps) == 0 {
+		t.Fatalf("addsvc: %d endpoints, %v", len(eps), err)
+	}
+	for _, name := range []string{"relay", "nosuch"} { // a package without documents; no service
+		if doc, err := find(ctx, name); err != nil || doc != nil {
+			t.Fatalf("%s: %q, %v", name, doc, err)
+		}
+	}
+}
+
+func TestMergeOpenAPI(t *testing.T) {
+	a := `{"openapi":"3.1.0","info":{"title":"a"},"paths":{"/x":{"get":{"operationId":"X"}}},"components":{"schemas":{"S":{"type":"string"}}}}`
+	b := `{"openapi":"3.1.0","info":{"title":"b"},"paths":{"/x":{"post":{}},"/y":{"post":{"operationId":"Y","requestBody":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/T"}}}}}}},
+	      "components":{"schemas":{"T":{"type":"object","properties":{"n":{"type":"integer"}}}}}}`
+	doc, err := dashboard.MergeOpenAPI([]byte(a), []byte(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eps, err := dashboard.ParseOpenAPI(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range eps {
+		got = append(got, e.Method+" "+e.Path+" "+strings.Join(strings.Fields(e.Example), ""))
+	}
+	if want := `GET /x |POST /x |POST /y {"n":0}`; strings.Join(got, "|") != want {
+		t.Fatalf("merged endpoints %q, want %q", got, want)
+	}
+	if _, err := dashboard.MergeOpenAPI([]byte(a), []byte("{")); err == nil {
+		t.Fatal("no error for a malformed document")
+	}
+	if doc, _ := dashboard.MergeOpenAPI(); doc != nil {
+		t.Fatal("a document from none")
 	}
 }

@@ -45,6 +45,10 @@ func TestJetStreamSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := js.CreateOrUpdateConsumer(ctx, "ORDERS", jetstream.ConsumerConfig{Durable: "orders-audit",
+		AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: "order.paid"}); err != nil {
+		t.Fatal(err)
+	}
 	for i := 1; i <= 5; i++ {
 		subject := "order.placed"
 		if i == 5 {
@@ -83,7 +87,7 @@ func TestJetStreamSource(t *testing.T) {
 		t.Fatalf("streams %+v", streams)
 	}
 	o := streams[1]
-	if o.Messages != 4 || o.LastSeq != 5 || len(o.Consumers) != 1 {
+	if o.Messages != 4 || o.LastSeq != 5 || len(o.Consumers) != 2 || o.Consumers[1].Name != "orders-audit" {
 		t.Fatalf("ORDERS %+v", o)
 	}
 	c := o.Consumers[0]
@@ -119,6 +123,12 @@ func TestJetStreamSource(t *testing.T) {
 	getJSON(t, h.URL+"/api/events", &got)
 	if !got.Configured || len(got.Streams) != 2 {
 		t.Fatalf("/api/events = %+v", got)
+	}
+	// The consumer named after the service orders appears in the architecture view.
+	var edges []dashboard.Edge
+	getJSON(t, h.URL+"/api/edges", &edges)
+	if len(edges) != 1 || edges[0] != (dashboard.Edge{From: "order.paid", To: "orders", Kind: "consume"}) {
+		t.Fatalf("edges %+v", edges)
 	}
 	var list []dashboard.Message
 	if code := getJSON(t, h.URL+"/api/events/ORDERS?n=2", &list); code != 200 || len(list) != 2 {

@@ -24,6 +24,7 @@ func Example() {
 	// Output:
 	// service_gen.go
 	// pbconv_gen.go
+	// pb/doc_gen.go
 	// pb/stream_pb_gen.go
 	// pb/stream.proto
 	// stream.openapi.json

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,7 +88,7 @@ func firstDiff(t *testing.T, path string, files []File) string {
 // TestGoldenBuilds vets (and so type-checks and compiles) the generated code of the
 // corpus.
 func TestGoldenBuilds(t *testing.T) {
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		t.Skip("runs go vet")
 	}
 	args := []string{"vet"}
@@ -163,10 +164,17 @@ func TestDeterministic(t *testing.T) {
 	}
 }
 
-// TestCommittedTreeIsCurrent is `svckit gen -check` on the module's generated packages:
-// the committed generated files match what the generator produces now.
+// TestCommittedTreeIsCurrent is `svckit gen -check ./...` on the module: the committed
+// generated files of every generated package match what the generator produces now.
 func TestCommittedTreeIsCurrent(t *testing.T) {
-	for _, dir := range []string{"../examples/addsvc/addsvc"} {
+	dirs, err := GeneratedPackages("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(dirs, filepath.Join("..", "examples", "addsvc", "addsvc")) {
+		t.Fatalf("examples/addsvc/addsvc not found among %v", dirs)
+	}
+	for _, dir := range dirs {
 		files, err := Generate(dir, Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -176,7 +184,7 @@ func TestCommittedTreeIsCurrent(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, p := range stale {
-			t.Errorf("%s is stale: run go generate ./examples/addsvc/... (%s)", p, firstDiff(t, p, files))
+			t.Errorf("%s is stale: run go run ./cmd/svckit gen %s (%s)", p, dir, firstDiff(t, p, files))
 		}
 	}
 }
@@ -265,5 +273,23 @@ func BenchmarkGenerate50(b *testing.B) {
 		if _, err := Generate(dir, Options{}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	pkg, err := Load(filepath.Join("testdata", "golden", "routes"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pkg.Services) != 1 || pkg.Services[0].GRPCName != "routes.Profiles" {
+		t.Fatalf("services: %+v", pkg.Services)
+	}
+	var routes []string
+	for _, m := range pkg.Services[0].Methods {
+		routes = append(routes, m.HTTPMethod+" "+m.HTTPPath)
+	}
+	want := "GET /profiles/{id},GET /profiles,DELETE /profiles/{id},PUT /profiles/{id}/name,POST /orgs/{org}/members/{n},GET /files/{path...}, ,POST /profiles/touch,GET /things/{id}"
+	if got := strings.Join(routes, ","); got != want {
+		t.Errorf("routes:\n got %s\nwant %s", got, want)
 	}
 }

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -41,6 +45,23 @@ func Generate(dir string, opts Options) (files []File, err error) {
 		return nil, err
 	}
 	return generate(pkg)
+}
+
+// Load reads the Go package in dir and returns the generator's model of its services, for
+// tools that need the routes, messages and methods without generating (a gateway, a
+// dashboard, documentation). Errors are as for [Generate].
+func Load(dir string, opts Options) (pkg *Package, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("svckit gen: internal error loading %s (a bug; please report it with the interface): %v\n%s", dir, r, debug.Stack())
+		}
+	}()
+	pkg, err = parse(dir, opts.Types)
+	if err != nil {
+		return nil, err
+	}
+	assignProtoNames(pkg)
+	return pkg, nil
 }
 
 func generate(pkg *Package) ([]File, error) {
@@ -81,6 +102,10 @@ func generate(pkg *Package) ([]File, error) {
 	}
 	files = append(files, svcFiles...)
 	files = append(files, File{filepath.Join(pkg.Dir, "pbconv_gen.go"), sharedSrc})
+	if err := checkClashes(pkg, files); err != nil {
+		return nil, err
+	}
+	files = append(files, File{filepath.Join(pkg.PBDir, "doc_gen.go"), pbDoc(pkg)})
 	files = append(files, File{filepath.Join(pkg.PBDir, pkg.Name+"_pb_gen.go"), pbSrc})
 	files = append(files, File{filepath.Join(pkg.PBDir, protoFileName(pkg)), protoSrc})
 	oa, err := openAPI(pkg)
@@ -185,4 +210,87 @@ func obsoleteFiles(files []File) ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// GeneratedPackages returns the directories below root that hold a package generated
+// before: they have a pbconv_gen.go written by svckit gen. testdata, vendor and hidden
+// directories are skipped, as the go command does. `svckit gen -check ./...` checks them.
+func GeneratedPackages(root string) ([]string, error) {
+	var dirs []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			n := d.Name()
+			if p != root && (n == "testdata" || n == "vendor" || strings.HasPrefix(n, ".") || strings.HasPrefix(n, "_")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.Name() != "pbconv_gen.go" {
+			return nil
+		}
+		if ok, err := owned(p); err != nil || !ok {
+			return err
+		}
+		dirs = append(dirs, filepath.Dir(p))
+		return nil
+	})
+	return dirs, err
+}
+
+// checkClashes reports package-level names that the generated Go files declare and the
+// package's own files declare too (the package was loaded without its generated files).
+func checkClashes(pkg *Package, files []File) error {
+	var errs errs
+	fset := token.NewFileSet()
+	for _, f := range files {
+		if !strings.HasSuffix(f.Path, "_gen.go") || filepath.Dir(f.Path) != pkg.Dir {
+			continue
+		}
+		af, err := parser.ParseFile(fset, f.Path, f.Content, parser.SkipObjectResolution)
+		if err != nil {
+			return fmt.Errorf("svckit gen produced invalid Go (a bug; please report it): %w", err)
+		}
+		for _, d := range af.Decls {
+			var names []*ast.Ident
+			switch d := d.(type) {
+			case *ast.FuncDecl:
+				if d.Recv == nil {
+					names = append(names, d.Name)
+				}
+			case *ast.GenDecl:
+				for _, sp := range d.Specs {
+					switch sp := sp.(type) {
+					case *ast.TypeSpec:
+						names = append(names, sp.Name)
+					case *ast.ValueSpec:
+						names = append(names, sp.Names...)
+					}
+				}
+			}
+			for _, n := range names {
+				if n.Name == "_" {
+					continue
+				}
+				if o := pkg.types.Scope().Lookup(n.Name); o != nil {
+					errs.add(pkg.fset.Position(o.Pos()), "", "%s is declared here and in the generated %s; rename yours", n.Name, filepath.Base(f.Path))
+				}
+			}
+		}
+	}
+	return errs.err()
+}
+
+// pbDoc is the package documentation of the protobuf Go package.
+func pbDoc(pkg *Package) []byte {
+	var names []string
+	for _, s := range pkg.Services {
+		names = append(names, s.GRPCName)
+	}
+	g := newGoFile(pkg)
+	g.docf("Package %s holds the protobuf messages of package %s (gRPC %s), as protoc-gen-go would write them for %s. svckit gen writes them from the Go interface; the conversions to and from the Go types are in package %s, file pbconv_gen.go.",
+		pkg.PBName, pkg.Path, strings.Join(names, ", "), protoFileName(pkg), pkg.Name)
+	return []byte(header + "\n\n" + g.body.String() + "package " + pkg.PBName + "\n")
 }

@@ -155,3 +155,17 @@ func (g *goFile) comment(indent, doc string) {
 		}
 	}
 }
+
+// docf writes a generated doc comment, wrapped at 90 columns.
+func (g *goFile) docf(format string, args ...any) {
+	text := fmt.Sprintf(format, args...)
+	line := "//"
+	for _, w := range strings.Fields(text) {
+		if len(line)+1+len(w) > 90 && line != "//" {
+			g.p("%s", line)
+			line = "//"
+		}
+		line += " " + w
+	}
+	g.p("%s", line)
+}

@@ -158,7 +158,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"fmt"
 	"io"
 	"os"
 
@@ -200,7 +199,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"fmt"
 	"io"
 	"os"

@@ -29,6 +29,9 @@ func parse(dir string, names []string) (*Package, error) {
 	if err != nil {
 		return nil, err
 	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("%s: not a directory", relPath(dir))
+	}
 	cfg := &packages.Config{
 		Mode: packages.NeedName | packages.NeedFiles | packages.NeedSyntax | packages.NeedTypes |
 			packages.NeedTypesInfo | packages.NeedImports,
@@ -61,7 +64,14 @@ func parse(dir string, names []string) (*Package, error) {
 		enums: make(map[string]*Enum),
 		docs:  make(map[token.Pos]*ast.Field),
 	}
-	p.run(names)
+	for _, e := range lp.Errors {
+		if e.Kind == packages.ParseError {
+			p.errs.add(token.Position{}, "", "%s: %s", relPath(e.Pos), e.Msg)
+		}
+	}
+	if len(p.errs.list) == 0 {
+		p.run(names)
+	}
 	if err := p.errs.err(); err != nil {
 		return nil, err
 	}
@@ -162,6 +172,12 @@ func (p *parser2) run(names []string) {
 // selectIfaces picks the interfaces to generate code for.
 func (p *parser2) selectIfaces(decls []ifaceDecl, names []string) []ifaceDecl {
 	pkgPos := p.pos(p.lp.Syntax[0].Name.Pos())
+	for _, f := range p.lp.Syntax {
+		if pos := p.pos(f.Name.Pos()); !strings.HasSuffix(pos.Filename, "_gen.go") {
+			pkgPos = pos
+			break
+		}
+	}
 	if len(names) > 0 {
 		var out []ifaceDecl
 		for _, n := range names {
@@ -734,6 +750,16 @@ func (p *parser2) typeOfIn(t types.Type, where, what string, stack map[string]bo
 	}
 	switch x := u.Underlying().(type) {
 	case *types.Basic:
+		if x.Kind() == types.Invalid {
+			msg := "the type does not type-check"
+			for _, e := range p.lp.Errors {
+				if e.Kind == packages.TypeError {
+					msg += ": " + relPath(e.Pos) + ": " + e.Msg
+					break
+				}
+			}
+			return bad("%s", msg)
+		}
 		if !supportedBasic(x) {
 			return bad("type %s is not supported", tstr())
 		}

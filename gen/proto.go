@@ -247,14 +247,19 @@ func pbGoType(b *types.Basic) string {
 // them, so that the generated Go code carries the same comments.
 func protoText(pkg *Package, fd *descriptorpb.FileDescriptorProto) ([]byte, *descriptorpb.SourceCodeInfo) {
 	var b strings.Builder
-	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	lines := 0
+	w := func(format string, args ...any) {
+		s := fmt.Sprintf(format, args...)
+		lines += strings.Count(s, "\n")
+		b.WriteString(s)
+	}
 	info := &descriptorpb.SourceCodeInfo{}
 	// loc records the declaration about to be written on the current line.
 	loc := func(doc string, indent int, path ...int32) {
 		if doc == "" {
 			return
 		}
-		line := int32(strings.Count(b.String(), "\n"))
+		line := int32(lines)
 		var lead strings.Builder
 		for _, l := range strings.Split(doc, "\n") {
 			if l != "" {

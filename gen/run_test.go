@@ -62,7 +62,7 @@ func goCmd(t *testing.T, dir string, args ...string) string {
 // which serves the service with svckit.App on loopback and calls it with the generated
 // HTTP and gRPC clients through the same Service interface.
 func TestGenerateBuildRun(t *testing.T) {
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		t.Skip("builds and runs a generated service")
 	}
 	dir := tempModule(t, map[string]string{
@@ -140,6 +140,15 @@ type Service interface {
 	Count(ctx context.Context, n int) (iter.Seq2[Item, error], error)
 	// Fail fails with the named kind.
 	Fail(ctx context.Context, kind string) error
+	// Remove removes an item; hard comes from the query string.
+	//svckit:http DELETE /items/{id}
+	Remove(ctx context.Context, id int64, hard bool) (removed string, err error)
+	// Move binds two wildcards and a body field.
+	//svckit:http POST /shelves/{shelf}/slots/{slot}
+	Move(ctx context.Context, shelf string, slot uint32, note string) (string, error)
+	// File takes the rest of the path.
+	//svckit:http GET /files/{path...}
+	File(ctx context.Context, path string) (string, error)
 }
 `
 
@@ -147,6 +156,7 @@ const e2eImpl = `package store
 
 import (
 	"context"
+	"fmt"
 	"iter"
 	"time"
 
@@ -205,6 +215,16 @@ func (impl) Count(ctx context.Context, n int) (iter.Seq2[Item, error], error) {
 		}
 	}, nil
 }
+
+func (impl) Remove(_ context.Context, id int64, hard bool) (string, error) {
+	return fmt.Sprintf("%d hard=%t", id, hard), nil
+}
+
+func (impl) Move(_ context.Context, shelf string, slot uint32, note string) (string, error) {
+	return fmt.Sprintf("%s/%d: %s", shelf, slot, note), nil
+}
+
+func (impl) File(_ context.Context, path string) (string, error) { return "file " + path, nil }
 
 func (impl) Fail(_ context.Context, kind string) error {
 	k, _ := svcerr.ParseKind(kind)
@@ -289,6 +309,15 @@ func TestServeAndCall(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(got, in) {
 			t.Errorf("%s: Put = %+v, %v; want %+v", name, got, err, in)
 		}
+		if got, err := c.Move(ctx, "a b", 7, "n/o?te"); err != nil || got != "a b/7: n/o?te" {
+			t.Errorf("%s: Move = %q, %v", name, got, err)
+		}
+		if got, err := c.File(ctx, "dir/sub/f.txt"); err != nil || got != "file dir/sub/f.txt" {
+			t.Errorf("%s: File = %q, %v", name, got, err)
+		}
+		if got, err := c.Remove(ctx, 5, false); err != nil || got != "5 hard=false" {
+			t.Errorf("%s: Remove = %q, %v", name, got, err)
+		}
 		for _, k := range []svcerr.Kind{svcerr.PermissionDenied, svcerr.Unavailable, svcerr.AlreadyExists} {
 			if err := c.Fail(ctx, k.String()); svcerr.KindOf(err) != k {
 				t.Errorf("%s: Fail(%s) = %v", name, k, err)
@@ -342,6 +371,19 @@ func TestServeAndCall(t *testing.T) {
 	listed := lr.Result
 	if err != nil || len(listed) != 3 || listed[1].Kind != KindB || !reflect.DeepEqual(listed[1].Tags, []string{"x", "y"}) {
 		t.Errorf("GET /items?... = %+v, %v", listed, err)
+	}
+	req, _ := http.NewRequest(http.MethodDelete, "http://"+httpAddr.String()+"/items/6?hard=true", nil)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var removed struct {
+		Removed string ` + "`json:\"removed\"`" + `
+	}
+	err = json.NewDecoder(resp.Body).Decode(&removed)
+	resp.Body.Close()
+	if err != nil || removed.Removed != "6 hard=true" {
+		t.Errorf("DELETE /items/6?hard=true = %+v, %v", removed, err)
 	}
 	resp, err = http.Get("http://" + httpAddr.String() + "/items?limit=many")
 	if err != nil {

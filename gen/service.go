@@ -81,8 +81,7 @@ func (w *svcGen) wrappers() {
 
 func (w *svcGen) endpoints() {
 	g := w.g
-	g.p("// %s holds one typed endpoint per method of %s. Transports serve them, clients", w.x("Endpoints"), w.s.Name)
-	g.p("// build them, middleware wraps them.")
+	g.docf("%s holds one typed endpoint per method of %s. Transports serve them, clients build them, middleware wraps them.", w.x("Endpoints"), w.s.Name)
 	g.p("type %s struct {", w.x("Endpoints"))
 	for _, m := range w.s.Methods {
 		g.comment("\t", m.Doc)
@@ -136,8 +135,7 @@ func (w *svcGen) endpoints() {
 func (w *svcGen) client() {
 	g := w.g
 	name := w.x("Client")
-	g.p("// %s is a %s that calls another through %s: the same interface, served", name, w.s.Name, w.x("Endpoints"))
-	g.p("// locally or remotely. Build the endpoints with New%sHTTPClient or New%sGRPCClient.", w.s.Prefix, w.s.Prefix)
+	g.docf("%s is a %s that calls another through %s: the same interface, served locally or remotely. Build the endpoints with New%sHTTPClient or New%sGRPCClient.", name, w.s.Name, w.x("Endpoints"), w.s.Prefix, w.s.Prefix)
 	g.p("type %s struct {\n\te %s\n}\n", name, w.x("Endpoints"))
 	g.p("// New%s returns a %s that calls e.", name, w.s.Name)
 	g.p("func New%s(e %s) *%s { return &%s{e: e} }\n", name, w.x("Endpoints"), name, name)
@@ -245,13 +243,21 @@ func (w *svcGen) httpServer() {
 
 func (w *svcGen) httpClient() {
 	g := w.g
-	g.p("// New%sHTTPClient returns %s that call the service at baseURL, such as", w.s.Prefix, w.x("Endpoints"))
-	g.p("// \"http://127.0.0.1:8080\", over HTTP.")
+	var notServed []string
 	for _, m := range w.s.Methods {
 		if m.HTTPMethod == "" {
-			g.p("// %s is not served over HTTP; its endpoint fails with svcerr.Unimplemented.", m.Name)
+			notServed = append(notServed, m.Name)
 		}
 	}
+	doc := fmt.Sprintf("New%sHTTPClient returns %s that call the service at baseURL, such as \"http://127.0.0.1:8080\", over HTTP.", w.s.Prefix, w.x("Endpoints"))
+	switch len(notServed) {
+	case 0:
+	case 1:
+		doc += fmt.Sprintf(" %s is not served over HTTP; its endpoint fails with svcerr.Unimplemented.", notServed[0])
+	default:
+		doc += fmt.Sprintf(" %s are not served over HTTP; their endpoints fail with svcerr.Unimplemented.", strings.Join(notServed, ", "))
+	}
+	g.docf("%s", doc)
 	g.p("func New%sHTTPClient(baseURL string, opts ...%sClientOption) (%s, error) {", w.s.Prefix, g.shttp(), w.x("Endpoints"))
 	g.p("\tc, err := %sNewClient(baseURL, %q, opts...)", g.shttp(), w.label())
 	g.p("\tif err != nil {\n\t\treturn %s{}, err\n\t}", w.x("Endpoints"))
@@ -336,8 +342,7 @@ func lift[A, B any](f func(A) B) func(A) (B, error) {
 func (w *svcGen) serve() {
 	g := w.g
 	app := g.q("github.com/svckit/svckit", "svckit")
-	g.p("// Serve%s serves svc on app over HTTP (Register%sHTTP) and gRPC (Register%sGRPC),", w.s.Prefix, w.s.Prefix, w.s.Prefix)
-	g.p("// with app's middleware: tracing, access log, metrics, timeout and panic recovery.")
+	g.docf("Serve%s serves svc on app over HTTP (Register%sHTTP) and gRPC (Register%sGRPC), with app's middleware: tracing, access log, metrics, timeout and panic recovery.", w.s.Prefix, w.s.Prefix, w.s.Prefix)
 	g.p("func Serve%s(app *%sApp, svc %s) error {", w.s.Prefix, app, w.s.Name)
 	g.p("\te := Make%s(svc)", w.x("Endpoints"))
 	g.p("\tRegister%sHTTP(app.HTTP(), e)", w.s.Prefix)
@@ -413,8 +418,7 @@ func (w *svcGen) binding(m *Method) {
 func (w *svcGen) urlQuery(m *Method, recv, route string) {
 	g := w.g
 	uv := g.q("net/url", "") + "Values"
-	g.p("// URLQuery returns the fields that %s carries in its query string; fields with", route)
-	g.p("// their zero value are left out.")
+	g.docf("URLQuery returns the fields that %s carries in its query string; fields with their zero value are left out.", route)
 	g.p("func (r *%s) URLQuery() %s {", recv, uv)
 	g.p("\tq := make(%s, %d)", uv, len(m.QueryField))
 	for _, f := range m.QueryField {

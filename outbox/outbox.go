@@ -18,6 +18,12 @@
 // drops as duplicates within its duplicate window; consumers that de-duplicate by message
 // id make delivery effectively once beyond it.
 //
+// Events are published in sequence order, which on SQLite is commit order. A publish that
+// fails in the middle of a batch (a cluster electing a leader) is repeated, and the
+// repeated events then follow later events of the same batch in the stream: per-key order
+// holds when no publish fails. On PostgreSQL, where a later sequence number can commit
+// first, events of concurrent transactions can be published in either order.
+//
 // The relay wakes up when a transaction that added events commits (through
 // store.AfterCommit; no polling on the fast path), and polls slowly as a fallback for
 // rows written by other processes or outside Store.InTx. Only one relay per store

@@ -268,3 +268,41 @@ func TestTraceContext(t *testing.T) {
 		t.Fatal("no event")
 	}
 }
+
+// TestPurgeAndReuse purges sent events at once: once the table is empty, SQLite hands out
+// sequence numbers again from 1, and the relay must still publish the new events.
+func TestPurgeAndReuse(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, sqliteStore(t))
+	var got received
+	sub, err := e.bus.Subscribe(ctx, "events.purge", "p", got.handler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop(ctx)
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go e.ob.Relay(e.bus, outbox.Retention(time.Nanosecond), outbox.PollInterval(time.Hour)).Run(rctx)
+	for i, id := range []string{"first", "second", "third"} {
+		if err := e.st.InTx(ctx, func(tx *sql.Tx) error {
+			return e.ob.Add(ctx, tx, &pubsub.Message{ID: id, Subject: "events.purge"})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		got.wait(t, i+1)
+		deadline := time.Now().Add(10 * time.Second)
+		for { // until the relay has purged the sent row
+			var n int
+			if err := e.st.ReadDB().QueryRowContext(ctx, "SELECT COUNT(*) FROM outbox").Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d rows not purged", n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}

@@ -25,6 +25,8 @@ func PollInterval(d time.Duration) RelayOption { return func(r *Relay) { r.poll 
 
 // LeaseTTL sets how long the relay's lease lasts without renewal; another relay takes
 // over that long after this one died. It is renewed every third of it. Default 10s.
+// Relays compare expiry times taken from their own clocks, so on a PostgreSQL store
+// shared by several hosts keep it well above the clock skew between them.
 func LeaseTTL(d time.Duration) RelayOption { return func(r *Relay) { r.ttl = d } }
 
 // Owner names this relay in the lease row; default a random id. Relays with the same
@@ -65,7 +67,7 @@ func (o *Outbox) Relay(pub pubsub.Publisher, opts ...RelayOption) *Relay {
 		r.logger = slog.New(slog.DiscardHandler)
 	}
 	rb := o.st.Rebind
-	r.qSelect = rb("SELECT seq, id, subject, key, payload, headers FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?")
+	r.qSelect = rb("SELECT seq, id, subject, key, payload, headers FROM outbox WHERE sent_at IS NULL AND seq > ? ORDER BY seq LIMIT ?")
 	r.qMarkRange = rb("UPDATE outbox SET sent_at = ? WHERE seq >= ? AND seq <= ? AND sent_at IS NULL")
 	r.qMarkAny = rb("UPDATE outbox SET sent_at = ? WHERE seq = ANY(?)")
 	r.qAcquire = rb(`INSERT INTO outbox_lease (name, owner, expires_at) VALUES (?, ?, ?)
@@ -152,22 +154,94 @@ func (r *Relay) renew(ctx context.Context) {
 
 // loop relays while ctx lasts: drain everything, then wait for a notification or the
 // poll interval.
+//
+// Marking a batch sent runs while the next batch is read and published: the relay keeps
+// a cursor, the highest sequence number it has published, and reads only rows above it,
+// so a batch that is still being marked is not read again. The cursor goes back to zero
+// whenever the outbox looks empty. On SQLite, whose single writer commits rows in
+// sequence order, no row can appear below the cursor while rows remain. On PostgreSQL a
+// transaction can commit a lower sequence number after a higher one, so there the cursor
+// also goes back to zero at every poll interval, and such a row waits at most that long
+// even under constant load.
 func (r *Relay) loop(ctx context.Context) {
 	pause := 10 * time.Millisecond
-	lastPurge := time.Time{}
-	for ctx.Err() == nil {
-		n, err := r.relayBatch(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
+	lastPurge, lastRewind := time.Now(), time.Now()
+	var cursor int64
+	var next *batch        // read ahead while the previous batch was published
+	var marking chan error // the mark in flight, if any
+	waitMark := func() {
+		if marking == nil {
+			return
+		}
+		if err := <-marking; err != nil {
+			if ctx.Err() == nil {
+				r.logger.WarnContext(ctx, "outbox: relay", slog.String("error", err.Error()))
 			}
-			r.logger.WarnContext(ctx, "outbox: relay", slog.String("error", err.Error()))
-			sleep(ctx, pause)
-			pause = min(2*pause, 2*time.Second)
+			// Publish the batch again; JetStream drops the duplicates.
+			cursor, next = 0, nil
+		}
+		marking = nil
+	}
+	defer waitMark()
+	failed := func(err error) {
+		waitMark()
+		cursor, next = 0, nil
+		if ctx.Err() != nil {
+			return
+		}
+		r.logger.WarnContext(ctx, "outbox: relay", slog.String("error", err.Error()))
+		sleep(ctx, pause)
+		pause = min(2*pause, 2*time.Second)
+	}
+	rewindable := r.o.st.Dialect() == store.Postgres
+	for ctx.Err() == nil {
+		if rewindable && time.Since(lastRewind) > r.poll {
+			waitMark()
+			cursor, next, lastRewind = 0, nil, time.Now()
+		}
+		var b batch
+		if next != nil {
+			b, next = *next, nil
+		} else {
+			var err error
+			if b, err = r.read(ctx, cursor); err != nil {
+				failed(err)
+				continue
+			}
+		}
+		if n := len(b.seqs); n > 0 {
+			published := make(chan error, 1)
+			go func() { published <- r.pub.Publish(ctx, b.msgs...) }()
+			if n == r.batch {
+				// More rows are likely waiting: read them while this batch is published.
+				if nb, err := r.read(ctx, b.seqs[n-1]); err == nil && len(nb.seqs) > 0 {
+					next = &nb
+				}
+			}
+			if err := <-published; err != nil {
+				failed(fmt.Errorf("outbox: publish: %w", err))
+				continue
+			}
+			pause = 10 * time.Millisecond
+			waitMark()
+			cursor = b.seqs[n-1]
+			marking = make(chan error, 1)
+			go func(done chan<- error, seqs []int64) { done <- r.mark(ctx, seqs) }(marking, b.seqs)
+			if n == r.batch || next != nil {
+				continue
+			}
+		}
+		// Nothing more to read: finish the mark before sleeping, so the state in the
+		// store is current, and see whether the outbox is really empty.
+		if marking != nil {
+			waitMark()
 			continue
 		}
-		pause = 10 * time.Millisecond
-		if n == r.batch {
+		if cursor != 0 {
+			// Read once more from the start before sleeping: on PostgreSQL a lower
+			// sequence number may have committed late, and on SQLite, once purging has
+			// emptied the table, new rows may reuse sequence numbers below the cursor.
+			cursor, lastRewind = 0, time.Now()
 			continue
 		}
 		if r.retention > 0 && time.Since(lastPurge) > min(r.retention, time.Minute) {
@@ -184,44 +258,37 @@ func (r *Relay) loop(ctx context.Context) {
 	}
 }
 
-// relayBatch publishes the oldest unsent events, up to a batch, and marks them sent. It
-// returns how many it relayed.
-func (r *Relay) relayBatch(ctx context.Context) (int, error) {
-	rows, err := r.o.st.ReadDB().QueryContext(ctx, r.qSelect, r.batch)
+// batch is events read from the outbox, with their sequence numbers.
+type batch struct {
+	msgs []*pubsub.Message
+	seqs []int64
+}
+
+// read reads the oldest unsent events above cursor, up to a batch.
+func (r *Relay) read(ctx context.Context, cursor int64) (batch, error) {
+	var b batch
+	rows, err := r.o.st.ReadDB().QueryContext(ctx, r.qSelect, cursor, r.batch)
 	if err != nil {
-		return 0, fmt.Errorf("outbox: read: %w", err)
+		return b, fmt.Errorf("outbox: read: %w", err)
 	}
-	var msgs []*pubsub.Message
-	var seqs []int64
+	defer rows.Close()
 	for rows.Next() {
 		var seq int64
 		var id, subject, key, headers string
 		var payload []byte
 		if err := rows.Scan(&seq, &id, &subject, &key, &payload, &headers); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("outbox: read: %w", err)
+			return batch{}, fmt.Errorf("outbox: read: %w", err)
 		}
 		m, err := decode(id, subject, key, payload, headers)
 		if err != nil {
-			rows.Close()
-			return 0, err
+			return batch{}, err
 		}
-		msgs, seqs = append(msgs, m), append(seqs, seq)
+		b.msgs, b.seqs = append(b.msgs, m), append(b.seqs, seq)
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("outbox: read: %w", err)
+		return batch{}, fmt.Errorf("outbox: read: %w", err)
 	}
-	if len(msgs) == 0 {
-		return 0, nil
-	}
-	if err := r.pub.Publish(ctx, msgs...); err != nil {
-		return 0, fmt.Errorf("outbox: publish: %w", err)
-	}
-	if err := r.mark(ctx, seqs); err != nil {
-		return 0, err
-	}
-	return len(msgs), nil
+	return b, nil
 }
 
 // mark marks the events with sequence numbers seqs sent. On SQLite, whose single writer

@@ -385,7 +385,7 @@ func (b *Bus) publishAll(ctx context.Context, msgs []*nats.Msg) ([]*nats.Msg, er
 	var failed []*nats.Msg
 	var first error
 	for i, m := range msgs {
-		f, err := b.js.PublishMsgAsync(m, jetstream.WithMsgID(m.Header.Get(nats.MsgIdHdr)))
+		f, err := b.js.PublishMsgAsync(m) // the Nats-Msg-Id header is set already
 		if err != nil {
 			if first == nil {
 				first = err

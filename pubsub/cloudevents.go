@@ -30,10 +30,6 @@ const SpecVersion = "1.0"
 
 // encodeHeaders returns the NATS headers of m.
 func encodeHeaders(m *Message) nats.Header {
-	h := make(nats.Header, 8+len(m.Headers))
-	for k, v := range m.Headers {
-		h[k] = []string{v}
-	}
 	typ := m.Type
 	if typ == "" {
 		typ = m.Subject
@@ -42,15 +38,25 @@ func encodeHeaders(m *Message) nats.Header {
 	if ct == "" {
 		ct = "application/json"
 	}
-	h[nats.MsgIdHdr] = []string{m.ID}
-	h[HeaderID] = []string{m.ID}
-	h[HeaderSource] = []string{m.Source}
-	h[HeaderType] = []string{typ}
-	h[HeaderSpecVersion] = []string{SpecVersion}
-	h[HeaderTime] = []string{m.Time.UTC().Format(time.RFC3339Nano)}
-	h[HeaderContentType] = []string{ct}
+	// One backing array for all the values: a header costs no allocation of its own.
+	vals := make([]string, 0, 8+len(m.Headers))
+	h := make(nats.Header, 8+len(m.Headers))
+	set := func(k, v string) {
+		vals = append(vals, v)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	for k, v := range m.Headers {
+		set(k, v)
+	}
+	set(nats.MsgIdHdr, m.ID)
+	set(HeaderID, m.ID)
+	set(HeaderSource, m.Source)
+	set(HeaderType, typ)
+	set(HeaderSpecVersion, SpecVersion)
+	set(HeaderTime, m.Time.UTC().Format(time.RFC3339Nano))
+	set(HeaderContentType, ct)
 	if m.Key != "" {
-		h[HeaderKey] = []string{m.Key}
+		set(HeaderKey, m.Key)
 	}
 	return h
 }

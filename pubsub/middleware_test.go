@@ -20,7 +20,7 @@ import (
 	"github.com/svckit/svckit/pubsub"
 )
 
-func newBus(t *testing.T, opts ...pubsub.Option) *pubsub.Bus {
+func newBus(t testing.TB, opts ...pubsub.Option) *pubsub.Bus {
 	t.Helper()
 	ctx := context.Background()
 	srv, err := natsserver.Start(ctx, t.TempDir())
@@ -185,4 +185,47 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestDeadLetterAfterLostAttempt lets the last allowed attempt hang past the ack wait, as
+// a crashed consumer would: the redelivery is dead-lettered without calling the handler.
+func TestDeadLetterAfterLostAttempt(t *testing.T) {
+	b := newBus(t)
+	ctx := context.Background()
+	release := make(chan struct{})
+	calls := make(chan int, 10)
+	sub, err := b.Subscribe(ctx, "events.hang", "hang", func(ctx context.Context, m *pubsub.Message) error {
+		calls <- m.Attempt
+		<-release
+		return nil
+	}, pubsub.MaxAttempts(1), pubsub.AckWait(300*time.Millisecond), pubsub.Concurrency(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := make(chan *pubsub.Message, 1)
+	dsub, err := b.Subscribe(ctx, b.DeadLetterSubject("hang"), "reader", func(ctx context.Context, m *pubsub.Message) error {
+		dead <- m
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dsub.Stop(ctx)
+	if err := b.Publish(ctx, &pubsub.Message{ID: "hung", Subject: "events.hang"}); err != nil {
+		t.Fatal(err)
+	}
+	if a := wait(t, calls); a != 1 {
+		t.Fatalf("first call at attempt %d", a)
+	}
+	m := wait(t, dead)
+	close(release)
+	sub.Stop(ctx)
+	if m.ID != "hung" || !strings.Contains(m.Header(pubsub.HeaderDeadError), "delivered more often") {
+		t.Fatalf("dead letter %s %v", m.ID, m.Headers)
+	}
+	select {
+	case a := <-calls:
+		t.Fatalf("handler called again at attempt %d", a)
+	default:
+	}
 }

@@ -18,7 +18,7 @@ func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 // plain action.
 func BenchmarkSaga3Steps(b *testing.B) {
 	ctx := context.Background()
-	st := openStore(b)
+	st := sqliteStore(b)
 	if _, err := st.DB().Exec(`CREATE TABLE reservations (id TEXT PRIMARY KEY, n INTEGER)`); err != nil {
 		b.Fatal(err)
 	}

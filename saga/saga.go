@@ -311,9 +311,7 @@ type Orchestrator struct {
 	insertInstance, insertStep, updateInstance *sql.Stmt
 	selectState                                *sql.Stmt
 
-	txq            chan *txJob
-	txStop, txDone chan struct{}
-	stopOnce       sync.Once
+	stopOnce sync.Once
 
 	mu      sync.Mutex
 	closed  bool
@@ -337,7 +335,6 @@ func New(ctx context.Context, st *store.Store, opts ...Option) (*Orchestrator, e
 		st: st, owner: "local", lease: 30 * time.Second, sem: make(chan struct{}, 256),
 		log: slog.New(slog.DiscardHandler), compMax: 5 * time.Second,
 		defs: map[string]Runner{}, running: map[string]*run{},
-		txq: make(chan *txJob), txStop: make(chan struct{}), txDone: make(chan struct{}),
 	}
 	for _, fn := range opts {
 		fn(o)
@@ -366,7 +363,6 @@ func New(ctx context.Context, st *store.Store, opts ...Option) (*Orchestrator, e
 	}
 	o.ctx, o.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	o.wg.Go(o.background)
-	go o.commitLoop()
 	return o, nil
 }
 
@@ -415,7 +411,7 @@ func Start[S any](ctx context.Context, o *Orchestrator, d *Definition[S], state 
 	}
 	now := time.Now().UnixNano()
 	in := &instance{id: so.id, name: d.name, state: Running, data: data}
-	err = o.inTx(ctx, func(tx *sql.Tx) error {
+	err = o.st.InTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.StmtContext(ctx, o.insertInstance).ExecContext(ctx, in.id, in.name, string(Running), string(data),
 			o.owner, now+int64(o.lease), now, now)
 		return err
@@ -565,11 +561,7 @@ func (o *Orchestrator) Close(ctx context.Context) error {
 	go func() { o.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		o.stopOnce.Do(func() {
-			close(o.txStop)
-			<-o.txDone
-			o.closeStmts()
-		})
+		o.stopOnce.Do(o.closeStmts)
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("saga: close: %w", ctx.Err())
@@ -774,7 +766,7 @@ func (d *Definition[S]) decode(data []byte) (*S, error) {
 
 // fail marks in Failed because it cannot be run.
 func (d *Definition[S]) fail(ctx context.Context, o *Orchestrator, in *instance, cause error) error {
-	err := o.inTx(ctx, func(tx *sql.Tx) error {
+	err := o.st.InTx(ctx, func(tx *sql.Tx) error {
 		return o.checkpoint(ctx, tx, in, in.step, "", phaseFailed, cause.Error(), in.step, Failed, in.data, cause.Error())
 	})
 	if err == nil {
@@ -816,7 +808,7 @@ func (d *Definition[S]) runAction(ctx context.Context, o *Orchestrator, in *inst
 			defer cancel()
 			if step.ActionTx != nil {
 				tries := 0
-				err = o.inTx(sctx, func(tx *sql.Tx) error {
+				err = o.st.InTx(sctx, func(tx *sql.Tx) error {
 					actErr = nil
 					if tries++; tries > 1 {
 						if state, err = d.decode(in.data); err != nil {
@@ -843,7 +835,7 @@ func (d *Definition[S]) runAction(ctx context.Context, o *Orchestrator, in *inst
 			if data, err = json.Marshal(state); err != nil {
 				return nil, fmt.Errorf("saga %s: encode state: %w", d.name, err)
 			}
-			return nil, o.inTx(ctx, func(tx *sql.Tx) error {
+			return nil, o.st.InTx(ctx, func(tx *sql.Tx) error {
 				return o.checkpoint(ctx, tx, in, i, step.Name, phaseAction, "", next, nextState, data, "")
 			})
 		}()
@@ -889,7 +881,7 @@ func (d *Definition[S]) startCompensation(ctx context.Context, o *Orchestrator, 
 		state = Compensated
 	}
 	msg := fmt.Sprintf("step %s: %v", d.steps[failed].Name, cause)
-	err := o.inTx(ctx, func(tx *sql.Tx) error {
+	err := o.st.InTx(ctx, func(tx *sql.Tx) error {
 		return o.checkpoint(ctx, tx, in, failed, d.steps[failed].Name, phaseFailed, cause.Error(), next, state, in.data, msg)
 	})
 	if err != nil {
@@ -906,7 +898,7 @@ func (d *Definition[S]) runCompensation(ctx context.Context, o *Orchestrator, in
 		i = d.lastCompensable(min(i, len(d.steps)-1))
 	}
 	if i < 0 {
-		err := o.inTx(ctx, func(tx *sql.Tx) error {
+		err := o.st.InTx(ctx, func(tx *sql.Tx) error {
 			res, err := tx.ExecContext(ctx, o.st.Rebind(`UPDATE saga_instances SET status = ?, step = -1, updated_at = ? WHERE id = ? AND owner = ?`),
 				string(Compensated), time.Now().UnixNano(), in.id, o.owner)
 			if err != nil {
@@ -941,7 +933,7 @@ func (d *Definition[S]) runCompensation(ctx context.Context, o *Orchestrator, in
 			defer cancel()
 			if step.CompensateTx != nil {
 				tries := 0
-				err = o.inTx(sctx, func(tx *sql.Tx) error {
+				err = o.st.InTx(sctx, func(tx *sql.Tx) error {
 					compErr = nil
 					if tries++; tries > 1 {
 						if state, err = d.decode(in.data); err != nil {
@@ -968,7 +960,7 @@ func (d *Definition[S]) runCompensation(ctx context.Context, o *Orchestrator, in
 			if data, err = json.Marshal(state); err != nil {
 				return nil, fmt.Errorf("saga %s: encode state: %w", d.name, err)
 			}
-			return nil, o.inTx(ctx, func(tx *sql.Tx) error {
+			return nil, o.st.InTx(ctx, func(tx *sql.Tx) error {
 				return o.checkpoint(ctx, tx, in, i, step.Name, phaseCompensate, "", next, nextState, data, in.errMsg)
 			})
 		}()
@@ -997,92 +989,5 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	case <-t.C:
 		return nil
-	}
-}
-
-// txJob is a transaction's work handed to the commit loop.
-type txJob struct {
-	ctx  context.Context
-	fn   func(tx *sql.Tx) error
-	err  error
-	done chan struct{}
-}
-
-// inTx runs fn in a transaction. On SQLite, where one connection does all writes, the
-// work of concurrent callers is grouped into one transaction, each caller's part inside
-// its own savepoint: a part that fails is rolled back alone, and the group commits once.
-// That saves a commit per step, which is most of a checkpoint's cost. fn may run more
-// than once and must have no effects outside tx; the error it returns is returned as is.
-func (o *Orchestrator) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	if o.st.Dialect() != store.SQLite {
-		return o.st.InTx(ctx, fn)
-	}
-	j := &txJob{ctx: ctx, fn: fn, done: make(chan struct{})}
-	select {
-	case o.txq <- j:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-o.txDone:
-		return ErrClosed
-	}
-	<-j.done
-	return j.err
-}
-
-// maxBatch bounds how many callers' work one transaction of the commit loop holds.
-const maxBatch = 128
-
-func (o *Orchestrator) commitLoop() {
-	batch := make([]*txJob, 0, maxBatch)
-	for {
-		select {
-		case j := <-o.txq:
-			batch = append(batch[:0], j)
-		case <-o.txStop:
-			close(o.txDone)
-			return
-		}
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case j := <-o.txq:
-				batch = append(batch, j)
-			default:
-				break drain
-			}
-		}
-		o.runBatch(batch)
-	}
-}
-
-func (o *Orchestrator) runBatch(batch []*txJob) {
-	err := o.st.InTx(context.Background(), func(tx *sql.Tx) error {
-		for _, j := range batch {
-			if j.err = j.ctx.Err(); j.err != nil {
-				continue
-			}
-			if len(batch) == 1 {
-				j.err = j.fn(tx)
-				return j.err
-			}
-			if _, err := tx.Exec("SAVEPOINT saga_job"); err != nil {
-				return err
-			}
-			if j.err = j.fn(tx); j.err != nil {
-				if _, err := tx.Exec("ROLLBACK TO saga_job"); err != nil {
-					return err
-				}
-			}
-			if _, err := tx.Exec("RELEASE saga_job"); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	for _, j := range batch {
-		if err != nil {
-			j.err = err
-		}
-		close(j.done)
 	}
 }

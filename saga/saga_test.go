@@ -16,7 +16,25 @@ import (
 	"github.com/svckit/svckit/store"
 )
 
-func openStore(t testing.TB) *store.Store {
+// TestSQLite runs the suite on SQLite; postgres_test.go runs it on PostgreSQL.
+func TestSQLite(t *testing.T) { suite(t, sqliteStore) }
+
+func suite(t *testing.T, open func(testing.TB) *store.Store) {
+	for _, tc := range []struct {
+		name string
+		fn   func(*testing.T, func(testing.TB) *store.Store)
+	}{
+		{"Saga", testSaga},
+		{"StepTimeout", testStepTimeout},
+		{"StatusAndKey", testStatusAndKey},
+		{"Resume", testResume},
+		{"Owners", testOwners},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
+	}
+}
+
+func sqliteStore(t testing.TB) *store.Store {
 	t.Helper()
 	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "saga.sqlite"))
 	if err != nil {
@@ -86,7 +104,7 @@ func step(j *journal, name string, failures, compFailures int) saga.Step[counter
 	}
 }
 
-func TestSaga(t *testing.T) {
+func testSaga(t *testing.T, openStore func(testing.TB) *store.Store) {
 	tests := []struct {
 		name    string
 		steps   func(j *journal) []saga.Step[counter]
@@ -182,7 +200,7 @@ func TestSaga(t *testing.T) {
 	}
 }
 
-func TestStepTimeout(t *testing.T) {
+func testStepTimeout(t *testing.T, openStore func(testing.TB) *store.Store) {
 	ctx := context.Background()
 	o := newOrchestrator(t, openStore(t))
 	var j journal
@@ -212,7 +230,7 @@ func TestStepTimeout(t *testing.T) {
 	}
 }
 
-func TestStatusAndKey(t *testing.T) {
+func testStatusAndKey(t *testing.T, openStore func(testing.TB) *store.Store) {
 	ctx := context.Background()
 	o := newOrchestrator(t, openStore(t))
 	var keys []string
@@ -258,7 +276,7 @@ func TestStatusAndKey(t *testing.T) {
 
 // TestResume stops an orchestrator while a step blocks and resumes the saga in a new one
 // on the same store.
-func TestResume(t *testing.T) {
+func testResume(t *testing.T, openStore func(testing.TB) *store.Store) {
 	ctx := context.Background()
 	st := openStore(t)
 	var j journal
@@ -313,7 +331,7 @@ func TestResume(t *testing.T) {
 
 // TestOwners: a second owner does not take a saga over while the first one's claim lasts,
 // and does once it lapsed; the first then stops at its checkpoint.
-func TestOwners(t *testing.T) {
+func testOwners(t *testing.T, openStore func(testing.TB) *store.Store) {
 	ctx := context.Background()
 	st := openStore(t)
 	release, entered := make(chan struct{}), make(chan struct{})
@@ -328,6 +346,9 @@ func TestOwners(t *testing.T) {
 		}},
 	)
 	o1 := newOrchestrator(t, st, saga.WithOwner("r1", time.Hour))
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // runs before o1's Close
 	id, err := saga.Start(ctx, o1, def, counter{})
 	if err != nil {
 		t.Fatal(err)
@@ -339,7 +360,7 @@ func TestOwners(t *testing.T) {
 		t.Fatalf("r2 took over a live claim: %d, %v", n, err)
 	}
 	// Let r1's claim lapse: r1 renews it only every lease/3, so backdate it.
-	if _, err := st.DB().Exec(`UPDATE saga_instances SET lease_until = 0 WHERE id = ?`, id); err != nil {
+	if _, err := st.DB().Exec(st.Rebind(`UPDATE saga_instances SET lease_until = 0 WHERE id = ?`), id); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := o2.Resume(ctx); err != nil || n != 1 {
@@ -349,7 +370,7 @@ func TestOwners(t *testing.T) {
 	if err != nil || s.State != saga.Completed {
 		t.Fatalf("r2: %s, %v", s.State, err)
 	}
-	close(release) // r1's checkpoint now fails: the step is recorded and r2 owns the saga
+	unblock() // r1's checkpoint now fails: the step is recorded and r2 owns the saga
 	if err := o1.Close(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -108,6 +108,7 @@ type ChecksumError struct {
 	Current string // checksum of the file now
 }
 
+// Error names the file, its set and version, and both checksums.
 func (e *ChecksumError) Error() string {
 	return fmt.Sprintf("store: migration %s (set %s, version %d) changed after it was applied: checksum %s, applied %s",
 		e.File, e.Set, e.Version, short(e.Current), short(e.Applied))
@@ -194,6 +195,16 @@ func (s *Store) applyMigration(ctx context.Context, conn *sql.Conn, set string, 
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: migration %s: %w", m.Name, err)
+	}
+	// Another process may have applied it since we looked (SQLite: the transaction holds
+	// the write lock from its start, so the answer stays true until the commit).
+	var n int
+	if err := tx.QueryRowContext(ctx, s.Rebind("SELECT COUNT(*) FROM schema_migrations WHERE set_name = ? AND version = ?"), set, m.Version).Scan(&n); err != nil {
+		_ = tx.Rollback()
+		return fmt.Errorf("store: migration %s: %w", m.Name, err)
+	}
+	if n > 0 {
+		return tx.Rollback()
 	}
 	if strings.TrimSpace(m.SQL) != "" {
 		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {

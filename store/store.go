@@ -3,6 +3,7 @@
 //	sqlite:PATH          a SQLite file (the default; modernc.org/sqlite, pure Go), in WAL mode
 //	                     with a busy timeout, synchronous=NORMAL and foreign keys on
 //	postgres://…         PostgreSQL through pgx (postgresql:// works too)
+//	sqlite::memory:      an in-memory SQLite database shared by the Store's pools, for tests
 //
 // A [Store] wraps *sql.DB with the [Dialect] that hides the few differences other packages
 // need (placeholders, blob types, error classification). [Store.Migrate] applies embedded,
@@ -12,8 +13,9 @@
 //
 // For SQLite the Store keeps two pools on one file: a single writer connection, which
 // serializes writers in Go instead of making them fight over SQLite's lock, and a pool of
-// read-only connections for queries. Each service has its own DSN, so no service reaches
-// another's data.
+// read-only connections for queries. Concurrent InTx calls share the writer's commits
+// (group commit), which is what makes many small transactions fast. Each service has its
+// own DSN, so no service reaches another's data.
 package store
 
 import (

@@ -30,6 +30,17 @@ func sqliteOpener(t *testing.T) *store.Store {
 
 func TestSQLite(t *testing.T) { runSuite(t, sqliteOpener) }
 
+func TestSQLiteMemory(t *testing.T) {
+	runSuite(t, func(t *testing.T) *store.Store {
+		s, err := store.Open(context.Background(), "sqlite::memory:")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
 // runSuite is the conformance suite every dialect passes.
 func runSuite(t *testing.T, open openFunc) {
 	t.Run("Migrate", func(t *testing.T) { testMigrate(t, open(t)) })
@@ -39,6 +50,7 @@ func runSuite(t *testing.T, open openFunc) {
 	t.Run("ConcurrentTx", func(t *testing.T) { testConcurrentTx(t, open(t)) })
 	t.Run("UniqueViolation", func(t *testing.T) { testUnique(t, open(t)) })
 	t.Run("ConcurrentFailures", func(t *testing.T) { testConcurrentFailures(t, open(t)) })
+	t.Run("ConcurrentMigrate", func(t *testing.T) { testConcurrentMigrate(t, open(t)) })
 }
 
 var baseFS = fstest.MapFS{
@@ -396,5 +408,55 @@ func testConcurrentFailures(t *testing.T, s *store.Store) {
 		if committed != (want == nil) || hooks[i] != (want == nil) {
 			t.Errorf("tx %d: committed %v, hook ran %v, want %v", i, committed, hooks[i], want == nil)
 		}
+	}
+}
+
+// testConcurrentMigrate migrates from several goroutines at once, as replicas starting
+// together would: every call succeeds and each migration is applied once.
+func testConcurrentMigrate(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() { errs[i] = s.Migrate(ctx, baseFS) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := count(t, s, "SELECT COUNT(*) FROM items WHERE id = 'a'"); got != 1 {
+		t.Fatalf("migration 005 applied %d times", got)
+	}
+}
+
+// TestSQLiteMigrateTwoProcesses migrates one file from two Stores at once, as two
+// processes would.
+func TestSQLiteMigrateTwoProcesses(t *testing.T) {
+	ctx := context.Background()
+	path := "sqlite:" + filepath.Join(t.TempDir(), "db.sqlite")
+	var stores [2]*store.Store
+	for i := range stores {
+		s, err := store.Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores[i] = s
+	}
+	var wg sync.WaitGroup
+	var errs [2]error
+	for i, s := range stores {
+		wg.Go(func() { errs[i] = s.Migrate(ctx, baseFS) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := count(t, stores[0], "SELECT COUNT(*) FROM schema_migrations"); got != 6 {
+		t.Fatalf("%d migrations recorded, want 6", got)
 	}
 }

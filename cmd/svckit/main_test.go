@@ -49,7 +49,7 @@ func TestUsage(t *testing.T) {
 
 // TestNewInNewModule is `svckit new demo && cd demo && go test ./...` outside any module.
 func TestNewInNewModule(t *testing.T) {
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		t.Skip("builds and tests a new service")
 	}
 	offline(t)
@@ -83,7 +83,7 @@ func TestNewInNewModule(t *testing.T) {
 
 // TestNewInsideModule scaffolds a service as a package of an existing module.
 func TestNewInsideModule(t *testing.T) {
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		t.Skip("builds and tests a new service")
 	}
 	offline(t)
@@ -180,5 +180,81 @@ type Service interface {
 	errb.Reset()
 	if code := run([]string{"gen", "./svc"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "svc/svc.go:8: Service.Ping: parameter f: func type func() is not supported") {
 		t.Fatalf("gen with a bad signature: code %d, %q", code, errb.String())
+	}
+}
+
+// TestRegenerateAfterChange changes the interface of a generated service, regenerates,
+// and checks that only generated files changed and that the compiler names the method the
+// implementation lacks.
+func TestRegenerateAfterChange(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("builds a package")
+	}
+	offline(t)
+	root := moduleRoot(t)
+	dir := t.TempDir()
+	sum, _ := os.ReadFile(filepath.Join(root, "go.sum"))
+	iface := `package svc
+
+import "context"
+
+// Service is served.
+type Service interface {
+	// Ping pings.
+	Ping(ctx context.Context, n int) (int, error)
+}
+`
+	impl := `package svc
+
+import "context"
+
+// New returns the implementation.
+func New() Service { return impl{} }
+
+type impl struct{}
+
+func (impl) Ping(_ context.Context, n int) (int, error) { return n, nil }
+`
+	for n, src := range map[string]string{
+		"go.mod":      "module example.com/r\n\ngo 1.26\n\nrequire github.com/svckit/svckit v0.0.0\n\nreplace github.com/svckit/svckit => " + root + "\n",
+		"go.sum":      string(sum),
+		"svc/svc.go":  iface,
+		"svc/impl.go": impl,
+	} {
+		p := filepath.Join(dir, n)
+		_ = os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(dir)
+	var out, errb bytes.Buffer
+	if code := run([]string{"gen", "./svc"}, &out, &errb); code != 0 {
+		t.Fatalf("gen: %s", errb.String())
+	}
+	build := exec.Command("go", "build", "./...")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build after gen: %v\n%s", err, b)
+	}
+	changed := strings.Replace(iface, "\tPing(ctx context.Context, n int) (int, error)\n", "\tPing(ctx context.Context, n int) (int, error)\n\t// Pong pongs.\n\tPong(ctx context.Context) error\n", 1)
+	if err := os.WriteFile(filepath.Join(dir, "svc/svc.go"), []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if code := run([]string{"gen", "-v", "./svc"}, &out, &errb); code != 0 {
+		t.Fatalf("regen: %s", errb.String())
+	}
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if f, ok := strings.CutPrefix(l, "wrote "); ok && !strings.HasSuffix(f, "_gen.go") && !strings.HasSuffix(f, ".proto") && !strings.HasSuffix(f, ".openapi.json") {
+			t.Errorf("regeneration wrote %s", f)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "svc/impl.go")); string(b) != impl {
+		t.Error("impl.go changed")
+	}
+	build = exec.Command("go", "build", "./...")
+	b, err := build.CombinedOutput()
+	if err == nil || !strings.Contains(string(b), "missing method Pong") {
+		t.Fatalf("build after the change: %v\n%s\nwant the compiler to name the missing method Pong", err, b)
 	}
 }

@@ -166,7 +166,11 @@ func findModule(dir string) (root, path string, err error) {
 // newGoMod returns go.mod (and go.sum, when svckit comes from a local checkout) of a new
 // module that requires svckit.
 func newGoMod(module, local string) (string, string, error) {
-	if local == "" {
+	released := ""
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Path == svckitModule && strings.HasPrefix(bi.Main.Version, "v") {
+		released = bi.Main.Version // installed with go install ...@version
+	}
+	if local == "" && released == "" {
 		local = checkoutDir()
 	}
 	var b strings.Builder
@@ -180,14 +184,10 @@ func newGoMod(module, local string) (string, string, error) {
 		sum, _ := os.ReadFile(filepath.Join(abs, "go.sum"))
 		return b.String(), string(sum), nil
 	}
-	version := "latest"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Path == svckitModule && strings.HasPrefix(bi.Main.Version, "v") {
-		version = bi.Main.Version
-	}
-	if version == "latest" {
+	if released == "" {
 		return "", "", errors.New("cannot tell which svckit to use: pass -svckit DIR (a checkout), or install svckit at a version with go install github.com/svckit/svckit/cmd/svckit@VERSION")
 	}
-	fmt.Fprintf(&b, "require %s %s\n", svckitModule, version)
+	fmt.Fprintf(&b, "require %s %s\n", svckitModule, released)
 	return b.String(), "", nil
 }
 

@@ -176,7 +176,7 @@ function renderArch(el, services, edges) {
   if (el.dataset.key === key) { // only counts changed
     for (const t of $$('.elabel', el)) {
       const e = edges.find(x => x.from + '>' + x.to + '>' + x.kind === t.dataset.edge);
-      if (e) t.textContent = e.count;
+      if (e) t.textContent = e.count || '';
     }
     return;
   }
@@ -224,7 +224,7 @@ function renderArch(el, services, edges) {
     svg.append(s('path', {class: 'edge ' + e.kind, d: `M ${x1} ${y1} C ${mx} ${y1}, ${mx} ${y2}, ${x2} ${y2}`, 'marker-end': 'url(#arrow)',
       'data-from': e.from, 'data-to': e.to, 'data-kind': e.kind}));
     const t = s('text', {class: 'elabel', x: mx, y: (y1 + y2) / 2 - 4, 'text-anchor': 'middle', 'data-edge': e.from + '>' + e.to + '>' + e.kind});
-    t.textContent = e.count;
+    t.textContent = e.count || ''; // 0: known from the event source's consumers, no traffic traced
     svg.append(t);
   }
   for (const n of nodes.values()) {
@@ -258,10 +258,10 @@ pages.metrics = function (main) {
 function drawMetrics(grid, st, service) {
   const series = st.metrics.filter(s => !service || s.service === service);
   if (!series.length) {
-    grid.replaceChildren(h('div', {class: 'muted'}, 'No RED series yet: metrics appear after two scrapes of an endpoint that served requests.'));
+    grid.replaceChildren(h('div', {class: 'muted empty'}, 'No RED series yet: metrics appear after two scrapes of an endpoint that served requests.'));
     return;
   }
-  if (grid.firstChild && !grid.firstChild.dataset) grid.replaceChildren();
+  for (const e of $$('.empty', grid)) e.remove();
   for (const s of series) {
     const id = `${s.service}/${s.transport}/${s.method}`;
     let box = $$('.chartbox', grid).find(b => b.dataset.series === id);
@@ -347,6 +347,7 @@ pages.traces = function (main, _, params) {
     h('label', {}, 'trace id', h('input', {name: 'id', placeholder: 'prefix', size: 20, class: 'mono'})),
     h('button', {type: 'submit'}, 'search'),
     h('label', {}, h('input', {type: 'checkbox', name: 'live', checked: true}), 'live'));
+  if (params.get('service')) f.elements.service.append(h('option', {value: params.get('service')}, params.get('service')));
   for (const [k, v] of params) { const inp = f.elements[k]; if (inp) { if (inp.type === 'checkbox') inp.checked = !!v; else inp.value = v; } }
   const list = h('div', {id: 'trace-list'});
   main.append(h('div', {class: 'panel'}, h('h2', {}, 'Traces'), f, list));
@@ -369,7 +370,6 @@ pages.traces = function (main, _, params) {
   onStatus(st => {
     const sel = f.elements.service, have = new Set($$('option', sel).map(o => o.value));
     for (const s of st.system.services) if (!have.has(s.name)) sel.append(h('option', {value: s.name}, s.name));
-    if (params.get('service')) sel.value = params.get('service');
     if (f.elements.live.checked) load();
   });
 };
@@ -378,7 +378,7 @@ function renderTraceList(el, traces) {
   if (!traces.length) { el.replaceChildren(h('div', {class: 'muted'}, 'No traces match.')); return; }
   el.replaceChildren(h('table', {},
     h('thead', {}, h('tr', {}, ['time', 'root', 'services', 'spans', 'duration', 'status', 'trace id'].map(t => h('th', {}, t)))),
-    h('tbody', {}, traces.map(t => h('tr', {class: 'click trace', 'data-id': t.id, onclick: () => { location.hash = '#/trace/' + t.id; }},
+    h('tbody', {}, traces.map(t => h('tr', {class: 'click trace', 'data-id': t.id, 'data-services': t.services.join(' '), onclick: () => { location.hash = '#/trace/' + t.id; }},
       h('td', {class: 'mono'}, fmtTime(t.start)),
       h('td', {}, h('span', {style: {color: svcColor(t.service)}}, t.service), ' ', t.root),
       h('td', {}, t.services.map(s => h('span', {class: 'badge', style: {color: svcColor(s)}}, s))),
@@ -575,7 +575,8 @@ pages.api = async function (main) {
     a.error ? h('div', {class: 'error-text'}, a.error) : '');
     for (const ep of a.endpoints) {
       const item = h('div', {'data-service': a.service, 'data-path': ep.path, title: ep.summary || ep.name},
-        h('span', {class: 'method'}, ep.method), h('span', {class: 'mono'}, ep.path), ep.guessed ? h('span', {class: 'muted'}, ' ' + ep.name + ' (' + ep.transport + ')') : '');
+        h('span', {class: 'method'}, ep.method), h('span', {class: 'mono'}, ep.path),
+        h('span', {class: 'muted'}, ep.guessed ? ` ${ep.name} (${ep.transport})` : ` ${ep.summary || ep.name || ''}`));
       item.addEventListener('click', () => {
         $$('div.sel', left).forEach(x => x.classList.remove('sel'));
         item.classList.add('sel');

@@ -112,6 +112,17 @@ func Call[Req, Resp any](c *Client, pattern, name string, opts ...RouteOption) e
 				return zero, err
 			}
 		}
+		if !withBody {
+			qe, ok := any(req).(QueryEncoder)
+			if !ok {
+				qe, ok = any(&req).(QueryEncoder)
+			}
+			if ok {
+				if q := qe.URLQuery(); len(q) > 0 {
+					p += "?" + q.Encode()
+				}
+			}
+		}
 		var body io.Reader
 		if withBody {
 			b, err := json.Marshal(req)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -33,6 +34,13 @@ type RequestBinder interface {
 // asks it for each wildcard's value when it builds the URL.
 type PathParamer interface {
 	PathParam(name string) string
+}
+
+// QueryEncoder is implemented by request types whose fields travel in the query string
+// of GET and DELETE routes: the client asks it for the query when it builds the URL. The
+// generator emits URLQuery methods.
+type QueryEncoder interface {
+	URLQuery() url.Values
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}

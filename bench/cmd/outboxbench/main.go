@@ -3,15 +3,20 @@
 //
 //	sqlite    raw SQLite commits of the same rows (an order and its outbox row per
 //	          transaction), no relay: the ceiling the store puts on producers
+//	          (with -postgres DSN, PostgreSQL instead, for this mode and outbox)
 //	jetstream raw JetStream: async publish with Nats-Msg-Id, a durable pull consumer with
 //	          explicit acks, on the embedded server
 //	outbox    end to end: producers commit an order and its event through outbox.Add,
 //	          the relay publishes, a pubsub subscription consumes and acks
 //
-// For each it prints events/s and the p50/p99 latency (commit or publish → consumer).
+// For each it prints events/s, the p50/p99 latency (commit for sqlite; publish → consumer
+// for jetstream; Add → consumer for outbox), and the process's CPU time per event, which
+// on a shared, noisy machine is steadier than events/s. -rate paces the producers to
+// measure latency below saturation; -rounds alternates the modes and prints medians.
 //
 //	go run ./bench/cmd/outboxbench                 # all three, 50,000 events each
-//	go run ./bench/cmd/outboxbench -n 20000 -mode outbox
+//	go run ./bench/cmd/outboxbench -rounds 3 -rate 5000  # latency at 5,000 events/s
+//	go run ./bench/cmd/outboxbench -n 20000 -mode outbox -v
 package main
 
 import (
@@ -25,6 +30,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -46,6 +52,9 @@ var (
 	batch     = flag.Int("batch", 1000, "relay batch size")
 	mode      = flag.String("mode", "all", "sqlite, jetstream, outbox or all")
 	payload   = flag.Int("payload", 200, "event payload bytes")
+	rounds    = flag.Int("rounds", 1, "rounds; the modes alternate within each round, and the median of each mode is printed at the end")
+	rate      = flag.Int("rate", 0, "offered load in events/s, paced (0: as fast as possible); measures latency below saturation")
+	pgDSN     = flag.String("postgres", "", "a postgres:// DSN: measure the store modes on PostgreSQL instead of SQLite (each run in a new schema)")
 	verbose   = flag.Bool("v", false, "print progress details")
 	cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 )
@@ -99,29 +108,74 @@ func main() {
 	for i := range body {
 		body[i] = 'a' + byte(i%26)
 	}
-	fmt.Printf("outboxbench: %d events per mode, %d producers, %d events per tx, relay batch %d, %d-byte payload, GOMAXPROCS %d\n",
-		*n, *producers, *perTx, *batch, *payload, runtimeProcs())
-	run := func(name string, fn func(dir string) result) {
+	pace := "as fast as possible"
+	if *rate > 0 {
+		pace = fmt.Sprintf("paced at %d events/s", *rate)
+	}
+	if *pgDSN != "" {
+		pace += ", store on PostgreSQL"
+	}
+	fmt.Printf("outboxbench: %d events per mode, %s, %d producers, %d events per tx, relay batch %d, %d-byte payload, GOMAXPROCS %d\n",
+		*n, pace, *producers, *perTx, *batch, *payload, runtimeProcs())
+	all := map[string][]result{}
+	var order []string
+	run := func(round int, name string, fn func(dir string) result) {
 		if *mode != "all" && *mode != name {
 			return
 		}
-		d := filepath.Join(dir, name)
+		if round == 0 {
+			order = append(order, name)
+		}
+		d := filepath.Join(dir, fmt.Sprintf("%s-%d", name, round))
 		c := cpuTime()
 		r := fn(d)
 		r.cpu = cpuTime() - c
+		all[name] = append(all[name], r)
 		fmt.Println(r)
+		os.RemoveAll(d)
 	}
-	run("sqlite", func(d string) result { return benchSQLite(ctx, d, body) })
-	run("jetstream", func(d string) result { return benchJetStream(ctx, d, body) })
-	run("outbox", func(d string) result { return benchOutbox(ctx, d, body) })
+	for round := range *rounds {
+		if *rounds > 1 {
+			fmt.Printf("round %d\n", round+1)
+		}
+		run(round, "sqlite", func(d string) result { return benchSQLite(ctx, d, body) })
+		run(round, "jetstream", func(d string) result { return benchJetStream(ctx, d, body) })
+		run(round, "outbox", func(d string) result { return benchOutbox(ctx, d, body) })
+	}
+	if *rounds > 1 {
+		fmt.Println("median by events/s")
+		for _, name := range order {
+			rs := all[name]
+			slices.SortFunc(rs, func(a, b result) int { return int(a.elapsed - b.elapsed) })
+			fmt.Println(rs[len(rs)/2])
+		}
+	}
 }
 
 func openStore(ctx context.Context, dir string) *store.Store {
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(dir, "svc.db"))
+	dsn := "sqlite:" + filepath.Join(dir, "svc.db")
+	if *pgDSN != "" {
+		// A schema of its own for each run, so every run starts empty.
+		admin, err := store.Open(ctx, *pgDSN)
+		if err != nil {
+			log.Fatal(err)
+		}
+		schema := fmt.Sprintf("outboxbench_%d", time.Now().UnixNano())
+		if _, err := admin.DB().ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+			log.Fatal(err)
+		}
+		admin.Close()
+		sep := "?"
+		if strings.Contains(*pgDSN, "?") {
+			sep = "&"
+		}
+		dsn = *pgDSN + sep + "search_path=" + schema
+	}
+	st, err := store.Open(ctx, dsn, store.WithMaxOpenConns(max(16, *producers+4)))
 	if err != nil {
 		log.Fatal(err)
 	}
-	if _, err := st.DB().ExecContext(ctx, "CREATE TABLE orders (id INTEGER PRIMARY KEY, amount INTEGER NOT NULL, body BLOB)"); err != nil {
+	if _, err := st.DB().ExecContext(ctx, "CREATE TABLE orders (id INTEGER PRIMARY KEY, amount INTEGER NOT NULL, body "+st.Dialect().BlobType()+")"); err != nil {
 		log.Fatal(err)
 	}
 	return st
@@ -140,6 +194,7 @@ func prepare(ctx context.Context, st *store.Store, q string) *sql.Stmt {
 func produce(ctx context.Context, st *store.Store, write func(tx *sql.Tx, i int) error) []time.Duration {
 	var next atomic.Int64
 	lat := make([][]time.Duration, *producers)
+	begin := time.Now()
 	var wg sync.WaitGroup
 	for p := range *producers {
 		wg.Go(func() {
@@ -147,6 +202,9 @@ func produce(ctx context.Context, st *store.Store, write func(tx *sql.Tx, i int)
 				first := int(next.Add(int64(*perTx))) - *perTx
 				if first >= *n {
 					return
+				}
+				if *rate > 0 {
+					time.Sleep(time.Until(begin.Add(time.Duration(first) * time.Second / time.Duration(*rate))))
 				}
 				start := time.Now()
 				err := st.InTx(ctx, func(tx *sql.Tx) error {
@@ -174,8 +232,8 @@ func benchSQLite(ctx context.Context, dir string, body []byte) result {
 	if _, err := outbox.New(ctx, st); err != nil { // the same outbox table
 		log.Fatal(err)
 	}
-	ins := prepare(ctx, st, "INSERT INTO outbox (id, subject, key, payload, headers, created_at) VALUES (?, ?, ?, ?, ?, ?)")
-	order := prepare(ctx, st, "INSERT INTO orders (id, amount, body) VALUES (?, ?, ?)")
+	ins := prepare(ctx, st, st.Rebind("INSERT INTO outbox (id, subject, key, payload, headers, created_at) VALUES (?, ?, ?, ?, ?, ?)"))
+	order := prepare(ctx, st, st.Rebind("INSERT INTO orders (id, amount, body) VALUES (?, ?, ?)"))
 	start := time.Now()
 	lat := produce(ctx, st, func(tx *sql.Tx, i int) error {
 		if _, err := tx.StmtContext(ctx, order).ExecContext(ctx, i, i%100, body); err != nil {
@@ -185,7 +243,7 @@ func benchSQLite(ctx context.Context, dir string, body []byte) result {
 			"7:ce-time35:"+time.Now().UTC().Format("2006-01-02T15:04:05.000000000Z"), time.Now().UnixNano())
 		return err
 	})
-	return result{name: "sqlite", events: *n, elapsed: time.Since(start), latencies: lat}
+	return result{name: st.Dialect().String(), events: *n, elapsed: time.Since(start), latencies: lat}
 }
 
 func startNATS(ctx context.Context, dir string) (*natsserver.Server, *nats.Conn) {
@@ -235,6 +293,9 @@ func benchJetStream(ctx context.Context, dir string, body []byte) result {
 	for i := 0; i < *n; i += *batch {
 		var futs []jetstream.PubAckFuture
 		for j := i; j < min(i+*batch, *n); j++ {
+			if *rate > 0 {
+				time.Sleep(time.Until(start.Add(time.Duration(j) * time.Second / time.Duration(*rate))))
+			}
 			m := &nats.Msg{Subject: "raw.orders", Data: body, Header: nats.Header{}}
 			m.Header.Set("sent", strconv.FormatInt(time.Now().UnixNano(), 10))
 			f, err := js.PublishMsgAsync(m, jetstream.WithMsgID("ev-"+strconv.Itoa(j)))
@@ -291,8 +352,14 @@ func benchOutbox(ctx context.Context, dir string, body []byte) result {
 	}
 	rctx, stop := context.WithCancel(ctx)
 	relayDone := make(chan error, 1)
-	go func() { relayDone <- ob.Relay(bus, outbox.BatchSize(*batch)).Run(rctx) }()
-	order := prepare(ctx, st, "INSERT INTO orders (id, amount, body) VALUES (?, ?, ?)")
+	var pub pubsub.Publisher = bus
+	tp := &timedPublisher{p: bus}
+	if *verbose {
+		pub = tp
+		defer tp.report()
+	}
+	go func() { relayDone <- ob.Relay(pub, outbox.BatchSize(*batch)).Run(rctx) }()
+	order := prepare(ctx, st, st.Rebind("INSERT INTO orders (id, amount, body) VALUES (?, ?, ?)"))
 	start := time.Now()
 	produce(ctx, st, func(tx *sql.Tx, i int) error {
 		if _, err := tx.StmtContext(ctx, order).ExecContext(ctx, i, i%100, body); err != nil {
@@ -309,4 +376,37 @@ func benchOutbox(ctx context.Context, dir string, body []byte) result {
 	<-relayDone
 	sub.Stop(ctx)
 	return result{name: "outbox", events: *n, elapsed: elapsed, latencies: lat}
+}
+
+// timedPublisher counts and times the relay's Publish calls, for -v.
+type timedPublisher struct {
+	p       pubsub.Publisher
+	mu      sync.Mutex
+	calls   int
+	msgs    int
+	total   time.Duration
+	longest time.Duration
+}
+
+func (t *timedPublisher) Publish(ctx context.Context, msgs ...*pubsub.Message) error {
+	start := time.Now()
+	err := t.p.Publish(ctx, msgs...)
+	d := time.Since(start)
+	t.mu.Lock()
+	t.calls++
+	t.msgs += len(msgs)
+	t.total += d
+	t.longest = max(t.longest, d)
+	t.mu.Unlock()
+	return err
+}
+
+func (t *timedPublisher) report() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.calls == 0 {
+		return
+	}
+	fmt.Printf("  relay: %d batches, %.1f events per batch, publish %s on average, %s at most\n",
+		t.calls, float64(t.msgs)/float64(t.calls), (t.total / time.Duration(t.calls)).Round(time.Microsecond), t.longest.Round(time.Microsecond))
 }

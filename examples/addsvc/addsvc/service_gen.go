@@ -45,8 +45,8 @@ type RangeRequest struct {
 	To   int64 `json:"to"`
 }
 
-// Endpoints holds one typed endpoint per method of Service. Transports serve them, clients
-// build them, middleware wraps them.
+// Endpoints holds one typed endpoint per method of Service. Transports serve them,
+// clients build them, middleware wraps them.
 type Endpoints struct {
 	// Sum returns a + b.
 	Sum endpoint.Endpoint[SumRequest, SumResponse]
@@ -113,8 +113,8 @@ func RegisterHTTP(s *shttp.Server, e Endpoints) {
 }
 
 // NewHTTPClient returns Endpoints that call the service at baseURL, such as
-// "http://127.0.0.1:8080", over HTTP.
-// Range is not served over HTTP; its endpoint fails with svcerr.Unimplemented.
+// "http://127.0.0.1:8080", over HTTP. Range is not served over HTTP; its endpoint fails
+// with svcerr.Unimplemented.
 func NewHTTPClient(baseURL string, opts ...shttp.ClientOption) (Endpoints, error) {
 	c, err := shttp.NewClient(baseURL, "addsvc", opts...)
 	if err != nil {
@@ -149,8 +149,8 @@ func NewGRPCClient(cc grpc.ClientConnInterface, opts ...sgrpc.ClientOption) Endp
 	}
 }
 
-// Serve serves svc on app over HTTP (RegisterHTTP) and gRPC (RegisterGRPC),
-// with app's middleware: tracing, access log, metrics, timeout and panic recovery.
+// Serve serves svc on app over HTTP (RegisterHTTP) and gRPC (RegisterGRPC), with app's
+// middleware: tracing, access log, metrics, timeout and panic recovery.
 func Serve(app *svckit.App, svc Service) error {
 	e := MakeEndpoints(svc)
 	RegisterHTTP(app.HTTP(), e)

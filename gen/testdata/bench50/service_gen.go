@@ -43,8 +43,8 @@ func (r *Get0Request) BindRequest(hr *http.Request) error {
 	return nil
 }
 
-// URLQuery returns the fields that GET /records0/{id} carries in its query string; fields with
-// their zero value are left out.
+// URLQuery returns the fields that GET /records0/{id} carries in its query string; fields
+// with their zero value are left out.
 func (r *Get0Request) URLQuery() url.Values {
 	q := make(url.Values, 1)
 	if r.Verbose {
@@ -114,8 +114,8 @@ func (r *Get5Request) BindRequest(hr *http.Request) error {
 	return nil
 }
 
-// URLQuery returns the fields that GET /records5/{id} carries in its query string; fields with
-// their zero value are left out.
+// URLQuery returns the fields that GET /records5/{id} carries in its query string; fields
+// with their zero value are left out.
 func (r *Get5Request) URLQuery() url.Values {
 	q := make(url.Values, 1)
 	if r.Verbose {
@@ -185,8 +185,8 @@ func (r *Get10Request) BindRequest(hr *http.Request) error {
 	return nil
 }
 
-// URLQuery returns the fields that GET /records10/{id} carries in its query string; fields with
-// their zero value are left out.
+// URLQuery returns the fields that GET /records10/{id} carries in its query string;
+// fields with their zero value are left out.
 func (r *Get10Request) URLQuery() url.Values {
 	q := make(url.Values, 1)
 	if r.Verbose {
@@ -256,8 +256,8 @@ func (r *Get15Request) BindRequest(hr *http.Request) error {
 	return nil
 }
 
-// URLQuery returns the fields that GET /records15/{id} carries in its query string; fields with
-// their zero value are left out.
+// URLQuery returns the fields that GET /records15/{id} carries in its query string;
+// fields with their zero value are left out.
 func (r *Get15Request) URLQuery() url.Values {
 	q := make(url.Values, 1)
 	if r.Verbose {
@@ -327,8 +327,8 @@ func (r *Get20Request) BindRequest(hr *http.Request) error {
 	return nil
 }
 
-// URLQuery returns the fields that GET /records20/{id} carries in its query string; fields with
-// their zero value are left out.
+// URLQuery returns the fields that GET /records20/{id} carries in its query string;
+// fields with their zero value are left out.
 func (r *Get20Request) URLQuery() url.Values {
 	q := make(url.Values, 1)
 	if r.Verbose {
@@ -398,8 +398,8 @@ func (r *Get25Request) BindRequest(hr *http.Request) error {
 	return nil
 }
 
-// URLQuery returns the fields that GET /records25/{id} carries in its query string; fields with
-// their zero value are left out.
+// URLQuery returns the fields that GET /records25/{id} carries in its query string;
+// fields with their zero value are left out.
 func (r *Get25Request) URLQuery() url.Values {
 	q := make(url.Values, 1)
 	if r.Verbose {
@@ -469,8 +469,8 @@ func (r *Get30Request) BindRequest(hr *http.Request) error {
 	return nil
 }
 
-// URLQuery returns the fields that GET /records30/{id} carries in its query string; fields with
-// their zero value are left out.
+// URLQuery returns the fields that GET /records30/{id} carries in its query string;
+// fields with their zero value are left out.
 func (r *Get30Request) URLQuery() url.Values {
 	q := make(url.Values, 1)
 	if r.Verbose {
@@ -540,8 +540,8 @@ func (r *Get35Request) BindRequest(hr *http.Request) error {
 	return nil
 }
 
-// URLQuery returns the fields that GET /records35/{id} carries in its query string; fields with
-// their zero value are left out.
+// URLQuery returns the fields that GET /records35/{id} carries in its query string;
+// fields with their zero value are left out.
 func (r *Get35Request) URLQuery() url.Values {
 	q := make(url.Values, 1)
 	if r.Verbose {
@@ -611,8 +611,8 @@ func (r *Get40Request) BindRequest(hr *http.Request) error {
 	return nil
 }
 
-// URLQuery returns the fields that GET /records40/{id} carries in its query string; fields with
-// their zero value are left out.
+// URLQuery returns the fields that GET /records40/{id} carries in its query string;
+// fields with their zero value are left out.
 func (r *Get40Request) URLQuery() url.Values {
 	q := make(url.Values, 1)
 	if r.Verbose {
@@ -682,8 +682,8 @@ func (r *Get45Request) BindRequest(hr *http.Request) error {
 	return nil
 }
 
-// URLQuery returns the fields that GET /records45/{id} carries in its query string; fields with
-// their zero value are left out.
+// URLQuery returns the fields that GET /records45/{id} carries in its query string;
+// fields with their zero value are left out.
 func (r *Get45Request) URLQuery() url.Values {
 	q := make(url.Values, 1)
 	if r.Verbose {
@@ -731,8 +731,8 @@ type Tag49Request struct {
 // Tag49Response is the response of Service.Tag49.
 type Tag49Response struct{}
 
-// Endpoints holds one typed endpoint per method of Service. Transports serve them, clients
-// build them, middleware wraps them.
+// Endpoints holds one typed endpoint per method of Service. Transports serve them,
+// clients build them, middleware wraps them.
 type Endpoints struct {
 	// Get0 returns a record.
 	Get0 endpoint.Endpoint[Get0Request, *Record]
@@ -1399,17 +1399,9 @@ func RegisterHTTP(s *shttp.Server, e Endpoints) {
 }
 
 // NewHTTPClient returns Endpoints that call the service at baseURL, such as
-// "http://127.0.0.1:8080", over HTTP.
-// List3 is not served over HTTP; its endpoint fails with svcerr.Unimplemented.
-// List8 is not served over HTTP; its endpoint fails with svcerr.Unimplemented.
-// List13 is not served over HTTP; its endpoint fails with svcerr.Unimplemented.
-// List18 is not served over HTTP; its endpoint fails with svcerr.Unimplemented.
-// List23 is not served over HTTP; its endpoint fails with svcerr.Unimplemented.
-// List28 is not served over HTTP; its endpoint fails with svcerr.Unimplemented.
-// List33 is not served over HTTP; its endpoint fails with svcerr.Unimplemented.
-// List38 is not served over HTTP; its endpoint fails with svcerr.Unimplemented.
-// List43 is not served over HTTP; its endpoint fails with svcerr.Unimplemented.
-// List48 is not served over HTTP; its endpoint fails with svcerr.Unimplemented.
+// "http://127.0.0.1:8080", over HTTP. List3, List8, List13, List18, List23, List28,
+// List33, List38, List43, List48 are not served over HTTP; their endpoints fail with
+// svcerr.Unimplemented.
 func NewHTTPClient(baseURL string, opts ...shttp.ClientOption) (Endpoints, error) {
 	c, err := shttp.NewClient(baseURL, "bench50", opts...)
 	if err != nil {
@@ -1603,8 +1595,8 @@ func NewGRPCClient(cc grpc.ClientConnInterface, opts ...sgrpc.ClientOption) Endp
 	}
 }
 
-// Serve serves svc on app over HTTP (RegisterHTTP) and gRPC (RegisterGRPC),
-// with app's middleware: tracing, access log, metrics, timeout and panic recovery.
+// Serve serves svc on app over HTTP (RegisterHTTP) and gRPC (RegisterGRPC), with app's
+// middleware: tracing, access log, metrics, timeout and panic recovery.
 func Serve(app *svckit.App, svc Service) error {
 	e := MakeEndpoints(svc)
 	RegisterHTTP(app.HTTP(), e)

@@ -79,8 +79,8 @@ type UnnamedResponse struct {
 	Result int `json:"result"`
 }
 
-// Endpoints holds one typed endpoint per method of Service. Transports serve them, clients
-// build them, middleware wraps them.
+// Endpoints holds one typed endpoint per method of Service. Transports serve them,
+// clients build them, middleware wraps them.
 type Endpoints struct {
 	// Echo returns some of its parameters.
 	Echo endpoint.Endpoint[EchoRequest, EchoResponse]
@@ -216,8 +216,8 @@ func NewGRPCClient(cc grpc.ClientConnInterface, opts ...sgrpc.ClientOption) Endp
 	}
 }
 
-// Serve serves svc on app over HTTP (RegisterHTTP) and gRPC (RegisterGRPC),
-// with app's middleware: tracing, access log, metrics, timeout and panic recovery.
+// Serve serves svc on app over HTTP (RegisterHTTP) and gRPC (RegisterGRPC), with app's
+// middleware: tracing, access log, metrics, timeout and panic recovery.
 func Serve(app *svckit.App, svc Service) error {
 	e := MakeEndpoints(svc)
 	RegisterHTTP(app.HTTP(), e)

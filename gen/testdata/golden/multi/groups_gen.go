@@ -25,8 +25,8 @@ type GroupsGetResponse struct {
 	Members []User `json:"members"`
 }
 
-// GroupsEndpoints holds one typed endpoint per method of Groups. Transports serve them, clients
-// build them, middleware wraps them.
+// GroupsEndpoints holds one typed endpoint per method of Groups. Transports serve them,
+// clients build them, middleware wraps them.
 type GroupsEndpoints struct {
 	// Get returns a group's members.
 	Get endpoint.Endpoint[GroupsGetRequest, GroupsGetResponse]
@@ -42,8 +42,9 @@ func MakeGroupsEndpoints(s Groups) GroupsEndpoints {
 	}
 }
 
-// GroupsClient is a Groups that calls another through GroupsEndpoints: the same interface, served
-// locally or remotely. Build the endpoints with NewGroupsHTTPClient or NewGroupsGRPCClient.
+// GroupsClient is a Groups that calls another through GroupsEndpoints: the same
+// interface, served locally or remotely. Build the endpoints with NewGroupsHTTPClient or
+// NewGroupsGRPCClient.
 type GroupsClient struct {
 	e GroupsEndpoints
 }
@@ -94,8 +95,9 @@ func NewGroupsGRPCClient(cc grpc.ClientConnInterface, opts ...sgrpc.ClientOption
 	}
 }
 
-// ServeGroups serves svc on app over HTTP (RegisterGroupsHTTP) and gRPC (RegisterGroupsGRPC),
-// with app's middleware: tracing, access log, metrics, timeout and panic recovery.
+// ServeGroups serves svc on app over HTTP (RegisterGroupsHTTP) and gRPC
+// (RegisterGroupsGRPC), with app's middleware: tracing, access log, metrics, timeout and
+// panic recovery.
 func ServeGroups(app *svckit.App, svc Groups) error {
 	e := MakeGroupsEndpoints(svc)
 	RegisterGroupsHTTP(app.HTTP(), e)

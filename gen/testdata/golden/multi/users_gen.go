@@ -25,8 +25,8 @@ type UsersCreateRequest struct {
 	Name string `json:"name"`
 }
 
-// UsersEndpoints holds one typed endpoint per method of Users. Transports serve them, clients
-// build them, middleware wraps them.
+// UsersEndpoints holds one typed endpoint per method of Users. Transports serve them,
+// clients build them, middleware wraps them.
 type UsersEndpoints struct {
 	// Get returns a user.
 	Get endpoint.Endpoint[UsersGetRequest, User]
@@ -46,8 +46,9 @@ func MakeUsersEndpoints(s Users) UsersEndpoints {
 	}
 }
 
-// UsersClient is a Users that calls another through UsersEndpoints: the same interface, served
-// locally or remotely. Build the endpoints with NewUsersHTTPClient or NewUsersGRPCClient.
+// UsersClient is a Users that calls another through UsersEndpoints: the same interface,
+// served locally or remotely. Build the endpoints with NewUsersHTTPClient or
+// NewUsersGRPCClient.
 type UsersClient struct {
 	e UsersEndpoints
 }
@@ -107,8 +108,9 @@ func NewUsersGRPCClient(cc grpc.ClientConnInterface, opts ...sgrpc.ClientOption)
 	}
 }
 
-// ServeUsers serves svc on app over HTTP (RegisterUsersHTTP) and gRPC (RegisterUsersGRPC),
-// with app's middleware: tracing, access log, metrics, timeout and panic recovery.
+// ServeUsers serves svc on app over HTTP (RegisterUsersHTTP) and gRPC
+// (RegisterUsersGRPC), with app's middleware: tracing, access log, metrics, timeout and
+// panic recovery.
 func ServeUsers(app *svckit.App, svc Users) error {
 	e := MakeUsersEndpoints(svc)
 	RegisterUsersHTTP(app.HTTP(), e)

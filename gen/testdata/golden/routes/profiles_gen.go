@@ -156,8 +156,8 @@ func (r *ProfilesDeleteProfileRequest) BindRequest(hr *http.Request) error {
 	return nil
 }
 
-// URLQuery returns the fields that DELETE /profiles/{id} carries in its query string; fields with
-// their zero value are left out.
+// URLQuery returns the fields that DELETE /profiles/{id} carries in its query string;
+// fields with their zero value are left out.
 func (r *ProfilesDeleteProfileRequest) URLQuery() url.Values {
 	q := make(url.Values, 1)
 	if r.Hard {
@@ -298,8 +298,8 @@ func (r *ThingRequest) BindRequest(hr *http.Request) error {
 	return nil
 }
 
-// URLQuery returns the fields that GET /things/{id} carries in its query string; fields with
-// their zero value are left out.
+// URLQuery returns the fields that GET /things/{id} carries in its query string; fields
+// with their zero value are left out.
 func (r *ThingRequest) URLQuery() url.Values {
 	q := make(url.Values, 1)
 	if r.Verbose {
@@ -317,8 +317,8 @@ func (r *ThingRequest) PathParam(name string) string {
 	return ""
 }
 
-// ProfilesEndpoints holds one typed endpoint per method of Profiles. Transports serve them, clients
-// build them, middleware wraps them.
+// ProfilesEndpoints holds one typed endpoint per method of Profiles. Transports serve
+// them, clients build them, middleware wraps them.
 type ProfilesEndpoints struct {
 	// GetProfile returns a profile's name.
 	GetProfile endpoint.Endpoint[ProfilesGetProfileRequest, ProfilesGetProfileResponse]
@@ -381,8 +381,9 @@ func MakeProfilesEndpoints(s Profiles) ProfilesEndpoints {
 	}
 }
 
-// ProfilesClient is a Profiles that calls another through ProfilesEndpoints: the same interface, served
-// locally or remotely. Build the endpoints with NewProfilesHTTPClient or NewProfilesGRPCClient.
+// ProfilesClient is a Profiles that calls another through ProfilesEndpoints: the same
+// interface, served locally or remotely. Build the endpoints with NewProfilesHTTPClient
+// or NewProfilesGRPCClient.
 type ProfilesClient struct {
 	e ProfilesEndpoints
 }
@@ -468,9 +469,9 @@ func RegisterProfilesHTTP(s *shttp.Server, e ProfilesEndpoints) {
 	shttp.Handle(s, "GET /things/{id}", "Thing", e.Thing)
 }
 
-// NewProfilesHTTPClient returns ProfilesEndpoints that call the service at baseURL, such as
-// "http://127.0.0.1:8080", over HTTP.
-// Internal is not served over HTTP; its endpoint fails with svcerr.Unimplemented.
+// NewProfilesHTTPClient returns ProfilesEndpoints that call the service at baseURL, such
+// as "http://127.0.0.1:8080", over HTTP. Internal is not served over HTTP; its endpoint
+// fails with svcerr.Unimplemented.
 func NewProfilesHTTPClient(baseURL string, opts ...shttp.ClientOption) (ProfilesEndpoints, error) {
 	c, err := shttp.NewClient(baseURL, "routes.Profiles", opts...)
 	if err != nil {
@@ -523,8 +524,9 @@ func NewProfilesGRPCClient(cc grpc.ClientConnInterface, opts ...sgrpc.ClientOpti
 	}
 }
 
-// ServeProfiles serves svc on app over HTTP (RegisterProfilesHTTP) and gRPC (RegisterProfilesGRPC),
-// with app's middleware: tracing, access log, metrics, timeout and panic recovery.
+// ServeProfiles serves svc on app over HTTP (RegisterProfilesHTTP) and gRPC
+// (RegisterProfilesGRPC), with app's middleware: tracing, access log, metrics, timeout
+// and panic recovery.
 func ServeProfiles(app *svckit.App, svc Profiles) error {
 	e := MakeProfilesEndpoints(svc)
 	RegisterProfilesHTTP(app.HTTP(), e)

@@ -38,8 +38,8 @@ type WhereRequest struct {
 	ID string `json:"id"`
 }
 
-// Endpoints holds one typed endpoint per method of Service. Transports serve them, clients
-// build them, middleware wraps them.
+// Endpoints holds one typed endpoint per method of Service. Transports serve them,
+// clients build them, middleware wraps them.
 type Endpoints struct {
 	// Get returns a profile: one request struct, a pointer response.
 	Get endpoint.Endpoint[GetRequest, *Profile]
@@ -167,8 +167,8 @@ func NewGRPCClient(cc grpc.ClientConnInterface, opts ...sgrpc.ClientOption) Endp
 	}
 }
 
-// Serve serves svc on app over HTTP (RegisterHTTP) and gRPC (RegisterGRPC),
-// with app's middleware: tracing, access log, metrics, timeout and panic recovery.
+// Serve serves svc on app over HTTP (RegisterHTTP) and gRPC (RegisterGRPC), with app's
+// middleware: tracing, access log, metrics, timeout and panic recovery.
 func Serve(app *svckit.App, svc Service) error {
 	e := MakeEndpoints(svc)
 	RegisterHTTP(app.HTTP(), e)

@@ -32,8 +32,8 @@ type LastRequest struct {
 	Topic string `json:"topic"`
 }
 
-// Endpoints holds one typed endpoint per method of Service. Transports serve them, clients
-// build them, middleware wraps them.
+// Endpoints holds one typed endpoint per method of Service. Transports serve them,
+// clients build them, middleware wraps them.
 type Endpoints struct {
 	// Count yields 0 to n-1: a stream of a basic type.
 	Count endpoint.Endpoint[CountRequest, iter.Seq2[int64, error]]
@@ -108,10 +108,8 @@ func RegisterHTTP(s *shttp.Server, e Endpoints) {
 }
 
 // NewHTTPClient returns Endpoints that call the service at baseURL, such as
-// "http://127.0.0.1:8080", over HTTP.
-// Count is not served over HTTP; its endpoint fails with svcerr.Unimplemented.
-// Watch is not served over HTTP; its endpoint fails with svcerr.Unimplemented.
-// Tail is not served over HTTP; its endpoint fails with svcerr.Unimplemented.
+// "http://127.0.0.1:8080", over HTTP. Count, Watch, Tail are not served over HTTP; their
+// endpoints fail with svcerr.Unimplemented.
 func NewHTTPClient(baseURL string, opts ...shttp.ClientOption) (Endpoints, error) {
 	c, err := shttp.NewClient(baseURL, "stream", opts...)
 	if err != nil {
@@ -153,8 +151,8 @@ func NewGRPCClient(cc grpc.ClientConnInterface, opts ...sgrpc.ClientOption) Endp
 	}
 }
 
-// Serve serves svc on app over HTTP (RegisterHTTP) and gRPC (RegisterGRPC),
-// with app's middleware: tracing, access log, metrics, timeout and panic recovery.
+// Serve serves svc on app over HTTP (RegisterHTTP) and gRPC (RegisterGRPC), with app's
+// middleware: tracing, access log, metrics, timeout and panic recovery.
 func Serve(app *svckit.App, svc Service) error {
 	e := MakeEndpoints(svc)
 	RegisterHTTP(app.HTTP(), e)

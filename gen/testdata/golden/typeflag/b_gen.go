@@ -94,8 +94,8 @@ func NewBGRPCClient(cc grpc.ClientConnInterface, opts ...sgrpc.ClientOption) BEn
 	}
 }
 
-// ServeB serves svc on app over HTTP (RegisterBHTTP) and gRPC (RegisterBGRPC),
-// with app's middleware: tracing, access log, metrics, timeout and panic recovery.
+// ServeB serves svc on app over HTTP (RegisterBHTTP) and gRPC (RegisterBGRPC), with app's
+// middleware: tracing, access log, metrics, timeout and panic recovery.
 func ServeB(app *svckit.App, svc B) error {
 	e := MakeBEndpoints(svc)
 	RegisterBHTTP(app.HTTP(), e)

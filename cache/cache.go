@@ -1,0 +1,212 @@
+// Package cache is a cache-aside cache: Get returns a cached value or loads it with the
+// caller's loader and caches it for a TTL.
+//
+// Entries live for a TTL with random jitter (±10% by default), so entries written
+// together do not expire together. Concurrent Gets of a missing key share one load
+// (single flight), so an expired hot key does not send a stampede to the database. A
+// loader's NotFound error (svcerr.NotFound by default) is cached too, for a shorter TTL,
+// so lookups of keys that do not exist do not each reach the database.
+//
+// Backends: [Memory], a bounded LRU in the process, and [KV], a NATS JetStream key-value
+// bucket shared by the replicas of a service.
+package cache
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/svckit/svckit/svcerr"
+)
+
+// Entry is a cached value, or a cached miss.
+type Entry[V any] struct {
+	Value    V
+	NotFound bool      // the loader reported that the key does not exist
+	Expires  time.Time // the entry is not used after this time
+}
+
+// Backend stores entries. Get reports false for a missing or expired entry.
+type Backend[K comparable, V any] interface {
+	Get(ctx context.Context, key K) (Entry[V], bool, error)
+	Set(ctx context.Context, key K, e Entry[V]) error
+	Delete(ctx context.Context, key K) error
+}
+
+// ErrNotFound is returned by Get for a key whose miss is cached. It is a svcerr NotFound
+// error.
+var ErrNotFound = svcerr.New(svcerr.NotFound, "not found")
+
+// Option configures a Cache.
+type Option func(*options)
+
+type options struct {
+	ttl, negTTL, loadTimeout time.Duration
+	jitter                   float64
+	notFound                 func(error) bool
+	onError                  func(error)
+}
+
+// WithTTL sets how long loaded values are cached; default 1 minute.
+func WithTTL(d time.Duration) Option { return func(o *options) { o.ttl = d } }
+
+// WithJitter sets the random spread of TTLs as a fraction: 0.1 (the default) makes each
+// TTL between 90% and 110% of the configured one.
+func WithJitter(f float64) Option { return func(o *options) { o.jitter = min(max(f, 0), 1) } }
+
+// WithNegativeTTL sets how long a NotFound result is cached; default 5s, 0 turns
+// negative caching off.
+func WithNegativeTTL(d time.Duration) Option { return func(o *options) { o.negTTL = d } }
+
+// WithNotFound sets which loader errors mean "the key does not exist"; default errors of
+// kind svcerr.NotFound.
+func WithNotFound(fn func(error) bool) Option { return func(o *options) { o.notFound = fn } }
+
+// WithLoadTimeout bounds each load; default none. A load runs on after the caller that
+// started it gives up, for the other callers waiting for it and for the cache.
+func WithLoadTimeout(d time.Duration) Option { return func(o *options) { o.loadTimeout = d } }
+
+// WithErrorHandler is told of backend errors; by default they are ignored, and a backend
+// that fails makes the cache load every time.
+func WithErrorHandler(fn func(error)) Option { return func(o *options) { o.onError = fn } }
+
+// Stats counts what a Cache did.
+type Stats struct {
+	Hits         uint64 // values served from the backend
+	NegativeHits uint64 // cached misses served
+	Loads        uint64 // loader calls
+	Shared       uint64 // Gets that waited for another Get's load
+}
+
+// Cache is a cache-aside cache of values of type V by keys of type K.
+type Cache[K comparable, V any] struct {
+	b Backend[K, V]
+	o options
+
+	mu      sync.Mutex
+	flights map[K]*flight[V]
+
+	hits, negHits, loads, shared atomic.Uint64
+}
+
+type flight[V any] struct {
+	done chan struct{}
+	v    V
+	err  error
+}
+
+// New returns a Cache on b.
+func New[K comparable, V any](b Backend[K, V], opts ...Option) *Cache[K, V] {
+	o := options{ttl: time.Minute, negTTL: 5 * time.Second, jitter: 0.1}
+	for _, fn := range opts {
+		fn(&o)
+	}
+	if o.notFound == nil {
+		o.notFound = func(err error) bool { return svcerr.KindOf(err) == svcerr.NotFound }
+	}
+	if o.onError == nil {
+		o.onError = func(error) {}
+	}
+	return &Cache[K, V]{b: b, o: o, flights: map[K]*flight[V]{}}
+}
+
+// Get returns the cached value of key, or loads it with load, caches it and returns it.
+// Concurrent Gets of the same key share one load. A load's NotFound error is cached for
+// the negative TTL, and Get returns ErrNotFound for it until then; other errors are
+// returned and not cached.
+func (c *Cache[K, V]) Get(ctx context.Context, key K, load func(ctx context.Context, key K) (V, error)) (V, error) {
+	if e, ok, err := c.b.Get(ctx, key); err != nil {
+		c.o.onError(err)
+	} else if ok {
+		if e.NotFound {
+			c.negHits.Add(1)
+			var zero V
+			return zero, ErrNotFound
+		}
+		c.hits.Add(1)
+		return e.Value, nil
+	}
+	c.mu.Lock()
+	f, ok := c.flights[key]
+	if !ok {
+		f = &flight[V]{done: make(chan struct{})}
+		c.flights[key] = f
+		go c.load(context.WithoutCancel(ctx), key, f, load)
+	} else {
+		c.shared.Add(1)
+	}
+	c.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.v, f.err
+	case <-ctx.Done():
+		var zero V
+		return zero, ctx.Err()
+	}
+}
+
+func (c *Cache[K, V]) load(ctx context.Context, key K, f *flight[V], load func(ctx context.Context, key K) (V, error)) {
+	defer func() {
+		c.mu.Lock()
+		delete(c.flights, key)
+		c.mu.Unlock()
+		close(f.done)
+	}()
+	if c.o.loadTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.o.loadTimeout)
+		defer cancel()
+	}
+	c.loads.Add(1)
+	f.v, f.err = safeLoad(ctx, key, load)
+	switch {
+	case f.err == nil:
+		c.set(ctx, key, Entry[V]{Value: f.v}, c.o.ttl)
+	case c.o.negTTL > 0 && c.o.notFound(f.err):
+		c.set(ctx, key, Entry[V]{NotFound: true}, c.o.negTTL)
+	}
+}
+
+func safeLoad[K comparable, V any](ctx context.Context, key K, load func(ctx context.Context, key K) (V, error)) (v V, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = svcerr.Errorf(svcerr.Internal, "cache: loader panicked: %v", r)
+		}
+	}()
+	return load(ctx, key)
+}
+
+func (c *Cache[K, V]) set(ctx context.Context, key K, e Entry[V], ttl time.Duration) {
+	e.Expires = time.Now().Add(c.jittered(ttl))
+	if err := c.b.Set(ctx, key, e); err != nil {
+		c.o.onError(err)
+	}
+}
+
+func (c *Cache[K, V]) jittered(ttl time.Duration) time.Duration {
+	if c.o.jitter == 0 {
+		return ttl
+	}
+	return time.Duration(float64(ttl) * (1 + c.o.jitter*(2*rand.Float64()-1)))
+}
+
+// Set caches v for key for the TTL, as after a write to the source of truth.
+func (c *Cache[K, V]) Set(ctx context.Context, key K, v V) error {
+	return c.b.Set(ctx, key, Entry[V]{Value: v, Expires: time.Now().Add(c.jittered(c.o.ttl))})
+}
+
+// Delete removes key from the cache, so that the next Get loads it.
+func (c *Cache[K, V]) Delete(ctx context.Context, key K) error { return c.b.Delete(ctx, key) }
+
+// Stats returns the cache's counters.
+func (c *Cache[K, V]) Stats() Stats {
+	return Stats{Hits: c.hits.Load(), NegativeHits: c.negHits.Load(), Loads: c.loads.Load(), Shared: c.shared.Load()}
+}
+
+// IsNotFound reports whether err is ErrNotFound or another svcerr NotFound error.
+func IsNotFound(err error) bool {
+	return errors.Is(err, ErrNotFound) || svcerr.KindOf(err) == svcerr.NotFound
+}
