@@ -125,6 +125,21 @@ type App struct {
 	closers   []func(context.Context) error
 	logBuf    *observe.BufferedWriter
 	announce  []announcement
+	workers   []worker
+}
+
+type worker struct {
+	name string
+	fn   func(context.Context) error
+}
+
+// Go runs fn beside the listeners while the App runs — an outbox relay, a subscription,
+// a scheduler. Its context is canceled when shutdown begins; an error it returns before
+// then stops the App.
+func (a *App) Go(name string, fn func(ctx context.Context) error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.workers = append(a.workers, worker{name: name, fn: fn})
 }
 
 type announcement struct {
@@ -389,6 +404,17 @@ func (a *App) Run(ctx context.Context) error {
 			}
 			return s(ctx)
 		})
+	}
+	a.mu.Lock()
+	workers := a.workers
+	a.mu.Unlock()
+	for _, w := range workers {
+		g.Add(w.name, func(ctx context.Context) error {
+			if err := w.fn(ctx); err != nil && ctx.Err() == nil {
+				return err
+			}
+			return nil
+		}, nil)
 	}
 	close(a.addrsDone)
 	if len(lns) == 0 {

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/svckit/svckit/auth"
 	"github.com/svckit/svckit/natsserver"
 )
 
@@ -55,6 +56,9 @@ type System struct {
 	Instances []*Instance
 	// URL is the collector and dashboard address, "http://127.0.0.1:port".
 	URL string
+	// Issuer signs development tokens; services validate them with the keys published
+	// at URL + "/.well-known/jwks.json" (JWKS_URL in their environment).
+	Issuer *auth.DevIssuer
 
 	opts     Options
 	srv      *http.Server
@@ -120,8 +124,14 @@ func Start(ctx context.Context, opts Options) (*System, error) {
 		return nil, fmt.Errorf("collector listener on %s: %w", opts.Listen, err)
 	}
 	s.URL = "http://" + ln.Addr().String()
+	s.Issuer, err = auth.NewDevIssuer("svckit-dev", m.Name)
+	if err != nil {
+		_ = ns.Shutdown(ctx)
+		return nil, fmt.Errorf("dev token issuer: %w", err)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/traces", s.Traces.OTLPHandler())
+	mux.Handle("GET /.well-known/jwks.json", s.Issuer)
 	if opts.Handler != nil {
 		mux.Handle("/", opts.Handler(s))
 	}
@@ -222,6 +232,9 @@ func (s *System) plan(bins map[string]string, stateDir string) error {
 		"OTEL_TRACES_SAMPLER=always_on",
 		"OTEL_BSP_SCHEDULE_DELAY=500",
 		"SVCKIT_DEV=1",
+		"JWKS_URL="+s.URL+"/.well-known/jwks.json",
+		"JWT_ISSUER=svckit-dev",
+		"JWT_AUDIENCE="+s.Manifest.Name,
 	)
 	for name, a := range peers {
 		env := strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
@@ -271,6 +284,12 @@ func (s *System) WaitReady(ctx context.Context) error {
 	}
 	s.printf("all %d instances ready in %s", len(s.Instances), time.Since(s.started).Round(10*time.Millisecond))
 	return nil
+}
+
+// DevToken returns a development token for subject, valid for a day, that the system's
+// services accept.
+func (s *System) DevToken(subject string, roles ...string) (string, error) {
+	return s.Issuer.Token(subject, 24*time.Hour, roles...)
 }
 
 // Instance returns the instance with the given id ("orders-1"), or nil.

@@ -32,13 +32,18 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		Dir: f.Dir, Replicas: f.Replicas, Out: stdout, Color: !f.NoColor && isTerminal(stdout),
 		Quiet: f.Quiet, StateDir: f.StateDir, Listen: f.Listen,
 		Handler: func(sys *devrun.System) http.Handler {
-			return dashboard.Handler(sys, dashboard.WithOpenAPIFunc(dashboard.OpenAPIFiles(sys.Manifest)))
+			return dashboard.Handler(sys, dashboard.WithOpenAPIFunc(dashboard.OpenAPIFiles(sys.Manifest)),
+				dashboard.WithDevTokenFunc(func(context.Context) (string, error) { return sys.DevToken("dev-user") }))
 		},
 	}
 	err = devrun.RunUntilSignal(context.Background(), opts, func(sys *devrun.System) {
 		fmt.Fprintf(stdout, "\n  dashboard  %s\n", sys.URL)
 		if u := sys.PublicURL(); u != "" {
 			fmt.Fprintf(stdout, "  entry      %s\n", u)
+		}
+		if tok, err := sys.DevToken("dev-user"); err == nil {
+			fmt.Fprintf(stdout, "  token      %s\n", tok)
+			fmt.Fprintf(stdout, "             (subject dev-user, 24 h: curl -H \"Authorization: Bearer $TOKEN\" …)\n")
 		}
 		fmt.Fprintf(stdout, "  NATS       %s\n\n  Ctrl-C stops everything.\n\n", sys.NATS.ClientURL())
 	})

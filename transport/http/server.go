@@ -40,9 +40,11 @@ type Server struct {
 	prop    propagation.TextMapPropagator
 	logger  *slog.Logger
 	paths   map[string]*pathMethods // normalized path -> methods registered on it
+	pathMux *http.ServeMux          // every route's path without its method, to tell 405 from 404
 }
 
 type pathMethods struct {
+	pattern string // the path as first registered in pathMux
 	methods []string
 }
 
@@ -81,6 +83,7 @@ func NewServer(service string, opts ...ServerOption) *Server {
 		prop:    observe.Propagator(),
 		logger:  slog.New(slog.DiscardHandler),
 		paths:   make(map[string]*pathMethods),
+		pathMux: http.NewServeMux(),
 	}
 	for _, o := range opts {
 		o(s)
@@ -226,19 +229,22 @@ func (s *Server) recoverPanic(w http.ResponseWriter, r *http.Request, info *endp
 	WriteProblem(w, r, svcerr.New(svcerr.Internal, "internal error"))
 }
 
-// addMethod records that path serves method and makes sure other methods on the same path
-// get 405 with an Allow header rather than 404.
+// addMethod records that path serves method, so that other methods on the same path get
+// 405 with an Allow header rather than 404. The paths live in a second mux without
+// methods: registering method-less catch-alls in the main mux would conflict with routes
+// such as "GET /items/{id}" beside "POST /items/search".
 func (s *Server) addMethod(method, path string) {
 	key := normalizePath(path)
 	pm, ok := s.paths[key]
 	if !ok {
-		pm = &pathMethods{}
+		pm = &pathMethods{pattern: path}
 		s.paths[key] = pm
-		if path != "/" { // "/" is the server's own catch-all, which checks s.paths["/"]
-			s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
-				s.methodNotAllowed(w, r, pm)
-			})
-		}
+		func() {
+			// Two method-less paths can conflict where the routes did not ("GET /a/{x}/b"
+			// and "POST /a/c/{y}"); such a path then answers 404 instead of 405.
+			defer func() { _ = recover() }()
+			s.pathMux.Handle(path, http.NotFoundHandler())
+		}()
 	}
 	if !slices.Contains(pm.methods, method) {
 		pm.methods = append(pm.methods, method)
@@ -257,10 +263,14 @@ func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request, pm *pa
 		"method %s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, allow)))
 }
 
+// routeNotFound answers requests no route matched: 405 when a route has the path with
+// another method, 404 otherwise.
 func (s *Server) routeNotFound(w http.ResponseWriter, r *http.Request) {
-	if pm, ok := s.paths["/"]; ok {
-		s.methodNotAllowed(w, r, pm)
-		return
+	if _, pattern := s.pathMux.Handler(r); pattern != "" {
+		if pm, ok := s.paths[normalizePath(pattern)]; ok {
+			s.methodNotAllowed(w, r, pm)
+			return
+		}
 	}
 	s.requestContext(w, r)
 	WriteProblem(w, r, svcerr.Errorf(svcerr.NotFound, "no route for %s %s", r.Method, r.URL.Path))

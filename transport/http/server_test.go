@@ -318,3 +318,34 @@ func TestClientUnavailable(t *testing.T) {
 		t.Fatal("want error for ftp base URL")
 	}
 }
+
+// TestRoutesThatShareAPrefix checks that a wildcard route beside a literal one on another
+// method registers without conflict and that 405 still names the right methods.
+func TestRoutesThatShareAPrefix(t *testing.T) {
+	s := shttp.NewServer("prefix")
+	shttp.Handle(s, "GET /payments/{orderID}", "Get", func(_ context.Context, r getReq) (string, error) { return "get", nil })
+	shttp.Handle(s, "POST /payments/charge", "Charge", func(_ context.Context, r struct{}) (string, error) { return "charge", nil })
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"GET", "/payments/o1", 200, ""},
+		{"POST", "/payments/charge", 200, ""},
+		{"DELETE", "/payments/charge", 405, "POST"},
+		{"DELETE", "/payments/o1", 405, "GET, HEAD"},
+		{"GET", "/nope", 404, ""},
+	} {
+		req, _ := http.NewRequest(tc.method, srv.URL+tc.path, nil)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || resp.Header.Get("Allow") != tc.allow {
+			t.Errorf("%s %s = %d Allow %q, want %d %q", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), tc.status, tc.allow)
+		}
+	}
+}

@@ -1,0 +1,62 @@
+// Command notifications runs the shop's notifications service: the orders events
+// consumer and the digest that runs on one replica per tick.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/svckit/svckit"
+	"github.com/svckit/svckit/examples/shop/internal/shopkit"
+	"github.com/svckit/svckit/examples/shop/notifications"
+	"github.com/svckit/svckit/pubsub"
+	"github.com/svckit/svckit/schedule"
+)
+
+type config struct {
+	shopkit.Config
+	Digest string `flag:"digest" default:"*/30 * * * * *" help:"cron schedule of the digest (with seconds)"`
+}
+
+func main() {
+	cfg := &config{}
+	svckit.Main("notifications", cfg, func(ctx context.Context, app *svckit.App) error {
+		st, err := shopkit.Store(ctx, app, cfg.StoreDSN, notifications.Migrations)
+		if err != nil {
+			return err
+		}
+		bus, err := shopkit.Bus(ctx, app, cfg.NATSURL)
+		if err != nil {
+			return err
+		}
+		svc := notifications.New(st)
+		mws := pubsub.Default(app.Logger(), app.TracerProvider(), nil, 10*time.Second)
+		app.Go("orders-events", func(ctx context.Context) error {
+			sub, err := bus.Subscribe(ctx, "shop.orders.>", "notifications", svc.Handle,
+				pubsub.WithMiddleware(mws...), pubsub.MaxAttempts(5))
+			if err != nil {
+				return err
+			}
+			<-ctx.Done()
+			return sub.Stop(context.WithoutCancel(ctx))
+		})
+		claims, err := schedule.NewSQL(ctx, st)
+		if err != nil {
+			return err
+		}
+		sched := schedule.New(claims)
+		if err := sched.Add("digest", cfg.Digest, func(ctx context.Context) error {
+			tick := time.Now().Truncate(time.Second)
+			n, err := svc.Digest(ctx, tick)
+			if err == nil {
+				app.Logger().InfoContext(ctx, "digest", slog.Int64("notifications", n), slog.String("instance", cfg.Instance))
+			}
+			return err
+		}); err != nil {
+			return err
+		}
+		app.Go("scheduler", sched.Run)
+		return notifications.ServeNotifications(app, svc)
+	})
+}
