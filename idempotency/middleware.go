@@ -201,14 +201,27 @@ func (h *handler) serve(ctx context.Context, req any) (any, error) {
 	fp := fingerprint(req)
 	deadline := time.Now().Add(h.o.wait)
 	pause := 5 * time.Millisecond
-	for {
-		rec, ok, err := h.s.Begin(ctx, scope, key, fp, h.o.lockTTL)
+	for claim := true; ; {
+		var rec Record
+		var ok bool
+		var err error
+		if claim {
+			rec, ok, err = h.s.Begin(ctx, scope, key, fp, h.o.lockTTL)
+			if err == nil && ok {
+				break
+			}
+		} else {
+			// Waiting: read until the record is completed, or gone and can be claimed.
+			rec, ok, err = h.s.Get(ctx, scope, key)
+			if err == nil && !ok {
+				claim = true
+				continue
+			}
+		}
 		if err != nil {
 			return nil, svcerr.Wrap(svcerr.Unavailable, "idempotency store unavailable", err)
 		}
-		if ok {
-			break
-		}
+		claim = false
 		if rec.Fingerprint != fp {
 			return nil, ErrMismatch
 		}

@@ -68,7 +68,7 @@ func (s *SQL) get(ctx context.Context, q queryer, scope, key string) (Record, bo
 
 // Get implements Store.
 func (s *SQL) Get(ctx context.Context, scope, key string) (Record, bool, error) {
-	return s.get(ctx, s.st.DB(), scope, key)
+	return s.get(ctx, s.st.ReadDB(), scope, key)
 }
 
 // claim inserts a record for (scope, key) unless a live one exists, and reports whether

@@ -3,12 +3,14 @@ package lock_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/svckit/svckit/lock"
@@ -263,4 +265,33 @@ func testOddNames(t *testing.T, b lock.Backend) {
 			t.Errorf("%q: %v %v", name, ok, err)
 		}
 	}
+}
+
+// TestKVCluster runs the suite on a bucket replicated over a 3-node JetStream cluster,
+// where compare-and-set conflicts are reported differently than on one server.
+func TestKVCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	ctx := context.Background()
+	c, err := natsserver.StartCluster(ctx, 3, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Shutdown(context.Background()) })
+	n := 0
+	suite(t, func(t *testing.T) lock.Backend {
+		nc, err := nats.Connect(c.URLs())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, _ := jetstream.New(nc)
+		n++
+		kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: fmt.Sprint("locks", n), History: 1, Replicas: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lock.NewKV(kv)
+	})
 }

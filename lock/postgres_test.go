@@ -50,7 +50,6 @@ func postgresStore(t testing.TB) *store.Store {
 	return s
 }
 
-
 func TestPostgres(t *testing.T) {
 	suite(t, func(t *testing.T) lock.Backend {
 		b, err := lock.NewSQL(context.Background(), postgresStore(t))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/svckit/svckit/saga"
+	"github.com/svckit/svckit/store"
 )
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
@@ -16,9 +17,10 @@ func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 // BenchmarkSaga3Steps runs 3-step sagas on a SQLite file, many at once, and reports
 // sagas/s. Two steps write to the store inside their checkpoint transaction, one is a
 // plain action.
-func BenchmarkSaga3Steps(b *testing.B) {
+func BenchmarkSaga3Steps(b *testing.B) { benchSaga(b, sqliteStore(b)) }
+
+func benchSaga(b *testing.B, st *store.Store) {
 	ctx := context.Background()
-	st := sqliteStore(b)
 	if _, err := st.DB().Exec(`CREATE TABLE reservations (id TEXT PRIMARY KEY, n INTEGER)`); err != nil {
 		b.Fatal(err)
 	}
@@ -26,7 +28,7 @@ func BenchmarkSaga3Steps(b *testing.B) {
 	def := saga.Define("bench",
 		saga.Step[counter]{Name: "reserve", ActionTx: func(ctx context.Context, tx *sql.Tx, c *counter) error {
 			info, _ := saga.Info(ctx)
-			_, err := tx.ExecContext(ctx, `INSERT INTO reservations (id, n) VALUES (?, 1)`, info.SagaID)
+			_, err := tx.ExecContext(ctx, st.Rebind(`INSERT INTO reservations (id, n) VALUES (?, 1)`), info.SagaID)
 			return err
 		}},
 		saga.Step[counter]{Name: "charge", Action: func(ctx context.Context, c *counter) error {
@@ -35,7 +37,7 @@ func BenchmarkSaga3Steps(b *testing.B) {
 		}},
 		saga.Step[counter]{Name: "ship", ActionTx: func(ctx context.Context, tx *sql.Tx, c *counter) error {
 			info, _ := saga.Info(ctx)
-			_, err := tx.ExecContext(ctx, `UPDATE reservations SET n = 2 WHERE id = ?`, info.SagaID)
+			_, err := tx.ExecContext(ctx, st.Rebind(`UPDATE reservations SET n = 2 WHERE id = ?`), info.SagaID)
 			return err
 		}},
 	)

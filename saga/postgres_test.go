@@ -50,3 +50,6 @@ func postgresStore(t testing.TB) *store.Store {
 }
 
 func TestPostgres(t *testing.T) { suite(t, postgresStore) }
+
+// BenchmarkSaga3StepsPostgres is BenchmarkSaga3Steps on PostgreSQL.
+func BenchmarkSaga3StepsPostgres(b *testing.B) { benchSaga(b, postgresStore(b)) }

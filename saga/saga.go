@@ -242,6 +242,7 @@ const (
 	phaseAction     = "action"
 	phaseCompensate = "compensate"
 	phaseFailed     = "failed"
+	phaseInvalid    = "invalid"
 )
 
 // instance is a saga's row as the running orchestrator sees it.
@@ -401,6 +402,12 @@ func Start[S any](ctx context.Context, o *Orchestrator, d *Definition[S], state 
 	}
 	if err := o.Register(d); err != nil {
 		return "", err
+	}
+	o.mu.Lock()
+	closed := o.closed
+	o.mu.Unlock()
+	if closed {
+		return "", ErrClosed
 	}
 	if so.id == "" {
 		so.id = newID()
@@ -580,7 +587,7 @@ func (o *Orchestrator) closeStmts() {
 type StepRecord struct {
 	Step  int
 	Name  string
-	Phase string // "action", "compensate", or "failed" for the action that failed for good
+	Phase string // "action", "compensate", "failed" (the action that failed for good), "invalid" (the state did not decode)
 	Error string
 	At    time.Time
 }
@@ -767,7 +774,7 @@ func (d *Definition[S]) decode(data []byte) (*S, error) {
 // fail marks in Failed because it cannot be run.
 func (d *Definition[S]) fail(ctx context.Context, o *Orchestrator, in *instance, cause error) error {
 	err := o.st.InTx(ctx, func(tx *sql.Tx) error {
-		return o.checkpoint(ctx, tx, in, in.step, "", phaseFailed, cause.Error(), in.step, Failed, in.data, cause.Error())
+		return o.checkpoint(ctx, tx, in, in.step, "", phaseInvalid, cause.Error(), in.step, Failed, in.data, cause.Error())
 	})
 	if err == nil {
 		in.state, in.errMsg = Failed, cause.Error()
@@ -835,8 +842,10 @@ func (d *Definition[S]) runAction(ctx context.Context, o *Orchestrator, in *inst
 			if data, err = json.Marshal(state); err != nil {
 				return nil, fmt.Errorf("saga %s: encode state: %w", d.name, err)
 			}
-			return nil, o.st.InTx(ctx, func(tx *sql.Tx) error {
-				return o.checkpoint(ctx, tx, in, i, step.Name, phaseAction, "", next, nextState, data, "")
+			// The action took effect: record it even if the orchestrator is closing.
+			cctx := context.WithoutCancel(ctx)
+			return nil, o.st.InTx(cctx, func(tx *sql.Tx) error {
+				return o.checkpoint(cctx, tx, in, i, step.Name, phaseAction, "", next, nextState, data, "")
 			})
 		}()
 		if err != nil {
@@ -960,8 +969,9 @@ func (d *Definition[S]) runCompensation(ctx context.Context, o *Orchestrator, in
 			if data, err = json.Marshal(state); err != nil {
 				return nil, fmt.Errorf("saga %s: encode state: %w", d.name, err)
 			}
-			return nil, o.st.InTx(ctx, func(tx *sql.Tx) error {
-				return o.checkpoint(ctx, tx, in, i, step.Name, phaseCompensate, "", next, nextState, data, in.errMsg)
+			cctx := context.WithoutCancel(ctx)
+			return nil, o.st.InTx(cctx, func(tx *sql.Tx) error {
+				return o.checkpoint(cctx, tx, in, i, step.Name, phaseCompensate, "", next, nextState, data, in.errMsg)
 			})
 		}()
 		if err != nil {

@@ -50,7 +50,6 @@ func postgresStore(t testing.TB) *store.Store {
 	return s
 }
 
-
 func TestPostgres(t *testing.T) {
 	testReplicas(t, func(t *testing.T, n int) []schedule.Claimer {
 		st := postgresStore(t)

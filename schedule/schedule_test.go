@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/svckit/svckit/natsserver"
@@ -114,7 +115,7 @@ func TestReplicasKV(t *testing.T)  { testReplicas(t, kvClaimers) }
 // testReplicas runs 3 schedulers on one backend with a fast schedule for many ticks and
 // checks that every tick ran exactly once.
 func testReplicas(t *testing.T, open claimers) {
-	const ticks = 40
+	const ticks = replicaTicks
 	sched := schedule.Every(50 * time.Millisecond)
 	log := newRunLog()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -232,4 +233,35 @@ func TestMissedRuns(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReplicasKVCluster runs the replicas test on a bucket replicated over a 3-node
+// JetStream cluster, each replica connected to a different node.
+func TestReplicasKVCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	testReplicas(t, func(t *testing.T, n int) []schedule.Claimer {
+		ctx := context.Background()
+		c, err := natsserver.StartCluster(ctx, 3, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Shutdown(context.Background()) })
+		var out []schedule.Claimer
+		for i := range n {
+			nc, err := nats.Connect(c.URL(i % 3))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(nc.Close)
+			js, _ := jetstream.New(nc)
+			kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "schedule", History: 1, Replicas: 3, TTL: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, schedule.NewKV(kv))
+		}
+		return out
+	})
 }
