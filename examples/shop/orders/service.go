@@ -15,10 +15,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/svckit/svckit/examples/shop/catalog"
 	"github.com/svckit/svckit/examples/shop/payments"
+	"github.com/svckit/svckit/observe"
 	"github.com/svckit/svckit/outbox"
 	"github.com/svckit/svckit/pubsub"
 	"github.com/svckit/svckit/saga"
@@ -88,6 +92,36 @@ type sagaState struct {
 	Items    []Item `json:"items"`
 	Total    int64  `json:"total"`
 	Reason   string `json:"reason,omitempty"`
+	// Trace is the W3C trace context of the request that placed the order, so that
+	// every step — also after a crash and resume — belongs to the order's trace.
+	Trace map[string]string `json:"trace,omitempty"`
+}
+
+// traced returns ctx with the trace context the saga was started in.
+func traced(ctx context.Context, st *sagaState) context.Context {
+	if len(st.Trace) == 0 {
+		return ctx
+	}
+	return observe.Propagator().Extract(ctx, propagation.MapCarrier(st.Trace))
+}
+
+// cleanReason turns a saga's error ("step charge: failed_precondition: payment
+// declined: …: rpc error: …") into the sentence a customer sees.
+func cleanReason(s string) string {
+	if i := strings.Index(s, ": rpc error:"); i > 0 {
+		s = s[:i]
+	}
+	if rest, ok := strings.CutPrefix(s, "step "); ok {
+		if _, after, ok := strings.Cut(rest, ": "); ok {
+			s = after
+		}
+	}
+	if kind, after, ok := strings.Cut(s, ": "); ok {
+		if _, known := svcerr.ParseKind(kind); known {
+			s = after
+		}
+	}
+	return s
 }
 
 // New returns the orders service. Its sagas call cat and pay, which are remote clients
@@ -109,10 +143,10 @@ func New(st *store.Store, ob *outbox.Outbox, sagas *saga.Orchestrator, cat catal
 			CompensateTx: func(ctx context.Context, tx *sql.Tx, st *sagaState) error {
 				if st.Reason == "" { // the failed step's state change is not kept; its error is
 					if status, err := s.sagas.Status(ctx, st.OrderID); err == nil {
-						st.Reason = status.Error
+						st.Reason = cleanReason(status.Error)
 					}
 				}
-				return s.finish(ctx, tx, st, "cancelled", SubjectCancelled)
+				return s.finish(traced(ctx, st), tx, st, "cancelled", SubjectCancelled)
 			},
 		},
 		saga.Step[sagaState]{
@@ -122,7 +156,7 @@ func New(st *store.Store, ob *outbox.Outbox, sagas *saga.Orchestrator, cat catal
 				for i, it := range st.Items {
 					items[i] = catalog.Item{ProductID: it.ProductID, Quantity: it.Quantity}
 				}
-				r, err := cat.Reserve(ctx, st.OrderID, items)
+				r, err := cat.Reserve(traced(ctx, st), st.OrderID, items)
 				if err != nil {
 					st.Reason = "stock: " + svcerr.From(err).Message
 					return permanent(err)
@@ -130,14 +164,14 @@ func New(st *store.Store, ob *outbox.Outbox, sagas *saga.Orchestrator, cat catal
 				st.Total = r.TotalCents
 				return nil
 			},
-			Compensate: func(ctx context.Context, st *sagaState) error { return cat.Release(ctx, st.OrderID) },
+			Compensate: func(ctx context.Context, st *sagaState) error { return cat.Release(traced(ctx, st), st.OrderID) },
 			Timeout:    5 * time.Second,
 			Retry:      retry,
 		},
 		saga.Step[sagaState]{
 			Name: "charge",
 			Action: func(ctx context.Context, st *sagaState) error {
-				_, err := pay.Charge(ctx, st.OrderID, st.Customer, st.Total)
+				_, err := pay.Charge(traced(ctx, st), st.OrderID, st.Customer, st.Total)
 				if err != nil {
 					st.Reason = "payment: " + svcerr.From(err).Message
 					return permanent(err)
@@ -145,7 +179,7 @@ func New(st *store.Store, ob *outbox.Outbox, sagas *saga.Orchestrator, cat catal
 				return nil
 			},
 			Compensate: func(ctx context.Context, st *sagaState) error {
-				_, err := pay.Refund(ctx, st.OrderID)
+				_, err := pay.Refund(traced(ctx, st), st.OrderID)
 				return err
 			},
 			Timeout: 5 * time.Second,
@@ -155,7 +189,7 @@ func New(st *store.Store, ob *outbox.Outbox, sagas *saga.Orchestrator, cat catal
 			Name: "confirm",
 			ActionTx: func(ctx context.Context, tx *sql.Tx, st *sagaState) error {
 				st.Reason = ""
-				return s.finish(ctx, tx, st, "confirmed", SubjectConfirmed)
+				return s.finish(traced(ctx, st), tx, st, "confirmed", SubjectConfirmed)
 			},
 		},
 	)
@@ -221,7 +255,10 @@ func (s *Service) PlaceOrder(ctx context.Context, customer string, items []Item)
 	}
 	// The saga outlives this request: a client that gives up does not stop it.
 	sagaCtx := context.WithoutCancel(ctx)
-	if _, err := saga.Start(sagaCtx, s.sagas, s.def, sagaState{OrderID: id, Customer: customer, Items: items}, saga.WithID(id)); err != nil {
+	carrier := propagation.MapCarrier{}
+	observe.Propagator().Inject(ctx, carrier)
+	state := sagaState{OrderID: id, Customer: customer, Items: items, Trace: carrier}
+	if _, err := saga.Start(sagaCtx, s.sagas, s.def, state, saga.WithID(id)); err != nil {
 		return Order{}, fmt.Errorf("orders: start saga: %w", err)
 	}
 	waitCtx, cancel := context.WithTimeout(ctx, s.wait)
