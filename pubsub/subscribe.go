@@ -176,10 +176,10 @@ func (b *Bus) Subscribe(ctx context.Context, subject, group string, h Handler, o
 		if err == nil {
 			var consume jetstream.ConsumeContext
 			if o.ordered {
-				consume, err = cons.Consume(s.process, jetstream.PullMaxMessages(1), jetstream.ConsumeErrHandler(s.consumeErr))
+				consume, err = cons.Consume(s.process, jetstream.PullMaxMessages(1), pullExpiry, jetstream.ConsumeErrHandler(s.consumeErr))
 			} else {
 				consume, err = cons.Consume(func(m jetstream.Msg) { s.work <- m },
-					jetstream.PullMaxMessages(min(max(2*o.concurrency, 256), max(o.maxAckPending, 1))), jetstream.ConsumeErrHandler(s.consumeErr))
+					jetstream.PullMaxMessages(min(max(2*o.concurrency, 256), max(o.maxAckPending, 1))), pullExpiry, jetstream.ConsumeErrHandler(s.consumeErr))
 			}
 			if err == nil {
 				s.ccs = append(s.ccs, consume)
@@ -204,6 +204,11 @@ func (b *Bus) Subscribe(ctx context.Context, subject, group string, h Handler, o
 	}()
 	return s, nil
 }
+
+// pullExpiry bounds each pull request. The client notices a lost pull request (its
+// consumer's leader moved to another server) after two missed heartbeats, half the
+// expiry each: 5s here instead of the client's default 30s.
+const pullExpiry = jetstream.PullExpiry(5 * time.Second)
 
 // consumerName returns the durable name for a group's subscription to subject: the group
 // with characters consumer names may not have replaced, and a hash of the subject, so one

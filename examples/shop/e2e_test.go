@@ -1,0 +1,199 @@
+package shop_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/svckit/svckit/devrun"
+	"github.com/svckit/svckit/store"
+)
+
+// TestShopEndToEnd starts the whole shop through devrun — the code path of `svckit dev`:
+// build, embedded NATS, five services as supervised processes — places orders through
+// the gateway with a real HTTP client, and checks every service's own store: confirmed
+// orders charged once and their stock taken, declined orders cancelled with their stock
+// released, every event delivered to notifications once, and one trace that runs from
+// the gateway through orders to catalog and payments and on to the event consumer.
+func TestShopEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the five shop services")
+	}
+	ctx := context.Background()
+	state := t.TempDir()
+	var out bytes.Buffer
+	var outMu sync.Mutex
+	sys, err := devrun.Start(ctx, devrun.Options{Dir: ".", StateDir: state, Out: writerFunc(func(p []byte) (int, error) {
+		outMu.Lock()
+		defer outMu.Unlock()
+		return out.Write(p)
+	}), Quiet: true, Grace: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Stop(ctx)
+	readyCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := sys.WaitReady(readyCtx); err != nil {
+		outMu.Lock()
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	gw := sys.PublicURL()
+	token := func(subject string) string {
+		tok, err := sys.DevToken(subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	place := func(subject string, items string) map[string]any {
+		req, _ := http.NewRequest("POST", gw+"/orders", strings.NewReader(`{"items":`+items+`}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token(subject))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("POST /orders: %d %s", resp.StatusCode, body)
+		}
+		var o map[string]any
+		if err := json.Unmarshal(body, &o); err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+
+	// Bad callers are refused before anything happens.
+	resp, err := http.Post(gw+"/orders", "application/json", strings.NewReader(`{"items":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("order without a token: %d, want 401", resp.StatusCode)
+	}
+
+	const good, declined = 12, 4
+	var mu sync.Mutex
+	confirmed, cancelled := map[string]bool{}, map[string]bool{}
+	var wg sync.WaitGroup
+	for i := 0; i < good+declined; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			subject := fmt.Sprintf("customer-%d", i)
+			if i >= good {
+				subject = fmt.Sprintf("decline-%d", i) // the payments decline rule
+			}
+			o := place(subject, `[{"productId":"sku-kettle","quantity":1},{"productId":"sku-filter","quantity":2}]`)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case i < good && o["status"] == "confirmed":
+				confirmed[o["id"].(string)] = true
+			case i >= good && o["status"] == "cancelled" && strings.Contains(o["reason"].(string), "declined"):
+				cancelled[o["id"].(string)] = true
+			default:
+				t.Errorf("order %d of %s: %v", i, subject, o)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// Each service's own store, read the way the service wrote it.
+	open := func(name string) *store.Store {
+		st, err := store.Open(ctx, "sqlite:"+filepath.Join(state, "data", name+".db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	count := func(st *store.Store, q string, args ...any) int {
+		var n int
+		if err := st.ReadDB().QueryRowContext(ctx, st.Rebind(q), args...).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return n
+	}
+	ordersDB, paymentsDB, catalogDB, notesDB := open("orders"), open("payments"), open("catalog"), open("notifications")
+	if n := count(ordersDB, `SELECT COUNT(*) FROM orders WHERE status = 'confirmed'`); n != good {
+		t.Errorf("orders store: %d confirmed, want %d", n, good)
+	}
+	if n := count(ordersDB, `SELECT COUNT(*) FROM orders WHERE status = 'cancelled'`); n != declined {
+		t.Errorf("orders store: %d cancelled, want %d", n, declined)
+	}
+	if n := count(paymentsDB, `SELECT COUNT(*) FROM payments WHERE status = 'charged'`); n != good {
+		t.Errorf("payments store: %d charges, want exactly %d (one per confirmed order)", n, good)
+	}
+	if n := count(paymentsDB, `SELECT COUNT(*) FROM payments WHERE status = 'declined'`); n != declined {
+		t.Errorf("payments store: %d declines, want %d", n, declined)
+	}
+	for id := range confirmed {
+		if n := count(paymentsDB, `SELECT COUNT(*) FROM payments WHERE order_id = ?`, id); n != 1 {
+			t.Errorf("order %s has %d payments, want 1", id, n)
+		}
+	}
+	if n := count(catalogDB, `SELECT COUNT(*) FROM reservations WHERE status = 'reserved'`); n != good {
+		t.Errorf("catalog store: %d reservations held, want %d", n, good)
+	}
+	if n := count(catalogDB, `SELECT COUNT(*) FROM reservations WHERE status = 'released'`); n != declined {
+		t.Errorf("catalog store: %d released, want %d", n, declined)
+	}
+	if n := count(catalogDB, `SELECT 100000 - stock FROM products WHERE id = 'sku-kettle'`); n != good {
+		t.Errorf("catalog store: %d kettles gone, want %d", n, good)
+	}
+	// Notifications: OrderPlaced and one final event per order, each recorded once.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		n := count(notesDB, `SELECT COUNT(*) FROM notifications`)
+		if n == 2*(good+declined) {
+			break
+		}
+		if n > 2*(good+declined) || time.Now().After(deadline) {
+			t.Fatalf("notifications store: %d notifications, want %d", n, 2*(good+declined))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// An order's trace crosses every hop, the event consumer included.
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		found := false
+		for _, s := range sys.Traces.Query(devrun.TraceFilter{Service: "gateway", Name: "PlaceOrder", Limit: 1000}) {
+			services := map[string]bool{}
+			for _, name := range s.Services {
+				services[name] = true
+			}
+			if services["gateway"] && services["orders"] && services["catalog"] && services["payments"] && services["notifications"] {
+				found = true
+				break
+			}
+		}
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no trace of PlaceOrder spans gateway, orders, catalog, payments and notifications")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
