@@ -3,6 +3,7 @@
 //	svckit gen [-type Name[,Name]] [-check] [dir]   generate transports from a service interface
 //	svckit new NAME                                 scaffold a new service
 //	svckit dev [-replicas NAME=N] [DIR]             run a system of services with a dashboard
+//	svckit load -url URL -token TOKEN [-c N] [-d D]  place orders on the shop, print orders/s
 //
 // In a package, //go:generate go run github.com/svckit/svckit/cmd/svckit gen runs the
 // generator on the package's directory. Run svckit COMMAND -h for a command's flags.
@@ -24,9 +25,10 @@ type command struct {
 // commands is the subcommand table.
 func commands() map[string]command {
 	return map[string]command{
-		"gen": {"generate endpoints, HTTP and gRPC transports and clients, .proto and OpenAPI from a Go interface", runGen},
-		"new": {"scaffold a new service: interface, implementation, main, test, Dockerfile", runNew},
-		"dev": {"run a whole system locally: every service supervised, embedded NATS, dashboard", runDev},
+		"gen":  {"generate endpoints, HTTP and gRPC transports and clients, .proto and OpenAPI from a Go interface", runGen},
+		"new":  {"scaffold a new service: interface, implementation, main, test, Dockerfile", runNew},
+		"dev":  {"run a whole system locally: every service supervised, embedded NATS, dashboard", runDev},
+		"load": {"place orders on the shop's gateway at a fixed concurrency; print orders/s, p50, p99", runLoad},
 	}
 }
 
