@@ -9,15 +9,15 @@ import (
 
 // LogLine is one line a service process wrote, parsed when it is a JSON log record.
 type LogLine struct {
-	Seq      uint64         `json:"seq"`
-	Time     time.Time      `json:"time"`
-	Service  string         `json:"service"`
-	Instance string         `json:"instance"`
-	Stream   string         `json:"stream"` // "stdout", "stderr" or "devrun"
-	Level    string         `json:"level,omitempty"`
-	Msg      string         `json:"msg,omitempty"`
-	TraceID  string         `json:"trace_id,omitempty"`
-	Raw      string         `json:"raw"`
+	Seq      uint64    `json:"seq"`
+	Time     time.Time `json:"time"`
+	Service  string    `json:"service"`
+	Instance string    `json:"instance"`
+	Stream   string    `json:"stream"` // "stdout", "stderr" or "devrun"
+	Level    string    `json:"level,omitempty"`
+	Msg      string    `json:"msg,omitempty"`
+	TraceID  string    `json:"trace_id,omitempty"`
+	Raw      string    `json:"raw"`
 }
 
 // Attrs parses the line's JSON attributes again; lines are stored raw to keep memory low.
