@@ -137,8 +137,12 @@ func New(st *store.Store, ob *outbox.Outbox, sagas *saga.Orchestrator, cat catal
 	retry := saga.Retry{Attempts: 5, Initial: 20 * time.Millisecond, Max: time.Second}
 	s.def = saga.Define("order",
 		saga.Step[sagaState]{
-			Name:     "open",
-			ActionTx: func(context.Context, *sql.Tx, *sagaState) error { return nil }, // the order row exists already
+			Name: "open",
+			// The order row and OrderPlaced commit with the step's checkpoint, so an order
+			// exists exactly when its saga does — a crash cannot leave one without the other.
+			ActionTx: func(ctx context.Context, tx *sql.Tx, st *sagaState) error {
+				return s.open(traced(ctx, st), tx, st)
+			},
 			// Runs last when the saga compensates: the order ends cancelled.
 			CompensateTx: func(ctx context.Context, tx *sql.Tx, st *sagaState) error {
 				if st.Reason == "" { // the failed step's state change is not kept; its error is
@@ -223,8 +227,19 @@ func (s *Service) publish(ctx context.Context, tx *sql.Tx, subject string, e Eve
 	return s.ob.Add(ctx, tx, &pubsub.Message{Subject: subject, Key: e.OrderID, Type: typ, Data: data})
 }
 
-// PlaceOrder records the order and its OrderPlaced event, starts its saga and waits for
-// the saga to end.
+// open records the order and its OrderPlaced event.
+func (s *Service) open(ctx context.Context, tx *sql.Tx, st *sagaState) error {
+	itemsJSON, _ := json.Marshal(st.Items)
+	now := time.Now().UnixMilli()
+	if _, err := tx.ExecContext(ctx, s.st.Rebind(`INSERT INTO orders (id, customer, status, items, created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?)`),
+		st.OrderID, st.Customer, string(itemsJSON), now, now); err != nil {
+		return err
+	}
+	return s.publish(ctx, tx, SubjectPlaced, Event{OrderID: st.OrderID, Customer: st.Customer, Status: "pending"})
+}
+
+// PlaceOrder starts the order's saga, whose first step records the order and its
+// OrderPlaced event, and waits for the saga to end.
 func (s *Service) PlaceOrder(ctx context.Context, customer string, items []Item) (Order, error) {
 	if customer == "" {
 		return Order{}, svcerr.Invalid("customer", "is required")
@@ -241,18 +256,6 @@ func (s *Service) PlaceOrder(ctx context.Context, customer string, items []Item)
 		}
 	}
 	id := newID()
-	itemsJSON, _ := json.Marshal(items)
-	now := time.Now().UnixMilli()
-	err := s.st.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.st.Rebind(`INSERT INTO orders (id, customer, status, items, created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?)`),
-			id, customer, string(itemsJSON), now, now); err != nil {
-			return err
-		}
-		return s.publish(ctx, tx, SubjectPlaced, Event{OrderID: id, Customer: customer, Status: "pending"})
-	})
-	if err != nil {
-		return Order{}, fmt.Errorf("orders: place: %w", err)
-	}
 	// The saga outlives this request: a client that gives up does not stop it.
 	sagaCtx := context.WithoutCancel(ctx)
 	carrier := propagation.MapCarrier{}
@@ -265,7 +268,10 @@ func (s *Service) PlaceOrder(ctx context.Context, customer string, items []Item)
 	defer cancel()
 	if _, err := s.sagas.Wait(waitCtx, id); err != nil {
 		// Still running (a dependency is slow): the caller polls GetOrder.
-		return s.GetOrder(context.WithoutCancel(ctx), id)
+		if o, err := s.GetOrder(context.WithoutCancel(ctx), id); err == nil {
+			return o, nil
+		}
+		return Order{ID: id, Customer: customer, Status: "pending", Items: items}, nil
 	}
 	return s.GetOrder(ctx, id)
 }
