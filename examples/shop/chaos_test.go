@@ -1,0 +1,150 @@
+package shop_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/svckit/svckit/devrun"
+	"github.com/svckit/svckit/loadgen"
+	"github.com/svckit/svckit/store"
+)
+
+// TestChaosUnderLoad places orders continuously while payments and then orders are
+// SIGKILLed once each and restarted by the supervisor. Afterwards every order ends
+// confirmed or cancelled, none is charged twice, and stock is conserved: what every
+// product had at the start equals what it has now plus what confirmed orders hold.
+func TestChaosUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the five shop services")
+	}
+	ctx := context.Background()
+	state := t.TempDir()
+	sys, err := devrun.Start(ctx, devrun.Options{Dir: ".", StateDir: state, Out: writerFunc(func(p []byte) (int, error) { return len(p), nil }),
+		Quiet: true, Grace: 10 * time.Second, Backoff: devrun.Backoff{Min: 100 * time.Millisecond, Max: time.Second, Stable: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Stop(ctx)
+	readyCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := sys.WaitReady(readyCtx); err != nil {
+		t.Fatal(err)
+	}
+	open := func(name string) *store.Store {
+		st, err := store.Open(ctx, "sqlite:"+filepath.Join(state, "data", name+".db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	ordersDB, paymentsDB, catalogDB := open("orders"), open("payments"), open("catalog")
+	query := func(st *store.Store, q string) int64 {
+		var n int64
+		if err := st.ReadDB().QueryRowContext(ctx, q).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return n
+	}
+	stockBefore := query(catalogDB, `SELECT SUM(stock) FROM products`)
+
+	tokens := map[int]string{}
+	for w := 0; w < 8; w++ {
+		subject := fmt.Sprintf("chaos-%d", w)
+		if w == 7 {
+			subject = "decline-chaos" // one client's orders are declined and compensated
+		}
+		tok, err := sys.DevToken(subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[w] = tok
+	}
+	var accepted atomic.Int64
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	var res loadgen.Result
+	go func() {
+		defer wg.Done()
+		res, _ = loadgen.Run(loadCtx, loadgen.Options{
+			Concurrency: 8, Duration: 5 * time.Minute,
+			Next: func(w int, _ int64) loadgen.Request {
+				return loadgen.Request{URL: sys.PublicURL() + "/orders",
+					Body:   []byte(`{"items":[{"productId":"sku-espresso","quantity":1},{"productId":"sku-filter","quantity":3}]}`),
+					Header: http.Header{"Authorization": {"Bearer " + tokens[w]}}}
+			},
+			OK: func(status int, b []byte) bool {
+				if status == 200 && strings.Contains(string(b), `"id"`) {
+					accepted.Add(1)
+					return true
+				}
+				return false
+			},
+		})
+	}()
+	kill := func(id string) {
+		in := sys.Instance(id)
+		before := in.Status().Restarts
+		time.Sleep(1500 * time.Millisecond)
+		if err := in.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for in.Status().Restarts == before || in.Status().State != devrun.StateRunning {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s was not restarted", id)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err := sys.WaitReady(readyCtx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kill("payments-1")
+	kill("orders-1")
+	time.Sleep(1500 * time.Millisecond)
+	stopLoad()
+	wg.Wait()
+	t.Logf("load: %s; accepted %d", res, accepted.Load())
+	if accepted.Load() == 0 {
+		t.Fatal("no order was accepted")
+	}
+
+	// Every order ends: sagas interrupted by the kills are resumed by the restarted orders.
+	deadline := time.Now().Add(90 * time.Second)
+	for query(ordersDB, `SELECT COUNT(*) FROM orders WHERE status NOT IN ('confirmed', 'cancelled')`) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d orders never ended", query(ordersDB, `SELECT COUNT(*) FROM orders WHERE status NOT IN ('confirmed', 'cancelled')`))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	confirmed := query(ordersDB, `SELECT COUNT(*) FROM orders WHERE status = 'confirmed'`)
+	cancelledN := query(ordersDB, `SELECT COUNT(*) FROM orders WHERE status = 'cancelled'`)
+	if int64(confirmed+cancelledN) < accepted.Load() {
+		t.Fatalf("orders store holds %d orders, fewer than the %d accepted", confirmed+cancelledN, accepted.Load())
+	}
+	// No order charged twice, and charges match confirmed orders exactly.
+	if dup := query(paymentsDB, `SELECT COUNT(*) FROM (SELECT order_id FROM payments GROUP BY order_id HAVING COUNT(*) > 1)`); dup != 0 {
+		t.Fatalf("%d orders have more than one payment", dup)
+	}
+	if charged := query(paymentsDB, `SELECT COUNT(*) FROM payments WHERE status = 'charged'`); charged != confirmed {
+		t.Fatalf("%d charges for %d confirmed orders", charged, confirmed)
+	}
+	// Stock is conserved: available now + held by confirmed orders = available before.
+	held := query(catalogDB, `SELECT COALESCE(SUM(i.quantity), 0) FROM reservation_items i JOIN reservations r ON r.order_id = i.order_id WHERE r.status = 'reserved'`)
+	if after := query(catalogDB, `SELECT SUM(stock) FROM products`); after+held != stockBefore {
+		t.Fatalf("stock not conserved: before %d, after %d + held %d", stockBefore, after, held)
+	}
+	if reserved := query(catalogDB, `SELECT COUNT(*) FROM reservations WHERE status = 'reserved'`); reserved != confirmed {
+		t.Fatalf("%d reservations held for %d confirmed orders", reserved, confirmed)
+	}
+	t.Logf("orders: %d confirmed, %d cancelled; stock before %d, held %d", confirmed, cancelledN, stockBefore, held)
+}
