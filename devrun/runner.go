@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -277,7 +278,13 @@ func (s *System) WaitReady(ctx context.Context) error {
 			}
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("%s not ready: %w", in.ID, ctx.Err())
+				st := in.Status()
+				var tail []string
+				for _, l := range s.Logs.Query(LogFilter{Service: in.Service, Limit: 15}) {
+					tail = append(tail, l.Instance+": "+l.Raw)
+				}
+				return fmt.Errorf("%s not ready (%s, %d restarts, last exit %q): %w; its last log lines:\n%s",
+					in.ID, st.State, st.Restarts, st.LastExit, ctx.Err(), strings.Join(tail, "\n"))
 			case <-time.After(50 * time.Millisecond):
 			}
 		}
@@ -414,20 +421,38 @@ func compact(l *LogLine, attrs map[string]any) string {
 	return b.String()
 }
 
+// Ports for services come from a range below Linux's ephemeral ports (32768–60999), so
+// that sockets other programs bind to port 0 — test servers, another system's NATS —
+// cannot take a port between the moment it is chosen here and the moment the service
+// binds it. Ports handed out by this process are never handed out twice.
+const (
+	portLow  = 20000
+	portHigh = 32000
+)
+
+var (
+	portMu    sync.Mutex
+	portsUsed = map[int]bool{}
+)
+
 func freePorts(n int) ([]string, error) {
+	portMu.Lock()
+	defer portMu.Unlock()
 	var out []string
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
+	for tries := 0; len(out) < n; tries++ {
+		if tries > 5000 {
+			return nil, fmt.Errorf("free port: none free between %d and %d", portLow, portHigh)
 		}
-	}()
-	for i := 0; i < n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		port := portLow + rand.IntN(portHigh-portLow)
+		if portsUsed[port] {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
-			return nil, fmt.Errorf("free port: %w", err)
+			continue // taken
 		}
-		lns = append(lns, ln)
+		ln.Close()
+		portsUsed[port] = true
 		out = append(out, ln.Addr().String())
 	}
 	return out, nil
