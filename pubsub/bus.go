@@ -217,11 +217,18 @@ func newBus(ctx context.Context, nc *nats.Conn, b *Bus) (*Bus, error) {
 // ends. Each call gets at most 5 seconds.
 func retry(ctx context.Context, fn func(ctx context.Context) error) error {
 	pause := 50 * time.Millisecond
+	start := time.Now()
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := fn(cctx)
 		cancel()
-		if err == nil || !transient(err) {
+		if err == nil {
+			return nil
+		}
+		// 10005, no suitable peers: right after a cluster forms, or while a node restarts,
+		// too few peers are current; it clears within seconds. Longer, the stream asks for
+		// more replicas than the cluster has, and waiting will not help.
+		if !transient(err) && !(noPeers(err) && time.Since(start) < 20*time.Second) {
 			return err
 		}
 		select {
@@ -235,6 +242,12 @@ func retry(ctx context.Context, fn func(ctx context.Context) error) error {
 
 // transient reports whether err may go away: a timeout, no responders, a cluster without
 // a leader for the moment, a lost connection.
+// noPeers reports JetStream's "no suitable peers for placement" (10005).
+func noPeers(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == 10005
+}
+
 func transient(err error) bool {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
