@@ -155,7 +155,9 @@ func (c *Cluster) WaitJetStream(ctx context.Context) error {
 		return fmt.Errorf("natsserver: %w", err)
 	}
 	for {
-		if _, err = js.AccountInfo(nats.MaxWait(time.Second)); err == nil {
+		// A meta leader answers AccountInfo before every peer is current; streams with
+		// several replicas cannot be placed until the running peers have caught up.
+		if _, err = js.AccountInfo(nats.MaxWait(time.Second)); err == nil && c.peersCurrent() {
 			return nil
 		}
 		select {
@@ -164,6 +166,18 @@ func (c *Cluster) WaitJetStream(ctx context.Context) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// peersCurrent reports whether every running node's JetStream meta state is current.
+func (c *Cluster) peersCurrent() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.nodes {
+		if n != nil && n.Running() && !n.Server().JetStreamIsCurrent() {
+			return false
+		}
+	}
+	return true
 }
 
 // Shutdown stops every running node.
