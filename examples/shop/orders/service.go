@@ -154,6 +154,15 @@ func New(st *store.Store, ob *outbox.Outbox, sagas *saga.Orchestrator, cat catal
 			},
 		},
 		saga.Step[sagaState]{
+			// The reservation's compensation sits on a step of its own before the
+			// reservation: a Reserve that took effect in catalog but failed here (the
+			// reply lost, this process killed) is released too. Release is idempotent and
+			// harmless for an order catalog never saw.
+			Name:       "stock-guard",
+			Action:     func(context.Context, *sagaState) error { return nil },
+			Compensate: func(ctx context.Context, st *sagaState) error { return cat.Release(traced(ctx, st), st.OrderID) },
+		},
+		saga.Step[sagaState]{
 			Name: "reserve-stock",
 			Action: func(ctx context.Context, st *sagaState) error {
 				items := make([]catalog.Item, len(st.Items))
@@ -168,9 +177,18 @@ func New(st *store.Store, ob *outbox.Outbox, sagas *saga.Orchestrator, cat catal
 				st.Total = r.TotalCents
 				return nil
 			},
-			Compensate: func(ctx context.Context, st *sagaState) error { return cat.Release(traced(ctx, st), st.OrderID) },
-			Timeout:    5 * time.Second,
-			Retry:      retry,
+			Timeout: 5 * time.Second,
+			Retry:   retry,
+		},
+		saga.Step[sagaState]{
+			// As for stock: a charge that took effect in payments but failed here is
+			// refunded. Refund is idempotent and a no-op for an order never charged.
+			Name:   "payment-guard",
+			Action: func(context.Context, *sagaState) error { return nil },
+			Compensate: func(ctx context.Context, st *sagaState) error {
+				_, err := pay.Refund(traced(ctx, st), st.OrderID)
+				return err
+			},
 		},
 		saga.Step[sagaState]{
 			Name: "charge",
@@ -181,10 +199,6 @@ func New(st *store.Store, ob *outbox.Outbox, sagas *saga.Orchestrator, cat catal
 					return permanent(err)
 				}
 				return nil
-			},
-			Compensate: func(ctx context.Context, st *sagaState) error {
-				_, err := pay.Refund(traced(ctx, st), st.OrderID)
-				return err
 			},
 			Timeout: 5 * time.Second,
 			Retry:   retry,
