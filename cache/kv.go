@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/svckit/svckit/internal/jsx"
 )
 
 // KV is a Backend on a NATS JetStream key-value bucket, shared by the replicas of a
@@ -47,7 +49,7 @@ func NewKV[K comparable, V any](kv jetstream.KeyValue, opts ...KVOption[K]) *KV[
 // were written (set it to at least the cache's TTL plus jitter), or returns it if it
 // exists.
 func KVBucket(ctx context.Context, js jetstream.JetStream, bucket string, maxAge time.Duration) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, History: 1, TTL: maxAge, Description: "svckit cache"})
+	kv, err := jsx.CreateKeyValue(ctx, js, jetstream.KeyValueConfig{Bucket: bucket, History: 1, TTL: maxAge, Description: "svckit cache"})
 	if err != nil {
 		return nil, fmt.Errorf("cache: bucket %s: %w", bucket, err)
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/svckit/svckit/internal/jsx"
 )
 
 // KV is a Backend that keeps locks as keys of a NATS JetStream key-value bucket. The
@@ -30,7 +32,7 @@ func NewKV(kv jetstream.KeyValue) *KV { return &KV{kv: kv, now: time.Now} }
 
 // KVBucket creates the bucket named bucket for locks, or returns it if it exists.
 func KVBucket(ctx context.Context, js jetstream.JetStream, bucket string) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, History: 1, Description: "svckit locks"})
+	kv, err := jsx.CreateKeyValue(ctx, js, jetstream.KeyValueConfig{Bucket: bucket, History: 1, Description: "svckit locks"})
 	if err != nil {
 		return nil, fmt.Errorf("lock: bucket %s: %w", bucket, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/svckit/svckit/internal/jsx"
 	"github.com/svckit/svckit/lock"
 	"github.com/svckit/svckit/natsserver"
 	"github.com/svckit/svckit/store"
@@ -288,7 +289,7 @@ func TestKVCluster(t *testing.T) {
 		t.Cleanup(nc.Close)
 		js, _ := jetstream.New(nc)
 		n++
-		kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: fmt.Sprint("locks", n), History: 1, Replicas: 3})
+		kv, err := jsx.CreateKeyValue(ctx, js, jetstream.KeyValueConfig{Bucket: fmt.Sprint("locks", n), History: 1, Replicas: 3})
 		if err != nil {
 			t.Fatal(err)
 		}

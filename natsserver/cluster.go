@@ -142,8 +142,11 @@ func (c *Cluster) Restart(ctx context.Context, i int) error {
 	return c.start(ctx, i)
 }
 
-// WaitJetStream waits until JetStream in the cluster answers account requests, which it
-// does once a meta leader is elected, or ctx ends.
+// WaitJetStream waits until JetStream in the cluster can place a stream replicated on
+// every running node, or ctx ends. A meta leader answers account requests before it has
+// heard from every peer; until it has, streams with several replicas fail with "no
+// suitable peers for placement". So WaitJetStream creates a small in-memory probe stream
+// with one replica per running node, waits for its leader, and deletes it.
 func (c *Cluster) WaitJetStream(ctx context.Context) error {
 	nc, err := nats.Connect(c.URLs(), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1))
 	if err != nil {
@@ -154,18 +157,56 @@ func (c *Cluster) WaitJetStream(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("natsserver: %w", err)
 	}
+	probe := &nats.StreamConfig{
+		Name:     "SVCKIT_READY_PROBE",
+		Subjects: []string{"svckit.ready.probe"},
+		Storage:  nats.MemoryStorage,
+		Replicas: min(c.running(), 5),
+	}
 	for {
-		// A meta leader answers AccountInfo before every peer is current; streams with
-		// several replicas cannot be placed until the running peers have caught up.
-		if _, err = js.AccountInfo(nats.MaxWait(time.Second)); err == nil && c.peersCurrent() {
+		err = c.probe(js, probe)
+		if err == nil {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("natsserver: JetStream not ready: %w (last error: %v)", ctx.Err(), err)
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// probe creates the probe stream, checks that it has a leader and deletes it.
+func (c *Cluster) probe(js nats.JetStreamContext, cfg *nats.StreamConfig) error {
+	if !c.peersCurrent() {
+		return errors.New("a peer's meta state is not current")
+	}
+	info, err := js.AddStream(cfg, nats.MaxWait(2*time.Second))
+	if err != nil {
+		return err
+	}
+	if info.Cluster != nil && info.Cluster.Leader == "" {
+		if info, err = js.StreamInfo(cfg.Name, nats.MaxWait(time.Second)); err != nil {
+			return err
+		}
+		if info.Cluster != nil && info.Cluster.Leader == "" {
+			return errors.New("probe stream has no leader yet")
+		}
+	}
+	return js.DeleteStream(cfg.Name, nats.MaxWait(2*time.Second))
+}
+
+// running returns the number of running nodes.
+func (c *Cluster) running() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, s := range c.nodes {
+		if s != nil && s.Running() {
+			n++
+		}
+	}
+	return n
 }
 
 // peersCurrent reports whether every running node's JetStream meta state is current.

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/svckit/svckit/internal/jsx"
 	"github.com/svckit/svckit/natsserver"
 	"github.com/svckit/svckit/observe"
 )
@@ -203,67 +204,11 @@ func newBus(ctx context.Context, nc *nats.Conn, b *Bus) (*Bus, error) {
 		Duplicates: b.cfg.DuplicateWindow,
 	}}
 	for _, sc := range streams {
-		if err := retry(ctx, func(ctx context.Context) error {
-			_, err := js.CreateOrUpdateStream(ctx, sc)
-			return err
-		}); err != nil {
+		if _, err := jsx.CreateStream(ctx, js, sc); err != nil {
 			return nil, fmt.Errorf("pubsub: stream %s: %w", sc.Name, err)
 		}
 	}
 	return b, nil
-}
-
-// retry calls fn until it succeeds, fails with an error that is not transient, or ctx
-// ends. Each call gets at most 5 seconds.
-func retry(ctx context.Context, fn func(ctx context.Context) error) error {
-	pause := 50 * time.Millisecond
-	start := time.Now()
-	for {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := fn(cctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		// 10005, no suitable peers: right after a cluster forms, or while a node restarts,
-		// too few peers are current; it clears within seconds. Longer, the stream asks for
-		// more replicas than the cluster has, and waiting will not help.
-		if !transient(err) && !(noPeers(err) && time.Since(start) < 20*time.Second) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return errors.Join(err, ctx.Err())
-		case <-time.After(pause):
-		}
-		pause = min(pause*2, time.Second)
-	}
-}
-
-// transient reports whether err may go away: a timeout, no responders, a cluster without
-// a leader for the moment, a lost connection.
-// noPeers reports JetStream's "no suitable peers for placement" (10005).
-func noPeers(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == 10005
-}
-
-func transient(err error) bool {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
-		// 503 / 10008: JetStream temporarily unavailable; 10010: cluster not ready;
-		// 10158: a publish with the same message id is in process (retrying gets its ack).
-		return apiErr.Code == 503 || apiErr.Code == 500 || apiErr.ErrorCode == 10008 || apiErr.ErrorCode == 10010 || apiErr.ErrorCode == 10158
-	}
-	return errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, nats.ErrNoResponders) ||
-		errors.Is(err, jetstream.ErrNoStreamResponse) ||
-		errors.Is(err, nats.ErrDisconnected) ||
-		errors.Is(err, nats.ErrConnectionReconnecting) ||
-		errors.Is(err, jetstream.ErrAsyncPublishTimeout) ||
-		errors.Is(err, jetstream.ErrTooManyStalledMsgs) ||
-		errors.Is(err, jetstream.ErrJetStreamNotEnabled)
 }
 
 // Conn returns the NATS connection.
@@ -378,7 +323,7 @@ func (b *Bus) Publish(ctx context.Context, msgs ...*Message) error {
 		if err == nil {
 			return nil
 		}
-		if !transient(err) || ctx.Err() != nil {
+		if !jsx.Transient(err) || ctx.Err() != nil {
 			return fmt.Errorf("pubsub: publish: %w", err)
 		}
 		pending = failed

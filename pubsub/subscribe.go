@@ -14,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/svckit/svckit/internal/jsx"
 )
 
 // SubscribeOption configures a subscription.
@@ -101,7 +103,7 @@ func (b *Bus) Subscribe(ctx context.Context, subject, group string, h Handler, o
 		return nil, fmt.Errorf("pubsub: ordered subscription on %q: subject must not end in >", subject)
 	}
 	var stream string
-	err := retry(ctx, func(ctx context.Context) error {
+	err := jsx.Retry(ctx, func(ctx context.Context) error {
 		var err error
 		stream, err = b.js.StreamNameBySubject(ctx, subject)
 		return err
@@ -168,7 +170,7 @@ func (b *Bus) Subscribe(ctx context.Context, subject, group string, h Handler, o
 			cc.DeliverPolicy = jetstream.DeliverNewPolicy
 		}
 		var cons jetstream.Consumer
-		err := retry(ctx, func(ctx context.Context) error {
+		err := jsx.Retry(ctx, func(ctx context.Context) error {
 			var err error
 			cons, err = b.js.CreateOrUpdateConsumer(ctx, stream, cc)
 			return err
@@ -288,7 +290,7 @@ func (s *subscription) deadLetter(ctx context.Context, m jetstream.Msg, msg *Mes
 	h.Set(HeaderDeadError, cause.Error())
 	h.Set(nats.MsgIdHdr, "dlq:"+s.group+":"+msg.ID)
 	nm := &nats.Msg{Subject: s.dlq, Header: h, Data: m.Data()}
-	err := retry(ctx, func(ctx context.Context) error {
+	err := jsx.Retry(ctx, func(ctx context.Context) error {
 		_, err := s.bus.js.PublishMsg(ctx, nm)
 		return err
 	})

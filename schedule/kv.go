@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/svckit/svckit/internal/jsx"
 )
 
 // KV is a Claimer on a NATS JetStream key-value bucket: a claim is the key
@@ -29,7 +31,7 @@ func KVBucket(ctx context.Context, js jetstream.JetStream, bucket string, maxAge
 	if maxAge <= 0 {
 		maxAge = 7 * 24 * time.Hour
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, History: 1, TTL: maxAge, Description: "svckit schedule claims"})
+	kv, err := jsx.CreateKeyValue(ctx, js, jetstream.KeyValueConfig{Bucket: bucket, History: 1, TTL: maxAge, Description: "svckit schedule claims"})
 	if err != nil {
 		return nil, fmt.Errorf("schedule: bucket %s: %w", bucket, err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/svckit/svckit/discovery"
+	"github.com/svckit/svckit/internal/jsx"
 )
 
 // DefaultBucket is the name of the key-value bucket the registry uses.
@@ -93,7 +94,7 @@ func New(ctx context.Context, nc *nats.Conn, opts ...Option) (*Registry, error) 
 func (r *Registry) ensureBucket(ctx context.Context) (jetstream.KeyValue, error) {
 	kv, err := r.js.KeyValue(ctx, r.bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = r.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		kv, err = jsx.CreateKeyValue(ctx, r.js, jetstream.KeyValueConfig{
 			Bucket:         r.bucket,
 			Description:    "svckit service registry",
 			History:        1,

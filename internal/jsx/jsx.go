@@ -1,0 +1,161 @@
+// Package jsx holds the JetStream client steps every svckit package that keeps state in
+// NATS needs: creating a stream or bucket so that it can be used at once, on one server
+// or on a cluster that is still forming, and telling transient errors from final ones.
+//
+// On a cluster, a stream that has just been created has no leader for a few hundred
+// milliseconds; a publish to it meanwhile fails with "no responders". Right after the
+// cluster forms, or while a node restarts, placement fails with "no suitable peers"
+// (10005). [CreateStream] and [CreateKeyValue] retry through both and return once the
+// stream has a leader.
+package jsx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// PlacementWait is how long Retry keeps retrying "no suitable peers for placement":
+// long enough for a forming cluster or a restarting node, short enough to report a stream
+// that asks for more replicas than the cluster has.
+const PlacementWait = 20 * time.Second
+
+// Retry calls fn until it succeeds, fails with an error that is not transient, or ctx
+// ends. Each call gets at most 5 seconds; pauses grow from 50 ms to 1 s.
+func Retry(ctx context.Context, fn func(ctx context.Context) error) error {
+	pause := 50 * time.Millisecond
+	start := time.Now()
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := fn(cctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if !Transient(err) && !(NoPeers(err) && time.Since(start) < PlacementWait) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(pause):
+		}
+		pause = min(pause*2, time.Second)
+	}
+}
+
+// NoPeers reports JetStream's "no suitable peers for placement" (10005).
+func NoPeers(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == 10005
+}
+
+// Transient reports whether err may go away: a timeout, no responders, a cluster without
+// a leader for the moment, a lost connection.
+func Transient(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		if final(apiErr.ErrorCode) {
+			return false
+		}
+		// 503 / 10008: JetStream temporarily unavailable; 500: mostly a stream or
+		// consumer without a leader for the moment; 10010: cluster not ready; 10158: a
+		// publish with the same message id is in process (retrying gets its ack).
+		return apiErr.Code == 503 || apiErr.Code == 500 || apiErr.ErrorCode == 10008 || apiErr.ErrorCode == 10010 || apiErr.ErrorCode == 10158
+	}
+	return errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrDisconnected) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) ||
+		errors.Is(err, jetstream.ErrAsyncPublishTimeout) ||
+		errors.Is(err, jetstream.ErrTooManyStalledMsgs) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled)
+}
+
+// final reports the JetStream error codes with status 500 or 503 that waiting cannot
+// cure: the request asks for something the server or account cannot give.
+func final(code jetstream.ErrorCode) bool {
+	switch code {
+	case 10006, // not in clustered mode
+		10023, // insufficient resources
+		10028, // insufficient memory resources
+		10036, // not supported in clustered mode
+		10047, // insufficient storage resources
+		10074, // replicas > 1 not supported in non-clustered mode
+		10096, // stream not valid
+		10117: // subject details would exceed maximum allowed
+		return true
+	}
+	return false
+}
+
+// CreateStream creates the stream or updates its configuration, retrying transient
+// errors, and waits until it has a leader.
+func CreateStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	var s jetstream.Stream
+	err := Retry(ctx, func(ctx context.Context) error {
+		var err error
+		s, err = js.CreateOrUpdateStream(ctx, cfg)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := WaitLeader(ctx, js, cfg.Name); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// CreateKeyValue creates the bucket or updates its configuration, retrying transient
+// errors, and waits until its stream has a leader.
+func CreateKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	var kv jetstream.KeyValue
+	err := Retry(ctx, func(ctx context.Context) error {
+		var err error
+		kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := WaitLeader(ctx, js, "KV_"+cfg.Bucket); err != nil {
+		return nil, err
+	}
+	return kv, nil
+}
+
+// WaitLeader waits until the stream named name has a leader (on a single server it has
+// one from the start) or ctx ends.
+func WaitLeader(ctx context.Context, js jetstream.JetStream, name string) error {
+	pause := 20 * time.Millisecond
+	for {
+		var info *jetstream.StreamInfo
+		err := Retry(ctx, func(ctx context.Context) error {
+			s, err := js.Stream(ctx, name)
+			if err != nil {
+				return err
+			}
+			info = s.CachedInfo()
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", name, err)
+		}
+		if info.Cluster == nil || info.Cluster.Leader != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stream %s: no leader: %w", name, ctx.Err())
+		case <-time.After(pause):
+		}
+		pause = min(pause*2, 500*time.Millisecond)
+	}
+}
