@@ -123,16 +123,20 @@ func setRequestIDHeader(ctx context.Context, id string) {
 	_ = grpcgo.SetHeader(ctx, requestIDHeader(id))
 }
 
-// outgoing adds the request id (the context's, or a new one), the trace context of ctx and
-// the headers set with meta.WithOutgoingHeader to the outgoing metadata of a call.
+// outgoing adds the context's request id, the trace context of ctx and the headers set
+// with meta.WithOutgoingHeader to the outgoing metadata of a call. A call made outside any
+// request carries no request id: the server assigns one and returns it in the response
+// header, so the cost of a header is paid only where it correlates something.
 func outgoing(ctx context.Context, prop propagation.TextMapPropagator) context.Context {
-	id := observe.RequestIDFrom(ctx)
-	if id == "" {
-		id = observe.NewRequestID()
+	var buf [8]string
+	kv := buf[:0]
+	if id := observe.RequestIDFrom(ctx); id != "" {
+		kv = append(kv, observe.RequestIDMetadataKey, id)
 	}
-	kv := make([]string, 2, 8)
-	kv[0], kv[1] = observe.RequestIDMetadataKey, id
 	prop.Inject(ctx, pairsCarrier{&kv})
 	meta.OutgoingHeaders(ctx, pairsCarrier{&kv}.Set)
+	if len(kv) == 0 {
+		return ctx
+	}
 	return metadata.AppendToOutgoingContext(ctx, kv...)
 }

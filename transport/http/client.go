@@ -3,6 +3,7 @@ package http
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,6 +30,7 @@ type Client struct {
 	mws     []endpoint.Middleware
 	prop    propagation.TextMapPropagator
 	maxBody int64
+	tls     *tls.Config
 }
 
 // ClientOption configures a Client.
@@ -66,9 +68,7 @@ func NewClient(baseURL, service string, opts ...ClientOption) (*Client, error) {
 		o(c)
 	}
 	if c.hc == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = 64
-		c.hc = &http.Client{Transport: t}
+		c.hc = &http.Client{Transport: NewTransport(c.tls)}
 	}
 	return c, nil
 }
@@ -139,11 +139,10 @@ func Call[Req, Resp any](c *Client, pattern, name string, opts ...RouteOption) e
 			hr.Header["Content-Type"] = []string{"application/json"}
 		}
 		hr.Header["Accept"] = []string{"application/json, application/problem+json"}
-		rid := observe.RequestIDFrom(ctx)
-		if rid == "" {
-			rid = observe.NewRequestID()
+		// Outside any request there is no id to forward: the server assigns one.
+		if rid := observe.RequestIDFrom(ctx); rid != "" {
+			hr.Header[requestIDHeader] = []string{rid}
 		}
-		hr.Header[requestIDHeader] = []string{rid}
 		if dl, ok := ctx.Deadline(); ok {
 			if left := time.Until(dl); left > 0 {
 				ms := (left + time.Millisecond - 1) / time.Millisecond
