@@ -38,6 +38,7 @@ import (
 	"github.com/svckit/svckit/discovery"
 	"github.com/svckit/svckit/endpoint"
 	"github.com/svckit/svckit/health"
+	"github.com/svckit/svckit/mtls"
 	"github.com/svckit/svckit/observe"
 	"github.com/svckit/svckit/resilience"
 	"github.com/svckit/svckit/run"
@@ -58,6 +59,12 @@ type Config struct {
 	MaxBodyBytes    int64         `flag:"max-body-bytes" default:"1048576" help:"largest accepted HTTP request body"`
 	ShutdownTimeout time.Duration `flag:"shutdown-timeout" default:"15s" help:"how long in-flight requests may take to finish at shutdown"`
 	DrainDelay      time.Duration `flag:"drain-delay" default:"0s" help:"time between reporting not-ready and closing listeners, for load balancers to notice"`
+	// mTLS between services (tls.go): all three files or none.
+	TLSCert  string   `flag:"tls-cert" help:"this service's certificate (PEM) for mTLS; with -tls-key and -tls-ca the HTTP and gRPC listeners require client certificates"`
+	TLSKey   string   `flag:"tls-key" help:"the private key of -tls-cert (PEM)"`
+	TLSCA    string   `flag:"tls-ca" help:"the CA bundle (PEM) that verifies the certificates of other services"`
+	TLSHTTP  string   `flag:"tls-http" default:"mtls" help:"the HTTP listener under mTLS: mtls, or plain for a public edge such as a gateway"`
+	TLSAllow []string `flag:"tls-allow" help:"the services whose certificates may connect under mTLS (empty: every service of the trust domain)"`
 }
 
 // Validate checks the settings that the types alone do not.
@@ -69,6 +76,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes <= 0 {
 		return &config.FieldError{Field: "MaxBodyBytes", Err: fmt.Errorf("must be positive")}
+	}
+	if err := c.validateTLS(); err != nil {
+		return err
 	}
 	for _, a := range []struct{ field, addr string }{{"HTTPAddr", c.HTTPAddr}, {"GRPCAddr", c.GRPCAddr}, {"AdminAddr", c.AdminAddr}} {
 		if a.addr == "" {
@@ -126,6 +136,8 @@ type App struct {
 	logBuf    *observe.BufferedWriter
 	announce  []announcement
 	workers   []worker
+	tls       *mtls.Source    // nil without mTLS (tls.go)
+	clientTr  *http.Transport // made by HTTPClient
 }
 
 type worker struct {
@@ -189,6 +201,10 @@ func New(ctx context.Context, name string, cfg any, opts Options) (*App, error) 
 		lopts.Flush, lopts.FlushLevel = logBuf, slog.LevelError
 	}
 	logger := observe.NewLogger(out, lopts)
+	tlsSrc, err := newTLSSource(ctx, name, c, logger)
+	if err != nil {
+		return nil, err
+	}
 	tp, err := observe.NewTracerProvider(ctx, observe.TracingOptions{Service: name, Exporter: opts.SpanExporter})
 	if err != nil {
 		return nil, fmt.Errorf("svckit: tracing: %w", err)
@@ -204,6 +220,10 @@ func New(ctx context.Context, name string, cfg any, opts Options) (*App, error) 
 		grpcSvcs:  make(map[string]*sgrpc.Server),
 		addrs:     make(map[string]net.Addr),
 		addrsDone: make(chan struct{}),
+		tls:       tlsSrc,
+	}
+	if tlsSrc != nil {
+		a.Go("mtls-reload", tlsSrc.Run)
 	}
 	// The default chain, outermost first: the span covers everything and the access log
 	// line carries its ids; recovery is innermost so a panic is an error the others see.
@@ -354,6 +374,7 @@ func (a *App) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		ln = a.httpListener(ln)
 		srv := &http.Server{
 			Handler:           httpSrv,
 			ReadHeaderTimeout: 10 * time.Second,
@@ -368,7 +389,7 @@ func (a *App) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		gs := sgrpc.NewGRPCServer(a.logger)
+		gs := sgrpc.NewGRPCServer(a.logger, a.grpcServerOptions()...)
 		for _, s := range grpcSvcs {
 			s.Register(gs)
 		}

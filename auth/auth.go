@@ -15,6 +15,10 @@
 // fails with svcerr.PermissionDenied (403, PERMISSION_DENIED). Once any policy is set, an
 // endpoint without one is denied: authorization is deny by default.
 //
+// Under mutual TLS (package mtls), [Services] admits calls by the calling service's
+// verified certificate identity instead of a token, and [Policy.AndServices] requires
+// both, as in auth.Require("admin").AndServices("gateway").
+//
 // [DevIssuer] mints tokens with a throw-away Ed25519 key for development and tests.
 package auth
 

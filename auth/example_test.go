@@ -9,6 +9,7 @@ import (
 
 	"github.com/svckit/svckit/auth"
 	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/mtls"
 	"github.com/svckit/svckit/svcerr"
 )
 
@@ -64,4 +65,31 @@ func ExampleMiddleware() {
 	// canceled o-17 by alice unknown
 	//  permission_denied
 	//  unauthenticated
+}
+
+func ExampleServices() {
+	// Under mTLS, endpoints that only other services call admit them by the identity in
+	// their client certificates: no token needed. The validator may then be nil.
+	policies := auth.Policies{
+		"Reserve": auth.Services("orders"),
+		"Release": auth.Services("orders", "payments"),
+	}
+	reserve := func(ctx context.Context, sku string) (string, error) {
+		peer, _ := mtls.PeerFromContext(ctx)
+		return "reserved " + sku + " for " + peer.Service, nil
+	}
+	e := endpoint.Wrap(endpoint.Info{Service: "catalog", Method: "Reserve", Transport: "grpc"}, reserve,
+		auth.Middleware(nil, policies))
+
+	// Served over mTLS the identity comes from the certificate; here it is set by hand.
+	call := func(svc string) {
+		id, _ := mtls.NewIdentity("svckit.local", svc)
+		out, err := e(mtls.WithPeer(context.Background(), id), "sku-kettle")
+		fmt.Println(out, svcerr.KindOf(err))
+	}
+	call("orders")
+	call("gateway")
+	// Output:
+	// reserved sku-kettle for orders unknown
+	//  permission_denied
 }

@@ -2,18 +2,22 @@ package auth
 
 import (
 	"context"
+	"slices"
 
 	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/mtls"
 	"github.com/svckit/svckit/svcerr"
 	"github.com/svckit/svckit/transport/meta"
 )
 
 // Policy says who may call an endpoint. The zero Policy admits any authenticated caller.
 type Policy struct {
-	public bool
-	deny   bool
-	roles  []string // any one of them
-	scopes []string // all of them
+	public   bool // no token is read
+	deny     bool
+	roles    []string // any one of them
+	scopes   []string // all of them
+	services []string // the mTLS peer must be one of them, when byPeer
+	byPeer   bool
 }
 
 // Public returns a policy that admits every caller, with or without a token; the token
@@ -31,6 +35,15 @@ func Require(roles ...string) Policy { return Policy{roles: roles} }
 // claim lists every one of scopes.
 func RequireScopes(scopes ...string) Policy { return Policy{scopes: scopes} }
 
+// Services returns a policy that admits calls from the named services, as their mTLS
+// client certificates identify them (mtls.PeerFromContext), with or without a token; the
+// token is not read. A call without a verified client certificate of one of services is
+// denied with svcerr.PermissionDenied. The caller's mtls.Identity is then the call's
+// principal, so meta.Subject (and rate limits keyed by it) sees the calling service.
+func Services(services ...string) Policy {
+	return Policy{public: true, services: services, byPeer: true}
+}
+
 // Deny returns a policy that admits no one: the policy of every endpoint missing from a
 // non-empty [Policies].
 func Deny() Policy { return Policy{deny: true} }
@@ -39,6 +52,22 @@ func Deny() Policy { return Policy{deny: true} }
 func (p Policy) AndScopes(scopes ...string) Policy {
 	p.scopes = append(p.scopes[:len(p.scopes):len(p.scopes)], scopes...)
 	return p
+}
+
+// AndServices returns p that also requires the call to come from one of services, as
+// their mTLS client certificates identify them: auth.Require("admin").AndServices("gateway")
+// admits admins' tokens relayed by the gateway only. On [Public] it is [Services].
+func (p Policy) AndServices(services ...string) Policy {
+	p.services = append(p.services[:len(p.services):len(p.services)], services...)
+	p.byPeer = true
+	return p
+}
+
+// allowsPeer reports whether the call in ctx comes from a service p admits, and returns
+// the caller's identity.
+func (p Policy) allowsPeer(ctx context.Context) (mtls.Identity, bool) {
+	id, ok := mtls.PeerFromContext(ctx)
+	return id, ok && slices.Contains(p.services, id.Service)
 }
 
 // allows reports whether the authenticated caller c satisfies p.
@@ -94,7 +123,9 @@ func (ps Policies) policyFor(info endpoint.Info) Policy {
 // authorizes it with the endpoint's policy from policies. An endpoint missing from
 // non-empty policies is denied to everyone (deny by default); with no policies at all,
 // every endpoint admits any caller with a valid token. The policy is resolved once per
-// endpoint, when the middleware is applied.
+// endpoint, when the middleware is applied. v may be nil when every policy is [Public] or
+// [Services]; Middleware then panics, when it is applied, for an endpoint whose policy
+// needs a token.
 //
 // The token comes from "Authorization: Bearer …" (HTTP) or the "authorization" metadata
 // key (gRPC). A missing or invalid token fails with svcerr.Unauthenticated, which the HTTP
@@ -109,11 +140,33 @@ func Middleware(v *Validator, policies Policies) endpoint.Middleware {
 			return next
 		}
 		p := policies.policyFor(info)
-		if p.public {
-			return next
-		}
 		deniedMsg := "not allowed to call " + info.FullName()
+		if p.public {
+			if !p.byPeer {
+				return next
+			}
+			return func(ctx context.Context, req any) (any, error) {
+				id, ok := p.allowsPeer(ctx)
+				if !ok {
+					return nil, svcerr.New(svcerr.PermissionDenied, deniedMsg)
+				}
+				return next(meta.WithPrincipal(ctx, id), req)
+			}
+		}
+		if v == nil {
+			if !p.deny {
+				panic("svckit/auth: Middleware without a Validator for " + info.FullName() + ", whose policy needs a token")
+			}
+			return func(context.Context, any) (any, error) {
+				return nil, svcerr.New(svcerr.PermissionDenied, deniedMsg)
+			}
+		}
 		return func(ctx context.Context, req any) (any, error) {
+			if p.byPeer {
+				if _, ok := p.allowsPeer(ctx); !ok {
+					return nil, svcerr.New(svcerr.PermissionDenied, deniedMsg)
+				}
+			}
 			token := meta.BearerToken(ctx)
 			if token == "" {
 				return nil, unauthenticated("missing bearer token", `Bearer`, nil)

@@ -25,6 +25,10 @@ type Manifest struct {
 	Name string `yaml:"name"`
 	// Services lists the services in start order.
 	Services []Service `yaml:"services"`
+	// MTLS makes the services call each other over mutual TLS: `svckit dev` keeps a
+	// development CA in the state directory, issues every service a certificate at each
+	// start and passes it in TLS_CERT, TLS_KEY and TLS_CA. Off by default.
+	MTLS bool `yaml:"mtls"`
 	// Dir is the directory the manifest was read from; packages are relative to it.
 	Dir string `yaml:"-"`
 }

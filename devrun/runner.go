@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/svckit/svckit/auth"
+	"github.com/svckit/svckit/mtls"
 	"github.com/svckit/svckit/natsserver"
 )
 
@@ -60,8 +61,12 @@ type System struct {
 	// Issuer signs development tokens; services validate them with the keys published
 	// at URL + "/.well-known/jwks.json" (JWKS_URL in their environment).
 	Issuer *auth.DevIssuer
+	// CertDir holds the development CA and the services' certificates when the manifest
+	// turns mTLS on ("" otherwise).
+	CertDir string
 
 	opts     Options
+	tls      *mtls.Source // the runner's own certificate under mTLS
 	srv      *http.Server
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -204,6 +209,13 @@ func (s *System) build(ctx context.Context, dir string) (map[string]string, erro
 
 // plan assigns ports and builds every instance's command line and environment.
 func (s *System) plan(bins map[string]string, stateDir string) error {
+	var tlsEnv map[string][]string
+	if s.Manifest.MTLS {
+		var err error
+		if tlsEnv, err = s.setupMTLS(stateDir); err != nil {
+			return err
+		}
+	}
 	type addrs struct{ http, grpc []string }
 	peers := map[string]*addrs{}
 	for _, svc := range s.Manifest.Services {
@@ -250,6 +262,7 @@ func (s *System) plan(bins map[string]string, stateDir string) error {
 			"INSTANCE_ID="+in.ID,
 			"STORE_DSN=sqlite:"+filepath.Join(stateDir, "data", in.Service+".db"),
 		)
+		env = append(env, tlsEnv[in.Service]...)
 		keys := make([]string, 0, len(svc.Env))
 		for k := range svc.Env {
 			keys = append(keys, k)

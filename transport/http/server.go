@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -212,6 +213,17 @@ type requestSource struct{ r *http.Request }
 
 func (s requestSource) Header(key string) string { return s.r.Header.Get(key) }
 func (s requestSource) Peer() string             { return meta.HostOf(s.r.RemoteAddr) }
+
+// PeerCertificate returns the leaf of the first verified chain of the request's TLS
+// connection: the caller's client certificate, when the server verified one.
+func (s requestSource) PeerCertificate() *x509.Certificate {
+	if s.r.TLS == nil || len(s.r.TLS.VerifiedChains) == 0 || len(s.r.TLS.VerifiedChains[0]) == 0 {
+		return nil
+	}
+	return s.r.TLS.VerifiedChains[0][0]
+}
+
+var _ meta.CertSource = requestSource{}
 
 // recoverPanic turns a panic in decoding, middleware, the endpoint or encoding into a 500
 // for this request only. http.ErrAbortHandler is re-panicked, as net/http expects.

@@ -1,6 +1,7 @@
 // Package meta gives endpoint middleware a transport-neutral view of the call it serves:
 // the incoming request's headers (HTTP headers or gRPC metadata), the caller's network
-// address, and the principal that authentication middleware established.
+// address and verified client certificate, and the principal that authentication
+// middleware established.
 //
 // Transports make this cheap. The HTTP transport puts the *http.Request in the context
 // once per request ([WithSource]); a gRPC server context carries its metadata and peer
@@ -14,9 +15,11 @@ package meta
 
 import (
 	"context"
+	"crypto/x509"
 	"net"
 	"strings"
 
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 )
@@ -74,6 +77,47 @@ func Peer(ctx context.Context) string {
 		return a.IP.String()
 	}
 	return HostOf(p.Addr.String())
+}
+
+// CertSource is implemented by a [Source] whose transport knows the client certificate
+// the caller presented, as the HTTP transport's does for requests over TLS.
+type CertSource interface {
+	// PeerCertificate returns the caller's client certificate as verified by the server's
+	// TLS handshake (the leaf of the first verified chain), or nil.
+	PeerCertificate() *x509.Certificate
+}
+
+// PeerCertificate returns the client certificate of the caller, as the server's TLS
+// handshake verified it: the leaf of the first verified chain of the connection the call
+// came on, over HTTP (the request's TLS state) or gRPC (the TLS credentials' AuthInfo). It
+// returns nil for a plaintext call, a call whose certificate was not verified (a TLS
+// configuration that requests but does not verify client certificates) and a context that
+// is not a served call's. Nothing is added to the context per call; this reads what the
+// transport keeps there anyway.
+func PeerCertificate(ctx context.Context) *x509.Certificate {
+	if s := SourceFrom(ctx); s != nil {
+		if cs, ok := s.(CertSource); ok {
+			return cs.PeerCertificate()
+		}
+		return nil
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.AuthInfo == nil {
+		return nil
+	}
+	var chains [][]*x509.Certificate
+	switch ai := p.AuthInfo.(type) {
+	case credentials.TLSInfo:
+		chains = ai.State.VerifiedChains
+	case *credentials.TLSInfo:
+		chains = ai.State.VerifiedChains
+	default:
+		return nil
+	}
+	if len(chains) == 0 || len(chains[0]) == 0 {
+		return nil
+	}
+	return chains[0][0]
 }
 
 // HostOf returns the host part of a "host:port" address, or addr itself when it has no
