@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -74,6 +75,18 @@ var parser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron
 // with a leading seconds field, or a descriptor (@hourly, @daily, @every 5m, …). An
 // @every interval is aligned like Every. Specs may start with TZ=Zone.
 func Parse(spec string) (Schedule, error) {
+	// robfig/cron rounds @every to whole seconds, at least one; parse it here so that
+	// sub-second and fractional intervals mean what they say.
+	if rest, ok := strings.CutPrefix(spec, "@every "); ok {
+		d, err := time.ParseDuration(strings.TrimSpace(rest))
+		if err != nil {
+			return nil, fmt.Errorf("schedule: %q: %w", spec, err)
+		}
+		if d <= 0 {
+			return nil, fmt.Errorf("schedule: %q: the interval must be positive", spec)
+		}
+		return Every(d), nil
+	}
 	s, err := parser.Parse(spec)
 	if err != nil {
 		return nil, fmt.Errorf("schedule: %q: %w", spec, err)
@@ -310,7 +323,7 @@ func (s *Scheduler) fire(ctx context.Context, j *job, tick time.Time) {
 	}
 	rctx, cancel := context.WithValue(ctx, tickCtxKey{}, tick), context.CancelFunc(func() {})
 	if j.timeout > 0 {
-		rctx, cancel = context.WithTimeout(ctx, j.timeout)
+		rctx, cancel = context.WithTimeout(rctx, j.timeout)
 	}
 	err = runSafely(rctx, j.fn)
 	cancel()
