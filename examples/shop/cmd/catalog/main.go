@@ -21,12 +21,15 @@ func main() {
 		if err != nil {
 			return err
 		}
-		bus, err := shopkit.Bus(ctx, app, cfg.NATSURL)
+		bus, err := shopkit.Bus(ctx, app, cfg.Network)
 		if err != nil {
 			return err
 		}
 		ob, err := shopkit.Outbox(ctx, app, st, bus, cfg.Instance)
 		if err != nil {
+			return err
+		}
+		if _, err := shopkit.NewPeers(ctx, app, cfg.Network); err != nil {
 			return err
 		}
 		return catalog.ServeCatalog(app, catalog.New(st, ob, cfg.LowStock))

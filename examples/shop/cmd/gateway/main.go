@@ -18,8 +18,9 @@ import (
 
 type config struct {
 	svckit.Config
-	OrdersAddrs  string  `flag:"orders-addrs" env:"ORDERS_GRPC_ADDRS" required:"true" help:"orders gRPC addresses, comma-separated"`
-	CatalogAddrs string  `flag:"catalog-addrs" env:"CATALOG_GRPC_ADDRS" required:"true" help:"catalog gRPC addresses, comma-separated"`
+	shopkit.Network
+	OrdersAddrs  string  `flag:"orders-addrs" env:"ORDERS_GRPC_ADDRS" required:"true" help:"orders gRPC addresses, comma-separated, or natskv: or dns:///… (see shopkit.Peers)"`
+	CatalogAddrs string  `flag:"catalog-addrs" env:"CATALOG_GRPC_ADDRS" required:"true" help:"catalog gRPC addresses, comma-separated, or natskv: or dns:///… (see shopkit.Peers)"`
 	JWKSURL      string  `flag:"jwks-url" env:"JWKS_URL" required:"true" help:"where the token signing keys are published (JWKS)"`
 	Issuer       string  `flag:"jwt-issuer" env:"JWT_ISSUER" default:"svckit-dev" help:"required token issuer"`
 	Audience     string  `flag:"jwt-audience" env:"JWT_AUDIENCE" default:"shop" help:"required token audience"`
@@ -30,11 +31,15 @@ type config struct {
 func main() {
 	cfg := &config{}
 	svckit.Main("gateway", cfg, func(ctx context.Context, app *svckit.App) error {
-		ordCC, err := shopkit.Dial(app, "orders", cfg.OrdersAddrs)
+		peers, err := shopkit.NewPeers(ctx, app, cfg.Network)
 		if err != nil {
 			return err
 		}
-		catCC, err := shopkit.Dial(app, "catalog", cfg.CatalogAddrs)
+		ordCC, err := peers.Dial(ctx, "orders", cfg.OrdersAddrs)
+		if err != nil {
+			return err
+		}
+		catCC, err := peers.Dial(ctx, "catalog", cfg.CatalogAddrs)
 		if err != nil {
 			return err
 		}

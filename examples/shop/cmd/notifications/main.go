@@ -26,8 +26,11 @@ func main() {
 		if err != nil {
 			return err
 		}
-		bus, err := shopkit.Bus(ctx, app, cfg.NATSURL)
+		bus, err := shopkit.Bus(ctx, app, cfg.Network)
 		if err != nil {
+			return err
+		}
+		if _, err := shopkit.NewPeers(ctx, app, cfg.Network); err != nil {
 			return err
 		}
 		svc := notifications.New(st)

@@ -14,8 +14,8 @@ import (
 
 type config struct {
 	shopkit.Config
-	CatalogAddrs  string `flag:"catalog-addrs" env:"CATALOG_GRPC_ADDRS" required:"true" help:"catalog gRPC addresses, comma-separated"`
-	PaymentsAddrs string `flag:"payments-addrs" env:"PAYMENTS_GRPC_ADDRS" required:"true" help:"payments gRPC addresses, comma-separated"`
+	CatalogAddrs  string `flag:"catalog-addrs" env:"CATALOG_GRPC_ADDRS" required:"true" help:"catalog gRPC addresses, comma-separated, or natskv: or dns:///… (see shopkit.Peers)"`
+	PaymentsAddrs string `flag:"payments-addrs" env:"PAYMENTS_GRPC_ADDRS" required:"true" help:"payments gRPC addresses, comma-separated, or natskv: or dns:///… (see shopkit.Peers)"`
 }
 
 func main() {
@@ -25,7 +25,7 @@ func main() {
 		if err != nil {
 			return err
 		}
-		bus, err := shopkit.Bus(ctx, app, cfg.NATSURL)
+		bus, err := shopkit.Bus(ctx, app, cfg.Network)
 		if err != nil {
 			return err
 		}
@@ -33,11 +33,15 @@ func main() {
 		if err != nil {
 			return err
 		}
-		catCC, err := shopkit.Dial(app, "catalog", cfg.CatalogAddrs)
+		peers, err := shopkit.NewPeers(ctx, app, cfg.Network)
 		if err != nil {
 			return err
 		}
-		payCC, err := shopkit.Dial(app, "payments", cfg.PaymentsAddrs)
+		catCC, err := peers.Dial(ctx, "catalog", cfg.CatalogAddrs)
+		if err != nil {
+			return err
+		}
+		payCC, err := peers.Dial(ctx, "payments", cfg.PaymentsAddrs)
 		if err != nil {
 			return err
 		}

@@ -22,6 +22,9 @@ func main() {
 		if err != nil {
 			return err
 		}
+		if _, err := shopkit.NewPeers(ctx, app, cfg.Network); err != nil {
+			return err
+		}
 		rule := payments.DeclineRule{AboveCents: cfg.DeclineAboveCents, CustomerPrefix: cfg.DeclinePrefix}
 		return payments.ServePayments(app, payments.New(st, rule))
 	})

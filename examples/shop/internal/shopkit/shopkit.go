@@ -22,13 +22,22 @@ import (
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 )
 
-// Config is the configuration every shop service has. `svckit dev` sets STORE_DSN,
-// NATS_URL and the peers' addresses (ORDERS_GRPC_ADDRS, …) for each process.
+// Config is the configuration every shop service with a store has. `svckit dev` sets
+// STORE_DSN, NATS_URL and the peers' addresses (ORDERS_GRPC_ADDRS, …) for each process;
+// in production the peers are found through a registry instead (see [Peers]).
 type Config struct {
 	svckit.Config
+	Network
 	StoreDSN string `flag:"store-dsn" env:"STORE_DSN" default:"sqlite:shop.db" help:"this service's own store: sqlite:PATH or postgres://…"`
-	NATSURL  string `flag:"nats-url" env:"NATS_URL" help:"NATS server(s) for events; empty starts an embedded server"`
 	Instance string `flag:"instance-id" env:"INSTANCE_ID" help:"this process's name among the service's replicas"`
+}
+
+// Network is where a service finds NATS and how its peers find it. The gateway, which has
+// no store, embeds it on its own.
+type Network struct {
+	NATSURL      string `flag:"nats-url" env:"NATS_URL" help:"NATS server(s), comma-separated: events and the natskv registry; empty starts an embedded server for events"`
+	NATSReplicas int    `flag:"nats-replicas" env:"NATS_REPLICAS" default:"1" help:"replicas of the event streams and of the registry bucket when this service creates them (3 on a NATS cluster)"`
+	Announce     string `flag:"announce" env:"ANNOUNCE" help:"registry to announce this service's gRPC listener in while it is ready: natskv (NATS KV on NATS_URL), or empty for none"`
 }
 
 // Store opens the service's own store, applies its migrations and closes it at shutdown.
@@ -46,10 +55,11 @@ func Store(ctx context.Context, app *svckit.App, dsn string, migrations fs.FS) (
 	return st, nil
 }
 
-// Bus connects to the shop's event stream (SHOP, subjects shop.>) and closes it at
+// Bus connects to the shop's event stream (SHOP, subjects shop.>) on the NATS servers of
+// n, creating it with n.NATSReplicas replicas if it does not exist, and closes it at
 // shutdown.
-func Bus(ctx context.Context, app *svckit.App, url string) (*pubsub.Bus, error) {
-	b, err := pubsub.Connect(ctx, pubsub.Config{URL: url, Stream: "SHOP", Subjects: []string{"shop.>"}, Source: app.Name()},
+func Bus(ctx context.Context, app *svckit.App, n Network) (*pubsub.Bus, error) {
+	b, err := pubsub.Connect(ctx, pubsub.Config{URL: n.NATSURL, Stream: "SHOP", Subjects: []string{"shop.>"}, Source: app.Name(), Replicas: n.NATSReplicas},
 		pubsub.WithLogger(app.Logger()), pubsub.WithTracerProvider(app.TracerProvider()))
 	if err != nil {
 		return nil, fmt.Errorf("event bus: %w", err)
@@ -71,7 +81,8 @@ func Outbox(ctx context.Context, app *svckit.App, st *store.Store, bus *pubsub.B
 }
 
 // Dial returns a connection to every replica of a peer, given as a comma-separated list
-// of host:port, balanced round-robin by gRPC, and closes it at shutdown. Calls through it
+// of host:port, balanced round-robin by gRPC, and closes it at shutdown. [Peers.Dial]
+// also finds peers through a registry. Calls through it
 // carry the app's client middleware when wrapped by the generated clients.
 func Dial(app *svckit.App, peer, addrs string) (*grpc.ClientConn, error) {
 	var list []resolver.Address
