@@ -25,11 +25,12 @@ type command struct {
 // commands is the subcommand table.
 func commands() map[string]command {
 	return map[string]command{
-		"gen":   {"generate endpoints, HTTP and gRPC transports and clients, .proto and OpenAPI from a Go interface", runGen},
-		"new":   {"scaffold a new service: interface, implementation, main, test, Dockerfile", runNew},
-		"dev":   {"run a whole system locally: every service supervised, embedded NATS, dashboard", runDev},
-		"load":  {"place orders on the shop's gateway at a fixed concurrency; print orders/s, p50, p99", runLoad},
-		"certs": {"mTLS between services: create a development CA (certs init), issue service certificates (certs issue)", runCerts},
+		"gen":    {"generate endpoints, HTTP and gRPC transports and clients, .proto and OpenAPI from a Go interface", runGen},
+		"new":    {"scaffold a new service: interface, implementation, main, test, Dockerfile", runNew},
+		"dev":    {"run a whole system locally: every service supervised, embedded NATS, dashboard", runDev},
+		"load":   {"place orders on the shop's gateway at a fixed concurrency; print orders/s, p50, p99", runLoad},
+		"certs":  {"mTLS between services: create a development CA (certs init), issue service certificates (certs issue)", runCerts},
+		"deploy": {"render Kubernetes manifests (kustomize base, dev and prod overlays) for a system or service", runDeploy},
 	}
 }
 

@@ -92,7 +92,14 @@ func New(ctx context.Context, nc *nats.Conn, opts ...Option) (*Registry, error) 
 // ensureBucket returns the bucket, creating it if it does not exist (at the start, or
 // after a server restart lost a bucket in memory storage).
 func (r *Registry) ensureBucket(ctx context.Context) (jetstream.KeyValue, error) {
-	kv, err := r.js.KeyValue(ctx, r.bucket)
+	// Each lookup gets a few seconds: while a cluster elects a leader a request can go
+	// unanswered, and waiting for it until ctx ends would leave no time to retry.
+	var kv jetstream.KeyValue
+	err := jsx.Retry(ctx, func(ctx context.Context) error {
+		var err error
+		kv, err = r.js.KeyValue(ctx, r.bucket)
+		return err
+	})
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		kv, err = jsx.CreateKeyValue(ctx, r.js, jetstream.KeyValueConfig{
 			Bucket:         r.bucket,
