@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"github.com/svckit/svckit"
 	"github.com/svckit/svckit/examples/shop/catalog"
@@ -47,7 +48,10 @@ func main() {
 		}
 		cat := catalog.NewCatalogClient(catalog.NewCatalogGRPCClient(catCC, shopkit.ClientOptions(app)...))
 		pay := payments.NewPaymentsClient(payments.NewPaymentsGRPCClient(payCC, shopkit.ClientOptions(app)...))
-		sagas, err := saga.New(ctx, st, saga.WithOwner(app.Name()+"/"+cfg.Instance, 0), saga.WithLogger(app.Logger()))
+		sagas, err := saga.New(ctx, st, saga.WithOwner(app.Name()+"/"+cfg.Instance, 0), saga.WithLogger(app.Logger()),
+			// A replica that dies for good leaves sagas behind: the others take them over
+			// once its 30 s claim lapses.
+			saga.WithResumeInterval(10*time.Second))
 		if err != nil {
 			return err
 		}
