@@ -34,7 +34,11 @@ func main() {
 			return err
 		}
 		svc := notifications.New(st)
-		mws := pubsub.Default(app.Logger(), app.TracerProvider(), nil, 10*time.Second)
+		metrics, err := pubsub.NewMetrics(app.Registry())
+		if err != nil {
+			return err
+		}
+		mws := pubsub.Default(app.Logger(), app.TracerProvider(), metrics, 10*time.Second)
 		app.Go("orders-events", func(ctx context.Context) error {
 			sub, err := bus.Subscribe(ctx, "shop.orders.>", "notifications", svc.Handle,
 				pubsub.WithMiddleware(mws...), pubsub.MaxAttempts(5))
