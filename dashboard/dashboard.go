@@ -151,8 +151,9 @@ type dash struct {
 	edgesAt   time.Time
 	edgesVal  []Edge
 	eventsAt  time.Time
-	eventsVal []Edge // consume edges from the event source's consumers
-	rr        uint64 // round robin for /api/call
+	eventsVal []Edge            // consume edges from the event source's consumers
+	rr        uint64            // round robin for /api/call
+	tlsTr     http.RoundTripper // calls under mTLS, made on first use
 }
 
 func staticHandler() http.Handler {

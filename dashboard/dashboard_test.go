@@ -655,3 +655,49 @@ func TestMergeOpenAPI(t *testing.T) {
 		t.Fatal("a document from none")
 	}
 }
+
+// TestCallProxyMTLS: with mtls: true the explorer reaches a service's HTTP listener, which
+// wants a client certificate, over https with the runner's certificate, and a public
+// service's plain listener over http.
+func TestCallProxyMTLS(t *testing.T) {
+	ctx := context.Background()
+	sys, err := devrun.Start(ctx, devrun.Options{
+		Dir: "../devrun/testdata/mtls", StateDir: t.TempDir(), Out: io.Discard, Quiet: true, Grace: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sys.Stop(context.Background()) })
+	readyCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	if err := sys.WaitReady(readyCtx); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(dashboard.Handler(sys, dashboard.WithEventSource(nil)))
+	defer srv.Close()
+	for _, svc := range []string{"addsvc", "edge"} {
+		resp, err := http.Post(srv.URL+"/api/call/"+svc+"/sum", "application/json", strings.NewReader(`{"a":2,"b":3}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), "5") {
+			t.Errorf("%s: %d %s", svc, resp.StatusCode, b)
+		}
+	}
+	// The service really wants a certificate: plain HTTP to it does not get the sum.
+	for _, in := range sys.Instances {
+		if in.Service != "addsvc" {
+			continue
+		}
+		resp, err := http.Post("http://"+in.Addrs["http"]+"/sum", "application/json", strings.NewReader(`{"a":2,"b":3}`))
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				t.Errorf("plain HTTP to an mTLS listener: %d %s", resp.StatusCode, b)
+			}
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/svckit/svckit/devrun"
+	shttp "github.com/svckit/svckit/transport/http"
 )
 
 // Endpoint is one callable operation of a service in the API explorer.
@@ -260,7 +261,13 @@ func (d *dash) call(w http.ResponseWriter, r *http.Request) {
 		token = t
 	}
 	target := &url.URL{Scheme: "http", Host: addr}
+	var transport http.RoundTripper
+	if tr := d.mtlsTransport(service); tr != nil {
+		// Under mTLS a service's HTTP listener wants the runner's client certificate.
+		target.Scheme, transport = "https", tr
+	}
 	proxy := &httputil.ReverseProxy{
+		Transport: transport,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme, pr.Out.URL.Host = target.Scheme, target.Host
 			pr.Out.URL.Path = "/" + r.PathValue("path")
@@ -280,4 +287,25 @@ func (d *dash) call(w http.ResponseWriter, r *http.Request) {
 		},
 	}
 	proxy.ServeHTTP(w, r)
+}
+
+// mtlsTransport returns the transport that calls service's HTTP listener with the
+// runner's client certificate when the system runs with mTLS and the service is not
+// public (a public service keeps plain HTTP), or nil for plain HTTP.
+func (d *dash) mtlsTransport(service string) http.RoundTripper {
+	cfg := d.sys.ClientTLS()
+	if cfg == nil {
+		return nil
+	}
+	for _, s := range d.sys.Manifest.Services {
+		if s.Name == service && s.Public {
+			return nil
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.tlsTr == nil {
+		d.tlsTr = shttp.NewTransport(cfg)
+	}
+	return d.tlsTr
 }

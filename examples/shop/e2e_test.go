@@ -13,8 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
 	"github.com/svckit/svckit/devrun"
 	"github.com/svckit/svckit/store"
+	sgrpc "github.com/svckit/svckit/transport/grpc"
 )
 
 // TestShopEndToEnd starts the whole shop through devrun — the code path of `svckit dev`:
@@ -46,6 +53,7 @@ func TestShopEndToEnd(t *testing.T) {
 		outMu.Lock()
 		t.Fatalf("%v\n%s", err, out.String())
 	}
+	checkMTLS(t, sys)
 	gw := sys.PublicURL()
 	token := func(subject string) string {
 		tok, err := sys.DevToken(subject)
@@ -197,3 +205,40 @@ func TestShopEndToEnd(t *testing.T) {
 type writerFunc func(p []byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// checkMTLS: svckit.yaml turns mTLS on, so every service's gRPC listener refuses a
+// caller without a certificate and serves one holding a certificate of the system's CA.
+func checkMTLS(t *testing.T, sys *devrun.System) {
+	t.Helper()
+	if sys.ClientTLS() == nil {
+		t.Fatal("svckit.yaml has mtls: true, but the runner has no client certificate")
+	}
+	checked := 0
+	for _, in := range sys.Instances {
+		addr := in.Addrs["grpc"]
+		if addr == "" {
+			continue
+		}
+		checked++
+		check := func(cred grpc.DialOption) error {
+			cc, err := grpc.NewClient(addr, cred)
+			if err != nil {
+				return err
+			}
+			defer cc.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, err = healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
+			return err
+		}
+		if err := check(grpc.WithTransportCredentials(insecure.NewCredentials())); status.Code(err) != codes.Unavailable {
+			t.Errorf("%s: a plaintext caller got %v, want Unavailable", in.ID, err)
+		}
+		if err := check(sgrpc.DialCredentials(sys.ClientTLS())); err != nil {
+			t.Errorf("%s: a caller with the system's certificate: %v", in.ID, err)
+		}
+	}
+	if checked < 5 {
+		t.Errorf("checked the gRPC listeners of %d instances, want every service's", checked)
+	}
+}

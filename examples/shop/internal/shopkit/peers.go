@@ -129,7 +129,9 @@ func (p *Peers) Dial(ctx context.Context, peer, target string) (grpc.ClientConnI
 	}
 	b := balancer.New(service)
 	go b.Follow(ch)
-	pool := balancer.NewConnPool(b)
+	pool := balancer.NewConnPool(b, balancer.WithDial(func(addr string) (*grpc.ClientConn, error) {
+		return grpc.NewClient(addr, p.app.DialCredentials(peer))
+	}))
 	p.app.OnClose("grpc-"+peer, func(context.Context) error {
 		cancel()
 		return pool.Close()

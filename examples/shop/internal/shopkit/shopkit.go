@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 
@@ -98,7 +97,7 @@ func Dial(app *svckit.App, peer, addrs string) (*grpc.ClientConn, error) {
 	r.InitialState(resolver.State{Addresses: list})
 	cc, err := grpc.NewClient(r.Scheme()+":///"+peer,
 		grpc.WithResolvers(r),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		app.DialCredentials(peer), // mTLS when -tls-cert/-tls-key/-tls-ca are set
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`))
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", peer, err)
