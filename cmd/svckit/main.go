@@ -4,6 +4,8 @@
 //	svckit new NAME                                 scaffold a new service
 //	svckit dev [-replicas NAME=N] [DIR]             run a system of services with a dashboard
 //	svckit load -url URL -token TOKEN [-c N] [-d D]  place orders on the shop, print orders/s
+//	svckit certs init DIR | issue -dir DIR NAME...  development CA and service certificates for mTLS
+//	svckit deploy render [-overlay dev|prod] [DIR]  Kubernetes manifests for a system or service
 //
 // In a package, //go:generate go run github.com/svckit/svckit/cmd/svckit gen runs the
 // generator on the package's directory. Run svckit COMMAND -h for a command's flags.
