@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/svckit/svckit/internal/jsx"
 	"github.com/svckit/svckit/natsserver"
 	"github.com/svckit/svckit/schedule"
 	"github.com/svckit/svckit/store"
@@ -256,7 +257,9 @@ func TestReplicasKVCluster(t *testing.T) {
 			}
 			t.Cleanup(nc.Close)
 			js, _ := jetstream.New(nc)
-			kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "schedule", History: 1, Replicas: 3, TTL: time.Hour})
+			// Created as schedule.KVBucket does, through jsx: replicas starting together
+			// may meet a stream the cluster is still creating.
+			kv, err := jsx.CreateKeyValue(ctx, js, jetstream.KeyValueConfig{Bucket: "schedule", History: 1, Replicas: 3, TTL: time.Hour})
 			if err != nil {
 				t.Fatal(err)
 			}
