@@ -95,13 +95,21 @@ func final(code jetstream.ErrorCode) bool {
 	return false
 }
 
-// CreateStream creates the stream or updates its configuration, retrying transient
-// errors, and waits until it has a leader.
+// CreateStream creates the stream, or updates its configuration if it differs, retrying
+// transient errors, and waits until it has a leader.
+//
+// Creating a stream that exists with the same configuration succeeds without a change,
+// so the many replicas of a service that start together send no updates: an update
+// rewrites the stream's store configuration while other replicas add consumers, which
+// nats-server v2.15 does not guard (the race detector reports it).
 func CreateStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	var s jetstream.Stream
 	err := Retry(ctx, func(ctx context.Context) error {
 		var err error
-		s, err = js.CreateOrUpdateStream(ctx, cfg)
+		s, err = js.CreateStream(ctx, cfg)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			s, err = js.UpdateStream(ctx, cfg)
+		}
 		return err
 	})
 	if err != nil {
@@ -113,13 +121,17 @@ func CreateStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 	return s, nil
 }
 
-// CreateKeyValue creates the bucket or updates its configuration, retrying transient
-// errors, and waits until its stream has a leader.
+// CreateKeyValue creates the bucket, or updates its configuration if it differs,
+// retrying transient errors, and waits until its stream has a leader. Like CreateStream,
+// it sends no update when the bucket exists as configured.
 func CreateKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	var kv jetstream.KeyValue
 	err := Retry(ctx, func(ctx context.Context) error {
 		var err error
-		kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
+		kv, err = js.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.UpdateKeyValue(ctx, cfg)
+		}
 		return err
 	})
 	if err != nil {

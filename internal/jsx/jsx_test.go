@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -86,6 +88,68 @@ func TestTransient(t *testing.T) {
 	for _, tc := range tests {
 		if got := jsx.Transient(tc.err); got != tc.want {
 			t.Errorf("Transient(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestCreateSendsNoNeedlessUpdate: creating a stream or bucket that exists as configured
+// changes nothing (no stream update advisory); a changed configuration is applied.
+func TestCreateSendsNoNeedlessUpdate(t *testing.T) {
+	ctx := t.Context()
+	s, err := natsserver.Start(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	nc, err := s.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	updates, err := nc.SubscribeSync("$JS.EVENT.ADVISORY.STREAM.UPDATED.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	cfg := jetstream.StreamConfig{Name: "S", Subjects: []string{"s.>"}, MaxAge: time.Hour}
+	kvCfg := jetstream.KeyValueConfig{Bucket: "b", History: 1}
+	for range 3 {
+		if _, err := jsx.CreateStream(ctx, js, cfg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := jsx.CreateKeyValue(ctx, js, kvCfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := updates.NextMsg(200 * time.Millisecond); err == nil {
+		t.Fatalf("an update for an unchanged stream: %s", m.Subject)
+	}
+	cfg.MaxAge = 2 * time.Hour
+	st, err := jsx.CreateStream(ctx, js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.CachedInfo().Config.MaxAge; got != 2*time.Hour {
+		t.Errorf("MaxAge %v after the change", got)
+	}
+	kvCfg.History = 5
+	kv, err := jsx.CreateKeyValue(ctx, js, kvCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := kv.Status(ctx); err != nil || st.History() != 5 {
+		t.Errorf("bucket history after the change: %v %v", st, err)
+	}
+	for _, want := range []string{"S", "KV_b"} {
+		m, err := updates.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("no update advisory for %s: %v", want, err)
+		}
+		if !strings.HasSuffix(m.Subject, "."+want) {
+			t.Errorf("advisory %s, want one for %s", m.Subject, want)
 		}
 	}
 }
