@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -41,6 +42,27 @@ func StartCluster(ctx context.Context, n int, dir string, opts ...ClusterOption)
 	if n < 1 {
 		return nil, errors.New("natsserver: cluster needs at least one node")
 	}
+	// A port found free can still be taken before a node binds it; start again on new
+	// ports, a few times, before giving up.
+	var err error
+	for range 3 {
+		var c *Cluster
+		if c, err = startCluster(ctx, n, dir, opts); err == nil {
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		// The failed attempt's nodes are shut down; their stores go too, so that the next
+		// attempt forms a new cluster rather than recovering a half-formed one.
+		for i := range n {
+			_ = os.RemoveAll(filepath.Join(dir, "node-"+strconv.Itoa(i)))
+		}
+	}
+	return nil, err
+}
+
+func startCluster(ctx context.Context, n int, dir string, opts []ClusterOption) (*Cluster, error) {
 	c := &Cluster{name: "svckit-test", dir: dir, ports: make([]int, n), routes: make([]int, n), nodes: make([]*Server, n)}
 	for _, o := range opts {
 		o(c)

@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -176,14 +178,20 @@ func joinComma(ss []string) string {
 	return out
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
+// freePort returns a loopback TCP port that was free a moment ago, drawn from
+// 10000–19999: below the kernel's ephemeral range, so that no outgoing connection can
+// take it before the server binds it (and below svckit dev's 20000–32000).
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	var err error
+	for range 200 {
+		port := 10000 + rand.IntN(10000)
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+			ln.Close()
+			return port, nil
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("no free port in 10000-19999: %w", err)
 }
 
 // slogAdapter adapts a slog.Logger to the nats-server logger interface.
