@@ -48,6 +48,10 @@ func Retry(ctx context.Context, fn func(ctx context.Context) error) error {
 	}
 }
 
+// errCreating marks a stream that is "in use" to create and "not found" to update: on a
+// cluster, another replica's create of it is still being applied. Retrying settles it.
+var errCreating = errors.New("stream is being created by another client")
+
 // NoPeers reports JetStream's "no suitable peers for placement" (10005).
 func NoPeers(err error) bool {
 	var apiErr *jetstream.APIError
@@ -67,7 +71,8 @@ func Transient(err error) bool {
 		// publish with the same message id is in process (retrying gets its ack).
 		return apiErr.Code == 503 || apiErr.Code == 500 || apiErr.ErrorCode == 10008 || apiErr.ErrorCode == 10010 || apiErr.ErrorCode == 10158
 	}
-	return errors.Is(err, context.DeadlineExceeded) ||
+	return errors.Is(err, errCreating) ||
+		errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, nats.ErrTimeout) ||
 		errors.Is(err, nats.ErrNoResponders) ||
 		errors.Is(err, jetstream.ErrNoStreamResponse) ||
@@ -109,6 +114,9 @@ func CreateStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 		s, err = js.CreateStream(ctx, cfg)
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			s, err = js.UpdateStream(ctx, cfg)
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				err = fmt.Errorf("%w: %w", errCreating, err)
+			}
 		}
 		return err
 	})
@@ -131,6 +139,9 @@ func CreateKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.K
 		kv, err = js.CreateKeyValue(ctx, cfg)
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			kv, err = js.UpdateKeyValue(ctx, cfg)
+			if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+				err = fmt.Errorf("%w: %w", errCreating, err)
+			}
 		}
 		return err
 	})
