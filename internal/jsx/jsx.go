@@ -162,6 +162,10 @@ func WaitLeader(ctx context.Context, js jetstream.JetStream, name string) error 
 		var info *jetstream.StreamInfo
 		err := Retry(ctx, func(ctx context.Context) error {
 			s, err := js.Stream(ctx, name)
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				// Just created or confirmed, but not yet applied on the node asked.
+				return fmt.Errorf("%w: %w", errCreating, err)
+			}
 			if err != nil {
 				return err
 			}
