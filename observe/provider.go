@@ -51,7 +51,8 @@ type TracingOptions struct {
 //   - OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG: the sampler, parentbased_always_on by
 //     default. With no exporter and no sampler configured, root spans are not sampled, so
 //     that tracing costs next to nothing, while sampled remote parents stay sampled.
-//   - OTEL_BSP_*: the batch span processor through which every exporter gets its spans.
+//   - OTEL_BSP_*: the [BatchProcessor] through which every exporter gets its spans (an
+//     invalid value is an error naming the variable).
 //   - OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES: resource attributes; they take
 //     precedence over opts.Service and opts.Version.
 //
@@ -66,6 +67,10 @@ func NewTracerProvider(ctx context.Context, opts TracingOptions) (*sdktrace.Trac
 		}
 	}
 	res, err := newResource(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	bo, err := BatchOptionsFromEnv(os.Getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +90,7 @@ func NewTracerProvider(ctx context.Context, opts TracingOptions) (*sdktrace.Trac
 	}
 	// Otherwise the SDK reads OTEL_TRACES_SAMPLER itself.
 	for _, e := range exporters {
-		tpo = append(tpo, sdktrace.WithBatcher(e))
+		tpo = append(tpo, sdktrace.WithSpanProcessor(NewBatchProcessor(e, bo)))
 	}
 	return sdktrace.NewTracerProvider(tpo...), nil
 }
