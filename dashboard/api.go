@@ -192,9 +192,9 @@ type Edge struct {
 
 // edgeList computes the architecture's edges in one pass over the stored traces: calls
 // (as TraceStore.Edges counts them: a span whose parent span belongs to another service)
-// and publish and consume edges from spans with messaging attributes; a consumer whose
-// parent is the producer in another service is an event hop, drawn through its subject
-// rather than as a call. The result is cached for a second.
+// and publish and consume edges from spans with messaging attributes; a consumer span is
+// an event hop, drawn through its subject rather than as a call, and its parent, when that
+// is not a producer span, stands for the publisher. The result is cached for a second.
 func (d *dash) edgeList() []Edge {
 	d.mu.Lock()
 	if time.Since(d.edgesAt) < time.Second && d.edgesVal != nil {
@@ -241,7 +241,20 @@ func (d *dash) edgeList() []Edge {
 			if sp.ParentID == "" {
 				continue
 			}
-			if p := parent(sp.ParentID); p != nil && p.Service != sp.Service && role != "consume" {
+			p := parent(sp.ParentID)
+			if p == nil {
+				continue
+			}
+			if role == "consume" {
+				// A publisher without a producer span of its own (such as an outbox, which
+				// stores the context of the span that added the message) is the service of
+				// the span the consumer continues.
+				if messagingDestination(p) == "" || messagingRole(p) != "publish" {
+					counts[Edge{From: p.Service, To: messagingDestination(sp), Kind: "publish"}]++
+				}
+				continue
+			}
+			if p.Service != sp.Service {
 				counts[Edge{From: p.Service, To: sp.Service, Kind: "call"}]++
 			}
 		}

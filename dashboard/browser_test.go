@@ -5,7 +5,9 @@ package dashboard_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/nats-io/nats.go/jetstream"
@@ -50,9 +53,11 @@ func browser(t *testing.T) context.Context {
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	var mu sync.Mutex
-	var errs []string
+	var errs, external []string
+	requests := 0
 	ctx, cancel := chromedp.NewContext(actx, chromedp.WithListener(func(ev any) {
-		if e, ok := ev.(*runtime.EventExceptionThrown); ok {
+		switch e := ev.(type) {
+		case *runtime.EventExceptionThrown:
 			mu.Lock()
 			d := e.ExceptionDetails
 			msg := fmt.Sprintf("%s at %s:%d:%d", d.Text, d.URL, d.LineNumber+1, d.ColumnNumber+1)
@@ -60,6 +65,13 @@ func browser(t *testing.T) context.Context {
 				msg += ": " + d.Exception.Description
 			}
 			errs = append(errs, msg)
+			mu.Unlock()
+		case *network.EventRequestWillBeSent:
+			mu.Lock()
+			requests++
+			if !loopbackURL(e.Request.URL) {
+				external = append(external, e.Request.URL)
+			}
 			mu.Unlock()
 		}
 	}))
@@ -71,8 +83,34 @@ func browser(t *testing.T) context.Context {
 		for _, e := range errs {
 			t.Errorf("exception in the page: %s", e)
 		}
+		// The page works offline: everything it loads comes from the dashboard's address.
+		for _, u := range external {
+			t.Errorf("the page requested %s, beyond localhost", u)
+		}
+		t.Logf("%d requests from the page, %d beyond localhost", requests, len(external))
 	})
 	return ctx
+}
+
+// loopbackURL reports whether the page's request for u stays on this machine: a
+// loopback host, or a data: or blob: URL that needs no network.
+func loopbackURL(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	switch p.Scheme {
+	case "data", "blob":
+		return true
+	case "http", "https", "ws", "wss":
+		h := p.Hostname()
+		if h == "localhost" {
+			return true
+		}
+		ip := net.ParseIP(h)
+		return ip != nil && ip.IsLoopback()
+	}
+	return false
 }
 
 func screenshotDir(t *testing.T) string {
@@ -258,9 +296,9 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("shop trace with an event hop", func(t *testing.T) {
-		// Until examples/shop runs here, a synthetic shop trace received as OTLP would be:
-		// gateway → orders → catalog and payments over gRPC, and order.placed consumed by
-		// notifications.
+		// A shop-like trace whose event hop has a producer span (order.placed published by
+		// orders, consumed by notifications), as pubsub.Bus's WithTracerProvider makes it;
+		// TestBrowserShop checks the real shop's trace, whose outbox hop has none.
 		spans := shopTrace(424242, time.Now())
 		sys.Traces.Add(spans)
 		id := spans[0].TraceID

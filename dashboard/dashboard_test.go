@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -625,6 +626,45 @@ func TestOpenAPIFiles(t *testing.T) {
 	for _, name := range []string{"relay", "nosuch"} { // a package without documents; no service
 		if doc, err := find(ctx, name); err != nil || doc != nil {
 			t.Fatalf("%s: %q, %v", name, doc, err)
+		}
+	}
+}
+
+// TestOpenAPIFilesServed: in the shop's cmd/NAME layout the documents are not beside the
+// main packages but beside the packages whose server they start; a service gets its own
+// document, not those of the services whose clients it uses (gateway uses orders and
+// catalog, orders uses catalog and payments).
+func TestOpenAPIFilesServed(t *testing.T) {
+	m, err := devrun.LoadManifest("../examples/shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	find := dashboard.OpenAPIFiles(m)
+	want := map[string]string{
+		"gateway":       "POST /orders|GET /orders/{id}|GET /products",
+		"orders":        "POST /orders/place-order|GET /orders/{id}",
+		"catalog":       "GET /products|GET /products/{id}|POST /catalog/reserve|POST /catalog/release",
+		"payments":      "POST /payments/charge|POST /payments/refund|GET /payments/{orderID}",
+		"notifications": "GET /notifications/{orderID}",
+	}
+	for svc, w := range want {
+		doc, err := find(context.Background(), svc)
+		if err != nil {
+			t.Fatalf("%s: %v", svc, err)
+		}
+		eps, err := dashboard.ParseOpenAPI(doc)
+		if err != nil {
+			t.Fatalf("%s: %v", svc, err)
+		}
+		var got []string
+		for _, e := range eps {
+			got = append(got, e.Method+" "+e.Path)
+		}
+		slices.Sort(got)
+		ws := strings.Split(w, "|")
+		slices.Sort(ws)
+		if !slices.Equal(got, ws) {
+			t.Errorf("%s: endpoints %q, want %q", svc, got, ws)
 		}
 	}
 }

@@ -5,7 +5,6 @@ package dashboard_test
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -34,17 +33,18 @@ func rssMB(t *testing.T) float64 {
 	return 0
 }
 
-// TestSustainedLoad sends requests through relay → addsvc for SVCKIT_LOAD_DURATION (for
-// example 10m) with a dashboard status stream and an unfiltered log stream open, and
-// logs the RSS of the process that hosts devrun and the dashboard every 30 s. It fails
-// when the RSS at the end is more than half as large again as at one third of the run,
-// when the stores have long been full. Without the variable it is skipped.
+// TestSustainedLoad places orders on the shop (examples/shop, as TestBrowserShop runs it)
+// from 16 clients for SVCKIT_LOAD_DURATION (for example 10m) with a dashboard status
+// stream and an unfiltered log stream open, and logs the RSS of the process that hosts
+// devrun and the dashboard every 30 s. It fails when the RSS at the end is more than half
+// as large again as at one third of the run, when the stores have long been full. Without
+// the variable it is skipped.
 func TestSustainedLoad(t *testing.T) {
 	d, err := time.ParseDuration(os.Getenv("SVCKIT_LOAD_DURATION"))
 	if err != nil || d <= 0 {
 		t.Skip("set SVCKIT_LOAD_DURATION (such as 10m) to run")
 	}
-	sys := startSystem(t)
+	sys, tok := startShop(t)
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 
@@ -61,16 +61,18 @@ func TestSustainedLoad(t *testing.T) {
 		}()
 	}
 
-	var sent, failed atomic.Int64
+	var sent, confirmed, failed atomic.Int64
 	var wg sync.WaitGroup
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
-	for w := 0; w < 4; w++ {
+	for w := 0; w < 16; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 1; ctx.Err() == nil; i++ {
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, sys.PublicURL()+"/add", strings.NewReader(fmt.Sprintf(`{"a":%d,"b":1}`, i)))
+			for ctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, sys.PublicURL()+"/orders",
+					strings.NewReader(`{"items":[{"productId":"sku-espresso","quantity":1},{"productId":"sku-filter","quantity":2}]}`))
 				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+tok)
 				resp, err := client.Do(req)
 				if err != nil {
 					if ctx.Err() == nil {
@@ -78,9 +80,15 @@ func TestSustainedLoad(t *testing.T) {
 					}
 					continue
 				}
-				_, _ = io.Copy(io.Discard, resp.Body)
+				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				sent.Add(1)
+				switch {
+				case resp.StatusCode == http.StatusOK && strings.Contains(string(body), `"confirmed"`):
+					confirmed.Add(1)
+				case resp.StatusCode != http.StatusOK:
+					failed.Add(1)
+				}
 			}
 		}()
 	}
@@ -90,10 +98,11 @@ func TestSustainedLoad(t *testing.T) {
 	sample := func() float64 {
 		rss := rssMB(t)
 		traces, spans := sys.Traces.Stats()
-		t.Logf("%5s  RSS %6.1f MB  requests %8d (failed %d)  traces %5d  spans %6d  log lines %6d",
-			time.Since(start).Round(time.Second), rss, sent.Load(), failed.Load(), traces, spans, sys.Logs.Len())
+		t.Logf("%5s  RSS %6.1f MB  orders %8d (confirmed %d, failed %d)  traces %5d  spans %6d  log lines %6d",
+			time.Since(start).Round(time.Second), rss, sent.Load(), confirmed.Load(), failed.Load(), traces, spans, sys.Logs.Len())
 		return rss
 	}
+	sample()
 	tick := time.NewTicker(min(30*time.Second, d/4))
 	defer tick.Stop()
 	tookThird := false
@@ -109,7 +118,7 @@ func TestSustainedLoad(t *testing.T) {
 	}
 	wg.Wait()
 	end := sample()
-	t.Logf("%d requests in %s (%.0f/s)", sent.Load(), d, float64(sent.Load())/d.Seconds())
+	t.Logf("%d orders in %s (%.0f/s), %d confirmed, %d failed", sent.Load(), d, float64(sent.Load())/d.Seconds(), confirmed.Load(), failed.Load())
 	if third > 0 && end > third*1.5 {
 		t.Fatalf("RSS grew from %.1f MB at a third of the run to %.1f MB at the end", third, end)
 	}

@@ -4,11 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
+	pathpkg "path"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -18,9 +25,12 @@ import (
 // OpenAPIFiles returns a function for [WithOpenAPIFunc] that finds the OpenAPI documents
 // the generator wrote for each service of m: every *.openapi.json file in the directory
 // of the service's main package and below it (at most three levels, skipping testdata,
-// vendor and hidden directories). A package given as an import path is located with
-// `go list`. Several documents of one service (one per interface) are merged into one.
-// Documents are read once and kept.
+// vendor and hidden directories). When there is none, as in a cmd/NAME layout, they are
+// found in the directories of the packages whose generated server the main package
+// starts: those on which it calls a function named Serve… or Register…HTTP
+// (orders.ServeOrders(app, svc)), not those whose clients it only uses. A package given
+// as an import path is located with `go list`. Several documents of one service (one per
+// interface) are merged into one. Documents are read once and kept.
 func OpenAPIFiles(m *devrun.Manifest) func(ctx context.Context, service string) ([]byte, error) {
 	var mu sync.Mutex
 	cache := map[string][]byte{}
@@ -41,6 +51,11 @@ func OpenAPIFiles(m *devrun.Manifest) func(ctx context.Context, service string) 
 		files, err := findOpenAPI(dir)
 		if err != nil {
 			return nil, err
+		}
+		if len(files) == 0 {
+			if files, err = servedOpenAPI(ctx, dir); err != nil {
+				return nil, err
+			}
 		}
 		var docs [][]byte
 		for _, f := range files {
@@ -72,6 +87,83 @@ func packageDir(ctx context.Context, base, pkg string) (string, error) {
 		return "", fmt.Errorf("dashboard: go list %s: %w", pkg, err)
 	}
 	return strings.TrimSpace(string(out)), nil
+}
+
+// servedOpenAPI returns the OpenAPI documents beside the packages whose generated server
+// the main package in dir starts (see OpenAPIFiles).
+func servedOpenAPI(ctx context.Context, dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	fset := token.NewFileSet()
+	served := map[string]bool{} // import paths
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, filepath.Join(dir, e.Name()), nil, parser.SkipObjectResolution)
+		if err != nil {
+			return nil, fmt.Errorf("dashboard: %w", err)
+		}
+		servedPackages(f, served)
+	}
+	if len(served) == 0 {
+		return nil, nil
+	}
+	args := append([]string{"list", "-f", "{{.Dir}}"}, slices.Sorted(maps.Keys(served))...)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("dashboard: go list %s: %w", strings.Join(args[3:], " "), err)
+	}
+	var files []string
+	for _, d := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		ms, err := filepath.Glob(filepath.Join(d, "*.openapi.json"))
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, ms...)
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+// servedPackages adds to served the import paths of the packages on which f calls a
+// function named Serve… or Register…HTTP.
+func servedPackages(f *ast.File, served map[string]bool) {
+	names := map[string]string{} // name in the file → import path
+	for _, im := range f.Imports {
+		path, err := strconv.Unquote(im.Path.Value)
+		if err != nil {
+			continue
+		}
+		name := pathpkg.Base(path)
+		if im.Name != nil {
+			name = im.Name.Name
+		}
+		names[name] = path
+	}
+	ast.Inspect(f, func(n ast.Node) bool {
+		call, ok := n.(*ast.CallExpr)
+		if !ok {
+			return true
+		}
+		sel, ok := call.Fun.(*ast.SelectorExpr)
+		if !ok {
+			return true
+		}
+		x, ok := sel.X.(*ast.Ident)
+		if !ok {
+			return true
+		}
+		fn := sel.Sel.Name
+		if path, ok := names[x.Name]; ok && (strings.HasPrefix(fn, "Serve") || strings.HasPrefix(fn, "Register") && strings.HasSuffix(fn, "HTTP")) {
+			served[path] = true
+		}
+		return true
+	})
 }
 
 func findOpenAPI(root string) ([]string, error) {

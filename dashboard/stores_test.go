@@ -239,3 +239,44 @@ func BenchmarkStatus(b *testing.B) {
 	_, h := fullStores(b)
 	serve(b, h, "/api/services")
 }
+
+// TestEdgesOfAnOutboxHop checks the architecture's edges for the event hop the shop's
+// traces show: orders adds shop.orders.placed to its outbox in its server span (no
+// producer span), and notifications' consumer span continues that span. The publisher is
+// drawn orders → subject, the consumer subject → notifications, and the hop is no call;
+// with a producer span (shopTrace) the publish is counted once, not twice.
+func TestEdgesOfAnOutboxHop(t *testing.T) {
+	sys := storeSystem()
+	start := time.Now()
+	const outboxTraces = 3
+	for i := range outboxTraces {
+		spans := shopTrace(1000+i, start)
+		consumer := spans[8]
+		consumer.ParentID = spans[2].SpanID // the orders server span, as the outbox stores it
+		consumer.Name = "process shop.orders.placed"
+		consumer.Attrs = map[string]string{"messaging.system": "nats", "messaging.destination.name": "shop.orders.placed", "messaging.operation.type": "process"}
+		sys.Traces.Add(append(spans[:7], consumer)) // without the producer span
+	}
+	sys.Traces.Add(shopTrace(2000, start))
+	srv := httptest.NewServer(dashboard.Handler(sys, dashboard.WithEventSource(nil)))
+	defer srv.Close()
+	var edges []dashboard.Edge
+	getJSON(t, srv.URL+"/api/edges", &edges)
+	got := map[string]int{}
+	for _, e := range edges {
+		got[e.From+">"+e.To+">"+e.Kind] = e.Count
+	}
+	want := map[string]int{
+		"gateway>orders>call": outboxTraces + 1, "orders>catalog>call": outboxTraces + 1, "orders>payments>call": outboxTraces + 1,
+		"orders>shop.orders.placed>publish": outboxTraces, "shop.orders.placed>notifications>consume": outboxTraces,
+		"orders>order.placed>publish": 1, "order.placed>notifications>consume": 1,
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d edges, want %d: %v", len(got), len(want), got)
+	}
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("edge %s: count %d, want %d (all: %v)", k, got[k], n, got)
+		}
+	}
+}

@@ -117,16 +117,27 @@ func (f LogFilter) Match(l *LogLine) bool {
 	return true
 }
 
-// containsFold reports whether sub is in s, ignoring ASCII case, without allocating.
+// containsFold reports whether sub is in s, ignoring ASCII case, without allocating. The
+// candidates for sub's first byte, in either case, are found with strings.IndexByte.
 func containsFold(s, sub string) bool {
 	n := len(sub)
 	if n == 0 {
 		return true
 	}
-	first := lowerASCII(sub[0])
+	lo, up := lowerASCII(sub[0]), upperASCII(sub[0])
+	nextLo, nextUp := -1, -1 // the next position of each, or len(s) when there is none
 	for i := 0; i+n <= len(s); i++ {
-		if lowerASCII(s[i]) != first {
-			continue
+		if nextLo < i {
+			nextLo = indexFrom(s, lo, i)
+		}
+		if lo == up {
+			nextUp = nextLo
+		} else if nextUp < i {
+			nextUp = indexFrom(s, up, i)
+		}
+		i = min(nextLo, nextUp)
+		if i+n > len(s) {
+			return false
 		}
 		j := 1
 		for j < n && lowerASCII(s[i+j]) == lowerASCII(sub[j]) {
@@ -137,6 +148,21 @@ func containsFold(s, sub string) bool {
 		}
 	}
 	return false
+}
+
+// indexFrom returns the index of the first c in s at or after from, or len(s).
+func indexFrom(s string, c byte, from int) int {
+	if k := strings.IndexByte(s[from:], c); k >= 0 {
+		return from + k
+	}
+	return len(s)
+}
+
+func upperASCII(c byte) byte {
+	if 'a' <= c && c <= 'z' {
+		return c - ('a' - 'A')
+	}
+	return c
 }
 
 func lowerASCII(c byte) byte {

@@ -574,7 +574,7 @@ pages.api = async function (main) {
         a.source === 'openapi' ? 'OpenAPI' : a.source === 'traces' ? 'from traces' : 'no endpoints yet')),
     a.error ? h('div', {class: 'error-text'}, a.error) : '');
     for (const ep of a.endpoints) {
-      const item = h('div', {'data-service': a.service, 'data-path': ep.path, title: ep.summary || ep.name},
+      const item = h('div', {'data-service': a.service, 'data-method': ep.method, 'data-path': ep.path, title: ep.summary || ep.name},
         h('span', {class: 'method'}, ep.method), h('span', {class: 'mono'}, ep.path),
         h('span', {class: 'muted'}, ep.guessed ? ` ${ep.name} (${ep.transport})` : ` ${ep.summary || ep.name || ''}`));
       item.addEventListener('click', () => {
