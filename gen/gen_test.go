@@ -19,13 +19,15 @@ var update = flag.Bool("update", false, "rewrite the generated files of the gold
 // goldenCases are the packages of the corpus under testdata/golden and their options.
 // Their generated files are committed: they are the golden files.
 var goldenCases = map[string]Options{
-	"basic":    {},
-	"shapes":   {},
-	"routes":   {},
-	"stream":   {},
-	"multi":    {},
-	"typeflag": {Types: []string{"B"}},
-	"bench50":  {},
+	"basic":      {},
+	"shapes":     {},
+	"routes":     {},
+	"stream":     {},
+	"multi":      {},
+	"typeflag":   {Types: []string{"B"}},
+	"aliases":    {},
+	"protonames": {},
+	"bench50":    {},
 }
 
 // TestGolden generates every package of the corpus and compares the output with the
@@ -141,9 +143,28 @@ func TestErrors(t *testing.T) {
 	}
 }
 
+// TestTypeFlag checks -type: it picks interfaces that are not marked, and naming an
+// interface the package lacks is an error, not a silently smaller output.
+func TestTypeFlag(t *testing.T) {
+	dir := goldenDir("typeflag")
+	pkg, err := Load(dir, Options{Types: []string{"A", "B"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pkg.Services) != 2 || pkg.Services[0].Name != "A" || pkg.Services[1].Name != "B" {
+		t.Errorf("-type A,B: services %+v", pkg.Services)
+	}
+	_, err = Generate(dir, Options{Types: []string{"B", "Missing", "A"}})
+	want := "testdata/golden/typeflag/typeflag.go:2: -type Missing: package typeflag has no interface Missing"
+	var list ErrorList
+	if !errors.As(err, &list) || err.Error() != want {
+		t.Errorf("-type B,Missing,A: %v\nwant %s", err, want)
+	}
+}
+
 // TestDeterministic generates the same package twice and compares the output.
 func TestDeterministic(t *testing.T) {
-	for _, name := range []string{"shapes", "routes", "multi"} {
+	for _, name := range []string{"shapes", "routes", "multi", "aliases"} {
 		dir := filepath.Join("testdata", "golden", name)
 		a, err := Generate(dir, Options{})
 		if err != nil {

@@ -99,11 +99,16 @@ func TestStandardClientInterop(t *testing.T) {
 
 // TestPBGoMatchesProtoc checks that the protobuf Go code generated in-process is, byte for
 // byte from the package clause on, the code protoc and protoc-gen-go write for the emitted
-// .proto (the header differs: it names the generator and versions).
+// .proto (the header differs: it names the generator and versions), for every package of
+// the golden corpus and for addsvc; protoc compiling each .proto is part of the check.
 func TestPBGoMatchesProtoc(t *testing.T) {
 	path := installPlugins(t)
-	for _, dir := range []string{"testdata/golden/shapes", "testdata/golden/stream", "../examples/addsvc/addsvc"} {
-		files, err := Generate(dir, Options{})
+	dirs := map[string]Options{"../examples/addsvc/addsvc": {}}
+	for name, opts := range goldenCases {
+		dirs[goldenDir(name)] = opts
+	}
+	for dir, opts := range dirs {
+		files, err := Generate(dir, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -208,6 +213,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"example.com/e2e/client/stdpb"
 )
@@ -241,6 +247,15 @@ func main() {
 	}
 	if _, err := c.Fail(ctx, &stdpb.FailRequest{Kind: "permission_denied"}); status.Code(err) != codes.PermissionDenied {
 		fail("Fail: %v, want PermissionDenied", err)
+	}
+	limit := int64(2)
+	list, err := c.List(ctx, &stdpb.ListRequest{Kind: "b", Limit: &limit, Tags: []string{"t"}})
+	if res := list.GetResult(); err != nil || len(res) != 2 || res[1].GetKind() != "b" || len(res[1].GetTags()) != 1 || res[1].GetTags()[0] != "t" {
+		fail("List: %v %v", list, err)
+	}
+	put, err := c.Put(ctx, &stdpb.PutRequest{Id: 9, Item: &stdpb.Item{Name: "n", Ttl: durationpb.New(time.Second), Attrs: map[string]string{"a": "b"}}})
+	if err != nil || put.GetId() != 9 || put.GetName() != "n" || put.GetTtl().AsDuration() != time.Second || put.GetAttrs()["a"] != "b" {
+		fail("Put: %v %v", put, err)
 	}
 	stream, err := c.Count(ctx, &stdpb.CountRequest{N: 3})
 	if err != nil {

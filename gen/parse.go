@@ -127,6 +127,10 @@ type parser2 struct {
 	// pbDir is the //svckit:pb directive, if any, and where it was found.
 	pbDir    string
 	pbDirPos token.Position
+	// protoPkgPos is where a //svckit:grpc directive set the protobuf package, if one did.
+	protoPkgPos token.Position
+	// wrappers maps the name of each generated message to the method it was made for.
+	wrappers map[string]string
 }
 
 func (p *parser2) pos(pos token.Pos) token.Position { return p.lp.Fset.Position(pos) }
@@ -283,17 +287,24 @@ func (p *parser2) service(d ifaceDecl) {
 		switch dir.name {
 		case "gen":
 		case "grpc":
-			name := dir.args
+			pkgName, name := "", dir.args
 			if i := strings.LastIndexByte(name, '.'); i >= 0 {
-				if p.pkg.ProtoPackage != p.lp.Name && p.pkg.ProtoPackage != name[:i] {
-					p.errs.add(dpos, d.name, "//svckit:grpc %s: every service of a package must be in one protobuf package, %s", name, p.pkg.ProtoPackage)
-				}
-				p.pkg.ProtoPackage = name[:i]
-				name = name[i+1:]
+				pkgName, name = name[:i], name[i+1:]
 			}
-			if !token.IsIdentifier(name) || !validProtoPackage(p.pkg.ProtoPackage) {
+			if !token.IsIdentifier(name) || (pkgName != "" && !validProtoPackage(pkgName)) {
 				p.errs.add(dpos, d.name, "//svckit:grpc %q: want [package.]Service, as in //svckit:grpc shop.v1.Orders", dir.args)
 				continue
+			}
+			if pkgName != "" {
+				if p.protoPkgPos.IsValid() && pkgName != p.pkg.ProtoPackage {
+					// Keep the first package, so that the other services' names stay as written.
+					p.errs.add(dpos, d.name, "//svckit:grpc %s: every service of a package must be in one protobuf package, %s (%s:%d)",
+						dir.args, p.pkg.ProtoPackage, relPath(p.protoPkgPos.Filename), p.protoPkgPos.Line)
+					continue
+				}
+				if !p.protoPkgPos.IsValid() {
+					p.pkg.ProtoPackage, p.protoPkgPos = pkgName, dpos
+				}
 			}
 			s.Proto = name
 		case "pb":
@@ -302,7 +313,8 @@ func (p *parser2) service(d ifaceDecl) {
 				continue
 			}
 			if p.pbDir != "" && p.pbDir != dir.args {
-				p.errs.add(dpos, d.name, "//svckit:pb %s: the package's protobuf directory is %s already (%s)", dir.args, p.pbDir, p.pbDirPos)
+				p.errs.add(dpos, d.name, "//svckit:pb %s: the package's protobuf directory is %s already (%s:%d)",
+					dir.args, p.pbDir, relPath(p.pbDirPos.Filename), p.pbDirPos.Line)
 				continue
 			}
 			p.pbDir, p.pbDirPos = dir.args, dpos
@@ -437,10 +449,13 @@ func (p *parser2) method(s *Service, f *types.Func) *Method {
 			}
 		} else {
 			name := s.Prefix + m.Name + "Response"
-			msg := p.newWrapper(name)
-			msg.Doc = fmt.Sprintf("%s is one item of the stream of %s.%s.", name, s.Name, m.Name)
-			msg.Fields = []*Field{{GoName: "Value", JSONName: "value", Type: m.Stream}}
-			m.Resp = msg
+			if msg := p.newWrapper(name, where); msg != nil {
+				msg.Doc = fmt.Sprintf("%s is one item of the stream of %s.%s.", name, s.Name, m.Name)
+				msg.Fields = []*Field{{GoName: "Value", JSONName: "value", Type: m.Stream}}
+				m.Resp = msg
+			} else {
+				ok = false
+			}
 		}
 	case len(resVars) == 1:
 		msg, ptr, handled := p.structParam(resVars[0].Type(), where)
@@ -491,7 +506,10 @@ func (p *parser2) structParam(t types.Type, where string) (msg *Message, ptr, ha
 
 // wrapper builds the generated message of several parameters or results.
 func (p *parser2) wrapper(name string, vars []*types.Var, where, what, unnamed string) (*Message, []*Param, bool) {
-	msg := p.newWrapper(name)
+	msg := p.newWrapper(name, where)
+	if msg == nil {
+		return nil, nil, false
+	}
 	var ps []*Param
 	ok := true
 	seen := map[string]string{}
@@ -529,11 +547,20 @@ func (p *parser2) wrapper(name string, vars []*types.Var, where, what, unnamed s
 	return msg, ps, ok
 }
 
-func (p *parser2) newWrapper(name string) *Message {
+// newWrapper makes the generated message name for the method where (a request or
+// response of several fields, or a stream item), or reports that another method's
+// generated message has that name already and returns nil.
+func (p *parser2) newWrapper(name, where string) *Message {
 	key := "wrapper:" + name
-	if m, ok := p.msgs[key]; ok {
-		return m // the name clash is reported by checkNames
+	if prev, ok := p.wrappers[name]; ok {
+		// Interface D's method EF and interface DE's method F both make DEFRequest.
+		p.errs.add(p.methodPos(where), where, "the generated type %s would also be the one of %s; rename a method or an interface", name, prev)
+		return nil
 	}
+	if p.wrappers == nil {
+		p.wrappers = map[string]string{}
+	}
+	p.wrappers[name] = where
 	m := &Message{Name: name, GoName: name, Wrapper: true, Local: true}
 	p.msgs[key] = m
 	p.pkg.Messages = append(p.pkg.Messages, m)

@@ -300,6 +300,10 @@ func protoText(pkg *Package, fd *descriptorpb.FileDescriptorProto) ([]byte, *des
 		comment("", s.Doc)
 		loc(s.Doc, 0, 6, int32(i))
 		w("service %s {\n", sd.GetName())
+		methods := map[string]bool{}
+		for _, md := range sd.Method {
+			methods[md.GetName()] = true
+		}
 		for j, md := range sd.Method {
 			comment("  ", s.Methods[j].Doc)
 			loc(s.Methods[j].Doc, 2, 6, int32(i), 2, int32(j))
@@ -307,7 +311,7 @@ func protoText(pkg *Package, fd *descriptorpb.FileDescriptorProto) ([]byte, *des
 			if md.GetServerStreaming() {
 				stream = "stream "
 			}
-			w("  rpc %s(%s) returns (%s%s)", md.GetName(), relName(fd, md.GetInputType()), stream, relName(fd, md.GetOutputType()))
+			w("  rpc %s(%s) returns (%s%s)", md.GetName(), scopedName(fd, md.GetInputType(), methods), stream, scopedName(fd, md.GetOutputType(), methods))
 			if lvl := md.GetOptions().GetIdempotencyLevel(); lvl != descriptorpb.MethodOptions_IDEMPOTENCY_UNKNOWN {
 				w(" {\n    option idempotency_level = %s;\n  }\n", lvl)
 			} else {
@@ -326,10 +330,17 @@ func protoText(pkg *Package, fd *descriptorpb.FileDescriptorProto) ([]byte, *des
 			continue
 		}
 		w("message %s {\n", d.GetName())
+		inner := map[string]bool{}
+		for _, f := range d.Field {
+			inner[f.GetName()] = true
+		}
+		for _, nd := range d.NestedType {
+			inner[nd.GetName()] = true
+		}
 		for j, f := range d.Field {
 			comment("  ", m.Fields[j].Doc)
 			loc(m.Fields[j].Doc, 2, 4, int32(i), 2, int32(j))
-			w("  %s %s = %d", fieldTypeText(fd, d, f), f.GetName(), f.GetNumber())
+			w("  %s %s = %d", fieldTypeText(fd, d, f, inner), f.GetName(), f.GetNumber())
 			if f.GetJsonName() != protoJSONName(f.GetName()) {
 				w(" [json_name = %q]", f.GetJsonName())
 			}
@@ -340,23 +351,31 @@ func protoText(pkg *Package, fd *descriptorpb.FileDescriptorProto) ([]byte, *des
 	return []byte(b.String()), info
 }
 
-// relName writes a fully-qualified message name relative to the file's package.
-func relName(fd *descriptorpb.FileDescriptorProto, full string) string {
+// scopedName writes a fully-qualified message name as the .proto refers to it from inside
+// a service or message: relative to the file's package, or fully qualified with its
+// leading dot when a name of that scope would shadow the first component. (protoc
+// resolves names from the innermost scope out and stops at the first match: in a service
+// with a method Thing, "Thing" names the method, not the message.)
+func scopedName(fd *descriptorpb.FileDescriptorProto, full string, shadow map[string]bool) string {
+	rel := strings.TrimPrefix(full, ".")
 	if rest, ok := strings.CutPrefix(full, "."+fd.GetPackage()+"."); ok {
-		return rest
+		rel = rest
 	}
-	return strings.TrimPrefix(full, ".")
+	if first, _, _ := strings.Cut(rel, "."); shadow[first] {
+		return full
+	}
+	return rel
 }
 
-func fieldTypeText(fd *descriptorpb.FileDescriptorProto, d *descriptorpb.DescriptorProto, f *descriptorpb.FieldDescriptorProto) string {
+func fieldTypeText(fd *descriptorpb.FileDescriptorProto, d *descriptorpb.DescriptorProto, f *descriptorpb.FieldDescriptorProto, shadow map[string]bool) string {
 	if f.GetLabel() == descriptorpb.FieldDescriptorProto_LABEL_REPEATED && f.GetType() == descriptorpb.FieldDescriptorProto_TYPE_MESSAGE {
 		for _, nd := range d.NestedType {
 			if strings.HasSuffix(f.GetTypeName(), "."+nd.GetName()) && nd.GetOptions().GetMapEntry() {
-				return fmt.Sprintf("map<string, %s>", scalarText(fd, nd.Field[1]))
+				return fmt.Sprintf("map<string, %s>", scalarText(fd, nd.Field[1], shadow))
 			}
 		}
 	}
-	t := scalarText(fd, f)
+	t := scalarText(fd, f, shadow)
 	switch {
 	case f.GetLabel() == descriptorpb.FieldDescriptorProto_LABEL_REPEATED:
 		return "repeated " + t
@@ -366,9 +385,9 @@ func fieldTypeText(fd *descriptorpb.FileDescriptorProto, d *descriptorpb.Descrip
 	return t
 }
 
-func scalarText(fd *descriptorpb.FileDescriptorProto, f *descriptorpb.FieldDescriptorProto) string {
+func scalarText(fd *descriptorpb.FileDescriptorProto, f *descriptorpb.FieldDescriptorProto, shadow map[string]bool) string {
 	if f.GetType() == descriptorpb.FieldDescriptorProto_TYPE_MESSAGE {
-		return relName(fd, f.GetTypeName())
+		return scopedName(fd, f.GetTypeName(), shadow)
 	}
 	return strings.ToLower(strings.TrimPrefix(f.GetType().String(), "TYPE_"))
 }

@@ -67,6 +67,7 @@ func TestNewInNewModule(t *testing.T) {
 		}
 	}
 	goTest(t, filepath.Join(dir, "demo"))
+	runScaffold(t, filepath.Join(dir, "demo"), filepath.Join(dir, "demo", "Dockerfile"))
 	// The scaffold is current: gen -check passes in it.
 	t.Chdir(filepath.Join(dir, "demo"))
 	errb.Reset()
@@ -115,6 +116,7 @@ func TestNewInsideModule(t *testing.T) {
 		t.Error("a go.mod was written inside a module")
 	}
 	goTest(t, filepath.Join(dir, "services", "orders"))
+	runScaffold(t, dir, filepath.Join(dir, "services", "orders", "Dockerfile"))
 }
 
 // TestGenCheck checks that gen -check names stale files and exits 1, and passes after gen.
@@ -162,6 +164,11 @@ type Service interface {
 	out.Reset()
 	if code := run([]string{"gen", "-check", "-v", "./..."}, &out, &errb); code != 0 || !strings.Contains(out.String(), "svc: up to date") {
 		t.Fatalf("check ./...: code %d, %q %q", code, out.String(), errb.String())
+	}
+	// -type naming no interface of the package is an error.
+	errb.Reset()
+	if code := run([]string{"gen", "-check", "-type", "Nope", "./svc"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "svc/svc.go:1: -type Nope: package svc has no interface Nope") {
+		t.Fatalf("check -type Nope: code %d, %q", code, errb.String())
 	}
 	// Change the interface: the generated files are stale again.
 	src := strings.Replace(files["svc/svc.go"], "Ping(ctx context.Context, n int) (int, error)", "Ping(ctx context.Context, n int, s string) (int, error)", 1)

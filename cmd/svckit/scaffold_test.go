@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// dockerfileTarget reads the Dockerfile that svckit new wrote and returns the package its
+// go build line builds, after checking that the files it copies before the source exist
+// in the build context, the module root.
+func dockerfileTarget(t *testing.T, dockerfile, modRoot string) string {
+	t.Helper()
+	b, err := os.ReadFile(dockerfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := strings.ReplaceAll(string(b), "\\\n", " ")
+	target := ""
+	for _, l := range strings.Split(src, "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) > 2 && f[0] == "COPY" && !strings.HasPrefix(f[1], "--"):
+			for _, name := range f[1 : len(f)-1] {
+				if name == "." {
+					continue
+				}
+				if _, err := os.Stat(filepath.Join(modRoot, name)); err != nil {
+					t.Errorf("Dockerfile: %s copies %s, which is not in the build context %s: %v", l, name, modRoot, err)
+				}
+			}
+		case strings.Contains(l, " go build "):
+			target = f[len(f)-1]
+		}
+	}
+	if !strings.HasPrefix(target, "./") {
+		t.Fatalf("Dockerfile has no go build line with a package: %s", src)
+	}
+	for _, want := range []string{"CGO_ENABLED=0", "USER nonroot", "EXPOSE 8080 8081 9090", "ENTRYPOINT"} {
+		if !strings.Contains(src, want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+	return target
+}
+
+// runScaffold builds the scaffold's command the way its Dockerfile does, from the module
+// root, runs it on loopback ports and checks what its main promises: the service answers
+// on HTTP (Hello is unimplemented: 501, problem+json), health and readiness and metrics on
+// the admin port, JSON logs, and a clean exit on SIGTERM.
+func runScaffold(t *testing.T, modRoot, dockerfile string) {
+	t.Helper()
+	target := dockerfileTarget(t, dockerfile, modRoot)
+	bin := filepath.Join(t.TempDir(), "svc")
+	build := exec.Command("go", "build", "-trimpath", "-o", bin, target)
+	build.Dir = modRoot
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s (the Dockerfile's build): %v\n%s", target, err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-http-addr", "127.0.0.1:0", "-grpc-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	lines := bufio.NewScanner(stdout)
+	var ready map[string]any
+	for ready == nil && lines.Scan() {
+		var rec map[string]any
+		if err := json.Unmarshal(lines.Bytes(), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %s", lines.Text())
+		}
+		if rec["msg"] == "service ready" {
+			ready = rec
+		}
+	}
+	if ready == nil {
+		t.Fatalf("no 'service ready' log line: %v", lines.Err())
+	}
+	httpAddr, _ := ready["http_addr"].(string)
+	adminAddr, _ := ready["admin_addr"].(string)
+	if httpAddr == "" || adminAddr == "" || ready["grpc_addr"] == nil {
+		t.Fatalf("ready line without addresses: %v", ready)
+	}
+	get := func(url string) (int, string, string) {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("Content-Type"), string(b)
+	}
+	if code, ctype, body := get("http://" + httpAddr + "/hello/world"); code != http.StatusNotImplemented || ctype != "application/problem+json" {
+		t.Errorf("GET /hello/world: %d %s %s; want 501 problem+json", code, ctype, body)
+	}
+	for _, p := range []string{"/healthz", "/readyz"} {
+		if code, _, body := get("http://" + adminAddr + p); code != http.StatusOK {
+			t.Errorf("GET %s: %d %s", p, code, body)
+		}
+	}
+	if code, _, body := get("http://" + adminAddr + "/metrics"); code != http.StatusOK || !strings.Contains(body, `svckit_requests_total{`) || !strings.Contains(body, `method="Hello"`) {
+		t.Errorf("GET /metrics: %d, no svckit_requests_total for Hello:\n%.2000s", code, body)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	for lines.Scan() {
+		if strings.Contains(lines.Text(), `"msg":"service stopped"`) {
+			stopped = true
+		}
+	}
+	if err := cmd.Wait(); err != nil || !stopped {
+		t.Errorf("after SIGTERM: exit %v, 'service stopped' logged: %t", err, stopped)
+	}
+}
