@@ -1,0 +1,17 @@
+// Package otlp exports OpenTelemetry spans to an OTLP/HTTP endpoint (an OpenTelemetry
+// Collector, Jaeger, Tempo, the svckit dev runner) with less CPU than the official
+// go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp exporter.
+//
+// [Exporter] is an [go.opentelemetry.io/otel/sdk/trace.SpanExporter]. Where the official
+// exporter converts each batch into generated protobuf structs (several allocations per
+// span and attribute) and then marshals them, Exporter writes the
+// ExportTraceServiceRequest wire format straight from the spans into a buffer that it
+// reuses, and posts it with Content-Type application/x-protobuf. The request is the one
+// the official exporter sends (the tests compare the two), except that a link's trace
+// state, which the official exporter omits, is included.
+//
+// [NewHTTPExporter] reads the same OTEL_EXPORTER_OTLP_* variables as otlptracehttp, with
+// one difference: an invalid value is an error naming the variable, not a logged
+// warning. Retries follow otlptracehttp too: 429, 502, 503 and 504 responses and
+// failed connections are retried with exponential backoff, honouring Retry-After.
+package otlp
