@@ -19,6 +19,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -34,12 +35,14 @@ import (
 func main() {
 	mode := flag.String("mode", "", "bare-http | svckit-http | bare-grpc | svckit-grpc | otlp-sink")
 	addr := flag.String("addr", "127.0.0.1:18080", "listen address")
-	admin := flag.String("admin", "127.0.0.1:19090", "admin address (svckit modes)")
+	admin := flag.String("admin", "127.0.0.1:19090", "admin address (svckit modes), or /debug/pprof only (bare modes)")
 	flag.Parse()
 	switch *mode {
 	case "bare-http":
+		go serveProfiles(*admin)
 		bareHTTP(*addr)
 	case "bare-grpc":
+		go serveProfiles(*admin)
 		bareGRPC(*addr)
 	case "svckit-http", "svckit-grpc":
 		svckitServer(*mode, *addr, *admin)
@@ -47,6 +50,17 @@ func main() {
 		otlpSink(*addr)
 	default:
 		log.Fatalf("unknown -mode %q", *mode)
+	}
+}
+
+// serveProfiles serves /debug/pprof on addr for the bare servers, so that their CPU
+// profiles can be compared with svckit's (whose admin listener serves the same).
+func serveProfiles(addr string) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	if err := http.ListenAndServe(addr, mux); err != nil {
+		log.Printf("pprof listener: %v", err)
 	}
 }
 
