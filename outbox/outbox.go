@@ -41,6 +41,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -92,19 +94,16 @@ const (
 )
 
 // Add writes msgs to the outbox within tx, the transaction that writes the business rows
-// they announce. A message without an ID gets one, and one without a Time gets now; the
-// trace context of ctx is stored with each message, so that the consumer's span is a
-// child of the span that added it. If tx was started by the store's InTx, the relay is
+// they announce. A message without an ID gets one, and one without a Time gets now. When
+// ctx carries a sampled span, each message gets a producer span ("publish SUBJECT",
+// attribute svckit.outbox=true) whose trace context is stored with it, so that the
+// consumer's span continues the trace of the request that added the message. If tx was started by the store's InTx, the relay is
 // woken when tx commits; otherwise call Notify after the commit, or the relay finds the
 // rows at its next poll.
 func (o *Outbox) Add(ctx context.Context, tx *sql.Tx, msgs ...*pubsub.Message) error {
 	now := time.Now()
 	insert := tx.StmtContext(ctx, o.insert)
-	var tc map[string]string
-	if traceValid(ctx) {
-		tc = make(map[string]string, 2)
-		o.prop.Inject(ctx, propagation.MapCarrier(tc))
-	}
+	parent := trace.SpanFromContext(ctx)
 	for _, m := range msgs {
 		if m.Subject == "" {
 			return errors.New("outbox: message without subject")
@@ -115,8 +114,8 @@ func (o *Outbox) Add(ctx context.Context, tx *sql.Tx, msgs ...*pubsub.Message) e
 		if m.Time.IsZero() {
 			m.Time = now
 		}
-		h := make(map[string]string, len(m.Headers)+len(tc)+4)
-		maps.Copy(h, tc)
+		h := make(map[string]string, len(m.Headers)+6)
+		span := o.inject(ctx, parent, m, h)
 		maps.Copy(h, m.Headers)
 		if m.Type != "" {
 			h[hType] = m.Type
@@ -128,7 +127,15 @@ func (o *Outbox) Add(ctx context.Context, tx *sql.Tx, msgs ...*pubsub.Message) e
 			h[hContentType] = m.ContentType
 		}
 		h[hTime] = m.Time.UTC().Format(time.RFC3339Nano)
-		if _, err := insert.ExecContext(ctx, m.ID, m.Subject, m.Key, m.Data, encodeHeaders(h), now.UnixNano()); err != nil {
+		_, err := insert.ExecContext(ctx, m.ID, m.Subject, m.Key, m.Data, encodeHeaders(h), now.UnixNano())
+		if span != nil {
+			if err != nil {
+				span.RecordError(err)
+				span.SetStatus(codes.Error, err.Error())
+			}
+			span.End()
+		}
+		if err != nil {
 			return fmt.Errorf("outbox: add: %w", err)
 		}
 	}
@@ -136,8 +143,29 @@ func (o *Outbox) Add(ctx context.Context, tx *sql.Tx, msgs ...*pubsub.Message) e
 	return nil
 }
 
-func traceValid(ctx context.Context) bool {
-	return trace.SpanContextFromContext(ctx).IsValid()
+// inject writes the trace context of the message m into h. When ctx carries a recording
+// span (parent), the message gets a producer span of its own, "publish SUBJECT", a child
+// of parent, which the consumer's span then continues: the waterfall shows the event
+// leaving the service that added it. The caller ends the returned span once the row is
+// written; it is nil when there is none.
+func (o *Outbox) inject(ctx context.Context, parent trace.Span, m *pubsub.Message, h map[string]string) trace.Span {
+	if !parent.SpanContext().IsValid() {
+		return nil
+	}
+	var span trace.Span
+	if parent.IsRecording() {
+		ctx, span = parent.TracerProvider().Tracer(observe.ScopeName).Start(ctx, "publish "+m.Subject,
+			trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(
+				attribute.String("messaging.system", "nats"),
+				attribute.String("messaging.operation.type", "send"),
+				attribute.String("messaging.destination.name", m.Subject),
+				attribute.String("messaging.message.id", m.ID),
+				attribute.Bool("svckit.outbox", true),
+			))
+	}
+	o.prop.Inject(ctx, propagation.MapCarrier(h))
+	return span
 }
 
 // Notify wakes the relay of this Outbox to look for new rows.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/svckit/svckit/natsserver"
 	"github.com/svckit/svckit/outbox"
@@ -232,15 +234,17 @@ func TestLease(t *testing.T) {
 	}
 }
 
-// TestTraceContext checks that the consumer's span is a child of the span that added the
-// event, across the outbox table.
+// TestTraceContext checks that each event gets a producer span, a child of the span that
+// added it, and that the consumer's span continues it across the outbox table; and that
+// a context whose span does not record passes its trace context on unchanged.
 func TestTraceContext(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, sqliteStore(t))
-	tp := sdktrace.NewTracerProvider()
-	spans := make(chan [2]string, 1)
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	spans := make(chan string, 2)
 	h := func(ctx context.Context, m *pubsub.Message) error {
-		spans <- [2]string{m.Header("traceparent"), ""}
+		spans <- m.Header("traceparent")
 		return nil
 	}
 	sub, err := e.bus.Subscribe(ctx, "events.traced", "tr", h, pubsub.WithMiddleware(pubsub.Tracing(tp)))
@@ -251,21 +255,63 @@ func TestTraceContext(t *testing.T) {
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go e.ob.Relay(e.bus).Run(rctx)
+	next := func() string {
+		select {
+		case got := <-spans:
+			return got
+		case <-time.After(30 * time.Second):
+			t.Fatal("no event")
+			return ""
+		}
+	}
+
 	sctx, span := tp.Tracer("test").Start(ctx, "place order")
 	if err := e.st.InTx(sctx, func(tx *sql.Tx) error {
-		return e.ob.Add(sctx, tx, &pubsub.Message{Subject: "events.traced"})
+		return e.ob.Add(sctx, tx, &pubsub.Message{Subject: "events.traced", ID: "m1"})
 	}); err != nil {
 		t.Fatal(err)
 	}
 	span.End()
-	select {
-	case got := <-spans:
-		want := fmt.Sprintf("00-%s-%s-01", span.SpanContext().TraceID(), span.SpanContext().SpanID())
-		if got[0] != want {
-			t.Fatalf("traceparent %q, want %q", got[0], want)
+	got := next()
+	var producer sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		if s.SpanKind() == trace.SpanKindProducer {
+			producer = s
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("no event")
+	}
+	if producer == nil {
+		t.Fatal("no producer span recorded")
+	}
+	if producer.Name() != "publish events.traced" || producer.Parent().SpanID() != span.SpanContext().SpanID() || producer.SpanContext().TraceID() != span.SpanContext().TraceID() {
+		t.Fatalf("producer span %q with parent %s, want \"publish events.traced\" under %s", producer.Name(), producer.Parent().SpanID(), span.SpanContext().SpanID())
+	}
+	attrs := map[string]string{}
+	for _, a := range producer.Attributes() {
+		attrs[string(a.Key)] = a.Value.Emit()
+	}
+	if attrs["messaging.destination.name"] != "events.traced" || attrs["messaging.message.id"] != "m1" || attrs["svckit.outbox"] != "true" {
+		t.Fatalf("producer span attributes %v", attrs)
+	}
+	if want := fmt.Sprintf("00-%s-%s-01", producer.SpanContext().TraceID(), producer.SpanContext().SpanID()); got != want {
+		t.Fatalf("event traceparent %q, want the producer span's %q", got, want)
+	}
+
+	// A remote, unsampled parent: no span is recorded, its context travels as is.
+	remote := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4, 5, 6}, Remote: true})
+	uctx := trace.ContextWithRemoteSpanContext(ctx, remote)
+	n := len(rec.Ended())
+	if err := e.st.InTx(uctx, func(tx *sql.Tx) error {
+		return e.ob.Add(uctx, tx, &pubsub.Message{Subject: "events.traced"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := next(), fmt.Sprintf("00-%s-%s-00", remote.TraceID(), remote.SpanID()); got != want {
+		t.Fatalf("unsampled event traceparent %q, want %q", got, want)
+	}
+	for _, s := range rec.Ended()[n:] {
+		if s.SpanKind() == trace.SpanKindProducer {
+			t.Fatal("a producer span was recorded under an unsampled parent")
+		}
 	}
 }
 
