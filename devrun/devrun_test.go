@@ -3,10 +3,13 @@ package devrun_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -195,3 +198,76 @@ func TestManifestErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestRunUntilSignal is Ctrl-C in `svckit dev`: once the system is ready, SIGINT stops
+// every process gracefully (each one shuts down on SIGTERM and says so) and
+// RunUntilSignal returns without an error.
+func TestRunUntilSignal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs processes")
+	}
+	out := &syncWriter{}
+	// A slow terminal: lines queue up for the printer while the system stops.
+	slow := writerFunc(func(p []byte) (int, error) {
+		time.Sleep(3 * time.Millisecond)
+		return out.Write(p)
+	})
+	ready := make(chan *devrun.System, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- devrun.RunUntilSignal(context.Background(), devrun.Options{
+			Dir: "testdata/sys", StateDir: t.TempDir(), Out: slow, Grace: 10 * time.Second,
+		}, func(sys *devrun.System) { ready <- sys })
+	}()
+	var sys *devrun.System
+	select {
+	case sys = <-ready:
+	case err := <-done:
+		t.Fatalf("RunUntilSignal returned before the system was ready: %v\n%s", err, out)
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("not ready after 2 minutes\n%s", out)
+	}
+	var pids []int
+	for _, in := range sys.Instances {
+		pids = append(pids, in.Status().PID)
+	}
+	// RunUntilSignal has caught SIGINT since before it started the system.
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("RunUntilSignal: %v\n%s", err, out)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("still running a minute after SIGINT\n%s", out)
+	}
+	for i, in := range sys.Instances {
+		if st := in.Status(); st.State != devrun.StateStopped {
+			t.Errorf("%s is %s after SIGINT", in.ID, st.State)
+		}
+		if err := syscall.Kill(pids[i], 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("%s (pid %d) still exists: %v", in.ID, pids[i], err)
+		}
+	}
+	got := out.String()
+	if !strings.Contains(got, "interrupt: stopping") {
+		t.Errorf("output lacks the stop message:\n%s", got)
+	}
+	// Every line reached the terminal before RunUntilSignal returned: the last is the
+	// runner's own.
+	if !strings.HasSuffix(got, "svckit dev | stopped\n") {
+		t.Errorf("output does not end with svckit dev's last line:\n%s", got)
+	}
+	if n := strings.Count(got, "service stopped"); n != len(sys.Instances) {
+		t.Errorf("%d of %d instances said they stopped (SIGTERM, not SIGKILL):\n%s", n, len(sys.Instances), got)
+	}
+	if strings.Contains(got, "restarting in") {
+		t.Errorf("an instance was restarted while stopping:\n%s", got)
+	}
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

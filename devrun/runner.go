@@ -11,10 +11,14 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/svckit/svckit/auth"
@@ -65,13 +69,18 @@ type System struct {
 	// turns mTLS on ("" otherwise).
 	CertDir string
 
-	opts     Options
-	tls      *mtls.Source // the runner's own certificate under mTLS
-	srv      *http.Server
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	printerD chan struct{}
-	started  time.Time
+	opts    Options
+	tls     *mtls.Source // the runner's own certificate under mTLS
+	srv     *http.Server
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	started time.Time
+
+	// The terminal printer (not in quiet mode): stopPrinter ends its subscription, and
+	// printerD is closed once it has written every line it was given.
+	printerD    chan struct{}
+	stopPrinter func()
+	printing    atomic.Bool
 }
 
 // Start builds the services in opts.Dir, starts NATS, the collector and every instance,
@@ -152,8 +161,10 @@ func Start(ctx context.Context, opts Options) (*System, error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	if !opts.Quiet {
-		s.printerD = make(chan struct{})
-		go s.printLogs()
+		ch, stop := s.Logs.Subscribe(4096)
+		s.printerD, s.stopPrinter = make(chan struct{}), stop
+		s.printing.Store(true)
+		go s.printLogs(ch)
 	}
 	for _, in := range s.Instances {
 		s.wg.Add(1)
@@ -170,42 +181,106 @@ func Start(ctx context.Context, opts Options) (*System, error) {
 	return s, nil
 }
 
-// build compiles every service's main package into dir, one binary per service named
-// after it. The builds share Go's build cache, so the second and later are mostly links.
+// build compiles every service's main package into dir and returns each service's
+// binary. One go build command builds the packages together — in parallel, loading them
+// once, relinking none whose binary is up to date — and names each binary after the last
+// element of its package path. A package whose binary name the path does not make clear
+// (".", a major-version suffix) or whose name another package has too is built by a
+// command of its own, into dir/svc/SERVICE.
 func (s *System) build(ctx context.Context, dir string) (map[string]string, error) {
-	bins := map[string]string{}
-	s.printf("building %d services", len(s.Manifest.Services))
-	start := time.Now()
-	for i, svc := range s.Manifest.Services {
-		bin := filepath.Join(dir, svc.Name)
-		bins[svc.Name] = bin
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, svc.Package)
-		cmd.Dir = s.Manifest.Dir
-		out := &strings.Builder{}
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			return nil, fmt.Errorf("go build: %w", err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		tick := time.NewTicker(2 * time.Second)
-	wait:
-		for {
-			select {
-			case err := <-done:
-				tick.Stop()
-				if err != nil {
-					return nil, fmt.Errorf("building %s (%s) failed: %w\n%s", svc.Name, svc.Package, err, out.String())
-				}
-				s.printf("built %s (%d/%d) %s", svc.Name, i+1, len(s.Manifest.Services), time.Since(start).Round(100*time.Millisecond))
-				break wait
-			case <-tick.C:
-				s.printf("building %s (%d/%d)… %s", svc.Name, i+1, len(s.Manifest.Services), time.Since(start).Round(time.Second))
+	services := s.Manifest.Services
+	pkgsNamed := map[string]map[string]bool{} // binary name → packages
+	for _, svc := range services {
+		if name := execName(svc.Package); name != "" {
+			if pkgsNamed[name] == nil {
+				pkgsNamed[name] = map[string]bool{}
 			}
+			pkgsNamed[name][svc.Package] = true
+		}
+	}
+	bins := map[string]string{}
+	var together, names []string
+	var alone []Service
+	for _, svc := range services {
+		name := execName(svc.Package)
+		if name == "" || len(pkgsNamed[name]) > 1 {
+			alone = append(alone, svc)
+			continue
+		}
+		bins[svc.Name] = filepath.Join(dir, name)
+		names = append(names, svc.Name)
+		if !slices.Contains(together, svc.Package) {
+			together = append(together, svc.Package)
+		}
+	}
+	s.printf("building %d services", len(services))
+	start := time.Now()
+	if len(together) > 0 {
+		args := append([]string{"build", "-o", dir + string(filepath.Separator)}, together...)
+		if err := s.goBuild(ctx, args, strings.Join(names, ", "), start); err != nil {
+			return nil, err
+		}
+	}
+	if len(alone) > 0 {
+		if err := os.MkdirAll(filepath.Join(dir, "svc"), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	for _, svc := range alone {
+		bin := filepath.Join(dir, "svc", svc.Name)
+		bins[svc.Name] = bin
+		if err := s.goBuild(ctx, []string{"build", "-o", bin, svc.Package}, svc.Name, start); err != nil {
+			return nil, err
+		}
+	}
+	for _, svc := range services {
+		if _, err := os.Stat(bins[svc.Name]); err != nil {
+			return nil, fmt.Errorf("service %s: go build made no program of %s (is it package main?): %w", svc.Name, svc.Package, err)
 		}
 	}
 	return bins, nil
 }
+
+// goBuild runs the go command with args in the manifest's directory, showing progress
+// every 2 s; what names what is built.
+func (s *System) goBuild(ctx context.Context, args []string, what string, start time.Time) error {
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = s.Manifest.Dir
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("go build: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				return fmt.Errorf("building %s failed: %w\n%s", what, err, out.String())
+			}
+			s.printf("built %s in %s", what, time.Since(start).Round(100*time.Millisecond))
+			return nil
+		case <-tick.C:
+			s.printf("building %s… %s", what, time.Since(start).Round(time.Second))
+		}
+	}
+}
+
+// execName returns the name go build gives the binary of package pkg in an output
+// directory — the last element of its path — or "" when that is not clear from the path.
+func execName(pkg string) string {
+	p := strings.TrimSuffix(filepath.ToSlash(pkg), "/")
+	elem := path.Base(p)
+	if p == "" || elem == "." || elem == ".." || elem == "/" || versionElem.MatchString(elem) {
+		return ""
+	}
+	return elem
+}
+
+var versionElem = regexp.MustCompile(`^v[0-9]+$`)
 
 // plan assigns ports and builds every instance's command line and environment.
 func (s *System) plan(bins map[string]string, stateDir string) error {
@@ -357,6 +432,12 @@ func (s *System) Stop(ctx context.Context) error {
 	}
 	s.shutdownInfra()
 	s.printf("stopped")
+	// The last lines — the services' shutdown messages and the one above — reach the
+	// terminal before Stop returns and the program exits.
+	if s.printing.Swap(false) {
+		s.stopPrinter()
+		<-s.printerD
+	}
 	return err
 }
 
@@ -374,17 +455,17 @@ func (s *System) shutdownInfra() {
 func (s *System) printf(format string, args ...any) {
 	line := fmt.Sprintf(format, args...)
 	s.Logs.Add("svckit", "dev", "devrun", line)
-	if s.opts.Quiet || s.printerD == nil {
+	if !s.printing.Load() {
 		fmt.Fprintf(s.opts.Out, "svckit dev | %s\n", line)
 	}
 }
 
 var palette = []string{"\033[36m", "\033[33m", "\033[35m", "\033[32m", "\033[34m", "\033[31m", "\033[96m", "\033[93m"}
 
-// printLogs writes every stored line to the terminal with a coloured instance prefix.
-func (s *System) printLogs() {
-	ch, stop := s.Logs.Subscribe(4096)
-	defer stop()
+// printLogs writes the lines of ch to the terminal with a coloured instance prefix until
+// ch is closed, then closes s.printerD.
+func (s *System) printLogs(ch <-chan LogLine) {
+	defer close(s.printerD)
 	colors := map[string]string{}
 	for i, svc := range s.Manifest.Services {
 		colors[svc.Name] = palette[i%len(palette)]

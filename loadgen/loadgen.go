@@ -40,14 +40,19 @@ type Options struct {
 
 // Result summarises a run.
 type Result struct {
-	Requests  int64
-	Failures  int64
-	Elapsed   time.Duration
-	Rate      float64 // successful requests per second
-	P50, P99  time.Duration
-	Max       time.Duration
-	ByStatus  map[int]int64
-	LastError string
+	Requests int64
+	Failures int64
+	Elapsed  time.Duration
+	Rate     float64 // successful requests per second
+	// P50, P99 and Max are latencies of the successful requests.
+	P50, P99 time.Duration
+	Max      time.Duration
+	// ByStatus counts every answer by HTTP status (0: no answer, a transport error).
+	ByStatus map[int]int64
+	// FailedByStatus counts the failures alone by HTTP status (0: no answer); a failure
+	// may have status 200 when OK rejected its body.
+	FailedByStatus map[int]int64
+	LastError      string
 }
 
 // String formats the result on one line.
@@ -80,7 +85,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	defer cancel()
 	var sent, failed atomic.Int64
 	var mu sync.Mutex
-	byStatus := map[int]int64{}
+	byStatus, failedByStatus := map[int]int64{}, map[int]int64{}
 	var lastErr string
 	lat := make([][]time.Duration, o.Concurrency)
 	start := time.Now()
@@ -109,6 +114,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 				mu.Lock()
 				byStatus[status]++
 				if !ok {
+					failedByStatus[status]++
 					if err != nil {
 						lastErr = err.Error()
 					} else {
@@ -125,7 +131,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}(w)
 	}
 	wg.Wait()
-	res := Result{Requests: sent.Load(), Failures: failed.Load(), Elapsed: time.Since(start), ByStatus: byStatus, LastError: lastErr}
+	res := Result{Requests: sent.Load(), Failures: failed.Load(), Elapsed: time.Since(start), ByStatus: byStatus,
+		FailedByStatus: failedByStatus, LastError: lastErr}
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)

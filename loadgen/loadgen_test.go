@@ -33,7 +33,8 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Requests != 200 || res.Failures != 20 || res.ByStatus[200] != 180 || res.ByStatus[503] != 20 {
+	if res.Requests != 200 || res.Failures != 20 || res.ByStatus[200] != 180 || res.ByStatus[503] != 20 ||
+		len(res.FailedByStatus) != 1 || res.FailedByStatus[503] != 20 {
 		t.Fatalf("result %+v", res)
 	}
 	if res.P50 <= 0 || res.P99 < res.P50 || res.Rate <= 0 || !strings.Contains(res.LastError, "503") {

@@ -63,13 +63,20 @@ func runLoad(args []string, stdout, stderr io.Writer) int {
 		res.Requests, res.Elapsed.Round(time.Millisecond), res.Rate, res.P50.Round(10*time.Microsecond),
 		res.P99.Round(10*time.Microsecond), res.Max.Round(10*time.Microsecond), res.Failures)
 	if res.Failures > 0 {
-		codes := make([]int, 0, len(res.ByStatus))
-		for c := range res.ByStatus {
+		codes := make([]int, 0, len(res.FailedByStatus))
+		for c := range res.FailedByStatus {
 			codes = append(codes, c)
 		}
 		sort.Ints(codes)
 		for _, c := range codes {
-			fmt.Fprintf(stdout, "  status %d: %d\n", c, res.ByStatus[c])
+			switch c {
+			case 0:
+				fmt.Fprintf(stdout, "  no answer: %d\n", res.FailedByStatus[c])
+			case http.StatusOK:
+				fmt.Fprintf(stdout, "  status 200, not confirmed: %d\n", res.FailedByStatus[c])
+			default:
+				fmt.Fprintf(stdout, "  status %d: %d\n", c, res.FailedByStatus[c])
+			}
 		}
 		fmt.Fprintf(stdout, "  last failure: %s\n", res.LastError)
 	}

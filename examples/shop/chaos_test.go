@@ -2,10 +2,10 @@ package shop_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,8 +18,9 @@ import (
 
 // TestChaosUnderLoad places orders continuously while payments and then orders are
 // SIGKILLed once each and restarted by the supervisor. Afterwards every order ends
-// confirmed or cancelled, none is charged twice, and stock is conserved: what every
-// product had at the start equals what it has now plus what confirmed orders hold.
+// confirmed or cancelled, every accepted order is stored as its answer said, none is
+// charged twice, and stock is conserved: what every product had at the start equals what
+// it has now plus what confirmed orders hold.
 func TestChaosUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the five shop services")
@@ -68,6 +69,9 @@ func TestChaosUnderLoad(t *testing.T) {
 		tokens[w] = tok
 	}
 	var accepted atomic.Int64
+	// Every accepted order (200) by id, with the status its answer gave.
+	var acceptedMu sync.Mutex
+	answered := map[string]string{}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -82,11 +86,15 @@ func TestChaosUnderLoad(t *testing.T) {
 					Header: http.Header{"Authorization": {"Bearer " + tokens[w]}}}
 			},
 			OK: func(status int, b []byte) bool {
-				if status == 200 && strings.Contains(string(b), `"id"`) {
-					accepted.Add(1)
-					return true
+				var o struct{ ID, Status string }
+				if status != 200 || json.Unmarshal(b, &o) != nil || o.ID == "" {
+					return false
 				}
-				return false
+				accepted.Add(1)
+				acceptedMu.Lock()
+				answered[o.ID] = o.Status
+				acceptedMu.Unlock()
+				return true
 			},
 		})
 	}()
@@ -113,7 +121,7 @@ func TestChaosUnderLoad(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	stopLoad()
 	wg.Wait()
-	t.Logf("load: %s; accepted %d", res, accepted.Load())
+	t.Logf("load: %s; accepted %d; answers by status %v", res, accepted.Load(), res.ByStatus)
 	if accepted.Load() == 0 {
 		t.Fatal("no order was accepted")
 	}
@@ -145,6 +153,51 @@ func TestChaosUnderLoad(t *testing.T) {
 	}
 	if reserved := query(catalogDB, `SELECT COUNT(*) FROM reservations WHERE status = 'reserved'`); reserved != confirmed {
 		t.Fatalf("%d reservations held for %d confirmed orders", reserved, confirmed)
+	}
+	// Order by order: every accepted order is stored with the status its answer gave
+	// (or, if the answer said pending, with a final one); a confirmed order is charged and
+	// holds its reservation, a cancelled one neither.
+	rows := func(st *store.Store, q string) map[string]string {
+		r, err := st.ReadDB().QueryContext(ctx, q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		defer r.Close()
+		m := map[string]string{}
+		for r.Next() {
+			var id, status string
+			if err := r.Scan(&id, &status); err != nil {
+				t.Fatal(err)
+			}
+			m[id] = status
+		}
+		if err := r.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	stored := rows(ordersDB, `SELECT id, status FROM orders`)
+	payment := rows(paymentsDB, `SELECT order_id, status FROM payments`)
+	reservation := rows(catalogDB, `SELECT order_id, status FROM reservations`)
+	for id, said := range answered {
+		got, ok := stored[id]
+		switch {
+		case !ok:
+			t.Errorf("accepted order %s (answered %s) is not in the orders store", id, said)
+			continue
+		case said != "pending" && got != said:
+			t.Errorf("accepted order %s: answered %s, stored %s", id, said, got)
+		}
+		switch got {
+		case "confirmed":
+			if payment[id] != "charged" || reservation[id] != "reserved" {
+				t.Errorf("confirmed order %s: payment %q, reservation %q; want charged and reserved", id, payment[id], reservation[id])
+			}
+		case "cancelled":
+			if payment[id] == "charged" || reservation[id] == "reserved" {
+				t.Errorf("cancelled order %s: payment %q, reservation %q; want no charge and no stock held", id, payment[id], reservation[id])
+			}
+		}
 	}
 	t.Logf("orders: %d confirmed, %d cancelled; stock before %d, held %d", confirmed, cancelledN, stockBefore, held)
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/svckit/svckit/devrun"
+	"github.com/svckit/svckit/examples/shop/catalog"
 	"github.com/svckit/svckit/store"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 )
@@ -42,7 +44,10 @@ func TestShopEndToEnd(t *testing.T) {
 		outMu.Lock()
 		defer outMu.Unlock()
 		return out.Write(p)
-	}), Quiet: true, Grace: 10 * time.Second})
+	}), Quiet: true, Grace: 10 * time.Second,
+		// The notifications digest every 2 s instead of every 30 s, so that both
+		// replicas meet several ticks during the test.
+		ExtraEnv: []string{"DIGEST=*/2 * * * * *"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +99,8 @@ func TestShopEndToEnd(t *testing.T) {
 
 	const good, declined = 12, 4
 	var mu sync.Mutex
-	confirmed, cancelled := map[string]bool{}, map[string]bool{}
+	// Order id → the customer who placed it.
+	confirmed, cancelled := map[string]string{}, map[string]string{}
 	var wg sync.WaitGroup
 	for i := 0; i < good+declined; i++ {
 		wg.Add(1)
@@ -109,9 +115,9 @@ func TestShopEndToEnd(t *testing.T) {
 			defer mu.Unlock()
 			switch {
 			case i < good && o["status"] == "confirmed":
-				confirmed[o["id"].(string)] = true
+				confirmed[o["id"].(string)] = subject
 			case i >= good && o["status"] == "cancelled" && strings.Contains(o["reason"].(string), "declined"):
-				cancelled[o["id"].(string)] = true
+				cancelled[o["id"].(string)] = subject
 			default:
 				t.Errorf("order %d of %s: %v", i, subject, o)
 			}
@@ -120,6 +126,36 @@ func TestShopEndToEnd(t *testing.T) {
 	wg.Wait()
 	if t.Failed() {
 		t.FailNow()
+	}
+
+	// GET /orders/{id} shows each order's state to the customer who placed it, and to
+	// nobody else.
+	get := func(subject, id string) (int, map[string]any) {
+		req, _ := http.NewRequest("GET", gw+"/orders/"+id, nil)
+		req.Header.Set("Authorization", "Bearer "+token(subject))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var o map[string]any
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode == 200 {
+			if err := json.Unmarshal(body, &o); err != nil {
+				t.Fatalf("GET /orders/%s: %v: %s", id, err, body)
+			}
+		}
+		return resp.StatusCode, o
+	}
+	for want, orders := range map[string]map[string]string{"confirmed": confirmed, "cancelled": cancelled} {
+		for id, subject := range orders {
+			if code, o := get(subject, id); code != 200 || o["id"] != id || o["status"] != want {
+				t.Errorf("GET /orders/%s by %s: %d %v, want %s", id, subject, code, o, want)
+			}
+			if code, _ := get("someone-else", id); code != http.StatusNotFound {
+				t.Errorf("GET /orders/%s by another customer: %d, want 404", id, code)
+			}
+		}
 	}
 
 	// Each service's own store, read the way the service wrote it.
@@ -178,6 +214,17 @@ func TestShopEndToEnd(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
+	// StockLow: an order that leaves sku-limited (10 in stock) below catalog's threshold of
+	// 5 publishes StockLow through catalog's outbox to the SHOP stream on NATS.
+	if o := place("customer-limited", `[{"productId":"sku-limited","quantity":6}]`); o["status"] != "confirmed" {
+		t.Fatalf("order of 6 sku-limited: %v", o)
+	}
+	checkStockLow(t, sys, "sku-limited", 4)
+
+	// The digest runs on both notifications replicas' schedulers, and each tick on one of
+	// them only.
+	checkDigest(t, sys, notesDB, count)
+
 	// An order's trace crosses every hop, the event consumer included.
 	deadline = time.Now().Add(30 * time.Second)
 	for {
@@ -199,6 +246,104 @@ func TestShopEndToEnd(t *testing.T) {
 			t.Fatalf("no trace of PlaceOrder spans gateway, orders, catalog, payments and notifications")
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// checkStockLow waits for the StockLow event of product in the SHOP stream.
+func checkStockLow(t *testing.T, sys *devrun.System, product string, stock int64) {
+	t.Helper()
+	nc, err := nats.Connect(sys.NATS.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := nc.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		// Keyed events go to <subject>._k.<partition> (see pubsub).
+		msg, err := js.GetLastMsg("SHOP", catalog.SubjectStockLow+".>")
+		if err == nil {
+			var e catalog.StockLow
+			if err := json.Unmarshal(msg.Data, &e); err != nil {
+				t.Fatalf("StockLow event %s: %v", msg.Data, err)
+			}
+			if e.ProductID == product && e.Stock == stock {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no StockLow event for %s with stock %d in the SHOP stream (last: %v)", product, stock, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// checkDigest waits until the digest has run for at least three ticks, then checks that
+// every tick was run by one replica only (one "digest" log line per tick), claimed in the
+// store by that replica and recorded once, while both notifications replicas ran.
+func checkDigest(t *testing.T, sys *devrun.System, notesDB *store.Store, count func(*store.Store, string, ...any) int) {
+	t.Helper()
+	type run struct{ instances []string }
+	var ticks map[int64]*run
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ticks = map[int64]*run{}
+		for _, l := range sys.Logs.Query(devrun.LogFilter{Service: "notifications", Text: `"msg":"digest"`, Limit: 10000}) {
+			if l.Msg != "digest" {
+				continue
+			}
+			tick, ok := l.Attrs()["tick"].(float64)
+			if !ok {
+				t.Fatalf("digest line without a tick: %s", l.Raw)
+			}
+			r := ticks[int64(tick)]
+			if r == nil {
+				r = &run{}
+				ticks[int64(tick)] = r
+			}
+			r.instances = append(r.instances, l.Instance)
+		}
+		if len(ticks) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the digest ran for %d ticks in 30 s, want at least 3 (every 2 s)", len(ticks))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for tick, r := range ticks {
+		if len(r.instances) != 1 {
+			t.Errorf("digest tick %d ran on %v, want one replica", tick, r.instances)
+			continue
+		}
+		if n := count(notesDB, `SELECT COUNT(*) FROM digests WHERE tick = ?`, tick); n != 1 {
+			t.Errorf("digest tick %d: %d rows in the notifications store, want 1", tick, n)
+		}
+		// The tick's claim names the replica that ran it.
+		var holder string
+		err := notesDB.ReadDB().QueryRowContext(context.Background(), notesDB.Rebind(
+			`SELECT holder FROM schedule_runs WHERE job = 'digest' AND tick = ?`), time.Unix(tick, 0).UnixNano()).Scan(&holder)
+		if err != nil || holder != r.instances[0] {
+			t.Errorf("digest tick %d: claimed by %q (%v), but run by %s", tick, holder, err, r.instances[0])
+		}
+	}
+	byInstance := map[string]int{}
+	for _, r := range ticks {
+		byInstance[r.instances[0]]++
+	}
+	t.Logf("digest: %d ticks, run by %v", len(ticks), byInstance)
+	// Two replicas compete for every tick: the manifest runs notifications twice.
+	running := 0
+	for _, in := range sys.Instances {
+		if in.Service == "notifications" && in.Status().State == devrun.StateRunning {
+			running++
+		}
+	}
+	if running != 2 {
+		t.Errorf("%d notifications replicas running, want the manifest's 2", running)
 	}
 }
 

@@ -52,12 +52,18 @@ func main() {
 		if err != nil {
 			return err
 		}
-		sched := schedule.New(claims)
+		// Every replica runs the scheduler; each tick is claimed in the store by one of them
+		// (the holder recorded is the instance), and a failed run is logged.
+		sched := schedule.New(claims, schedule.WithHolder(cfg.Instance), schedule.WithLogger(app.Logger()))
 		if err := sched.Add("digest", cfg.Digest, func(ctx context.Context) error {
-			tick := time.Now().Truncate(time.Second)
+			tick, ok := schedule.TickFrom(ctx)
+			if !ok {
+				tick = time.Now().Truncate(time.Second)
+			}
 			n, err := svc.Digest(ctx, tick)
 			if err == nil {
-				app.Logger().InfoContext(ctx, "digest", slog.Int64("notifications", n), slog.String("instance", cfg.Instance))
+				app.Logger().InfoContext(ctx, "digest", slog.Int64("tick", tick.Unix()), slog.Int64("notifications", n),
+					slog.String("instance", cfg.Instance))
 			}
 			return err
 		}); err != nil {

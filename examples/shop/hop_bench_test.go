@@ -1,0 +1,262 @@
+package shop_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	grpcgo "google.golang.org/grpc"
+
+	"github.com/svckit/svckit"
+	"github.com/svckit/svckit/examples/shop/catalog"
+	"github.com/svckit/svckit/examples/shop/catalog/pb"
+	"github.com/svckit/svckit/examples/shop/internal/shopkit"
+	"github.com/svckit/svckit/mtls"
+	sgrpc "github.com/svckit/svckit/transport/grpc"
+)
+
+// BenchmarkHop measures what one svckit hop of the shop costs over a direct grpc-go call:
+// a caller asks catalog for a product (GetProduct), sequentially, with the same in-memory
+// lookup behind both servers, so that only the way there and back differs.
+//
+//   - svckit: catalog is a svckit.App (its default chain: a span sampled at 100% into the
+//     batch processor, the JSON access log, RED metrics, the request timeout and panic
+//     recovery) serving the generated gRPC transport; the caller is the generated client
+//     over shopkit.Dial with shopkit.ClientOptions — the same chain around the call — as
+//     the gateway calls catalog under `svckit dev`.
+//   - grpc-go: a grpc-go server with a hand-written service descriptor and ClientConn.Invoke,
+//     the same protobuf messages, no interceptors.
+//
+// "plaintext" runs both without TLS; "mtls" runs both over mutual TLS with the
+// certificates of a development CA, as `svckit dev` gives them (the shop's setting). The
+// two clients run in alternating blocks of calls in one run, so that a noisy machine
+// slows both alike; each sub-benchmark reports both times per call, the difference
+// (overhead-µs/call) and svckit's throughput as a fraction of grpc-go's (svckit/grpc-go).
+// Spans go to an exporter that drops them and the access log to io.Discard: the hop pays
+// for recording, batching and formatting them, not for a network export or a pipe.
+//
+//	go test -run '^$' -bench Hop -benchtime 20000x -count 5 ./examples/shop/
+func BenchmarkHop(b *testing.B) {
+	for _, withTLS := range []bool{false, true} {
+		name := "plaintext"
+		if withTLS {
+			name = "mtls"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.Setenv("OTEL_TRACES_SAMPLER", "always_on") // as svckit dev sets it
+			var pki *hopPKI
+			if withTLS {
+				pki = newHopPKI(b)
+			}
+			bare := bareCatalogCall(b, pki)
+			hop := svckitCatalogCall(b, pki)
+			hopRatio(b, bare, hop)
+		})
+	}
+}
+
+type getProduct func(ctx context.Context) error
+
+// hopProduct is what both servers answer.
+var hopProduct = catalog.Product{ID: "sku-kettle", Name: "Gooseneck kettle", PriceCents: 5900, Stock: 100000}
+
+// memCatalog answers GetProduct from memory; the benchmark calls nothing else.
+type memCatalog struct{ catalog.Catalog }
+
+func (memCatalog) GetProduct(_ context.Context, id string) (catalog.Product, error) {
+	p := hopProduct
+	p.ID = id
+	return p, nil
+}
+
+// hopPKI holds a development CA and certificates for catalog and gateway, as svckit dev
+// issues them.
+type hopPKI struct{ dir string }
+
+func newHopPKI(b *testing.B) *hopPKI {
+	dir := b.TempDir()
+	ca, _, err := mtls.EnsureCA(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, svc := range []string{"catalog", "gateway"} {
+		if _, err := ca.IssueFiles(dir, svc); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return &hopPKI{dir: dir}
+}
+
+func (p *hopPKI) env(service string) map[string]string {
+	return map[string]string{
+		"TLS_CERT": filepath.Join(p.dir, mtls.CertFile(service)),
+		"TLS_KEY":  filepath.Join(p.dir, mtls.KeyFile(service)),
+		"TLS_CA":   filepath.Join(p.dir, mtls.CACertFile),
+	}
+}
+
+func (p *hopPKI) source(b *testing.B, service string) *mtls.Source {
+	e := p.env(service)
+	src, err := mtls.NewSource(e["TLS_CERT"], e["TLS_KEY"], e["TLS_CA"])
+	if err != nil {
+		b.Fatal(err)
+	}
+	return src
+}
+
+// bareCatalog serves catalog.Catalog/GetProduct with grpc-go alone, as protoc-gen-go-grpc
+// output would.
+var bareCatalog = grpcgo.ServiceDesc{
+	ServiceName: catalog.CatalogGRPCService,
+	HandlerType: (*any)(nil),
+	Methods: []grpcgo.MethodDesc{{
+		MethodName: "GetProduct",
+		Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpcgo.UnaryServerInterceptor) (any, error) {
+			in := new(pb.CatalogGetProductRequest)
+			if err := dec(in); err != nil {
+				return nil, err
+			}
+			p, err := memCatalog{}.GetProduct(ctx, in.GetId())
+			if err != nil {
+				return nil, err
+			}
+			return &pb.Product{Id: p.ID, Name: p.Name, PriceCents: p.PriceCents, Stock: p.Stock}, nil
+		},
+	}},
+}
+
+func bareCatalogCall(b *testing.B, pki *hopPKI) getProduct {
+	var sopts []grpcgo.ServerOption
+	dial := sgrpc.DialCredentials(nil)
+	if pki != nil {
+		sopts = append(sopts, sgrpc.ServerCredentials(pki.source(b, "catalog").ServerTLS()))
+		dial = sgrpc.DialCredentials(pki.source(b, "gateway").ClientTLS("catalog"))
+	}
+	g := grpcgo.NewServer(sopts...)
+	g.RegisterService(&bareCatalog, struct{}{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = g.Serve(ln) }()
+	b.Cleanup(g.Stop)
+	cc, err := grpcgo.NewClient(ln.Addr().String(), dial)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cc.Close() })
+	method := "/" + catalog.CatalogGRPCService + "/GetProduct"
+	return func(ctx context.Context) error {
+		var out pb.Product
+		if err := cc.Invoke(ctx, method, &pb.CatalogGetProductRequest{Id: "sku-kettle"}, &out); err != nil {
+			return err
+		}
+		if out.GetPriceCents() != hopProduct.PriceCents {
+			b.Fatalf("grpc-go: got %v", &out)
+		}
+		return nil
+	}
+}
+
+// dropSpans receives span batches and drops them.
+type dropSpans struct{}
+
+func (dropSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (dropSpans) Shutdown(context.Context) error                             { return nil }
+
+// hopApp builds a svckit.App named name with loopback listeners on free ports and, with
+// pki, mTLS.
+func hopApp(b *testing.B, name string, pki *hopPKI) *svckit.App {
+	env := map[string]string{"HTTP_ADDR": "127.0.0.1:0", "GRPC_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0"}
+	if pki != nil {
+		for k, v := range pki.env(name) {
+			env[k] = v
+		}
+	}
+	app, err := svckit.New(context.Background(), name, &svckit.Config{}, svckit.Options{
+		Stdout: io.Discard, Args: []string{}, Signals: []os.Signal{}, SpanExporter: dropSpans{},
+		Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return app
+}
+
+func svckitCatalogCall(b *testing.B, pki *hopPKI) getProduct {
+	srv := hopApp(b, "catalog", pki)
+	if err := catalog.ServeCatalog(srv, memCatalog{}); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := srv.Run(ctx); err != nil {
+			b.Error(err)
+		}
+	})
+	b.Cleanup(func() { cancel(); wg.Wait() })
+	actx, acancel := context.WithTimeout(ctx, 10*time.Second)
+	defer acancel()
+	addr, err := srv.Addr(actx, "grpc")
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	gw := hopApp(b, "gateway", pki)
+	b.Cleanup(func() { _ = gw.TracerProvider().Shutdown(context.Background()) })
+	cc, err := shopkit.Dial(gw, "catalog", addr.String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cc.Close() })
+	cat := catalog.NewCatalogClient(catalog.NewCatalogGRPCClient(cc, shopkit.ClientOptions(gw)...))
+	return func(ctx context.Context) error {
+		p, err := cat.GetProduct(ctx, "sku-kettle")
+		if err != nil {
+			return err
+		}
+		if p.PriceCents != hopProduct.PriceCents {
+			b.Fatalf("svckit: got %+v", p)
+		}
+		return nil
+	}
+}
+
+// hopRatio runs b.N calls of each, one at a time, in alternating blocks, and reports each
+// one's time per call, the difference and svckit's throughput relative to grpc-go.
+func hopRatio(b *testing.B, bare, hop getProduct) {
+	ctx := context.Background()
+	const block = 200
+	timed := func(call getProduct, n int) time.Duration {
+		start := time.Now()
+		for range n {
+			if err := call(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return time.Since(start)
+	}
+	timed(bare, block) // connections, pools, first spans
+	timed(hop, block)
+	var tBare, tHop time.Duration
+	b.ResetTimer()
+	for done := 0; done < b.N; done += block {
+		n := min(block, b.N-done)
+		tBare += timed(bare, n)
+		tHop += timed(hop, n)
+	}
+	b.StopTimer()
+	perBare := float64(tBare) / float64(b.N)
+	perHop := float64(tHop) / float64(b.N)
+	b.ReportMetric(perBare, "grpc-go-ns/call")
+	b.ReportMetric(perHop, "svckit-ns/call")
+	b.ReportMetric((perHop-perBare)/1000, "overhead-µs/call")
+	b.ReportMetric(perBare/perHop, "svckit/grpc-go")
+}
