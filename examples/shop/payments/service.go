@@ -41,7 +41,7 @@ type Payment struct {
 	OrderID     string `json:"orderId"`
 	Customer    string `json:"customer"`
 	AmountCents int64  `json:"amountCents"`
-	Status      string `json:"status"` // charged, declined, refunded
+	Status      string `json:"status"` // charged, declined, refunded, voided (refunded before any charge)
 	Reason      string `json:"reason,omitempty"`
 }
 
@@ -92,6 +92,9 @@ func (s *Service) Charge(ctx context.Context, orderID, customer string, amountCe
 	err := s.st.InTx(ctx, func(tx *sql.Tx) error {
 		existing, err := s.get(ctx, tx, orderID)
 		if err == nil {
+			if existing.Status == "voided" {
+				return svcerr.Errorf(svcerr.FailedPrecondition, "order %s was cancelled before it was charged", orderID).WithMeta("reason", "voided")
+			}
 			if existing.AmountCents != amountCents || existing.Customer != customer {
 				return svcerr.Errorf(svcerr.AlreadyExists, "order %s was charged with different details", orderID)
 			}
@@ -119,8 +122,10 @@ func (s *Service) Charge(ctx context.Context, orderID, customer string, amountCe
 	return p, nil
 }
 
-// Refund refunds a charged order once; refunding a declined or unknown charge changes
-// nothing and is not an error, so a saga's compensation can always run.
+// Refund refunds a charged order once; refunding a declined charge changes nothing and is
+// not an error, so a saga's compensation can always run. Refunding an order never charged
+// voids it: a charge for it that arrives later (one the saga gave up on while it was
+// still in flight) is refused, so no cancelled order is ever charged.
 func (s *Service) Refund(ctx context.Context, orderID string) (Payment, error) {
 	if orderID == "" {
 		return Payment{}, svcerr.Invalid("orderId", "is required")
@@ -130,8 +135,11 @@ func (s *Service) Refund(ctx context.Context, orderID string) (Payment, error) {
 		var err error
 		p, err = s.get(ctx, tx, orderID)
 		if svcerr.KindOf(err) == svcerr.NotFound {
-			p = Payment{OrderID: orderID, Status: "none"}
-			return nil
+			p = Payment{ID: newID(), OrderID: orderID, Status: "voided", Reason: "refunded before any charge"}
+			now := time.Now().UnixMilli()
+			_, err = tx.ExecContext(ctx, s.st.Rebind(`INSERT INTO payments (id, order_id, customer, amount_cents, status, reason, created_at, updated_at)
+				VALUES (?, ?, '', 0, ?, ?, ?, ?)`), p.ID, p.OrderID, p.Status, p.Reason, now, now)
+			return err
 		}
 		if err != nil || p.Status != "charged" {
 			return err

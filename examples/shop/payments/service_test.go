@@ -83,8 +83,18 @@ func TestDeclineAndRefund(t *testing.T) {
 			t.Fatalf("refund %d: %+v %v", i, pay, err)
 		}
 	}
-	if pay, err := p.Refund(ctx, "unknown"); err != nil || pay.Status != "none" {
-		t.Fatalf("refund of nothing: %+v %v", pay, err)
+	// A refund before any charge voids the order: the late charge (one the saga gave up
+	// on while it was in flight) is refused, and refunding again changes nothing.
+	for i := 0; i < 2; i++ {
+		if pay, err := p.Refund(ctx, "late"); err != nil || pay.Status != "voided" {
+			t.Fatalf("refund %d of nothing: %+v %v", i, pay, err)
+		}
+	}
+	if pay, err := p.Charge(ctx, "late", "alice", 700); svcerr.KindOf(err) != svcerr.FailedPrecondition || pay.Status == "charged" {
+		t.Fatalf("charge after the refund: %+v %v; want failed_precondition and no charge", pay, err)
+	}
+	if pay, err := p.GetPayment(ctx, "late"); err != nil || pay.Status != "voided" || pay.AmountCents != 0 {
+		t.Fatalf("voided order's payment: %+v %v", pay, err)
 	}
 	if pay, _ := p.GetPayment(ctx, "b"); pay.Status != "declined" {
 		t.Fatalf("declined charge refunded: %+v", pay)

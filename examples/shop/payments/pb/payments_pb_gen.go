@@ -89,7 +89,7 @@ type Payment struct {
 	OrderId     string                 `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	Customer    string                 `protobuf:"bytes,3,opt,name=customer,proto3" json:"customer,omitempty"`
 	AmountCents int64                  `protobuf:"varint,4,opt,name=amount_cents,json=amountCents,proto3" json:"amount_cents,omitempty"`
-	// charged, declined, refunded
+	// charged, declined, refunded, voided (refunded before any charge)
 	Status        string `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
 	Reason        string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
