@@ -61,6 +61,11 @@ func NoPeers(err error) bool {
 // Transient reports whether err may go away: a timeout, no responders, a cluster without
 // a leader for the moment, a lost connection.
 func Transient(err error) bool {
+	// First: errCreating wraps the API error it stands for (10059 stream not found), which
+	// the checks below would call final.
+	if errors.Is(err, errCreating) {
+		return true
+	}
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
 		if final(apiErr.ErrorCode) {
@@ -71,8 +76,7 @@ func Transient(err error) bool {
 		// publish with the same message id is in process (retrying gets its ack).
 		return apiErr.Code == 503 || apiErr.Code == 500 || apiErr.ErrorCode == 10008 || apiErr.ErrorCode == 10010 || apiErr.ErrorCode == 10158
 	}
-	return errors.Is(err, errCreating) ||
-		errors.Is(err, context.DeadlineExceeded) ||
+	return errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, nats.ErrTimeout) ||
 		errors.Is(err, nats.ErrNoResponders) ||
 		errors.Is(err, jetstream.ErrNoStreamResponse) ||
