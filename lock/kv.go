@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/svckit/svckit/internal/jsx"
@@ -30,6 +31,27 @@ var _ Backend = (*KV)(nil)
 // NewKV returns a Backend on the bucket kv; [KVBucket] makes a suitable one.
 func NewKV(kv jetstream.KeyValue) *KV { return &KV{kv: kv, now: time.Now} }
 
+// undelivered runs op again while it fails with "no responders": the request reached no
+// stream leader (one is being elected, as after a node restarts), so it did nothing and
+// can safely be repeated. Other errors, timeouts included, are returned at once: a
+// request that timed out may have been applied.
+func undelivered(ctx context.Context, op func() error) error {
+	pause := 20 * time.Millisecond
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := op()
+		if !errors.Is(err, nats.ErrNoResponders) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 500*time.Millisecond)
+	}
+}
+
 // KVBucket creates the bucket named bucket for locks, or returns it if it exists.
 func KVBucket(ctx context.Context, js jetstream.JetStream, bucket string) (jetstream.KeyValue, error) {
 	kv, err := jsx.CreateKeyValue(ctx, js, jetstream.KeyValueConfig{Bucket: bucket, History: 1, Description: "svckit locks"})
@@ -48,11 +70,12 @@ type kvRecord struct {
 func (k *KV) Acquire(ctx context.Context, name, holder string, ttl time.Duration) (Grant, bool, error) {
 	key := kvKey(name)
 	val, _ := json.Marshal(kvRecord{Holder: holder, Expires: k.now().Add(ttl).UnixNano()})
-	e, err := k.kv.Get(ctx, key)
+	var e jetstream.KeyValueEntry
+	err := undelivered(ctx, func() (err error) { e, err = k.kv.Get(ctx, key); return err })
 	var rev uint64
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
-		rev, err = k.kv.Create(ctx, key, val)
+		err = undelivered(ctx, func() (err error) { rev, err = k.kv.Create(ctx, key, val); return err })
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return Grant{}, false, nil
 		}
@@ -62,7 +85,7 @@ func (k *KV) Acquire(ctx context.Context, name, holder string, ttl time.Duration
 		if json.Unmarshal(e.Value(), &r) == nil && r.Holder != "" && r.Expires >= k.now().UnixNano() {
 			return Grant{}, false, nil
 		}
-		rev, err = k.kv.Update(ctx, key, val, e.Revision())
+		err = undelivered(ctx, func() (err error) { rev, err = k.kv.Update(ctx, key, val, e.Revision()); return err })
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 			return Grant{}, false, nil
 		}
@@ -76,7 +99,8 @@ func (k *KV) Acquire(ctx context.Context, name, holder string, ttl time.Duration
 // Renew implements Backend.
 func (k *KV) Renew(ctx context.Context, g Grant, ttl time.Duration) (Grant, error) {
 	val, _ := json.Marshal(kvRecord{Holder: g.Holder, Expires: k.now().Add(ttl).UnixNano()})
-	rev, err := k.kv.Update(ctx, kvKey(g.Name), val, g.Version)
+	var rev uint64
+	err := undelivered(ctx, func() (err error) { rev, err = k.kv.Update(ctx, kvKey(g.Name), val, g.Version); return err })
 	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 		return g, ErrLost
 	}
@@ -89,7 +113,7 @@ func (k *KV) Renew(ctx context.Context, g Grant, ttl time.Duration) (Grant, erro
 
 // Release implements Backend.
 func (k *KV) Release(ctx context.Context, g Grant) error {
-	err := k.kv.Delete(ctx, kvKey(g.Name), jetstream.LastRevision(g.Version))
+	err := undelivered(ctx, func() error { return k.kv.Delete(ctx, kvKey(g.Name), jetstream.LastRevision(g.Version)) })
 	if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) {
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
