@@ -13,6 +13,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -130,7 +132,32 @@ func CreateStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 	if err := WaitLeader(ctx, js, cfg.Name); err != nil {
 		return nil, err
 	}
+	if len(cfg.Subjects) > 0 && !cfg.NoAck {
+		if err := waitReachable(ctx, js, cfg.Name, cfg.Subjects[0]); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// waitReachable waits until a publish to the stream's subject reaches its leader from
+// this connection: right after an election the leader's interest in the subject may not
+// have spread through the cluster yet, and a publish then meets "no responders". The
+// probe expects a last sequence the stream can never have, so the leader refuses it
+// without storing anything; any answer from the stream proves it reachable.
+func waitReachable(ctx context.Context, js jetstream.JetStream, name, subject string) error {
+	subject = strings.NewReplacer(">", "svckit-probe", "*", "svckit-probe").Replace(subject)
+	return Retry(ctx, func(ctx context.Context) error {
+		_, err := js.Publish(ctx, subject, nil, jetstream.WithExpectLastSequence(math.MaxUint64), jetstream.WithRetryAttempts(0))
+		var apiErr *jetstream.APIError
+		switch {
+		case err == nil, errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence:
+			return nil
+		case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders):
+			return fmt.Errorf("%w: stream %s not reachable on %s yet: %w", errCreating, name, subject, err)
+		}
+		return fmt.Errorf("stream %s: probe: %w", name, err)
+	})
 }
 
 // CreateKeyValue creates the bucket, or updates its configuration if it differs,
