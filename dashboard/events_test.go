@@ -79,9 +79,17 @@ func TestJetStreamSource(t *testing.T) {
 
 	src := dashboard.NewJetStreamSource(func() (*nats.Conn, error) { return srv.Connect() })
 	defer src.Close()
-	streams, err := src.Streams(ctx)
-	if err != nil {
-		t.Fatal(err)
+	// The server counts a filtered consumer's pending messages in the background, so its
+	// first info can lag behind the deletion and the delivery: ask again until it settles.
+	var streams []dashboard.StreamInfo
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if streams, err = src.Streams(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if len(streams) == 2 && len(streams[1].Consumers) == 2 && streams[1].Consumers[0].NumPending == 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if len(streams) != 2 || streams[0].Name != "DLQ" || !streams[0].DeadLetter || streams[1].Name != "ORDERS" || streams[1].DeadLetter {
 		t.Fatalf("streams %+v", streams)
