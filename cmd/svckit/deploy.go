@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/svckit/svckit/deploy"
+	"github.com/svckit/svckit/internal/deploy"
 )
 
 // runDeploy is `svckit deploy render [flags] [DIR]`.

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"text/template"
 
-	"github.com/svckit/svckit/deploy"
+	"github.com/svckit/svckit/internal/deploy"
 )
 
 func TestDeployUsage(t *testing.T) {

@@ -9,8 +9,8 @@ import (
 	"net/http"
 	"os"
 
-	"github.com/svckit/svckit/dashboard"
-	"github.com/svckit/svckit/devrun"
+	"github.com/svckit/svckit/internal/dashboard"
+	"github.com/svckit/svckit/internal/devrun"
 )
 
 // runDev is `svckit dev [flags] [DIR]`: the whole system of DIR/svckit.yaml (default

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/svckit/svckit/gen"
+	"github.com/svckit/svckit/internal/gen"
 )
 
 // runGen is `svckit gen [-type Name] [-check] [dir...]`.

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/svckit/svckit/loadgen"
+	"github.com/svckit/svckit/internal/loadgen"
 )
 
 // runLoad is `svckit load`: it places orders on the shop's gateway at a fixed concurrency

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"text/template"
 
-	"github.com/svckit/svckit/gen"
+	"github.com/svckit/svckit/internal/gen"
 )
 
 const svckitModule = "github.com/svckit/svckit"

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/svckit/svckit/devrun"
-	"github.com/svckit/svckit/loadgen"
+	"github.com/svckit/svckit/internal/devrun"
+	"github.com/svckit/svckit/internal/loadgen"
 	"github.com/svckit/svckit/store"
 )
 
