@@ -20,8 +20,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/svckit/svckit/internal/devrun"
 	"github.com/svckit/svckit/examples/shop/catalog"
+	"github.com/svckit/svckit/internal/devrun"
 	"github.com/svckit/svckit/store"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 )
