@@ -10,6 +10,7 @@ import (
 
 	"github.com/svckit/svckit/endpoint"
 	"github.com/svckit/svckit/svcerr"
+	"github.com/svckit/svckit/transport/meta"
 )
 
 // failWith returns an endpoint that returns err.
@@ -51,7 +52,7 @@ func TestAccessLog(t *testing.T) {
 			logger := NewLogger(&buf, LogOptions{Level: slog.LevelDebug})
 			info := endpoint.Info{Service: "greeter", Method: "Hello", Transport: "http", Client: tt.client}
 			e := endpoint.Wrap(info, failWith(tt.err), AccessLog(logger))
-			ctx := WithRequestID(context.Background(), "rid")
+			ctx := meta.WithRequestID(context.Background(), "rid")
 			if _, err := e(ctx, "bob"); err != tt.err {
 				t.Fatalf("err = %v, want %v", err, tt.err)
 			}
@@ -111,7 +112,7 @@ func TestAccessLogPlainLogger(t *testing.T) {
 	var buf bytes.Buffer
 	logger := slog.New(slog.NewJSONHandler(&buf, nil))
 	info := endpoint.Info{Service: "s", Method: "M", Transport: "inproc"}
-	ctx := WithRequestID(context.Background(), "abc")
+	ctx := meta.WithRequestID(context.Background(), "abc")
 	_, _ = endpoint.Wrap(info, failWith(nil), AccessLog(logger))(ctx, "")
 	if m := oneLine(t, &buf); m[RequestIDKey] != "abc" {
 		t.Errorf("line = %v", m)

@@ -9,14 +9,18 @@
 //   - Tracing: [NewTracerProvider] builds an OpenTelemetry SDK provider configured by the
 //     standard OTEL_* environment variables; [Tracing] starts a span per call, and
 //     [Propagator] carries W3C traceparent and baggage across processes.
-//   - Request ids: [NewRequestID], [WithRequestID], [RequestIDFrom], [ValidRequestID].
+//   - Request ids live in package transport/meta (meta.RequestID, meta.WithRequestID,
+//     meta.NewRequestID), next to the rest of what travels on the wire; the log handler
+//     reads them from there. The names here ([NewRequestID], [WithRequestID],
+//     [RequestIDFrom], [ValidRequestID]) are deprecated and forward to it.
 //
 // Each middleware resolves its per-endpoint state (metric series, span names and
 // attributes, log attributes) once, when it wraps an endpoint, so a call only pays for
 // counter increments, one span and one log line.
 //
 // Transports put the request id and the remote span context into the context before the
-// middleware runs. The recommended order, outermost first, is
+// middleware runs; they do not import this package, and build the same propagator as
+// [Propagator] themselves. The recommended order, outermost first, is
 //
 //	endpoint.Chain(observe.Tracing(tp), observe.AccessLog(logger), metrics.Middleware(), …)
 //

@@ -13,6 +13,7 @@ import (
 	"github.com/svckit/svckit/endpoint"
 	"github.com/svckit/svckit/observe"
 	"github.com/svckit/svckit/svcerr"
+	"github.com/svckit/svckit/transport/meta"
 )
 
 func ExampleNewLogger() {
@@ -20,7 +21,7 @@ func ExampleNewLogger() {
 	logger := observe.NewLogger(&buf, observe.LogOptions{Service: "greeter", Level: slog.LevelInfo})
 
 	// A transport puts the request id (and the span) into the context of each call.
-	ctx := observe.WithRequestID(context.Background(), "req-42")
+	ctx := meta.WithRequestID(context.Background(), "req-42")
 	logger.InfoContext(ctx, "user created", "user", "bob")
 
 	var line map[string]any
@@ -99,7 +100,7 @@ func Example() {
 	)
 
 	// A transport sets the request id and the remote parent before calling e.
-	ctx = observe.WithRequestID(ctx, observe.NewRequestID())
+	ctx = meta.WithRequestID(ctx, meta.NewRequestID())
 	greeting, err := e(ctx, "bob")
 	fmt.Println(greeting, err)
 	// Output: hello bob <nil>

@@ -7,7 +7,12 @@ import (
 	"slices"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/svckit/svckit/transport/meta"
 )
+
+// hexDigits are the digits of the lowercase hexadecimal trace and span ids.
+const hexDigits = "0123456789abcdef"
 
 // Log attribute keys added by the context handler.
 const (
@@ -57,8 +62,9 @@ func NewLogger(w io.Writer, opts LogOptions) *slog.Logger {
 
 // NewContextHandler returns a handler that adds to each record, before passing it to h, the
 // ids found in the record's context: trace_id and span_id of a valid OpenTelemetry span
-// context, and request_id if one was set with WithRequestID. Records logged without a
-// context, or with a context that carries no ids, pass unchanged.
+// context, and request_id if one was set with meta.WithRequestID, as the transports do for
+// every served call. Records logged without a context, or with a context that carries no
+// ids, pass unchanged.
 //
 // The ids are always top-level attributes, also for loggers derived with WithGroup. Wrapping
 // a handler that is already a context handler returns it unchanged.
@@ -175,7 +181,7 @@ func contextIDs(ctx context.Context, ids *[3]slog.Attr) int {
 		ids[1] = slog.String(SpanIDKey, s[32:])
 		n = 2
 	}
-	if id := RequestIDFrom(ctx); id != "" {
+	if id := meta.RequestID(ctx); id != "" {
 		ids[n] = slog.String(RequestIDKey, id)
 		n++
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/svckit/svckit/transport/meta"
 )
 
 func TestLoggerIDs(t *testing.T) {
@@ -22,8 +24,8 @@ func TestLoggerIDs(t *testing.T) {
 	}{
 		{"no ids", context.Background(), false, ""},
 		{"span", spanCtx, true, ""},
-		{"request id", WithRequestID(context.Background(), "req-1"), false, "req-1"},
-		{"both", WithRequestID(spanCtx, "req-2"), true, "req-2"},
+		{"request id", meta.WithRequestID(context.Background(), "req-1"), false, "req-1"},
+		{"both", meta.WithRequestID(spanCtx, "req-2"), true, "req-2"},
 		{"invalid span context", trace.ContextWithSpanContext(context.Background(), trace.SpanContext{}), false, ""},
 	}
 	for _, tt := range tests {
@@ -63,7 +65,7 @@ func checkIDs(t *testing.T, m map[string]any, wantTrace bool, sc trace.SpanConte
 
 func TestLoggerWithAttrsAndGroups(t *testing.T) {
 	spanCtx, sc := startSpan(t, context.Background())
-	ctx := WithRequestID(spanCtx, "r1")
+	ctx := meta.WithRequestID(spanCtx, "r1")
 
 	var buf bytes.Buffer
 	base := NewLogger(&buf, LogOptions{})
@@ -140,7 +142,7 @@ func TestLoggerWithAttrsAndGroups(t *testing.T) {
 }
 
 func TestLoggerOptions(t *testing.T) {
-	ctx := WithRequestID(context.Background(), "r1")
+	ctx := meta.WithRequestID(context.Background(), "r1")
 	var lv slog.LevelVar
 	lv.Set(slog.LevelWarn)
 	var buf bytes.Buffer

@@ -2,66 +2,42 @@ package observe
 
 import (
 	"context"
-	"math/rand/v2"
+
+	"github.com/svckit/svckit/transport/meta"
 )
 
-// RequestIDHeader is the HTTP header that carries a request id. gRPC uses the metadata key
-// "x-request-id" ([RequestIDMetadataKey]).
-const RequestIDHeader = "X-Request-Id"
+// The request id lives in package transport/meta, with the rest of what travels on the
+// wire; the transports set it and the logger and access log read it from there. The names
+// below forward to it so that code written against observe keeps working.
+
+// RequestIDHeader is the HTTP header that carries a request id.
+//
+// Deprecated: use [meta.RequestIDHeader].
+const RequestIDHeader = meta.RequestIDHeader
 
 // RequestIDMetadataKey is the gRPC metadata key that carries a request id.
-const RequestIDMetadataKey = "x-request-id"
+//
+// Deprecated: use [meta.RequestIDMetadataKey].
+const RequestIDMetadataKey = meta.RequestIDMetadataKey
 
-// maxRequestIDLen is the longest incoming request id that ValidRequestID accepts.
-const maxRequestIDLen = 128
-
-type requestIDKey struct{}
-
-const hexDigits = "0123456789abcdef"
-
-// NewRequestID returns a new random request id: 16 lowercase hexadecimal digits (64 bits).
-// It takes no lock: the bits come from the runtime's per-thread ChaCha8 generator, seeded
-// from the operating system's random source.
-func NewRequestID() string {
-	var b [16]byte
-	appendHex64(b[:0], rand.Uint64())
-	return string(b[:])
-}
-
-// appendHex64 appends v as 16 lowercase hexadecimal digits.
-func appendHex64(dst []byte, v uint64) []byte {
-	for shift := 60; shift >= 0; shift -= 4 {
-		dst = append(dst, hexDigits[(v>>uint(shift))&0xf])
-	}
-	return dst
-}
+// NewRequestID returns a new random request id: 16 lowercase hexadecimal digits.
+//
+// Deprecated: use [meta.NewRequestID].
+func NewRequestID() string { return meta.NewRequestID() }
 
 // WithRequestID returns a context that carries the request id id.
+//
+// Deprecated: use [meta.WithRequestID].
 func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey{}, id)
+	return meta.WithRequestID(ctx, id)
 }
 
 // RequestIDFrom returns the request id carried by ctx, or "".
-func RequestIDFrom(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
-}
+//
+// Deprecated: use [meta.RequestID].
+func RequestIDFrom(ctx context.Context) string { return meta.RequestID(ctx) }
 
-// ValidRequestID reports whether s may be used as a request id received from a caller:
-// 1 to 128 characters, each a letter, a digit or one of ". _ : -". Transports generate a
-// new id with NewRequestID for a missing or invalid one.
-func ValidRequestID(s string) bool {
-	if len(s) == 0 || len(s) > maxRequestIDLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '.', c == '_', c == ':', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}
+// ValidRequestID reports whether s may be used as a request id received from a caller.
+//
+// Deprecated: use [meta.ValidRequestID].
+func ValidRequestID(s string) bool { return meta.ValidRequestID(s) }

@@ -2,64 +2,40 @@ package observe
 
 import (
 	"context"
-	"strings"
 	"testing"
+
+	"github.com/svckit/svckit/transport/meta"
 )
 
-func TestNewRequestID(t *testing.T) {
-	seen := make(map[string]bool)
-	for range 1000 {
-		id := NewRequestID()
-		if len(id) != 16 || strings.Trim(id, "0123456789abcdef") != "" {
-			t.Fatalf("NewRequestID() = %q, want 16 lowercase hex digits", id)
-		}
-		if !ValidRequestID(id) {
-			t.Fatalf("ValidRequestID(%q) = false for a generated id", id)
-		}
-		if seen[id] {
-			t.Fatalf("NewRequestID() repeated %q", id)
-		}
-		seen[id] = true
-	}
-}
-
-func TestValidRequestID(t *testing.T) {
+// TestRequestIDForwards checks that the deprecated names share the request id of package
+// transport/meta, in both directions.
+func TestRequestIDForwards(t *testing.T) {
 	tests := []struct {
-		id   string
-		want bool
+		name string
+		ctx  context.Context
+		want string
 	}{
-		{"", false},
-		{"a", true},
-		{"0123456789abcdef", true},
-		{"550e8400-e29b-41d4-a716-446655440000", true},
-		{"Req_1.2:3-x", true},
-		{strings.Repeat("a", 128), true},
-		{strings.Repeat("a", 129), false},
-		{"has space", false},
-		{"new\nline", false},
-		{"quote\"", false},
-		{"slash/", false},
-		{"ünï", false},
-		{"<script>", false},
+		{"none", context.Background(), ""},
+		{"set by meta", meta.WithRequestID(context.Background(), "abc"), "abc"},
+		{"set by observe", WithRequestID(context.Background(), "def"), "def"},
 	}
 	for _, tt := range tests {
-		if got := ValidRequestID(tt.id); got != tt.want {
-			t.Errorf("ValidRequestID(%q) = %v, want %v", tt.id, got, tt.want)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			if got := RequestIDFrom(tt.ctx); got != tt.want {
+				t.Errorf("RequestIDFrom = %q, want %q", got, tt.want)
+			}
+			if got := meta.RequestID(tt.ctx); got != tt.want {
+				t.Errorf("meta.RequestID = %q, want %q", got, tt.want)
+			}
+		})
 	}
-}
-
-func TestRequestIDContext(t *testing.T) {
-	ctx := context.Background()
-	if got := RequestIDFrom(ctx); got != "" {
-		t.Errorf("RequestIDFrom(empty) = %q, want \"\"", got)
+	if id := NewRequestID(); !ValidRequestID(id) || len(id) != 16 {
+		t.Errorf("NewRequestID() = %q, want 16 valid characters", id)
 	}
-	ctx = WithRequestID(ctx, "abc")
-	if got := RequestIDFrom(ctx); got != "abc" {
-		t.Errorf("RequestIDFrom = %q, want abc", got)
+	if ValidRequestID("has space") {
+		t.Error(`ValidRequestID("has space") = true`)
 	}
-	ctx = WithRequestID(ctx, "def")
-	if got := RequestIDFrom(ctx); got != "def" {
-		t.Errorf("RequestIDFrom after override = %q, want def", got)
+	if RequestIDHeader != "X-Request-Id" || RequestIDMetadataKey != "x-request-id" {
+		t.Errorf("keys %q, %q", RequestIDHeader, RequestIDMetadataKey)
 	}
 }

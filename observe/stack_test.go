@@ -10,6 +10,7 @@ import (
 
 	"github.com/svckit/svckit/endpoint"
 	"github.com/svckit/svckit/svcerr"
+	"github.com/svckit/svckit/transport/meta"
 )
 
 // syncBuffer is a bytes.Buffer safe for concurrent writes.
@@ -47,7 +48,7 @@ func TestStackConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
-			ctx := WithRequestID(context.Background(), NewRequestID())
+			ctx := meta.WithRequestID(context.Background(), meta.NewRequestID())
 			for i := range calls {
 				_, _ = e(ctx, w*calls+i)
 			}

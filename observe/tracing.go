@@ -28,8 +28,10 @@ var kindAttrs = func() (a [numKinds]attribute.KeyValue) {
 }()
 
 // Propagator returns a new propagator for the W3C trace context (traceparent, tracestate)
-// and W3C baggage headers. Transports extract with it before the middleware chain runs
-// and clients inject with it after theirs.
+// and W3C baggage headers. The HTTP and gRPC transports build the same one by default
+// (without importing this package; their tests compare the two): servers extract with it
+// before the middleware chain runs and clients inject with it after theirs. Packages that
+// carry trace context in messages use this one.
 func Propagator() propagation.TextMapPropagator {
 	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 }

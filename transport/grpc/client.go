@@ -13,7 +13,6 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/svckit/svckit/endpoint"
-	"github.com/svckit/svckit/observe"
 	"github.com/svckit/svckit/svcerr"
 )
 
@@ -59,7 +58,7 @@ func WithCallOptions(opts ...grpcgo.CallOption) ClientOption {
 // one target). As with [NewServer], methods are checked against the service's descriptor
 // when the global protobuf registry has it.
 func NewClient(cc grpcgo.ClientConnInterface, service string, opts ...ClientOption) *Client {
-	c := &Client{cc: cc, service: service, label: service, prop: observe.Propagator()}
+	c := &Client{cc: cc, service: service, label: service, prop: defaultPropagator()}
 	for _, o := range opts {
 		o(c)
 	}

@@ -27,9 +27,11 @@
 // a handler fails that call with codes.Internal while the server keeps serving.
 //
 // Calls carry a request id in the "x-request-id" metadata key (taken from the caller when
-// valid, generated otherwise, and returned in the response header) and W3C trace context
-// (traceparent, tracestate, baggage). The transport only moves them; spans are started by
-// tracing middleware such as observe.Tracing. Deadlines travel as gRPC deadlines. Endpoint
+// valid, generated otherwise, and returned in the response header; endpoints and clients
+// read it with meta.RequestID) and W3C trace context (traceparent, tracestate, baggage).
+// The transport only moves them; spans are started by tracing middleware such as
+// observe.Tracing. The package itself depends on endpoint, svcerr, transport/meta, the
+// OpenTelemetry propagation API and grpc-go, not on observe or the OpenTelemetry SDK. Deadlines travel as gRPC deadlines. Endpoint
 // middleware reads the incoming metadata and the peer address through transport/meta
 // (meta.Header, meta.Peer, straight from the server context, nothing added per call), and
 // the client sends the headers set with meta.WithOutgoingHeader as metadata. Error

@@ -29,10 +29,10 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/svckit/svckit/endpoint"
-	"github.com/svckit/svckit/observe"
 	"github.com/svckit/svckit/svcerr"
 	svcgrpc "github.com/svckit/svckit/transport/grpc"
 	"github.com/svckit/svckit/transport/grpc/internal/testpb"
+	"github.com/svckit/svckit/transport/meta"
 )
 
 const echoService = "svckit.test.Echo"
@@ -638,12 +638,12 @@ func TestRequestID(t *testing.T) {
 	f.svc.seen = make(chan context.Context, 1)
 
 	// From the client's context to the server's.
-	ctx := observe.WithRequestID(t.Context(), "req-123")
+	ctx := meta.WithRequestID(t.Context(), "req-123")
 	if _, err := f.echo(ctx, msg{}); err != nil {
 		t.Fatal(err)
 	}
 	sctx := <-f.svc.seen
-	if id := observe.RequestIDFrom(sctx); id != "req-123" {
+	if id := meta.RequestID(sctx); id != "req-123" {
 		t.Errorf("server saw request id %q, want req-123", id)
 	}
 	if info := endpoint.InfoFrom(sctx); info == nil || info.FullName() != "svckit.test.Echo.Echo" {
@@ -654,7 +654,7 @@ func TestRequestID(t *testing.T) {
 	if _, err := f.echo(t.Context(), msg{}); err != nil {
 		t.Fatal(err)
 	}
-	if id := observe.RequestIDFrom(<-f.svc.seen); !observe.ValidRequestID(id) {
+	if id := meta.RequestID(<-f.svc.seen); !meta.ValidRequestID(id) {
 		t.Errorf("server saw request id %q", id)
 	}
 
@@ -679,8 +679,8 @@ func TestRequestID(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := header.Get("x-request-id")
-			seen := observe.RequestIDFrom(<-f.svc.seen)
-			if len(got) != 1 || got[0] != seen || !observe.ValidRequestID(got[0]) || (got[0] == tt.sent) != tt.same {
+			seen := meta.RequestID(<-f.svc.seen)
+			if len(got) != 1 || got[0] != seen || !meta.ValidRequestID(got[0]) || (got[0] == tt.sent) != tt.same {
 				t.Errorf("header %q, server saw %q, sent %q", got, seen, tt.sent)
 			}
 		})
@@ -913,13 +913,13 @@ func TestServerInterceptors(t *testing.T) {
 	echo := svcgrpc.UnaryCall(c, "Echo", encEchoRequest, decEchoReply)
 	count := svcgrpc.StreamCall(c, "Count", encCountRequest, decCountReply)
 
-	ctx := observe.WithRequestID(t.Context(), "plain-1")
+	ctx := meta.WithRequestID(t.Context(), "plain-1")
 	got, err := echo(ctx, msg{"hi", 2})
 	if err != nil || got != (msg{"hi", 2}) {
 		t.Fatalf("got %v %v", got, err)
 	}
 	sctx := <-plain.seen
-	if id := observe.RequestIDFrom(sctx); id != "plain-1" {
+	if id := meta.RequestID(sctx); id != "plain-1" {
 		t.Errorf("handler saw request id %q", id)
 	}
 

@@ -9,7 +9,6 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/svckit/svckit/endpoint"
-	"github.com/svckit/svckit/observe"
 	"github.com/svckit/svckit/transport/meta"
 )
 
@@ -94,17 +93,24 @@ func (c pairsCarrier) Keys() []string {
 	return keys
 }
 
+// defaultPropagator returns the propagator servers and clients use unless told otherwise:
+// W3C trace context (traceparent, tracestate) and W3C baggage, the same as
+// observe.Propagator, built here so that this package does not depend on observe.
+func defaultPropagator() propagation.TextMapPropagator {
+	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+}
+
 // incoming prepares the context of a served call: the caller's request id (or a new one),
 // the remote trace context and the endpoint's Info. It returns the request id, which the
 // caller sends back in the response header.
 func incoming(ctx context.Context, prop propagation.TextMapPropagator, info *endpoint.Info) (context.Context, string) {
 	id := ""
-	if v := metadata.ValueFromIncomingContext(ctx, observe.RequestIDMetadataKey); len(v) > 0 && observe.ValidRequestID(v[0]) {
+	if v := metadata.ValueFromIncomingContext(ctx, meta.RequestIDMetadataKey); len(v) > 0 && meta.ValidRequestID(v[0]) {
 		id = v[0]
 	} else {
-		id = observe.NewRequestID()
+		id = meta.NewRequestID()
 	}
-	ctx = observe.WithRequestID(ctx, id)
+	ctx = meta.WithRequestID(ctx, id)
 	ctx = prop.Extract(ctx, incomingCarrier{ctx})
 	if info != nil {
 		ctx = endpoint.WithInfo(ctx, info)
@@ -114,7 +120,7 @@ func incoming(ctx context.Context, prop propagation.TextMapPropagator, info *end
 
 // requestIDHeader returns the response header that echoes the request id.
 func requestIDHeader(id string) metadata.MD {
-	return metadata.MD{observe.RequestIDMetadataKey: []string{id}}
+	return metadata.MD{meta.RequestIDMetadataKey: []string{id}}
 }
 
 // setRequestIDHeader sends the request id back in the response header of a unary call.
@@ -130,8 +136,8 @@ func setRequestIDHeader(ctx context.Context, id string) {
 func outgoing(ctx context.Context, prop propagation.TextMapPropagator) context.Context {
 	var buf [8]string
 	kv := buf[:0]
-	if id := observe.RequestIDFrom(ctx); id != "" {
-		kv = append(kv, observe.RequestIDMetadataKey, id)
+	if id := meta.RequestID(ctx); id != "" {
+		kv = append(kv, meta.RequestIDMetadataKey, id)
 	}
 	prop.Inject(ctx, pairsCarrier{&kv})
 	meta.OutgoingHeaders(ctx, pairsCarrier{&kv}.Set)

@@ -20,7 +20,6 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 
 	"github.com/svckit/svckit/endpoint"
-	"github.com/svckit/svckit/observe"
 	"github.com/svckit/svckit/svcerr"
 )
 
@@ -83,7 +82,7 @@ func newServer(service string, opts []ServerOption) *Server {
 	s := &Server{
 		service: service,
 		label:   service,
-		prop:    observe.Propagator(),
+		prop:    defaultPropagator(),
 		logger:  slog.New(slog.DiscardHandler),
 	}
 	for _, o := range opts {

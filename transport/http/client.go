@@ -16,7 +16,6 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/svckit/svckit/endpoint"
-	"github.com/svckit/svckit/observe"
 	"github.com/svckit/svckit/svcerr"
 	"github.com/svckit/svckit/transport/meta"
 )
@@ -45,7 +44,8 @@ func WithClientMiddleware(mws ...endpoint.Middleware) ClientOption {
 	return func(c *Client) { c.mws = append(c.mws, mws...) }
 }
 
-// WithClientPropagator sets how trace context is written to request headers.
+// WithClientPropagator sets how trace context is written to request headers. The default
+// writes W3C traceparent, tracestate and baggage.
 func WithClientPropagator(p propagation.TextMapPropagator) ClientOption {
 	return func(c *Client) { c.prop = p }
 }
@@ -63,7 +63,7 @@ func NewClient(baseURL, service string, opts ...ClientOption) (*Client, error) {
 		return nil, fmt.Errorf("http client for %s: base URL %q must start with http:// or https://", service, baseURL)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
-	c := &Client{base: u, service: service, prop: observe.Propagator(), maxBody: 16 << 20}
+	c := &Client{base: u, service: service, prop: defaultPropagator(), maxBody: 16 << 20}
 	for _, o := range opts {
 		o(c)
 	}
@@ -140,8 +140,8 @@ func Call[Req, Resp any](c *Client, pattern, name string, opts ...RouteOption) e
 		}
 		hr.Header["Accept"] = []string{"application/json, application/problem+json"}
 		// Outside any request there is no id to forward: the server assigns one.
-		if rid := observe.RequestIDFrom(ctx); rid != "" {
-			hr.Header[requestIDHeader] = []string{rid}
+		if rid := meta.RequestID(ctx); rid != "" {
+			hr.Header[meta.RequestIDHeader] = []string{rid}
 		}
 		if dl, ok := ctx.Deadline(); ok {
 			if left := time.Until(dl); left > 0 {

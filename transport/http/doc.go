@@ -12,8 +12,12 @@
 //	known path, wrong method            405 invalid_argument, with an Allow header
 //	panic in a handler                  500 internal; the server keeps serving
 //
-// Requests carry an X-Request-Id (taken from the caller when valid, generated otherwise)
-// and W3C trace context (traceparent, tracestate, baggage) in both directions. The client
+// Requests carry an X-Request-Id (taken from the caller when valid, generated otherwise;
+// endpoints and clients read it with meta.RequestID) and W3C trace context (traceparent,
+// tracestate, baggage) in both directions. The transport only moves them; spans are
+// started by tracing middleware such as observe.Tracing. The package itself depends on
+// endpoint, svcerr, transport/meta and the OpenTelemetry propagation API, not on observe
+// or the OpenTelemetry SDK. The client
 // sends its context's remaining deadline in [TimeoutHeader] (milliseconds), and the server
 // gives the request a context with that deadline. Endpoint middleware reads the request's
 // headers and the caller's address through transport/meta (meta.Header, meta.Peer), and

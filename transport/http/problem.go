@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/svckit/svckit/svcerr"
+	"github.com/svckit/svckit/transport/meta"
 )
 
 // ProblemContentType is the media type of error bodies (RFC 9457).
@@ -85,7 +86,7 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, err error) {
 	p, status := ProblemFor(err)
 	if r != nil {
 		p.Instance = r.URL.Path
-		p.RequestID = w.Header().Get(requestIDHeader)
+		p.RequestID = w.Header().Get(meta.RequestIDHeader)
 	}
 	if ra, ok := p.Meta["retry_after"]; ok {
 		if _, err := strconv.Atoi(ra); err == nil {

@@ -15,12 +15,9 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/svckit/svckit/endpoint"
-	"github.com/svckit/svckit/observe"
 	"github.com/svckit/svckit/svcerr"
 	"github.com/svckit/svckit/transport/meta"
 )
-
-const requestIDHeader = "X-Request-Id"
 
 // TimeoutHeader carries the caller's remaining deadline in whole milliseconds, as in
 // "X-Request-Timeout: 1500". A [Client] sends it when the call's context has a deadline
@@ -81,7 +78,7 @@ func NewServer(service string, opts ...ServerOption) *Server {
 		service: service,
 		mux:     http.NewServeMux(),
 		maxBody: DefaultMaxBodyBytes,
-		prop:    observe.Propagator(),
+		prop:    defaultPropagator(),
 		logger:  slog.New(slog.DiscardHandler),
 		paths:   make(map[string]*pathMethods),
 		pathMux: http.NewServeMux(),
@@ -180,18 +177,25 @@ func HandleWith[Req, Resp any](s *Server, pattern, name string, e endpoint.Endpo
 // context and the request as a meta.Source, and echoes the request id in the response.
 func (s *Server) requestContext(w http.ResponseWriter, r *http.Request) context.Context {
 	ctx := meta.WithSource(r.Context(), requestSource{r})
-	rid := r.Header.Get(requestIDHeader)
-	if !observe.ValidRequestID(rid) {
-		rid = observe.NewRequestID()
+	rid := r.Header.Get(meta.RequestIDHeader)
+	if !meta.ValidRequestID(rid) {
+		rid = meta.NewRequestID()
 	}
-	w.Header()[requestIDHeader] = []string{rid}
-	ctx = observe.WithRequestID(ctx, rid)
+	w.Header()[meta.RequestIDHeader] = []string{rid}
+	ctx = meta.WithRequestID(ctx, rid)
 	if _, ok := r.Header["Traceparent"]; ok {
 		ctx = s.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	} else if _, ok := r.Header["Baggage"]; ok {
 		ctx = s.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	}
 	return ctx
+}
+
+// defaultPropagator returns the propagator servers and clients use unless told otherwise:
+// W3C trace context (traceparent, tracestate) and W3C baggage, the same as
+// observe.Propagator, built here so that this package does not depend on observe.
+func defaultPropagator() propagation.TextMapPropagator {
+	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 }
 
 // parseTimeout parses the values of a TimeoutHeader: one value of 1 to 10 decimal digits,

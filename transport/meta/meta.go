@@ -1,7 +1,7 @@
 // Package meta gives endpoint middleware a transport-neutral view of the call it serves:
 // the incoming request's headers (HTTP headers or gRPC metadata), the caller's network
-// address and verified client certificate, and the principal that authentication
-// middleware established.
+// address and verified client certificate, the principal that authentication middleware
+// established, and the call's request id.
 //
 // Transports make this cheap. The HTTP transport puts the *http.Request in the context
 // once per request ([WithSource]); a gRPC server context carries its metadata and peer
@@ -11,6 +11,15 @@
 //
 //	token := meta.Header(ctx, "Authorization")
 //	key := meta.Peer(ctx) // "192.0.2.7"
+//
+// Every served call has a request id: the transports take the caller's ([RequestIDHeader]
+// on HTTP, [RequestIDMetadataKey] on gRPC) when [ValidRequestID] accepts it, generate one
+// with [NewRequestID] otherwise, echo it in the response, put it in the context
+// ([WithRequestID], read with [RequestID]) and forward it on the calls their clients make
+// with that context. Package observe adds it to every log line.
+//
+// The package depends on the standard library and a few small grpc-go packages only, so
+// that the transports, which import it, stay light.
 package meta
 
 import (

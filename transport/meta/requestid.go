@@ -1,0 +1,71 @@
+package meta
+
+import (
+	"context"
+	"math/rand/v2"
+)
+
+// RequestIDHeader is the HTTP header that carries a request id, in canonical form. gRPC
+// carries it in the metadata key [RequestIDMetadataKey].
+const RequestIDHeader = "X-Request-Id"
+
+// RequestIDMetadataKey is the gRPC metadata key that carries a request id.
+const RequestIDMetadataKey = "x-request-id"
+
+// maxRequestIDLen is the length of the longest incoming request id that ValidRequestID
+// accepts.
+const maxRequestIDLen = 128
+
+type requestIDKey struct{}
+
+const hexDigits = "0123456789abcdef"
+
+// NewRequestID returns a new random request id: 16 lowercase hexadecimal digits (64 bits).
+// It takes no lock: the bits come from the runtime's per-thread ChaCha8 generator, seeded
+// from the operating system's random source. It allocates once, for the string.
+func NewRequestID() string {
+	var b [16]byte
+	appendHex64(b[:0], rand.Uint64())
+	return string(b[:])
+}
+
+// appendHex64 appends v as 16 lowercase hexadecimal digits.
+func appendHex64(dst []byte, v uint64) []byte {
+	for shift := 60; shift >= 0; shift -= 4 {
+		dst = append(dst, hexDigits[(v>>uint(shift))&0xf])
+	}
+	return dst
+}
+
+// WithRequestID returns a context that carries the request id id. The transports call it
+// for every served call, with the caller's id when [ValidRequestID] accepts it and a
+// [NewRequestID] otherwise; clients forward the id of their context.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestID returns the request id carried by ctx, or "" when it carries none.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// ValidRequestID reports whether s may be used as a request id received from a caller:
+// 1 to 128 characters, each a letter, a digit or one of ". _ : -". Transports
+// generate a new id with [NewRequestID] for a missing or invalid one, so that a request id
+// is always safe to log and to echo in a response header.
+func ValidRequestID(s string) bool {
+	if len(s) == 0 || len(s) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
