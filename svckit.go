@@ -3,9 +3,9 @@
 //
 //	func main() {
 //		svckit.Main("addsvc", &svckit.Config{}, func(ctx context.Context, app *svckit.App) error {
-//			svc := addsvc.New()
-//			addsvc.RegisterHTTP(app.HTTP(), svc)
-//			addsvc.RegisterGRPC(app.GRPC("addsvc.Add"), svc)
+//			e := addsvc.MakeEndpoints(addsvc.New())
+//			addsvc.RegisterHTTP(app.HTTP(), e)
+//			addsvc.RegisterGRPC(app.GRPC(addsvc.GRPCService), e)
 //			return nil
 //		})
 //	}
@@ -15,6 +15,36 @@
 // endpoints, then serves HTTP, gRPC and the admin listener until SIGINT or SIGTERM and shuts
 // down gracefully. Every endpoint gets the default middleware chain: tracing, access log,
 // RED metrics, timeout and panic recovery.
+//
+// # Batteries
+//
+// A service with state and neighbours embeds the settings of what it uses in its
+// configuration struct and asks the App for it; everything is then configured by
+// conventional settings, with the embedded defaults under `svckit dev`:
+//
+//	type config struct {
+//		svckit.Config
+//		svckit.StoreConfig // STORE_DSN: sqlite:PATH (default sqlite:NAME.db) or postgres://…
+//		svckit.NATSConfig  // NATS_URL (required), NATS_REPLICAS, ANNOUNCE=natskv
+//		CatalogAddrs string `flag:"catalog-addrs" env:"CATALOG_GRPC_ADDRS" required:"true"`
+//	}
+//
+//	st, err := app.Store(ctx, orders.Migrations)            // migrate, readiness, close
+//	bus, err := app.Bus(ctx, pubsub.Config{Stream: "SHOP", Subjects: []string{"shop.>"}})
+//	ob, err := app.Outbox(ctx, st, bus)                     // the relay runs with the App
+//	cc, err := app.Dial(ctx, "catalog", cfg.CatalogAddrs)   // list, natskv: or dns:///…
+//	cat := catalog.NewCatalogGRPCClient(cc, app.GRPCClientOptions()...)
+//
+// [App.Store] opens the service's own store and applies its migrations, [App.Bus]
+// connects to NATS and creates the event stream, [App.Outbox] runs the transactional
+// outbox relay, [App.Dial] finds a peer's instances (a fixed list, the NATS KV registry or
+// DNS) and balances calls over them with mTLS, and ANNOUNCE=natskv registers the service
+// while it is ready. Each gets readiness checks and is closed at shutdown in order.
+//
+// A binary links only the engines it uses: package store links no database driver (the
+// main package imports store/sqlite and store/postgres for the engines it wants), and
+// nothing here starts a NATS server — NATS_URL is required, and tests and `svckit dev`
+// start an embedded one (package natsserver) explicitly.
 package svckit
 
 import (
@@ -29,6 +59,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	grpcgo "google.golang.org/grpc"
@@ -36,6 +67,7 @@ import (
 
 	"github.com/svckit/svckit/config"
 	"github.com/svckit/svckit/discovery"
+	"github.com/svckit/svckit/discovery/natskv"
 	"github.com/svckit/svckit/endpoint"
 	"github.com/svckit/svckit/health"
 	"github.com/svckit/svckit/mtls"
@@ -65,6 +97,9 @@ type Config struct {
 	TLSCA    string   `flag:"tls-ca" help:"the CA bundle (PEM) that verifies the certificates of other services"`
 	TLSHTTP  string   `flag:"tls-http" default:"mtls" help:"the HTTP listener under mTLS: mtls, or plain for a public edge such as a gateway"`
 	TLSAllow []string `flag:"tls-allow" help:"the services whose certificates may connect under mTLS (empty: every service of the trust domain)"`
+	// InstanceID names this process among the service's replicas: in logs, NATS
+	// connection names, and the leases of the outbox relay.
+	InstanceID string `flag:"instance-id" env:"INSTANCE_ID" help:"this process's name among the service's replicas (empty: host name and process id)"`
 }
 
 // Validate checks the settings that the types alone do not.
@@ -76,6 +111,14 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes <= 0 {
 		return &config.FieldError{Field: "MaxBodyBytes", Err: fmt.Errorf("must be positive")}
+	}
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{{"LogFlush", c.LogFlush}, {"RequestTimeout", c.RequestTimeout}, {"ShutdownTimeout", c.ShutdownTimeout}, {"DrainDelay", c.DrainDelay}} {
+		if d.v < 0 {
+			return &config.FieldError{Field: d.field, Err: fmt.Errorf("must not be negative, not %s", d.v)}
+		}
 	}
 	if err := c.validateTLS(); err != nil {
 		return err
@@ -113,15 +156,18 @@ type Options struct {
 // App is one running service: its configuration, logger, metrics, tracing, health, and
 // the servers its endpoints are registered on.
 type App struct {
-	name   string
-	cfg    *Config
-	opts   Options
-	logger *slog.Logger
-	reg    *prometheus.Registry
-	tp     *sdktrace.TracerProvider
-	health *health.Health
-	mws    []endpoint.Middleware
-	group  *run.Group
+	name     string
+	instance string
+	cfg      *Config
+	userCfg  any // the struct Config is embedded in, for the batteries' settings
+	opts     Options
+	logger   *slog.Logger
+	preg     *prometheus.Registry
+	tp       *sdktrace.TracerProvider
+	health   *health.Health
+	mws      []endpoint.Middleware // the server chain
+	client   []endpoint.Middleware // the client chain, fixed at New
+	group    *run.Group
 
 	mu       sync.Mutex
 	httpSrv  *shttp.Server
@@ -138,6 +184,9 @@ type App struct {
 	workers   []worker
 	tls       *mtls.Source    // nil without mTLS (tls.go)
 	clientTr  *http.Transport // made by HTTPClient
+	natsConn  *nats.Conn      // made by NATS (bus.go)
+	reg       *natskv.Registry
+	useErr    error // Use after the servers copied the chain
 }
 
 type worker struct {
@@ -190,6 +239,21 @@ func New(ctx context.Context, name string, cfg any, opts Options) (*App, error) 
 		return nil, err
 	}
 	c := bc.base()
+	// Load validated these already, unless the service's own Validate method shadows
+	// theirs: then they run here.
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if nc, ok := cfg.(natsConfig); ok {
+		if err := nc.natsConfig().Validate(); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+	}
+	instance := c.InstanceID
+	if instance == "" {
+		host, _ := os.Hostname()
+		instance = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
 	out := opts.Stdout
 	var logBuf *observe.BufferedWriter
 	if c.LogFlush > 0 {
@@ -215,7 +279,7 @@ func New(ctx context.Context, name string, cfg any, opts Options) (*App, error) 
 		return nil, fmt.Errorf("svckit: metrics: %w", err)
 	}
 	a := &App{
-		name: name, cfg: c, opts: opts, logger: logger, reg: reg, tp: tp, logBuf: logBuf,
+		name: name, instance: instance, cfg: c, userCfg: cfg, opts: opts, logger: logger, preg: reg, tp: tp, logBuf: logBuf,
 		health:    health.New(),
 		grpcSvcs:  make(map[string]*sgrpc.Server),
 		addrs:     make(map[string]net.Addr),
@@ -234,6 +298,14 @@ func New(ctx context.Context, name string, cfg any, opts Options) (*App, error) 
 		resilience.Timeout(c.RequestTimeout),
 		resilience.Recover(logger),
 	}
+	// Calls to other services: the same span, log line and metrics from the caller's side,
+	// bounded by the request timeout. No recovery: a client has no handler to panic.
+	a.client = []endpoint.Middleware{
+		observe.Tracing(tp),
+		observe.AccessLog(logger),
+		metrics.Middleware(),
+		resilience.Timeout(c.RequestTimeout),
+	}
 	settings := loader.Settings()
 	attrs := make([]any, 0, len(settings))
 	for _, s := range settings {
@@ -251,7 +323,7 @@ func (a *App) Name() string { return a.name }
 func (a *App) Logger() *slog.Logger { return a.logger }
 
 // Registry returns the Prometheus registry served on /metrics.
-func (a *App) Registry() *prometheus.Registry { return a.reg }
+func (a *App) Registry() *prometheus.Registry { return a.preg }
 
 // TracerProvider returns the service's tracer provider.
 func (a *App) TracerProvider() *sdktrace.TracerProvider { return a.tp }
@@ -259,11 +331,48 @@ func (a *App) TracerProvider() *sdktrace.TracerProvider { return a.tp }
 // Health returns the service's health checks; add readiness checks for dependencies.
 func (a *App) Health() *health.Health { return a.health }
 
-// Middleware returns the default endpoint middleware chain, for clients the service makes.
-func (a *App) Middleware() []endpoint.Middleware { return a.mws }
+// Instance returns this process's name among the service's replicas: INSTANCE_ID, or the
+// host name and process id.
+func (a *App) Instance() string { return a.instance }
 
-// Use appends middleware to the chain of every endpoint registered after the call.
-func (a *App) Use(mws ...endpoint.Middleware) { a.mws = append(a.mws, mws...) }
+// Middleware returns a copy of the server middleware chain, outermost first: the
+// defaults (tracing, access log, metrics, timeout, recovery) and what [App.Use] added.
+func (a *App) Middleware() []endpoint.Middleware {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]endpoint.Middleware(nil), a.mws...)
+}
+
+// ClientMiddleware returns a copy of the chain for calls to other services: tracing,
+// access log, metrics and the request timeout, seen from the caller. It does not change
+// with [App.Use].
+func (a *App) ClientMiddleware() []endpoint.Middleware {
+	return append([]endpoint.Middleware(nil), a.client...)
+}
+
+// GRPCClientOptions are the options for generated gRPC clients: [App.ClientMiddleware]
+// around every call.
+//
+//	cc, err := app.Dial(ctx, "catalog", cfg.CatalogAddrs)
+//	cat := catalog.NewCatalogClient(catalog.NewCatalogGRPCClient(cc, app.GRPCClientOptions()...))
+func (a *App) GRPCClientOptions() []sgrpc.ClientOption {
+	return []sgrpc.ClientOption{sgrpc.WithClientMiddleware(a.ClientMiddleware()...)}
+}
+
+// Use appends middleware to the server chain, inside the defaults, for every endpoint.
+// Call it before [App.HTTP] and [App.GRPC]: the servers apply the chain as endpoints are
+// registered, so a Use after them would miss endpoints, and Run refuses to start instead.
+func (a *App) Use(mws ...endpoint.Middleware) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.httpSrv != nil || len(a.grpcSvcs) > 0 {
+		if a.useErr == nil {
+			a.useErr = errors.New("svckit: App.Use called after App.HTTP or App.GRPC: call Use first, so that the middleware wraps every endpoint")
+		}
+		return
+	}
+	a.mws = append(a.mws, mws...)
+}
 
 // OnClose registers fn to run at shutdown after the listeners have drained and before
 // traces are flushed: close stores and connections here.
@@ -326,6 +435,15 @@ func (a *App) Addr(ctx context.Context, listener string) (net.Addr, error) {
 
 // Run serves until ctx is canceled or a signal arrives, then shuts down gracefully.
 func (a *App) Run(ctx context.Context) error {
+	a.mu.Lock()
+	useErr := a.useErr
+	a.mu.Unlock()
+	if useErr != nil {
+		return useErr
+	}
+	if err := a.announceFromConfig(ctx); err != nil {
+		return err
+	}
 	ropts := []run.Option{
 		run.WithLogger(a.logger),
 		run.WithShutdownTimeout(a.cfg.ShutdownTimeout),
@@ -414,7 +532,7 @@ func (a *App) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{Handler: health.AdminMux(a.health, observe.MetricsHandler(a.reg)), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: health.AdminMux(a.health, observe.MetricsHandler(a.preg)), ReadHeaderTimeout: 10 * time.Second}
 		r, s := run.HTTPServer(srv, ln)
 		g.Add("admin", r, func(ctx context.Context) error {
 			done := make(chan struct{})
@@ -500,6 +618,20 @@ func (a *App) Run(ctx context.Context) error {
 		defer a.logBuf.Flush()
 	}
 	return g.Run(ctx)
+}
+
+// announceFromConfig announces the service in the natskv registry when ANNOUNCE says so.
+func (a *App) announceFromConfig(ctx context.Context) error {
+	nc, ok := a.userCfg.(natsConfig)
+	if !ok || nc.natsConfig().Announce != "natskv" {
+		return nil
+	}
+	reg, err := a.registry(ctx)
+	if err != nil {
+		return err
+	}
+	a.Announce(reg, nil)
+	return nil
 }
 
 // flushLogs writes out buffered log lines; later lines are written at once.

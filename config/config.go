@@ -328,6 +328,9 @@ func (l *Loader) load(sc *schema, root reflect.Value) error {
 
 	for _, g := range sc.groups {
 		v := root.FieldByIndex(g.index)
+		if !v.Addr().CanInterface() {
+			continue // an unexported embedded type: its Validate is not reachable
+		}
 		vd, ok := v.Addr().Interface().(interface{ Validate() error })
 		if !ok {
 			continue

@@ -651,6 +651,49 @@ func TestEmbeddedValidateIsPromoted(t *testing.T) {
 	}
 }
 
+// RegionConfig and ZoneConfig are exported, as the embedded settings structs of a library
+// are: reflection cannot call the methods of an unexported embedded type.
+type RegionConfig struct{ Region string }
+
+func (c *RegionConfig) Validate() error {
+	if c.Region == "" {
+		return &config.FieldError{Field: "Region", Err: errors.New("must be set")}
+	}
+	return nil
+}
+
+type ZoneConfig struct{ Zone string }
+
+func (c *ZoneConfig) Validate() error {
+	if c.Zone == "" {
+		return &config.FieldError{Field: "Zone", Err: errors.New("must be set")}
+	}
+	return nil
+}
+
+// TestAmbiguousEmbeddedValidateRuns checks that two embedded structs with a Validate each
+// (an ambiguous selector: the parent has none) are both validated, each as its own group.
+func TestAmbiguousEmbeddedValidateRuns(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-region=eu"}, `config: -zone (ZONE) from default: invalid value "": must be set`},
+		{[]string{"-zone=a"}, `config: -region (REGION) from default: invalid value "": must be set`},
+		{[]string{"-zone=a", "-region=eu"}, ""},
+	}
+	for _, tt := range tests {
+		var c struct {
+			RegionConfig
+			ZoneConfig
+		}
+		_, err := load(t, &c, config.WithArgs(tt.args))
+		if got := fmt.Sprint(err); (tt.want == "" && err != nil) || (tt.want != "" && got != tt.want) {
+			t.Errorf("%v: error = %v, want %q", tt.args, err, tt.want)
+		}
+	}
+}
+
 func TestZeroSecretsAreNotMaskedInErrors(t *testing.T) {
 	var c struct {
 		PIN  int `secret:"true"`

@@ -63,6 +63,12 @@ func newSchema(t reflect.Type, envPrefix string) (*schema, error) {
 	return sc, nil
 }
 
+// hasValidate reports whether a pointer to a value of type t has a Validate method.
+func hasValidate(t reflect.Type) bool {
+	_, ok := reflect.PointerTo(t).MethodByName("Validate")
+	return ok
+}
+
 func (sc *schema) walk(t reflect.Type, index []int, namePrefix, pathPrefix, envPrefix string, envs map[string]string) error {
 	for i := range t.NumField() {
 		sf := t.Field(i)
@@ -88,8 +94,11 @@ func (sc *schema) walk(t reflect.Type, index []int, namePrefix, pathPrefix, envP
 			if err := sc.walk(sf.Type, idx, np, path+".", envPrefix, envs); err != nil {
 				return err
 			}
-			if !sf.Anonymous {
-				// An embedded struct's Validate is promoted to its parent, as in Go.
+			// An embedded struct's Validate is promoted to its parent, as in Go, and runs
+			// as the parent's. When two embedded structs have one, the selector is
+			// ambiguous and the parent has none: then each runs as a group of its own,
+			// rather than none of them.
+			if !sf.Anonymous || !hasValidate(t) {
 				sc.groups = append(sc.groups, group{name: strings.TrimSuffix(np, "-"), index: idx, typ: sf.Type})
 			}
 			continue

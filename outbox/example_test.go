@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/svckit/svckit/natsserver"
 	"github.com/svckit/svckit/outbox"
 	"github.com/svckit/svckit/pubsub"
 	"github.com/svckit/svckit/store"
@@ -20,7 +21,9 @@ func Example() {
 	st, _ := store.Open(ctx, "sqlite:"+filepath.Join(dir, "orders.db"))
 	defer st.Close()
 	_, _ = st.DB().ExecContext(ctx, "CREATE TABLE orders (id TEXT PRIMARY KEY, amount INTEGER)")
-	bus, _ := pubsub.Connect(ctx, pubsub.Config{Dir: filepath.Join(dir, "nats"), Source: "orders"})
+	srv, _ := natsserver.Start(ctx, filepath.Join(dir, "nats")) // embedded, as in tests
+	defer srv.Shutdown(ctx)
+	bus, _ := pubsub.Connect(ctx, pubsub.Config{URL: srv.ClientURL(), Source: "orders"})
 	defer bus.Close(ctx)
 
 	ob, err := outbox.New(ctx, st) // creates the outbox tables

@@ -6,8 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"os"
-	"path/filepath"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,17 +19,15 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/svckit/svckit/internal/jsx"
-	"github.com/svckit/svckit/natsserver"
 	"github.com/svckit/svckit/observe"
 )
 
 // Config describes where the bus is and the stream it uses.
 type Config struct {
-	// URL is a comma-separated list of nats:// URLs. Empty starts an embedded server.
+	// URL is a comma-separated list of nats:// URLs; Connect requires it. For tests and
+	// local runs, start an embedded server with package natsserver and pass its
+	// ClientURL: the embedded server is always an explicit choice, never a fallback.
 	URL string
-	// Dir is the embedded server's JetStream directory; default a directory under the
-	// system's temporary directory named for Source.
-	Dir string
 	// Stream is the JetStream stream for the events; default "EVENTS".
 	Stream string
 	// Subjects are the subjects the stream stores; default "events.>".
@@ -74,7 +71,6 @@ type Bus struct {
 	cfg      Config
 	nc       *nats.Conn
 	js       jetstream.JetStream
-	server   *natsserver.Server
 	ownConn  bool
 	logger   *slog.Logger
 	tp       trace.TracerProvider
@@ -117,9 +113,10 @@ func (c *Config) defaults() {
 	}
 }
 
-// Connect connects to the NATS server at cfg.URL, or starts an embedded one in cfg.Dir
-// when the URL is empty, and makes sure the stream and its dead-letter stream exist. The
-// client reconnects forever; Close closes it and stops the embedded server.
+// Connect connects to the NATS servers at cfg.URL and makes sure the stream and its
+// dead-letter stream exist. The client reconnects forever; Close closes it. An empty URL
+// is an error: a service in production must not start a NATS server of its own by
+// accident.
 func Connect(ctx context.Context, cfg Config, opts ...Option) (*Bus, error) {
 	cfg.defaults()
 	b := &Bus{cfg: cfg}
@@ -132,35 +129,16 @@ func Connect(ctx context.Context, cfg Config, opts ...Option) (*Bus, error) {
 		nats.ReconnectWait(100 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
 	}, b.natsOpts...)
-	var nc *nats.Conn
-	var err error
-	if cfg.URL == "" {
-		dir := cfg.Dir
-		if dir == "" {
-			dir = filepath.Join(os.TempDir(), "svckit-nats-"+cfg.Source)
-		}
-		s, err := natsserver.Start(ctx, dir)
-		if err != nil {
-			return nil, fmt.Errorf("pubsub: %w", err)
-		}
-		b.server = s
-		nc, err = s.Connect(nopts...)
-		if err != nil {
-			s.Shutdown(context.WithoutCancel(ctx))
-			return nil, fmt.Errorf("pubsub: %w", err)
-		}
-	} else {
-		nc, err = nats.Connect(cfg.URL, nopts...)
-		if err != nil {
-			return nil, fmt.Errorf("pubsub: connect %s: %w", cfg.URL, err)
-		}
+	if strings.TrimSpace(cfg.URL) == "" {
+		return nil, errors.New("pubsub: no NATS server URL (NATS_URL); for tests and local runs start one with package natsserver")
+	}
+	nc, err := nats.Connect(cfg.URL, nopts...)
+	if err != nil {
+		return nil, fmt.Errorf("pubsub: connect %s: %w", redactURL(cfg.URL), err)
 	}
 	bus, err := newBus(ctx, nc, b)
 	if err != nil {
 		nc.Close()
-		if b.server != nil {
-			b.server.Shutdown(context.WithoutCancel(ctx))
-		}
 		return nil, err
 	}
 	bus.ownConn = true
@@ -217,9 +195,6 @@ func (b *Bus) Conn() *nats.Conn { return b.nc }
 // JetStream returns the JetStream client.
 func (b *Bus) JetStream() jetstream.JetStream { return b.js }
 
-// Server returns the embedded server, or nil when the bus connected to a URL.
-func (b *Bus) Server() *natsserver.Server { return b.server }
-
 // Config returns the configuration with defaults filled in.
 func (b *Bus) Config() Config { return b.cfg }
 
@@ -239,8 +214,7 @@ func (b *Bus) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the subscriptions, flushes and closes the connection if Connect made it,
-// and stops the embedded server.
+// Close stops the subscriptions, and flushes and closes the connection if Connect made it.
 func (b *Bus) Close(ctx context.Context) error {
 	b.mu.Lock()
 	subs := make([]*subscription, 0, len(b.subs))
@@ -255,9 +229,6 @@ func (b *Bus) Close(ctx context.Context) error {
 	if b.ownConn {
 		errs = append(errs, b.nc.FlushTimeout(5*time.Second))
 		b.nc.Close()
-	}
-	if b.server != nil {
-		errs = append(errs, b.server.Shutdown(ctx))
 	}
 	return errors.Join(errs...)
 }
@@ -380,4 +351,17 @@ func (b *Bus) inject(ctx context.Context, m *Message, nm *nats.Msg) {
 		return
 	}
 	b.prop.Inject(ctx, natsCarrier(nm.Header))
+}
+
+// redactURL hides the passwords and tokens of NATS URLs (nats://user:pass@host) in
+// error messages.
+func redactURL(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			u.User = url.User("redacted")
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
 }

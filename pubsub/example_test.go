@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/svckit/svckit/natsserver"
 	"github.com/svckit/svckit/pubsub"
 )
 
@@ -15,9 +16,14 @@ func Example() {
 	dir, _ := os.MkdirTemp("", "bus")
 	defer os.RemoveAll(dir)
 
-	// No URL: an embedded NATS server with JetStream in dir. With URL: "nats://…" the
-	// same code uses a real server or cluster.
-	bus, err := pubsub.Connect(ctx, pubsub.Config{Dir: dir, Source: "orders"})
+	// An embedded NATS server with JetStream in dir, as tests and `svckit dev` start it.
+	// In production URL is the cluster's "nats://…" address; the code is the same.
+	srv, err := natsserver.Start(ctx, dir)
+	if err != nil {
+		panic(err)
+	}
+	defer srv.Shutdown(ctx)
+	bus, err := pubsub.Connect(ctx, pubsub.Config{URL: srv.ClientURL(), Source: "orders"})
 	if err != nil {
 		panic(err)
 	}

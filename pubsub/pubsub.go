@@ -2,9 +2,10 @@
 // svckit services.
 //
 // [Publisher] and [Subscriber] are small interfaces in the style of Watermill; [Bus] is the
-// JetStream implementation and [Connect] builds one: with no URL it starts a NATS server
-// inside the process (package natsserver) with JetStream on local disk, with nats://… it
-// connects to a real server or cluster. The same code runs against both.
+// JetStream implementation and [Connect] builds one on the NATS servers at a URL: a real
+// server or cluster, or, in tests and under `svckit dev`, a server embedded in the process
+// by package natsserver. The same code runs against both; the embedded server is started
+// explicitly, never as a fallback for a missing URL.
 //
 // Every message is a CloudEvents 1.0 event in binary content mode: the attributes travel
 // as NATS headers (ce-id, ce-source, ce-type, ce-specversion, ce-time, content-type) and

@@ -4,9 +4,6 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-
-	"github.com/jackc/pgx/v5/pgconn"
-	"modernc.org/sqlite"
 )
 
 // Dialect names a SQL database engine and knows its differences. SQL that both engines
@@ -97,17 +94,16 @@ const (
 // transaction again may succeed: SQLITE_BUSY or SQLITE_LOCKED, or a PostgreSQL
 // serialization failure or deadlock.
 func (d Dialect) IsRetryable(err error) bool {
-	if err == nil {
-		return false
-	}
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		c := se.Code() & 0xff
-		return c == sqliteBusy || c == sqliteLocked
-	}
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code == pgSerialization || pe.Code == pgDeadlock
+	switch d {
+	case SQLite:
+		if c, ok := sqliteCode(err); ok {
+			c &= 0xff
+			return c == sqliteBusy || c == sqliteLocked
+		}
+	case Postgres:
+		if c, ok := sqlState(err); ok {
+			return c == pgSerialization || c == pgDeadlock
+		}
 	}
 	return false
 }
@@ -115,13 +111,43 @@ func (d Dialect) IsRetryable(err error) bool {
 // IsUniqueViolation reports whether err says a row with the same unique key or primary
 // key exists already.
 func (d Dialect) IsUniqueViolation(err error) bool {
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		return se.Code() == sqliteUnique || se.Code() == sqlitePrimaryKey
-	}
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code == pgUniqueViolated
+	switch d {
+	case SQLite:
+		if c, ok := sqliteCode(err); ok {
+			return c == sqliteUnique || c == sqlitePrimaryKey
+		}
+	case Postgres:
+		if c, ok := sqlState(err); ok {
+			return c == pgUniqueViolated
+		}
 	}
 	return false
+}
+
+// sqliteCode returns the extended result code of a SQLite error in err's chain. The
+// store reads it through the method modernc.org/sqlite's *Error has, so that this
+// package links no driver: the drivers come with packages store/sqlite and
+// store/postgres.
+func sqliteCode(err error) (int, bool) {
+	var e interface {
+		error
+		Code() int
+	}
+	if errors.As(err, &e) {
+		return e.Code(), true
+	}
+	return 0, false
+}
+
+// sqlState returns the SQLSTATE of a PostgreSQL error in err's chain, read through the
+// method pgx's *pgconn.PgError has.
+func sqlState(err error) (string, bool) {
+	var e interface {
+		error
+		SQLState() string
+	}
+	if errors.As(err, &e) {
+		return e.SQLState(), true
+	}
+	return "", false
 }

@@ -27,12 +27,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
-
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
-	_ "modernc.org/sqlite"             // registers the "sqlite" driver
 )
 
 // Option configures Open.
@@ -85,6 +83,9 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	s := &Store{dsn: dsn, retries: o.retries, current: make(map[*sql.Tx]*txReq), closed: make(chan struct{})}
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		if err := needDriver("pgx", "postgres"); err != nil {
+			return nil, err
+		}
 		db, err := sql.Open("pgx", dsn)
 		if err != nil {
 			return nil, fmt.Errorf("store: open postgres: %w", err)
@@ -97,6 +98,9 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite://"), "sqlite:")
 		if path == "" {
 			return nil, errors.New("store: empty SQLite path")
+		}
+		if err := needDriver("sqlite", "sqlite"); err != nil {
+			return nil, err
 		}
 		if path != ":memory:" {
 			if dir := filepath.Dir(path); dir != "" {
@@ -118,6 +122,16 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// needDriver reports a missing database/sql driver as the import that adds it. Package
+// store links no driver itself, so a service without a store, or with only one engine,
+// does not carry the others.
+func needDriver(driver, pkg string) error {
+	if slices.Contains(sql.Drivers(), driver) {
+		return nil
+	}
+	return fmt.Errorf("store: no %s driver in this program: import _ \"github.com/svckit/svckit/store/%s\" in its main package", pkg, pkg)
 }
 
 func openSQLite(path string, o options) (write, read *sql.DB, err error) {

@@ -16,7 +16,6 @@ import (
 	"github.com/svckit/svckit"
 	"github.com/svckit/svckit/examples/shop/catalog"
 	"github.com/svckit/svckit/examples/shop/catalog/pb"
-	"github.com/svckit/svckit/examples/shop/internal/shopkit"
 	"github.com/svckit/svckit/mtls"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 )
@@ -28,7 +27,7 @@ import (
 //   - svckit: catalog is a svckit.App (its default chain: a span sampled at 100% into the
 //     batch processor, the JSON access log, RED metrics, the request timeout and panic
 //     recovery) serving the generated gRPC transport; the caller is the generated client
-//     over shopkit.Dial with shopkit.ClientOptions — the same chain around the call — as
+//     over App.Dial with App.GRPCClientOptions — the same chain around the call — as
 //     the gateway calls catalog under `svckit dev`.
 //   - grpc-go: a grpc-go server with a hand-written service descriptor and ClientConn.Invoke,
 //     the same protobuf messages, no interceptors.
@@ -211,12 +210,13 @@ func svckitCatalogCall(b *testing.B, pki *hopPKI) getProduct {
 
 	gw := hopApp(b, "gateway", pki)
 	b.Cleanup(func() { _ = gw.TracerProvider().Shutdown(context.Background()) })
-	cc, err := shopkit.Dial(gw, "catalog", addr.String())
+	cc, err := gw.Dial(context.Background(), "catalog", addr.String())
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = cc.Close() })
-	cat := catalog.NewCatalogClient(catalog.NewCatalogGRPCClient(cc, shopkit.ClientOptions(gw)...))
+	// gw never runs, so its shutdown would not close the connection.
+	b.Cleanup(func() { _ = cc.(io.Closer).Close() })
+	cat := catalog.NewCatalogClient(catalog.NewCatalogGRPCClient(cc, gw.GRPCClientOptions()...))
 	return func(ctx context.Context) error {
 		p, err := cat.GetProduct(ctx, "sku-kettle")
 		if err != nil {

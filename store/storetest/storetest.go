@@ -6,6 +6,8 @@ package storetest
 import (
 	"context"
 	"fmt"
+	_ "github.com/svckit/svckit/store/postgres" // storetest opens PostgreSQL DSNs
+	_ "github.com/svckit/svckit/store/sqlite"   // and SQLite files
 	"os"
 	"strings"
 	"testing"

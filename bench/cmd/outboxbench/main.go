@@ -24,6 +24,7 @@ import (
 	"database/sql"
 	"flag"
 	"fmt"
+	_ "github.com/svckit/svckit/store/sqlite" // the benchmark's store
 	"log"
 	"os"
 	"path/filepath"

@@ -6,30 +6,31 @@ import (
 
 	"github.com/svckit/svckit"
 	"github.com/svckit/svckit/examples/shop/catalog"
-	"github.com/svckit/svckit/examples/shop/internal/shopkit"
+	"github.com/svckit/svckit/pubsub"
+	_ "github.com/svckit/svckit/store/postgres" // STORE_DSN=postgres://… in production
+	_ "github.com/svckit/svckit/store/sqlite"   // STORE_DSN=sqlite:… under svckit dev
 )
 
 type config struct {
-	shopkit.Config
+	svckit.Config
+	svckit.StoreConfig
+	svckit.NATSConfig
 	LowStock int64 `flag:"low-stock" default:"5" help:"stock level below which a reservation publishes StockLow"`
 }
 
 func main() {
 	cfg := &config{}
 	svckit.Main("catalog", cfg, func(ctx context.Context, app *svckit.App) error {
-		st, err := shopkit.Store(ctx, app, cfg.StoreDSN, catalog.Migrations)
+		st, err := app.Store(ctx, catalog.Migrations)
 		if err != nil {
 			return err
 		}
-		bus, err := shopkit.Bus(ctx, app, cfg.Network)
+		bus, err := app.Bus(ctx, pubsub.Config{Stream: "SHOP", Subjects: []string{"shop.>"}})
 		if err != nil {
 			return err
 		}
-		ob, err := shopkit.Outbox(ctx, app, st, bus, cfg.Instance)
+		ob, err := app.Outbox(ctx, st, bus)
 		if err != nil {
-			return err
-		}
-		if _, err := shopkit.NewPeers(ctx, app, cfg.Network); err != nil {
 			return err
 		}
 		return catalog.ServeCatalog(app, catalog.New(st, ob, cfg.LowStock))

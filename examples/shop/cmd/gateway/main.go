@@ -11,41 +11,35 @@ import (
 	"github.com/svckit/svckit/auth"
 	"github.com/svckit/svckit/examples/shop/catalog"
 	"github.com/svckit/svckit/examples/shop/gateway"
-	"github.com/svckit/svckit/examples/shop/internal/shopkit"
 	"github.com/svckit/svckit/examples/shop/orders"
 	"github.com/svckit/svckit/resilience"
 )
 
 type config struct {
 	svckit.Config
-	shopkit.Network
-	OrdersAddrs  string  `flag:"orders-addrs" env:"ORDERS_GRPC_ADDRS" required:"true" help:"orders gRPC addresses, comma-separated, or natskv: or dns:///… (see shopkit.Peers)"`
-	CatalogAddrs string  `flag:"catalog-addrs" env:"CATALOG_GRPC_ADDRS" required:"true" help:"catalog gRPC addresses, comma-separated, or natskv: or dns:///… (see shopkit.Peers)"`
-	JWKSURL      string  `flag:"jwks-url" env:"JWKS_URL" required:"true" help:"where the token signing keys are published (JWKS)"`
-	Issuer       string  `flag:"jwt-issuer" env:"JWT_ISSUER" default:"svckit-dev" help:"required token issuer"`
-	Audience     string  `flag:"jwt-audience" env:"JWT_AUDIENCE" default:"shop" help:"required token audience"`
-	RatePerCall  float64 `flag:"rate" default:"200" help:"calls per second allowed per caller"`
-	MaxInFlight  int     `flag:"max-in-flight" default:"512" help:"requests served at once before shedding load with 503"`
+	svckit.NATSConfig         // the natskv registry, when a peer's target is natskv:
+	OrdersAddrs       string  `flag:"orders-addrs" env:"ORDERS_GRPC_ADDRS" required:"true" help:"orders gRPC addresses, comma-separated, or natskv: or dns:///… (see svckit App.Dial)"`
+	CatalogAddrs      string  `flag:"catalog-addrs" env:"CATALOG_GRPC_ADDRS" required:"true" help:"catalog gRPC addresses, comma-separated, or natskv: or dns:///… (see svckit App.Dial)"`
+	JWKSURL           string  `flag:"jwks-url" env:"JWKS_URL" required:"true" help:"where the token signing keys are published (JWKS)"`
+	Issuer            string  `flag:"jwt-issuer" env:"JWT_ISSUER" default:"svckit-dev" help:"required token issuer"`
+	Audience          string  `flag:"jwt-audience" env:"JWT_AUDIENCE" default:"shop" help:"required token audience"`
+	RatePerCall       float64 `flag:"rate" default:"200" help:"calls per second allowed per caller"`
+	MaxInFlight       int     `flag:"max-in-flight" default:"512" help:"requests served at once before shedding load with 503"`
 }
 
 func main() {
 	cfg := &config{}
 	svckit.Main("gateway", cfg, func(ctx context.Context, app *svckit.App) error {
-		peers, err := shopkit.NewPeers(ctx, app, cfg.Network)
+		ordCC, err := app.Dial(ctx, "orders", cfg.OrdersAddrs)
 		if err != nil {
 			return err
 		}
-		ordCC, err := peers.Dial(ctx, "orders", cfg.OrdersAddrs)
+		catCC, err := app.Dial(ctx, "catalog", cfg.CatalogAddrs)
 		if err != nil {
 			return err
 		}
-		catCC, err := peers.Dial(ctx, "catalog", cfg.CatalogAddrs)
-		if err != nil {
-			return err
-		}
-		// Clients first: the server-side middleware added below is not for them.
-		ord := orders.NewOrdersClient(orders.NewOrdersGRPCClient(ordCC, shopkit.ClientOptions(app)...))
-		cat := catalog.NewCatalogClient(catalog.NewCatalogGRPCClient(catCC, shopkit.ClientOptions(app)...))
+		ord := orders.NewOrdersClient(orders.NewOrdersGRPCClient(ordCC, app.GRPCClientOptions()...))
+		cat := catalog.NewCatalogClient(catalog.NewCatalogGRPCClient(catCC, app.GRPCClientOptions()...))
 		v, err := auth.NewValidator(auth.WithJWKS(cfg.JWKSURL), auth.WithIssuer(cfg.Issuer), auth.WithAudience(cfg.Audience),
 			auth.WithLeeway(5*time.Second))
 		if err != nil {

@@ -8,29 +8,29 @@ import (
 	"time"
 
 	"github.com/svckit/svckit"
-	"github.com/svckit/svckit/examples/shop/internal/shopkit"
 	"github.com/svckit/svckit/examples/shop/notifications"
 	"github.com/svckit/svckit/pubsub"
 	"github.com/svckit/svckit/schedule"
+	_ "github.com/svckit/svckit/store/postgres" // STORE_DSN=postgres://… in production
+	_ "github.com/svckit/svckit/store/sqlite"   // STORE_DSN=sqlite:… under svckit dev
 )
 
 type config struct {
-	shopkit.Config
+	svckit.Config
+	svckit.StoreConfig
+	svckit.NATSConfig
 	Digest string `flag:"digest" default:"*/30 * * * * *" help:"cron schedule of the digest (with seconds)"`
 }
 
 func main() {
 	cfg := &config{}
 	svckit.Main("notifications", cfg, func(ctx context.Context, app *svckit.App) error {
-		st, err := shopkit.Store(ctx, app, cfg.StoreDSN, notifications.Migrations)
+		st, err := app.Store(ctx, notifications.Migrations)
 		if err != nil {
 			return err
 		}
-		bus, err := shopkit.Bus(ctx, app, cfg.Network)
+		bus, err := app.Bus(ctx, pubsub.Config{Stream: "SHOP", Subjects: []string{"shop.>"}})
 		if err != nil {
-			return err
-		}
-		if _, err := shopkit.NewPeers(ctx, app, cfg.Network); err != nil {
 			return err
 		}
 		svc := notifications.New(st)
@@ -54,7 +54,7 @@ func main() {
 		}
 		// Every replica runs the scheduler; each tick is claimed in the store by one of them
 		// (the holder recorded is the instance), and a failed run is logged.
-		sched := schedule.New(claims, schedule.WithHolder(cfg.Instance), schedule.WithLogger(app.Logger()))
+		sched := schedule.New(claims, schedule.WithHolder(app.Instance()), schedule.WithLogger(app.Logger()))
 		if err := sched.Add("digest", cfg.Digest, func(ctx context.Context) error {
 			tick, ok := schedule.TickFrom(ctx)
 			if !ok {
@@ -63,7 +63,7 @@ func main() {
 			n, err := svc.Digest(ctx, tick)
 			if err == nil {
 				app.Logger().InfoContext(ctx, "digest", slog.Int64("tick", tick.Unix()), slog.Int64("notifications", n),
-					slog.String("instance", cfg.Instance))
+					slog.String("instance", app.Instance()))
 			}
 			return err
 		}); err != nil {

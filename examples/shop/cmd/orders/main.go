@@ -7,48 +7,48 @@ import (
 
 	"github.com/svckit/svckit"
 	"github.com/svckit/svckit/examples/shop/catalog"
-	"github.com/svckit/svckit/examples/shop/internal/shopkit"
 	"github.com/svckit/svckit/examples/shop/orders"
 	"github.com/svckit/svckit/examples/shop/payments"
+	"github.com/svckit/svckit/pubsub"
 	"github.com/svckit/svckit/saga"
+	_ "github.com/svckit/svckit/store/postgres" // STORE_DSN=postgres://… in production
+	_ "github.com/svckit/svckit/store/sqlite"   // STORE_DSN=sqlite:… under svckit dev
 )
 
 type config struct {
-	shopkit.Config
-	CatalogAddrs  string `flag:"catalog-addrs" env:"CATALOG_GRPC_ADDRS" required:"true" help:"catalog gRPC addresses, comma-separated, or natskv: or dns:///… (see shopkit.Peers)"`
-	PaymentsAddrs string `flag:"payments-addrs" env:"PAYMENTS_GRPC_ADDRS" required:"true" help:"payments gRPC addresses, comma-separated, or natskv: or dns:///… (see shopkit.Peers)"`
+	svckit.Config
+	svckit.StoreConfig
+	svckit.NATSConfig
+	CatalogAddrs  string `flag:"catalog-addrs" env:"CATALOG_GRPC_ADDRS" required:"true" help:"catalog gRPC addresses, comma-separated, or natskv: or dns:///… (see svckit App.Dial)"`
+	PaymentsAddrs string `flag:"payments-addrs" env:"PAYMENTS_GRPC_ADDRS" required:"true" help:"payments gRPC addresses, comma-separated, or natskv: or dns:///… (see svckit App.Dial)"`
 }
 
 func main() {
 	cfg := &config{}
 	svckit.Main("orders", cfg, func(ctx context.Context, app *svckit.App) error {
-		st, err := shopkit.Store(ctx, app, cfg.StoreDSN, orders.Migrations)
+		st, err := app.Store(ctx, orders.Migrations)
 		if err != nil {
 			return err
 		}
-		bus, err := shopkit.Bus(ctx, app, cfg.Network)
+		bus, err := app.Bus(ctx, pubsub.Config{Stream: "SHOP", Subjects: []string{"shop.>"}})
 		if err != nil {
 			return err
 		}
-		ob, err := shopkit.Outbox(ctx, app, st, bus, cfg.Instance)
+		ob, err := app.Outbox(ctx, st, bus)
 		if err != nil {
 			return err
 		}
-		peers, err := shopkit.NewPeers(ctx, app, cfg.Network)
+		catCC, err := app.Dial(ctx, "catalog", cfg.CatalogAddrs)
 		if err != nil {
 			return err
 		}
-		catCC, err := peers.Dial(ctx, "catalog", cfg.CatalogAddrs)
+		payCC, err := app.Dial(ctx, "payments", cfg.PaymentsAddrs)
 		if err != nil {
 			return err
 		}
-		payCC, err := peers.Dial(ctx, "payments", cfg.PaymentsAddrs)
-		if err != nil {
-			return err
-		}
-		cat := catalog.NewCatalogClient(catalog.NewCatalogGRPCClient(catCC, shopkit.ClientOptions(app)...))
-		pay := payments.NewPaymentsClient(payments.NewPaymentsGRPCClient(payCC, shopkit.ClientOptions(app)...))
-		sagas, err := saga.New(ctx, st, saga.WithOwner(app.Name()+"/"+cfg.Instance, 0), saga.WithLogger(app.Logger()),
+		cat := catalog.NewCatalogClient(catalog.NewCatalogGRPCClient(catCC, app.GRPCClientOptions()...))
+		pay := payments.NewPaymentsClient(payments.NewPaymentsGRPCClient(payCC, app.GRPCClientOptions()...))
+		sagas, err := saga.New(ctx, st, saga.WithOwner(app.Name()+"/"+app.Instance(), 0), saga.WithLogger(app.Logger()),
 			// A replica that dies for good leaves sagas behind: the others take them over
 			// once its 30 s claim lapses.
 			saga.WithResumeInterval(10*time.Second))

@@ -5,12 +5,15 @@ import (
 	"context"
 
 	"github.com/svckit/svckit"
-	"github.com/svckit/svckit/examples/shop/internal/shopkit"
 	"github.com/svckit/svckit/examples/shop/payments"
+	_ "github.com/svckit/svckit/store/postgres" // STORE_DSN=postgres://… in production
+	_ "github.com/svckit/svckit/store/sqlite"   // STORE_DSN=sqlite:… under svckit dev
 )
 
 type config struct {
-	shopkit.Config
+	svckit.Config
+	svckit.StoreConfig
+	svckit.NATSConfig        // for ANNOUNCE=natskv: payments publishes no events
 	DeclineAboveCents int64  `flag:"decline-above-cents" default:"100000" help:"decline charges above this amount (0: no limit)"`
 	DeclinePrefix     string `flag:"decline-prefix" default:"decline" help:"decline customers whose name starts with this (empty: none)"`
 }
@@ -18,11 +21,8 @@ type config struct {
 func main() {
 	cfg := &config{}
 	svckit.Main("payments", cfg, func(ctx context.Context, app *svckit.App) error {
-		st, err := shopkit.Store(ctx, app, cfg.StoreDSN, payments.Migrations)
+		st, err := app.Store(ctx, payments.Migrations)
 		if err != nil {
-			return err
-		}
-		if _, err := shopkit.NewPeers(ctx, app, cfg.Network); err != nil {
 			return err
 		}
 		rule := payments.DeclineRule{AboveCents: cfg.DeclineAboveCents, CustomerPrefix: cfg.DeclinePrefix}

@@ -1,0 +1,180 @@
+package svckit
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	grpcgo "google.golang.org/grpc"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
+
+	"github.com/svckit/svckit/balancer"
+	"github.com/svckit/svckit/discovery"
+	"github.com/svckit/svckit/discovery/dns"
+	"github.com/svckit/svckit/svcerr"
+	sgrpc "github.com/svckit/svckit/transport/grpc"
+)
+
+// Dial returns a connection to the replicas of the service peer, found through target,
+// and closes it at shutdown. Calls through it carry mTLS when the service has it (see
+// [App.DialCredentials]); wrap it in the peer's generated client with
+// [App.GRPCClientOptions] for the client middleware. target is, as a setting such as
+// CATALOG_GRPC_ADDRS holds it:
+//
+//	host:port,host:port            a fixed list, as `svckit dev` gives it; gRPC balances
+//	                               the calls round-robin over one connection per address
+//	natskv:                        the NATS KV registry on NATS_URL, under the peer's name
+//	natskv:///NAME                 the same, under another service name
+//	dns:///HOST:PORT               A/AAAA records of HOST, each address an instance on PORT
+//	dns:///_grpc._tcp.NAME         SRV records of the name (a Kubernetes headless service)
+//	dns://SERVER:PORT/…            the same, asking the DNS server at SERVER:PORT instead
+//	                               of the system's resolver
+//
+// Instances found in a registry or in DNS are balanced by package balancer (power of two
+// choices on in-flight calls and latency, outlier ejection) over one gRPC connection per
+// instance, and follow the registry as instances come and go.
+func (a *App) Dial(ctx context.Context, peer, target string) (grpcgo.ClientConnInterface, error) {
+	target = strings.TrimSpace(target)
+	var (
+		w       discovery.Watcher
+		service = peer
+	)
+	switch {
+	case target == "":
+		return nil, fmt.Errorf("svckit: peer %s: no target: set %s_GRPC_ADDRS to host:port,…, natskv: or dns:///…", peer, envName(peer))
+	case strings.HasPrefix(target, "natskv:"):
+		if name := strings.TrimPrefix(strings.TrimPrefix(target, "natskv:"), "///"); name != "" {
+			service = name
+		}
+		reg, err := a.registry(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("svckit: peer %s: %w", peer, err)
+		}
+		w = reg
+	case strings.HasPrefix(target, "dns:"):
+		u, err := url.Parse(target)
+		if err != nil {
+			return nil, fmt.Errorf("svckit: peer %s: target %q: %w", peer, target, err)
+		}
+		name := strings.TrimPrefix(u.Path, "/")
+		if name == "" {
+			return nil, fmt.Errorf("svckit: peer %s: target %q names no host:port or SRV name", peer, target)
+		}
+		opts := []dns.Option{dns.WithName(func(string) string { return name }), dns.WithLogger(a.logger)}
+		if u.Host != "" {
+			opts = append(opts, dns.WithResolver(resolverAt(u.Host)))
+		}
+		w = dns.New(opts...)
+	case strings.Contains(target, "://"):
+		return nil, fmt.Errorf("svckit: peer %s: target %q: want host:port,…, natskv: or dns:///…", peer, target)
+	default:
+		return a.dialList(peer, target)
+	}
+	watchCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	ch, err := w.Watch(watchCtx, service)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("svckit: peer %s: %w", peer, err)
+	}
+	b := balancer.New(service)
+	go b.Follow(ch)
+	pool := balancer.NewConnPool(b, balancer.WithDial(func(addr string) (*grpcgo.ClientConn, error) {
+		return grpcgo.NewClient(addr, a.DialCredentials(peer))
+	}))
+	a.OnClose("grpc-"+peer, func(context.Context) error {
+		cancel()
+		return pool.Close()
+	})
+	return &balancedConn{b: b, pool: pool}, nil
+}
+
+// dialList dials a fixed, comma-separated list of addresses, balanced round-robin by gRPC.
+func (a *App) dialList(peer, addrs string) (*grpcgo.ClientConn, error) {
+	var list []resolver.Address
+	for _, s := range strings.Split(addrs, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			return nil, fmt.Errorf("svckit: peer %s: address %q: %w", peer, s, err)
+		}
+		list = append(list, resolver.Address{Addr: s})
+	}
+	if len(list) == 0 {
+		return nil, fmt.Errorf("svckit: peer %s: no address: set %s_GRPC_ADDRS", peer, envName(peer))
+	}
+	r := manual.NewBuilderWithScheme("svckit-" + strings.ToLower(envName(peer)))
+	r.InitialState(resolver.State{Addresses: list})
+	cc, err := grpcgo.NewClient(r.Scheme()+":///"+peer,
+		grpcgo.WithResolvers(r),
+		a.DialCredentials(peer),
+		grpcgo.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`))
+	if err != nil {
+		return nil, fmt.Errorf("svckit: peer %s: %w", peer, err)
+	}
+	a.OnClose("grpc-"+peer, func(context.Context) error { return cc.Close() })
+	return cc, nil
+}
+
+// envName is the upper-snake form of a service name, as in CATALOG_GRPC_ADDRS.
+func envName(service string) string {
+	return strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(service))
+}
+
+// resolverAt returns a resolver that asks the DNS server at addr.
+func resolverAt(addr string) *net.Resolver {
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}
+}
+
+// balancedConn is a gRPC connection to a service whose every call goes to the instance
+// that its balancer picks, over that instance's connection from the pool.
+type balancedConn struct {
+	b    *balancer.Balancer
+	pool *balancer.ConnPool
+}
+
+var _ grpcgo.ClientConnInterface = (*balancedConn)(nil)
+
+// Invoke makes a unary call on the instance the balancer picks and reports the outcome.
+func (c *balancedConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpcgo.CallOption) error {
+	cc, done, err := c.pick(ctx)
+	if err != nil {
+		return err
+	}
+	err = cc.Invoke(ctx, method, args, reply, opts...)
+	done(sgrpc.FromStatus(err))
+	return err
+}
+
+// NewStream opens a stream on the instance the balancer picks; the balancer learns only
+// whether the stream could be opened.
+func (c *balancedConn) NewStream(ctx context.Context, desc *grpcgo.StreamDesc, method string, opts ...grpcgo.CallOption) (grpcgo.ClientStream, error) {
+	cc, done, err := c.pick(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s, err := cc.NewStream(ctx, desc, method, opts...)
+	done(sgrpc.FromStatus(err))
+	return s, err
+}
+
+func (c *balancedConn) pick(ctx context.Context) (*grpcgo.ClientConn, func(error), error) {
+	inst, done, err := c.b.Pick(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	cc, err := c.pool.Get(inst.Addr)
+	if err != nil {
+		err = svcerr.Wrap(svcerr.Unavailable, "no connection to "+inst.Addr, err)
+		done(err)
+		return nil, nil, err
+	}
+	return cc, done, nil
+}
