@@ -31,7 +31,7 @@ const (
 	MetricsPath   = "/metrics"
 )
 
-// The settings of svckit.Config and shopkit-style services that the renderer fills in.
+// The settings of svckit.Config, StoreConfig and NATSConfig that the renderer fills in.
 const (
 	envHTTPAddr        = "HTTP_ADDR"
 	envGRPCAddr        = "GRPC_ADDR"

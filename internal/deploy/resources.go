@@ -93,7 +93,7 @@ func sharedEnv(sys *System, p profile, o Options) omap {
 }
 
 // peerAddr is a peer's gRPC address: its headless Service, whose DNS name lists one
-// address per ready pod. Services whose setting accepts dns:/// targets (shopkit.Peers)
+// address per ready pod. Services whose setting accepts dns:/// targets (svckit App.Dial)
 // get one, so they balance over every pod; others get host:port, which resolves to one
 // pod per connection.
 func peerAddr(sys *System, peer string, port int) string {
