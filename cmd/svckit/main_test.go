@@ -2,9 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -18,22 +23,93 @@ func moduleRoot(t *testing.T) string {
 	return root
 }
 
-// offline makes the go command and go/packages resolve modules from the local cache only.
-func offline(t *testing.T) {
+// modMod lets the go command and go/packages add the requirements a test module lacks to
+// its go.mod as they go (-mod=mod), downloading what the module cache lacks through the
+// usual GOPROXY, and keeps a workspace around the checkout out of the test's modules.
+func modMod(t *testing.T) {
 	t.Setenv("GOFLAGS", "-mod=mod -buildvcs=false")
-	t.Setenv("GOPROXY", "off")
 	t.Setenv("GOWORK", "off")
 }
 
-func goTest(t *testing.T, dir string) {
+// defaultEnv is the environment without the go command settings a developer or CI may
+// have set (GOFLAGS, GOPROXY, a workspace, …): what a user who just installed Go has. The
+// module and build caches stay, so that the test uses the machine's.
+func defaultEnv() []string {
+	drop := map[string]bool{"GOFLAGS": true, "GOPROXY": true, "GONOPROXY": true, "GOPRIVATE": true,
+		"GONOSUMDB": true, "GONOSUMCHECK": true, "GOSUMDB": true, "GOWORK": true, "GOINSECURE": true}
+	var env []string
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); !drop[k] {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// goIn runs the go command in dir with env and fails the test, with the output, if it fails.
+func goIn(t *testing.T, dir string, env []string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("go", "test", "-count=1", "./...")
+	cmd := exec.Command("go", args...)
 	cmd.Dir = dir
+	cmd.Env = env
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("go test ./... in %s: %v\n%s", dir, err, out)
+		t.Fatalf("go %s in %s: %v\n%s", strings.Join(args, " "), dir, err, out)
 	}
-	t.Logf("%s", out)
+	return string(out)
+}
+
+// buildSvckit builds this command into a temporary directory, as go build or go install
+// in a checkout does, and returns the binary's path.
+func buildSvckit(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "svckit")
+	goIn(t, ".", defaultEnv(), "build", "-o", bin, ".")
+	return bin
+}
+
+// readTree returns every file under dir (relative, slash-separated) with its contents, and
+// every directory with "/" as its contents.
+func readTree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	tree := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() {
+			tree[rel] = "/"
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		tree[rel] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tree
+}
+
+// diffTrees lists the paths that differ between two readTree results.
+func diffTrees(before, after map[string]string) []string {
+	var diff []string
+	for p, b := range before {
+		if a, ok := after[p]; !ok {
+			diff = append(diff, p+" removed")
+		} else if a != b {
+			diff = append(diff, p+" changed")
+		}
+	}
+	for p := range after {
+		if _, ok := before[p]; !ok {
+			diff = append(diff, p+" added")
+		}
+	}
+	sort.Strings(diff)
+	return diff
 }
 
 func TestUsage(t *testing.T) {
@@ -47,58 +123,74 @@ func TestUsage(t *testing.T) {
 	}
 }
 
-// TestNewInNewModule is `svckit new demo && cd demo && go test ./...` outside any module.
-func TestNewInNewModule(t *testing.T) {
+// TestNewOutsideModule is the quick start of a user who built svckit from a checkout:
+// `svckit new -module example.com/inventory inventory`, outside any module and with the
+// go command's default settings, then go generate, go vet and go test in the new module,
+// which must all pass at once and change nothing; then the service's command runs.
+func TestNewOutsideModule(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("builds and tests a new service")
 	}
-	offline(t)
-	root := moduleRoot(t)
+	bin := buildSvckit(t)
+	env := defaultEnv()
 	dir := t.TempDir()
-	t.Chdir(dir)
-	var out, errb bytes.Buffer
-	if code := run([]string{"new", "-svckit", root, "demo"}, &out, &errb); code != 0 {
-		t.Fatalf("svckit new: code %d\n%s%s", code, out.String(), errb.String())
+	cmd := exec.Command(bin, "new", "-module", "example.com/inventory", "inventory")
+	cmd.Dir, cmd.Env = dir, env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("svckit new: %v\n%s", err, out)
 	}
-	for _, f := range []string{"go.mod", "service.go", "impl.go", "service_test.go", "cmd/demo/main.go", "Dockerfile",
-		"service_gen.go", "pbconv_gen.go", "pb/demo.proto", "pb/demo_pb_gen.go", "demo.openapi.json"} {
-		if _, err := os.Stat(filepath.Join(dir, "demo", f)); err != nil {
+	for _, want := range []string{"module example.com/inventory", "=> " + moduleRoot(t), "cd inventory", "go test ./..."} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("svckit new printed %q, without %q", out, want)
+		}
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("beside the service: %v; want only inventory", ents)
+	}
+	svc := filepath.Join(dir, "inventory")
+	for _, f := range []string{"go.mod", "go.sum", "service.go", "impl.go", "service_test.go", "cmd/inventory/main.go", "Dockerfile",
+		"service_gen.go", "pbconv_gen.go", "pb/inventory.proto", "pb/inventory_pb_gen.go", "inventory.openapi.json"} {
+		if _, err := os.Stat(filepath.Join(svc, f)); err != nil {
 			t.Errorf("missing %s: %v", f, err)
 		}
 	}
-	goTest(t, filepath.Join(dir, "demo"))
-	runScaffold(t, filepath.Join(dir, "demo"), filepath.Join(dir, "demo", "Dockerfile"))
-	// The scaffold is current: gen -check passes in it.
-	t.Chdir(filepath.Join(dir, "demo"))
-	errb.Reset()
-	if code := run([]string{"gen", "-check"}, &out, &errb); code != 0 {
-		t.Errorf("gen -check in the new service: code %d: %s", code, errb.String())
+	gomod, _ := os.ReadFile(filepath.Join(svc, "go.mod"))
+	for _, want := range []string{"module example.com/inventory\n", "replace github.com/svckit/svckit => " + moduleRoot(t) + "\n", "tool github.com/svckit/svckit/cmd/svckit\n"} {
+		if !strings.Contains(string(gomod), want) {
+			t.Errorf("go.mod lacks %q:\n%s", want, gomod)
+		}
 	}
-	// A second new into the same directory is refused.
-	errb.Reset()
-	t.Chdir(dir)
-	if code := run([]string{"new", "demo"}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "not empty") {
-		t.Errorf("second new: code %d, %q", code, errb.String())
+	before := readTree(t, svc)
+	goIn(t, svc, env, "generate", "./...")
+	goIn(t, svc, env, "vet", "./...")
+	t.Log(goIn(t, svc, env, "test", "-count=1", "./..."))
+	if diff := diffTrees(before, readTree(t, svc)); len(diff) > 0 {
+		t.Errorf("go generate, vet and test changed the new module: %v", diff)
+	}
+	runScaffold(t, svc, filepath.Join(svc, "Dockerfile"), false)
+	// A second new into the same directory is refused and changes nothing.
+	before = readTree(t, dir)
+	cmd = exec.Command(bin, "new", "inventory")
+	cmd.Dir, cmd.Env = dir, env
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "not empty") {
+		t.Errorf("second new: %v, %s", err, out)
+	}
+	if diff := diffTrees(before, readTree(t, dir)); len(diff) > 0 {
+		t.Errorf("a refused new changed %v", diff)
 	}
 }
 
-// TestNewInsideModule scaffolds a service as a package of an existing module.
+// TestNewInsideModule scaffolds two services as packages of a module that did not use
+// svckit: the first adds the requirement, the replace directive and the tool to its
+// go.mod, the second finds them there; go generate, vet and test then pass at once.
 func TestNewInsideModule(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("builds and tests a new service")
 	}
-	offline(t)
 	root := moduleRoot(t)
 	dir := t.TempDir()
-	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	gomod := "module example.com/shop\n\ngo 1.26\n\nrequire github.com/svckit/svckit v0.0.0\n\nreplace github.com/svckit/svckit => " + root + "\n"
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/shop\n\ngo 1.26\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "services"), 0o755); err != nil {
@@ -107,16 +199,122 @@ func TestNewInsideModule(t *testing.T) {
 	t.Chdir(filepath.Join(dir, "services"))
 	var out, errb bytes.Buffer
 	if code := run([]string{"new", "orders"}, &out, &errb); code != 0 {
-		t.Fatalf("svckit new: code %d\n%s%s", code, out.String(), errb.String())
+		t.Fatalf("svckit new orders: code %d\n%s%s", code, out.String(), errb.String())
 	}
-	if !strings.Contains(out.String(), "example.com/shop/services/orders") {
-		t.Errorf("output %q does not name the package", out.String())
+	for _, want := range []string{"example.com/shop/services/orders", "requires github.com/svckit/svckit => " + root, "tool github.com/svckit/svckit/cmd/svckit"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output %q lacks %q", out.String(), want)
+		}
+	}
+	gomod, _ := os.ReadFile(filepath.Join(dir, "go.mod"))
+	for _, want := range []string{"github.com/svckit/svckit v0.0.0", "replace github.com/svckit/svckit => " + root + "\n", "tool github.com/svckit/svckit/cmd/svckit\n"} {
+		if !strings.Contains(string(gomod), want) {
+			t.Errorf("go.mod lacks %q:\n%s", want, gomod)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "services", "orders", "go.mod")); err == nil {
 		t.Error("a go.mod was written inside a module")
 	}
-	goTest(t, filepath.Join(dir, "services", "orders"))
-	runScaffold(t, dir, filepath.Join(dir, "services", "orders", "Dockerfile"))
+	out.Reset()
+	if code := run([]string{"new", "payments"}, &out, &errb); code != 0 {
+		t.Fatalf("svckit new payments: code %d\n%s%s", code, out.String(), errb.String())
+	}
+	if strings.Contains(out.String(), "go.mod:") {
+		t.Errorf("the second service added to go.mod again: %q", out.String())
+	}
+	if gomod2, _ := os.ReadFile(filepath.Join(dir, "go.mod")); strings.Count(string(gomod2), "svckit/cmd/svckit") != 1 || strings.Count(string(gomod2), "replace") != 1 {
+		t.Errorf("go.mod after the second service:\n%s", gomod2)
+	}
+	env := defaultEnv()
+	before := readTree(t, dir)
+	goIn(t, dir, env, "generate", "./...")
+	goIn(t, dir, env, "vet", "./...")
+	t.Log(goIn(t, dir, env, "test", "-count=1", "./..."))
+	if diff := diffTrees(before, readTree(t, dir)); len(diff) > 0 {
+		t.Errorf("go generate, vet and test changed the module: %v", diff)
+	}
+	runScaffold(t, dir, filepath.Join(dir, "services", "orders", "Dockerfile"), false)
+}
+
+// TestNewLeavesNothingOnFailure checks that svckit new, failing early or in a later step,
+// leaves the directory it ran in as it was: no service directory, no temporary directory,
+// go.mod and go.sum of an enclosing module unchanged.
+func TestNewLeavesNothingOnFailure(t *testing.T) {
+	// broken is a module whose go mod tidy fails, without the network: a package imports
+	// a module replaced by a directory that does not exist.
+	broken := map[string]string{
+		"go.mod":     "module example.com/shop\n\ngo 1.26\n\nrequire example.com/missing v0.0.0\n\nreplace example.com/missing => ./missing\n",
+		"go.sum":     "",
+		"bad/bad.go": "package bad\n\nimport _ \"example.com/missing/x\"\n",
+	}
+	tests := []struct {
+		name  string
+		files map[string]string // written before svckit new runs
+		args  []string
+		want  string // in svckit new's error
+	}{
+		{name: "name is not a package name", args: []string{"123"}, want: "does not make a Go package name"},
+		{name: "name is a keyword", args: []string{"func"}, want: "does not make a Go package name"},
+		{name: "not a checkout", args: []string{"-svckit", ".", "inventory"}, want: "not a svckit checkout"},
+		{name: "target not empty", files: map[string]string{"inventory/notes.txt": "mine"}, args: []string{"inventory"}, want: "exists and is not empty"},
+		{name: "target is a file", files: map[string]string{"inventory": "mine"}, args: []string{"inventory"}, want: "exists and is not a directory"},
+		{name: "no parent", args: []string{"services/inventory"}, want: "parent directory does not exist"},
+		{name: "go mod tidy fails in a new module", args: []string{"-module", "not a module path", "inventory"}, want: "go mod tidy"},
+		{name: "go mod tidy fails into an empty directory", files: map[string]string{"inventory/": ""}, args: []string{"-module", "not a module path", "inventory"}, want: "go mod tidy"},
+		{name: "go mod tidy fails inside a module", files: broken, args: []string{"inventory"}, want: "missing/go.mod"},
+		{name: "-module inside a module", files: broken, args: []string{"-module", "example.com/x", "inventory"}, want: "is inside the module example.com/shop"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, src := range tt.files {
+				p := filepath.Join(dir, filepath.FromSlash(name))
+				if strings.HasSuffix(name, "/") {
+					if err := os.MkdirAll(p, 0o755); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := readTree(t, dir)
+			t.Chdir(dir)
+			var out, errb bytes.Buffer
+			if code := run(append([]string{"new"}, tt.args...), &out, &errb); code != 1 || !strings.Contains(errb.String(), tt.want) {
+				t.Errorf("svckit new %s: code %d, %q; want 1 and %q", strings.Join(tt.args, " "), code, errb.String(), tt.want)
+			}
+			if diff := diffTrees(before, readTree(t, dir)); len(diff) > 0 {
+				t.Errorf("left behind: %v", diff)
+			}
+		})
+	}
+	// Interrupted (Ctrl-C cancels the context) while the go command runs.
+	root := moduleRoot(t)
+	for _, files := range []map[string]string{nil, broken} {
+		dir := t.TempDir()
+		for name, src := range files {
+			p := filepath.Join(dir, filepath.FromSlash(name))
+			_ = os.MkdirAll(filepath.Dir(p), 0o755)
+			if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := readTree(t, dir)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		t.Chdir(dir)
+		if err := scaffold(ctx, newOptions{name: "inventory", local: root}, io.Discard); !errors.Is(err, context.Canceled) {
+			t.Errorf("interrupted: %v", err)
+		}
+		if diff := diffTrees(before, readTree(t, dir)); len(diff) > 0 {
+			t.Errorf("interrupted, left behind: %v", diff)
+		}
+	}
 }
 
 // TestGenCheck checks that gen -check names stale files and exits 1, and passes after gen.
@@ -124,7 +322,7 @@ func TestGenCheck(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loads packages")
 	}
-	offline(t)
+	modMod(t)
 	root := moduleRoot(t)
 	dir := t.TempDir()
 	sum, _ := os.ReadFile(filepath.Join(root, "go.sum"))
@@ -197,7 +395,7 @@ func TestRegenerateAfterChange(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("builds a package")
 	}
-	offline(t)
+	modMod(t)
 	root := moduleRoot(t)
 	dir := t.TempDir()
 	sum, _ := os.ReadFile(filepath.Join(root, "go.sum"))

@@ -2,32 +2,60 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"embed"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"go/token"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"syscall"
 	"text/template"
 
 	"github.com/svckit/svckit/internal/gen"
 )
 
-const svckitModule = "github.com/svckit/svckit"
+const (
+	svckitModule = "github.com/svckit/svckit"
+	// svckitTool is the package go generate runs in a scaffolded service. A module that
+	// uses svckit lists it as a tool (go.mod's tool directive), so that go mod tidy keeps
+	// the go.sum lines go generate needs to build it.
+	svckitTool = svckitModule + "/cmd/svckit"
+)
+
+// templates holds the scaffold: one text/template per file, named as the file it makes
+// with a .tmpl suffix.
+//
+//go:embed scaffold/*.tmpl
+var templates embed.FS
 
 // runNew is `svckit new [-module PATH] [-svckit DIR] NAME`.
 func runNew(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("svckit new", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	module := fs.String("module", "", "module path when NAME becomes a new module (default: NAME)")
-	local := fs.String("svckit", "", "directory of a svckit checkout to use through a replace directive in a new module (default: the checkout this command was built from, if any)")
+	local := fs.String("svckit", "", "directory of a svckit checkout to depend on through a replace directive (default: the release this command was installed at, else the checkout it was built from)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: svckit new [-module PATH] [-svckit DIR] NAME\n\nScaffolds the service NAME in the directory NAME: an interface with one example method,\nan implementation stub, generated transports, a main with config, health, metrics,\ntracing and graceful shutdown, a test and a Dockerfile. Inside a Go module the service\nbecomes a package of that module; elsewhere NAME becomes a new module.")
+		fmt.Fprintln(stderr, `usage: svckit new [-module PATH] [-svckit DIR] NAME
+
+Scaffolds the service NAME in the directory NAME: an interface with one example method,
+an implementation stub, generated transports, a main with config, health, metrics,
+tracing and graceful shutdown, a test and a Dockerfile.
+
+Outside a Go module, NAME becomes a new module. Inside one, the service becomes a package
+of that module, and its go.mod gets what the service needs: a requirement on svckit (with
+a replace directive to a local checkout when svckit is not a released version) and
+svckit's command as a tool, for go generate. Either way go mod tidy runs, so go generate,
+go vet and go test work at once. On any failure nothing is left behind.`)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -40,97 +68,343 @@ func runNew(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	if err := scaffold(fs.Arg(0), *module, *local, stdout); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := scaffold(ctx, newOptions{name: fs.Arg(0), module: *module, local: *local}, stdout); err != nil {
 		fmt.Fprintf(stderr, "svckit new: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
+// newOptions are svckit new's arguments.
+type newOptions struct {
+	name   string // the service's directory, as given
+	module string // module path of a new module; default: the directory's name
+	local  string // svckit checkout for a replace directive; default: see findSvckit
+}
+
 // scaffoldData fills the templates.
 type scaffoldData struct {
-	Name       string // service name, as given
+	Name       string // service name: the directory's base name
 	Pkg        string // Go package name
 	ImportPath string // import path of the service package
 	RelDir     string // the service directory relative to the module root, "." for a new module
 }
 
-func scaffold(name, module, local string, stdout io.Writer) error {
-	dir, err := filepath.Abs(name)
+// scaffoldFiles maps each file of the scaffold, relative to the service directory, to its
+// template.
+func scaffoldFiles(d scaffoldData) map[string]string {
+	return map[string]string{
+		"service.go":                            "service.go.tmpl",
+		"impl.go":                               "impl.go.tmpl",
+		"service_test.go":                       "service_test.go.tmpl",
+		filepath.Join("cmd", d.Name, "main.go"): "main.go.tmpl",
+		"Dockerfile":                            "Dockerfile.tmpl",
+	}
+}
+
+// execTemplate runs the scaffold template name on d.
+func execTemplate(name string, d scaffoldData) ([]byte, error) {
+	t, err := template.ParseFS(templates, "scaffold/"+name)
+	if err != nil {
+		return nil, fmt.Errorf("template %s: %w", name, err)
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, d); err != nil {
+		return nil, fmt.Errorf("template %s: %w", name, err)
+	}
+	return b.Bytes(), nil
+}
+
+// scaffold writes the service. A new module is written into a temporary directory beside
+// the target and renamed at the end; inside a module the service directory is removed and
+// go.mod and go.sum are restored on any failure.
+func scaffold(ctx context.Context, o newOptions, stdout io.Writer) (err error) {
+	dir, err := filepath.Abs(o.name)
 	if err != nil {
 		return err
-	}
-	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
-		return fmt.Errorf("%s exists and is not empty", name)
 	}
 	d := scaffoldData{Name: filepath.Base(dir), Pkg: packageName(filepath.Base(dir))}
 	if !token.IsIdentifier(d.Pkg) {
-		return fmt.Errorf("%q does not make a Go package name; use letters and digits", name)
+		return fmt.Errorf("%q does not make a Go package name; use letters and digits", o.name)
 	}
-	modRoot, modPath, err := findModule(filepath.Dir(dir))
+	if err := checkTarget(dir, o.name); err != nil {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	if st, err := os.Stat(parent); err != nil || !st.IsDir() {
+		return fmt.Errorf("%s: the parent directory does not exist", o.name)
+	}
+	modRoot, modPath, err := findModule(parent)
 	if err != nil {
 		return err
 	}
-	newModule := modRoot == ""
-	if newModule {
-		if module == "" {
-			module = d.Name
+	if modRoot == "" {
+		if o.module == "" {
+			o.module = d.Name
 		}
-		d.ImportPath, d.RelDir = module, "."
+		d.ImportPath, d.RelDir = o.module, "."
+		dep, err := findSvckit(o.local)
+		if err != nil {
+			return err
+		}
+		if err := newModule(ctx, dir, d, dep); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "created %s (module %s; %s)\n", o.name, d.ImportPath, dep)
 	} else {
+		if o.module != "" {
+			return fmt.Errorf("-module: %s is inside the module %s (%s); the service becomes a package of it", o.name, modPath, modRoot)
+		}
 		rel, err := filepath.Rel(modRoot, dir)
 		if err != nil {
 			return err
 		}
 		d.RelDir = filepath.ToSlash(rel)
 		d.ImportPath = modPath + "/" + d.RelDir
-	}
-	files := map[string]string{
-		"service.go":                            serviceTmpl,
-		"impl.go":                               implTmpl,
-		"service_test.go":                       testTmpl,
-		filepath.Join("cmd", d.Name, "main.go"): mainTmpl,
-		"Dockerfile":                            dockerTmpl,
-	}
-	if newModule {
-		gomod, gosum, err := newGoMod(module, local)
+		added, err := addToModule(ctx, modRoot, modPath, dir, d, o.local)
 		if err != nil {
 			return err
 		}
-		files["go.mod"] = gomod
-		if gosum != "" {
-			files["go.sum"] = gosum
+		fmt.Fprintf(stdout, "created %s (package %s)\n", o.name, d.ImportPath)
+		if added != "" {
+			fmt.Fprintf(stdout, "%s's go.mod: %s\n", modPath, added)
 		}
 	}
-	for rel, tmpl := range files {
-		var b bytes.Buffer
-		if err := template.Must(template.New(rel).Parse(tmpl)).Execute(&b, d); err != nil {
+	fmt.Fprintf(stdout, "\n  cd %s\n  go test ./...\n  go run ./cmd/%s          # HTTP :8080, gRPC :8081, admin :9090\n\nEdit service.go to change the API, then run go generate ./...; write the logic in impl.go.\n",
+		o.name, d.Name)
+	return nil
+}
+
+// checkTarget refuses a target that exists and is not an empty directory.
+func checkTarget(dir, name string) error {
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case !st.IsDir():
+		return fmt.Errorf("%s exists and is not a directory", name)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	if len(ents) > 0 {
+		return fmt.Errorf("%s exists and is not empty", name)
+	}
+	return nil
+}
+
+// newModule makes the module of a new service in a temporary directory beside dir, runs
+// go mod tidy and the generator there, and renames it to dir.
+func newModule(ctx context.Context, dir string, d scaffoldData, dep svckitDep) (err error) {
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+d.Name+".svckit-new-")
+	if err != nil {
+		return fmt.Errorf("making a temporary directory beside %s: %w", d.Name, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = os.RemoveAll(tmp)
+		}
+	}()
+	var gomod strings.Builder
+	fmt.Fprintf(&gomod, "module %s\n\ngo 1.26\n\nrequire %s %s\n", d.ImportPath, svckitModule, dep.Version)
+	if dep.Local != "" {
+		fmt.Fprintf(&gomod, "\nreplace %s => %s\n", svckitModule, dep.Local)
+	}
+	fmt.Fprintf(&gomod, "\ntool %s\n", svckitTool)
+	if err := os.WriteFile(filepath.Join(tmp, "go.mod"), []byte(gomod.String()), 0o644); err != nil {
+		return err
+	}
+	if err := writeService(ctx, tmp, tmp, d, true); err != nil {
+		return err
+	}
+	if st, err := os.Stat(dir); err == nil && st.IsDir() {
+		if err := os.Remove(dir); err != nil { // empty: checked before
+			return fmt.Errorf("%s: %w", d.Name, err)
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("moving the new service into place: %w", err)
+	}
+	return nil
+}
+
+// addToModule writes the service into dir inside the module at modRoot, after making sure
+// the module requires svckit and lists its command as a tool. It returns what it added to
+// go.mod, for the user. On failure it removes what it wrote and restores go.mod and go.sum.
+func addToModule(ctx context.Context, modRoot, modPath, dir string, d scaffoldData, local string) (added string, err error) {
+	existed := false
+	if _, err := os.Stat(dir); err == nil {
+		existed = true
+	}
+	gomodPath, gosumPath := filepath.Join(modRoot, "go.mod"), filepath.Join(modRoot, "go.sum")
+	origMod, err := os.ReadFile(gomodPath)
+	if err != nil {
+		return "", err
+	}
+	origSum, sumErr := os.ReadFile(gosumPath)
+	defer func() {
+		if err == nil {
+			return
+		}
+		if existed {
+			ents, _ := os.ReadDir(dir)
+			for _, e := range ents {
+				_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+			}
+		} else {
+			_ = os.RemoveAll(dir)
+		}
+		_ = os.WriteFile(gomodPath, origMod, 0o644)
+		if sumErr == nil {
+			_ = os.WriteFile(gosumPath, origSum, 0o644)
+		} else {
+			_ = os.Remove(gosumPath)
+		}
+	}()
+	tidy := modPath != svckitModule // svckit's own module has what a service needs
+	if tidy {
+		edits, what, err := moduleEdits(ctx, modRoot, local)
+		if err != nil {
+			return "", err
+		}
+		if len(edits) > 0 {
+			if err := goCommand(ctx, modRoot, append([]string{"mod", "edit"}, edits...)...); err != nil {
+				return "", err
+			}
+			added = what
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	return added, writeService(ctx, modRoot, dir, d, tidy)
+}
+
+// moduleEdits returns the go mod edit flags that make the module at modRoot require svckit
+// (replaced by a local checkout unless svckit is a release) and list its command as a tool,
+// and a description of them.
+func moduleEdits(ctx context.Context, modRoot, local string) (edits []string, what string, err error) {
+	cmd := exec.CommandContext(ctx, "go", "mod", "edit", "-json")
+	cmd.Dir = modRoot
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, "", fmt.Errorf("go mod edit -json in %s: %w", modRoot, err)
+	}
+	var mf struct {
+		Require []struct{ Path string }
+		Replace []struct{ Old struct{ Path string } }
+		Tool    []struct{ Path string }
+	}
+	if err := json.Unmarshal(out, &mf); err != nil {
+		return nil, "", fmt.Errorf("reading %s: %w", filepath.Join(modRoot, "go.mod"), err)
+	}
+	has := func(paths []string, p string) bool {
+		for _, x := range paths {
+			if x == p {
+				return true
+			}
+		}
+		return false
+	}
+	var reqs, repls, tools []string
+	for _, r := range mf.Require {
+		reqs = append(reqs, r.Path)
+	}
+	for _, r := range mf.Replace {
+		repls = append(repls, r.Old.Path)
+	}
+	for _, t := range mf.Tool {
+		tools = append(tools, t.Path)
+	}
+	var whats []string
+	if !has(reqs, svckitModule) && !has(repls, svckitModule) {
+		dep, err := findSvckit(local)
+		if err != nil {
+			return nil, "", err
+		}
+		edits = append(edits, "-require="+svckitModule+"@"+dep.Version)
+		if dep.Local != "" {
+			edits = append(edits, "-replace="+svckitModule+"="+dep.Local)
+		}
+		whats = append(whats, "requires "+dep.String())
+	}
+	if !has(tools, svckitTool) {
+		edits = append(edits, "-tool="+svckitTool)
+		whats = append(whats, "tool "+svckitTool+" (for go generate)")
+	}
+	return edits, strings.Join(whats, ", "), nil
+}
+
+// writeService writes the service's files into dir and runs the generator there. With
+// tidy, go mod tidy runs in modRoot before the generator, so that it can load the package,
+// and after it, to add what the generated code imports.
+func writeService(ctx context.Context, modRoot, dir string, d scaffoldData, tidy bool) error {
+	if err := writeFiles(dir, d); err != nil {
+		return err
+	}
+	if tidy {
+		if err := goCommand(ctx, modRoot, "mod", "tidy"); err != nil {
+			return err
+		}
+	}
+	if err := generate(ctx, dir); err != nil {
+		return err
+	}
+	if !tidy {
+		return nil
+	}
+	return goCommand(ctx, modRoot, "mod", "tidy")
+}
+
+// writeFiles writes the scaffold's hand-written files into dir.
+func writeFiles(dir string, d scaffoldData) error {
+	for rel, name := range scaffoldFiles(d) {
+		b, err := execTemplate(name, d)
+		if err != nil {
 			return err
 		}
 		p := filepath.Join(dir, rel)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(p, b, 0o644); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// generate runs svckit gen on the service package in dir.
+func generate(ctx context.Context, dir string) error {
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	out, err := gen.Generate(dir, gen.Options{})
 	if err != nil {
 		return fmt.Errorf("generating: %w", err)
 	}
 	if _, err := gen.Write(out); err != nil {
+		return fmt.Errorf("generating: %w", err)
+	}
+	return nil
+}
+
+// goCommand runs the go command in dir with the user's environment; its output is part of
+// the error.
+func goCommand(ctx context.Context, dir string, args ...string) error {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if newModule {
-		cmd := exec.Command("go", "mod", "tidy")
-		cmd.Dir = dir
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go mod tidy in %s: %v\n%s", name, err, b)
-		}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, bytes.TrimSpace(out))
 	}
-	fmt.Fprintf(stdout, "created %s (package %s)\n\n  cd %s\n  go test ./...\n  go run ./cmd/%s          # HTTP :8080, gRPC :8081, admin :9090\n\nEdit service.go to change the API, then run go generate; write the logic in impl.go.\n",
-		name, d.ImportPath, name, d.Name)
 	return nil
 }
 
@@ -163,190 +437,74 @@ func findModule(dir string) (root, path string, err error) {
 	}
 }
 
-// newGoMod returns go.mod (and go.sum, when svckit comes from a local checkout) of a new
-// module that requires svckit.
-func newGoMod(module, local string) (string, string, error) {
-	released := ""
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Path == svckitModule && strings.HasPrefix(bi.Main.Version, "v") {
-		released = bi.Main.Version // installed with go install ...@version
+// svckitDep is how a scaffolded module depends on svckit: a released version, or a local
+// checkout through a replace directive.
+type svckitDep struct {
+	Version string // the required version; v0.0.0 with Local
+	Local   string // absolute directory of a svckit checkout, or ""
+}
+
+// String describes the dependency for the user.
+func (d svckitDep) String() string {
+	if d.Local != "" {
+		return svckitModule + " => " + d.Local + " (a replace directive to a local checkout)"
 	}
-	if local == "" && released == "" {
-		local = checkoutDir()
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "module %s\n\ngo 1.26\n\n", module)
+	return svckitModule + " " + d.Version
+}
+
+// findSvckit decides which svckit a scaffolded module depends on: the checkout local if
+// given; else the release this command was built from (go install …@VERSION or go run
+// …@VERSION: a module downloaded with a checksum); else the checkout this command was
+// built from, through a replace directive.
+func findSvckit(local string) (svckitDep, error) {
 	if local != "" {
 		abs, err := filepath.Abs(local)
 		if err != nil {
-			return "", "", err
+			return svckitDep{}, err
 		}
-		fmt.Fprintf(&b, "require %s v0.0.0\n\nreplace %s => %s\n", svckitModule, svckitModule, abs)
-		sum, _ := os.ReadFile(filepath.Join(abs, "go.sum"))
-		return b.String(), string(sum), nil
+		if !isSvckitCheckout(abs) {
+			return svckitDep{}, fmt.Errorf("-svckit %s: not a svckit checkout (no go.mod with module %s)", local, svckitModule)
+		}
+		return svckitDep{Version: "v0.0.0", Local: abs}, nil
 	}
-	if released == "" {
-		return "", "", errors.New("cannot tell which svckit to use: pass -svckit DIR (a checkout), or install svckit at a version with go install github.com/svckit/svckit/cmd/svckit@VERSION")
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		mods := append([]*debug.Module{&bi.Main}, bi.Deps...)
+		for _, m := range mods {
+			if m.Path == svckitModule && m.Replace == nil && m.Sum != "" && strings.HasPrefix(m.Version, "v") {
+				return svckitDep{Version: m.Version}, nil
+			}
+		}
 	}
-	fmt.Fprintf(&b, "require %s %s\n", svckitModule, released)
-	return b.String(), "", nil
+	if dir := checkoutDir(); dir != "" {
+		return svckitDep{Version: "v0.0.0", Local: dir}, nil
+	}
+	return svckitDep{}, errors.New("cannot tell which svckit to use: pass -svckit DIR (a checkout), or install svckit at a version with go install github.com/svckit/svckit/cmd/svckit@VERSION")
 }
 
-// checkoutDir returns the svckit checkout this command was built from, if it still exists.
+// checkoutDir returns the svckit checkout this command was built from, if it still exists
+// (not with -trimpath, which hides it).
 func checkoutDir() string {
 	_, file, _, ok := runtime.Caller(0)
 	if !ok || !filepath.IsAbs(file) {
 		return ""
 	}
 	root := filepath.Dir(filepath.Dir(filepath.Dir(file)))
-	data, err := os.ReadFile(filepath.Join(root, "go.mod"))
-	if err != nil || !strings.Contains(string(data), "module "+svckitModule+"\n") {
+	if !isSvckitCheckout(root) {
 		return ""
 	}
 	return root
 }
 
-const serviceTmpl = `// Package {{.Pkg}} is the {{.Name}} service. Its API is the Service interface below:
-// svckit gen turns it into typed endpoints, HTTP and gRPC transports and clients, a .proto
-// and an OpenAPI document (the *_gen.go files, pb/ and {{.Pkg}}.openapi.json). Change the
-// interface, then run go generate.
-package {{.Pkg}}
-
-//go:generate go run github.com/svckit/svckit/cmd/svckit gen
-
-import "context"
-
-// Service is the {{.Name}} service. Doc comments here become its API documentation.
-type Service interface {
-	// Hello greets someone by name.
-	//
-	//svckit:http GET /hello/{name}
-	Hello(ctx context.Context, name string) (greeting string, err error)
-}
-`
-
-const implTmpl = `package {{.Pkg}}
-
-import (
-	"context"
-
-	"github.com/svckit/svckit/svcerr"
-)
-
-// New returns the {{.Name}} service.
-func New() Service { return &service{} }
-
-// service implements Service. Give it its dependencies (a store, clients of other
-// services) through New.
-type service struct{}
-
-// Hello greets someone by name.
-func (s *service) Hello(ctx context.Context, name string) (string, error) {
-	return "", svcerr.New(svcerr.Unimplemented, "Hello is not implemented yet: write it in impl.go")
-}
-`
-
-const testTmpl = `package {{.Pkg}}
-
-import (
-	"context"
-	"io"
-	"os"
-	"testing"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
-	"github.com/svckit/svckit"
-	"github.com/svckit/svckit/svcerr"
-)
-
-// TestHello serves the service on loopback ports, as main does, and calls it with the
-// generated HTTP and gRPC clients. Change what it expects when you implement Hello.
-func TestHello(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	app, err := svckit.New(ctx, "{{.Name}}", &svckit.Config{}, svckit.Options{
-		Stdout:  io.Discard,
-		Args:    []string{"-http-addr", "127.0.0.1:0", "-grpc-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0"},
-		Env:     func(string) (string, bool) { return "", false },
-		Signals: []os.Signal{},
-	})
+// isSvckitCheckout reports whether dir holds svckit's go.mod.
+func isSvckitCheckout(dir string) bool {
+	data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
 	if err != nil {
-		t.Fatal(err)
+		return false
 	}
-	if err := Serve(app, New()); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	httpAddr, err := app.Addr(ctx, "http")
-	if err != nil {
-		t.Fatal(err)
-	}
-	grpcAddr, err := app.Addr(ctx, "grpc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	he, err := NewHTTPClient("http://" + httpAddr.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := grpc.NewClient(grpcAddr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	for name, c := range map[string]Service{"http": NewClient(he), "grpc": NewClient(NewGRPCClient(cc))} {
-		_, err := c.Hello(ctx, "world")
-		if svcerr.KindOf(err) != svcerr.Unimplemented {
-			t.Errorf("%s: Hello: %v, want unimplemented", name, err)
+	for _, l := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(l), "module "); ok {
+			return strings.Trim(strings.TrimSpace(rest), `"`) == svckitModule
 		}
 	}
+	return false
 }
-`
-
-const mainTmpl = `// Command {{.Name}} serves the {{.Name}} service over HTTP and gRPC, with configuration
-// (flags, environment, file; -help lists them), JSON logs, Prometheus metrics, OpenTelemetry
-// tracing, health checks on the admin port and graceful shutdown, all from svckit.Main.
-package main
-
-import (
-	"context"
-
-	"github.com/svckit/svckit"
-
-	"{{.ImportPath}}"
-)
-
-func main() {
-	svckit.Main("{{.Name}}", &svckit.Config{}, func(_ context.Context, app *svckit.App) error {
-		return {{.Pkg}}.Serve(app, {{.Pkg}}.New())
-	})
-}
-`
-
-const dockerTmpl = `# syntax=docker/dockerfile:1
-# Builds the {{.Name}} service into a small, static, non-root image. Build from the module root:
-#   docker build -f {{if ne .RelDir "."}}{{.RelDir}}/{{end}}Dockerfile -t {{.Name}} .
-# (A module whose go.mod replaces svckit with a local directory needs that directory in the
-# build context: vendor it with go mod vendor, or depend on a released svckit.)
-FROM golang:1.26 AS build
-WORKDIR /src
-COPY go.mod go.sum ./
-RUN --mount=type=cache,target=/go/pkg/mod go mod download
-COPY . .
-RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/{{.Name}} ./{{if ne .RelDir "."}}{{.RelDir}}/{{end}}cmd/{{.Name}}
-
-FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /out/{{.Name}} /{{.Name}}
-USER nonroot:nonroot
-# HTTP, gRPC, admin (/healthz, /readyz, /metrics).
-EXPOSE 8080 8081 9090
-ENTRYPOINT ["/{{.Name}}"]
-`

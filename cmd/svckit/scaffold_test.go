@@ -3,17 +3,41 @@ package main
 import (
 	"bufio"
 	"context"
+	"debug/elf"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
+
+// checkStatic fails the test if the binary at bin needs a dynamic loader or shared
+// libraries, or kept its symbol table.
+func checkStatic(t *testing.T, bin string) {
+	t.Helper()
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Errorf("%s is dynamically linked", bin)
+		}
+	}
+	if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
+		t.Errorf("%s needs shared libraries %v", bin, libs)
+	}
+	if f.Section(".symtab") != nil {
+		t.Errorf("%s has a symbol table: -ldflags -s was not applied", bin)
+	}
+}
 
 // dockerfileTarget reads the Dockerfile that svckit new wrote and returns the package its
 // go build line builds, after checking that the files it copies before the source exist
@@ -53,19 +77,35 @@ func dockerfileTarget(t *testing.T, dockerfile, modRoot string) string {
 	return target
 }
 
-// runScaffold builds the scaffold's command the way its Dockerfile does, from the module
-// root, runs it on loopback ports and checks what its main promises: the service answers
-// on HTTP (Hello is unimplemented: 501, problem+json), health and readiness and metrics on
-// the admin port, JSON logs, and a clean exit on SIGTERM.
-func runScaffold(t *testing.T, modRoot, dockerfile string) {
+// runScaffold builds the package the scaffold's Dockerfile builds, from the module root,
+// runs it on loopback ports and checks what its main promises: the service answers on HTTP
+// (Hello is unimplemented: 501, problem+json), health and readiness and metrics on the
+// admin port, JSON logs, and a clean exit on SIGTERM. With docker it builds as the
+// Dockerfile does (CGO_ENABLED=0, -trimpath, -ldflags "-s -w"), which compiles every
+// dependency anew unless the build cache has them built so: the integration tests do
+// that; otherwise it builds with the go command's defaults and the build cache's objects.
+func runScaffold(t *testing.T, modRoot, dockerfile string, docker bool) {
 	t.Helper()
 	target := dockerfileTarget(t, dockerfile, modRoot)
 	bin := filepath.Join(t.TempDir(), "svc")
-	build := exec.Command("go", "build", "-trimpath", "-o", bin, target)
+	build := exec.Command("go", "build", "-o", bin, target)
+	if docker {
+		b, err := os.ReadFile(dockerfile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		line := regexp.MustCompile(`CGO_ENABLED=0 go build[^\n]* -o (\S+) `).FindStringSubmatch(string(b))
+		if line == nil {
+			t.Fatalf("%s has no CGO_ENABLED=0 go build -o line", dockerfile)
+		}
+		build = exec.Command("sh", "-c", strings.Replace(line[0], " -o "+line[1]+" ", " -o "+bin+" ", 1)+target)
+	}
 	build.Dir = modRoot
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s (the Dockerfile's build): %v\n%s", target, err, out)
+		t.Fatalf("go build %s: %v\n%s", target, err, out)
+	}
+	if docker {
+		checkStatic(t, bin)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

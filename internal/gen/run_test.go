@@ -19,9 +19,10 @@ func moduleRoot(t testing.TB) string {
 }
 
 // tempModule makes a module in a temporary directory that uses this checkout of svckit
-// through a replace directive, with svckit's go.sum, so that building it needs no
-// network. It sets GOFLAGS and GOPROXY for the test so that go/packages and the go
-// command resolve the module from the local cache only.
+// through a replace directive, with svckit's go.sum. It sets GOFLAGS=-mod=mod for the test,
+// so that go/packages and the go command add the requirements the generated code needs to
+// go.mod as they go (downloading what the module cache lacks, through the usual GOPROXY),
+// and GOWORK=off, so that a workspace around the checkout does not take the module in.
 func tempModule(t *testing.T, files map[string]string) string {
 	t.Helper()
 	root := moduleRoot(t)
@@ -42,7 +43,6 @@ func tempModule(t *testing.T, files map[string]string) string {
 		}
 	}
 	t.Setenv("GOFLAGS", "-mod=mod -buildvcs=false")
-	t.Setenv("GOPROXY", "off")
 	t.Setenv("GOWORK", "off")
 	return dir
 }
