@@ -8,13 +8,17 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/svckit/svckit/internal/dashboard"
 	"github.com/svckit/svckit/internal/devrun"
 )
 
-// runDev is `svckit dev [flags] [DIR]`: the whole system of DIR/svckit.yaml (default
-// examples/shop) as supervised processes with an embedded NATS server and the dashboard.
+// runDev is `svckit dev [flags] [DIR]`: the whole system of DIR/svckit.yaml, or of the
+// service main packages under DIR when it has none, as supervised processes with an
+// embedded NATS server and the dashboard. DIR defaults to the current directory, or to
+// examples/shop in svckit's own repository.
 func runDev(args []string, stdout, stderr io.Writer) int {
 	f, err := devrun.ParseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -24,19 +28,35 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	if _, err := os.Stat(f.Dir); err != nil {
-		fmt.Fprintf(stderr, "svckit dev: %v (run from the repository root, or name the system's directory)\n", err)
+	ctx := context.Background()
+	m, err := devrun.Load(ctx, f.Dir)
+	if errors.Is(err, devrun.ErrNoServices) {
+		where := f.Dir
+		if filepath.Clean(where) == "." {
+			where = "the current directory"
+		}
+		fmt.Fprintf(stderr, "svckit dev: no %s and no service main packages in %s.\n"+
+			"Create a service with `svckit new NAME`, or run `svckit dev DIR` on a system's directory.\n",
+			devrun.ManifestFile, where)
+		return 2
+	}
+	if err == nil {
+		err = m.SetReplicas(f.Replicas)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "svckit dev: %v\n", err)
 		return 2
 	}
 	opts := devrun.Options{
-		Dir: f.Dir, Replicas: f.Replicas, Out: stdout, Color: !f.NoColor && isTerminal(stdout),
+		Dir: f.Dir, Manifest: m, Replicas: f.Replicas, Out: stdout,
+		Color: !f.NoColor && isTerminal(stdout), Interactive: isTerminal(stdout),
 		Quiet: f.Quiet, StateDir: f.StateDir, Listen: f.Listen,
 		Handler: func(sys *devrun.System) http.Handler {
 			return dashboard.Handler(sys, dashboard.WithOpenAPIFunc(dashboard.OpenAPIFiles(sys.Manifest)),
 				dashboard.WithDevTokenFunc(func(context.Context) (string, error) { return sys.DevToken("dev-user") }))
 		},
 	}
-	err = devrun.RunUntilSignal(context.Background(), opts, func(sys *devrun.System) {
+	err = devrun.RunUntilSignal(ctx, opts, func(sys *devrun.System) {
 		fmt.Fprintf(stdout, "\n  dashboard  %s\n", sys.URL)
 		if u := sys.PublicURL(); u != "" {
 			fmt.Fprintf(stdout, "  entry      %s\n", u)
@@ -45,7 +65,14 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "  token      %s\n", tok)
 			fmt.Fprintf(stdout, "             (subject dev-user, 24 h: curl -H \"Authorization: Bearer $TOKEN\" …)\n")
 		}
-		fmt.Fprintf(stdout, "  NATS       %s\n\n  Ctrl-C stops everything.\n\n", sys.NATS.ClientURL())
+		fmt.Fprintf(stdout, "  NATS       %s\n", sys.NATS.ClientURL())
+		for _, in := range sys.Instances {
+			if st := in.Status(); st.State == devrun.StateFailed {
+				fmt.Fprintf(stdout, "  failed     %s: %s\n             (starts again when its source or %s entry changes)\n",
+					in.ID, strings.ReplaceAll(st.Reason, "\n", " / "), devrun.ManifestFile)
+			}
+		}
+		fmt.Fprintf(stdout, "\n  Ctrl-C stops everything.\n\n")
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "svckit dev: %v\n", err)

@@ -40,7 +40,7 @@ func TestBuild(t *testing.T) {
 			{Name: "abs", Package: "github.com/svckit/svckit/examples/addsvc"},
 		}}}
 	dir := t.TempDir()
-	bins, err := s.build(context.Background(), dir)
+	bins, err := s.build(context.Background(), dir, s.Manifest.Services)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestBuild(t *testing.T) {
 			t.Fatalf("binary of %s: %v %v", name, st, err)
 		}
 	}
-	again, err := s.build(context.Background(), dir)
+	again, err := s.build(context.Background(), dir, s.Manifest.Services)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,12 +15,18 @@ import (
 
 // Flags holds the command-line settings of `svckit dev`.
 type Flags struct {
-	Dir      string
+	// Dir is the system's directory: the argument, or DefaultDir(".") without one.
+	Dir string
+	// Replicas are the -replicas overrides, "NAME=N".
 	Replicas []string
-	Listen   string
+	// Listen is the address of the dashboard and the OTLP collector.
+	Listen string
+	// StateDir holds binaries, stores and NATS data ("": Dir/.svckit).
 	StateDir string
-	NoColor  bool
-	Quiet    bool
+	// NoColor turns ANSI colours off.
+	NoColor bool
+	// Quiet prints only svckit dev's own messages.
+	Quiet bool
 }
 
 type multiFlag []string
@@ -40,7 +46,11 @@ func ParseFlags(args []string, stderr io.Writer) (Flags, error) {
 	fs.BoolVar(&f.NoColor, "no-color", false, "no ANSI colours in the output")
 	fs.BoolVar(&f.Quiet, "quiet", false, "print only svckit dev's own messages, not the services' logs")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: svckit dev [flags] [DIR]\n\nRuns every service of the system described by DIR/svckit.yaml (default examples/shop)\nas supervised processes with an embedded NATS server and a dashboard.\n\n")
+		fmt.Fprintf(stderr, "usage: svckit dev [flags] [DIR]\n\n"+
+			"Runs every service of the system described by DIR/svckit.yaml as supervised processes\n"+
+			"with an embedded NATS server and a dashboard. Without svckit.yaml, every package main\n"+
+			"under DIR that imports %s is a service. DIR defaults to the current\n"+
+			"directory (examples/shop in svckit's own repository). See docs/dev.md.\n\n", SvckitModule)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -49,7 +59,7 @@ func ParseFlags(args []string, stderr io.Writer) (Flags, error) {
 	if fs.NArg() > 1 {
 		return f, fmt.Errorf("svckit dev: want at most one directory, got %q", fs.Args())
 	}
-	f.Dir = "examples/shop"
+	f.Dir = DefaultDir(".")
 	if fs.NArg() == 1 {
 		f.Dir = fs.Arg(0)
 	}
@@ -74,10 +84,12 @@ func RunUntilSignal(ctx context.Context, opts Options, ready func(*System)) erro
 	select {
 	case err := <-readyErr:
 		cancel()
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrConfig) {
 			_ = sys.Stop(context.Background())
 			return err
 		}
+		// Instances that failed with a configuration error wait for a change; the others
+		// run, and the dashboard shows them.
 		if ready != nil {
 			ready(sys)
 		}

@@ -1,8 +1,10 @@
 // Package devrun runs a whole system of svckit services on one machine, as `svckit dev`
-// does: it reads a manifest, builds every service, starts an embedded NATS server and
-// each service as its own supervised OS process on automatically assigned loopback ports,
-// restarts crashed processes with backoff, and gathers every process's log lines, OTLP
-// traces and metrics in one place for the terminal and the dashboard.
+// does: it reads a manifest (or discovers the services of a module without one), builds
+// every service, starts an embedded NATS server and each service as its own supervised OS
+// process on automatically assigned loopback ports, restarts crashed processes with
+// backoff (a process that reports a configuration error waits for a rebuild instead), and
+// gathers every process's log lines, OTLP traces and metrics in one place for the
+// terminal and the dashboard.
 package devrun
 
 import (
@@ -31,6 +33,8 @@ type Manifest struct {
 	MTLS bool `yaml:"mtls"`
 	// Dir is the directory the manifest was read from; packages are relative to it.
 	Dir string `yaml:"-"`
+	// Discovered is set when there was no svckit.yaml and Discover made the manifest.
+	Discovered bool `yaml:"-"`
 }
 
 // Service describes one service of the system.

@@ -28,14 +28,21 @@ import (
 
 // Options configures a dev run.
 type Options struct {
-	// Dir holds the manifest (svckit.yaml).
+	// Dir holds the manifest (svckit.yaml); without one, Start runs the services
+	// Discover finds below Dir.
 	Dir string
+	// Manifest, if set, is run instead of what Dir holds (see Load).
+	Manifest *Manifest
 	// Replicas overrides replica counts: "orders=3".
 	Replicas []string
 	// Out receives progress and the services' log lines (default os.Stdout).
 	Out io.Writer
 	// Color prefixes log lines with ANSI colours.
 	Color bool
+	// Interactive says Out is a terminal: a long build also prints how long it has been
+	// running every ten seconds. Otherwise progress lines appear only when something
+	// changes (a service built, an instance ready).
+	Interactive bool
 	// Quiet prints only devrun's own messages, not the services' log lines.
 	Quiet bool
 	// StateDir holds binaries, stores and the NATS data (default Dir/.svckit).
@@ -48,6 +55,9 @@ type Options struct {
 	Grace time.Duration
 	// ExtraEnv is added to every service's environment.
 	ExtraEnv []string
+	// SourcePoll is how often the sources of a failed service (one that reported a
+	// configuration error) and svckit.yaml are checked for changes (default 1 s).
+	SourcePoll time.Duration
 	// Handler, if set, is mounted at / on the collector's listener (the dashboard).
 	Handler func(*System) http.Handler
 }
@@ -98,9 +108,15 @@ func Start(ctx context.Context, opts Options) (*System, error) {
 	if opts.Listen == "" {
 		opts.Listen = "127.0.0.1:0"
 	}
-	m, err := LoadManifest(opts.Dir)
-	if err != nil {
-		return nil, err
+	if opts.SourcePoll == 0 {
+		opts.SourcePoll = time.Second
+	}
+	m := opts.Manifest
+	if m == nil {
+		var err error
+		if m, err = Load(ctx, opts.Dir); err != nil {
+			return nil, err
+		}
 	}
 	if err := m.SetReplicas(opts.Replicas); err != nil {
 		return nil, err
@@ -119,8 +135,11 @@ func Start(ctx context.Context, opts Options) (*System, error) {
 	}
 	s := &System{Manifest: m, Logs: NewLogStore(0), Traces: NewTraceStore(0), opts: opts, started: time.Now()}
 	s.Metrics = NewMetricsStore(s)
-
-	bins, err := s.build(ctx, filepath.Join(stateDir, "bin"))
+	if m.Discovered {
+		s.printDiscovered()
+	}
+	w := s.newWatcher(filepath.Join(stateDir, "bin"))
+	bins, err := s.build(ctx, w.binDir, m.Services)
 	if err != nil {
 		return nil, err
 	}
@@ -173,22 +192,52 @@ func Start(ctx context.Context, opts Options) (*System, error) {
 			in.Supervise(runCtx, s.Logs, opts.Backoff, opts.Grace)
 		}()
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		s.Metrics.Run(runCtx, 2*time.Second)
 	}()
+	go func() {
+		defer s.wg.Done()
+		w.run(runCtx)
+	}()
 	return s, nil
 }
 
-// build compiles every service's main package into dir and returns each service's
-// binary. One go build command builds the packages together — in parallel, loading them
-// once, relinking none whose binary is up to date — and names each binary after the last
-// element of its package path. A package whose binary name the path does not make clear
-// (".", a major-version suffix) or whose name another package has too is built by a
-// command of its own, into dir/svc/SERVICE.
-func (s *System) build(ctx context.Context, dir string) (map[string]string, error) {
-	services := s.Manifest.Services
+// printDiscovered says which services Discover found and how to choose others.
+func (s *System) printDiscovered() {
+	m := s.Manifest
+	s.printf("no %s in %s; running the service main packages found there:", ManifestFile, m.Dir)
+	width := 0
+	for _, svc := range m.Services {
+		width = max(width, len(svc.Name))
+	}
+	for _, svc := range m.Services {
+		public := ""
+		if svc.Public {
+			public = "  (public)"
+		}
+		s.printf("  %-*s  %s%s", width, svc.Name, svc.Package, public)
+	}
+	s.printf("write %s to choose the services, replicas and environment instead (see docs/dev.md)",
+		filepath.Join(m.Dir, ManifestFile))
+}
+
+// plural returns "1 service", "2 services" and so on.
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
+}
+
+// binaries returns the binary each service is built into in dir. One go build command
+// builds the packages together — in parallel, loading them once, relinking none whose
+// binary is up to date — and names each binary after the last element of its package
+// path: dir/NAME. A package whose binary name the path does not make clear (".", a
+// major-version suffix) or whose name another package has too is built by a command of
+// its own, into dir/svc/SERVICE.
+func binaries(services []Service, dir string) map[string]string {
 	pkgsNamed := map[string]map[string]bool{} // binary name → packages
 	for _, svc := range services {
 		if name := execName(svc.Package); name != "" {
@@ -199,39 +248,59 @@ func (s *System) build(ctx context.Context, dir string) (map[string]string, erro
 		}
 	}
 	bins := map[string]string{}
-	var together, names []string
-	var alone []Service
 	for _, svc := range services {
 		name := execName(svc.Package)
 		if name == "" || len(pkgsNamed[name]) > 1 {
+			bins[svc.Name] = filepath.Join(dir, "svc", svc.Name)
+		} else {
+			bins[svc.Name] = filepath.Join(dir, name)
+		}
+	}
+	return bins
+}
+
+// build compiles the main packages of services, some or all of the manifest's, into dir
+// (see binaries) and returns each service's binary, printing a line as each binary is
+// written.
+func (s *System) build(ctx context.Context, dir string, services []Service) (map[string]string, error) {
+	all := binaries(s.Manifest.Services, dir)
+	bins := map[string]string{}
+	var together, names []string
+	var alone []Service
+	for _, svc := range services {
+		bins[svc.Name] = all[svc.Name]
+		if filepath.Dir(all[svc.Name]) != dir {
 			alone = append(alone, svc)
 			continue
 		}
-		bins[svc.Name] = filepath.Join(dir, name)
 		names = append(names, svc.Name)
 		if !slices.Contains(together, svc.Package) {
 			together = append(together, svc.Package)
 		}
 	}
-	s.printf("building %d services", len(services))
-	start := time.Now()
-	if len(together) > 0 {
-		args := append([]string{"build", "-o", dir + string(filepath.Separator)}, together...)
-		if err := s.goBuild(ctx, args, strings.Join(names, ", "), start); err != nil {
-			return nil, err
-		}
-	}
 	if len(alone) > 0 {
 		if err := os.MkdirAll(filepath.Join(dir, "svc"), 0o755); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("binaries directory: %w", err)
 		}
 	}
-	for _, svc := range alone {
-		bin := filepath.Join(dir, "svc", svc.Name)
-		bins[svc.Name] = bin
-		if err := s.goBuild(ctx, []string{"build", "-o", bin, svc.Package}, svc.Name, start); err != nil {
-			return nil, err
+	p := s.startProgress(services, bins, 10*time.Second)
+	err := func() error {
+		if len(together) > 0 {
+			args := append([]string{"build", "-o", dir + string(filepath.Separator)}, together...)
+			if err := s.goBuild(ctx, args, strings.Join(names, ", ")); err != nil {
+				return err
+			}
 		}
+		for _, svc := range alone {
+			if err := s.goBuild(ctx, []string{"build", "-o", bins[svc.Name], svc.Package}, svc.Name); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	p.finish(err == nil)
+	if err != nil {
+		return nil, err
 	}
 	for _, svc := range services {
 		if _, err := os.Stat(bins[svc.Name]); err != nil {
@@ -241,32 +310,16 @@ func (s *System) build(ctx context.Context, dir string) (map[string]string, erro
 	return bins, nil
 }
 
-// goBuild runs the go command with args in the manifest's directory, showing progress
-// every 2 s; what names what is built.
-func (s *System) goBuild(ctx context.Context, args []string, what string, start time.Time) error {
+// goBuild runs the go command with args in the manifest's directory; what names the
+// services it builds.
+func (s *System) goBuild(ctx context.Context, args []string, what string) error {
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = s.Manifest.Dir
-	out := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("go build: %w", err)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("building %s failed: %w\n%s", what, err, strings.TrimRight(string(out), "\n"))
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	tick := time.NewTicker(2 * time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-done:
-			if err != nil {
-				return fmt.Errorf("building %s failed: %w\n%s", what, err, out.String())
-			}
-			s.printf("built %s in %s", what, time.Since(start).Round(100*time.Millisecond))
-			return nil
-		case <-tick.C:
-			s.printf("building %s… %s", what, time.Since(start).Round(time.Second))
-		}
-	}
+	return nil
 }
 
 // execName returns the name go build gives the binary of package pkg in an output
@@ -338,47 +391,109 @@ func (s *System) plan(bins map[string]string, stateDir string) error {
 			"STORE_DSN=sqlite:"+filepath.Join(stateDir, "data", in.Service+".db"),
 		)
 		env = append(env, tlsEnv[in.Service]...)
-		keys := make([]string, 0, len(svc.Env))
-		for k := range svc.Env {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			env = append(env, k+"="+svc.Env[k])
-		}
-		in.Env = env
+		in.baseEnv = env
+		in.Env = serviceEnv(env, svc)
+		in.onFail = s.instanceFailed
 	}
 	return nil
 }
 
-// WaitReady waits until every instance answers /readyz with 200.
+// serviceEnv returns base followed by the manifest's env of svc, in key order; later
+// entries win.
+func serviceEnv(base []string, svc *Service) []string {
+	env := slices.Clone(base)
+	keys := make([]string, 0, len(svc.Env))
+	for k := range svc.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+svc.Env[k])
+	}
+	return env
+}
+
+// instanceFailed tells the terminal why an instance failed and what brings it back,
+// also under Quiet, where the instance's own lines are not printed.
+func (s *System) instanceFailed(in *Instance, reason string) {
+	lines := strings.Split(reason, "\n")
+	s.printf("%s failed with a configuration error (exit status %d): %s", in.ID, ConfigExitCode, lines[0])
+	for _, l := range lines[1:] {
+		s.printf("%s   %s", strings.Repeat(" ", len(in.ID)), l)
+	}
+	s.printf("%s is not restarted until its source changes (it is rebuilt), its %s entry changes, or it is restarted from the dashboard",
+		in.ID, ManifestFile)
+}
+
+// ErrConfig is matched (errors.Is) by the error of WaitReady when an instance failed with
+// a configuration error (see StateFailed): the system runs without it, and it starts
+// again once its source or svckit.yaml entry changes or it is restarted by hand.
+var ErrConfig = errors.New("configuration error")
+
+// failedGrace is how much longer WaitReady waits for the other instances once one failed.
+const failedGrace = 10 * time.Second
+
+// WaitReady waits until every instance answers /readyz with 200 or has failed with a
+// configuration error, printing a line as each becomes ready. When some failed, the
+// error lists them and matches ErrConfig; as the others may need the failed ones to be
+// ready, they are waited for at most failedGrace longer.
 func (s *System) WaitReady(ctx context.Context) error {
 	client := &http.Client{Timeout: time.Second}
-	for _, in := range s.Instances {
-		url := "http://" + in.Addrs["admin"] + "/readyz"
-		for {
-			resp, err := client.Get(url)
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					break
-				}
-			}
-			select {
-			case <-ctx.Done():
-				st := in.Status()
-				var tail []string
-				for _, l := range s.Logs.Query(LogFilter{Service: in.Service, Limit: 15}) {
-					tail = append(tail, l.Instance+": "+l.Raw)
-				}
-				return fmt.Errorf("%s not ready (%s, %d restarts, last exit %q): %w; its last log lines:\n%s",
-					in.ID, st.State, st.Restarts, st.LastExit, ctx.Err(), strings.Join(tail, "\n"))
-			case <-time.After(50 * time.Millisecond):
+	pending := slices.Clone(s.Instances)
+	var failed []error
+	var giveUp <-chan time.Time
+	for {
+		if len(failed) > 0 && giveUp == nil {
+			giveUp = time.After(failedGrace)
+		}
+		var next []*Instance
+		for _, in := range pending {
+			switch st := in.Status(); {
+			case st.State == StateFailed:
+				failed = append(failed, fmt.Errorf("%s: %w: %s", in.ID, ErrConfig, strings.ReplaceAll(st.Reason, "\n", " / ")))
+			case st.State == StateRunning && answersReady(client, in):
+				s.printf("%s: ready (%s after its start)", in.ID, in.Status().Uptime.Round(10*time.Millisecond))
+			default:
+				next = append(next, in)
 			}
 		}
+		if pending = next; len(pending) == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			in := pending[0]
+			st := in.Status()
+			var tail []string
+			for _, l := range s.Logs.Query(LogFilter{Service: in.Service, Limit: 15}) {
+				tail = append(tail, l.Instance+": "+l.Raw)
+			}
+			return fmt.Errorf("%s not ready (%s, %d restarts, last exit %q): %w; its last log lines:\n%s",
+				in.ID, st.State, st.Restarts, st.LastExit, ctx.Err(), strings.Join(tail, "\n"))
+		case <-giveUp:
+			ids := make([]string, len(pending))
+			for i, in := range pending {
+				ids[i] = in.ID
+			}
+			return errors.Join(append(failed, fmt.Errorf("not ready yet: %s", strings.Join(ids, ", ")))...)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	s.printf("all %d instances ready in %s", len(s.Instances), time.Since(s.started).Round(10*time.Millisecond))
+	if len(failed) > 0 {
+		return errors.Join(failed...)
+	}
+	s.printf("%s ready in %s", plural(len(s.Instances), "instance"), time.Since(s.started).Round(10*time.Millisecond))
 	return nil
+}
+
+// answersReady reports whether the instance's admin listener answers /readyz with 200.
+func answersReady(client *http.Client, in *Instance) bool {
+	resp, err := client.Get("http://" + in.Addrs["admin"] + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // DevToken returns a development token for subject, valid for a day, that the system's
@@ -414,7 +529,7 @@ func (s *System) PublicURL() string {
 // Stop stops every instance gracefully (SIGTERM, SIGKILL after the grace period), then
 // the collector and NATS.
 func (s *System) Stop(ctx context.Context) error {
-	s.printf("stopping %d instances…", len(s.Instances))
+	s.printf("stopping %s…", plural(len(s.Instances), "instance"))
 	if s.cancel != nil {
 		s.cancel()
 	}

@@ -3,10 +3,13 @@ package devrun
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -20,8 +23,22 @@ const (
 	StateStarting State = "starting"
 	StateRunning  State = "running"
 	StateBackoff  State = "backoff" // crashed; waiting to restart
-	StateStopped  State = "stopped"
+	// StateFailed is a process that reported a configuration error (ConfigExitCode). It
+	// is not restarted until its service is rebuilt after a source change, its svckit.yaml
+	// entry changes, or it is restarted by hand (Kill, the dashboard's button).
+	StateFailed  State = "failed"
+	StateStopped State = "stopped"
 )
+
+// ConfigExitCode is the exit status with which svckit.Main reports a configuration
+// error, after one line on stderr that names the setting. Restarting such a process
+// cannot help, so the supervisor waits for a change instead. Go's runtime exits with the
+// same status after a panic; a process whose stderr shows a panic or fatal error trace is
+// restarted as a crash.
+const ConfigExitCode = 2
+
+// reasonLines is how many of its last stderr lines give a failed process's reason.
+const reasonLines = 3
 
 // Instance is one supervised process of a service.
 type Instance struct {
@@ -38,6 +55,14 @@ type Instance struct {
 	restarts int
 	started  time.Time
 	lastExit string
+	reason   string
+	retry    chan struct{} // wakes a failed instance's supervisor
+	// A changed svckit.yaml entry replaces Env and Args for the next start.
+	override  bool
+	env, args []string
+	baseEnv   []string // Env without the manifest's env, to apply a changed entry to
+	// onFail, if set, is told when the process failed with a configuration error.
+	onFail func(in *Instance, reason string)
 }
 
 // InstanceStatus is a snapshot of an instance for the terminal and the dashboard.
@@ -50,6 +75,9 @@ type InstanceStatus struct {
 	Uptime   time.Duration     `json:"uptime_ns"`
 	LastExit string            `json:"last_exit,omitempty"`
 	Addrs    map[string]string `json:"addrs"`
+	// Reason is what a failed instance last wrote on stderr (up to three lines), the
+	// configuration error it reported.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Status returns a snapshot.
@@ -57,7 +85,7 @@ func (in *Instance) Status() InstanceStatus {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	st := InstanceStatus{Service: in.Service, ID: in.ID, State: in.state, PID: in.pid,
-		Restarts: in.restarts, LastExit: in.lastExit, Addrs: in.Addrs}
+		Restarts: in.restarts, LastExit: in.lastExit, Addrs: in.Addrs, Reason: in.reason}
 	if in.state == StateRunning {
 		st.Uptime = time.Since(in.started)
 	}
@@ -68,6 +96,44 @@ func (in *Instance) set(f func()) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	f()
+}
+
+// retryLocked returns the channel that wakes a failed instance; in.mu is held.
+func (in *Instance) retryLocked() chan struct{} {
+	if in.retry == nil {
+		in.retry = make(chan struct{}, 1)
+	}
+	return in.retry
+}
+
+// wake starts a failed instance again and reports whether it was failed.
+func (in *Instance) wake() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.state != StateFailed {
+		return false
+	}
+	select {
+	case in.retryLocked() <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// command returns the environment and arguments of the next start.
+func (in *Instance) command() (env, args []string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.override {
+		return in.env, in.args
+	}
+	return in.Env, in.Args
+}
+
+// reconfigure replaces the manifest's env and args for the next start.
+func (in *Instance) reconfigure(svc *Service) {
+	env := serviceEnv(in.baseEnv, svc)
+	in.set(func() { in.override, in.env, in.args = true, env, slices.Clone(svc.Args) })
 }
 
 // Backoff bounds the delay between restarts of a crashing process.
@@ -83,24 +149,56 @@ var DefaultBackoff = Backoff{Min: 200 * time.Millisecond, Max: 10 * time.Second,
 
 // Supervise runs the instance until ctx is canceled, restarting it with backoff whenever
 // it exits. Each output line goes to logs; events (start, exit, restart) are logged as
-// lines of stream "devrun". On cancellation the process gets SIGTERM, then SIGKILL after
-// grace.
+// lines of stream "devrun". A process that exits with ConfigExitCode without a crash
+// trace is not restarted: the instance is StateFailed, with its last stderr lines as the
+// reason, until it is woken (Kill, or a rebuild of its service). On cancellation the
+// process gets SIGTERM, then SIGKILL after grace.
 func (in *Instance) Supervise(ctx context.Context, logs *LogStore, b Backoff, grace time.Duration) {
+	in.mu.Lock()
+	retry := in.retryLocked()
+	in.mu.Unlock()
 	delay := b.Min
 	for ctx.Err() == nil {
 		in.set(func() { in.state = StateStarting })
 		started := time.Now()
-		err := in.runOnce(ctx, logs, grace)
+		res := in.runOnce(ctx, logs, grace)
 		ran := time.Since(started)
 		if ctx.Err() != nil {
 			in.set(func() { in.state, in.pid = StateStopped, 0 })
 			return
 		}
+		if res.configError() {
+			reason := res.reason()
+			in.set(func() {
+				in.state, in.pid, in.reason = StateFailed, 0, reason
+				in.lastExit = fmt.Sprintf("%v (configuration error): %s", res.err, lastLine(reason))
+				select { // a wake-up from before this failure is stale
+				case <-retry:
+				default:
+				}
+			})
+			logs.Add(in.Service, in.ID, "devrun", fmt.Sprintf("exited after %s with status %d, a configuration error: %s; "+
+				"not restarted until it is rebuilt after a source change or restarted from the dashboard",
+				ran.Round(time.Millisecond), ConfigExitCode, strings.ReplaceAll(reason, "\n", " / ")))
+			if in.onFail != nil {
+				in.onFail(in, reason)
+			}
+			select {
+			case <-ctx.Done():
+				in.set(func() { in.state = StateStopped })
+				return
+			case <-retry:
+			}
+			delay = b.Min
+			in.set(func() { in.restarts++; in.reason = "" })
+			logs.Add(in.Service, in.ID, "devrun", "starting again after a configuration error")
+			continue
+		}
 		if ran >= b.Stable {
 			delay = b.Min
 		}
-		msg := fmt.Sprintf("exited after %s: %v; restarting in %s", ran.Round(time.Millisecond), err, delay)
-		in.set(func() { in.state, in.pid, in.lastExit = StateBackoff, 0, fmt.Sprint(err) })
+		msg := fmt.Sprintf("exited after %s: %v; restarting in %s", ran.Round(time.Millisecond), res.err, delay)
+		in.set(func() { in.state, in.pid, in.lastExit = StateBackoff, 0, fmt.Sprint(res.err) })
 		logs.Add(in.Service, in.ID, "devrun", msg)
 		select {
 		case <-ctx.Done():
@@ -113,31 +211,77 @@ func (in *Instance) Supervise(ctx context.Context, logs *LogStore, b Backoff, gr
 	}
 }
 
-func (in *Instance) runOnce(ctx context.Context, logs *LogStore, grace time.Duration) error {
-	cmd := exec.Command(in.Bin, in.Args...)
-	cmd.Env = in.Env
+// runResult is how one run of a process ended.
+type runResult struct {
+	err      error    // from exec.Cmd.Wait, or the start
+	tail     []string // the last reasonLines lines on stderr
+	panicked bool     // stderr showed a Go panic or fatal error
+}
+
+// configError reports whether the process exited with ConfigExitCode and no crash trace.
+func (r runResult) configError() bool {
+	var ee *exec.ExitError
+	return errors.As(r.err, &ee) && ee.ExitCode() == ConfigExitCode && !r.panicked
+}
+
+// reason is the stderr tail, or a note that there was none.
+func (r runResult) reason() string {
+	if len(r.tail) == 0 {
+		return "(nothing on stderr)"
+	}
+	return strings.Join(r.tail, "\n")
+}
+
+// crashLine reports whether an stderr line is part of Go's report of a panic or fatal error.
+func crashLine(l string) bool {
+	return strings.HasPrefix(l, "panic: ") || strings.HasPrefix(l, "fatal error: ") ||
+		(strings.HasPrefix(l, "goroutine ") && strings.HasSuffix(l, "]:"))
+}
+
+func lastLine(s string) string {
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+func (in *Instance) runOnce(ctx context.Context, logs *LogStore, grace time.Duration) runResult {
+	env, args := in.command()
+	cmd := exec.Command(in.Bin, args...)
+	cmd.Env = env
 	// Setpgid: Ctrl-C in the terminal reaches svckit dev only, which stops the services in
 	// order. Pdeathsig: if svckit dev dies without stopping them, they get SIGTERM.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return err
+		return runResult{err: err}
 	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		return err
+		return runResult{err: err}
 	}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start: %w", err)
+		return runResult{err: fmt.Errorf("start: %w", err)}
 	}
 	in.set(func() { in.state, in.pid, in.started = StateRunning, cmd.Process.Pid, time.Now() })
+	var res runResult
 	var wg sync.WaitGroup
 	pump := func(r io.Reader, stream string) {
 		defer wg.Done()
 		sc := bufio.NewScanner(r)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
-			logs.Add(in.Service, in.ID, stream, sc.Text())
+			line := sc.Text()
+			logs.Add(in.Service, in.ID, stream, line)
+			if stream != "stderr" || strings.TrimSpace(line) == "" {
+				continue
+			}
+			// Only this goroutine writes res's stderr fields until wg.Wait.
+			res.panicked = res.panicked || crashLine(line)
+			if len(res.tail) == reasonLines {
+				res.tail = slices.Delete(res.tail, 0, 1)
+			}
+			res.tail = append(res.tail, line)
 		}
 	}
 	wg.Add(2)
@@ -149,18 +293,17 @@ func (in *Instance) runOnce(ctx context.Context, logs *LogStore, grace time.Dura
 		done <- cmd.Wait()
 	}()
 	select {
-	case err := <-done:
-		return err
+	case res.err = <-done:
 	case <-ctx.Done():
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case err := <-done:
-			return err
+		case res.err = <-done:
 		case <-time.After(grace):
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			return <-done
+			res.err = <-done
 		}
 	}
+	return res
 }
 
 // killNow sends SIGKILL to the process group without waiting, for a forced stop.
@@ -174,8 +317,11 @@ func (in *Instance) killNow() {
 }
 
 // Kill sends SIGKILL to the running process (for chaos tests and the dashboard); the
-// supervisor restarts it.
+// supervisor restarts it. A failed instance (StateFailed) is started again instead.
 func (in *Instance) Kill() error {
+	if in.wake() {
+		return nil
+	}
 	in.mu.Lock()
 	pid := in.pid
 	in.mu.Unlock()

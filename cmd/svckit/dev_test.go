@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestDevNothingToRun: svckit dev where there is nothing to run says what to do and exits
+// with status 2, before building or starting anything.
+func TestDevNothingToRun(t *testing.T) {
+	t.Setenv("GOWORK", "off")
+	root := t.TempDir()
+	for name, content := range map[string]string{
+		"empty/.keep":            "",
+		"tools/go.mod":           "module example.com/tools\n\ngo 1.26\n",
+		"tools/cmd/tool/main.go": "package main\n\nfunc main() {}\n",
+		"badyaml/svckit.yaml":    "name: x\nservices: [{name: a}]\n",
+		"goodyaml/svckit.yaml":   "name: x\nservices: [{name: a, package: ./a}]\n",
+	} {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name string
+		wd   string
+		args []string
+		code int
+		want []string // parts of stderr
+	}{
+		{"no argument, empty directory", "empty", nil, 2,
+			[]string{"no svckit.yaml and no service main packages in the current directory.", "svckit new NAME", "svckit dev DIR"}},
+		{"no argument, a module without services", "tools", nil, 2,
+			[]string{"no svckit.yaml and no service main packages in the current directory."}},
+		{"a directory without services", ".", []string{"tools"}, 2,
+			[]string{"no svckit.yaml and no service main packages in tools.", "svckit new NAME"}},
+		{"a missing directory", ".", []string{"missing"}, 2, []string{"svckit dev: system directory: stat missing: no such file or directory"}},
+		{"a file, not a directory", ".", []string{"tools/go.mod"}, 2, []string{"svckit dev: manifest: open tools/go.mod/svckit.yaml: not a directory"}},
+		{"an invalid svckit.yaml", ".", []string{"badyaml"}, 2, []string{"services[0] (a).package: is required"}},
+		{"an unknown service's replicas", ".", []string{"-replicas", "b=2", "goodyaml"}, 2, []string{`no service "b" in the manifest`}},
+		{"two directories", ".", []string{"a", "b"}, 2, []string{"want at most one directory"}},
+		{"help", ".", []string{"-h"}, 0, []string{"usage: svckit dev [flags] [DIR]", "docs/dev.md"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Chdir(filepath.Join(root, tc.wd))
+			var out, errb bytes.Buffer
+			code := run(append([]string{"dev", "-state-dir", t.TempDir(), "-listen", "127.0.0.1:0"}, tc.args...), &out, &errb)
+			if code != tc.code {
+				t.Errorf("exit status %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, out.String(), errb.String())
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(errb.String(), want) {
+					t.Errorf("stderr lacks %q:\n%s", want, errb.String())
+				}
+			}
+			if strings.Contains(out.String(), "building") {
+				t.Errorf("built something:\n%s", out.String())
+			}
+		})
+	}
+}
