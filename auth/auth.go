@@ -2,8 +2,10 @@
 //
 // A [Validator] checks bearer tokens (github.com/golang-jwt/jwt/v5): the signature with a
 // key pinned to one algorithm, so "alg: none" and HS/RS algorithm confusion cannot pass;
-// expiry ("exp", required) and "nbf" with a small leeway; issuer and audience when
-// configured. Keys are static ([WithKey]) or fetched from a JWKS URL ([WithJWKS]), cached,
+// expiry ("exp", required), "nbf" and "iat" with a small leeway; issuer and audience when
+// configured. Decoding is strict: tokens over 8 KiB ([WithMaxTokenBytes]) are refused
+// unread, base64url must be canonical (one token, one string) and the time claims must be
+// JSON numbers. Keys are static ([WithKey]) or fetched from a JWKS URL ([WithJWKS]), cached,
 // refreshed periodically and at once (rate-limited) when a token names an unknown key id,
 // which is how key rotation reaches the validator.
 //
@@ -24,6 +26,8 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -40,6 +44,47 @@ type Claims struct {
 	Roles []string `json:"roles,omitempty"`
 	// Scope holds the caller's OAuth 2.0 scopes, space-separated, from the "scope" claim.
 	Scope string `json:"scope,omitempty"`
+}
+
+// UnmarshalJSON decodes the claims of a token. Unlike jwt.NumericDate alone, it refuses
+// "exp", "nbf" and "iat" values that are not JSON numbers, such as "exp":"1700000000".
+func (c *Claims) UnmarshalJSON(b []byte) error {
+	type plain Claims // the same fields without this method
+	var aux struct {
+		*plain
+		// These shadow RegisteredClaims' fields of the same JSON names.
+		Exp json.RawMessage `json:"exp"`
+		Nbf json.RawMessage `json:"nbf"`
+		Iat json.RawMessage `json:"iat"`
+	}
+	aux.plain = (*plain)(c)
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	var err error
+	if c.ExpiresAt, err = numericDate("exp", aux.Exp); err != nil {
+		return err
+	}
+	if c.NotBefore, err = numericDate("nbf", aux.Nbf); err != nil {
+		return err
+	}
+	c.IssuedAt, err = numericDate("iat", aux.Iat)
+	return err
+}
+
+// numericDate decodes the time claim name, which must be absent, null or a JSON number.
+func numericDate(name string, raw json.RawMessage) (*jwt.NumericDate, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	if c := raw[0]; c != '-' && (c < '0' || c > '9') {
+		return nil, fmt.Errorf("claim %q must be a number", name)
+	}
+	d := new(jwt.NumericDate)
+	if err := d.UnmarshalJSON(raw); err != nil {
+		return nil, fmt.Errorf("claim %q: %w", name, err)
+	}
+	return d, nil
 }
 
 // HasRole reports whether the claims list role.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -42,6 +43,7 @@ type Validator struct {
 	parser   *jwt.Parser
 	cache    *tokenCache
 	cacheN   int
+	maxToken int
 
 	// options collected before NewValidator builds the rest
 	jwksURL         string
@@ -102,7 +104,24 @@ func WithAudience(aud ...string) Option {
 	return func(v *Validator) { v.audience = append(v.audience, aud...) }
 }
 
-// WithLeeway sets the clock skew allowed when checking "exp" and "nbf" (default 30s).
+// DefaultMaxTokenBytes is the default size limit of a token: 8 KiB.
+const DefaultMaxTokenBytes = 8 << 10
+
+// WithMaxTokenBytes sets the size limit of a token (default [DefaultMaxTokenBytes]). A
+// longer token is refused before it is decoded, so that a caller cannot make the service
+// parse and hash megabytes per request. n must be positive.
+func WithMaxTokenBytes(n int) Option {
+	return func(v *Validator) {
+		if n <= 0 {
+			v.errs = append(v.errs, fmt.Errorf("WithMaxTokenBytes(%d): the limit must be positive", n))
+			return
+		}
+		v.maxToken = n
+	}
+}
+
+// WithLeeway sets the clock skew allowed when checking "exp", "nbf" and "iat" (default
+// 30s).
 func WithLeeway(d time.Duration) Option { return func(v *Validator) { v.leeway = d } }
 
 // WithClock sets the clock tokens are checked against (default time.Now), for tests.
@@ -113,7 +132,7 @@ func WithClock(now func() time.Time) Option { return func(v *Validator) { v.now 
 // needs it (or [Validator.Refresh] is called).
 func NewValidator(opts ...Option) (*Validator, error) {
 	v := &Validator{leeway: 30 * time.Second, now: time.Now, jwksEvery: 15 * time.Minute,
-		jwksMinInterval: 30 * time.Second, cacheN: 4096}
+		jwksMinInterval: 30 * time.Second, cacheN: 4096, maxToken: DefaultMaxTokenBytes}
 	for _, o := range opts {
 		o(v)
 	}
@@ -133,6 +152,8 @@ func NewValidator(opts ...Option) (*Validator, error) {
 	popts := []jwt.ParserOption{
 		jwt.WithValidMethods(supportedAlgs),
 		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),       // an "iat" in the future (beyond the leeway) is refused
+		jwt.WithStrictDecoding(), // one token, one string: no second encoding of the same bytes
 		jwt.WithLeeway(v.leeway),
 		jwt.WithTimeFunc(v.now),
 	}
@@ -161,11 +182,19 @@ func (v *Validator) Refresh(ctx context.Context) error {
 // *svcerr.Error of kind Unauthenticated whose message says what is wrong (expired, wrong
 // audience, …) without echoing the token.
 //
+// Decoding is strict: a token over the size limit ([WithMaxTokenBytes]) is refused
+// unread; base64url with non-zero padding bits (a second spelling of the same bytes) is
+// malformed; "exp", "nbf" and "iat" must be JSON numbers; an "iat" later than now plus
+// the leeway is refused.
+//
 // Tokens that passed are remembered (see [WithCacheSize]): the same token again costs a map
 // lookup and a check of its times instead of a signature check, until it expires or the
 // JWKS is fetched again. The returned claims are the caller's own copy; their slices are
 // shared and must not be changed.
 func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error) {
+	if len(token) > v.maxToken {
+		return nil, svcerr.New(svcerr.Unauthenticated, "invalid token: token larger than "+strconv.Itoa(v.maxToken)+" bytes")
+	}
 	var snap *jwksSnapshot
 	if v.jwks != nil {
 		v.jwks.current(ctx) // the first fetch, or a periodic refresh if one is due
