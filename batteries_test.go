@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -420,4 +421,86 @@ func TestPayOnlyForWhatYouUse(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestNATSIdentity connects with a service user's credentials, publishes its own events,
+// and has a forged publish on another service's subject refused, logged and counted; an
+// unknown password is a start-up error.
+func TestNATSIdentity(t *testing.T) {
+	catalog := natsserver.ServiceUser("catalog", "pw-catalog", []string{"shop.catalog.>"}, nil)
+	srv, err := natsserver.Start(context.Background(), t.TempDir(), natsserver.WithUsers(catalog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	type natsOnly struct {
+		svckit.Config
+		svckit.NATSConfig
+	}
+	logs := &syncBuffer{}
+	env := map[string]string{"NATS_URL": srv.PlainURL(), "NATS_USER": "catalog", "NATS_PASSWORD": "pw-catalog"}
+	app, err := svckit.New(context.Background(), "catalog", &natsOnly{}, svckit.Options{
+		Stdout: logs, Args: []string{"-http-addr", "", "-grpc-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-log-flush", "0s"},
+		Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }, Signals: []os.Signal{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	bus, err := app.Bus(ctx, pubsub.Config{Stream: "SHOP", Subjects: []string{"shop.>"}, AckTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Publish(ctx, &pubsub.Message{ID: "s1", Subject: "shop.catalog.stock_low", Data: []byte("{}")}); err != nil {
+		t.Fatalf("own event: %v", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := bus.Publish(pctx, &pubsub.Message{ID: "f1", Subject: "shop.orders.confirmed", Data: []byte("{}")}); err == nil {
+		t.Fatal("catalog published an orders event")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "nats permission denied") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no permission-denied log line:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	app.GRPC("test.Catalog")
+	admin := runApp(t, app)
+	resp, err := http.Get(admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// Each attempt of the publish (it repeats after its ack timeout) is refused and counted.
+	if !regexp.MustCompile(`(?m)^svckit_nats_permission_denied_total [1-9]`).Match(body) {
+		t.Errorf("metric not counted:\n%s", grepLines(string(body), "svckit_nats"))
+	}
+
+	env["NATS_PASSWORD"] = "wrong"
+	app2, err := newApp(t, "catalog", &natsOnly{}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app2.NATS(ctx); err == nil || !strings.Contains(err.Error(), "Authorization Violation") || strings.Contains(err.Error(), "wrong") {
+		t.Errorf("wrong password: %v, want an authorization violation without the password", err)
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

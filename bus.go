@@ -2,6 +2,7 @@ package svckit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/svckit/svckit/config"
 	"github.com/svckit/svckit/discovery/natskv"
@@ -30,9 +32,21 @@ import (
 // is missing. `svckit dev` and tests start an embedded server (package natsserver) and
 // set it.
 type NATSConfig struct {
-	NATSURL      string `flag:"nats-url" env:"NATS_URL" required:"true" help:"NATS server(s), comma-separated nats:// URLs: the event bus and the natskv registry"`
+	NATSURL      string `flag:"nats-url" env:"NATS_URL" required:"true" help:"NATS server(s), comma-separated nats:// URLs: the event bus and the natskv registry (credentials go in NATS_CREDS, NATS_NKEY, NATS_USER/NATS_PASSWORD or NATS_TOKEN, not here)"`
 	NATSReplicas int    `flag:"nats-replicas" env:"NATS_REPLICAS" default:"1" help:"replicas of the streams and of the registry bucket this service creates (3 on a NATS cluster)"`
 	Announce     string `flag:"announce" env:"ANNOUNCE" help:"registry to announce this service's gRPC listener in while it is ready: natskv (NATS KV on NATS_URL), or empty for none"`
+	// The service's NATS identity: one of a credentials file, an nkey seed file, a user
+	// and password, or a token.
+	NATSCreds    string        `flag:"nats-creds" env:"NATS_CREDS" help:"NATS credentials file (.creds: user JWT and nkey seed)"`
+	NATSNKey     string        `flag:"nats-nkey" env:"NATS_NKEY" help:"file holding the NATS nkey seed (SU…) of this service's user"`
+	NATSUser     string        `flag:"nats-user" env:"NATS_USER" help:"NATS user name (with NATS_PASSWORD)"`
+	NATSPassword config.Secret `flag:"nats-password" env:"NATS_PASSWORD" help:"NATS password of NATS_USER"`
+	NATSToken    config.Secret `flag:"nats-token" env:"NATS_TOKEN" help:"NATS authentication token"`
+	// TLS to the NATS servers: the CA that verifies them, and a client certificate when
+	// the servers require one.
+	NATSTLSCA   string `flag:"nats-tls-ca" env:"NATS_TLS_CA" help:"CA bundle (PEM) that verifies the NATS servers; set to use TLS"`
+	NATSTLSCert string `flag:"nats-tls-cert" env:"NATS_TLS_CERT" help:"client certificate (PEM) for NATS servers that verify clients (with NATS_TLS_KEY)"`
+	NATSTLSKey  string `flag:"nats-tls-key" env:"NATS_TLS_KEY" help:"private key (PEM) of NATS_TLS_CERT"`
 }
 
 func (c *NATSConfig) natsConfig() *NATSConfig { return c }
@@ -55,7 +69,50 @@ func (c *NATSConfig) Validate() error {
 	default:
 		return &config.FieldError{Field: "Announce", Err: fmt.Errorf("must be natskv or empty, not %q", c.Announce)}
 	}
+	var ids []string
+	for _, id := range []struct{ field, v string }{
+		{"NATSCreds", c.NATSCreds}, {"NATSNKey", c.NATSNKey}, {"NATSUser", c.NATSUser}, {"NATSToken", c.NATSToken.Reveal()},
+	} {
+		if id.v != "" {
+			ids = append(ids, id.field)
+		}
+	}
+	if len(ids) > 1 {
+		return &config.FieldError{Field: ids[1], Err: fmt.Errorf("only one NATS identity may be set: NATS_CREDS, NATS_NKEY, NATS_USER or NATS_TOKEN")}
+	}
+	if c.NATSPassword != "" && c.NATSUser == "" {
+		return &config.FieldError{Field: "NATSPassword", Err: errors.New("needs NATS_USER")}
+	}
+	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
+		return &config.FieldError{Field: "NATSTLSCert", Err: errors.New("NATS_TLS_CERT and NATS_TLS_KEY go together")}
+	}
 	return nil
+}
+
+// options returns the NATS connection options of the identity and TLS settings.
+func (c *NATSConfig) options() []nats.Option {
+	var opts []nats.Option
+	switch {
+	case c.NATSCreds != "":
+		opts = append(opts, nats.UserCredentials(c.NATSCreds))
+	case c.NATSNKey != "":
+		if o, err := nats.NkeyOptionFromSeed(c.NATSNKey); err == nil {
+			opts = append(opts, o)
+		} else {
+			opts = append(opts, func(*nats.Options) error { return fmt.Errorf("NATS_NKEY %s: %w", c.NATSNKey, err) })
+		}
+	case c.NATSUser != "":
+		opts = append(opts, nats.UserInfo(c.NATSUser, c.NATSPassword.Reveal()))
+	case c.NATSToken != "":
+		opts = append(opts, nats.Token(c.NATSToken.Reveal()))
+	}
+	if c.NATSTLSCA != "" {
+		opts = append(opts, nats.RootCAs(c.NATSTLSCA))
+	}
+	if c.NATSTLSCert != "" {
+		opts = append(opts, nats.ClientCert(c.NATSTLSCert, c.NATSTLSKey))
+	}
+	return opts
 }
 
 // redact hides the password in a URL given as text.
@@ -78,8 +135,12 @@ func (a *App) nats(what string) (*NATSConfig, error) {
 }
 
 // NATS returns the service's connection to the NATS servers of NATS_URL, made on first
-// use and shared by the bus and the registry. It reconnects forever; it is closed at
-// shutdown after everything that uses it.
+// use and shared by the bus and the registry, with the identity and TLS of the NATS_*
+// settings. It reconnects forever once connected; a first connection that fails (no
+// server, or credentials refused) is an error. Publishes or subscriptions the server
+// refuses for lack of permission are logged as "nats permission denied" and counted in
+// svckit_nats_permission_denied_total. The connection is closed at shutdown after
+// everything that uses it.
 func (a *App) NATS(ctx context.Context) (*nats.Conn, error) {
 	cfg, err := a.nats("App.NATS")
 	if err != nil {
@@ -91,11 +152,19 @@ func (a *App) NATS(ctx context.Context) (*nats.Conn, error) {
 		return a.natsConn, nil
 	}
 	logger := a.logger
-	nc, err := nats.Connect(cfg.NATSURL,
+	a.natsDenied = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "svckit_nats_permission_denied_total",
+		Help: "Publishes and subscriptions the NATS server refused for lack of permission.",
+	})
+	if err := a.preg.Register(a.natsDenied); err != nil {
+		return nil, fmt.Errorf("svckit: nats metrics: %w", err)
+	}
+	nopts := append(cfg.options(),
 		nats.Name(a.name+"/"+a.instance),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(100*time.Millisecond),
-		nats.RetryOnFailedConnect(true),
+		// No RetryOnFailedConnect: a service that cannot reach NATS or is refused at
+		// start fails its setup with the reason, and its supervisor starts it again.
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				logger.Warn("nats disconnected", slog.String("error", err.Error()))
@@ -109,8 +178,16 @@ func (a *App) NATS(ctx context.Context) (*nats.Conn, error) {
 			if sub != nil {
 				attrs = append(attrs, slog.String("subject", sub.Subject))
 			}
+			// A permissions violation is a publish or subscribe the server refused: this
+			// service tried to publish another's events, or lacks a permission it needs.
+			if errors.Is(err, nats.ErrPermissionViolation) || strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+				a.natsDenied.Inc()
+				logger.Error("nats permission denied", attrs...)
+				return
+			}
 			logger.Error("nats error", attrs...)
 		}))
+	nc, err := nats.Connect(cfg.NATSURL, nopts...)
 	if err != nil {
 		return nil, fmt.Errorf("svckit: connect to NATS_URL %s: %w", redact(cfg.NATSURL), err)
 	}

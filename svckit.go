@@ -176,17 +176,18 @@ type App struct {
 	grpcHlth interface {
 		SetServingStatus(string, healthpb.HealthCheckResponse_ServingStatus)
 	}
-	addrs     map[string]net.Addr
-	addrsDone chan struct{}
-	closers   []func(context.Context) error
-	logBuf    *observe.BufferedWriter
-	announce  []announcement
-	workers   []worker
-	tls       *mtls.Source    // nil without mTLS (tls.go)
-	clientTr  *http.Transport // made by HTTPClient
-	natsConn  *nats.Conn      // made by NATS (bus.go)
-	reg       *natskv.Registry
-	useErr    error // Use after the servers copied the chain
+	addrs      map[string]net.Addr
+	addrsDone  chan struct{}
+	closers    []func(context.Context) error
+	logBuf     *observe.BufferedWriter
+	announce   []announcement
+	workers    []worker
+	tls        *mtls.Source    // nil without mTLS (tls.go)
+	clientTr   *http.Transport // made by HTTPClient
+	natsConn   *nats.Conn      // made by NATS (bus.go)
+	natsDenied prometheus.Counter
+	reg        *natskv.Registry
+	useErr     error // Use after the servers copied the chain
 }
 
 type worker struct {

@@ -27,10 +27,17 @@ type Cluster struct {
 	ports  []int
 	routes []int
 	nodes  []*Server
+	admin  string // the admin password every node shares
+	users  []User
 }
 
 // ClusterOption configures StartCluster.
 type ClusterOption func(*Cluster)
+
+// WithClusterUsers gives every node the users of [WithUsers].
+func WithClusterUsers(users ...User) ClusterOption {
+	return func(c *Cluster) { c.users = append(c.users, users...) }
+}
 
 // WithClusterLogger logs every node's notices to l, with a "node" attribute.
 func WithClusterLogger(l *slog.Logger) ClusterOption { return func(c *Cluster) { c.logger = l } }
@@ -63,7 +70,7 @@ func StartCluster(ctx context.Context, n int, dir string, opts ...ClusterOption)
 }
 
 func startCluster(ctx context.Context, n int, dir string, opts []ClusterOption) (*Cluster, error) {
-	c := &Cluster{name: "svckit-test", dir: dir, ports: make([]int, n), routes: make([]int, n), nodes: make([]*Server, n)}
+	c := &Cluster{name: "svckit-test", dir: dir, ports: make([]int, n), routes: make([]int, n), nodes: make([]*Server, n), admin: RandomPassword()}
 	for _, o := range opts {
 		o(c)
 	}
@@ -104,6 +111,8 @@ func (c *Cluster) start(ctx context.Context, i int) error {
 	opts := []Option{
 		WithPort(c.ports[i]),
 		WithName(fmt.Sprintf("n%d", i)),
+		WithAdmin(c.admin),
+		WithUsers(c.users...),
 		func(cfg *config) {
 			cfg.clusterOpt = &server.ClusterOpts{Name: c.name, Host: "127.0.0.1", Port: c.routes[i]}
 			cfg.routes = routes
@@ -125,8 +134,14 @@ func (c *Cluster) start(ctx context.Context, i int) error {
 // Size returns the number of nodes.
 func (c *Cluster) Size() int { return len(c.ports) }
 
-// URLs returns the client URLs of all nodes, comma-separated, as nats.Connect takes them.
+// URLs returns the client URLs of all nodes, comma-separated, as nats.Connect takes them,
+// with the admin user's credentials (see [Server.ClientURL]).
 func (c *Cluster) URLs() string {
+	return WithUserInfo(c.PlainURLs(), AdminUser, c.admin)
+}
+
+// PlainURLs returns the client URLs of all nodes without credentials.
+func (c *Cluster) PlainURLs() string {
 	urls := make([]string, len(c.ports))
 	for i, p := range c.ports {
 		urls[i] = "nats://127.0.0.1:" + strconv.Itoa(p)
@@ -134,8 +149,13 @@ func (c *Cluster) URLs() string {
 	return strings.Join(urls, ",")
 }
 
-// URL returns the client URL of node i.
-func (c *Cluster) URL(i int) string { return "nats://127.0.0.1:" + strconv.Itoa(c.ports[i]) }
+// URL returns the client URL of node i, with the admin user's credentials.
+func (c *Cluster) URL(i int) string {
+	return WithUserInfo("nats://127.0.0.1:"+strconv.Itoa(c.ports[i]), AdminUser, c.admin)
+}
+
+// AdminPassword returns the password of the admin user all nodes share.
+func (c *Cluster) AdminPassword() string { return c.admin }
 
 // Node returns node i, or nil while it is stopped.
 func (c *Cluster) Node(i int) *Server {

@@ -1,9 +1,15 @@
-// Package natsserver runs a NATS server with JetStream inside the process: the default
-// message bus of a svckit service when no NATS URL is configured, and the engine of tests.
+// Package natsserver runs a NATS server with JetStream inside the process: the message bus
+// of `svckit dev` and the engine of tests. A service never starts one by itself; it is
+// always an explicit choice of the program that calls [Start].
 //
 // [Start] starts one server on a loopback port (random unless given) with JetStream storing
 // in a directory, and returns once it accepts connections. [StartCluster] starts N servers
 // routed into one JetStream cluster on loopback, for tests that stop and restart nodes.
+//
+// Authorization is on: anonymous clients are refused. Every server has an admin user
+// ([AdminUser], a random password unless [WithAdmin] sets one), which [Server.ClientURL]
+// and [Server.Connect] carry, and the users of [WithUsers], typically one
+// [ServiceUser] per service, each allowed to publish only its own events.
 package natsserver
 
 import (
@@ -34,6 +40,9 @@ type config struct {
 	maxStore   int64
 	clusterOpt *server.ClusterOpts
 	routes     []string
+	users      []User
+	adminPass  string
+	noAuth     bool
 }
 
 // WithPort sets the client port; 0 (the default) picks a free one.
@@ -62,9 +71,10 @@ func WithMaxStore(n int64) Option { return func(c *config) { c.maxStore = n } }
 
 // Server is a running embedded NATS server with JetStream.
 type Server struct {
-	ns       *server.Server
-	storeDir string
-	opts     *server.Options
+	ns        *server.Server
+	storeDir  string
+	opts      *server.Options
+	adminPass string
 }
 
 // Start starts a NATS server with JetStream storing in storeDir (created if missing) and
@@ -96,6 +106,12 @@ func Start(ctx context.Context, storeDir string, opts ...Option) (*Server, error
 		NoLog:             c.logger == nil,
 		MaxPayload:        8 << 20,
 	}
+	if !c.noAuth {
+		if c.adminPass == "" {
+			c.adminPass = RandomPassword()
+		}
+		so.Users = c.serverUsers()
+	}
 	if c.clusterOpt != nil {
 		so.Cluster = *c.clusterOpt
 		so.Routes = server.RoutesFromStr(joinComma(c.routes))
@@ -119,17 +135,37 @@ func Start(ctx context.Context, storeDir string, opts ...Option) (*Server, error
 			return nil, fmt.Errorf("natsserver: server not ready: %w", err)
 		}
 	}
-	return &Server{ns: ns, storeDir: storeDir, opts: so}, nil
+	srv := &Server{ns: ns, storeDir: storeDir, opts: so}
+	if !c.noAuth {
+		srv.adminPass = c.adminPass
+	}
+	return srv, nil
 }
 
-// ClientURL returns the nats:// URL clients connect to; it is empty for a server started
-// WithoutListener.
+// ClientURL returns the nats:// URL a trusted client (a test, the dev runner) connects
+// with: it carries the admin user's name and password. It is empty for a server started
+// WithoutListener. Hand other clients [Server.PlainURL] and their own credentials.
 func (s *Server) ClientURL() string {
+	if s.opts.DontListen {
+		return ""
+	}
+	if s.adminPass == "" {
+		return s.ns.ClientURL()
+	}
+	return WithUserInfo(s.ns.ClientURL(), AdminUser, s.adminPass)
+}
+
+// PlainURL returns the server's nats:// URL without credentials.
+func (s *Server) PlainURL() string {
 	if s.opts.DontListen {
 		return ""
 	}
 	return s.ns.ClientURL()
 }
+
+// AdminPassword returns the admin user's password; empty for a server started
+// [WithoutAuth].
+func (s *Server) AdminPassword() string { return s.adminPass }
 
 // StoreDir returns the JetStream store directory.
 func (s *Server) StoreDir() string { return s.storeDir }
@@ -137,9 +173,14 @@ func (s *Server) StoreDir() string { return s.storeDir }
 // Server returns the underlying nats-server.
 func (s *Server) Server() *server.Server { return s.ns }
 
-// Connect returns an in-process client connection to the server: no TCP, no port.
+// Connect returns an in-process client connection to the server as the admin user: no
+// TCP, no port.
 func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
-	opts = append([]nats.Option{nats.InProcessServer(s.ns)}, opts...)
+	base := []nats.Option{nats.InProcessServer(s.ns)}
+	if s.adminPass != "" {
+		base = append(base, nats.UserInfo(AdminUser, s.adminPass))
+	}
+	opts = append(base, opts...)
 	nc, err := nats.Connect("", opts...)
 	if err != nil {
 		return nil, fmt.Errorf("natsserver: connect: %w", err)

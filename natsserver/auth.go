@@ -1,0 +1,106 @@
+package natsserver
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"strings"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// AdminUser is the name of the user every embedded server has unless started
+// [WithoutAuth]: it may do anything, and [Server.ClientURL] and [Server.Connect] use it.
+const AdminUser = "svckit-admin"
+
+// User is a NATS user of an embedded server: a name, a password and the subjects it may
+// publish to and subscribe to. A nil Publish or Subscribe list allows every subject; a
+// Deny list refuses subjects even where an Allow pattern matches. Wildcards (* and >)
+// work as in NATS subjects. Responses to requests the user received are always allowed
+// (once each, within a minute), so a service can answer requests without a publish
+// permission on reply inboxes.
+type User struct {
+	Name          string
+	Password      string
+	Publish       []string
+	DenyPublish   []string
+	Subscribe     []string
+	DenySubscribe []string
+}
+
+// WithUsers adds users to the server beside the admin user. Every client must log in as
+// one of them: anonymous connections are refused.
+func WithUsers(users ...User) Option {
+	return func(c *config) { c.users = append(c.users, users...) }
+}
+
+// WithAdmin sets the admin user's password; by default Start makes a random one. The
+// nodes of a [Cluster] share one.
+func WithAdmin(password string) Option { return func(c *config) { c.adminPass = password } }
+
+// WithoutAuth starts the server with authorization off: any client may connect and do
+// anything. Only for measuring NATS itself; svckit's tools never use it.
+func WithoutAuth() Option { return func(c *config) { c.noAuth = true } }
+
+// ServiceUser returns the user of one service of a svckit system on the embedded server:
+// it may publish events only on the subjects of publish (its own events), dead letters
+// (dlq.>), and the JetStream and KV API a svckit service uses (streams, consumers, acks,
+// key-value buckets) — but never delete or purge a stream; it may subscribe to reply
+// inboxes and to the core subjects of subscribe. Events reach a service's JetStream
+// consumers through its inbox, so subscribe only matters for core NATS subscriptions.
+// publish holds NATS subject patterns such as "shop.orders.>".
+func ServiceUser(name, password string, publish, subscribe []string) User {
+	pub := append([]string{"dlq.>", "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV.>",
+		// The reachability probe of a stream just created (internal/jsx): a publish the
+		// stream refuses by its expected last sequence, so nothing is stored.
+		"svckit-probe", "*.svckit-probe", "*.*.svckit-probe", "*.*.*.svckit-probe"}, publish...)
+	sub := append([]string{"_INBOX.>"}, subscribe...)
+	return User{
+		Name:     name,
+		Password: password,
+		Publish:  pub,
+		DenyPublish: []string{
+			"$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>",
+			"$JS.API.ACCOUNT.>", "$JS.API.META.>", "$JS.API.SERVER.>",
+		},
+		Subscribe: sub,
+	}
+}
+
+// RandomPassword returns a password of 24 random bytes, hex-encoded.
+func RandomPassword() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b)
+}
+
+// serverUsers converts the users of c, with the admin first, for the server's options.
+func (c *config) serverUsers() []*server.User {
+	out := []*server.User{{Username: AdminUser, Password: c.adminPass}}
+	for _, u := range c.users {
+		su := &server.User{Username: u.Name, Password: u.Password, Permissions: &server.Permissions{
+			Response: &server.ResponsePermission{MaxMsgs: 1},
+		}}
+		if u.Publish != nil || u.DenyPublish != nil {
+			su.Permissions.Publish = &server.SubjectPermission{Allow: u.Publish, Deny: u.DenyPublish}
+		}
+		if u.Subscribe != nil || u.DenySubscribe != nil {
+			su.Permissions.Subscribe = &server.SubjectPermission{Allow: u.Subscribe, Deny: u.DenySubscribe}
+		}
+		out = append(out, su)
+	}
+	return out
+}
+
+// WithUserInfo returns the nats:// URL u (or comma-separated URLs) with user and
+// password in each.
+func WithUserInfo(urls, user, password string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if pu, err := url.Parse(strings.TrimSpace(p)); err == nil && pu.Host != "" {
+			pu.User = url.UserPassword(user, password)
+			parts[i] = pu.String()
+		}
+	}
+	return strings.Join(parts, ",")
+}
