@@ -17,6 +17,7 @@ package idempotency
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"sync"
 	"time"
@@ -48,9 +49,21 @@ type Record struct {
 	Fingerprint string // a hash of the request, to tell a repeat from a different request
 	Response    []byte
 	Kind        string // KindResponse, KindError or KindMessage once Completed
-	CreatedAt   time.Time
-	ExpiresAt   time.Time
+	// Claim identifies the Begin that created the record: a new random id for each
+	// successful Begin. Complete and Release take it, so that a request whose claim
+	// expired and was taken over settles nothing of the request that took it over.
+	Claim     string
+	CreatedAt time.Time
+	ExpiresAt time.Time
 }
+
+// ErrClaimLost is returned by Complete when the record of the key is no longer the
+// InProgress record of the given claim: the claim expired and another request claimed
+// the key (or it was completed or released). The result is not stored.
+var ErrClaimLost = errors.New("idempotency: the claim on the key was lost")
+
+// NewClaimID returns a new random claim id, for Store implementations' Begin.
+func NewClaimID() string { return rand.Text() }
 
 // Store keeps idempotency records. Keys are unique within a scope (one endpoint, one
 // consumer). Expired records count as absent.
@@ -58,13 +71,18 @@ type Store interface {
 	// Get returns the live record of (scope, key), and false when there is none.
 	Get(ctx context.Context, scope, key string) (Record, bool, error)
 	// Begin claims (scope, key): when no live record exists, it creates an InProgress
-	// record that expires after lockTTL and returns it with true. Otherwise it returns
-	// the live record and false. It is atomic: of concurrent calls, one gets true.
+	// record with a new Claim id that expires after lockTTL and returns it with true.
+	// Otherwise it returns the live record and false. It is atomic: of concurrent calls,
+	// one gets true.
 	Begin(ctx context.Context, scope, key, fingerprint string, lockTTL time.Duration) (Record, bool, error)
-	// Complete stores the result of (scope, key) and keeps it for ttl.
-	Complete(ctx context.Context, scope, key, kind string, response []byte, ttl time.Duration) error
-	// Release deletes the InProgress record of (scope, key), so that a repeat runs again.
-	Release(ctx context.Context, scope, key string) error
+	// Complete stores the result of (scope, key) and keeps it for ttl, if the record is
+	// still the InProgress record of claim (the Claim Begin returned), expired or not;
+	// otherwise it changes nothing and returns ErrClaimLost.
+	Complete(ctx context.Context, scope, key, claim, kind string, response []byte, ttl time.Duration) error
+	// Release deletes the InProgress record of (scope, key) if it is still that of
+	// claim, so that a repeat runs again. Otherwise it changes nothing and returns nil:
+	// a newer claim, or a result, stays.
+	Release(ctx context.Context, scope, key, claim string) error
 }
 
 // Memory is a Store in memory, for one process and for tests. The zero Memory is not
@@ -106,19 +124,19 @@ func (m *Memory) Begin(_ context.Context, scope, key, fingerprint string, lockTT
 		return r, false, nil
 	}
 	now := m.now()
-	r := Record{Scope: scope, Key: key, State: InProgress, Fingerprint: fingerprint, CreatedAt: now, ExpiresAt: now.Add(lockTTL)}
+	r := Record{Scope: scope, Key: key, State: InProgress, Fingerprint: fingerprint, Claim: NewClaimID(), CreatedAt: now, ExpiresAt: now.Add(lockTTL)}
 	m.m[k] = r
 	return r, true, nil
 }
 
 // Complete implements Store.
-func (m *Memory) Complete(_ context.Context, scope, key, kind string, response []byte, ttl time.Duration) error {
+func (m *Memory) Complete(_ context.Context, scope, key, claim, kind string, response []byte, ttl time.Duration) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := [2]string{scope, key}
 	r, ok := m.m[k]
-	if !ok {
-		return errors.New("idempotency: complete: no record")
+	if !ok || r.State != InProgress || r.Claim != claim {
+		return ErrClaimLost
 	}
 	r.State, r.Kind, r.Response, r.ExpiresAt = Completed, kind, append([]byte(nil), response...), m.now().Add(ttl)
 	m.m[k] = r
@@ -126,11 +144,11 @@ func (m *Memory) Complete(_ context.Context, scope, key, kind string, response [
 }
 
 // Release implements Store.
-func (m *Memory) Release(_ context.Context, scope, key string) error {
+func (m *Memory) Release(_ context.Context, scope, key, claim string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := [2]string{scope, key}
-	if r, ok := m.m[k]; ok && r.State == InProgress {
+	if r, ok := m.m[k]; ok && r.State == InProgress && r.Claim == claim {
 		delete(m.m, k)
 	}
 	return nil

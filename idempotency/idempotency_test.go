@@ -59,39 +59,67 @@ func testStore(t *testing.T, s idempotency.Store) {
 		t.Fatalf("Get on empty: %v %v", ok, err)
 	}
 	r, ok, err := s.Begin(ctx, "sc", "k", "fp", time.Minute)
-	if !ok || err != nil || r.State != idempotency.InProgress {
+	if !ok || err != nil || r.State != idempotency.InProgress || r.Claim == "" {
 		t.Fatalf("Begin: %+v %v %v", r, ok, err)
 	}
+	claim := r.Claim
 	r, ok, err = s.Begin(ctx, "sc", "k", "other", time.Minute)
-	if ok || err != nil || r.State != idempotency.InProgress || r.Fingerprint != "fp" {
+	if ok || err != nil || r.State != idempotency.InProgress || r.Fingerprint != "fp" || r.Claim != claim {
 		t.Fatalf("second Begin: %+v %v %v", r, ok, err)
 	}
-	if _, ok, _ := s.Begin(ctx, "other-scope", "k", "fp", time.Minute); !ok {
-		t.Fatal("scopes are not separate")
+	if r, ok, _ := s.Begin(ctx, "other-scope", "k", "fp", time.Minute); !ok || r.Claim == claim {
+		t.Fatalf("scopes are not separate, or claims share an id: %+v %v", r, ok)
 	}
-	if err := s.Complete(ctx, "sc", "k", idempotency.KindResponse, []byte(`{"a":1}`), time.Hour); err != nil {
+	if err := s.Complete(ctx, "sc", "k", "not-the-claim", idempotency.KindResponse, []byte(`{"a":2}`), time.Hour); !errors.Is(err, idempotency.ErrClaimLost) {
+		t.Fatalf("Complete with another claim: %v, want ErrClaimLost", err)
+	}
+	if err := s.Release(ctx, "sc", "k", "not-the-claim"); err != nil {
+		t.Fatal(err)
+	}
+	if r, ok, _ := s.Get(ctx, "sc", "k"); !ok || r.State != idempotency.InProgress || r.Claim != claim {
+		t.Fatalf("another claim's Complete or Release changed the record: %+v %v", r, ok)
+	}
+	if err := s.Complete(ctx, "sc", "k", claim, idempotency.KindResponse, []byte(`{"a":1}`), time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	r, ok, err = s.Get(ctx, "sc", "k")
 	if !ok || err != nil || r.State != idempotency.Completed || string(r.Response) != `{"a":1}` || r.Kind != idempotency.KindResponse {
 		t.Fatalf("Get after Complete: %+v %v %v", r, ok, err)
 	}
-	if err := s.Release(ctx, "sc", "k"); err != nil { // completed records stay
+	if err := s.Complete(ctx, "sc", "k", claim, idempotency.KindResponse, []byte(`{"a":3}`), time.Hour); !errors.Is(err, idempotency.ErrClaimLost) {
+		t.Fatalf("second Complete: %v, want ErrClaimLost", err)
+	}
+	if err := s.Release(ctx, "sc", "k", claim); err != nil { // completed records stay
 		t.Fatal(err)
 	}
-	if _, ok, _ := s.Get(ctx, "sc", "k"); !ok {
-		t.Fatal("Release deleted a completed record")
+	if r, ok, _ := s.Get(ctx, "sc", "k"); !ok || string(r.Response) != `{"a":1}` {
+		t.Fatalf("Release or a second Complete changed a completed record: %+v %v", r, ok)
 	}
 	// In-progress records are released, and expire.
-	s.Begin(ctx, "sc", "rel", "fp", time.Minute)
-	s.Release(ctx, "sc", "rel")
+	r, _, _ = s.Begin(ctx, "sc", "rel", "fp", time.Minute)
+	s.Release(ctx, "sc", "rel", r.Claim)
 	if _, ok, _ := s.Begin(ctx, "sc", "rel", "fp", time.Minute); !ok {
 		t.Fatal("released key not free")
 	}
-	s.Begin(ctx, "sc", "exp", "fp", time.Millisecond)
+	old, _, _ := s.Begin(ctx, "sc", "exp", "fp", time.Millisecond)
 	time.Sleep(5 * time.Millisecond)
-	if _, ok, _ := s.Begin(ctx, "sc", "exp", "fp2", time.Minute); !ok {
-		t.Fatal("expired key not free")
+	r, ok, _ = s.Begin(ctx, "sc", "exp", "fp2", time.Minute)
+	if !ok || r.Claim == old.Claim {
+		t.Fatalf("expired key not free, or the new claim has the old id: %+v %v", r, ok)
+	}
+	// The expired claim settles nothing of the new one.
+	if err := s.Complete(ctx, "sc", "exp", old.Claim, idempotency.KindResponse, []byte(`{}`), time.Hour); !errors.Is(err, idempotency.ErrClaimLost) {
+		t.Fatalf("Complete of an expired claim taken over: %v, want ErrClaimLost", err)
+	}
+	s.Release(ctx, "sc", "exp", old.Claim)
+	if got, ok, _ := s.Get(ctx, "sc", "exp"); !ok || got.Claim != r.Claim || got.State != idempotency.InProgress {
+		t.Fatalf("an expired claim's Release or Complete changed the new claim: %+v %v", got, ok)
+	}
+	// An expired claim that nobody took over may still complete.
+	old, _, _ = s.Begin(ctx, "sc", "late", "fp", time.Millisecond)
+	time.Sleep(5 * time.Millisecond)
+	if err := s.Complete(ctx, "sc", "late", old.Claim, idempotency.KindResponse, []byte(`{}`), time.Hour); err != nil {
+		t.Fatalf("Complete of an expired claim not taken over: %v", err)
 	}
 }
 

@@ -79,8 +79,9 @@ type options struct {
 func WithTTL(d time.Duration) Option { return func(o *options) { o.ttl = d } }
 
 // WithLockTTL sets how long a claim on a key lasts while its request runs; default 1
-// minute. A request that runs longer may be run again by a repeat; one that crashed
-// blocks repeats this long.
+// minute. A request that runs longer may be run again by a repeat, whose claim and result
+// then stand (the late request's own result is returned to its caller but not stored);
+// one whose process crashed blocks repeats this long. A panic releases the key at once.
 func WithLockTTL(d time.Duration) Option { return func(o *options) { o.lockTTL = d } }
 
 // WithWait sets how long a repeat waits for the first request with its key to finish
@@ -201,6 +202,7 @@ func (h *handler) serve(ctx context.Context, req any) (any, error) {
 	fp := fingerprint(req)
 	deadline := time.Now().Add(h.o.wait)
 	pause := 5 * time.Millisecond
+	var claimID string
 	for claim := true; ; {
 		var rec Record
 		var ok bool
@@ -208,6 +210,7 @@ func (h *handler) serve(ctx context.Context, req any) (any, error) {
 		if claim {
 			rec, ok, err = h.s.Begin(ctx, scope, key, fp, h.o.lockTTL)
 			if err == nil && ok {
+				claimID = rec.Claim
 				break
 			}
 		} else {
@@ -240,25 +243,35 @@ func (h *handler) serve(ctx context.Context, req any) (any, error) {
 		}
 		pause = min(pause*2, 250*time.Millisecond)
 	}
-	resp, err := h.next(ctx, req)
 	bg := context.WithoutCancel(ctx)
+	settled := false
+	defer func() {
+		if !settled { // the endpoint panicked: free the key now, not after the lock TTL
+			_ = h.s.Release(bg, scope, key, claimID)
+		}
+	}()
+	resp, err := h.next(ctx, req)
+	settled = true
+	// Complete and Release settle only this request's claim: if it expired and another
+	// request took the key over, that request's claim and result stay (ErrClaimLost), and
+	// this request still answers with its own result.
 	switch {
 	case err == nil:
 		data, merr := h.o.codec.Marshal(resp)
 		if merr != nil {
-			_ = h.s.Release(bg, scope, key)
+			_ = h.s.Release(bg, scope, key, claimID)
 			return resp, nil
 		}
 		if resp != nil && h.typ.Load() == nil {
 			t := reflect.TypeOf(resp)
 			h.typ.Store(&t)
 		}
-		_ = h.s.Complete(bg, scope, key, KindResponse, data, h.o.ttl)
+		_ = h.s.Complete(bg, scope, key, claimID, KindResponse, data, h.o.ttl)
 	case h.o.storeErr(err):
 		data, _ := json.Marshal(toStored(svcerr.From(err)))
-		_ = h.s.Complete(bg, scope, key, KindError, data, h.o.ttl)
+		_ = h.s.Complete(bg, scope, key, claimID, KindError, data, h.o.ttl)
 	default:
-		_ = h.s.Release(bg, scope, key)
+		_ = h.s.Release(bg, scope, key, claimID)
 	}
 	return resp, err
 }

@@ -53,9 +53,9 @@ func (s *SQL) get(ctx context.Context, q queryer, scope, key string) (Record, bo
 	r := Record{Scope: scope, Key: key}
 	var state string
 	var created, expires int64
-	err := q.QueryRowContext(ctx, s.st.Rebind(`SELECT state, fingerprint, response, kind, created_at, expires_at
+	err := q.QueryRowContext(ctx, s.st.Rebind(`SELECT state, fingerprint, response, kind, claim, created_at, expires_at
 		FROM idempotency_keys WHERE scope = ? AND key = ? AND expires_at > ?`), scope, key, s.now().UnixNano()).
-		Scan(&state, &r.Fingerprint, &r.Response, &r.Kind, &created, &expires)
+		Scan(&state, &r.Fingerprint, &r.Response, &r.Kind, &r.Claim, &created, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Record{}, false, nil
 	}
@@ -71,17 +71,18 @@ func (s *SQL) Get(ctx context.Context, scope, key string) (Record, bool, error) 
 	return s.get(ctx, s.st.ReadDB(), scope, key)
 }
 
-// claim inserts a record for (scope, key) unless a live one exists, and reports whether
-// it did.
-func (s *SQL) claim(ctx context.Context, q queryer, scope, key, fingerprint string, state State, kind string, ttl time.Duration) (bool, error) {
+// claim inserts a record for (scope, key) with the claim id claimID unless a live one
+// exists, and reports whether it did.
+func (s *SQL) claim(ctx context.Context, q queryer, scope, key, fingerprint string, state State, kind, claimID string, ttl time.Duration) (bool, error) {
 	now := s.now().UnixNano()
 	var created int64
 	err := q.QueryRowContext(ctx, s.st.Rebind(`INSERT INTO idempotency_keys
-		(scope, key, state, fingerprint, response, kind, created_at, expires_at) VALUES (?, ?, ?, ?, NULL, ?, ?, ?)
+		(scope, key, state, fingerprint, response, kind, claim, created_at, expires_at) VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?)
 		ON CONFLICT (scope, key) DO UPDATE SET state = excluded.state, fingerprint = excluded.fingerprint,
-			response = NULL, kind = excluded.kind, created_at = excluded.created_at, expires_at = excluded.expires_at
+			response = NULL, kind = excluded.kind, claim = excluded.claim, created_at = excluded.created_at,
+			expires_at = excluded.expires_at
 		WHERE idempotency_keys.expires_at <= ?
-		RETURNING created_at`), scope, key, string(state), fingerprint, kind, now, now+int64(ttl), now).Scan(&created)
+		RETURNING created_at`), scope, key, string(state), fingerprint, kind, claimID, now, now+int64(ttl), now).Scan(&created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -94,13 +95,14 @@ func (s *SQL) claim(ctx context.Context, q queryer, scope, key, fingerprint stri
 // Begin implements Store.
 func (s *SQL) Begin(ctx context.Context, scope, key, fingerprint string, lockTTL time.Duration) (Record, bool, error) {
 	for range 3 {
-		ok, err := s.claim(ctx, s.st.DB(), scope, key, fingerprint, InProgress, "", lockTTL)
+		id := NewClaimID()
+		ok, err := s.claim(ctx, s.st.DB(), scope, key, fingerprint, InProgress, "", id, lockTTL)
 		if err != nil {
 			return Record{}, false, err
 		}
 		if ok {
 			now := s.now()
-			return Record{Scope: scope, Key: key, State: InProgress, Fingerprint: fingerprint, CreatedAt: now, ExpiresAt: now.Add(lockTTL)}, true, nil
+			return Record{Scope: scope, Key: key, State: InProgress, Fingerprint: fingerprint, Claim: id, CreatedAt: now, ExpiresAt: now.Add(lockTTL)}, true, nil
 		}
 		r, found, err := s.Get(ctx, scope, key)
 		if err != nil || found {
@@ -112,19 +114,27 @@ func (s *SQL) Begin(ctx context.Context, scope, key, fingerprint string, lockTTL
 }
 
 // Complete implements Store.
-func (s *SQL) Complete(ctx context.Context, scope, key, kind string, response []byte, ttl time.Duration) error {
-	_, err := s.st.DB().ExecContext(ctx, s.st.Rebind(`UPDATE idempotency_keys SET state = ?, kind = ?, response = ?, expires_at = ?
-		WHERE scope = ? AND key = ?`), string(Completed), kind, response, s.now().Add(ttl).UnixNano(), scope, key)
+func (s *SQL) Complete(ctx context.Context, scope, key, claim, kind string, response []byte, ttl time.Duration) error {
+	res, err := s.st.DB().ExecContext(ctx, s.st.Rebind(`UPDATE idempotency_keys SET state = ?, kind = ?, response = ?, expires_at = ?
+		WHERE scope = ? AND key = ? AND state = ? AND claim = ?`),
+		string(Completed), kind, response, s.now().Add(ttl).UnixNano(), scope, key, string(InProgress), claim)
 	if err != nil {
 		return fmt.Errorf("idempotency: complete: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("idempotency: complete: %w", err)
+	}
+	if n == 0 {
+		return ErrClaimLost
 	}
 	return nil
 }
 
 // Release implements Store.
-func (s *SQL) Release(ctx context.Context, scope, key string) error {
-	_, err := s.st.DB().ExecContext(ctx, s.st.Rebind(`DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND state = ?`),
-		scope, key, string(InProgress))
+func (s *SQL) Release(ctx context.Context, scope, key, claim string) error {
+	_, err := s.st.DB().ExecContext(ctx, s.st.Rebind(`DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND state = ? AND claim = ?`),
+		scope, key, string(InProgress), claim)
 	if err != nil {
 		return fmt.Errorf("idempotency: release: %w", err)
 	}
@@ -151,7 +161,7 @@ func Once(ctx context.Context, s *SQL, scope, msgID string, fn func(tx *sql.Tx) 
 	ran := false
 	err := s.st.InTx(ctx, func(tx *sql.Tx) error {
 		ran = false
-		ok, err := s.claim(ctx, tx, scope, msgID, "", Completed, KindMessage, s.messageTTL)
+		ok, err := s.claim(ctx, tx, scope, msgID, "", Completed, KindMessage, "", s.messageTTL)
 		if err != nil || !ok {
 			return err
 		}

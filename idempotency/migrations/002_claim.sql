@@ -1,0 +1,1 @@
+ALTER TABLE idempotency_keys ADD COLUMN claim TEXT NOT NULL DEFAULT '';
