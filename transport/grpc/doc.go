@@ -21,7 +21,13 @@
 // errdetails.ErrorInfo (reason: the kind's name, domain "svckit", metadata: the error's Meta)
 // and, for field violations, an errdetails.BadRequest. The client turns such a status back
 // into an *svcerr.Error with the same Kind, Message, Fields and Meta. Errors that are not
-// *svcerr.Error leave as codes.Internal "internal error"; their text is never sent. Requests
+// *svcerr.Error leave as codes.Internal "internal error"; their text is never sent. On the
+// client, an error that no svckit server sent — gRPC's own transport errors (dial, TLS
+// handshake, reset connections), a connection pool's or balancer's, a foreign server's
+// status — keeps its kind, but for Unavailable, DeadlineExceeded, Internal, Unknown and
+// DataLoss its message is fixed ("service unavailable", "deadline exceeded", "internal
+// error"): peer addresses and transport text stay in the cause, which logs and spans show,
+// and never travel on to the caller's callers. Requests
 // that a method's decode function rejects fail with codes.InvalidArgument (bytes that are not
 // a valid protobuf message are failed by grpc-go itself, with codes.Internal), and a panic in
 // a handler fails that call with codes.Internal while the server keeps serving.

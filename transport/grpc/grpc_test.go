@@ -1048,7 +1048,15 @@ func TestStatusMapping(t *testing.T) {
 		msg  string
 	}{
 		{"plain status", status.Error(codes.NotFound, "nope"), svcerr.NotFound, "nope"},
-		{"status without svckit details", status.Error(codes.Unavailable, "down"), svcerr.Unavailable, "down"},
+		// Foreign statuses of the kinds that describe the system carry transport text or
+		// another server's internals: their message is fixed, the status is the cause.
+		{"status without svckit details", status.Error(codes.Unavailable, "dial tcp 10.0.0.7:81: refused"), svcerr.Unavailable, "service unavailable"},
+		{"foreign internal", status.Error(codes.Internal, "pq: relation users does not exist"), svcerr.Internal, "internal error"},
+		{"foreign unknown", status.Error(codes.Unknown, "panic: nil map"), svcerr.Unknown, "internal error"},
+		{"foreign deadline", status.Error(codes.DeadlineExceeded, "context deadline exceeded"), svcerr.DeadlineExceeded, "deadline exceeded"},
+		{"foreign data loss", status.Error(codes.DataLoss, "disk 3 failed"), svcerr.DataLoss, "internal error"},
+		{"svckit unavailable", svcgrpc.ToStatus(svcerr.New(svcerr.Unavailable, "store is down")).Err(), svcerr.Unavailable, "store is down"},
+		{"local svcerr unchanged", svcerr.New(svcerr.Unavailable, "no connection to 10.0.0.7:81"), svcerr.Unavailable, "no connection to 10.0.0.7:81"},
 		{"svcerr", svcerr.New(svcerr.Aborted, "conflict"), svcerr.Aborted, "conflict"},
 		{"not a status", errors.New("x"), svcerr.Internal, "internal error"},
 		{"svckit status", svcgrpc.ToStatus(svcerr.New(svcerr.OutOfRange, "too far")).Err(), svcerr.OutOfRange, "too far"},

@@ -200,7 +200,8 @@ func (s *Server) intercepted(cache *sync.Map, method string, streaming bool, inn
 }
 
 // handlerError lets middleware see the status error of a generated handler as an
-// *svcerr.Error of the status's kind. Other errors are returned unchanged.
+// *svcerr.Error of the status's kind, as [FromStatus] makes it. Other errors are returned
+// unchanged.
 func handlerError(err error) error {
 	if err == nil {
 		return nil
@@ -208,5 +209,5 @@ func handlerError(err error) error {
 	if _, ok := status.FromError(err); !ok {
 		return err
 	}
-	return fromStatus(err)
+	return FromStatus(err)
 }

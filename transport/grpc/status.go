@@ -49,30 +49,50 @@ func statusError(err error) error { return ToStatus(err).Err() }
 
 // FromStatus returns the *svcerr.Error that a gRPC call error stands for. A status sent by a
 // svckit server comes back with the Kind, Message, Fields and Meta the server's error had. Any
-// other status keeps its message and gets the kind of its code. An error that is already an
-// *svcerr.Error is returned unchanged, and other errors that are not statuses are classified
-// by svcerr.From. The returned error's cause is err. FromStatus(nil) is nil.
+// other status gets the kind of its code and keeps its message, except for the kinds that
+// describe a failure of the system rather than of the request — Unavailable,
+// DeadlineExceeded, Internal, Unknown and DataLoss: their messages are gRPC's transport
+// text ("connection error: desc = … dial tcp 10.0.0.7:8081 …", TLS handshake failures) or
+// a foreign server's internals, so they get a fixed message ("service unavailable",
+// "deadline exceeded", "internal error") and the status stays in the cause, for logs and
+// spans. An error that is already an *svcerr.Error is returned unchanged, and other errors
+// that are not statuses are classified by svcerr.From. The returned error's cause is err.
+// FromStatus(nil) is nil.
 func FromStatus(err error) error {
 	if err == nil {
 		return nil
 	}
-	return fromStatus(err)
+	e, origin := fromStatus(err)
+	if origin == foreignStatus {
+		e = withPublicMessage(e, err)
+	}
+	return e
 }
 
-func fromStatus(err error) *svcerr.Error {
+// origin says where fromStatus found an error's kind and message.
+type origin uint8
+
+const (
+	localError    origin = iota // an *svcerr.Error made in this process, or a plain error
+	svckitStatus                // a status sent by a svckit server
+	foreignStatus               // any other status: gRPC's own, or a foreign server's
+)
+
+func fromStatus(err error) (*svcerr.Error, origin) {
 	var se *svcerr.Error
 	if errors.As(err, &se) {
-		return se
+		return se, localError
 	}
 	st, ok := status.FromError(err)
 	if !ok {
-		return svcerr.From(err)
+		return svcerr.From(err), localError
 	}
 	e := &svcerr.Error{Kind: svcerr.KindFromGRPC(st.Code()), Message: st.Message(), Cause: err}
 	if st.Code() == codes.OK {
 		// Not an error status; FromError only returns it for a wrapped OK status.
 		e.Kind = svcerr.Unknown
 	}
+	from := foreignStatus
 	for _, d := range st.Proto().GetDetails() {
 		switch d.GetTypeUrl() {
 		case errorInfoURL:
@@ -80,6 +100,7 @@ func fromStatus(err error) *svcerr.Error {
 			if d.UnmarshalTo(&info) != nil || info.GetDomain() != ErrorDomain {
 				continue
 			}
+			from = svckitStatus
 			if k, ok := svcerr.ParseKind(info.GetReason()); ok {
 				e.Kind = k
 			}
@@ -96,7 +117,30 @@ func fromStatus(err error) *svcerr.Error {
 			}
 		}
 	}
-	return e
+	return e, from
+}
+
+// withPublicMessage returns e with a fixed message when its kind describes a failure of
+// the system (unavailable, deadline exceeded, internal, unknown, data loss) and its message
+// was not written by a svckit server: such messages are transport text, peer addresses or
+// a foreign server's internals, which must not travel on to callers. cause, the original
+// error, keeps the detail for logs and spans. Other errors are returned unchanged.
+func withPublicMessage(e *svcerr.Error, cause error) *svcerr.Error {
+	var msg string
+	switch e.Kind {
+	case svcerr.Unavailable:
+		msg = "service unavailable"
+	case svcerr.DeadlineExceeded:
+		msg = "deadline exceeded"
+	case svcerr.Internal, svcerr.Unknown, svcerr.DataLoss:
+		msg = "internal error"
+	default:
+		return e
+	}
+	if e.Message == msg {
+		return e
+	}
+	return &svcerr.Error{Kind: e.Kind, Message: msg, Meta: e.Meta, Cause: cause}
 }
 
 const (
@@ -104,11 +148,18 @@ const (
 	badRequestURL = "type.googleapis.com/google.rpc.BadRequest"
 )
 
-// callError turns the error of an outgoing call into an *svcerr.Error. When the caller's own
-// context ended the call, the context's error becomes the cause, so that
-// errors.Is(err, context.Canceled) holds.
+// callError turns the error of an outgoing call into an *svcerr.Error. Only a svckit
+// server's status keeps its message: an error made on the way — by gRPC's transport, by
+// the connection, a pool or a balancer in front of it — or a foreign server's status gets
+// the fixed message of [withPublicMessage] for the kinds that describe a failure of the
+// system, since its text (addresses, dial and TLS errors) must not reach the caller's
+// callers. When the caller's own context ended the call, the context's error becomes the
+// cause, so that errors.Is(err, context.Canceled) holds.
 func callError(ctx context.Context, err error) error {
-	e := fromStatus(err)
+	e, from := fromStatus(err)
+	if from != svckitStatus {
+		e = withPublicMessage(e, err)
+	}
 	if ctxErr := ctx.Err(); ctxErr != nil && e.Cause == err && (e.Kind == svcerr.Canceled || e.Kind == svcerr.DeadlineExceeded) {
 		e.Cause = fmt.Errorf("%w (%w)", ctxErr, err)
 	}
