@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 
@@ -62,7 +64,7 @@ func decodeJSON[Req any](maxBytes int64, strict bool) DecodeFunc[Req] {
 				return req, tooLarge(maxBytes)
 			}
 			if _, err := buf.ReadFrom(io.LimitReader(r.Body, maxBytes+1)); err != nil {
-				return req, svcerr.Wrap(svcerr.InvalidArgument, "reading request body failed", err)
+				return req, bodyError(err)
 			}
 			if int64(buf.Len()) > maxBytes {
 				return req, tooLarge(maxBytes)
@@ -86,6 +88,17 @@ func decodeJSON[Req any](maxBytes int64, strict bool) DecodeFunc[Req] {
 		}
 		return req, nil
 	}
+}
+
+// bodyError classifies a failed read of the request body: a body that did not arrive
+// before the server's read timeout (http.Server.ReadTimeout) is 408, anything else 400.
+func bodyError(err error) error {
+	var ne net.Error
+	if errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return WithStatus(http.StatusRequestTimeout, svcerr.Wrap(svcerr.DeadlineExceeded,
+			"the request body did not arrive in time", err))
+	}
+	return svcerr.Wrap(svcerr.InvalidArgument, "reading request body failed", err)
 }
 
 func tooLarge(limit int64) error {

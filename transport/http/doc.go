@@ -8,9 +8,21 @@
 //	malformed JSON, wrong field types   400 invalid_argument, naming the offset or field
 //	body over the limit (default 1 MiB) 413 resource_exhausted
 //	body that is not JSON               415 invalid_argument
+//	body slower than the read timeout   408 deadline_exceeded, and the connection closes
 //	unknown route                       404 not_found
 //	known path, wrong method            405 invalid_argument, with an Allow header
 //	panic in a handler                  500 internal; the server keeps serving
+//
+// The refusals net/http makes before any handler runs — 431 for a header section over
+// http.Server.MaxHeaderBytes, 400 for a malformed request line or Host, 501 for an unknown
+// Transfer-Encoding — are problem+json too when the listener is wrapped by
+// [ProblemListener] (plaintext HTTP/1). The 408 needs http.Server.ReadTimeout, which
+// bounds the time to read a whole request, body included.
+//
+// A [Client] turns transport failures into svcerr.Unavailable "service unreachable" and a
+// response that is not svckit's problem+json (a proxy's error page) into the status's kind
+// with the status text as message; the underlying error or body is the cause, for logs,
+// and never part of the message that travels on to callers.
 //
 // Requests carry an X-Request-Id (taken from the caller when valid, generated otherwise;
 // endpoints and clients read it with meta.RequestID) and W3C trace context (traceparent,

@@ -93,6 +93,10 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, err error) {
 			w.Header().Set("Retry-After", ra)
 		}
 	}
+	if status == http.StatusRequestTimeout {
+		// The request was not read to its end: the connection cannot carry another one.
+		w.Header().Set("Connection", "close")
+	}
 	if status == http.StatusUnauthorized {
 		if c, ok := p.Meta["www_authenticate"]; ok && c != "" {
 			w.Header().Set("WWW-Authenticate", c)
@@ -122,14 +126,17 @@ func errorFromResponse(resp *http.Response) error {
 		}
 		return &svcerr.Error{Kind: k, Message: p.Detail, Fields: p.Errors, Meta: p.Meta}
 	}
-	msg := http.StatusText(resp.StatusCode)
+	// A body that is not svckit's problem+json comes from something else on the way — a
+	// proxy, a load balancer, a foreign server — and may name internal addresses: it is
+	// kept in the cause, for logs, and the message is the status text.
+	e := &svcerr.Error{Kind: svcerr.KindFromHTTP(resp.StatusCode), Message: statusText(resp.StatusCode)}
 	if len(body) > 0 {
 		if len(body) > 200 {
 			body = body[:200]
 		}
-		msg = fmt.Sprintf("%s: %s", msg, body)
+		e.Cause = fmt.Errorf("HTTP %d: %s", resp.StatusCode, body)
 	}
-	return &svcerr.Error{Kind: svcerr.KindFromHTTP(resp.StatusCode), Message: msg}
+	return e
 }
 
 func isProblem(ct string) bool {
