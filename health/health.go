@@ -14,7 +14,8 @@
 // Checks run concurrently, each bounded by a timeout, and their results are cached for a
 // short time so that frequent probes cannot overload the dependencies they probe.
 // [Health.LiveHandler] and [Health.ReadyHandler] serve the reports as JSON, and [AdminMux]
-// puts them on an admin listener together with /metrics and /debug/pprof.
+// puts them on an admin listener together with /metrics and, when asked for
+// ([WithPprof]), /debug/pprof.
 package health
 
 import (

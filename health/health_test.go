@@ -405,41 +405,63 @@ func TestAdminMux(t *testing.T) {
 	c.Add(3)
 
 	h := health.New()
+	pprof := []health.AdminOption{health.WithPprof()}
+	const problem = "application/problem+json"
 	tests := []struct {
-		name     string
-		metrics  http.Handler
-		path     string
-		wantCode int
-		wantBody string
+		name      string
+		metrics   http.Handler
+		opts      []health.AdminOption
+		method    string
+		path      string
+		wantCode  int
+		wantType  string // Content-Type, when it matters
+		wantBody  string
+		wantAllow string
 	}{
-		{"metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), "/metrics", 200, "svckit_admin_test_total 3"},
-		{"no metrics handler", nil, "/metrics", 404, ""},
-		{"pprof index", nil, "/debug/pprof/", 200, "goroutine"},
-		{"pprof profile by name", nil, "/debug/pprof/goroutine?debug=1", 200, "goroutine profile:"},
-		{"pprof cmdline", nil, "/debug/pprof/cmdline", 200, ""},
-		{"pprof symbol", nil, "/debug/pprof/symbol", 200, "num_symbols"},
-		{"healthz", nil, "/healthz", 200, `"status":"ok"`},
-		{"readyz", nil, "/readyz", 503, `"gate"`},
+		{"metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), nil, "GET", "/metrics", 200, "", "svckit_admin_test_total 3", ""},
+		{"no metrics handler", nil, nil, "GET", "/metrics", 404, problem, `"kind":"not_found"`, ""},
+		{"healthz", nil, nil, "GET", "/healthz", 200, "application/json", `"status":"ok"`, ""},
+		{"readyz", nil, nil, "GET", "/readyz", 503, "application/json", `"gate"`, ""},
+		{"healthz by POST", nil, nil, "POST", "/healthz", 405, problem, `"status":405`, "GET, HEAD"},
+		{"unknown path", nil, nil, "GET", "/admin", 404, problem, `"detail":"no route for GET /admin"`, ""},
+		// Profiling is off unless asked for.
+		{"pprof off", nil, nil, "GET", "/debug/pprof/", 404, problem, `"kind":"not_found"`, ""},
+		{"pprof profile off", nil, nil, "GET", "/debug/pprof/profile?seconds=1", 404, problem, "", ""},
+		{"pprof goroutines off", nil, nil, "GET", "/debug/pprof/goroutine?debug=1", 404, problem, "", ""},
+		{"pprof index", nil, pprof, "GET", "/debug/pprof/", 200, "", "goroutine", ""},
+		{"pprof profile by name", nil, pprof, "GET", "/debug/pprof/goroutine?debug=1", 200, "", "goroutine profile:", ""},
+		{"pprof cmdline", nil, pprof, "GET", "/debug/pprof/cmdline", 200, "", "", ""},
+		{"pprof symbol", nil, pprof, "GET", "/debug/pprof/symbol", 200, "", "num_symbols", ""},
+		{"healthz with pprof", nil, pprof, "GET", "/healthz", 200, "", `"status":"ok"`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := httptest.NewServer(health.AdminMux(h, tt.metrics))
+			srv := httptest.NewServer(health.AdminMux(h, tt.metrics, tt.opts...))
 			defer srv.Close()
-			resp, err := srv.Client().Get(srv.URL + tt.path)
+			req, err := http.NewRequest(tt.method, srv.URL+tt.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := srv.Client().Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != tt.wantCode {
-				t.Fatalf("GET %s = %d, want %d", tt.path, resp.StatusCode, tt.wantCode)
+				t.Fatalf("%s %s = %d, want %d", tt.method, tt.path, resp.StatusCode, tt.wantCode)
+			}
+			if ct := resp.Header.Get("Content-Type"); tt.wantType != "" && ct != tt.wantType {
+				t.Errorf("%s %s: Content-Type %q, want %q", tt.method, tt.path, ct, tt.wantType)
 			}
 			if !strings.Contains(string(body), tt.wantBody) {
-				t.Errorf("GET %s body does not contain %q:\n%.500s", tt.path, tt.wantBody, body)
+				t.Errorf("%s %s body does not contain %q:\n%.500s", tt.method, tt.path, tt.wantBody, body)
+			}
+			if got := resp.Header.Get("Allow"); got != tt.wantAllow {
+				t.Errorf("Allow %q, want %q", got, tt.wantAllow)
 			}
 		})
 	}
-
 }
 
 func BenchmarkReadyCached(b *testing.B) {

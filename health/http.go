@@ -25,7 +25,8 @@ func reportHandler(get func(ctx context.Context) Report) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+			writeProblem(w, http.StatusMethodNotAllowed, "invalid_argument",
+				"method "+r.Method+" is not allowed on "+r.URL.Path+"; allowed: GET, HEAD")
 			return
 		}
 		rep := get(r.Context())
@@ -59,27 +60,73 @@ func verbose(r *http.Request) bool {
 	return v != "0" && v != "false"
 }
 
+// AdminOption configures [AdminMux].
+type AdminOption func(*adminConfig)
+
+type adminConfig struct{ pprof bool }
+
+// WithPprof serves the net/http/pprof handlers under /debug/pprof/ on the admin mux.
+// Profiles show the program's memory, goroutine stacks and command line, and a CPU profile
+// or trace keeps the process busy for as long as the caller asks: serve them only where
+// the admin listener is reachable by operators alone, and only when needed (svckit's
+// -pprof setting, PPROF=true).
+func WithPprof() AdminOption { return func(c *adminConfig) { c.pprof = true } }
+
 // AdminMux returns a new ServeMux for a service's admin listener, serving
 //
 //	/healthz        h.LiveHandler()
 //	/readyz         h.ReadyHandler()
 //	/metrics        metrics, if it is not nil
-//	/debug/pprof/   the net/http/pprof index and profiles
+//	/debug/pprof/   the net/http/pprof index and profiles, with [WithPprof] only
+//
+// Other paths get 404 and the probes 405 for methods other than GET and HEAD, both as
+// application/problem+json (RFC 9457), as on svckit's other listeners.
 //
 // The pprof handlers are registered on the returned mux only. (Importing net/http/pprof
 // also registers them on http.DefaultServeMux; svckit never serves that mux.) The admin
-// listener exposes profiling data and must not be reachable from outside the cluster.
-func AdminMux(h *Health, metrics http.Handler) *http.ServeMux {
+// listener exposes readiness details and metrics and must not be reachable from outside
+// the cluster.
+func AdminMux(h *Health, metrics http.Handler, opts ...AdminOption) *http.ServeMux {
+	var cfg adminConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/healthz", h.LiveHandler())
 	mux.Handle("/readyz", h.ReadyHandler())
 	if metrics != nil {
 		mux.Handle("/metrics", metrics)
 	}
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if cfg.pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, http.StatusNotFound, "not_found", "no route for "+r.Method+" "+r.URL.Path)
+	})
 	return mux
+}
+
+// problem is the application/problem+json body (RFC 9457) of the admin listener's errors,
+// with the members svckit's transports use.
+type problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+	Kind   string `json:"kind"`
+}
+
+// writeProblem writes an error response as application/problem+json.
+func writeProblem(w http.ResponseWriter, status int, kind, detail string) {
+	b, _ := json.Marshal(problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail, Kind: kind})
+	hd := w.Header()
+	hd.Set("Content-Type", "application/problem+json")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
 }
