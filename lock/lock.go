@@ -68,8 +68,16 @@ var (
 type Option func(*Locker)
 
 // WithTTL sets how long a lease lasts without renewal; default 15s. Leases are renewed
-// every TTL/3.
+// every TTL/3. A holder gives its lease up (its context is canceled with ErrLost) once
+// TTL minus the margin (see WithMargin) has passed since the start of its last successful
+// acquisition or renewal request, before the backend can hand the lock to another holder.
 func WithTTL(d time.Duration) Option { return func(l *Locker) { l.ttl = d } }
+
+// WithMargin sets how long before the end of its TTL a holder that could not renew gives
+// its lease up; default TTL/10. It covers the difference between the holders' clocks and
+// the time the holder's work takes to notice its canceled context. Values outside
+// (0, TTL/2] are replaced by the default.
+func WithMargin(d time.Duration) Option { return func(l *Locker) { l.margin = d } }
 
 // WithHolder sets the holder id recorded with the locks; default a random id. Use a
 // stable, unique id (host and process) to see who holds a lock.
@@ -84,6 +92,7 @@ type Locker struct {
 	b      Backend
 	holder string
 	ttl    time.Duration
+	margin time.Duration
 	retry  time.Duration
 
 	mu     sync.Mutex
@@ -104,6 +113,9 @@ func New(b Backend, opts ...Option) *Locker {
 	if l.ttl <= 0 {
 		l.ttl = 15 * time.Second
 	}
+	if l.margin <= 0 || l.margin > l.ttl/2 {
+		l.margin = l.ttl / 10
+	}
 	if l.retry <= 0 {
 		l.retry = max(l.ttl/10, 10*time.Millisecond)
 	}
@@ -115,11 +127,12 @@ func (l *Locker) Holder() string { return l.holder }
 
 // TryAcquire takes the lock name if it is free and reports whether it did.
 func (l *Locker) TryAcquire(ctx context.Context, name string) (*Lease, bool, error) {
+	start := time.Now() // the backend's TTL runs from some moment after this
 	g, ok, err := l.b.Acquire(ctx, name, l.holder, l.ttl)
 	if err != nil || !ok {
 		return nil, false, err
 	}
-	return l.start(g), true, nil
+	return l.start(g, start.Add(l.ttl-l.margin)), true, nil
 }
 
 // Acquire waits until it takes the lock name, or ctx ends.
@@ -143,14 +156,25 @@ func (l *Locker) Acquire(ctx context.Context, name string) (*Lease, error) {
 	}
 }
 
-func (l *Locker) start(g Grant) *Lease {
+// start returns a lease for g that is valid until valid unless renewed, and starts
+// renewing it.
+func (l *Locker) start(g Grant, valid time.Time) *Lease {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	lease := &Lease{l: l, g: g, ctx: ctx, cancel: cancel, stop: make(chan struct{}), stopped: make(chan struct{})}
+	lease := &Lease{l: l, name: g.Name, token: g.Token, g: g, ctx: ctx, cancel: cancel,
+		stop: make(chan struct{}), stopped: make(chan struct{})}
+	// The lease gives up on its own at valid, even while a renewal request hangs.
+	lease.expire = time.AfterFunc(time.Until(valid), func() { cancel(ErrLost) })
 	l.mu.Lock()
 	l.leases[lease] = struct{}{}
 	l.mu.Unlock()
-	go lease.renew()
+	go lease.renew(valid)
 	return lease
+}
+
+func (l *Locker) forget(le *Lease) {
+	l.mu.Lock()
+	delete(l.leases, le)
+	l.mu.Unlock()
 }
 
 // Close releases every lease the locker holds.
@@ -200,22 +224,25 @@ func (l *Locker) Lead(ctx context.Context, name string, fn func(ctx context.Cont
 // Lease is a held lock.
 type Lease struct {
 	l       *Locker
+	name    string // g.Name, immutable
+	token   uint64 // g.Token, immutable
 	ctx     context.Context
 	cancel  context.CancelCauseFunc
+	expire  *time.Timer // cancels ctx with ErrLost when the lease's validity ends
 	once    sync.Once
 	stop    chan struct{}
 	stopped chan struct{}
 
 	mu sync.Mutex
-	g  Grant
+	g  Grant // renewals change its Version
 }
 
 // Name returns the lock's name.
-func (le *Lease) Name() string { return le.g.Name }
+func (le *Lease) Name() string { return le.name }
 
 // Token returns the fencing token of this acquisition. Pass it with every write made
 // under the lock, for the resource to check with a Fence.
-func (le *Lease) Token() uint64 { return le.g.Token }
+func (le *Lease) Token() uint64 { return le.token }
 
 // Context returns a context that is canceled when the lease is lost or released;
 // context.Cause tells which (ErrLost or ErrReleased).
@@ -231,10 +258,8 @@ func (le *Lease) Release(ctx context.Context) error {
 	le.once.Do(func() {
 		close(le.stop)
 		<-le.stopped
-		le.l.mu.Lock()
-		delete(le.l.leases, le)
-		le.l.mu.Unlock()
-		lost := le.ctx.Err() != nil
+		le.l.forget(le)
+		lost := !le.expire.Stop() || le.ctx.Err() != nil
 		le.cancel(ErrReleased)
 		if !lost {
 			le.mu.Lock()
@@ -248,40 +273,55 @@ func (le *Lease) Release(ctx context.Context) error {
 	return err
 }
 
-// renew renews the lease every TTL/3 until it is released or lost. A lease whose
-// renewals keep failing is given up once its TTL has passed since the last success.
-func (le *Lease) renew() {
+// renew renews the lease every TTL/3 until it is released or lost. The lease is valid
+// until valid: TTL minus the margin after the start of the last successful request
+// (acquisition or renewal), which is before the backend's TTL of that request ends. The
+// expire timer gives the lease up at that moment even while a renewal hangs; a renewal
+// that succeeds moves it.
+func (le *Lease) renew(valid time.Time) {
 	defer close(le.stopped)
-	ttl := le.l.ttl
+	ttl, margin := le.l.ttl, le.l.margin
 	t := time.NewTicker(max(ttl/3, time.Millisecond))
 	defer t.Stop()
-	renewed := time.Now()
 	for {
 		select {
 		case <-le.stop:
+			return
+		case <-le.ctx.Done(): // the validity ended without a renewal
+			le.l.forget(le)
 			return
 		case <-t.C:
 		}
 		le.mu.Lock()
 		g := le.g
 		le.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), ttl/3)
 		start := time.Now()
+		deadline := start.Add(ttl / 3)
+		if valid.Before(deadline) {
+			deadline = valid
+		}
+		ctx, cancel := context.WithDeadline(le.ctx, deadline)
 		ng, err := le.l.b.Renew(ctx, g, ttl)
 		cancel()
 		switch {
 		case err == nil:
+			if !le.expire.Stop() {
+				// Given up meanwhile: the lease's context is canceled already.
+				le.l.forget(le)
+				return
+			}
 			le.mu.Lock()
 			le.g = ng
 			le.mu.Unlock()
-			renewed = start
-		case errors.Is(err, ErrLost) || time.Since(renewed) >= ttl:
-			le.l.mu.Lock()
-			delete(le.l.leases, le)
-			le.l.mu.Unlock()
+			valid = start.Add(ttl - margin)
+			le.expire.Reset(time.Until(valid))
+		case errors.Is(err, ErrLost):
+			le.expire.Stop()
+			le.l.forget(le)
 			le.cancel(ErrLost)
 			return
 		}
+		// Other errors: try again at the next tick, until the lease's validity ends.
 	}
 }
 

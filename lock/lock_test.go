@@ -73,6 +73,8 @@ func suite(t *testing.T, open backendFunc) {
 		{"CloseReleases", testClose},
 		{"Lead", testLead},
 		{"OddNames", testOddNames},
+		{"GiveUpBeforeTakeover", testGiveUpBeforeTakeover},
+		{"AccessorsDuringRenewal", testAccessorsDuringRenewal},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
