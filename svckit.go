@@ -83,7 +83,7 @@ import (
 type Config struct {
 	HTTPAddr        string        `flag:"http-addr" default:":8080" help:"address of the HTTP listener (empty: no HTTP)"`
 	GRPCAddr        string        `flag:"grpc-addr" default:":8081" help:"address of the gRPC listener (empty: no gRPC)"`
-	AdminAddr       string        `flag:"admin-addr" default:":9090" help:"address of the admin listener: /healthz, /readyz, /metrics, /debug/pprof"`
+	AdminAddr       string        `flag:"admin-addr" default:":9090" help:"address of the admin listener: /healthz, /readyz, /metrics, and /debug/pprof with -pprof"`
 	LogLevel        slog.Level    `flag:"log-level" default:"info" help:"lowest level logged: debug, info, warn or error"`
 	LogFormat       string        `flag:"log-format" default:"json" help:"log line format: json or text"`
 	LogFlush        time.Duration `flag:"log-flush" default:"100ms" help:"longest time a log line waits in the buffer before it is written; errors are written at once (0: write every line at once)"`
@@ -91,6 +91,12 @@ type Config struct {
 	MaxBodyBytes    int64         `flag:"max-body-bytes" default:"1048576" help:"largest accepted HTTP request body"`
 	ShutdownTimeout time.Duration `flag:"shutdown-timeout" default:"15s" help:"how long in-flight requests may take to finish at shutdown"`
 	DrainDelay      time.Duration `flag:"drain-delay" default:"0s" help:"time between reporting not-ready and closing listeners, for load balancers to notice"`
+	// Limits of the HTTP listeners: what one client may hold.
+	ReadTimeout    time.Duration `flag:"read-timeout" default:"0s" help:"longest time to read an HTTP request, body included; a slower body gets 408 and its connection is closed (0: the request timeout)"`
+	IdleTimeout    time.Duration `flag:"idle-timeout" default:"120s" help:"how long an idle keep-alive HTTP connection stays open (0: the read timeout)"`
+	MaxHeaderBytes int           `flag:"max-header-bytes" default:"65536" help:"largest HTTP request header section; a larger one gets 431"`
+	// Pprof serves /debug/pprof on the admin listener; svckit dev turns it on.
+	Pprof bool `flag:"pprof" help:"serve /debug/pprof on the admin listener (profiles show memory and stacks: only where operators alone can reach it)"`
 	// mTLS between services (tls.go): all three files or none.
 	TLSCert  string   `flag:"tls-cert" help:"this service's certificate (PEM) for mTLS; with -tls-key and -tls-ca the HTTP and gRPC listeners require client certificates"`
 	TLSKey   string   `flag:"tls-key" help:"the private key of -tls-cert (PEM)"`
@@ -112,10 +118,14 @@ func (c *Config) Validate() error {
 	if c.MaxBodyBytes <= 0 {
 		return &config.FieldError{Field: "MaxBodyBytes", Err: fmt.Errorf("must be positive")}
 	}
+	if c.MaxHeaderBytes <= 0 {
+		return &config.FieldError{Field: "MaxHeaderBytes", Err: fmt.Errorf("must be positive")}
+	}
 	for _, d := range []struct {
 		field string
 		v     time.Duration
-	}{{"LogFlush", c.LogFlush}, {"RequestTimeout", c.RequestTimeout}, {"ShutdownTimeout", c.ShutdownTimeout}, {"DrainDelay", c.DrainDelay}} {
+	}{{"LogFlush", c.LogFlush}, {"RequestTimeout", c.RequestTimeout}, {"ShutdownTimeout", c.ShutdownTimeout}, {"DrainDelay", c.DrainDelay},
+		{"ReadTimeout", c.ReadTimeout}, {"IdleTimeout", c.IdleTimeout}} {
 		if d.v < 0 {
 			return &config.FieldError{Field: d.field, Err: fmt.Errorf("must not be negative, not %s", d.v)}
 		}
@@ -493,11 +503,27 @@ func (a *App) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		ln = a.httpListener(ln)
+		if tl := a.httpListener(ln); tl != ln {
+			ln = tl
+		} else {
+			ln = shttp.ProblemListener(ln) // net/http's own refusals (431, 400) as problem+json
+		}
+		// A body slower than the read timeout ends with 408 (transport/http) and its
+		// connection is closed; headers get at most 10s of it.
+		readTimeout := a.cfg.ReadTimeout
+		if readTimeout == 0 {
+			readTimeout = a.cfg.RequestTimeout
+		}
+		headerTimeout := 10 * time.Second
+		if readTimeout > 0 && readTimeout < headerTimeout {
+			headerTimeout = readTimeout
+		}
 		srv := &http.Server{
 			Handler:           httpSrv,
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       120 * time.Second,
+			ReadHeaderTimeout: headerTimeout,
+			ReadTimeout:       readTimeout,
+			IdleTimeout:       a.cfg.IdleTimeout,
+			MaxHeaderBytes:    a.cfg.MaxHeaderBytes,
 			ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn),
 		}
 		r, s := run.HTTPServer(srv, ln)
@@ -533,8 +559,18 @@ func (a *App) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{Handler: health.AdminMux(a.health, observe.MetricsHandler(a.preg)), ReadHeaderTimeout: 10 * time.Second}
-		r, s := run.HTTPServer(srv, ln)
+		var adminOpts []health.AdminOption
+		if a.cfg.Pprof {
+			adminOpts = append(adminOpts, health.WithPprof())
+		}
+		srv := &http.Server{
+			Handler:           health.AdminMux(a.health, observe.MetricsHandler(a.preg), adminOpts...),
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       10 * time.Second, // probes and scrapes send no body
+			IdleTimeout:       a.cfg.IdleTimeout,
+			MaxHeaderBytes:    a.cfg.MaxHeaderBytes,
+		}
+		r, s := run.HTTPServer(srv, shttp.ProblemListener(ln))
 		g.Add("admin", r, func(ctx context.Context) error {
 			done := make(chan struct{})
 			go func() { serving.Wait(); close(done) }()
