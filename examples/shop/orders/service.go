@@ -105,23 +105,72 @@ func traced(ctx context.Context, st *sagaState) context.Context {
 	return observe.Propagator().Extract(ctx, propagation.MapCarrier(st.Trace))
 }
 
-// cleanReason turns a saga's error ("step charge: failed_precondition: payment
-// declined: …: rpc error: …") into the sentence a customer sees.
-func cleanReason(s string) string {
-	if i := strings.Index(s, ": rpc error:"); i > 0 {
-		s = s[:i]
+// A cancelled order's reason is read by the customer, and travels in OrderCancelled
+// events: it says why in words a customer can act on and never carries what the failure
+// looked like inside (addresses, transport and driver errors). A step that calls another
+// service fails with a *stepError: its reason is the other service's own message for a
+// refusal of the request (not enough stock, payment declined) and a fixed sentence naming
+// the order's trace for a failure of the system (unavailable, timeouts, internal errors),
+// whose detail stays in the log. The saga keeps only the text of a step's error, so the
+// reason leads that text, up to reasonEnd.
+
+// reasonEnd ends the reason in a stepError's text; the cause follows it.
+const reasonEnd = " (cause: "
+
+// genericReason is the reason of a cancellation that no step explained.
+const genericReason = "the order could not be completed"
+
+// stepError is the error of a step that calls another service.
+type stepError struct {
+	reason string // what the customer reads
+	err    error  // what the log shows
+}
+
+func (e *stepError) Error() string { return e.reason + reasonEnd + e.err.Error() + ")" }
+func (e *stepError) Unwrap() error { return e.err }
+
+// failStep returns err as a *stepError of the step that does what; down is the reason
+// when the failure is the system's.
+func failStep(err error, down string, st *sagaState) error {
+	e := svcerr.From(err)
+	reason := down + traceOf(st)
+	switch e.Kind {
+	case svcerr.InvalidArgument, svcerr.NotFound, svcerr.AlreadyExists, svcerr.FailedPrecondition, svcerr.OutOfRange:
+		// A refusal of the request: the other service wrote its message for callers.
+		if e.Message != "" {
+			reason = strings.ReplaceAll(e.Message, reasonEnd, " (")
+		}
 	}
+	return &stepError{reason: reason, err: err}
+}
+
+// traceOf returns " (trace ID)" for the trace the order was placed in, or "".
+func traceOf(st *sagaState) string {
+	// traceparent: version "-" trace id (32 hex digits) "-" span id "-" flags
+	tp := st.Trace["traceparent"]
+	if len(tp) != 55 || tp[2] != '-' || tp[35] != '-' {
+		return ""
+	}
+	id := tp[3:35]
+	if strings.Trim(id, "0123456789abcdef") != "" || strings.Trim(id, "0") == "" {
+		return ""
+	}
+	return " (trace " + id + ")"
+}
+
+// cleanReason returns the customer's reason from a saga's error, "step NAME: " and a
+// stepError's text, or false when the error is no stepError's.
+func cleanReason(s string) (string, bool) {
 	if rest, ok := strings.CutPrefix(s, "step "); ok {
 		if _, after, ok := strings.Cut(rest, ": "); ok {
 			s = after
 		}
 	}
-	if kind, after, ok := strings.Cut(s, ": "); ok {
-		if _, known := svcerr.ParseKind(kind); known {
-			s = after
-		}
+	reason, _, ok := strings.Cut(s, reasonEnd)
+	if !ok || reason == "" {
+		return "", false
 	}
-	return s
+	return reason, true
 }
 
 // New returns the orders service. Its sagas call cat and pay, which are remote clients
@@ -147,7 +196,10 @@ func New(st *store.Store, ob *outbox.Outbox, sagas *saga.Orchestrator, cat catal
 			CompensateTx: func(ctx context.Context, tx *sql.Tx, st *sagaState) error {
 				if st.Reason == "" { // the failed step's state change is not kept; its error is
 					if status, err := s.sagas.Status(ctx, st.OrderID); err == nil {
-						st.Reason = cleanReason(status.Error)
+						st.Reason, _ = cleanReason(status.Error)
+					}
+					if st.Reason == "" {
+						st.Reason = genericReason + traceOf(st)
 					}
 				}
 				return s.finish(traced(ctx, st), tx, st, "cancelled", SubjectCancelled)
@@ -171,8 +223,7 @@ func New(st *store.Store, ob *outbox.Outbox, sagas *saga.Orchestrator, cat catal
 				}
 				r, err := cat.Reserve(traced(ctx, st), st.OrderID, items)
 				if err != nil {
-					st.Reason = "stock: " + svcerr.From(err).Message
-					return permanent(err)
+					return permanent(failStep(err, "the stock could not be reserved right now; try again later", st))
 				}
 				st.Total = r.TotalCents
 				return nil
@@ -195,8 +246,7 @@ func New(st *store.Store, ob *outbox.Outbox, sagas *saga.Orchestrator, cat catal
 			Action: func(ctx context.Context, st *sagaState) error {
 				_, err := pay.Charge(traced(ctx, st), st.OrderID, st.Customer, st.Total)
 				if err != nil {
-					st.Reason = "payment: " + svcerr.From(err).Message
-					return permanent(err)
+					return permanent(failStep(err, "the payment could not be made right now; try again later", st))
 				}
 				return nil
 			},
