@@ -17,13 +17,16 @@ import (
 
 // KV is a Backend on a NATS JetStream key-value bucket, shared by the replicas of a
 // service. Values are stored as JSON with their expiry time; the bucket's MaxAge
-// (see KVBucket) removes entries that nobody reads again.
+// (see KVBucket) removes entries that nobody reads again. It is a [VersionedBackend]:
+// the version of a key is its revision in the bucket, and Delete writes an expired entry
+// (a tombstone) instead of removing the key, so that the key's revision grows and a load
+// that began before the Delete, in any replica, cannot write its result after it.
 type KV[K comparable, V any] struct {
 	kv      jetstream.KeyValue
 	keyFunc func(K) string
 }
 
-var _ Backend[string, int] = (*KV[string, int])(nil)
+var _ VersionedBackend[string, int] = (*KV[string, int])(nil)
 
 // KVOption configures NewKV.
 type KVOption[K comparable] func(*kvOptions[K])
@@ -64,29 +67,48 @@ type kvEntry[V any] struct {
 
 // Get implements Backend.
 func (b *KV[K, V]) Get(ctx context.Context, key K) (Entry[V], bool, error) {
+	e, ok, _, err := b.GetVersion(ctx, key)
+	return e, ok, err
+}
+
+// GetVersion implements VersionedBackend: the version is the key's revision, 0 when the
+// bucket has no entry for it.
+func (b *KV[K, V]) GetVersion(ctx context.Context, key K) (Entry[V], bool, uint64, error) {
 	e, err := b.kv.Get(ctx, kvKey(b.keyFunc(key)))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return Entry[V]{}, false, nil
+		return Entry[V]{}, false, 0, nil
 	}
 	if err != nil {
-		return Entry[V]{}, false, fmt.Errorf("cache: get: %w", err)
+		return Entry[V]{}, false, 0, fmt.Errorf("cache: get: %w", err)
 	}
 	var ke kvEntry[V]
 	if err := json.Unmarshal(e.Value(), &ke); err != nil {
-		return Entry[V]{}, false, fmt.Errorf("cache: decode: %w", err)
+		return Entry[V]{}, false, e.Revision(), fmt.Errorf("cache: decode: %w", err)
 	}
 	exp := time.Unix(0, ke.Expires)
 	if !time.Now().Before(exp) {
-		return Entry[V]{}, false, nil
+		return Entry[V]{}, false, e.Revision(), nil
 	}
-	return Entry[V]{Value: ke.Value, NotFound: ke.NotFound, Expires: exp}, true, nil
+	return Entry[V]{Value: ke.Value, NotFound: ke.NotFound, Expires: exp}, true, e.Revision(), nil
+}
+
+func encode[V any](e Entry[V]) ([]byte, error) {
+	exp := int64(0)
+	if !e.Expires.IsZero() {
+		exp = e.Expires.UnixNano()
+	}
+	data, err := json.Marshal(kvEntry[V]{Value: e.Value, NotFound: e.NotFound, Expires: exp})
+	if err != nil {
+		return nil, fmt.Errorf("cache: encode: %w", err)
+	}
+	return data, nil
 }
 
 // Set implements Backend.
 func (b *KV[K, V]) Set(ctx context.Context, key K, e Entry[V]) error {
-	data, err := json.Marshal(kvEntry[V]{Value: e.Value, NotFound: e.NotFound, Expires: e.Expires.UnixNano()})
+	data, err := encode(e)
 	if err != nil {
-		return fmt.Errorf("cache: encode: %w", err)
+		return err
 	}
 	if _, err := b.kv.Put(ctx, kvKey(b.keyFunc(key)), data); err != nil {
 		return fmt.Errorf("cache: set: %w", err)
@@ -94,9 +116,49 @@ func (b *KV[K, V]) Set(ctx context.Context, key K, e Entry[V]) error {
 	return nil
 }
 
-// Delete implements Backend.
+// SetIfVersion implements VersionedBackend with a compare-and-set on the key's revision
+// (a create when ver is 0).
+func (b *KV[K, V]) SetIfVersion(ctx context.Context, key K, e Entry[V], ver uint64) (bool, error) {
+	data, err := encode(e)
+	if err != nil {
+		return false, err
+	}
+	k := kvKey(b.keyFunc(key))
+	if ver == 0 {
+		_, err = b.kv.Create(ctx, k, data)
+	} else {
+		_, err = b.kv.Update(ctx, k, data, ver)
+	}
+	if conflict(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("cache: set: %w", err)
+	}
+	return true, nil
+}
+
+// conflict reports whether err says a compare-and-set found another revision.
+func conflict(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// Delete implements Backend: it writes a tombstone (an expired entry), which Get reports
+// as missing and which raises the key's revision; the bucket's MaxAge removes it.
 func (b *KV[K, V]) Delete(ctx context.Context, key K) error {
-	if err := b.kv.Purge(ctx, kvKey(b.keyFunc(key))); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+	data, err := encode(Entry[V]{})
+	if err != nil {
+		return err
+	}
+	if _, err := b.kv.Put(ctx, kvKey(b.keyFunc(key)), data); err != nil {
 		return fmt.Errorf("cache: delete: %w", err)
 	}
 	return nil

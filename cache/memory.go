@@ -7,7 +7,9 @@ import (
 	"time"
 )
 
-// Memory is a Backend in the process's memory: an LRU list bounded in entries.
+// Memory is a Backend in the process's memory: an LRU list bounded in entries. Give each
+// Cache its own Memory: a Cache tracks its own loads in flight, so a Set or Delete
+// through another Cache on the same Memory would not stop them.
 type Memory[K comparable, V any] struct {
 	mu  sync.Mutex
 	max int
