@@ -207,7 +207,11 @@ func Start(ctx context.Context, opts Options) (*System, error) {
 // printDiscovered says which services Discover found and how to choose others.
 func (s *System) printDiscovered() {
 	m := s.Manifest
-	s.printf("no %s in %s; running the service main packages found there:", ManifestFile, m.Dir)
+	where := m.Dir
+	if where == "." {
+		where = "the current directory"
+	}
+	s.printf("no %s in %s; running the service main packages found there:", ManifestFile, where)
 	width := 0
 	for _, svc := range m.Services {
 		width = max(width, len(svc.Name))

@@ -177,9 +177,9 @@ func (in *Instance) Supervise(ctx context.Context, logs *LogStore, b Backoff, gr
 				default:
 				}
 			})
-			logs.Add(in.Service, in.ID, "devrun", fmt.Sprintf("exited after %s with status %d, a configuration error: %s; "+
+			logs.Add(in.Service, in.ID, "devrun", fmt.Sprintf("exited after %s with status %d, a configuration error; "+
 				"not restarted until it is rebuilt after a source change or restarted from the dashboard",
-				ran.Round(time.Millisecond), ConfigExitCode, strings.ReplaceAll(reason, "\n", " / ")))
+				ran.Round(time.Millisecond), ConfigExitCode))
 			if in.onFail != nil {
 				in.onFail(in, reason)
 			}
