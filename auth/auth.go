@@ -50,41 +50,37 @@ type Claims struct {
 // "exp", "nbf" and "iat" values that are not JSON numbers, such as "exp":"1700000000".
 func (c *Claims) UnmarshalJSON(b []byte) error {
 	type plain Claims // the same fields without this method
-	var aux struct {
+	aux := struct {
 		*plain
 		// These shadow RegisteredClaims' fields of the same JSON names.
-		Exp json.RawMessage `json:"exp"`
-		Nbf json.RawMessage `json:"nbf"`
-		Iat json.RawMessage `json:"iat"`
-	}
-	aux.plain = (*plain)(c)
-	if err := json.Unmarshal(b, &aux); err != nil {
-		return err
-	}
-	var err error
-	if c.ExpiresAt, err = numericDate("exp", aux.Exp); err != nil {
-		return err
-	}
-	if c.NotBefore, err = numericDate("nbf", aux.Nbf); err != nil {
-		return err
-	}
-	c.IssuedAt, err = numericDate("iat", aux.Iat)
-	return err
+		Exp timeClaim `json:"exp"`
+		Nbf timeClaim `json:"nbf"`
+		Iat timeClaim `json:"iat"`
+	}{(*plain)(c), timeClaim{"exp", &c.ExpiresAt}, timeClaim{"nbf", &c.NotBefore}, timeClaim{"iat", &c.IssuedAt}}
+	return json.Unmarshal(b, &aux)
 }
 
-// numericDate decodes the time claim name, which must be absent, null or a JSON number.
-func numericDate(name string, raw json.RawMessage) (*jwt.NumericDate, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
+// timeClaim decodes the time claim name into *dst: a JSON number, or null.
+type timeClaim struct {
+	name string
+	dst  **jwt.NumericDate
+}
+
+// UnmarshalJSON decodes a JSON number into the claim, and refuses any other value but null.
+func (t *timeClaim) UnmarshalJSON(raw []byte) error {
+	if string(raw) == "null" {
+		*t.dst = nil
+		return nil
 	}
 	if c := raw[0]; c != '-' && (c < '0' || c > '9') {
-		return nil, fmt.Errorf("claim %q must be a number", name)
+		return fmt.Errorf("claim %q must be a number", t.name)
 	}
 	d := new(jwt.NumericDate)
 	if err := d.UnmarshalJSON(raw); err != nil {
-		return nil, fmt.Errorf("claim %q: %w", name, err)
+		return fmt.Errorf("claim %q: %w", t.name, err)
 	}
-	return d, nil
+	*t.dst = d
+	return nil
 }
 
 // HasRole reports whether the claims list role.
