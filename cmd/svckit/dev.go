@@ -68,7 +68,7 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "  NATS       %s\n", sys.NATS.ClientURL())
 		for _, in := range sys.Instances {
 			if st := in.Status(); st.State == devrun.StateFailed {
-				fmt.Fprintf(stdout, "  failed     %s: %s\n             (starts again when its source or %s entry changes)\n",
+				fmt.Fprintf(stdout, "  failed     %s: %s\n             (starts again when its source or %s entry changes, or from the dashboard)\n",
 					in.ID, strings.ReplaceAll(st.Reason, "\n", " / "), devrun.ManifestFile)
 			}
 		}
