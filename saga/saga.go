@@ -28,6 +28,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -236,6 +238,10 @@ var (
 	ErrNotFound = errors.New("saga: not found")
 	// ErrClosed is returned by Start after Close.
 	ErrClosed = errors.New("saga: orchestrator closed")
+	// ErrOwnerConflict is returned by Start and Resume of an orchestrator whose owner
+	// (see WithOwner) another orchestrator on the same store took over: two replicas run
+	// with the same owner. The orchestrator has stopped running sagas.
+	ErrOwnerConflict = errors.New("saga: another orchestrator took this owner over")
 )
 
 const (
@@ -262,9 +268,16 @@ type Option func(*Orchestrator)
 // long its claim on the sagas it runs lasts without renewal (default 30s). Replicas with
 // different owners run disjoint sets of sagas; a replica resumes another's sagas only when
 // that one's claim has lapsed, and a replica that lost its claim stops at its next
-// checkpoint. Orchestrators with the same owner (the default, "local") treat every saga
-// as theirs, which suits one replica per store; a restarted process with the same owner
-// resumes its sagas at once.
+// checkpoint. Give each replica its own owner, stable across its restarts (the service
+// name and instance id): a restarted process with the same owner resumes its sagas at
+// once. The default owner, "local", suits one replica per store.
+//
+// An owner is held by one orchestrator at a time: New takes it over (table saga_owners),
+// and every claim and checkpoint is made under it, so when a second orchestrator with the
+// same owner starts on the store (two replicas left on the default owner), the earlier
+// one cannot checkpoint any more. It stops running sagas, and its Start and Resume fail
+// with ErrOwnerConflict; the later one runs the sagas, a step that was in flight in the
+// earlier one again (at least once, with the same Key).
 func WithOwner(owner string, lease time.Duration) Option {
 	return func(o *Orchestrator) {
 		o.owner = owner
@@ -299,6 +312,7 @@ func WithCompensationBackoff(max time.Duration) Option {
 type Orchestrator struct {
 	st          *store.Store
 	owner       string
+	instance    string // this orchestrator's hold on owner in saga_owners
 	lease       time.Duration
 	sem         chan struct{}
 	log         *slog.Logger
@@ -310,15 +324,20 @@ type Orchestrator struct {
 	wg     sync.WaitGroup
 
 	insertInstance, insertStep, updateInstance *sql.Stmt
-	selectState                                *sql.Stmt
+	selectState, selectHeld                    *sql.Stmt
 
 	stopOnce sync.Once
 
-	mu      sync.Mutex
-	closed  bool
-	defs    map[string]Runner
-	running map[string]*run
+	mu       sync.Mutex
+	closed   bool
+	conflict error // ErrOwnerConflict, wrapped, once the owner was taken over
+	defs     map[string]Runner
+	running  map[string]*run
 }
+
+// fence is the SQL condition that this orchestrator still holds its owner; its arguments
+// are the owner and the instance.
+const fence = `EXISTS (SELECT 1 FROM saga_owners WHERE owner = ? AND instance = ?)`
 
 // run is a saga running in this process.
 type run struct {
@@ -352,8 +371,10 @@ func New(ctx context.Context, st *store.Store, opts ...Option) (*Orchestrator, e
 		{&o.insertStep, st.DB(), `INSERT INTO saga_steps (saga_id, step, phase, name, error, at) VALUES (?, ?, ?, ?, ?, ?)`},
 		{&o.updateInstance, st.DB(), `UPDATE saga_instances
 			SET status = ?, step = ?, state = ?, error = ?, lease_until = ?, updated_at = ?
-			WHERE id = ? AND owner = ?`},
+			WHERE id = ? AND owner = ? AND ` + fence},
 		{&o.selectState, st.ReadDB(), `SELECT status FROM saga_instances WHERE id = ?`},
+		// In the transaction that records a new saga, on the writer.
+		{&o.selectHeld, st.DB(), `SELECT 1 FROM saga_owners WHERE owner = ? AND instance = ?`},
 	} {
 		stmt, err := p.db.PrepareContext(ctx, st.Rebind(p.sql))
 		if err != nil {
@@ -362,9 +383,76 @@ func New(ctx context.Context, st *store.Store, opts ...Option) (*Orchestrator, e
 		}
 		*p.stmt = stmt
 	}
+	if err := o.holdOwner(ctx); err != nil {
+		o.closeStmts()
+		return nil, err
+	}
 	o.ctx, o.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	o.wg.Go(o.background)
 	return o, nil
+}
+
+// holdOwner takes the owner over for this orchestrator: from now on, claims and
+// checkpoints of an earlier orchestrator with the same owner fail.
+func (o *Orchestrator) holdOwner(ctx context.Context) error {
+	o.instance = newID()
+	var prev string
+	var seen int64
+	err := o.st.DB().QueryRowContext(ctx, o.st.Rebind(`SELECT instance, seen FROM saga_owners WHERE owner = ?`), o.owner).Scan(&prev, &seen)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("saga: owner %s: %w", o.owner, err)
+	}
+	now := time.Now().UnixNano()
+	if _, err := o.st.DB().ExecContext(ctx, o.st.Rebind(`INSERT INTO saga_owners (owner, instance, since, seen) VALUES (?, ?, ?, ?)
+		ON CONFLICT (owner) DO UPDATE SET instance = excluded.instance, since = excluded.since, seen = excluded.seen`),
+		o.owner, o.instance, now, now); err != nil {
+		return fmt.Errorf("saga: owner %s: %w", o.owner, err)
+	}
+	if seen > 0 && now-seen < int64(o.lease) {
+		o.log.Warn("saga: took the owner over from an orchestrator that was alive moments ago; if it still runs "+
+			"(a second replica with the same owner), it stops with ErrOwnerConflict: give each replica its own owner (saga.WithOwner)",
+			"owner", o.owner, "last_seen", time.Duration(now-seen).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// ownerLost stops the orchestrator after another one took its owner over.
+func (o *Orchestrator) ownerLost() {
+	o.mu.Lock()
+	first := o.conflict == nil
+	if first {
+		o.conflict = fmt.Errorf("%w: owner %q is held by an orchestrator started later on the same store; "+
+			"give each replica its own owner (saga.WithOwner)", ErrOwnerConflict, o.owner)
+		o.closed = true
+	}
+	o.mu.Unlock()
+	if first {
+		o.log.Error("saga: another orchestrator with the same owner started on this store; this one stops running sagas",
+			"owner", o.owner)
+		o.cancel()
+	}
+}
+
+// checkOwner calls ownerLost if another orchestrator holds the owner now, and reports
+// whether one does.
+func (o *Orchestrator) checkOwner(ctx context.Context) bool {
+	var inst string
+	err := o.st.DB().QueryRowContext(ctx, o.st.Rebind(`SELECT instance FROM saga_owners WHERE owner = ?`), o.owner).Scan(&inst)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return false // unknown; the next heartbeat asks again
+	}
+	if inst != o.instance {
+		o.ownerLost()
+		return true
+	}
+	return false
+}
+
+// err returns the error Start and Resume return: the owner conflict, if any.
+func (o *Orchestrator) err() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.conflict
 }
 
 // Register makes definitions known to the orchestrator, so that Resume can run their
@@ -404,8 +492,11 @@ func Start[S any](ctx context.Context, o *Orchestrator, d *Definition[S], state 
 		return "", err
 	}
 	o.mu.Lock()
-	closed := o.closed
+	closed, conflict := o.closed, o.conflict
 	o.mu.Unlock()
+	if conflict != nil {
+		return "", conflict
+	}
 	if closed {
 		return "", ErrClosed
 	}
@@ -419,10 +510,22 @@ func Start[S any](ctx context.Context, o *Orchestrator, d *Definition[S], state 
 	now := time.Now().UnixNano()
 	in := &instance{id: so.id, name: d.name, state: Running, data: data}
 	err = o.st.InTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.StmtContext(ctx, o.insertInstance).ExecContext(ctx, in.id, in.name, string(Running), string(data),
+		var held int
+		err := tx.StmtContext(ctx, o.selectHeld).QueryRowContext(ctx, o.owner, o.instance).Scan(&held)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errOwnerTaken
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.StmtContext(ctx, o.insertInstance).ExecContext(ctx, in.id, in.name, string(Running), string(data),
 			o.owner, now+int64(o.lease), now, now)
 		return err
 	})
+	if errors.Is(err, errOwnerTaken) {
+		o.ownerLost()
+		return "", o.err()
+	}
 	if err != nil {
 		if o.st.Dialect().IsUniqueViolation(err) {
 			return in.id, nil
@@ -475,19 +578,46 @@ func (o *Orchestrator) launch(d Runner, in *instance) bool {
 	return true
 }
 
-// Resume claims every saga in the store that has not ended and that this orchestrator
-// may run (see WithOwner), and runs those that do not run here already, in the
-// background. It returns how many it started. Sagas whose definition is not registered
-// are left alone.
+// Resume claims every saga in the store that has not ended, whose definition is
+// registered, and that this orchestrator may run (see WithOwner), and runs those that do
+// not run here already, in the background. It returns how many it started. Sagas whose
+// definition is not registered are left alone: not claimed, so that a replica that has
+// their definition (a newer version, during a rolling upgrade) takes them over.
 func (o *Orchestrator) Resume(ctx context.Context) (int, error) {
+	if err := o.err(); err != nil {
+		return 0, err
+	}
+	o.mu.Lock()
+	names := make([]string, 0, len(o.defs))
+	for name := range o.defs {
+		names = append(names, name)
+	}
+	o.mu.Unlock()
+	if len(names) == 0 {
+		return 0, nil
+	}
+	slices.Sort(names)
+	nameList := "?" + strings.Repeat(", ?", len(names)-1)
 	now := time.Now().UnixNano()
-	if _, err := o.st.DB().ExecContext(ctx, o.st.Rebind(`UPDATE saga_instances SET owner = ?, lease_until = ?
-		WHERE status IN ('running', 'compensating') AND (owner = ? OR lease_until < ?)`),
-		o.owner, now+int64(o.lease), o.owner, now); err != nil {
+	args := []any{o.owner, now + int64(o.lease), o.owner, now}
+	for _, n := range names {
+		args = append(args, n)
+	}
+	res, err := o.st.DB().ExecContext(ctx, o.st.Rebind(`UPDATE saga_instances SET owner = ?, lease_until = ?
+		WHERE status IN ('running', 'compensating') AND (owner = ? OR lease_until < ?) AND name IN (`+nameList+`) AND `+fence),
+		append(args, o.owner, o.instance)...)
+	if err != nil {
 		return 0, fmt.Errorf("saga: resume: %w", err)
 	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 && o.checkOwner(ctx) {
+		return 0, o.err()
+	}
+	args = []any{o.owner}
+	for _, n := range names {
+		args = append(args, n)
+	}
 	rows, err := o.st.DB().QueryContext(ctx, o.st.Rebind(`SELECT id, name, status, step, state, error FROM saga_instances
-		WHERE status IN ('running', 'compensating') AND owner = ?`), o.owner)
+		WHERE status IN ('running', 'compensating') AND owner = ? AND name IN (`+nameList+`)`), args...)
 	if err != nil {
 		return 0, fmt.Errorf("saga: resume: %w", err)
 	}
@@ -542,10 +672,7 @@ func (o *Orchestrator) background() {
 		case <-o.ctx.Done():
 			return
 		case <-renew.C:
-			now := time.Now().UnixNano()
-			_, err := o.st.DB().ExecContext(o.ctx, o.st.Rebind(`UPDATE saga_instances SET lease_until = ?
-				WHERE owner = ? AND status IN ('running', 'compensating')`), now+int64(o.lease), o.owner)
-			if err != nil && o.ctx.Err() == nil {
+			if err := o.renew(o.ctx); err != nil && o.ctx.Err() == nil {
 				o.log.Warn("saga: renew claims", "err", err)
 			}
 		case <-resume:
@@ -556,9 +683,45 @@ func (o *Orchestrator) background() {
 	}
 }
 
+// renew tells the store that this orchestrator is alive and still holds its owner, and
+// renews its claims on the sagas that run here — only those: a saga it does not run (its
+// definition is not registered, or its run ended early) is left to lapse, for another
+// replica to take over.
+func (o *Orchestrator) renew(ctx context.Context) error {
+	now := time.Now().UnixNano()
+	res, err := o.st.DB().ExecContext(ctx, o.st.Rebind(`UPDATE saga_owners SET seen = ? WHERE owner = ? AND instance = ?`),
+		now, o.owner, o.instance)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		o.ownerLost()
+		return nil
+	}
+	o.mu.Lock()
+	ids := make([]any, 0, len(o.running))
+	for id := range o.running {
+		ids = append(ids, id)
+	}
+	o.mu.Unlock()
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 500)]
+		ids = ids[len(chunk):]
+		args := append([]any{now + int64(o.lease), o.owner}, chunk...)
+		_, err := o.st.DB().ExecContext(ctx, o.st.Rebind(`UPDATE saga_instances SET lease_until = ?
+			WHERE owner = ? AND id IN (?`+strings.Repeat(", ?", len(chunk)-1)+`) AND status IN ('running', 'compensating') AND `+fence),
+			append(args, o.owner, o.instance)...)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Close stops the orchestrator: running sagas stop at their next checkpoint (the step in
 // flight sees its context canceled) and stay in the store to be resumed. Close waits for
-// them until ctx ends.
+// them until ctx ends, then releases its claims on them, so that another replica's
+// Resume takes them over at once instead of after the lease.
 func (o *Orchestrator) Close(ctx context.Context) error {
 	o.mu.Lock()
 	o.closed = true
@@ -568,15 +731,34 @@ func (o *Orchestrator) Close(ctx context.Context) error {
 	go func() { o.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		o.stopOnce.Do(o.closeStmts)
+		o.stopOnce.Do(func() {
+			o.release(ctx)
+			o.closeStmts()
+		})
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("saga: close: %w", ctx.Err())
 	}
 }
 
+// release gives up the claims of a closed orchestrator and marks its hold on the owner
+// as ended.
+func (o *Orchestrator) release(ctx context.Context) {
+	if o.err() != nil {
+		return
+	}
+	if _, err := o.st.DB().ExecContext(ctx, o.st.Rebind(`UPDATE saga_instances SET lease_until = 0
+		WHERE owner = ? AND status IN ('running', 'compensating') AND `+fence), o.owner, o.owner, o.instance); err != nil {
+		o.log.Warn("saga: release claims", "err", err)
+	}
+	if _, err := o.st.DB().ExecContext(ctx, o.st.Rebind(`UPDATE saga_owners SET seen = 0 WHERE owner = ? AND instance = ?`),
+		o.owner, o.instance); err != nil {
+		o.log.Warn("saga: release owner", "err", err)
+	}
+}
+
 func (o *Orchestrator) closeStmts() {
-	for _, s := range []*sql.Stmt{o.insertInstance, o.insertStep, o.updateInstance, o.selectState} {
+	for _, s := range []*sql.Stmt{o.insertInstance, o.insertStep, o.updateInstance, o.selectState, o.selectHeld} {
 		if s != nil {
 			s.Close()
 		}
@@ -682,8 +864,9 @@ func (o *Orchestrator) Wait(ctx context.Context, id string) (Status, error) {
 }
 
 var (
-	errStepDone  = errors.New("saga: step checkpointed already")
-	errLostClaim = errors.New("saga: claim lost to another owner")
+	errStepDone   = errors.New("saga: step checkpointed already")
+	errLostClaim  = errors.New("saga: claim lost to another owner")
+	errOwnerTaken = errors.New("saga: owner taken over")
 )
 
 // checkpoint records step (phase) of in and moves in to next/state/data, in tx. It fails
@@ -698,7 +881,8 @@ func (o *Orchestrator) checkpoint(ctx context.Context, tx *sql.Tx, in *instance,
 		}
 		return fmt.Errorf("saga: checkpoint: %w", err)
 	}
-	res, err := tx.StmtContext(ctx, o.updateInstance).ExecContext(ctx, string(state), next, string(data), sagaErr, now+int64(o.lease), now, in.id, o.owner)
+	res, err := tx.StmtContext(ctx, o.updateInstance).ExecContext(ctx, string(state), next, string(data), sagaErr,
+		now+int64(o.lease), now, in.id, o.owner, o.owner, o.instance)
 	if err != nil {
 		return fmt.Errorf("saga: checkpoint: %w", err)
 	}
@@ -708,15 +892,22 @@ func (o *Orchestrator) checkpoint(ctx context.Context, tx *sql.Tx, in *instance,
 	return nil
 }
 
-// reload reads in from the store again after another process moved it on.
+// reload reads in from the store again after another process moved it on. It fails with
+// errLostClaim when another owner holds the saga, or another orchestrator this owner.
 func (o *Orchestrator) reload(ctx context.Context, in *instance) error {
 	var state, data, owner string
-	err := o.st.DB().QueryRowContext(ctx, o.st.Rebind(`SELECT status, step, state, error, owner FROM saga_instances WHERE id = ?`),
-		in.id).Scan(&state, &in.step, &data, &in.errMsg, &owner)
+	var holder sql.NullString
+	err := o.st.DB().QueryRowContext(ctx, o.st.Rebind(`SELECT i.status, i.step, i.state, i.error, i.owner, w.instance
+		FROM saga_instances i LEFT JOIN saga_owners w ON w.owner = i.owner WHERE i.id = ?`),
+		in.id).Scan(&state, &in.step, &data, &in.errMsg, &owner, &holder)
 	if err != nil {
 		return fmt.Errorf("saga: reload %s: %w", in.id, err)
 	}
 	if owner != o.owner {
+		return errLostClaim
+	}
+	if holder.String != o.instance {
+		o.ownerLost()
 		return errLostClaim
 	}
 	in.state, in.data = State(state), []byte(data)
@@ -745,7 +936,12 @@ func (d *Definition[S]) execute(ctx context.Context, o *Orchestrator, in *instan
 				return
 			}
 		case errors.Is(err, errLostClaim):
-			o.log.Info("saga: claim lost; another owner runs the saga", "saga", d.name, "id", in.id)
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			taken := o.checkOwner(cctx)
+			cancel()
+			if !taken {
+				o.log.Info("saga: claim lost; another owner runs the saga", "saga", d.name, "id", in.id)
+			}
 			return
 		case ctx.Err() != nil:
 			return
@@ -908,8 +1104,9 @@ func (d *Definition[S]) runCompensation(ctx context.Context, o *Orchestrator, in
 	}
 	if i < 0 {
 		err := o.st.InTx(ctx, func(tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx, o.st.Rebind(`UPDATE saga_instances SET status = ?, step = -1, updated_at = ? WHERE id = ? AND owner = ?`),
-				string(Compensated), time.Now().UnixNano(), in.id, o.owner)
+			res, err := tx.ExecContext(ctx, o.st.Rebind(`UPDATE saga_instances SET status = ?, step = -1, updated_at = ?
+				WHERE id = ? AND owner = ? AND `+fence),
+				string(Compensated), time.Now().UnixNano(), in.id, o.owner, o.owner, o.instance)
 			if err != nil {
 				return err
 			}

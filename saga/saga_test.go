@@ -29,6 +29,8 @@ func suite(t *testing.T, open func(testing.TB) *store.Store) {
 		{"StatusAndKey", testStatusAndKey},
 		{"Resume", testResume},
 		{"Owners", testOwners},
+		{"UnknownDefinition", testUnknownDefinition},
+		{"SameOwner", testSameOwner},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
 	}
