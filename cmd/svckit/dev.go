@@ -65,7 +65,7 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "  token      %s\n", tok)
 			fmt.Fprintf(stdout, "             (subject dev-user, 24 h: curl -H \"Authorization: Bearer $TOKEN\" …)\n")
 		}
-		fmt.Fprintf(stdout, "  NATS       %s\n", sys.NATS.ClientURL())
+		fmt.Fprintf(stdout, "  NATS       %s  (authorization on: a user per service; admin URL in %s)\n", sys.NATS.PlainURL(), sys.NATSAdminFile)
 		for _, in := range sys.Instances {
 			if st := in.Status(); st.State == devrun.StateFailed {
 				fmt.Fprintf(stdout, "  failed     %s: %s\n             (starts again when its source or %s entry changes, or from the dashboard)\n",

@@ -201,7 +201,9 @@ func TestShopEndToEnd(t *testing.T) {
 	if n := count(catalogDB, `SELECT 100000 - stock FROM products WHERE id = 'sku-kettle'`); n != good {
 		t.Errorf("catalog store: %d kettles gone, want %d", n, good)
 	}
-	// Notifications: OrderPlaced and one final event per order, each recorded once.
+	checkForgedEventRefused(t, sys)
+	// Notifications: OrderPlaced and one final event per order, each recorded once — and
+	// nothing for the forged event.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		n := count(notesDB, `SELECT COUNT(*) FROM notifications`)
@@ -212,6 +214,10 @@ func TestShopEndToEnd(t *testing.T) {
 			t.Fatalf("notifications store: %d notifications, want %d", n, 2*(good+declined))
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+
+	if n := count(notesDB, `SELECT COUNT(*) FROM notifications WHERE order_id = 'forged-1'`); n != 0 {
+		t.Errorf("notifications stored %d notifications of a forged event", n)
 	}
 
 	// StockLow: an order that leaves sku-limited (10 in stock) below catalog's threshold of
@@ -344,6 +350,44 @@ func checkDigest(t *testing.T, sys *devrun.System, notesDB *store.Store, count f
 	}
 	if running != 2 {
 		t.Errorf("%d notifications replicas running, want the manifest's 2", running)
+	}
+}
+
+// checkForgedEventRefused attacks the bus: an anonymous client is refused, and catalog's
+// user cannot publish an OrderConfirmed (the forgery of an order that never existed):
+// the server refuses it with a permissions violation.
+func checkForgedEventRefused(t *testing.T, sys *devrun.System) {
+	t.Helper()
+	if nc, err := nats.Connect(sys.NATS.PlainURL(), nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Error("an anonymous client connected to the shop's NATS")
+	}
+	u, ok := sys.NATSUser("catalog")
+	if !ok {
+		t.Fatal("no NATS user for catalog")
+	}
+	violations := make(chan error, 4)
+	nc, err := nats.Connect(sys.NATS.PlainURL(), nats.UserInfo(u.Name, u.Password),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { violations <- err }))
+	if err != nil {
+		t.Fatalf("catalog's NATS user: %v", err)
+	}
+	defer nc.Close()
+	forged := &nats.Msg{Subject: "shop.orders.confirmed", Header: nats.Header{
+		"ce-id": {"forged-1-confirmed"}, "ce-source": {"orders"}, "ce-type": {"shop.orders.OrderConfirmed"},
+		"ce-specversion": {"1.0"}, "Nats-Msg-Id": {"forged-1-confirmed"}, "content-type": {"application/json"},
+	}, Data: []byte(`{"orderId":"forged-1","customer":"victim","totalCents":99999}`)}
+	if err := nc.PublishMsg(forged); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.Flush()
+	select {
+	case err := <-violations:
+		if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+			t.Errorf("forged publish: %v, want a permissions violation", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the forged OrderConfirmed was not refused")
 	}
 }
 

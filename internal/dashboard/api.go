@@ -65,7 +65,7 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 func (d *dash) systemView(ctx context.Context) SystemView {
 	v := SystemView{Name: d.sys.Manifest.Name, URL: d.sys.URL}
 	if d.sys.NATS != nil {
-		v.NATS = d.sys.NATS.ClientURL()
+		v.NATS = d.sys.NATS.PlainURL() // never the admin credentials
 	}
 	v.Traces, v.Spans = d.sys.Traces.Stats()
 	v.Logs = d.sys.Logs.Len()

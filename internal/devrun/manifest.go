@@ -52,6 +52,23 @@ type Service struct {
 	Env map[string]string `yaml:"env"`
 	// Args are extra command-line arguments.
 	Args []string `yaml:"args"`
+	// Publish are the NATS subjects the service publishes its events on (wildcards
+	// allowed). The embedded NATS server refuses its publishes on any other subject.
+	// Default: NAME.> and *.NAME.> — events named for the service, such as
+	// shop.orders.confirmed for orders.
+	Publish []string `yaml:"publish"`
+	// Subscribe are core NATS subjects the service subscribes to beyond its reply inboxes
+	// (JetStream consumers need none: their messages arrive on the inbox). Default none.
+	Subscribe []string `yaml:"subscribe"`
+}
+
+// PublishSubjects returns the subjects the service may publish its events on: Publish, or
+// the default NAME.> and *.NAME.>.
+func (s *Service) PublishSubjects() []string {
+	if len(s.Publish) > 0 {
+		return s.Publish
+	}
+	return []string{s.Name + ".>", "*." + s.Name + ".>"}
 }
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)

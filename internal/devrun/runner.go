@@ -69,7 +69,10 @@ type System struct {
 	Traces    *TraceStore
 	Metrics   *MetricsStore
 	NATS      *natsserver.Server
-	Instances []*Instance
+	natsUsers map[string]natsserver.User // each service's NATS user
+	// NATSAdminFile holds the embedded server's URL with the admin user's credentials.
+	NATSAdminFile string
+	Instances     []*Instance
 	// URL is the collector and dashboard address, "http://127.0.0.1:port".
 	URL string
 	// Issuer signs development tokens; services validate them with the keys published
@@ -145,12 +148,27 @@ func Start(ctx context.Context, opts Options) (*System, error) {
 	}
 
 	s.printf("starting NATS (JetStream in %s)", filepath.Join(stateDir, "nats"))
+	// Authorization on: each service logs in as its own user, allowed to publish only its
+	// own events; the runner (and the dashboard) use the admin user.
+	s.natsUsers = make(map[string]natsserver.User, len(m.Services))
+	var users []natsserver.User
+	for _, svc := range m.Services {
+		u := natsserver.ServiceUser(svc.Name, natsserver.RandomPassword(), svc.PublishSubjects(), svc.Subscribe)
+		s.natsUsers[svc.Name] = u
+		users = append(users, u)
+	}
 	ns, err := natsserver.Start(ctx, filepath.Join(stateDir, "nats"), natsserver.WithName("svckit-dev"),
-		natsserver.WithLogger(slog.New(slog.DiscardHandler)))
+		natsserver.WithLogger(slog.New(slog.DiscardHandler)), natsserver.WithUsers(users...))
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
 	}
 	s.NATS = ns
+	// The admin's URL, for the nats CLI and other tools: readable by this user only.
+	s.NATSAdminFile = filepath.Join(stateDir, "nats-admin.url")
+	if err := os.WriteFile(s.NATSAdminFile, []byte(ns.ClientURL()+"\n"), 0o600); err != nil {
+		_ = ns.Shutdown(ctx)
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
 
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
@@ -371,7 +389,8 @@ func (s *System) plan(bins map[string]string, stateDir string) error {
 		}
 	}
 	base := append(os.Environ(),
-		"NATS_URL="+s.NATS.ClientURL(),
+		"NATS_URL="+s.NATS.PlainURL(),
+		"PPROF=true", // profiles on the admin port, for the dashboard and go tool pprof
 		"OTEL_EXPORTER_OTLP_ENDPOINT="+s.URL,
 		"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
 		"OTEL_TRACES_SAMPLER=always_on",
@@ -393,6 +412,8 @@ func (s *System) plan(bins map[string]string, stateDir string) error {
 			"HTTP_ADDR="+in.Addrs["http"], "GRPC_ADDR="+in.Addrs["grpc"], "ADMIN_ADDR="+in.Addrs["admin"],
 			"INSTANCE_ID="+in.ID,
 			"STORE_DSN=sqlite:"+filepath.Join(stateDir, "data", in.Service+".db"),
+			"NATS_USER="+s.natsUsers[in.Service].Name,
+			"NATS_PASSWORD="+s.natsUsers[in.Service].Password,
 		)
 		env = append(env, tlsEnv[in.Service]...)
 		in.baseEnv = env
@@ -415,6 +436,12 @@ func serviceEnv(base []string, svc *Service) []string {
 		env = append(env, k+"="+svc.Env[k])
 	}
 	return env
+}
+
+// NATSUser returns the user service logs in to the embedded NATS server with.
+func (s *System) NATSUser(service string) (natsserver.User, bool) {
+	u, ok := s.natsUsers[service]
+	return u, ok
 }
 
 // instanceFailed tells the terminal why an instance failed and what brings it back,
