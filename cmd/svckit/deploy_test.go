@@ -35,40 +35,6 @@ func TestDeployUsage(t *testing.T) {
 	}
 }
 
-// TestDeployRenderShop is what CI can run to keep deploy/k8s current: svckit deploy
-// render -check on the shop, and the prod overlay as one stream.
-func TestDeployRenderShop(t *testing.T) {
-	if testing.Short() || raceEnabled {
-		t.Skip("builds the shop's services")
-	}
-	root := moduleRoot(t)
-	var out, errb bytes.Buffer
-	if code := run([]string{"deploy", "render", "-check", "-o", filepath.Join(root, "deploy", "k8s"), filepath.Join(root, "examples", "shop")}, &out, &errb); code != 0 {
-		t.Fatalf("deploy render -check: code %d\n%s", code, errb.String())
-	}
-	out.Reset()
-	if code := run([]string{"deploy", "render", "-overlay", "prod", "-registry", "ghcr.io/acme", "-tag", "v1", filepath.Join(root, "examples", "shop")}, &out, &errb); code != 0 {
-		t.Fatalf("deploy render -overlay prod: code %d\n%s", code, errb.String())
-	}
-	objs, err := deploy.ReadObjects(&out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kinds := map[string]int{}
-	for _, o := range objs {
-		kinds[o.Kind()]++
-		if o.ID() == "Deployment/orders" {
-			c := o.Get("spec", "template", "spec", "containers").([]any)[0].(map[string]any)
-			if c["image"] != "ghcr.io/acme/shop-orders:v1" {
-				t.Errorf("orders image %v", c["image"])
-			}
-		}
-	}
-	if kinds["Deployment"] != 6 || kinds["HorizontalPodAutoscaler"] != 5 || kinds["StatefulSet"] != 1 || objs[0].Kind() != "Namespace" {
-		t.Errorf("prod overlay: kinds %v, first %s", kinds, objs[0].ID())
-	}
-}
-
 // TestDeployNewService renders manifests for a service made by svckit new and checks them
 // against its settings (the integration test TestNewDockerBuild runs its Dockerfile's
 // build line).

@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/svckit/svckit/natsserver"
 )
 
 func moduleRoot(t *testing.T) string {
@@ -124,9 +126,11 @@ func TestUsage(t *testing.T) {
 }
 
 // TestNewOutsideModule is the quick start of a user who built svckit from a checkout:
-// `svckit new -module example.com/inventory inventory`, outside any module and with the
-// go command's default settings, then go generate, go vet and go test in the new module,
-// which must all pass at once and change nothing; then the service's command runs.
+// `svckit new -module example.com/inventory -with store,bus,outbox,peer:users inventory`,
+// outside any module and with the go command's default settings, then go generate, go vet
+// and go test in the new module, which must all pass at once and change nothing (the
+// service's test runs its store on SQLite and its bus on an embedded NATS server); then
+// the service's command runs with its settings.
 func TestNewOutsideModule(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("builds and tests a new service")
@@ -134,7 +138,7 @@ func TestNewOutsideModule(t *testing.T) {
 	bin := buildSvckit(t)
 	env := defaultEnv()
 	dir := t.TempDir()
-	cmd := exec.Command(bin, "new", "-module", "example.com/inventory", "inventory")
+	cmd := exec.Command(bin, "new", "-module", "example.com/inventory", "-with", "store,bus,outbox,peer:users", "inventory")
 	cmd.Dir, cmd.Env = dir, env
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -150,7 +154,7 @@ func TestNewOutsideModule(t *testing.T) {
 	}
 	svc := filepath.Join(dir, "inventory")
 	for _, f := range []string{"go.mod", "go.sum", "service.go", "impl.go", "service_test.go", "cmd/inventory/main.go", "Dockerfile",
-		"service_gen.go", "pbconv_gen.go", "pb/inventory.proto", "pb/inventory_pb_gen.go", "inventory.openapi.json"} {
+		"migrations/001_init.sql", "service_gen.go", "pbconv_gen.go", "pb/inventory.proto", "pb/inventory_pb_gen.go", "inventory.openapi.json"} {
 		if _, err := os.Stat(filepath.Join(svc, f)); err != nil {
 			t.Errorf("missing %s: %v", f, err)
 		}
@@ -168,7 +172,15 @@ func TestNewOutsideModule(t *testing.T) {
 	if diff := diffTrees(before, readTree(t, svc)); len(diff) > 0 {
 		t.Errorf("go generate, vet and test changed the new module: %v", diff)
 	}
-	runScaffold(t, svc, filepath.Join(svc, "Dockerfile"), false)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	nats, err := natsserver.Start(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nats.Shutdown(context.Background())
+	runScaffold(t, svc, filepath.Join(svc, "Dockerfile"), false,
+		"STORE_DSN=sqlite:"+filepath.Join(t.TempDir(), "inventory.db"), "NATS_URL="+nats.ClientURL(), "USERS_GRPC_ADDRS=127.0.0.1:1")
 	// A second new into the same directory is refused and changes nothing.
 	before = readTree(t, dir)
 	cmd = exec.Command(bin, "new", "inventory")
@@ -181,9 +193,10 @@ func TestNewOutsideModule(t *testing.T) {
 	}
 }
 
-// TestNewInsideModule scaffolds two services as packages of a module that did not use
+// TestNewInsideModule scaffolds three services as packages of a module that did not use
 // svckit: the first adds the requirement, the replace directive and the tool to its
-// go.mod, the second finds them there; go generate, vet and test then pass at once.
+// go.mod, the others (one with a store, one with a bus and a peer) find them there; go
+// generate, vet and test then pass at once.
 func TestNewInsideModule(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("builds and tests a new service")
@@ -215,12 +228,14 @@ func TestNewInsideModule(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "services", "orders", "go.mod")); err == nil {
 		t.Error("a go.mod was written inside a module")
 	}
-	out.Reset()
-	if code := run([]string{"new", "payments"}, &out, &errb); code != 0 {
-		t.Fatalf("svckit new payments: code %d\n%s%s", code, out.String(), errb.String())
-	}
-	if strings.Contains(out.String(), "go.mod:") {
-		t.Errorf("the second service added to go.mod again: %q", out.String())
+	for _, args := range [][]string{{"-with", "store", "payments"}, {"-with", "bus,peer:orders", "notifier"}} {
+		out.Reset()
+		if code := run(append([]string{"new"}, args...), &out, &errb); code != 0 {
+			t.Fatalf("svckit new %s: code %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
+		}
+		if strings.Contains(out.String(), "go.mod:") {
+			t.Errorf("svckit new %s added to go.mod again: %q", strings.Join(args, " "), out.String())
+		}
 	}
 	if gomod2, _ := os.ReadFile(filepath.Join(dir, "go.mod")); strings.Count(string(gomod2), "svckit/cmd/svckit") != 1 || strings.Count(string(gomod2), "replace") != 1 {
 		t.Errorf("go.mod after the second service:\n%s", gomod2)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"go/format"
 	"go/token"
 	"io"
 	"io/fs"
@@ -44,12 +45,15 @@ func runNew(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	module := fs.String("module", "", "module path when NAME becomes a new module (default: NAME)")
 	local := fs.String("svckit", "", "directory of a svckit checkout to depend on through a replace directive (default: the release this command was installed at, else the checkout it was built from)")
+	with := fs.String("with", "", "batteries, comma-separated: store (its own SQL store with migrations), bus (events on NATS JetStream), outbox (events written in the store's transactions; implies store and bus), peer:NAME (a gRPC connection to the service NAME; repeatable)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, `usage: svckit new [-module PATH] [-svckit DIR] NAME
+		fmt.Fprintln(stderr, `usage: svckit new [-module PATH] [-svckit DIR] [-with store,bus,outbox,peer:NAME] NAME
 
 Scaffolds the service NAME in the directory NAME: an interface with one example method,
 an implementation stub, generated transports, a main with config, health, metrics,
-tracing and graceful shutdown, a test and a Dockerfile.
+tracing and graceful shutdown, a test and a Dockerfile. With -with, the main also wires
+the batteries, the service gets example methods that use them, and the test runs them on
+real engines (a SQLite file, an embedded NATS server).
 
 Outside a Go module, NAME becomes a new module. Inside one, the service becomes a package
 of that module, and its go.mod gets what the service needs: a requirement on svckit (with
@@ -70,7 +74,12 @@ go vet and go test work at once. On any failure nothing is left behind.`)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := scaffold(ctx, newOptions{name: fs.Arg(0), module: *module, local: *local}, stdout); err != nil {
+	bat, err := parseWith(*with)
+	if err != nil {
+		fmt.Fprintf(stderr, "svckit new: -with: %v\n", err)
+		return 2
+	}
+	if err := scaffold(ctx, newOptions{name: fs.Arg(0), module: *module, local: *local, batteries: bat}, stdout); err != nil {
 		fmt.Fprintf(stderr, "svckit new: %v\n", err)
 		return 1
 	}
@@ -79,9 +88,82 @@ go vet and go test work at once. On any failure nothing is left behind.`)
 
 // newOptions are svckit new's arguments.
 type newOptions struct {
-	name   string // the service's directory, as given
-	module string // module path of a new module; default: the directory's name
-	local  string // svckit checkout for a replace directive; default: see findSvckit
+	name      string    // the service's directory, as given
+	module    string    // module path of a new module; default: the directory's name
+	local     string    // svckit checkout for a replace directive; default: see findSvckit
+	batteries batteries // what -with asks for
+}
+
+// batteries are the parts of svckit a scaffolded service uses (svckit new -with).
+type batteries struct {
+	Store  bool   // its own SQL store (App.Store) with migrations
+	Bus    bool   // the event bus (App.Bus)
+	Outbox bool   // the transactional outbox (App.Outbox); implies Store and Bus
+	Peers  []peer // services it calls (App.Dial)
+}
+
+// peer is another service a scaffolded service calls.
+type peer struct {
+	Name  string // the service's name, as given: users, user-profiles
+	Field string // the Go name of its config field's prefix: Users, UserProfiles
+	Param string // the Go name of its connection: usersConn, userProfilesConn
+	Env   string // the environment variable of its addresses: USERS_GRPC_ADDRS
+}
+
+// parseWith parses -with: comma-separated store, bus, outbox and peer:NAME.
+func parseWith(s string) (batteries, error) {
+	var b batteries
+	seen := map[string]bool{}
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if seen[item] {
+			return b, fmt.Errorf("%s given twice", item)
+		}
+		seen[item] = true
+		switch name, isPeer := strings.CutPrefix(item, "peer:"); {
+		case item == "store":
+			b.Store = true
+		case item == "bus":
+			b.Bus = true
+		case item == "outbox":
+			b.Outbox, b.Store, b.Bus = true, true, true
+		case isPeer:
+			p, err := newPeer(name)
+			if err != nil {
+				return b, err
+			}
+			b.Peers = append(b.Peers, p)
+		default:
+			return b, fmt.Errorf("unknown battery %q: want store, bus, outbox or peer:NAME", item)
+		}
+	}
+	return b, nil
+}
+
+// newPeer names the parts of a peer from its service name: lower-case letters, digits
+// and dashes, starting with a letter.
+func newPeer(name string) (peer, error) {
+	ok := name != "" && name[0] >= 'a' && name[0] <= 'z'
+	for _, r := range name {
+		ok = ok && (r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-')
+	}
+	if !ok || strings.HasSuffix(name, "-") || strings.Contains(name, "--") {
+		return peer{}, fmt.Errorf("peer:%s: a service name is lower-case letters, digits and single dashes, starting with a letter", name)
+	}
+	var field strings.Builder
+	for _, part := range strings.Split(name, "-") {
+		field.WriteString(strings.ToUpper(part[:1]) + part[1:])
+	}
+	f := field.String()
+	return peer{
+		Name:  name,
+		Field: f,
+		Param: strings.ToLower(f[:1]) + f[1:] + "Conn",
+		Env:   strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + "_GRPC_ADDRS",
+	}, nil
 }
 
 // scaffoldData fills the templates.
@@ -90,21 +172,71 @@ type scaffoldData struct {
 	Pkg        string // Go package name
 	ImportPath string // import path of the service package
 	RelDir     string // the service directory relative to the module root, "." for a new module
+	batteries
+}
+
+// Batteries reports whether the service uses any battery: then main has a config struct.
+func (d scaffoldData) Batteries() bool { return d.Store || d.Bus || len(d.Peers) > 0 }
+
+// Stream is the name of the service's event stream.
+func (d scaffoldData) Stream() string { return strings.ToUpper(d.Pkg) }
+
+// NewParams is the parameter list of the service's New.
+func (d scaffoldData) NewParams() string {
+	var ps []string
+	if d.Store {
+		ps = append(ps, "st *store.Store")
+	}
+	if d.Outbox {
+		ps = append(ps, "ob *outbox.Outbox")
+	} else if d.Bus {
+		ps = append(ps, "bus pubsub.Publisher")
+	}
+	for _, p := range d.Peers {
+		ps = append(ps, p.Param+" grpc.ClientConnInterface")
+	}
+	return strings.Join(ps, ", ")
+}
+
+// NewArgs is the argument list of a call of New, in main and the test.
+func (d scaffoldData) NewArgs() string {
+	var as []string
+	for _, p := range strings.Split(d.NewParams(), ", ") {
+		if name, _, ok := strings.Cut(p, " "); ok {
+			as = append(as, name)
+		}
+	}
+	return strings.Join(as, ", ")
+}
+
+// NewFields is the composite literal's fields that New fills in.
+func (d scaffoldData) NewFields() string {
+	var fs []string
+	for _, a := range strings.Split(d.NewArgs(), ", ") {
+		if a != "" {
+			fs = append(fs, a+": "+a)
+		}
+	}
+	return strings.Join(fs, ", ")
 }
 
 // scaffoldFiles maps each file of the scaffold, relative to the service directory, to its
 // template.
 func scaffoldFiles(d scaffoldData) map[string]string {
-	return map[string]string{
+	files := map[string]string{
 		"service.go":                            "service.go.tmpl",
 		"impl.go":                               "impl.go.tmpl",
 		"service_test.go":                       "service_test.go.tmpl",
 		filepath.Join("cmd", d.Name, "main.go"): "main.go.tmpl",
 		"Dockerfile":                            "Dockerfile.tmpl",
 	}
+	if d.Store {
+		files[filepath.Join("migrations", "001_init.sql")] = "001_init.sql.tmpl"
+	}
+	return files
 }
 
-// execTemplate runs the scaffold template name on d.
+// execTemplate runs the scaffold template name on d; Go source comes out gofmt'ed.
 func execTemplate(name string, d scaffoldData) ([]byte, error) {
 	t, err := template.ParseFS(templates, "scaffold/"+name)
 	if err != nil {
@@ -114,7 +246,14 @@ func execTemplate(name string, d scaffoldData) ([]byte, error) {
 	if err := t.Execute(&b, d); err != nil {
 		return nil, fmt.Errorf("template %s: %w", name, err)
 	}
-	return b.Bytes(), nil
+	if !strings.HasSuffix(name, ".go.tmpl") {
+		return b.Bytes(), nil
+	}
+	src, err := format.Source(b.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("template %s: %w\n%s", name, err, b.Bytes())
+	}
+	return src, nil
 }
 
 // scaffold writes the service. A new module is written into a temporary directory beside
@@ -125,7 +264,7 @@ func scaffold(ctx context.Context, o newOptions, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	d := scaffoldData{Name: filepath.Base(dir), Pkg: packageName(filepath.Base(dir))}
+	d := scaffoldData{Name: filepath.Base(dir), Pkg: packageName(filepath.Base(dir)), batteries: o.batteries}
 	if !token.IsIdentifier(d.Pkg) {
 		return fmt.Errorf("%q does not make a Go package name; use letters and digits", o.name)
 	}

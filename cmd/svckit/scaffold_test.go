@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"syscall"
@@ -80,11 +81,12 @@ func dockerfileTarget(t *testing.T, dockerfile, modRoot string) string {
 // runScaffold builds the package the scaffold's Dockerfile builds, from the module root,
 // runs it on loopback ports and checks what its main promises: the service answers on HTTP
 // (Hello is unimplemented: 501, problem+json), health and readiness and metrics on the
-// admin port, JSON logs, and a clean exit on SIGTERM. With docker it builds as the
+// admin port, JSON logs, and a clean exit on SIGTERM. env is added to the service's
+// environment (its batteries' settings). With docker it builds as the
 // Dockerfile does (CGO_ENABLED=0, -trimpath, -ldflags "-s -w"), which compiles every
 // dependency anew unless the build cache has them built so: the integration tests do
 // that; otherwise it builds with the go command's defaults and the build cache's objects.
-func runScaffold(t *testing.T, modRoot, dockerfile string, docker bool) {
+func runScaffold(t *testing.T, modRoot, dockerfile string, docker bool, env ...string) {
 	t.Helper()
 	target := dockerfileTarget(t, dockerfile, modRoot)
 	bin := filepath.Join(t.TempDir(), "svc")
@@ -110,6 +112,7 @@ func runScaffold(t *testing.T, modRoot, dockerfile string, docker bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "-http-addr", "127.0.0.1:0", "-grpc-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -170,5 +173,84 @@ func runScaffold(t *testing.T, modRoot, dockerfile string, docker bool) {
 	}
 	if err := cmd.Wait(); err != nil || !stopped {
 		t.Errorf("after SIGTERM: exit %v, 'service stopped' logged: %t", err, stopped)
+	}
+}
+
+// TestParseWith checks -with: the batteries, outbox implying store and bus, peers'
+// names, and the errors.
+func TestParseWith(t *testing.T) {
+	users := peer{Name: "users", Field: "Users", Param: "usersConn", Env: "USERS_GRPC_ADDRS"}
+	profiles := peer{Name: "user-profiles2", Field: "UserProfiles2", Param: "userProfiles2Conn", Env: "USER_PROFILES2_GRPC_ADDRS"}
+	tests := []struct {
+		with string
+		want batteries
+		err  string
+	}{
+		{with: "", want: batteries{}},
+		{with: "store", want: batteries{Store: true}},
+		{with: "bus", want: batteries{Bus: true}},
+		{with: "outbox", want: batteries{Store: true, Bus: true, Outbox: true}},
+		{with: "store, bus,outbox,peer:users", want: batteries{Store: true, Bus: true, Outbox: true, Peers: []peer{users}}},
+		{with: "peer:users,peer:user-profiles2", want: batteries{Peers: []peer{users, profiles}}},
+		{with: "cache", err: `unknown battery "cache"`},
+		{with: "store,store", err: "store given twice"},
+		{with: "peer:", err: "peer:: a service name"},
+		{with: "peer:Users", err: "peer:Users: a service name"},
+		{with: "peer:users-", err: "peer:users-: a service name"},
+		{with: "peer:2fa", err: "peer:2fa: a service name"},
+	}
+	for _, tt := range tests {
+		got, err := parseWith(tt.with)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("parseWith(%q): %v, want an error with %q", tt.with, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("parseWith(%q) = %+v, %v; want %+v", tt.with, got, err, tt.want)
+		}
+	}
+}
+
+// TestScaffoldTemplates renders every template for every combination of batteries and
+// checks that the Go files parse and the main wires exactly what was asked for (the
+// end-to-end tests build and test some of the combinations).
+func TestScaffoldTemplates(t *testing.T) {
+	for _, with := range []string{"", "store", "bus", "store,bus", "outbox", "peer:users", "outbox,peer:users,peer:billing-api", "bus,peer:users"} {
+		t.Run(with, func(t *testing.T) {
+			bat, err := parseWith(with)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := scaffoldData{Name: "inventory", Pkg: "inventory", ImportPath: "example.com/inventory", RelDir: ".", batteries: bat}
+			files := map[string]string{}
+			for rel, name := range scaffoldFiles(d) {
+				b, err := execTemplate(name, d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				files[filepath.ToSlash(rel)] = string(b)
+			}
+			main := files["cmd/inventory/main.go"]
+			for call, want := range map[string]bool{
+				"app.Store(ctx, inventory.Migrations)":           bat.Store,
+				`app.Bus(ctx, pubsub.Config{Stream: "INVENTORY"`: bat.Bus,
+				"app.Outbox(ctx, st, bus)":                       bat.Outbox,
+				`app.Dial(ctx, "users", cfg.UsersAddrs)`:         strings.Contains(with, "peer:users"),
+				`env:"BILLING_API_GRPC_ADDRS" required:"true"`:   strings.Contains(with, "billing-api"),
+				`_ "github.com/svckit/svckit/store/sqlite"`:      bat.Store,
+			} {
+				if strings.Contains(main, call) != want {
+					t.Errorf("main.go has %s: %t, want %t\n%s", call, !want, want, main)
+				}
+			}
+			if _, ok := files["migrations/001_init.sql"]; ok != bat.Store {
+				t.Errorf("migrations/001_init.sql written: %t", ok)
+			}
+			if bat.Outbox && !strings.Contains(files["impl.go"], "s.ob.Add(ctx, tx, event)") {
+				t.Errorf("impl.go does not add the event in the transaction:\n%s", files["impl.go"])
+			}
+		})
 	}
 }
