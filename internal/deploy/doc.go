@@ -14,11 +14,18 @@
 //	                      JetStream; an OpenTelemetry Collector
 //	overlays/dev/         one NATS node, PostgreSQL with a database per service, Jaeger
 //	overlays/prod/        a three-node NATS JetStream cluster, HorizontalPodAutoscalers,
-//	                      managed PostgreSQL through an ExternalName Service, larger resources
+//	                      managed PostgreSQL through an ExternalName Service, larger resources;
+//	                      mTLS between every pair of services (a cert-manager Certificate per
+//	                      service, mounted where TLS_CERT, TLS_KEY and TLS_CA point), default-deny
+//	                      NetworkPolicies with allows derived from the services' settings, an
+//	                      Ingress with TLS to the public service, store DSNs from External
+//	                      Secrets (nothing secret committed), images pinned by tag
 //
+// Both overlays' namespaces enforce the restricted Pod Security Standard.
 // The overlays' patches are computed as the difference between the base and the objects
 // the overlay's settings produce, so `kubectl kustomize overlays/NAME` equals
 // [RenderOverlay] for NAME. [Verify] checks an overlay's objects against the services'
-// settings; [BuildTree] builds an overlay of a tree as kustomize would, checking its
+// settings; [CheckProduction] checks what the prod overlay promises (the renderer refuses
+// to write a prod overlay that fails it); [BuildTree] builds an overlay of a tree as kustomize would, checking its
 // kustomizations on the way.
 package deploy

@@ -19,6 +19,10 @@ func ExampleRender() {
   -admin-addr string          ADMIN_ADDR        admin listener (default ":9090")
   -shutdown-timeout duration  SHUTDOWN_TIMEOUT  shutdown deadline (default 15s)
   -drain-delay duration       DRAIN_DELAY       drain delay (default 0s)
+  -tls-cert string            TLS_CERT          certificate for mTLS
+  -tls-key string             TLS_KEY           its key
+  -tls-ca string              TLS_CA            the CA bundle
+  -tls-http string            TLS_HTTP          the HTTP listener: mtls or plain (default "mtls")
 `))
 	if err != nil {
 		log.Fatal(err)
@@ -48,6 +52,8 @@ func ExampleRender() {
 	// overlays/dev/namespace.yaml
 	// overlays/prod/hpa.yaml
 	// overlays/prod/kustomization.yaml
+	// overlays/prod/mtls.yaml
 	// overlays/prod/namespace.yaml
+	// overlays/prod/network-policies.yaml
 	// overlays/prod/public.yaml
 }

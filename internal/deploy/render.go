@@ -9,10 +9,13 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/svckit/svckit/mtls"
 )
 
 // The overlays the renderer writes.
@@ -73,7 +76,9 @@ type Options struct {
 	// Registry is prepended to image names: "ghcr.io/acme" gives
 	// ghcr.io/acme/shop-catalog. Default: none (images as `docker build -t` names them).
 	Registry string
-	// Tag is the image tag; default "latest".
+	// Tag is the image tag, a release version; default [DefaultTag]. "latest" is
+	// refused: a moving tag deploys whatever was pushed last, and with
+	// imagePullPolicy IfNotPresent each node keeps the one it pulled first.
 	Tag string
 	// Namespace is the namespace of every object; default the system's name.
 	Namespace string
@@ -88,7 +93,39 @@ type Options struct {
 	// PostgresHost is the managed PostgreSQL server the prod overlay points the
 	// "postgres" ExternalName Service at. Default "postgres.example.internal".
 	PostgresHost string
+
+	// Issuer is the cert-manager issuer of the services' mTLS certificates in the prod
+	// overlay, "Issuer/NAME" or "ClusterIssuer/NAME". Default: an Issuer SYSTEM-ca that
+	// the prod overlay defines, a CA issuer whose CA certificate and key are in the
+	// Secret SYSTEM-ca (made by `svckit certs init`, never committed).
+	Issuer string
+	// TrustDomain is the trust domain of the services' identities,
+	// spiffe://TRUST-DOMAIN/svc/SERVICE; default mtls.DefaultTrustDomain. The issuer's CA
+	// must be allowed to sign it.
+	TrustDomain string
+	// PublicHost is the host name of the public service's Ingress; default
+	// SYSTEM.example.com.
+	PublicHost string
+	// PublicIssuer issues the public host's certificate, "Issuer/NAME" or
+	// "ClusterIssuer/NAME"; default "ClusterIssuer/letsencrypt".
+	PublicIssuer string
+	// IngressClass is the class of the public Ingress; default "nginx".
+	IngressClass string
+	// IngressNamespace is the namespace of the ingress controller's pods, the only
+	// ones the prod NetworkPolicies let reach the public service; default
+	// "ingress-nginx".
+	IngressNamespace string
+	// MonitoringNamespace is the namespace of Prometheus, the only one the prod
+	// NetworkPolicies let reach the admin ports; default "monitoring".
+	MonitoringNamespace string
+	// SecretStore is the External Secrets store the prod overlay's store Secrets come
+	// from, "SecretStore/NAME" or "ClusterSecretStore/NAME"; default
+	// "ClusterSecretStore/SYSTEM".
+	SecretStore string
 }
+
+// DefaultTag is the image tag when [Options] names none.
+const DefaultTag = "0.1.0"
 
 func (o Options) withDefaults(sys *System) Options {
 	def := func(s *string, v string) {
@@ -96,15 +133,82 @@ func (o Options) withDefaults(sys *System) Options {
 			*s = v
 		}
 	}
-	def(&o.Tag, "latest")
+	def(&o.Tag, DefaultTag)
 	def(&o.Namespace, sys.Name)
 	def(&o.JWKSURL, "https://auth.example.com/.well-known/jwks.json")
 	def(&o.JWTIssuer, "https://auth.example.com/")
 	def(&o.JWTAudience, sys.Name)
 	def(&o.TracesEndpoint, "tempo-distributor.observability.svc:4317")
 	def(&o.PostgresHost, "postgres.example.internal")
+	def(&o.TrustDomain, mtls.DefaultTrustDomain)
+	def(&o.PublicHost, sys.Name+".example.com")
+	def(&o.PublicIssuer, "ClusterIssuer/letsencrypt")
+	def(&o.IngressClass, "nginx")
+	def(&o.IngressNamespace, "ingress-nginx")
+	def(&o.MonitoringNamespace, "monitoring")
+	def(&o.SecretStore, "ClusterSecretStore/"+sys.Name)
 	o.Registry = strings.TrimSuffix(o.Registry, "/")
 	return o
+}
+
+var (
+	tagRE      = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	hostRE     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$`)
+)
+
+// validate checks options after withDefaults.
+func (o Options) validate() error {
+	switch {
+	case o.Tag == "latest":
+		return errors.New("deploy: -tag latest: give a release version; a moving tag deploys whatever was pushed last")
+	case !tagRE.MatchString(o.Tag):
+		return fmt.Errorf("deploy: -tag %q is not an image tag", o.Tag)
+	}
+	for _, ns := range []struct{ what, v string }{{"namespace", o.Namespace}, {"ingress-namespace", o.IngressNamespace}, {"monitoring-namespace", o.MonitoringNamespace}} {
+		if !dnsLabelRE.MatchString(ns.v) {
+			return fmt.Errorf("deploy: -%s %q is not a namespace name", ns.what, ns.v)
+		}
+	}
+	if !hostRE.MatchString(o.PublicHost) {
+		return fmt.Errorf("deploy: -public-host %q is not a host name", o.PublicHost)
+	}
+	if _, err := mtls.NewIdentity(o.TrustDomain, "x"); err != nil {
+		return fmt.Errorf("deploy: -trust-domain: %w", err)
+	}
+	for _, r := range []struct{ what, v string }{{"issuer", o.Issuer}, {"public-issuer", o.PublicIssuer}} {
+		if r.v == "" && r.what == "issuer" {
+			continue
+		}
+		if _, _, err := kindName(r.v, "Issuer", "ClusterIssuer"); err != nil {
+			return fmt.Errorf("deploy: -%s: %w", r.what, err)
+		}
+	}
+	if _, _, err := kindName(o.SecretStore, "SecretStore", "ClusterSecretStore"); err != nil {
+		return fmt.Errorf("deploy: -secret-store: %w", err)
+	}
+	return nil
+}
+
+// kindName splits a reference "KIND/NAME" whose kind must be one of kinds.
+func kindName(ref string, kinds ...string) (kind, name string, err error) {
+	kind, name, ok := strings.Cut(ref, "/")
+	if !ok || !slices.Contains(kinds, kind) || !dnsSubdomain(name) {
+		return "", "", fmt.Errorf("%q: want %s/NAME", ref, strings.Join(kinds, "/NAME or "))
+	}
+	return kind, name, nil
+}
+
+func dnsSubdomain(s string) bool {
+	if len(s) == 0 || len(s) > 253 {
+		return false
+	}
+	for l := range strings.SplitSeq(s, ".") {
+		if !dnsLabelRE.MatchString(l) {
+			return false
+		}
+	}
+	return true
 }
 
 // Image returns the image name of a service without registry or tag: the service's
@@ -130,6 +234,7 @@ type profile struct {
 	hpa            bool
 	minReplicas    int
 	resources      omap
+	mtls           bool // services get their certificates and talk mTLS
 }
 
 func profileFor(overlay string, o Options) (profile, error) {
@@ -148,6 +253,7 @@ func profileFor(overlay string, o Options) (profile, error) {
 		p.tracesEndpoint, p.tracesInsecure = o.TracesEndpoint, false
 		p.hpa, p.minReplicas = true, 2
 		p.resources = resources("250m", "128Mi", "1", "512Mi")
+		p.mtls = true
 	default:
 		return profile{}, fmt.Errorf("deploy: unknown overlay %q (want %s)", overlay, strings.Join(Overlays, " or "))
 	}
@@ -181,6 +287,12 @@ func Render(sys *System, o Options) (Files, error) {
 		return nil, err
 	}
 	o = o.withDefaults(sys)
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if _, err := renderOverlay(sys, o, Prod); err != nil {
+		return nil, err
+	}
 	baseP, _ := profileFor("", o)
 	base := baseDocs(sys, o, baseP)
 	files := Files{}
@@ -252,12 +364,20 @@ func Render(sys *System, o Options) (Files, error) {
 }
 
 // RenderOverlay renders the objects of one overlay as a single YAML stream, with the
-// namespace and images applied, ready for kubectl apply -f -.
+// namespace and images applied, ready for kubectl apply -f -. The prod overlay must pass
+// [CheckProduction].
 func RenderOverlay(sys *System, o Options, overlay string) ([]byte, error) {
 	if err := sys.validate(); err != nil {
 		return nil, err
 	}
 	o = o.withDefaults(sys)
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	return renderOverlay(sys, o, overlay)
+}
+
+func renderOverlay(sys *System, o Options, overlay string) ([]byte, error) {
 	p, err := profileFor(overlay, o)
 	if err != nil {
 		return nil, err
@@ -277,6 +397,15 @@ func RenderOverlay(sys *System, o Options, overlay string) ([]byte, error) {
 	var b bytes.Buffer
 	if err := encodeDocs(&b, header, objs...); err != nil {
 		return nil, err
+	}
+	if overlay == Prod {
+		decoded, err := ReadObjects(bytes.NewReader(b.Bytes()))
+		if err != nil {
+			return nil, err
+		}
+		if err := CheckProduction(decoded, sys, o); err != nil {
+			return nil, fmt.Errorf("deploy: the prod overlay is not fit for production:\n%w", err)
+		}
 	}
 	return b.Bytes(), nil
 }

@@ -222,15 +222,25 @@ func deployment(sys *System, o Options, s *Service, p profile) omap {
 	if len(s.Args) > 0 {
 		c = append(c, kv{"args", toAny(s.Args)})
 	}
+	env := envFor(sys, o, s, p)
+	mounts := []any{omap{{"name", "tmp"}, {"mountPath", "/tmp"}}}
+	volumes := []any{omap{{"name", "tmp"}, {"emptyDir", omap{{"sizeLimit", "64Mi"}}}}}
+	if p.mtls {
+		// First, as kustomize's strategic merge puts the elements a patch adds to a
+		// list before the base's.
+		env = append(mtlsEnv(sys, s), env...)
+		mounts = append([]any{omap{{"name", "mtls"}, {"mountPath", mtlsDir}, {"readOnly", true}}}, mounts...)
+		volumes = append([]any{omap{{"name", "mtls"}, {"secret", omap{{"secretName", mtlsSecret(s.Name)}, {"defaultMode", 0o440}}}}}, volumes...)
+	}
 	c = append(c,
 		kv{"ports", containerPorts(s)},
-		kv{"env", envFor(sys, o, s, p)},
+		kv{"env", env},
 		kv{"resources", p.resources},
 		kv{"startupProbe", probe(LivenessPath, 2, 60)},
 		kv{"livenessProbe", probe(LivenessPath, 10, 3)},
 		kv{"readinessProbe", probe(ReadinessPath, 2, 2)},
 		kv{"securityContext", restricted()},
-		kv{"volumeMounts", []any{omap{{"name", "tmp"}, {"mountPath", "/tmp"}}}},
+		kv{"volumeMounts", mounts},
 	)
 	grace := int((shutdownTimeout + drainDelay + closeMargin) / time.Second)
 	spec := omap{}
@@ -254,7 +264,7 @@ func deployment(sys *System, o Options, s *Service, p profile) omap {
 				{"topologySpreadConstraints", []any{omap{{"maxSkew", 1}, {"topologyKey", "kubernetes.io/hostname"},
 					{"whenUnsatisfiable", "ScheduleAnyway"}, {"labelSelector", omap{{"matchLabels", selector(sys, s.Name)}}}}}},
 				{"containers", []any{c}},
-				{"volumes", []any{omap{{"name", "tmp"}, {"emptyDir", omap{{"sizeLimit", "64Mi"}}}}}},
+				{"volumes", volumes},
 			}},
 		}},
 	)
@@ -274,14 +284,6 @@ func service(sys *System, s *Service) omap {
 	}
 	return omap{{"apiVersion", "v1"}, {"kind", "Service"}, {"metadata", meta(s.Name, labels(sys, s.Name, "service"))},
 		{"spec", omap{{"type", "ClusterIP"}, {"selector", selector(sys, s.Name)}, {"ports", ports}}}}
-}
-
-// publicService takes outside traffic to a public service's HTTP port only: the gRPC
-// and admin ports (metrics, pprof) stay inside the cluster.
-func publicService(sys *System, s *Service) omap {
-	return omap{{"apiVersion", "v1"}, {"kind", "Service"}, {"metadata", meta(s.Name+"-public", labels(sys, s.Name, "service"))},
-		{"spec", omap{{"type", "LoadBalancer"}, {"externalTrafficPolicy", "Local"}, {"selector", selector(sys, s.Name)}, {"ports", []any{
-			omap{{"name", "http"}, {"port", 80}, {"targetPort", "http"}, {"protocol", "TCP"}}}}}}}
 }
 
 // headlessService lists the ready pods of a service in DNS, for gRPC clients that
@@ -351,7 +353,7 @@ func natsDocs(sys *System, p profile) []omap {
 		return omap{{"httpGet", omap{{"path", "/healthz" + q}, {"port", "monitor"}}}, {"periodSeconds", period},
 			{"timeoutSeconds", 5}, {"failureThreshold", failures}}
 	}
-	c := omap{{"name", "nats"}, {"image", natsImage},
+	c := omap{{"name", "nats"}, {"image", natsImage}, {"imagePullPolicy", "IfNotPresent"},
 		{"args", []any{"--config", "/etc/nats/nats.conf"}},
 		{"env", []any{omap{{"name", "POD_NAME"}, {"valueFrom", omap{{"fieldRef", omap{{"fieldPath", "metadata.name"}}}}}}}},
 		{"ports", []any{
@@ -444,7 +446,7 @@ func collectorDocs(sys *System, p profile) []omap {
 		return omap{{"name", k}, {"valueFrom", omap{{"configMapKeyRef", omap{{"name", "otel-collector-env"}, {"key", k}}}}}}
 	}
 	health := omap{{"httpGet", omap{{"path", "/"}, {"port", "health"}}}, {"periodSeconds", 10}}
-	c := omap{{"name", "otel-collector"}, {"image", collectorImage},
+	c := omap{{"name", "otel-collector"}, {"image", collectorImage}, {"imagePullPolicy", "IfNotPresent"},
 		{"args", []any{"--config=/conf/config.yaml"}},
 		{"env", []any{fromCM("TRACES_ENDPOINT"), fromCM("TRACES_INSECURE")}},
 		{"ports", []any{
@@ -482,25 +484,21 @@ func collectorDocs(sys *System, p profile) []omap {
 
 // overlayDocs returns the objects an overlay adds to the base.
 func overlayDocs(sys *System, o Options, p profile) []doc {
-	docs := []doc{{"namespace.yaml", omap{{"apiVersion", "v1"}, {"kind", "Namespace"},
-		{"metadata", omap{{"name", o.Namespace}, {"labels", omap{{"app.kubernetes.io/part-of", sys.Name}}}}}}}}
+	docs := []doc{{"namespace.yaml", namespace(sys, o)}}
 	var stores []*Service
 	for i := range sys.Services {
 		if hasStore(&sys.Services[i]) {
 			stores = append(stores, &sys.Services[i])
 		}
 	}
-	for _, s := range stores {
-		dsn := fmt.Sprintf("postgres://%s:%s-dev-password@postgres:%d/%s?sslmode=disable", s.Name, s.Name, postgresPort, s.Name)
-		if p.overlay == Prod {
-			dsn = fmt.Sprintf("postgres://%s:REPLACE_ME@postgres:%d/%s?sslmode=require", s.Name, postgresPort, s.Name)
-		}
-		docs = append(docs, doc{"store-secrets.yaml", omap{{"apiVersion", "v1"}, {"kind", "Secret"},
-			{"metadata", meta(storeSecret(s.Name), labels(sys, s.Name, "service"))},
-			{"type", "Opaque"}, {"stringData", omap{{envStoreDSN, dsn}}}}})
-	}
 	switch p.overlay {
 	case Dev:
+		for _, s := range stores {
+			dsn := fmt.Sprintf("postgres://%s:%s-dev-password@postgres:%d/%s?sslmode=disable", s.Name, s.Name, postgresPort, s.Name)
+			docs = append(docs, doc{"store-secrets.yaml", omap{{"apiVersion", "v1"}, {"kind", "Secret"},
+				{"metadata", meta(storeSecret(s.Name), labels(sys, s.Name, "service"))},
+				{"type", "Opaque"}, {"stringData", omap{{envStoreDSN, dsn}}}}})
+		}
 		if len(stores) > 0 {
 			for _, d := range postgresDocs(sys, stores) {
 				docs = append(docs, doc{"postgres.yaml", d})
@@ -510,19 +508,28 @@ func overlayDocs(sys *System, o Options, p profile) []doc {
 			docs = append(docs, doc{"jaeger.yaml", d})
 		}
 	case Prod:
+		// The DSNs carry passwords: the prod overlay commits none, it asks External
+		// Secrets for them.
+		for _, s := range stores {
+			docs = append(docs, doc{"external-secrets.yaml", storeExternalSecret(sys, o, s)})
+		}
 		if len(stores) > 0 {
 			docs = append(docs, doc{"postgres.yaml", omap{{"apiVersion", "v1"}, {"kind", "Service"},
 				{"metadata", meta("postgres", labels(sys, "postgres", "database"))},
 				{"spec", omap{{"type", "ExternalName"}, {"externalName", o.PostgresHost},
 					{"ports", []any{omap{{"name", "postgres"}, {"port", postgresPort}}}}}}}})
 		}
+		for _, d := range mtlsDocs(sys, o) {
+			docs = append(docs, doc{"mtls.yaml", d})
+		}
+		for _, d := range networkPolicies(sys, o) {
+			docs = append(docs, doc{"network-policies.yaml", d})
+		}
 		for i := range sys.Services {
 			docs = append(docs, doc{"hpa.yaml", hpa(sys, &sys.Services[i], p)})
 		}
-		for i := range sys.Services {
-			if s := &sys.Services[i]; s.Public && s.Port(envHTTPAddr) != 0 {
-				docs = append(docs, doc{"public.yaml", publicService(sys, s)})
-			}
+		for _, d := range publicDocs(sys, o) {
+			docs = append(docs, doc{"public.yaml", d})
 		}
 	}
 	return docs
@@ -551,7 +558,7 @@ func postgresDocs(sys *System, stores []*Service) []omap {
 	ready := func(period int) omap {
 		return omap{{"exec", omap{{"command", []any{"pg_isready", "-U", "postgres", "-h", "127.0.0.1"}}}}, {"periodSeconds", period}}
 	}
-	c := omap{{"name", "postgres"}, {"image", postgresImage},
+	c := omap{{"name", "postgres"}, {"image", postgresImage}, {"imagePullPolicy", "IfNotPresent"},
 		{"env", []any{
 			omap{{"name", "POSTGRES_PASSWORD"}, {"valueFrom", omap{{"secretKeyRef", omap{{"name", "postgres-admin"}, {"key", "POSTGRES_PASSWORD"}}}}}},
 			omap{{"name", "PGDATA"}, {"value", "/var/lib/postgresql/data/pgdata"}},
@@ -594,7 +601,7 @@ func postgresDocs(sys *System, stores []*Service) []omap {
 
 func jaegerDocs(sys *System) []omap {
 	l := labels(sys, "jaeger", "observability")
-	c := omap{{"name", "jaeger"}, {"image", jaegerImage},
+	c := omap{{"name", "jaeger"}, {"image", jaegerImage}, {"imagePullPolicy", "IfNotPresent"},
 		{"env", []any{omap{{"name", "JAEGER_LISTEN_HOST"}, {"value", "0.0.0.0"}}}},
 		{"ports", []any{
 			omap{{"name", "otlp-grpc"}, {"containerPort", otlpGRPCPort}},

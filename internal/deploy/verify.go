@@ -34,13 +34,12 @@ import (
 //
 // It returns every problem found, joined.
 func Verify(objs []Object, sys *System) error {
-	v := &verifier{byID: map[string]Object{}}
+	v := newVerifier(objs)
 	for _, o := range objs {
-		if _, dup := v.byID[o.ID()]; dup {
+		if _, dup := v.byID[o.ID()]; dup && v.seen[o.ID()] {
 			v.errf("%s: defined twice", o.ID())
 		}
-		v.byID[o.ID()] = o
-		v.order = append(v.order, o)
+		v.seen[o.ID()] = true
 	}
 	for i := range sys.Services {
 		v.service(&sys.Services[i])
@@ -53,6 +52,41 @@ type verifier struct {
 	byID  map[string]Object
 	order []Object
 	errs  []error
+	seen  map[string]bool
+	// made lists the Secrets that controllers make in the cluster from objects of the
+	// manifests — cert-manager from a Certificate, External Secrets from an
+	// ExternalSecret — by name: their keys, or nil when any key may be there.
+	made map[string]map[string]bool
+}
+
+func newVerifier(objs []Object) *verifier {
+	v := &verifier{byID: map[string]Object{}, seen: map[string]bool{}, made: map[string]map[string]bool{}}
+	for _, o := range objs {
+		v.byID[o.ID()] = o
+		v.order = append(v.order, o)
+		switch o.Kind() {
+		case "Certificate":
+			if name := o.str("spec", "secretName"); name != "" {
+				v.made[name] = map[string]bool{"tls.crt": true, "tls.key": true, "ca.crt": true}
+			}
+		case "ExternalSecret":
+			name := o.str("spec", "target", "name")
+			if name == "" {
+				name = o.Name()
+			}
+			keys := map[string]bool{}
+			for _, x := range asList(o.Get("spec", "data")) {
+				if k, _ := asMap(x)["secretKey"].(string); k != "" {
+					keys[k] = true
+				}
+			}
+			if o.Get("spec", "dataFrom") != nil {
+				keys = nil
+			}
+			v.made[name] = keys
+		}
+	}
+	return v
 }
 
 func (v *verifier) errf(format string, args ...any) {
@@ -95,6 +129,9 @@ func containers(o Object) []map[string]any {
 func (v *verifier) keyValue(kind, name, key string) (string, bool) {
 	o, ok := v.get(kind, name)
 	if !ok {
+		if keys, made := v.made[name]; made && kind == "Secret" && (keys == nil || keys[key]) {
+			return "", true // made in the cluster; its value is not known here
+		}
 		return "", false
 	}
 	if s, ok := asMap(o["stringData"])[key]; ok {
@@ -352,7 +389,7 @@ func (v *verifier) selectors() {
 					}
 				}
 				if sec := asMap(vol["secret"]); sec != nil {
-					if _, ok := v.get("Secret", fmt.Sprint(sec["secretName"])); !ok {
+					if _, ok := v.get("Secret", fmt.Sprint(sec["secretName"])); !ok && v.made[fmt.Sprint(sec["secretName"])] == nil {
 						v.errf("%s: volume %v mounts missing Secret %v", o.ID(), vol["name"], sec["secretName"])
 					}
 				}
@@ -399,6 +436,40 @@ func (v *verifier) selectors() {
 					if !hasPort(w, target) {
 						v.errf("%s: port %v targets %v, which %s has not", o.ID(), p["name"], target, w.ID())
 					}
+				}
+			}
+		case "Certificate":
+			ref := asMap(o.Get("spec", "issuerRef"))
+			if ref["kind"] == "Issuer" || ref["kind"] == nil {
+				if _, ok := v.get("Issuer", fmt.Sprint(ref["name"])); !ok {
+					v.errf("%s: issuerRef names Issuer %v, which the manifests do not define", o.ID(), ref["name"])
+				}
+			}
+		case "Ingress":
+			for _, x := range asList(o.Get("spec", "rules")) {
+				for _, y := range asList(asMap(asMap(x)["http"])["paths"]) {
+					b := asMap(asMap(asMap(y)["backend"])["service"])
+					svc, ok := v.get("Service", fmt.Sprint(b["name"]))
+					if !ok {
+						v.errf("%s: backend Service %v does not exist", o.ID(), b["name"])
+						continue
+					}
+					port := asMap(b["port"])
+					found := false
+					for _, p := range asList(svc.Get("spec", "ports")) {
+						n, _ := asInt(asMap(p)["port"])
+						pn, _ := asInt(port["number"])
+						found = found || (port["name"] != nil && asMap(p)["name"] == port["name"]) || (port["number"] != nil && n == pn)
+					}
+					if !found {
+						v.errf("%s: backend port %v is not a port of %s", o.ID(), port, svc.ID())
+					}
+				}
+			}
+			for _, x := range asList(o.Get("spec", "tls")) {
+				name := fmt.Sprint(asMap(x)["secretName"])
+				if _, ok := v.get("Secret", name); !ok && v.made[name] == nil {
+					v.errf("%s: TLS Secret %s is neither defined nor made by a Certificate", o.ID(), name)
 				}
 			}
 		case "PodDisruptionBudget":
@@ -589,7 +660,11 @@ func merge(dst, patch map[string]any) {
 	}
 }
 
+// mergeNamed merges a patch's list of named elements into dst: elements of both are
+// merged, and those dst lacks go before dst's, in the patch's order, as kustomize puts
+// them.
 func mergeNamed(dst, patch []any) []any {
+	var added []any
 	for _, x := range patch {
 		pm := asMap(x)
 		found := false
@@ -600,8 +675,8 @@ func mergeNamed(dst, patch []any) []any {
 			}
 		}
 		if !found {
-			dst = append(dst, pm)
+			added = append(added, pm)
 		}
 	}
-	return dst
+	return append(added, dst...)
 }

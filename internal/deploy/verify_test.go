@@ -20,6 +20,11 @@ const (
   -shutdown-timeout duration  SHUTDOWN_TIMEOUT    how long in-flight requests may take to finish at shutdown (default 15s)
   -drain-delay duration       DRAIN_DELAY         time between reporting not-ready and closing listeners (default 0s)
   -nats-url string            NATS_URL            NATS server(s)
+  -tls-cert string            TLS_CERT            this service's certificate (PEM) for mTLS
+  -tls-key string             TLS_KEY             the private key of -tls-cert (PEM)
+  -tls-ca string              TLS_CA              the CA bundle (PEM)
+  -tls-http string            TLS_HTTP            the HTTP listener under mTLS: mtls, or plain (default "mtls")
+  -tls-allow []string         TLS_ALLOW           the services whose certificates may connect under mTLS
 `
 	storeUsage = `  -store-dsn string           STORE_DSN           this service's own store (default "sqlite:shop.db")
   -instance-id string         INSTANCE_ID         this process's name among the service's replicas
@@ -87,7 +92,7 @@ func envEntry(objs []Object, dep, name string) map[string]any {
 // names each break.
 func TestVerifyCatches(t *testing.T) {
 	tests := []struct {
-		name   string
+		name   string // "dev …": breaks the dev overlay, else the prod one
 		breakf func(objs []Object)
 		want   string
 	}{
@@ -106,9 +111,26 @@ func TestVerifyCatches(t *testing.T) {
 		{"Secret missing", func(o []Object) {
 			asMap(asMap(envEntry(o, "stock", "STORE_DSN")["valueFrom"])["secretKeyRef"])["name"] = "nope"
 		}, `Secret "nope" has no key "STORE_DSN"`},
-		{"SQLite in a pod", func(o []Object) {
+		{"dev SQLite in a pod", func(o []Object) {
 			asMap(find(o, "Secret/stock-store")["stringData"])["STORE_DSN"] = "sqlite:/tmp/x.db"
 		}, "STORE_DSN is not a PostgreSQL DSN"},
+		{"ExternalSecret key", func(o []Object) {
+			asMap(asList(find(o, "ExternalSecret/stock-store").Get("spec", "data"))[0])["secretKey"] = "DSN"
+		}, `Secret "stock-store" has no key "STORE_DSN"`},
+		{"mTLS Secret", func(o []Object) {
+			asMap(find(o, "Certificate/stock-mtls")["spec"])["secretName"] = "other"
+		}, "mounts missing Secret stock-mtls"},
+		{"Certificate issuer", func(o []Object) {
+			asMap(find(o, "Certificate/stock-mtls").Get("spec", "issuerRef"))["name"] = "nope"
+		}, "issuerRef names Issuer nope"},
+		{"Ingress backend port", func(o []Object) {
+			rule := asMap(asList(find(o, "Ingress/front-public").Get("spec", "rules"))[0])
+			path := asMap(asList(asMap(rule["http"])["paths"])[0])
+			asMap(asMap(asMap(path["backend"])["service"])["port"])["name"] = "grcp"
+		}, "backend port map[name:grcp] is not a port of Service/front"},
+		{"Ingress TLS Secret", func(o []Object) {
+			asMap(asList(find(o, "Ingress/front-public").Get("spec", "tls"))[0])["secretName"] = "nope"
+		}, "TLS Secret nope is neither defined nor made by a Certificate"},
 		{"peer port", func(o []Object) {
 			asMap(find(o, "ConfigMap/demo-env")["data"])["STOCK_GRPC_ADDRS"] = "dns:///stock-headless:9999"
 		}, "Service stock-headless has no port 9999"},
@@ -144,7 +166,11 @@ func TestVerifyCatches(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			objs := renderObjects(t, sys, Prod)
+			ov := Prod
+			if strings.HasPrefix(tt.name, "dev ") {
+				ov = Dev
+			}
+			objs := renderObjects(t, sys, ov)
 			tt.breakf(objs)
 			err := Verify(objs, sys)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {

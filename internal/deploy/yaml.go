@@ -142,17 +142,27 @@ func diffNamed(path string, a, b []any) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(am) != len(bm) {
-		return nil, fmt.Errorf("deploy: %s: elements added or removed between base and overlay", path)
+	for name := range am {
+		if _, ok := bm[name]; !ok {
+			return nil, fmt.Errorf("deploy: %s: element %s removed between base and overlay", path, name)
+		}
 	}
+	// Elements the base lacks are added: kustomize's strategic merge puts them before
+	// the base's, in the patch's order, so they must come first.
 	var out []any
+	base := false
 	for _, x := range b {
 		o := x.(omap)
 		name, _ := o.get("name")
 		old, ok := am[name.(string)]
 		if !ok {
-			return nil, fmt.Errorf("deploy: %s: element %v is not in the base", path, name)
+			if base {
+				return nil, fmt.Errorf("deploy: %s: element %v is added after the base's; a patch would put it first", path, name)
+			}
+			out = append(out, o)
+			continue
 		}
+		base = true
 		if reflect.DeepEqual(old, o) {
 			continue
 		}

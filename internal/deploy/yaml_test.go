@@ -32,7 +32,10 @@ func TestDiffMerge(t *testing.T) {
 			want: "containers:\n  - name: b\n    resources:\n      cpu: \"2\"\n    env:\n      - name: \"Y\"\n        value: \"2\"\n",
 		},
 		{name: "unnamed list", a: omap{{"args", []any{"a"}}}, b: omap{{"args", []any{"b"}}}, wantErr: "a list differs"},
-		{name: "element added", a: omap{{"env", []any{e("A", "1")}}}, b: omap{{"env", []any{e("A", "1"), e("B", "1")}}}, wantErr: "added or removed"},
+		{name: "element added", a: omap{{"env", []any{e("A", "1")}}}, b: omap{{"env", []any{e("B", "1"), e("A", "1")}}},
+			want: "env:\n  - name: B\n    value: \"1\"\n"},
+		{name: "element added last", a: omap{{"env", []any{e("A", "1")}}}, b: omap{{"env", []any{e("A", "1"), e("B", "1")}}}, wantErr: "added after the base's"},
+		{name: "element removed", a: omap{{"env", []any{e("A", "1"), e("B", "1")}}}, b: omap{{"env", []any{e("A", "1")}}}, wantErr: "element B removed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

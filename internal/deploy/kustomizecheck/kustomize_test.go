@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kjson "sigs.k8s.io/json"
@@ -54,6 +55,13 @@ func kustomize(t *testing.T, dir string) []deploy.Object {
 			typed = &policyv1.PodDisruptionBudget{}
 		case "HorizontalPodAutoscaler":
 			typed = &autoscalingv2.HorizontalPodAutoscaler{}
+		case "NetworkPolicy":
+			typed = &networkingv1.NetworkPolicy{}
+		case "Ingress":
+			typed = &networkingv1.Ingress{}
+		case "Certificate", "Issuer", "ExternalSecret":
+			// Custom resources: TestConform validates them against their CRDs' schemas.
+			continue
 		default:
 			t.Errorf("%s: kind %s has no strict check here", dir, r.GetKind())
 			continue
@@ -133,7 +141,7 @@ func same(got, want []deploy.Object) error {
 func TestShopTree(t *testing.T) {
 	for _, ov := range deploy.Overlays {
 		t.Run(ov, func(t *testing.T) {
-			dir := filepath.Join("..", "..", "..", "deploy", "k8s", "overlays", ov)
+			dir := filepath.Join(shopTree(), "overlays", ov)
 			got := kustomize(t, dir)
 			want, err := deploy.BuildTree(dir)
 			if err != nil {
@@ -165,6 +173,11 @@ func TestRenderedTree(t *testing.T) {
   -drain-delay duration       DRAIN_DELAY         drain (default 0s)
   -nats-url string            NATS_URL            NATS
   -nats-replicas int          NATS_REPLICAS       stream replicas (default 1)
+  -tls-cert string            TLS_CERT            certificate (mTLS)
+  -tls-key string             TLS_KEY             its key
+  -tls-ca string              TLS_CA              CA bundle
+  -tls-http string            TLS_HTTP            mtls or plain (default "mtls")
+  -tls-allow []string         TLS_ALLOW           allowed services
 `
 	sys := &deploy.System{Name: "demo", Services: []deploy.Service{
 		{Name: "stock", Package: "./cmd/stock", Replicas: 1, Settings: parse(common +
