@@ -125,7 +125,7 @@ func bareGRPC(addr string) {
 // stdout, RED metrics, timeout and panic recovery. Sampling and the exporter come from
 // the OTEL_* environment that bench/run.sh sets.
 func svckitServer(mode, addr, admin string) {
-	args := []string{"-admin-addr", admin, "-http-addr", "", "-grpc-addr", ""}
+	args := []string{"-admin-addr", admin, "-pprof", "-http-addr", "", "-grpc-addr", ""}
 	if mode == "svckit-http" {
 		args[3] = addr
 	} else {
