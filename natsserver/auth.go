@@ -3,6 +3,7 @@ package natsserver
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"strings"
 
@@ -103,4 +104,77 @@ func WithUserInfo(urls, user, password string) string {
 		}
 	}
 	return strings.Join(parts, ",")
+}
+
+// AuthConfig returns the authorization block of a nats-server configuration file with the
+// admin user (password adminPassword) and users, as a production NATS server or cluster
+// is configured for a svckit system: every client logs in, each service as its own user
+// with the permissions of [ServiceUser]. Passwords may be written as they are or as
+// bcrypt hashes ("$2a$…"), which nats-server accepts too.
+func AuthConfig(adminPassword string, users []User) string {
+	var b strings.Builder
+	b.WriteString("authorization {\n  users: [\n")
+	fmt.Fprintf(&b, "    {user: %s, password: %s}\n", quote(AdminUser), quote(adminPassword))
+	for _, u := range users {
+		fmt.Fprintf(&b, "    {user: %s, password: %s, permissions: {", quote(u.Name), quote(u.Password))
+		var parts []string
+		if u.Publish != nil || u.DenyPublish != nil {
+			parts = append(parts, "publish: "+permBlock(u.Publish, u.DenyPublish))
+		}
+		if u.Subscribe != nil || u.DenySubscribe != nil {
+			parts = append(parts, "subscribe: "+permBlock(u.Subscribe, u.DenySubscribe))
+		}
+		parts = append(parts, "allow_responses: {max: 1}")
+		b.WriteString(strings.Join(parts, ", "))
+		b.WriteString("}}\n")
+	}
+	b.WriteString("  ]\n}\n")
+	return b.String()
+}
+
+func permBlock(allow, deny []string) string {
+	var parts []string
+	if allow != nil {
+		parts = append(parts, "allow: "+quoteList(allow))
+	}
+	if deny != nil {
+		parts = append(parts, "deny: "+quoteList(deny))
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+func quoteList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = quote(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// quote writes s as a double-quoted string of the nats-server configuration format,
+// whose only escapes are \xXX, \t, \n, \r, \" and \\.
+func quote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '"', '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case '\t':
+			b.WriteString(`\t`)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\r':
+			b.WriteString(`\r`)
+		default:
+			if c < 0x20 || c == 0x7f {
+				fmt.Fprintf(&b, `\x%02x`, c)
+			} else {
+				b.WriteByte(c)
+			}
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }

@@ -3,10 +3,12 @@ package natsserver_test
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -133,4 +135,59 @@ func TestServiceUserPermissions(t *testing.T) {
 	if _, err := js.Stream(ctx, "SHOP"); err != nil {
 		t.Errorf("the stream is gone: %v", err)
 	}
+}
+
+// TestAuthConfig loads the rendered authorization block with nats-server's own
+// configuration parser, runs a server on it and checks who may connect and publish.
+func TestAuthConfig(t *testing.T) {
+	users := []natsserver.User{
+		natsserver.ServiceUser("orders", "pw \"quoted\" {braces}\t\\x\x01", []string{"shop.orders.>"}, nil),
+		natsserver.ServiceUser("gateway", "pw-gw", nil, nil),
+	}
+	conf := "listen: 127.0.0.1:-1\n" + natsserver.AuthConfig("admin-pw", users)
+	path := t.TempDir() + "/nats.conf"
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(path)
+	if err != nil {
+		t.Fatalf("nats-server refuses the configuration: %v\n%s", err, conf)
+	}
+	opts.NoLog, opts.NoSigs = true, true
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	defer ns.Shutdown()
+	if !ns.ReadyForConnections(5 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	url := ns.ClientURL()
+	if nc, err := nats.Connect(url, nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Error("anonymous client connected")
+	}
+	errs := make(chan error, 4)
+	nc, err := nats.Connect(url, nats.UserInfo("orders", "pw \"quoted\" {braces}\t\\x\x01"),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
+	if err != nil {
+		t.Fatalf("orders: %v", err)
+	}
+	defer nc.Close()
+	_ = nc.Publish("shop.catalog.stock_low", nil)
+	_ = nc.Flush()
+	select {
+	case err := <-errs:
+		if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+			t.Errorf("got %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("orders published a catalog event")
+	}
+	admin, err := nats.Connect(url, nats.UserInfo(natsserver.AdminUser, "admin-pw"))
+	if err != nil {
+		t.Fatalf("admin: %v", err)
+	}
+	admin.Close()
 }
