@@ -26,6 +26,7 @@ import (
 
 	"golang.org/x/net/dns/dnsmessage"
 
+	"github.com/svckit/svckit/natsserver"
 	"github.com/svckit/svckit/store"
 )
 
@@ -238,12 +239,24 @@ type natsCluster struct {
 	nodes   []*prodProc
 	clients []string // nats://127.0.0.1:port, one per node
 	monitor []string // http://127.0.0.1:port, one per node
+	admin   string   // the admin user's password
+	users   map[string]natsserver.User
 }
 
+// startNATSCluster starts the cluster with authorization on, as in production: an admin
+// user for the test itself and one user per shop service, each allowed to publish only
+// its own events (natsserver.ServiceUser, rendered by natsserver.AuthConfig).
 func startNATSCluster(t *testing.T, bin, dir string, ports *prodPorts) *natsCluster {
 	t.Helper()
 	const n = 3
-	c := &natsCluster{}
+	c := &natsCluster{admin: natsserver.RandomPassword(), users: map[string]natsserver.User{}}
+	var users []natsserver.User
+	for _, svc := range []string{"catalog", "payments", "orders", "notifications", "gateway"} {
+		u := natsserver.ServiceUser(svc, natsserver.RandomPassword(), []string{"shop." + svc + ".>"}, nil)
+		c.users[svc] = u
+		users = append(users, u)
+	}
+	auth := natsserver.AuthConfig(c.admin, users)
 	var client, route, monitor []string
 	for range n {
 		client, route, monitor = append(client, ports.next(t)), append(route, ports.next(t)), append(monitor, ports.next(t))
@@ -267,9 +280,9 @@ cluster {
   listen: %q
   routes: [%s]
 }
-`, name, client[i], monitor[i], filepath.Join(dir, name+"-js"), route[i], strings.Join(routes, ", "))
+%s`, name, client[i], monitor[i], filepath.Join(dir, name+"-js"), route[i], strings.Join(routes, ", "), auth)
 		path := filepath.Join(dir, name+".conf")
-		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		p := newProc(dir, name, bin, []string{"-c", path}, nil)
@@ -300,8 +313,14 @@ func (c *natsCluster) waitNode(ctx context.Context, i int) error {
 	return waitHTTP(ctx, c.monitor[i]+"/healthz")
 }
 
-// URL is the client URL of every node, comma-separated, as services get it in NATS_URL.
+// URL is the client URL of every node, comma-separated, as services get it in NATS_URL
+// (without credentials: those come in NATS_USER and NATS_PASSWORD).
 func (c *natsCluster) URL() string { return strings.Join(c.clients, ",") }
+
+// AdminURL is URL with the admin user's credentials, for the test's own connections.
+func (c *natsCluster) AdminURL() string {
+	return natsserver.WithUserInfo(c.URL(), natsserver.AdminUser, c.admin)
+}
 
 // jaegerConfig is the configuration of Jaeger v2 (a build of the OpenTelemetry
 // Collector): OTLP receivers, in-memory trace storage and the query API, each on its own

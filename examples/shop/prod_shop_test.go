@@ -135,6 +135,7 @@ func TestProdShopOnRealEngines(t *testing.T) {
 			"HTTP_ADDR=" + in.http, "GRPC_ADDR=" + in.grpc, "ADMIN_ADDR=" + in.admin,
 			"INSTANCE_ID=" + in.id,
 			"NATS_URL=" + cluster.URL(), "NATS_REPLICAS=3",
+			"NATS_USER=" + cluster.users[in.service].Name, "NATS_PASSWORD=" + cluster.users[in.service].Password,
 			"OTEL_EXPORTER_OTLP_ENDPOINT=" + jg.OTLPHTTP, "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
 			"OTEL_TRACES_SAMPLER=parentbased_always_on",
 		}
@@ -169,7 +170,7 @@ func TestProdShopOnRealEngines(t *testing.T) {
 	phase("%d service instances ready", len(all))
 
 	// The registry holds every announced instance, replicated on the cluster.
-	nc, err := nats.Connect(cluster.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	nc, err := nats.Connect(cluster.AdminURL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
