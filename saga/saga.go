@@ -29,11 +29,13 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/svckit/svckit/store"
+	"github.com/svckit/svckit/svcerr"
 )
 
 //go:embed migrations/*.sql
@@ -62,8 +64,15 @@ func (s State) Terminal() bool { return s == Completed || s == Compensated || s 
 
 // Retry says how often and how fast a step's action is retried. Compensations use the
 // same backoff but are retried until they succeed.
+//
+// Which failures are retried: a transient one ([Transient]: the peer is unavailable or
+// overloaded, or, for an [Step.Idempotent] step, timed out) is retried until the step's
+// [Step.Budget] is spent; any other failure is retried only while Attempts allows, and a
+// [Permanent] one never.
 type Retry struct {
-	// Attempts is the number of times the action is tried; 0 or 1 means once.
+	// Attempts, when set, caps the number of times the action is tried, whatever the
+	// error (a transient one also within the budget); 0 means no cap for transient
+	// failures and one try for the others. 1 means once.
 	Attempts int
 	// Initial is the pause after the first failure; default 10ms.
 	Initial time.Duration
@@ -72,9 +81,6 @@ type Retry struct {
 }
 
 func (r Retry) withDefaults() Retry {
-	if r.Attempts < 1 {
-		r.Attempts = 1
-	}
 	if r.Initial <= 0 {
 		r.Initial = 10 * time.Millisecond
 	}
@@ -96,6 +102,45 @@ func (r Retry) pause(n int) time.Duration {
 	}
 	d = min(d, r.Max)
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// DefaultBudget is how long a step's transient failures are retried when its Budget is 0.
+const DefaultBudget = 30 * time.Second
+
+// Transient reports whether err is a failure that waiting may cure, so that a saga step
+// that failed with it is retried within its budget instead of compensated: a peer that
+// is unavailable (connection refused or reset, no instance ready, shedding load:
+// svcerr.Unavailable, which is how transport/grpc and transport/http report them),
+// overloaded or rate-limited (svcerr.ResourceExhausted), or a conflict that left nothing
+// behind (svcerr.Aborted). A timeout (svcerr.DeadlineExceeded, or the step's own Timeout)
+// is transient only when idempotent is true: a call that timed out may have taken
+// effect, and only an idempotent one may be made again blindly. An error marked
+// [Permanent] is never transient.
+func Transient(err error, idempotent bool) bool {
+	if err == nil || errors.As(err, new(permanentError)) {
+		return false
+	}
+	switch svcerr.KindOf(err) {
+	case svcerr.Unavailable, svcerr.ResourceExhausted, svcerr.Aborted:
+		return true
+	case svcerr.DeadlineExceeded:
+		return idempotent
+	}
+	return false
+}
+
+// retryAfter returns the pause a server asked for in err's retry_after metadata (whole
+// seconds, as the transports fill it from Retry-After and gRPC error details), or 0.
+func retryAfter(err error) time.Duration {
+	var e *svcerr.Error
+	if !errors.As(err, &e) || e == nil {
+		return 0
+	}
+	s, convErr := strconv.Atoi(e.Meta["retry_after"])
+	if convErr != nil || s <= 0 {
+		return 0
+	}
+	return time.Duration(s) * time.Second
 }
 
 // Step is one step of a saga whose state has type S. It has an action and, optionally, a
@@ -121,8 +166,31 @@ type Step[S any] struct {
 	CompensateTx func(ctx context.Context, tx *sql.Tx, state *S) error
 	// Timeout bounds each attempt of the action and of the compensation; 0 means none.
 	Timeout time.Duration
-	// Retry says how often the action is tried before the saga compensates.
+	// Retry says how often the action is tried before the saga compensates, and how
+	// long it pauses between attempts.
 	Retry Retry
+	// Budget is how long transient failures of the action (see [Transient]) are retried,
+	// counted from the action's first attempt in the process that runs it; when an
+	// attempt fails and the next would start after the budget, the saga compensates.
+	// 0 means DefaultBudget (30s); a negative budget retries nothing. A saga resumed
+	// after a crash or taken over by another replica starts the budget afresh: the time
+	// its orchestrator was down says nothing about the peer, and counting it would
+	// compensate sagas whose peers are fine. Each resumed run makes at least one attempt.
+	Budget time.Duration
+	// Idempotent says the action may run again after a timeout: it sends [Key] to a
+	// peer that deduplicates on it, or repeating it is harmless. Only then is a timeout
+	// (svcerr.DeadlineExceeded, or the step's Timeout) retried within the budget; the
+	// timed-out call of a non-idempotent action may have taken effect, and trying again
+	// could take it twice, so the saga compensates instead (unless Retry.Attempts asks
+	// for more tries).
+	Idempotent bool
+}
+
+func (s *Step[S]) budget() time.Duration {
+	if s.Budget == 0 {
+		return DefaultBudget
+	}
+	return max(s.Budget, 0)
 }
 
 func (s *Step[S]) hasCompensation() bool { return s.Compensate != nil || s.CompensateTx != nil }
@@ -1000,6 +1068,7 @@ func (d *Definition[S]) runAction(ctx context.Context, o *Orchestrator, in *inst
 	if next == len(d.steps) {
 		nextState = Completed
 	}
+	first := time.Now() // the budget runs from the first attempt in this run
 	for attempt := 1; ; attempt++ {
 		state, err := d.decode(in.data)
 		if err != nil {
@@ -1054,13 +1123,28 @@ func (d *Definition[S]) runAction(ctx context.Context, o *Orchestrator, in *inst
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		var perm permanentError
-		if errors.As(actErr, &perm) || attempt >= retry.Attempts {
-			o.log.Warn("saga: step failed; compensating", "saga", d.name, "id", in.id, "step", step.Name, "attempts", attempt, "err", actErr)
+		pause, why := retry.pause(attempt), ""
+		switch {
+		case errors.As(actErr, new(permanentError)):
+			why = "permanent error"
+		case retry.Attempts > 0 && attempt >= retry.Attempts:
+			why = "attempts spent"
+		case Transient(actErr, step.Idempotent):
+			pause = max(pause, retryAfter(actErr))
+			if time.Since(first)+pause > step.budget() {
+				why = "retry budget spent"
+			}
+		case retry.Attempts == 0:
+			why = "not transient"
+		}
+		if why != "" {
+			o.log.Warn("saga: step failed; compensating", "saga", d.name, "id", in.id, "step", step.Name,
+				"attempts", attempt, "why", why, "elapsed", time.Since(first).Round(time.Millisecond), "err", actErr)
 			return d.startCompensation(ctx, o, in, i, actErr)
 		}
-		o.log.Info("saga: step failed; retrying", "saga", d.name, "id", in.id, "step", step.Name, "attempt", attempt, "err", actErr)
-		if err := sleep(ctx, retry.pause(attempt)); err != nil {
+		o.log.Info("saga: step failed; retrying", "saga", d.name, "id", in.id, "step", step.Name, "attempt", attempt,
+			"pause", pause.Round(time.Millisecond), "err", actErr)
+		if err := sleep(ctx, pause); err != nil {
 			return err
 		}
 	}
