@@ -60,14 +60,24 @@ type verifier struct {
 }
 
 func newVerifier(objs []Object) *verifier {
-	v := &verifier{byID: map[string]Object{}, seen: map[string]bool{}, made: map[string]map[string]bool{}}
+	v := &verifier{byID: map[string]Object{}, seen: map[string]bool{}}
 	for _, o := range objs {
 		v.byID[o.ID()] = o
 		v.order = append(v.order, o)
+	}
+	v.made = madeSecrets(objs)
+	return v
+}
+
+// madeSecrets returns the Secrets that cert-manager and External Secrets make from
+// objs, by name, with their keys (nil: any key).
+func madeSecrets(objs []Object) map[string]map[string]bool {
+	made := map[string]map[string]bool{}
+	for _, o := range objs {
 		switch o.Kind() {
 		case "Certificate":
 			if name := o.str("spec", "secretName"); name != "" {
-				v.made[name] = map[string]bool{"tls.crt": true, "tls.key": true, "ca.crt": true}
+				made[name] = map[string]bool{"tls.crt": true, "tls.key": true, "ca.crt": true}
 			}
 		case "ExternalSecret":
 			name := o.str("spec", "target", "name")
@@ -83,11 +93,15 @@ func newVerifier(objs []Object) *verifier {
 			if o.Get("spec", "dataFrom") != nil {
 				keys = nil
 			}
-			v.made[name] = keys
+			made[name] = keys
 		}
 	}
-	return v
+	return made
 }
+
+// madeValue stands for the value of a key of a Secret made in the cluster: set, but
+// not known from the manifests.
+const madeValue = "\x00(made in the cluster)"
 
 func (v *verifier) errf(format string, args ...any) {
 	v.errs = append(v.errs, fmt.Errorf(format, args...))
@@ -129,8 +143,16 @@ func containers(o Object) []map[string]any {
 func (v *verifier) keyValue(kind, name, key string) (string, bool) {
 	o, ok := v.get(kind, name)
 	if !ok {
+		if v.made == nil {
+			// A verifier made without newVerifier, from byID alone.
+			var objs []Object
+			for _, id := range slices.Sorted(maps.Keys(v.byID)) {
+				objs = append(objs, v.byID[id])
+			}
+			v.made = madeSecrets(objs)
+		}
 		if keys, made := v.made[name]; made && kind == "Secret" && (keys == nil || keys[key]) {
-			return "", true // made in the cluster; its value is not known here
+			return madeValue, true
 		}
 		return "", false
 	}
@@ -298,6 +320,9 @@ func (v *verifier) service(s *Service) {
 	// Addresses must name Services and their ports.
 	for _, name := range slices.Sorted(maps.Keys(values)) {
 		val := values[name]
+		if val == madeValue {
+			continue // a Secret's value, made in the cluster: not known here
+		}
 		switch {
 		case strings.HasSuffix(name, "_GRPC_ADDRS"), strings.HasSuffix(name, "_HTTP_ADDRS"):
 			for _, a := range strings.Split(val, ",") {

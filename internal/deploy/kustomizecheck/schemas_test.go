@@ -42,21 +42,25 @@ var crdFiles = map[string][]string{
 // moduleDir downloads a module of schemaModules through the go command (the module
 // cache, else the module proxy, checked against the checksum database) and returns
 // its directory, after checking its hash.
-func moduleDir(t *testing.T, path string) string {
-	t.Helper()
+func moduleDir(path string) (string, error) {
 	m := schemaModules[path]
+	tmp, err := os.MkdirTemp("", "moddownload-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
 	cmd := exec.Command("go", "mod", "download", "-json", path+"@"+m.version)
-	cmd.Dir = t.TempDir() // outside any module: nothing here changes go.mod or go.sum
+	cmd.Dir = tmp // outside any module: nothing here changes go.mod or go.sum
 	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
 	out, err := cmd.Output()
 	var info struct{ Dir, Sum, Error string }
 	if jerr := json.Unmarshal(out, &info); jerr != nil || err != nil || info.Error != "" {
-		t.Fatalf("go mod download %s@%s: %v %v %s", path, m.version, err, jerr, info.Error)
+		return "", fmt.Errorf("go mod download %s@%s: %v %v %s", path, m.version, err, jerr, info.Error)
 	}
 	if info.Sum != m.sum {
-		t.Fatalf("%s@%s: hash %s, want %s", path, m.version, info.Sum, m.sum)
+		return "", fmt.Errorf("%s@%s: hash %s, want %s", path, m.version, info.Sum, m.sum)
 	}
-	return info.Dir
+	return info.Dir, nil
 }
 
 // schemaDir is a directory of strict JSON schemas, one per kind, named as kubeconform's
@@ -73,13 +77,24 @@ var (
 	schemasErr  error
 )
 
+// TestMain removes the schema directory when the tests are done.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if schemas.dir != "" {
+		os.RemoveAll(schemas.dir)
+	}
+	os.Exit(code)
+}
+
 // kubeSchemas makes the schema directory once per test binary.
 func kubeSchemas(t *testing.T) schemaDir {
 	t.Helper()
 	schemasOnce.Do(func() {
 		dirs := map[string]string{}
 		for p := range schemaModules {
-			dirs[p] = moduleDir(t, p)
+			if dirs[p], schemasErr = moduleDir(p); schemasErr != nil {
+				return
+			}
 		}
 		schemas, schemasErr = makeSchemas(dirs)
 	})
