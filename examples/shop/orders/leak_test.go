@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 	grpcgo "google.golang.org/grpc"
@@ -22,8 +23,8 @@ import (
 )
 
 // newOrders returns the orders service over the real catalog and payments, each of whose
-// methods wrap may replace.
-func newOrders(t *testing.T, wrapCat func(catalog.Catalog) catalog.Catalog, wrapPay func(payments.Payments) payments.Payments) *orders.Service {
+// methods wrap may replace, configured by opts.
+func newOrders(t *testing.T, wrapCat func(catalog.Catalog) catalog.Catalog, wrapPay func(payments.Payments) payments.Payments, opts ...orders.Option) *orders.Service {
 	t.Helper()
 	s := newShop(t)
 	ctx := context.Background()
@@ -52,7 +53,7 @@ func newOrders(t *testing.T, wrapCat func(catalog.Catalog) catalog.Catalog, wrap
 	if wrapPay != nil {
 		pay = wrapPay(pay)
 	}
-	return orders.New(st, ob, sagas, cat, pay)
+	return orders.New(st, ob, sagas, cat, pay, opts...)
 }
 
 // failingReserve is a catalog whose Reserve fails as reserve says.
@@ -127,7 +128,8 @@ func TestReasonsHideInternals(t *testing.T) {
 	forbidden := []string{"127.0.0.1", "10.0.0.7", "dial tcp", "read tcp", "connection", "rpc error", "transport", "desc ="}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o := newOrders(t, tt.wrapCat, tt.wrapPay)
+			// A short budget: the unavailable peers never come back.
+			o := newOrders(t, tt.wrapCat, tt.wrapPay, orders.WithStepBudget(300*time.Millisecond))
 			placed, err := o.PlaceOrder(tt.ctx, "ada", []orders.Item{{ProductID: "sku-kettle", Quantity: 1}})
 			if err != nil {
 				t.Fatal(err)

@@ -48,7 +48,9 @@ func (r *OrdersGetOrderRequest) PathParam(name string) string {
 // clients build them, middleware wraps them.
 type OrdersEndpoints struct {
 	// PlaceOrder places an order for customer and returns it once its saga has ended:
-	// confirmed, or cancelled with the reason.
+	// confirmed, or cancelled with the reason. A saga that outlasts the wait (a peer is
+	// restarting) returns the order pending, shortly before the caller's deadline: it
+	// ends later, and GetOrder tells how.
 	PlaceOrder endpoint.Endpoint[OrdersPlaceOrderRequest, Order]
 	// GetOrder returns an order.
 	GetOrder endpoint.Endpoint[OrdersGetOrderRequest, Order]
@@ -79,7 +81,9 @@ func NewOrdersClient(e OrdersEndpoints) *OrdersClient { return &OrdersClient{e: 
 var _ Orders = (*OrdersClient)(nil)
 
 // PlaceOrder places an order for customer and returns it once its saga has ended:
-// confirmed, or cancelled with the reason.
+// confirmed, or cancelled with the reason. A saga that outlasts the wait (a peer is
+// restarting) returns the order pending, shortly before the caller's deadline: it
+// ends later, and GetOrder tells how.
 func (c *OrdersClient) PlaceOrder(ctx context.Context, customer string, items []Item) (Order, error) {
 	return c.e.PlaceOrder(ctx, OrdersPlaceOrderRequest{Customer: customer, Items: items})
 }

@@ -38,7 +38,9 @@ var Migrations embed.FS
 // Orders places orders and reports their state.
 type Orders interface {
 	// PlaceOrder places an order for customer and returns it once its saga has ended:
-	// confirmed, or cancelled with the reason.
+	// confirmed, or cancelled with the reason. A saga that outlasts the wait (a peer is
+	// restarting) returns the order pending, shortly before the caller's deadline: it
+	// ends later, and GetOrder tells how.
 	PlaceOrder(ctx context.Context, customer string, items []Item) (Order, error)
 	// GetOrder returns an order.
 	//svckit:http GET /orders/{id}
@@ -79,12 +81,26 @@ type Event struct {
 
 // Service is the orders implementation.
 type Service struct {
-	st    *store.Store
-	ob    *outbox.Outbox
-	sagas *saga.Orchestrator
-	def   *saga.Definition[sagaState]
-	wait  time.Duration
+	st     *store.Store
+	ob     *outbox.Outbox
+	sagas  *saga.Orchestrator
+	def    *saga.Definition[sagaState]
+	wait   time.Duration
+	budget time.Duration
 }
+
+// Option configures the orders service.
+type Option func(*Service)
+
+// WithWait sets how long PlaceOrder waits for the order's saga before it returns the
+// order pending; default 30s. The caller's deadline, less a margin to answer in, shortens
+// it.
+func WithWait(d time.Duration) Option { return func(s *Service) { s.wait = d } }
+
+// WithStepBudget sets how long a step that calls catalog or payments retries transient
+// failures (the peer unavailable or overloaded, a timeout) before the order is cancelled;
+// default saga.DefaultBudget (30s). Refusals (no stock, a declined payment) cancel at once.
+func WithStepBudget(d time.Duration) Option { return func(s *Service) { s.budget = d } }
 
 type sagaState struct {
 	OrderID  string `json:"orderId"`
@@ -175,15 +191,19 @@ func cleanReason(s string) (string, bool) {
 
 // New returns the orders service. Its sagas call cat and pay, which are remote clients
 // in the shop and may be the in-process services in tests.
-func New(st *store.Store, ob *outbox.Outbox, sagas *saga.Orchestrator, cat catalog.Catalog, pay payments.Payments) *Service {
+//
+// A step that calls catalog or payments waits out a peer that is restarting or
+// overloaded: its transient failures (saga.Transient; both calls are idempotent per
+// order, so a timeout is one too) are retried with backoff up to 1 s apart for the step
+// budget (WithStepBudget, 30 s), while the order stays pending. A refusal of the request
+// (no stock, a declined payment, an unknown product) cancels the order at once, and so
+// does a budget spent.
+func New(st *store.Store, ob *outbox.Outbox, sagas *saga.Orchestrator, cat catalog.Catalog, pay payments.Payments, opts ...Option) *Service {
 	s := &Service{st: st, ob: ob, sagas: sagas, wait: 30 * time.Second}
-	permanent := func(err error) error {
-		if err != nil && !svcerr.KindOf(err).Retryable() {
-			return saga.Permanent(err)
-		}
-		return err
+	for _, fn := range opts {
+		fn(s)
 	}
-	retry := saga.Retry{Attempts: 5, Initial: 20 * time.Millisecond, Max: time.Second}
+	retry := saga.Retry{Initial: 20 * time.Millisecond, Max: time.Second}
 	s.def = saga.Define("order",
 		saga.Step[sagaState]{
 			Name: "open",
@@ -223,13 +243,16 @@ func New(st *store.Store, ob *outbox.Outbox, sagas *saga.Orchestrator, cat catal
 				}
 				r, err := cat.Reserve(traced(ctx, st), st.OrderID, items)
 				if err != nil {
-					return permanent(failStep(err, "the stock could not be reserved right now; try again later", st))
+					return failStep(err, "the stock could not be reserved right now; try again later", st)
 				}
 				st.Total = r.TotalCents
 				return nil
 			},
 			Timeout: 5 * time.Second,
 			Retry:   retry,
+			// Reserve is idempotent per order: a timed-out call may be made again.
+			Idempotent: true,
+			Budget:     s.budget,
 		},
 		saga.Step[sagaState]{
 			// As for stock: a charge that took effect in payments but failed here is
@@ -246,12 +269,15 @@ func New(st *store.Store, ob *outbox.Outbox, sagas *saga.Orchestrator, cat catal
 			Action: func(ctx context.Context, st *sagaState) error {
 				_, err := pay.Charge(traced(ctx, st), st.OrderID, st.Customer, st.Total)
 				if err != nil {
-					return permanent(failStep(err, "the payment could not be made right now; try again later", st))
+					return failStep(err, "the payment could not be made right now; try again later", st)
 				}
 				return nil
 			},
 			Timeout: 5 * time.Second,
 			Retry:   retry,
+			// Charge is idempotent per order: a timed-out call may be made again.
+			Idempotent: true,
+			Budget:     s.budget,
 		},
 		saga.Step[sagaState]{
 			Name: "confirm",
@@ -303,7 +329,9 @@ func (s *Service) open(ctx context.Context, tx *sql.Tx, st *sagaState) error {
 }
 
 // PlaceOrder starts the order's saga, whose first step records the order and its
-// OrderPlaced event, and waits for the saga to end.
+// OrderPlaced event, and waits for the saga to end — at most the service's wait, and
+// only until shortly before ctx's deadline (replyMargin), so that a pending order
+// reaches a caller whose deadline ends first.
 func (s *Service) PlaceOrder(ctx context.Context, customer string, items []Item) (Order, error) {
 	if customer == "" {
 		return Order{}, svcerr.Invalid("customer", "is required")
@@ -328,7 +356,12 @@ func (s *Service) PlaceOrder(ctx context.Context, customer string, items []Item)
 	if _, err := saga.Start(sagaCtx, s.sagas, s.def, state, saga.WithID(id)); err != nil {
 		return Order{}, fmt.Errorf("orders: start saga: %w", err)
 	}
-	waitCtx, cancel := context.WithTimeout(ctx, s.wait)
+	wait := s.wait
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl)
+		wait = min(wait, left-replyMargin(left))
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	if _, err := s.sagas.Wait(waitCtx, id); err != nil {
 		// Still running (a dependency is slow): the caller polls GetOrder.
@@ -339,6 +372,10 @@ func (s *Service) PlaceOrder(ctx context.Context, customer string, items []Item)
 	}
 	return s.GetOrder(ctx, id)
 }
+
+// replyMargin is the part of the time left before a caller's deadline that PlaceOrder
+// keeps to answer in: a fifth, at most 2 s.
+func replyMargin(left time.Duration) time.Duration { return min(left/5, 2*time.Second) }
 
 // GetOrder returns an order.
 func (s *Service) GetOrder(ctx context.Context, id string) (Order, error) {
