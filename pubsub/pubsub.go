@@ -21,14 +21,32 @@
 //
 // # Ordering per key
 //
-// A message with a Key is published on the subject <subject>._k.<p>, where p is the
-// key's FNV-1a hash modulo the bus's partition count (Config.Partitions, the same for all
-// publishers and subscribers). An [Ordered] subscription consumes each partition through
-// its own consumer with at most one unacknowledged message, so the messages of one key are
-// handled one at a time, in publish order, also across redeliveries and across the
-// members of a group, while different partitions proceed in parallel. A plain
-// subscription on <subject> receives keyed and unkeyed messages alike, in no particular
-// order, and Message.Subject always reads <subject>.
+// Every subscription keeps the order of each key's messages by default. Its handlers
+// ([Concurrency], default 8) run messages with different keys, and messages without a key,
+// in parallel, but the messages of one key one at a time, in the order the subscription
+// received them (JetStream's order, the publish order). A failed message of a key is not
+// handed back to JetStream: the subscription runs it again itself after the backoff
+// delay, and the key's later messages wait, unacknowledged, until it succeeds or is
+// dead-lettered; messages waiting long are marked in progress so that JetStream does not
+// redeliver them meanwhile. Other keys go on. Acks therefore follow each key's order. A
+// handler that is slow for one key delays only that key; the cost against no order is a
+// map lookup per message (docs/performance.md).
+//
+// This order holds within one subscription. When several members share a group, JetStream
+// hands each message to any member, so two of one key's messages may run at once on two
+// members, and a message given back by a stopping member may run after its successor
+// elsewhere. Where that matters, use [Ordered]: a message with a Key is published on the
+// subject <subject>._k.<p>, where p is the key's FNV-1a hash modulo the bus's partition
+// count (Config.Partitions, the same for all publishers and subscribers), and an Ordered
+// subscription consumes each partition through its own consumer with at most one
+// unacknowledged message, so the messages of one key are handled one at a time, in
+// publish order, across redeliveries and across the members of a group, while different
+// partitions proceed in parallel (at one message per round trip each). Messages without
+// a key keep full concurrency in both. [Unordered] gives the order up: keyed messages run
+// like unkeyed ones and failures are redelivered by JetStream.
+//
+// Every subscription on <subject> receives keyed and unkeyed messages alike, and
+// Message.Subject always reads <subject>.
 //
 // Handlers are wrapped by [Middleware] (func(Handler) Handler): [Logging], [NewMetrics],
 // [Tracing], [Recover] and [Timeout]. The publisher injects the W3C trace context into the
@@ -48,8 +66,8 @@ type Message struct {
 	ID string
 	// Subject is the NATS subject the event is published on.
 	Subject string
-	// Key, if set, orders the event after earlier events with the same key for Ordered
-	// subscriptions.
+	// Key, if set, orders the event after earlier events with the same key, for every
+	// subscription that is not Unordered (see the package documentation).
 	Key string
 	// Type is the CloudEvents type (ce-type); default the subject.
 	Type string

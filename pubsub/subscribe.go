@@ -28,6 +28,7 @@ type subOptions struct {
 	concurrency   int
 	maxAckPending int
 	ordered       bool
+	unordered     bool
 	fromNew       bool
 	mws           []Middleware
 }
@@ -45,17 +46,28 @@ func Backoff(delays ...time.Duration) SubscribeOption {
 // or a crashed process) before JetStream delivers it again; default 30s.
 func AckWait(d time.Duration) SubscribeOption { return func(o *subOptions) { o.ackWait = d } }
 
-// Concurrency sets how many handlers of an unordered subscription run at once; default 8.
-// Ordered subscriptions run one handler per key partition.
+// Concurrency sets how many handlers run at once; default 8. Messages with the same key
+// still run one at a time, in order, unless the subscription is [Unordered]. [Ordered]
+// subscriptions run one handler per key partition for keyed messages.
 func Concurrency(n int) SubscribeOption { return func(o *subOptions) { o.concurrency = max(n, 1) } }
 
 // MaxAckPending limits how many messages the group may have delivered and not yet
 // acknowledged; default 1024.
 func MaxAckPending(n int) SubscribeOption { return func(o *subOptions) { o.maxAckPending = n } }
 
-// Ordered handles the messages of each key in publish order (see the package
-// documentation). The subject must not end in ">".
-func Ordered() SubscribeOption { return func(o *subOptions) { o.ordered = true } }
+// Ordered handles the messages of each key in publish order across all the members of
+// a group, through one consumer per key partition with one message in flight each (see
+// the package documentation). The subject must not end in ">". Without it, a
+// subscription keeps each key's order within itself.
+func Ordered() SubscribeOption { return func(o *subOptions) { o.ordered = true; o.unordered = false } }
+
+// Unordered gives up the order of each key's messages: keyed messages run like unkeyed
+// ones, as many at once as the concurrency allows, and a failed one is redelivered by
+// JetStream while the key's later messages go on. For consumers that do not care about
+// order, such as ones that only count or index events.
+func Unordered() SubscribeOption {
+	return func(o *subOptions) { o.unordered = true; o.ordered = false }
+}
 
 // FromNew makes a new group start with messages published from now on; by default a new
 // group starts with the oldest message the stream keeps.
@@ -77,7 +89,7 @@ type subscription struct {
 	ctx    context.Context // for handlers; canceled when a Stop gives up waiting
 	cancel context.CancelFunc
 	ccs    []jetstream.ConsumeContext
-	work   chan jetstream.Msg
+	disp   *dispatcher
 	wg     sync.WaitGroup
 	once   sync.Once
 	err    error
@@ -120,31 +132,24 @@ func (b *Bus) Subscribe(ctx context.Context, subject, group string, h Handler, o
 		done: make(chan struct{}),
 	}
 	type part struct {
-		name    string
-		filters []string
+		name      string
+		filters   []string
+		partition bool // one key partition of an Ordered subscription
 	}
 	base := consumerName(group, subject)
 	var parts []part
 	if o.ordered {
-		parts = append(parts, part{base + "_pn", []string{subject}})
+		parts = append(parts, part{base + "_pn", []string{subject}, false})
 		for p := range b.cfg.Partitions {
-			parts = append(parts, part{base + "_p" + strconv.Itoa(p), []string{subject + keyToken + strconv.Itoa(p)}})
+			parts = append(parts, part{base + "_p" + strconv.Itoa(p), []string{subject + keyToken + strconv.Itoa(p)}, true})
 		}
 	} else if subject == ">" || strings.HasSuffix(subject, ".>") {
-		parts = append(parts, part{base, []string{subject}})
+		parts = append(parts, part{base, []string{subject}, false})
 	} else {
-		parts = append(parts, part{base, []string{subject, subject + keyToken + "*"}})
+		parts = append(parts, part{base, []string{subject, subject + keyToken + "*"}, false})
 	}
-	if !o.ordered {
-		s.work = make(chan jetstream.Msg)
-		for range o.concurrency {
-			s.wg.Go(func() {
-				for m := range s.work {
-					s.process(m)
-				}
-			})
-		}
-	}
+	// Unkeyed messages of an Ordered subscription run with full concurrency too.
+	s.disp = newDispatcher(s, !o.unordered && !o.ordered)
 	for _, p := range parts {
 		cc := jetstream.ConsumerConfig{
 			AckPolicy:     jetstream.AckExplicitPolicy,
@@ -158,7 +163,7 @@ func (b *Bus) Subscribe(ctx context.Context, subject, group string, h Handler, o
 		} else {
 			cc.FilterSubjects = p.filters
 		}
-		if o.ordered {
+		if p.partition {
 			cc.MaxAckPending = 1
 		}
 		if group != "" {
@@ -177,10 +182,10 @@ func (b *Bus) Subscribe(ctx context.Context, subject, group string, h Handler, o
 		})
 		if err == nil {
 			var consume jetstream.ConsumeContext
-			if o.ordered {
-				consume, err = cons.Consume(s.process, jetstream.PullMaxMessages(1), pullExpiry, jetstream.ConsumeErrHandler(s.consumeErr))
+			if p.partition {
+				consume, err = cons.Consume(func(m jetstream.Msg) { s.handle(m, 0, false) }, jetstream.PullMaxMessages(1), pullExpiry, jetstream.ConsumeErrHandler(s.consumeErr))
 			} else {
-				consume, err = cons.Consume(func(m jetstream.Msg) { s.work <- m },
+				consume, err = cons.Consume(s.disp.add,
 					jetstream.PullMaxMessages(min(max(2*o.concurrency, 256), max(o.maxAckPending, 1))), pullExpiry, jetstream.ConsumeErrHandler(s.consumeErr))
 			}
 			if err == nil {
@@ -235,19 +240,21 @@ func (s *subscription) consumeErr(_ jetstream.ConsumeContext, err error) {
 	s.bus.logger.Debug("pubsub: consume", slog.String("subject", s.subject), slog.String("group", s.group), slog.String("error", err.Error()))
 }
 
-// process handles one delivery: ack on success, delayed nak on failure, dead letter after
-// the last attempt.
-func (s *subscription) process(m jetstream.Msg) {
+// handle handles one delivery: ack on success, dead letter after the last attempt, and
+// on a failure with attempts left a delayed nak, or, if local, the delay before the
+// caller runs the message again itself (retry true). retries counts the failed attempts
+// the caller ran without a redelivery; they count as attempts.
+func (s *subscription) handle(m jetstream.Msg, retries int, local bool) (delay time.Duration, retry bool) {
 	msg := decodeMessage(m.Subject(), m.Headers(), m.Data())
 	msg.Group = s.group
 	if meta, err := m.Metadata(); err == nil {
 		msg.Attempt, msg.Sequence = int(meta.NumDelivered), meta.Sequence.Stream
 	}
+	msg.Attempt += retries
 	ctx := s.bus.prop.Extract(s.ctx, mapCarrier(msg.Headers))
 	if msg.Attempt > s.opts.maxAttempts {
 		// The last attempt ended without an answer (a crash): give up now.
-		s.deadLetter(ctx, m, msg, errors.New("delivered more often than allowed"))
-		return
+		return s.deadLetter(ctx, m, msg, errors.New("delivered more often than allowed"), local)
 	}
 	err := s.call(ctx, msg)
 	switch {
@@ -256,10 +263,13 @@ func (s *subscription) process(m jetstream.Msg) {
 			s.bus.logger.Warn("pubsub: ack", slog.String("subject", msg.Subject), slog.String("id", msg.ID), slog.String("error", err.Error()))
 		}
 	case IsPermanent(err) || msg.Attempt >= s.opts.maxAttempts:
-		s.deadLetter(ctx, m, msg, err)
+		return s.deadLetter(ctx, m, msg, err, local)
+	case local:
+		return s.delay(msg.Attempt), true
 	default:
 		_ = m.NakWithDelay(s.delay(msg.Attempt))
 	}
+	return 0, false
 }
 
 func (s *subscription) call(ctx context.Context, msg *Message) (err error) {
@@ -278,9 +288,10 @@ func (s *subscription) delay(attempt int) time.Duration {
 	return s.opts.backoff[min(max(attempt, 1), len(s.opts.backoff))-1]
 }
 
-// deadLetter publishes the message to the dead-letter subject and terminates it; if that
-// fails, the message is naked to try again later.
-func (s *subscription) deadLetter(ctx context.Context, m jetstream.Msg, msg *Message, cause error) {
+// deadLetter publishes the message to the dead-letter subject and terminates it. If that
+// fails, the message is naked to try again later, or, if local, left to the caller to run
+// again after the returned delay (retry true), keeping its key's place.
+func (s *subscription) deadLetter(ctx context.Context, m jetstream.Msg, msg *Message, cause error, local bool) (delay time.Duration, retry bool) {
 	h := make(nats.Header, len(m.Headers())+4)
 	for k, v := range m.Headers() {
 		h[k] = v
@@ -296,12 +307,16 @@ func (s *subscription) deadLetter(ctx context.Context, m jetstream.Msg, msg *Mes
 	})
 	if err != nil {
 		s.bus.logger.Error("pubsub: dead letter", slog.String("subject", msg.Subject), slog.String("id", msg.ID), slog.String("error", err.Error()))
+		if local {
+			return s.delay(len(s.opts.backoff)), true
+		}
 		_ = m.NakWithDelay(s.delay(len(s.opts.backoff)))
-		return
+		return 0, false
 	}
 	s.bus.logger.Warn("pubsub: message dead-lettered", slog.String("subject", msg.Subject), slog.String("id", msg.ID),
 		slog.String("group", s.group), slog.Int("attempt", msg.Attempt), slog.String("error", cause.Error()))
 	_ = m.Term()
+	return 0, false
 }
 
 // Stop implements Subscription.
@@ -316,9 +331,7 @@ func (s *subscription) Stop(ctx context.Context) error {
 			for _, cc := range s.ccs {
 				<-cc.Closed()
 			}
-			if s.work != nil {
-				close(s.work)
-			}
+			s.disp.close()
 			s.wg.Wait()
 			close(finished)
 		}()

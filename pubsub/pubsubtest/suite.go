@@ -56,6 +56,7 @@ func Run(t *testing.T, o Options) {
 		{"Redelivery", testRedelivery},
 		{"DeadLetter", testDeadLetter},
 		{"Ordering", testOrdering},
+		{"KeyOrder", testKeyOrder},
 		{"Deduplication", testDedup},
 		{"ManySubscribers", testManySubscribers},
 		{"StopRestart", testStopRestart},
@@ -317,6 +318,93 @@ func testOrdering(t *testing.T, o Options, subject string) {
 	case err := <-errs:
 		t.Fatal(err)
 	default:
+	}
+}
+
+// testKeyOrder publishes many keys' messages interleaved to a default subscription with
+// concurrency 8, and fails some attempts so that they are redelivered: a key's message is
+// never handled before every earlier message of its key has succeeded, while different
+// keys are handled in parallel. Duplicates of messages already handled are allowed
+// (delivery is at least once).
+func testKeyOrder(t *testing.T, o Options, subject string) {
+	const keys, per, concurrency = 200, 50, 8
+	b := o.New(t)
+	var (
+		mu               sync.Mutex
+		ok               = map[string][]bool{} // per key: which messages succeeded
+		next             = map[string]int{}    // per key: the first message not yet succeeded
+		handled          int
+		violations       int
+		first            error
+		inFlight, maxInF int
+		failures         int
+	)
+	finished := make(chan struct{})
+	h := func(ctx context.Context, m *pubsub.Message) error {
+		n, err := strconv.Atoi(string(m.Data))
+		if err != nil || n < 0 || n >= per {
+			return pubsub.Permanent(fmt.Errorf("bad message %q", m.Data))
+		}
+		mu.Lock()
+		inFlight++
+		maxInF = max(maxInF, inFlight)
+		if nx := next[m.Key]; n > nx {
+			violations++
+			if first == nil {
+				first = fmt.Errorf("key %s: message %d handled before %d succeeded (attempt %d)", m.Key, n, nx, m.Attempt)
+			}
+		}
+		mu.Unlock()
+		time.Sleep(100 * time.Microsecond) // give the other keys' handlers a chance to overlap
+		mu.Lock()
+		defer mu.Unlock()
+		inFlight--
+		if ok[m.Key] == nil {
+			ok[m.Key] = make([]bool, per)
+		}
+		if ok[m.Key][n] { // a duplicate of a message already handled
+			return nil
+		}
+		// Fail some messages' first attempts, and a few twice, as a flaky dependency would.
+		if (n%13 == 5 && m.Attempt == 1) || (n%29 == 7 && m.Attempt <= 2) {
+			failures++
+			return errors.New("transient")
+		}
+		ok[m.Key][n] = true
+		for next[m.Key] < per && ok[m.Key][next[m.Key]] {
+			next[m.Key]++
+		}
+		if handled++; handled == keys*per {
+			close(finished)
+		}
+		return nil
+	}
+	subscribe(t, b, subject, "keyorder", h, pubsub.Concurrency(concurrency),
+		pubsub.Backoff(5*time.Millisecond, 20*time.Millisecond), pubsub.MaxAttempts(10))
+	all := make([]*pubsub.Message, 0, keys*per)
+	for i := range per {
+		for k := range keys {
+			all = append(all, &pubsub.Message{Subject: subject, Key: "key-" + strconv.Itoa(k), Data: []byte(strconv.Itoa(i))})
+		}
+	}
+	for i := 0; i < len(all); i += 1000 {
+		publish(t, b, all[i:min(i+1000, len(all))]...)
+	}
+	select {
+	case <-finished:
+	case <-time.After(4 * o.Wait):
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("handled %d of %d (%d order violations)", handled, keys*per, violations)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d transient failures, at most %d handlers at once", failures, maxInF)
+	if violations > 0 {
+		t.Errorf("%d per-key order violations; first: %v", violations, first)
+	}
+	if maxInF < 2 {
+		t.Errorf("at most %d handler ran at once; different keys must run in parallel", maxInF)
 	}
 }
 
