@@ -55,7 +55,10 @@ type GatewayListProductsResponse struct {
 // clients build them, middleware wraps them.
 type GatewayEndpoints struct {
 	// PlaceOrder places an order for the caller, the subject of the bearer token, and
-	// returns it confirmed or cancelled.
+	// returns it confirmed or cancelled — or, when the order's saga outlasts the
+	// request's deadline (a service it needs is restarting), pending: 200 with status
+	// "pending" and the order's id, to poll with GET /orders/{id} until it is confirmed
+	// or cancelled.
 	PlaceOrder endpoint.Endpoint[GatewayPlaceOrderRequest, Order]
 	// GetOrder returns one of the caller's orders.
 	GetOrder endpoint.Endpoint[GatewayGetOrderRequest, Order]
@@ -92,7 +95,10 @@ func NewGatewayClient(e GatewayEndpoints) *GatewayClient { return &GatewayClient
 var _ Gateway = (*GatewayClient)(nil)
 
 // PlaceOrder places an order for the caller, the subject of the bearer token, and
-// returns it confirmed or cancelled.
+// returns it confirmed or cancelled — or, when the order's saga outlasts the
+// request's deadline (a service it needs is restarting), pending: 200 with status
+// "pending" and the order's id, to poll with GET /orders/{id} until it is confirmed
+// or cancelled.
 func (c *GatewayClient) PlaceOrder(ctx context.Context, items []Item) (Order, error) {
 	return c.e.PlaceOrder(ctx, GatewayPlaceOrderRequest{Items: items})
 }

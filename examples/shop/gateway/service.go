@@ -17,7 +17,10 @@ import (
 //svckit:grpc shop.Gateway
 type Gateway interface {
 	// PlaceOrder places an order for the caller, the subject of the bearer token, and
-	// returns it confirmed or cancelled.
+	// returns it confirmed or cancelled — or, when the order's saga outlasts the
+	// request's deadline (a service it needs is restarting), pending: 200 with status
+	// "pending" and the order's id, to poll with GET /orders/{id} until it is confirmed
+	// or cancelled.
 	//svckit:http POST /orders
 	PlaceOrder(ctx context.Context, items []Item) (Order, error)
 	// GetOrder returns one of the caller's orders.
@@ -70,7 +73,9 @@ func caller(ctx context.Context) (string, error) {
 	return c.Subject, nil
 }
 
-// PlaceOrder places an order for the caller.
+// PlaceOrder places an order for the caller. orders answers before the deadline this
+// request carries to it (gRPC sends it along), with the order pending if its saga has
+// not ended by then.
 func (s *Service) PlaceOrder(ctx context.Context, items []Item) (Order, error) {
 	customer, err := caller(ctx)
 	if err != nil {
