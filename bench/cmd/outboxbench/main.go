@@ -7,16 +7,23 @@
 //	jetstream raw JetStream: async publish with Nats-Msg-Id, a durable pull consumer with
 //	          explicit acks, on the embedded server
 //	outbox    end to end: producers commit an order and its event through outbox.Add,
-//	          the relay publishes, a pubsub subscription consumes and acks
+//	          the relay publishes, a pubsub subscription consumes and acks; the
+//	          subscription is a default one, which keeps each key's order (an event's key
+//	          is its order number modulo -keys)
+//	outbox-unordered
+//	          the same with pubsub.Unordered(): keys' order given up
 //
 // For each it prints events/s, the p50/p99 latency (commit for sqlite; publish → consumer
 // for jetstream; Add → consumer for outbox), and the process's CPU time per event, which
-// on a shared, noisy machine is steadier than events/s. -rate paces the producers to
-// measure latency below saturation; -rounds alternates the modes and prints medians.
+// on a shared, noisy machine is steadier than events/s. The outbox modes also count
+// per-key order violations: a key's event handled after a later event of the same key
+// (by stream sequence). -rate paces the producers to measure latency below saturation;
+// -rounds alternates the modes and prints medians.
 //
-//	go run ./bench/cmd/outboxbench                 # all three, 50,000 events each
+//	go run ./bench/cmd/outboxbench                 # all four, 50,000 events each
 //	go run ./bench/cmd/outboxbench -rounds 3 -rate 5000  # latency at 5,000 events/s
-//	go run ./bench/cmd/outboxbench -n 20000 -mode outbox -v
+//	go run ./bench/cmd/outboxbench -n 20000 -mode outbox -rounds 5  # both outbox modes, alternated
+//	go run ./bench/cmd/outboxbench -n 20000 -mode outbox-unordered -v
 package main
 
 import (
@@ -51,7 +58,9 @@ var (
 	producers = flag.Int("producers", 32, "concurrent producer goroutines (transactions in flight, as from concurrent requests)")
 	perTx     = flag.Int("per-tx", 1, "events per producer transaction")
 	batch     = flag.Int("batch", 1000, "relay batch size")
-	mode      = flag.String("mode", "all", "sqlite, jetstream, outbox or all")
+	mode      = flag.String("mode", "all", "sqlite, jetstream, outbox (both outbox modes), outbox-unordered, or all; a comma-separated list")
+	keys      = flag.Int("keys", 100, "distinct event keys in the outbox modes")
+	conc      = flag.Int("concurrency", 8, "handlers at once in the outbox modes' subscription")
 	payload   = flag.Int("payload", 200, "event payload bytes")
 	rounds    = flag.Int("rounds", 1, "rounds; the modes alternate within each round, and the median of each mode is printed at the end")
 	rate      = flag.Int("rate", 0, "offered load in events/s, paced (0: as fast as possible); measures latency below saturation")
@@ -66,6 +75,8 @@ type result struct {
 	elapsed   time.Duration
 	cpu       time.Duration // process CPU time (user + system) during the run
 	latencies []time.Duration
+	// violations counts per-key order violations, -1 where not measured.
+	violations int
 }
 
 // cpuTime returns the CPU time the process has used.
@@ -83,10 +94,14 @@ func (r result) String() string {
 		}
 		return r.latencies[min(len(r.latencies)-1, int(float64(len(r.latencies))*p))]
 	}
-	return fmt.Sprintf("%-10s %7d events %6.2fs %8.0f events/s  p50 %9s  p99 %9s  CPU %5.1fµs/event (%6.0f events per CPU-second)",
+	order := ""
+	if r.violations >= 0 {
+		order = fmt.Sprintf("  %d per-key order violations", r.violations)
+	}
+	return fmt.Sprintf("%-16s %7d events %6.2fs %8.0f events/s  p50 %9s  p99 %9s  CPU %5.1fµs/event (%6.0f events per CPU-second)%s",
 		r.name, r.events, r.elapsed.Seconds(), float64(r.events)/r.elapsed.Seconds(),
 		pct(0.50).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond),
-		float64(r.cpu.Microseconds())/float64(r.events), float64(r.events)/r.cpu.Seconds())
+		float64(r.cpu.Microseconds())/float64(r.events), float64(r.events)/r.cpu.Seconds(), order)
 }
 
 func main() {
@@ -116,12 +131,17 @@ func main() {
 	if *pgDSN != "" {
 		pace += ", store on PostgreSQL"
 	}
-	fmt.Printf("outboxbench: %d events per mode, %s, %d producers, %d events per tx, relay batch %d, %d-byte payload, GOMAXPROCS %d\n",
-		*n, pace, *producers, *perTx, *batch, *payload, runtimeProcs())
+	fmt.Printf("outboxbench: %d events per mode, %s, %d producers, %d events per tx, relay batch %d, %d-byte payload, %d keys, concurrency %d, GOMAXPROCS %d\n",
+		*n, pace, *producers, *perTx, *batch, *payload, *keys, *conc, runtimeProcs())
+	modes := strings.Split(*mode, ",")
+	selected := func(name string) bool {
+		return slices.Contains(modes, "all") || slices.Contains(modes, name) ||
+			(strings.HasPrefix(name, "outbox") && slices.Contains(modes, "outbox"))
+	}
 	all := map[string][]result{}
 	var order []string
 	run := func(round int, name string, fn func(dir string) result) {
-		if *mode != "all" && *mode != name {
+		if !selected(name) {
 			return
 		}
 		if round == 0 {
@@ -141,7 +161,8 @@ func main() {
 		}
 		run(round, "sqlite", func(d string) result { return benchSQLite(ctx, d, body) })
 		run(round, "jetstream", func(d string) result { return benchJetStream(ctx, d, body) })
-		run(round, "outbox", func(d string) result { return benchOutbox(ctx, d, body) })
+		run(round, "outbox", func(d string) result { return benchOutbox(ctx, d, body, true) })
+		run(round, "outbox-unordered", func(d string) result { return benchOutbox(ctx, d, body, false) })
 	}
 	if *rounds > 1 {
 		fmt.Println("median by events/s")
@@ -149,6 +170,15 @@ func main() {
 			rs := all[name]
 			slices.SortFunc(rs, func(a, b result) int { return int(a.elapsed - b.elapsed) })
 			fmt.Println(rs[len(rs)/2])
+		}
+		fmt.Println("median CPU per event (each mode's own median, which may be another round's)")
+		for _, name := range order {
+			var cpu []float64
+			for _, r := range all[name] {
+				cpu = append(cpu, float64(r.cpu.Microseconds())/float64(r.events))
+			}
+			slices.Sort(cpu)
+			fmt.Printf("%-16s %5.1fµs/event\n", name, cpu[len(cpu)/2])
 		}
 	}
 }
@@ -244,7 +274,7 @@ func benchSQLite(ctx context.Context, dir string, body []byte) result {
 			"7:ce-time35:"+time.Now().UTC().Format("2006-01-02T15:04:05.000000000Z"), time.Now().UnixNano())
 		return err
 	})
-	return result{name: st.Dialect().String(), events: *n, elapsed: time.Since(start), latencies: lat}
+	return result{name: st.Dialect().String(), events: *n, elapsed: time.Since(start), latencies: lat, violations: -1}
 }
 
 func startNATS(ctx context.Context, dir string) (*natsserver.Server, *nats.Conn) {
@@ -314,10 +344,12 @@ func benchJetStream(ctx context.Context, dir string, body []byte) result {
 		}
 	}
 	<-done
-	return result{name: "jetstream", events: *n, elapsed: time.Since(start), latencies: lat}
+	return result{name: "jetstream", events: *n, elapsed: time.Since(start), latencies: lat, violations: -1}
 }
 
-func benchOutbox(ctx context.Context, dir string, body []byte) result {
+// benchOutbox runs the end-to-end mode; ordered keeps each key's order in the
+// subscription (the default), otherwise it is Unordered.
+func benchOutbox(ctx context.Context, dir string, body []byte, ordered bool) result {
 	st := openStore(ctx, dir)
 	defer st.Close()
 	ob, err := outbox.New(ctx, st)
@@ -334,7 +366,15 @@ func benchOutbox(ctx context.Context, dir string, body []byte) result {
 	var mu sync.Mutex
 	lat := make([]time.Duration, 0, *n)
 	seen := make(map[string]bool, *n)
+	last := make(map[string]uint64, *keys) // per key: the stream sequence handled last
+	violations := 0
 	done := make(chan struct{})
+	opts := []pubsub.SubscribeOption{pubsub.Concurrency(*conc), pubsub.MaxAckPending(4096)}
+	name := "outbox"
+	if !ordered {
+		opts = append(opts, pubsub.Unordered())
+		name = "outbox-unordered"
+	}
 	sub, err := bus.Subscribe(ctx, "events.orders.>", "bench", func(ctx context.Context, m *pubsub.Message) error {
 		d := time.Since(m.Time)
 		mu.Lock()
@@ -342,12 +382,16 @@ func benchOutbox(ctx context.Context, dir string, body []byte) result {
 		if !seen[m.ID] { // an idempotent consumer
 			seen[m.ID] = true
 			lat = append(lat, d)
+			if m.Sequence < last[m.Key] {
+				violations++
+			}
+			last[m.Key] = max(last[m.Key], m.Sequence)
 			if len(seen) == *n {
 				close(done)
 			}
 		}
 		return nil
-	}, pubsub.Concurrency(4), pubsub.MaxAckPending(4096))
+	}, opts...)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -366,7 +410,7 @@ func benchOutbox(ctx context.Context, dir string, body []byte) result {
 		if _, err := tx.StmtContext(ctx, order).ExecContext(ctx, i, i%100, body); err != nil {
 			return err
 		}
-		return ob.Add(ctx, tx, &pubsub.Message{ID: "ev-" + strconv.Itoa(i), Subject: "events.orders.created", Key: strconv.Itoa(i), Data: body})
+		return ob.Add(ctx, tx, &pubsub.Message{ID: "ev-" + strconv.Itoa(i), Subject: "events.orders.created", Key: strconv.Itoa(i % max(*keys, 1)), Data: body})
 	})
 	if *verbose {
 		fmt.Printf("  producers committed %d events in %.2fs\n", *n, time.Since(start).Seconds())
@@ -376,7 +420,9 @@ func benchOutbox(ctx context.Context, dir string, body []byte) result {
 	stop()
 	<-relayDone
 	sub.Stop(ctx)
-	return result{name: "outbox", events: *n, elapsed: elapsed, latencies: lat}
+	mu.Lock()
+	defer mu.Unlock()
+	return result{name: name, events: *n, elapsed: elapsed, latencies: lat, violations: violations}
 }
 
 // timedPublisher counts and times the relay's Publish calls, for -v.
