@@ -10,6 +10,19 @@ import (
 	"github.com/svckit/svckit/internal/deploy"
 )
 
+// TestNewWithBatteries is TestNewOutsideModule with every battery: the new service's test
+// runs its store on a SQLite file and its bus on an embedded NATS server and receives the
+// event that the outbox relays; its command runs with those settings.
+func TestNewWithBatteries(t *testing.T) {
+	newOutsideModule(t, "store,bus,outbox,peer:users")
+}
+
+// TestNewWithBatteriesInsideModule is TestNewInsideModule with a service with a store and
+// one with a bus and a peer beside the plain one.
+func TestNewWithBatteriesInsideModule(t *testing.T) {
+	newInsideModule(t, []string{"-with store payments", "-with bus,peer:orders notifier"})
+}
+
 // TestNewDockerBuild builds a new service's command with its Dockerfile's go build line
 // (CGO_ENABLED=0, -trimpath, -ldflags "-s -w": every dependency compiled anew), checks
 // that the binary is static and stripped, and runs it.

@@ -126,19 +126,32 @@ func TestUsage(t *testing.T) {
 }
 
 // TestNewOutsideModule is the quick start of a user who built svckit from a checkout:
-// `svckit new -module example.com/inventory -with store,bus,outbox,peer:users inventory`,
-// outside any module and with the go command's default settings, then go generate, go vet
-// and go test in the new module, which must all pass at once and change nothing (the
-// service's test runs its store on SQLite and its bus on an embedded NATS server); then
-// the service's command runs with its settings.
+// `svckit new -module example.com/inventory inventory` outside any module and with the go
+// command's default settings, then go generate, go vet and go test in the new module.
+// (The integration test TestNewWithBatteries does the same with -with: that compiles
+// SQLite, PostgreSQL's driver and the NATS server, minutes on a fresh machine.)
 func TestNewOutsideModule(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("builds and tests a new service")
 	}
+	newOutsideModule(t, "")
+}
+
+// newOutsideModule runs the built command as `svckit new -module example.com/inventory
+// -with WITH inventory` in an empty directory outside any module, with the go command's
+// default settings; checks the module it makes; runs go generate, go vet and go test in
+// it, which must all pass at once and change nothing; runs the service's command (with an
+// embedded NATS server when it has a bus); and checks that a second new into the same
+// directory is refused and changes nothing.
+func newOutsideModule(t *testing.T, with string) {
 	bin := buildSvckit(t)
+	bat, err := parseWith(with)
+	if err != nil {
+		t.Fatal(err)
+	}
 	env := defaultEnv()
 	dir := t.TempDir()
-	cmd := exec.Command(bin, "new", "-module", "example.com/inventory", "-with", "store,bus,outbox,peer:users", "inventory")
+	cmd := exec.Command(bin, "new", "-module", "example.com/inventory", "-with", with, "inventory")
 	cmd.Dir, cmd.Env = dir, env
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -153,8 +166,12 @@ func TestNewOutsideModule(t *testing.T) {
 		t.Errorf("beside the service: %v; want only inventory", ents)
 	}
 	svc := filepath.Join(dir, "inventory")
-	for _, f := range []string{"go.mod", "go.sum", "service.go", "impl.go", "service_test.go", "cmd/inventory/main.go", "Dockerfile",
-		"migrations/001_init.sql", "service_gen.go", "pbconv_gen.go", "pb/inventory.proto", "pb/inventory_pb_gen.go", "inventory.openapi.json"} {
+	files := []string{"go.mod", "go.sum", "service.go", "impl.go", "service_test.go", "cmd/inventory/main.go", "Dockerfile",
+		"service_gen.go", "pbconv_gen.go", "pb/inventory.proto", "pb/inventory_pb_gen.go", "inventory.openapi.json"}
+	if bat.Store {
+		files = append(files, "migrations/001_init.sql")
+	}
+	for _, f := range files {
 		if _, err := os.Stat(filepath.Join(svc, f)); err != nil {
 			t.Errorf("missing %s: %v", f, err)
 		}
@@ -172,16 +189,24 @@ func TestNewOutsideModule(t *testing.T) {
 	if diff := diffTrees(before, readTree(t, svc)); len(diff) > 0 {
 		t.Errorf("go generate, vet and test changed the new module: %v", diff)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	nats, err := natsserver.Start(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+	var settings []string
+	if bat.Store {
+		settings = append(settings, "STORE_DSN=sqlite:"+filepath.Join(t.TempDir(), "inventory.db"))
 	}
-	defer nats.Shutdown(context.Background())
-	runScaffold(t, svc, filepath.Join(svc, "Dockerfile"), false,
-		"STORE_DSN=sqlite:"+filepath.Join(t.TempDir(), "inventory.db"), "NATS_URL="+nats.ClientURL(), "USERS_GRPC_ADDRS=127.0.0.1:1")
-	// A second new into the same directory is refused and changes nothing.
+	if bat.Bus {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		nats, err := natsserver.Start(ctx, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nats.Shutdown(context.Background())
+		settings = append(settings, "NATS_URL="+nats.ClientURL())
+	}
+	for _, p := range bat.Peers {
+		settings = append(settings, p.Env+"=127.0.0.1:1")
+	}
+	runScaffold(t, svc, filepath.Join(svc, "Dockerfile"), false, settings...)
 	before = readTree(t, dir)
 	cmd = exec.Command(bin, "new", "inventory")
 	cmd.Dir, cmd.Env = dir, env
@@ -193,14 +218,21 @@ func TestNewOutsideModule(t *testing.T) {
 	}
 }
 
-// TestNewInsideModule scaffolds three services as packages of a module that did not use
+// TestNewInsideModule scaffolds two services as packages of a module that did not use
 // svckit: the first adds the requirement, the replace directive and the tool to its
-// go.mod, the others (one with a store, one with a bus and a peer) find them there; go
-// generate, vet and test then pass at once.
+// go.mod, the second finds them there; go generate, vet and test then pass at once.
 func TestNewInsideModule(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("builds and tests a new service")
 	}
+	newInsideModule(t, []string{"payments"})
+}
+
+// newInsideModule scaffolds the service orders, then one service for each of more (svckit
+// new's arguments, space-separated), in the directory services of a module example.com/shop
+// whose go.mod names nothing else; checks what the first added to go.mod and that the
+// others added nothing; runs go generate, vet and test in the module; and runs orders.
+func newInsideModule(t *testing.T, more []string) {
 	root := moduleRoot(t)
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/shop\n\ngo 1.26\n"), 0o644); err != nil {
@@ -228,17 +260,17 @@ func TestNewInsideModule(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "services", "orders", "go.mod")); err == nil {
 		t.Error("a go.mod was written inside a module")
 	}
-	for _, args := range [][]string{{"-with", "store", "payments"}, {"-with", "bus,peer:orders", "notifier"}} {
+	for _, args := range more {
 		out.Reset()
-		if code := run(append([]string{"new"}, args...), &out, &errb); code != 0 {
-			t.Fatalf("svckit new %s: code %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
+		if code := run(append([]string{"new"}, strings.Fields(args)...), &out, &errb); code != 0 {
+			t.Fatalf("svckit new %s: code %d\n%s%s", args, code, out.String(), errb.String())
 		}
 		if strings.Contains(out.String(), "go.mod:") {
-			t.Errorf("svckit new %s added to go.mod again: %q", strings.Join(args, " "), out.String())
+			t.Errorf("svckit new %s added to go.mod again: %q", args, out.String())
 		}
 	}
 	if gomod2, _ := os.ReadFile(filepath.Join(dir, "go.mod")); strings.Count(string(gomod2), "svckit/cmd/svckit") != 1 || strings.Count(string(gomod2), "replace") != 1 {
-		t.Errorf("go.mod after the second service:\n%s", gomod2)
+		t.Errorf("go.mod after the other services:\n%s", gomod2)
 	}
 	env := defaultEnv()
 	before := readTree(t, dir)
