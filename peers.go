@@ -2,14 +2,19 @@ package svckit
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"strings"
+	"time"
 
 	grpcgo "google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
+	"google.golang.org/grpc/status"
 
 	"github.com/svckit/svckit/balancer"
 	"github.com/svckit/svckit/discovery"
@@ -84,6 +89,8 @@ func (a *App) Dial(ctx context.Context, peer, target string) (grpcgo.ClientConnI
 	pool := balancer.NewConnPool(b, balancer.WithDial(func(addr string) (*grpcgo.ClientConn, error) {
 		return grpcgo.NewClient(addr, a.DialCredentials(peer))
 	}))
+	// The pool's connections fail fast: a refused call is retried by balancedConn on
+	// another instance rather than waiting for this one.
 	a.OnClose("grpc-"+peer, func(context.Context) error {
 		cancel()
 		return pool.Close()
@@ -112,7 +119,11 @@ func (a *App) dialList(peer, addrs string) (*grpcgo.ClientConn, error) {
 	cc, err := grpcgo.NewClient(r.Scheme()+":///"+peer,
 		grpcgo.WithResolvers(r),
 		a.DialCredentials(peer),
-		grpcgo.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`))
+		grpcgo.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
+		// A call waits for a ready instance within its deadline instead of failing at
+		// once while every instance is down (a single replica restarting); round robin
+		// sends it only to instances whose connection is up, so it never left if it waits.
+		grpcgo.WithDefaultCallOptions(grpcgo.WaitForReady(true)))
 	if err != nil {
 		return nil, fmt.Errorf("svckit: peer %s: %w", peer, err)
 	}
@@ -143,26 +154,82 @@ type balancedConn struct {
 var _ grpcgo.ClientConnInterface = (*balancedConn)(nil)
 
 // Invoke makes a unary call on the instance the balancer picks and reports the outcome.
+// A call that never left — no instance, or its instance refused the connection — is
+// made again, on another instance if there is one, after a backoff with jitter, until it
+// leaves or ctx ends: it cannot have run, so this is safe for any method, and a peer
+// whose only replica restarts is waited for rather than failed (wait-for-ready).
 func (c *balancedConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpcgo.CallOption) error {
-	cc, done, err := c.pick(ctx)
-	if err != nil {
+	ctx = balancer.NewCall(ctx)
+	return retryUnsent(ctx, func() error {
+		cc, done, err := c.pick(ctx)
+		if err != nil {
+			return err
+		}
+		err = cc.Invoke(ctx, method, args, reply, opts...)
+		done(sgrpc.FromStatus(err))
 		return err
-	}
-	err = cc.Invoke(ctx, method, args, reply, opts...)
-	done(sgrpc.FromStatus(err))
-	return err
+	})
 }
 
-// NewStream opens a stream on the instance the balancer picks; the balancer learns only
-// whether the stream could be opened.
+// NewStream opens a stream on the instance the balancer picks, trying again as Invoke
+// does while the stream could not leave; the balancer learns only whether the stream
+// could be opened.
 func (c *balancedConn) NewStream(ctx context.Context, desc *grpcgo.StreamDesc, method string, opts ...grpcgo.CallOption) (grpcgo.ClientStream, error) {
-	cc, done, err := c.pick(ctx)
-	if err != nil {
-		return nil, err
-	}
-	s, err := cc.NewStream(ctx, desc, method, opts...)
-	done(sgrpc.FromStatus(err))
+	ctx = balancer.NewCall(ctx)
+	var s grpcgo.ClientStream
+	err := retryUnsent(ctx, func() error {
+		cc, done, err := c.pick(ctx)
+		if err != nil {
+			return err
+		}
+		s, err = cc.NewStream(ctx, desc, method, opts...)
+		done(sgrpc.FromStatus(err))
+		return err
+	})
 	return s, err
+}
+
+// retryUnsent runs call until it returns an error other than one that proves the call
+// never left the process ([unsent]), or nil, or ctx ends; between attempts it waits a
+// backoff that starts at 10 ms, doubles up to 500 ms and is jittered by ±50%. The last
+// error is returned when ctx ends.
+func retryUnsent(ctx context.Context, call func() error) error {
+	backoff := 10 * time.Millisecond
+	for {
+		err := call()
+		if err == nil || !unsent(err) {
+			return err
+		}
+		wait := backoff/2 + rand.N(backoff)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+// unsent reports whether err proves that a call never reached a server: the balancer
+// had no instance or no connection to it, or gRPC could not connect (refused, or
+// unreachable). Errors after the connection was up — a reset, a timeout — may follow a
+// call that ran, and are not retried here.
+func unsent(err error) bool {
+	if errors.Is(err, balancer.ErrNoInstances) {
+		return true
+	}
+	var se *svcerr.Error
+	if errors.As(err, &se) && se.Kind == svcerr.Unavailable && strings.HasPrefix(se.Message, "no connection to ") {
+		return true
+	}
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.Unavailable {
+		return false
+	}
+	msg := st.Message()
+	return strings.Contains(msg, "Error while dialing") || strings.Contains(msg, "connection refused")
 }
 
 func (c *balancedConn) pick(ctx context.Context) (*grpcgo.ClientConn, func(error), error) {

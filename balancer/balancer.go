@@ -385,6 +385,11 @@ func (a *attempts) failed(h *host) bool {
 	return slices.Contains(a.others, h)
 }
 
+// NewCall returns a context that marks the start of one call for the balancer, as
+// [Attempts] does for an endpoint: picks made with it avoid the instances that failed the
+// call's earlier attempts, while there are others.
+func NewCall(ctx context.Context) context.Context { return &attemptsCtx{Context: ctx} }
+
 // Attempts returns middleware that marks the start of one call for the balancer, so that
 // the retries of the call (made by retry middleware inside it) go to other instances than
 // the ones that already failed it, while there are any. Put it outside the retry

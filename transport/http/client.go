@@ -5,8 +5,11 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -151,7 +154,7 @@ func Call[Req, Resp any](c *Client, pattern, name string, opts ...RouteOption) e
 		}
 		c.prop.Inject(ctx, propagation.HeaderCarrier(hr.Header))
 		meta.OutgoingHeaders(ctx, hr.Header.Set)
-		resp, err := c.hc.Do(hr)
+		resp, err := doUnsent(ctx, c.hc, hr)
 		if err != nil {
 			return zero, transportError(ctx, err)
 		}
@@ -178,6 +181,43 @@ func Call[Req, Resp any](c *Client, pattern, name string, opts ...RouteOption) e
 		return out, nil
 	}
 	return endpoint.Wrap(info, e, c.mws...)
+}
+
+// doUnsent sends hr, and sends it again while the connection to the server cannot be
+// made (refused, unreachable): such a request never left, so repeating it is safe for any
+// method, and a server that restarts is waited for within ctx instead of failing the
+// call at once. Between attempts it waits a backoff that starts at 10 ms, doubles up to
+// 500 ms and is jittered by ±50%. Any other error, or the end of ctx, ends it.
+func doUnsent(ctx context.Context, hc *http.Client, hr *http.Request) (*http.Response, error) {
+	backoff := 10 * time.Millisecond
+	for {
+		resp, err := hc.Do(hr)
+		if err == nil || !dialFailed(err) || ctx.Err() != nil {
+			return resp, err
+		}
+		t := time.NewTimer(backoff/2 + rand.N(backoff))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+		if hr.GetBody != nil {
+			body, gerr := hr.GetBody()
+			if gerr != nil {
+				return nil, err
+			}
+			hr = hr.Clone(ctx)
+			hr.Body = body
+		}
+	}
+}
+
+// dialFailed reports whether err is a failure to connect: no byte of the request left.
+func dialFailed(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // transportError classifies a failed round trip: the caller's own cancellation or deadline,

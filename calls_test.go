@@ -1,0 +1,140 @@
+package svckit_test
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/svckit/svckit"
+	"github.com/svckit/svckit/discovery"
+	"github.com/svckit/svckit/discovery/natskv"
+)
+
+// deadAddr returns a loopback address on which nothing listens (a port just freed).
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// serveHealthOn starts a gRPC health server on addr, retrying the bind for a while (the
+// port was in use a moment ago).
+func serveHealthOn(t *testing.T, addr string) {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	for range 100 {
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("listen %s: %v", addr, err)
+	}
+	srv := grpc.NewServer()
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+}
+
+// checkOnce makes one health call through cc within d.
+func checkOnce(cc grpc.ClientConnInterface, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	_, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
+	return err
+}
+
+// TestCallWaitsForRestartingPeer calls a peer whose only instance is down and comes back
+// a second later: the call waits for it within its deadline instead of failing at once,
+// for a fixed list of addresses and for instances found in the registry.
+func TestCallWaitsForRestartingPeer(t *testing.T) {
+	srv := startNATS(t)
+	type natsOnly struct {
+		svckit.Config
+		svckit.NATSConfig
+	}
+	for _, target := range []string{"list", "natskv:"} {
+		t.Run(target, func(t *testing.T) {
+			addr := deadAddr(t)
+			caller, err := newApp(t, "caller", &natsOnly{}, map[string]string{"NATS_URL": srv.ClientURL()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tgt := addr
+			if target == "natskv:" {
+				registerInstance(t, srv.ClientURL(), discovery.Instance{Service: "callee", Addr: addr})
+				tgt = "natskv:///callee"
+			}
+			cc, err := caller.Dial(context.Background(), "callee", tgt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.AfterFunc(time.Second, func() { serveHealthOn(t, addr) })
+			if err := checkOnce(cc, 20*time.Second); err != nil {
+				t.Fatalf("the call did not wait for the restarting instance: %v", err)
+			}
+		})
+	}
+}
+
+// TestRefusedCallsGoElsewhere runs a peer with one live instance and one whose
+// connection is refused: every call succeeds, each refused attempt made again on the live
+// instance (it never left, so even a non-idempotent method may be).
+func TestRefusedCallsGoElsewhere(t *testing.T) {
+	srv := startNATS(t)
+	live := startHealthServer(t)
+	registerInstance(t, srv.ClientURL(), discovery.Instance{Service: "callee", ID: "dead", Addr: deadAddr(t)})
+	registerInstance(t, srv.ClientURL(), discovery.Instance{Service: "callee", ID: "live", Addr: live})
+	type natsOnly struct {
+		svckit.Config
+		svckit.NATSConfig
+	}
+	caller, err := newApp(t, "caller", &natsOnly{}, map[string]string{"NATS_URL": srv.ClientURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := caller.Dial(context.Background(), "callee", "natskv:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the balancer knows both instances.
+	time.Sleep(500 * time.Millisecond)
+	for i := range 50 {
+		if err := checkOnce(cc, 10*time.Second); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+}
+
+// registerInstance registers inst in the natskv registry on url until the test ends.
+func registerInstance(t *testing.T, url string, inst discovery.Instance) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	ctx := context.Background()
+	reg, err := natskv.New(ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := reg.Register(ctx, inst, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Deregister(context.Background()) })
+}
