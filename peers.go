@@ -11,6 +11,7 @@ import (
 	"time"
 
 	grpcgo "google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
@@ -41,6 +42,13 @@ import (
 // Instances found in a registry or in DNS are balanced by package balancer (power of two
 // choices on in-flight calls and latency, outlier ejection) over one gRPC connection per
 // instance, and follow the registry as instances come and go.
+//
+// A call that never left is made again within its deadline, even for a method that is
+// not idempotent, since it cannot have run: while the peer has no ready instance (its
+// only replica restarting) the call waits for one (gRPC's wait-for-ready on a fixed list),
+// and a call refused at connect by one instance goes to another after a short backoff.
+// A call that reached an instance and failed there is not repeated here; that is the
+// retry middleware's decision, bounded by its budget.
 func (a *App) Dial(ctx context.Context, peer, target string) (grpcgo.ClientConnInterface, error) {
 	target = strings.TrimSpace(target)
 	var (
@@ -87,7 +95,7 @@ func (a *App) Dial(ctx context.Context, peer, target string) (grpcgo.ClientConnI
 	b := balancer.New(service)
 	go b.Follow(ch)
 	pool := balancer.NewConnPool(b, balancer.WithDial(func(addr string) (*grpcgo.ClientConn, error) {
-		return grpcgo.NewClient(addr, a.DialCredentials(peer))
+		return grpcgo.NewClient(addr, a.DialCredentials(peer), reconnect())
 	}))
 	// The pool's connections fail fast: a refused call is retried by balancedConn on
 	// another instance rather than waiting for this one.
@@ -119,6 +127,7 @@ func (a *App) dialList(peer, addrs string) (*grpcgo.ClientConn, error) {
 	cc, err := grpcgo.NewClient(r.Scheme()+":///"+peer,
 		grpcgo.WithResolvers(r),
 		a.DialCredentials(peer),
+		reconnect(),
 		grpcgo.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
 		// A call waits for a ready instance within its deadline instead of failing at
 		// once while every instance is down (a single replica restarting); round robin
@@ -129,6 +138,16 @@ func (a *App) dialList(peer, addrs string) (*grpcgo.ClientConn, error) {
 	}
 	a.OnClose("grpc-"+peer, func(context.Context) error { return cc.Close() })
 	return cc, nil
+}
+
+// reconnect makes gRPC try a lost instance again soon: from 100 ms, growing to at most
+// 2 s, instead of grpc-go's default of 1 s growing to 2 minutes, so that a peer that
+// restarted is reached within a second or two.
+func reconnect() grpcgo.DialOption {
+	return grpcgo.WithConnectParams(grpcgo.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+		MinConnectTimeout: 5 * time.Second,
+	})
 }
 
 // envName is the upper-snake form of a service name, as in CATALOG_GRPC_ADDRS.
