@@ -319,6 +319,7 @@ func serveProbes(t *testing.T, bin string, s *Service, objs []Object) {
 	if _, ok := env[envStoreDSN]; ok {
 		env[envStoreDSN] = "sqlite:" + filepath.Join(t.TempDir(), s.Name+".db")
 	}
+	mountMTLS(t, s.Name, env)
 	for k := range env {
 		if strings.HasSuffix(k, "_GRPC_ADDRS") {
 			env[k] = "127.0.0.1:1"
