@@ -27,10 +27,11 @@ func TestNewWithBatteriesInsideModule(t *testing.T) {
 // (CGO_ENABLED=0, -trimpath, -ldflags "-s -w": every dependency compiled anew), checks
 // that the binary is static and stripped, and runs it.
 func TestNewDockerBuild(t *testing.T) {
+	root := moduleRoot(t)
 	dir := t.TempDir()
 	t.Chdir(dir)
 	var out, errb bytes.Buffer
-	if code := run([]string{"new", "-svckit", moduleRoot(t), "greeter"}, &out, &errb); code != 0 {
+	if code := run([]string{"new", "-svckit", root, "greeter"}, &out, &errb); code != 0 {
 		t.Fatalf("svckit new: code %d\n%s%s", code, out.String(), errb.String())
 	}
 	svc := filepath.Join(dir, "greeter")
