@@ -43,6 +43,7 @@ type config struct {
 	users      []User
 	adminPass  string
 	noAuth     bool
+	sync       time.Duration // JetStream sync interval; 0 the server's default, SyncAlways every write
 }
 
 // WithPort sets the client port; 0 (the default) picks a free one.
@@ -68,6 +69,38 @@ func WithReadyTimeout(d time.Duration) Option { return func(c *config) { c.ready
 
 // WithMaxStore limits the JetStream file store in bytes; default no limit.
 func WithMaxStore(n int64) Option { return func(c *config) { c.maxStore = n } }
+
+// SyncAlways, given to [WithSync], makes JetStream sync every write to disk before it
+// acknowledges it.
+const SyncAlways time.Duration = -1
+
+// DefaultSyncInterval is how often JetStream syncs its files to disk when [WithSync] is not
+// given: nats-server's default.
+const DefaultSyncInterval = 2 * time.Minute
+
+// WithSync sets when JetStream forces what it stored to disk (fsync). By default it
+// syncs every [DefaultSyncInterval] (2 minutes), so an acknowledged message survives a
+// crash of the server process (it is in the OS's page cache) but not an OS crash or
+// power loss within the interval. A positive d syncs every d; [SyncAlways] syncs each
+// write before acknowledging it, so an acknowledged message survives power loss too, at
+// the cost of one fsync per write. 0 keeps the default.
+func WithSync(d time.Duration) Option { return func(c *config) { c.sync = d } }
+
+// ParseSync parses a sync policy for [WithSync]: "always", a duration such as "1s", or
+// empty (or "default") for the server's default.
+func ParseSync(s string) (time.Duration, error) {
+	switch s {
+	case "", "default":
+		return 0, nil
+	case "always":
+		return SyncAlways, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("natsserver: sync %q: must be always, a positive duration such as 1s, or default", s)
+	}
+	return d, nil
+}
 
 // Server is a running embedded NATS server with JetStream.
 type Server struct {
@@ -105,6 +138,14 @@ func Start(ctx context.Context, storeDir string, opts ...Option) (*Server, error
 		NoSigs:            true,
 		NoLog:             c.logger == nil,
 		MaxPayload:        8 << 20,
+	}
+	switch {
+	case c.sync == SyncAlways:
+		so.SyncAlways, so.SyncInterval = true, DefaultSyncInterval
+	case c.sync > 0:
+		so.SyncInterval = c.sync
+	case c.sync < 0:
+		return nil, fmt.Errorf("natsserver: sync interval %v: must be positive or SyncAlways", c.sync)
 	}
 	if !c.noAuth {
 		if c.adminPass == "" {

@@ -1,7 +1,8 @@
 // Package store gives each svckit service its own SQL database, opened from a DSN:
 //
 //	sqlite:PATH          a SQLite file (the default; modernc.org/sqlite, pure Go), in WAL mode
-//	                     with a busy timeout, synchronous=NORMAL and foreign keys on
+//	                     with a busy timeout, synchronous=NORMAL ([WithSync] changes it) and
+//	                     foreign keys on
 //	postgres://…         PostgreSQL through pgx (postgresql:// works too)
 //	sqlite::memory:      an in-memory SQLite database shared by the Store's pools, for tests
 //
@@ -41,6 +42,7 @@ type options struct {
 	maxReaders  int
 	maxOpen     int
 	retries     int
+	sync        Sync
 }
 
 // WithBusyTimeout sets how long a SQLite connection waits for a lock held by another
@@ -56,6 +58,45 @@ func WithMaxOpenConns(n int) Option { return func(o *options) { o.maxOpen = n } 
 // WithTxRetries sets how many times InTx retries a transaction that failed with a
 // transient conflict (SQLITE_BUSY, serialization failure, deadlock); default 10.
 func WithTxRetries(n int) Option { return func(o *options) { o.retries = n } }
+
+// Sync is SQLite's synchronous setting: when a commit waits for the disk. In WAL mode:
+//
+//	NORMAL  (the default) a commit is written to the WAL but not synced; the WAL is synced
+//	        at checkpoints. A process crash loses nothing committed; an OS crash or power
+//	        loss can lose the last transactions committed before it (never corrupting the
+//	        database).
+//	FULL    every commit syncs the WAL before it returns: committed transactions survive an
+//	        OS crash and power loss too.
+//	EXTRA   FULL, and the directory is synced too when the WAL is reset or deleted.
+//	OFF     no sync at all: a process crash loses nothing committed, an OS crash can lose
+//	        recent commits and, outside WAL mode, corrupt the file.
+//
+// PostgreSQL ignores it: its durability is the server's synchronous_commit (on by
+// default: a commit returns after its WAL is flushed to disk).
+type Sync string
+
+// The values of [Sync].
+const (
+	SyncNormal Sync = "NORMAL"
+	SyncFull   Sync = "FULL"
+	SyncExtra  Sync = "EXTRA"
+	SyncOff    Sync = "OFF"
+)
+
+// ParseSync returns the [Sync] value s names, in any case; empty is [SyncNormal].
+func ParseSync(s string) (Sync, error) {
+	switch v := Sync(strings.ToUpper(strings.TrimSpace(s))); v {
+	case "":
+		return SyncNormal, nil
+	case SyncNormal, SyncFull, SyncExtra, SyncOff:
+		return v, nil
+	}
+	return "", fmt.Errorf("store: synchronous %q: must be NORMAL, FULL, EXTRA or OFF", s)
+}
+
+// WithSync sets SQLite's synchronous setting (see [Sync]); default NORMAL. The value is
+// taken in any case; Open fails on one that is not NORMAL, FULL, EXTRA or OFF.
+func WithSync(s Sync) Option { return func(o *options) { o.sync = s } }
 
 // Store is one service's database.
 type Store struct {
@@ -80,6 +121,11 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	for _, fn := range opts {
 		fn(&o)
 	}
+	mode, err := ParseSync(string(o.sync))
+	if err != nil {
+		return nil, err
+	}
+	o.sync = mode
 	s := &Store{dsn: dsn, retries: o.retries, current: make(map[*sql.Tx]*txReq), closed: make(chan struct{})}
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
@@ -140,7 +186,7 @@ func openSQLite(path string, o options) (write, read *sql.DB, err error) {
 		for _, p := range append([]string{
 			fmt.Sprintf("busy_timeout(%d)", o.busyTimeout.Milliseconds()),
 			"journal_mode(WAL)",
-			"synchronous(NORMAL)",
+			"synchronous(" + string(o.sync) + ")",
 			"foreign_keys(1)",
 		}, extra...) {
 			q.Add("_pragma", p)
