@@ -47,17 +47,23 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "svckit dev: %v\n", err)
 		return 2
 	}
+	// The dashboard kills and calls services only for the page opened with this run's
+	// secret (the printed URL) or a request with it in X-Svckit-Secret.
+	secret := dashboard.NewSecret()
 	opts := devrun.Options{
 		Dir: f.Dir, Manifest: m, Replicas: f.Replicas, Out: stdout,
 		Color: !f.NoColor && isTerminal(stdout), Interactive: isTerminal(stdout),
 		Quiet: f.Quiet, StateDir: f.StateDir, Listen: f.Listen,
 		Handler: func(sys *devrun.System) http.Handler {
 			return dashboard.Handler(sys, dashboard.WithOpenAPIFunc(dashboard.OpenAPIFiles(sys.Manifest)),
-				dashboard.WithDevTokenFunc(func(context.Context) (string, error) { return sys.DevToken("dev-user") }))
+				dashboard.WithDevTokenFunc(func(context.Context) (string, error) { return sys.DevToken("dev-user") }),
+				dashboard.WithSecret(secret))
 		},
 	}
 	err = devrun.RunUntilSignal(ctx, opts, func(sys *devrun.System) {
-		fmt.Fprintf(stdout, "\n  dashboard  %s\n", sys.URL)
+		fmt.Fprintf(stdout, "\n  dashboard  %s\n", dashboard.SecretURL(sys.URL, secret))
+		fmt.Fprintf(stdout, "             (open this link: killing and calling services need its secret; curl: -H \"%s: %s\")\n",
+			dashboard.SecretHeader, secret)
 		if u := sys.PublicURL(); u != "" {
 			fmt.Fprintf(stdout, "  entry      %s\n", u)
 		}

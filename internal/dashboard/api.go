@@ -479,14 +479,22 @@ func (d *dash) logs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// kill sends SIGKILL to an instance, which its supervisor restarts; an instance that
+// failed with a configuration error (StateFailed) is started again instead.
 func (d *dash) kill(w http.ResponseWriter, r *http.Request) {
 	in := d.sys.Instance(r.PathValue("id"))
 	if in == nil {
 		writeError(w, http.StatusNotFound, "no instance "+r.PathValue("id"))
 		return
 	}
+	failed := in.Status().State == devrun.StateFailed
 	if err := in.Kill(); err != nil {
 		writeError(w, http.StatusConflict, err.Error())
+		return
+	}
+	if failed {
+		d.sys.Logs.Add("svckit", "dev", "devrun", "starting "+in.ID+" again from the dashboard (it had failed with a configuration error)")
+		writeJSON(w, http.StatusOK, map[string]string{"started": in.ID})
 		return
 	}
 	d.sys.Logs.Add("svckit", "dev", "devrun", "killed "+in.ID+" from the dashboard")

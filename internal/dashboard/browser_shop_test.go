@@ -20,15 +20,15 @@ import (
 
 // startShop runs examples/shop under devrun with the dashboard, as `svckit dev` does, and
 // returns the system once every instance is ready, with a development token for the
-// gateway.
-func startShop(t *testing.T) (*devrun.System, string) {
+// gateway. opts are added to the dashboard's.
+func startShop(t *testing.T, opts ...dashboard.Option) (*devrun.System, string) {
 	t.Helper()
 	ctx := context.Background()
 	sys, err := devrun.Start(ctx, devrun.Options{
 		Dir: "../../examples/shop", StateDir: t.TempDir(), Out: io.Discard, Quiet: true, Grace: 10 * time.Second,
 		Handler: func(s *devrun.System) http.Handler {
-			return dashboard.Handler(s, dashboard.WithOpenAPIFunc(dashboard.OpenAPIFiles(s.Manifest)),
-				dashboard.WithDevTokenFunc(func(context.Context) (string, error) { return s.DevToken("dev-user") }))
+			return dashboard.Handler(s, append([]dashboard.Option{dashboard.WithOpenAPIFunc(dashboard.OpenAPIFiles(s.Manifest)),
+				dashboard.WithDevTokenFunc(func(context.Context) (string, error) { return s.DevToken("dev-user") })}, opts...)...)
 		},
 	})
 	if err != nil {
@@ -56,7 +56,8 @@ func startShop(t *testing.T) (*devrun.System, string) {
 // RED charts, trace search, the API explorer from the shop's OpenAPI documents (placing
 // an order with the dev token), the event streams — and saves a screenshot of each.
 func TestBrowserShop(t *testing.T) {
-	sys, tok := startShop(t)
+	secret := dashboard.NewSecret()
+	sys, tok := startShop(t, dashboard.WithSecret(secret))
 	order := func() (int, string, error) {
 		req, _ := http.NewRequest("POST", sys.PublicURL()+"/orders", strings.NewReader(`{"items":[{"productId":"sku-kettle","quantity":1}]}`))
 		req.Header.Set("Content-Type", "application/json")
@@ -108,6 +109,7 @@ func TestBrowserShop(t *testing.T) {
 
 	dir := screenshotDir(t)
 	ctx := browser(t)
+	navigate(t, ctx, dashboard.SecretURL(sys.URL, secret)) // as the developer opens it: the API page may call
 	navigate(t, ctx, sys.URL+"/#/trace/"+traceID)
 	poll(t, ctx, "the waterfall with the five services",
 		`['gateway','orders','catalog','payments','notifications'].every(s => document.querySelector('#waterfall .span-row[data-service="'+s+'"]'))`)

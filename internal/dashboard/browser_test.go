@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -32,6 +33,14 @@ const chromiumPath = "/usr/bin/chromium"
 // page exceptions fail the test.
 func browser(t *testing.T) context.Context {
 	t.Helper()
+	return browserWith(t, nil, nil)
+}
+
+// browserWith is browser with more command-line options for Chromium; requests to the
+// names in mapped (which its --host-resolver-rules send to loopback) count as local, and
+// listen, if not nil, gets every event of the page too.
+func browserWith(t *testing.T, mapped []string, listen func(ev any), extra ...chromedp.ExecAllocatorOption) context.Context {
+	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("chromium is not installed at %s (apt-get install -y chromium): %v", chromiumPath, err)
 	}
@@ -51,11 +60,15 @@ func browser(t *testing.T) context.Context {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1440, 1000),
 	}
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	var mu sync.Mutex
 	var errs, external []string
 	requests := 0
 	ctx, cancel := chromedp.NewContext(actx, chromedp.WithListener(func(ev any) {
+		if listen != nil {
+			listen(ev)
+		}
 		switch e := ev.(type) {
 		case *runtime.EventExceptionThrown:
 			mu.Lock()
@@ -69,7 +82,7 @@ func browser(t *testing.T) context.Context {
 		case *network.EventRequestWillBeSent:
 			mu.Lock()
 			requests++
-			if !loopbackURL(e.Request.URL) {
+			if !loopbackURL(e.Request.URL, mapped) {
 				external = append(external, e.Request.URL)
 			}
 			mu.Unlock()
@@ -93,8 +106,8 @@ func browser(t *testing.T) context.Context {
 }
 
 // loopbackURL reports whether the page's request for u stays on this machine: a
-// loopback host, or a data: or blob: URL that needs no network.
-func loopbackURL(u string) bool {
+// loopback host, a name of mapped, or a data: or blob: URL that needs no network.
+func loopbackURL(u string, mapped []string) bool {
 	p, err := url.Parse(u)
 	if err != nil {
 		return false
@@ -104,7 +117,7 @@ func loopbackURL(u string) bool {
 		return true
 	case "http", "https", "ws", "wss":
 		h := p.Hostname()
-		if h == "localhost" {
+		if h == "localhost" || slices.Contains(mapped, h) {
 			return true
 		}
 		ip := net.ParseIP(h)
@@ -166,9 +179,11 @@ func navigate(t *testing.T, ctx context.Context, url string) {
 // parent/child structure, that its logs are found by its trace id, and saves a screenshot
 // of each page.
 func TestBrowser(t *testing.T) {
-	sys := startSystem(t, dashboard.WithDevToken("dev-token"))
+	secret := dashboard.NewSecret()
+	sys := startSystem(t, dashboard.WithDevToken("dev-token"), dashboard.WithSecret(secret))
 	dir := screenshotDir(t)
 	ctx := browser(t)
+	navigate(t, ctx, dashboard.SecretURL(sys.URL, secret)) // as the developer opens it: kill and the API page work
 
 	// Events for the Events page: a stream with a consumer that lags, and a dead-letter stream.
 	nc, err := sys.NATS.Connect()

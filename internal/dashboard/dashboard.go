@@ -9,11 +9,18 @@
 //
 // Everything the page needs is embedded in the binary (hand-written HTML, JavaScript and
 // CSS, no framework, no build step); the page loads nothing from outside the dashboard's
-// own address. Mount it with devrun's Options.Handler:
+// own address. Mount it with devrun's Options.Handler, with a secret for the run:
 //
+//	secret := dashboard.NewSecret()
 //	sys, err := devrun.Start(ctx, devrun.Options{Dir: ".", Handler: func(s *devrun.System) http.Handler {
-//		return dashboard.Handler(s)
+//		return dashboard.Handler(s, dashboard.WithSecret(secret))
 //	}})
+//	fmt.Println(dashboard.SecretURL(sys.URL, secret)) // opens the page with the right to change things
+//
+// It is no back door to the system: it answers only requests addressed to its loopback
+// listener (no DNS rebinding), refuses cross-origin browser requests to its API, and
+// kills or calls services only for its own page opened with the secret URL, or for a
+// request with the secret in the X-Svckit-Secret header. See docs/dashboard.md.
 //
 // The API, all under /api:
 //
@@ -25,10 +32,12 @@
 //	GET  /api/logs?service=&level=&text=&trace_id=&limit=
 //	GET  /api/stream/logs?…            new log lines as server-sent events (same filters)
 //	GET  /api/stream/status            services, metrics and store sizes every 2 s (SSE)
-//	POST /api/instances/{id}/kill      SIGKILL an instance; the supervisor restarts it
+//	GET  /api/session                  whether this browser may change things (opened with the secret)
+//	POST /api/instances/{id}/kill      SIGKILL an instance (the supervisor restarts it); starts a failed one
 //	GET  /api/explorer                 each service's endpoints (OpenAPI, or seen in traces)
 //	GET  /api/openapi/{service}        a service's OpenAPI document as given
-//	*    /api/call/{service}/{path...} proxied to an instance of the service, with the dev token
+//	*    /api/call/{service}/{path...} proxied to an instance: the public service as the dev
+//	                                   user, internal services read-only (GET, HEAD)
 //	GET  /api/events                   streams, subjects, consumers and their lag
 //	GET  /api/events/{stream}?n=       a stream's most recent messages
 package dashboard
@@ -68,6 +77,7 @@ type config struct {
 	noEvents     bool
 	interval     time.Duration
 	probeTimeout time.Duration
+	secret       string
 }
 
 // WithOpenAPI gives each service's OpenAPI document (the <iface>.openapi.json files the
@@ -110,10 +120,20 @@ func WithInterval(d time.Duration) Option {
 }
 
 // Handler returns the dashboard for sys: the page at / and its API under /api/.
+//
+// It answers only requests addressed to its own listener (devrun.CheckHost: a loopback
+// name or the listener's address, with its port) and refuses cross-origin browser
+// requests to the API. What changes something — killing an instance, anything through
+// /api/call/, any method but GET and HEAD — also needs the run's secret (WithSecret): the
+// session cookie that SecretURL's link sets, with the page's X-Svckit-Dashboard header,
+// or the X-Svckit-Secret header.
 func Handler(sys *devrun.System, opts ...Option) http.Handler {
 	c := config{interval: 2 * time.Second, probeTimeout: 700 * time.Millisecond}
 	for _, o := range opts {
 		o(&c)
+	}
+	if c.secret == "" {
+		c.secret = NewSecret() // nobody knows it: nothing can be changed
 	}
 	if c.events == nil && !c.noEvents && sys.NATS != nil {
 		c.events = NewJetStreamSource(func() (*nats.Conn, error) { return sys.NATS.Connect(nats.Name("svckit-dashboard")) })
@@ -121,7 +141,8 @@ func Handler(sys *devrun.System, opts ...Option) http.Handler {
 	d := &dash{sys: sys, cfg: c, probes: map[string]probe{}, versions: map[string]string{},
 		client: &http.Client{Timeout: c.probeTimeout}}
 	mux := http.NewServeMux()
-	mux.Handle("/", staticHandler())
+	mux.Handle("/", d.page(staticHandler()))
+	mux.HandleFunc("GET /api/session", d.session)
 	mux.HandleFunc("GET /api/services", d.services)
 	mux.HandleFunc("GET /api/edges", d.edges)
 	mux.HandleFunc("GET /api/metrics", d.metrics)
@@ -136,7 +157,7 @@ func Handler(sys *devrun.System, opts ...Option) http.Handler {
 	mux.HandleFunc("/api/call/{service}/{path...}", d.call)
 	mux.HandleFunc("GET /api/events", d.eventStreams)
 	mux.HandleFunc("GET /api/events/{stream}", d.eventMessages)
-	return mux
+	return d.guard(mux)
 }
 
 // dash serves one system's dashboard.

@@ -159,7 +159,9 @@ func TestSystem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sys := startSystem(t, dashboard.WithOpenAPI(map[string][]byte{"addsvc": doc}), dashboard.WithDevToken("dev-token-123"))
+	secret := dashboard.NewSecret()
+	sys := startSystem(t, dashboard.WithOpenAPI(map[string][]byte{"addsvc": doc}), dashboard.WithDevToken("dev-token-123"),
+		dashboard.WithSecret(secret))
 	base := sys.URL
 	for i := 1; i <= 5; i++ {
 		relayAdd(t, sys, i, 2)
@@ -424,14 +426,21 @@ func TestSystem(t *testing.T) {
 		if apis[1].Source != "traces" || len(apis[1].Endpoints) == 0 || apis[1].Endpoints[0].Name != "relay/Add" || apis[1].Endpoints[0].Path != "/add" {
 			t.Fatalf("relay endpoints from traces: %+v", apis[1])
 		}
-		resp, err := http.Post(base+"/api/call/addsvc/sum", "application/json", strings.NewReader(`{"a":20,"b":22}`))
-		if err != nil {
-			t.Fatal(err)
+		// The public relay with any method; the internal addsvc read-only.
+		calls := []struct {
+			method, path, body string
+			code               int
+			want               string
+		}{
+			{"POST", "/api/call/relay/add", `{"a":20,"b":22}`, 200, `{"sum":42}`},
+			{"POST", "/api/call/addsvc/sum", `{"a":20,"b":22}`, 403, "internal service"},
+			{"GET", "/api/call/addsvc/sum", "", 405, ""}, // addsvc's own answer: Sum is POST
 		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if strings.TrimSpace(string(b)) != `{"v":42}` || resp.Header.Get("X-Svckit-Instance") == "" {
-			t.Fatalf("call through the proxy: %d %s", resp.StatusCode, b)
+		for _, c := range calls {
+			code, b, hdr := secretCall(t, c.method, base+c.path, secret, c.body)
+			if code != c.code || !strings.Contains(b, c.want) || (code != 403 && hdr.Get("X-Svckit-Instance") == "") {
+				t.Fatalf("%s %s through the proxy: %d %s, want %d %s", c.method, c.path, code, b, c.code, c.want)
+			}
 		}
 		if code := getJSON(t, base+"/api/openapi/addsvc", nil); code != 200 {
 			t.Fatalf("openapi document: %d", code)
@@ -454,25 +463,18 @@ func TestSystem(t *testing.T) {
 	t.Run("kill", func(t *testing.T) {
 		in := sys.Instance("addsvc-1")
 		old := in.Status().PID
-		resp, err := http.Post(base+"/api/instances/addsvc-1/kill", "", nil)
-		if err != nil {
-			t.Fatal(err)
+		if code, b, _ := secretCall(t, "POST", base+"/api/instances/addsvc-1/kill", "", ""); code != 403 {
+			t.Fatalf("kill without the secret = %d %s", code, b)
 		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("kill = %d", resp.StatusCode)
+		if code, b, _ := secretCall(t, "POST", base+"/api/instances/addsvc-1/kill", secret, ""); code != 200 {
+			t.Fatalf("kill = %d %s", code, b)
 		}
 		eventually(t, "restart of addsvc-1", func() bool {
 			st := in.Status()
 			return st.Restarts == 1 && st.State == devrun.StateRunning && st.PID != old
 		})
-		resp, err = http.Post(base+"/api/instances/nosuch-1/kill", "", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 404 {
-			t.Fatalf("kill of an unknown instance = %d", resp.StatusCode)
+		if code, _, _ := secretCall(t, "POST", base+"/api/instances/nosuch-1/kill", secret, ""); code != 404 {
+			t.Fatalf("kill of an unknown instance = %d", code)
 		}
 	})
 
@@ -501,6 +503,28 @@ func TestSystem(t *testing.T) {
 	})
 }
 
+// secretCall sends a request as curl would, with the secret in its header unless it is "".
+func secretCall(t testing.TB, method, url, secret, body string) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if secret != "" {
+		req.Header.Set(dashboard.SecretHeader, secret)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
 // storeSystem returns a system with stores but no processes, for tests of the API alone.
 func storeSystem(instances ...*devrun.Instance) *devrun.System {
 	m := &devrun.Manifest{Name: "stores", Services: []devrun.Service{{Name: "orders", Replicas: 1}, {Name: "echo", Replicas: 1}}}
@@ -516,7 +540,10 @@ func TestCallProxyAddsDevToken(t *testing.T) {
 	}))
 	defer echo.Close()
 	in := &devrun.Instance{Service: "echo", ID: "echo-1", Addrs: map[string]string{"http": strings.TrimPrefix(echo.URL, "http://")}}
-	srv := httptest.NewServer(dashboard.Handler(storeSystem(in), dashboard.WithDevToken("tok"), dashboard.WithEventSource(nil)))
+	sys := storeSystem(in)
+	sys.Manifest.Services[1].Public = true // the explorer calls the public service with any method
+	srv := httptest.NewServer(dashboard.Handler(sys, dashboard.WithDevToken("tok"), dashboard.WithEventSource(nil),
+		dashboard.WithSecret("s3cret")))
 	defer srv.Close()
 	tests := []struct {
 		name, method, path, auth, body, want string
@@ -524,7 +551,8 @@ func TestCallProxyAddsDevToken(t *testing.T) {
 	}{
 		{"token added", "POST", "/api/call/echo/v1/orders?x=1", "", `{"n":1}`, `POST /v1/orders?x=1 auth="Bearer tok" cookie="" body={"n":1}`, 200},
 		{"own header kept", "GET", "/api/call/echo/v1/orders/7", "Bearer mine", "", `GET /v1/orders/7 auth="Bearer mine" cookie="" body=`, 200},
-		{"unknown service", "GET", "/api/call/nosuch/x", "", "", `no running instance of nosuch`, 502},
+		{"unknown service", "GET", "/api/call/nosuch/x", "", "", `no service nosuch`, 404},
+		{"no running instance", "GET", "/api/call/orders/x", "", "", `no running instance of orders`, 502},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -533,6 +561,7 @@ func TestCallProxyAddsDevToken(t *testing.T) {
 				req.Header.Set("Authorization", tc.auth)
 			}
 			req.Header.Set("Cookie", "session=secret")
+			req.Header.Set(dashboard.SecretHeader, "s3cret")
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -713,17 +742,28 @@ func TestCallProxyMTLS(t *testing.T) {
 	if err := sys.WaitReady(readyCtx); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(dashboard.Handler(sys, dashboard.WithEventSource(nil)))
+	secret := dashboard.NewSecret()
+	srv := httptest.NewServer(dashboard.Handler(sys, dashboard.WithEventSource(nil), dashboard.WithSecret(secret)))
 	defer srv.Close()
-	for _, svc := range []string{"addsvc", "edge"} {
-		resp, err := http.Post(srv.URL+"/api/call/"+svc+"/sum", "application/json", strings.NewReader(`{"a":2,"b":3}`))
-		if err != nil {
-			t.Fatal(err)
+	// The public edge over plain HTTP with any method; the internal addsvc over https with
+	// the runner's certificate, read-only: its own 405 for GET /sum shows the call arrived.
+	calls := []struct {
+		svc, method string
+		code        int
+		want        string
+	}{
+		{"edge", "POST", 200, "5"},
+		{"addsvc", "GET", 405, ""},
+		{"addsvc", "POST", 403, "internal service"},
+	}
+	for _, c := range calls {
+		body := ""
+		if c.method == "POST" {
+			body = `{"a":2,"b":3}`
 		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || !strings.Contains(string(b), "5") {
-			t.Errorf("%s: %d %s", svc, resp.StatusCode, b)
+		code, b, hdr := secretCall(t, c.method, srv.URL+"/api/call/"+c.svc+"/sum", secret, body)
+		if code != c.code || !strings.Contains(b, c.want) || (code != 403 && hdr.Get("X-Svckit-Instance") == "") {
+			t.Errorf("%s %s: %d %s, want %d %s", c.method, c.svc, code, b, c.code, c.want)
 		}
 	}
 	// The service really wants a certificate: plain HTTP to it does not get the sum.

@@ -35,6 +35,12 @@ type ServiceAPI struct {
 	Error     string     `json:"error,omitempty"`
 	Endpoints []Endpoint `json:"endpoints"`
 	Token     bool       `json:"token"` // calls carry the dev token
+	// Public marks the public service, which the explorer calls with any method.
+	Public bool `json:"public"`
+	// ReadOnly marks an internal service: the explorer calls it with GET and HEAD only,
+	// and ReadOnlyReason says why.
+	ReadOnly       bool   `json:"read_only"`
+	ReadOnlyReason string `json:"read_only_reason,omitempty"`
 }
 
 func (d *dash) openapiBytes(ctx context.Context, service string) ([]byte, error) {
@@ -48,7 +54,11 @@ func (d *dash) explorer(w http.ResponseWriter, r *http.Request) {
 	seen := d.endpointsFromTraces()
 	out := []ServiceAPI{}
 	for _, svc := range d.sys.Manifest.Services {
-		api := ServiceAPI{Service: svc.Name, Source: "none", Endpoints: []Endpoint{}, Token: d.cfg.token != nil}
+		api := ServiceAPI{Service: svc.Name, Source: "none", Endpoints: []Endpoint{}, Token: d.cfg.token != nil,
+			Public: svc.Public, ReadOnly: !svc.Public}
+		if api.ReadOnly {
+			api.ReadOnlyReason = internalReadOnly(d.sys.Manifest, svc.Name)
+		}
 		doc, err := d.openapiBytes(r.Context(), svc.Name)
 		switch {
 		case err != nil:
@@ -235,14 +245,33 @@ func example(raw json.RawMessage, schemas map[string]json.RawMessage, depth int)
 }
 
 // call proxies /api/call/{service}/{path...} to a running instance of the service
-// (round robin), adding the dev token as a bearer Authorization header unless the request
-// has one. Cookies are not passed on.
+// (round robin): the public service with any method, as the development user (the dev
+// token as a bearer Authorization header, unless the request has one); an internal
+// service read-only, GET and HEAD (see internalReadOnly). Cookies and the dashboard's own
+// headers are not passed on. The guard has checked Host, Origin and the secret; call
+// checks the secret again, so that no route to a service is left without it.
 func (d *dash) call(w http.ResponseWriter, r *http.Request) {
+	if !d.authorized(r) {
+		devrun.Refuse(w, errNoSecret)
+		return
+	}
 	service := r.PathValue("service")
+	svc := d.sys.Manifest.Service(service)
+	if svc == nil {
+		writeError(w, http.StatusNotFound, "no service "+service)
+		return
+	}
+	if !svc.Public && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		writeError(w, http.StatusForbidden, internalReadOnly(d.sys.Manifest, service))
+		return
+	}
 	var addrs []string
 	for _, in := range d.sys.Instances {
-		st := in.Status().State
-		if in.Service == service && st != devrun.StateStopped && st != devrun.StateBackoff && in.Addrs["http"] != "" {
+		switch in.Status().State {
+		case devrun.StateStopped, devrun.StateBackoff, devrun.StateFailed:
+			continue
+		}
+		if in.Service == service && in.Addrs["http"] != "" {
 			addrs = append(addrs, in.Addrs["http"])
 		}
 	}
@@ -273,12 +302,20 @@ func (d *dash) call(w http.ResponseWriter, r *http.Request) {
 			pr.Out.URL.Path = "/" + r.PathValue("path")
 			pr.Out.URL.RawPath = ""
 			pr.Out.Host = target.Host
-			pr.Out.Header.Del("Cookie")
+			for _, h := range []string{"Cookie", SecretHeader, PageHeader, "Origin", "Referer"} {
+				pr.Out.Header.Del(h)
+			}
+			for h := range pr.Out.Header {
+				if strings.HasPrefix(h, "Sec-Fetch-") {
+					pr.Out.Header.Del(h)
+				}
+			}
 			if token != "" {
 				pr.Out.Header.Set("Authorization", "Bearer "+token)
 			}
 		},
 		ModifyResponse: func(resp *http.Response) error {
+			resp.Header.Del("Set-Cookie") // a service's cookie would be the dashboard's
 			resp.Header.Set("X-Svckit-Instance", addr)
 			return nil
 		},
@@ -287,6 +324,22 @@ func (d *dash) call(w http.ResponseWriter, r *http.Request) {
 		},
 	}
 	proxy.ServeHTTP(w, r)
+}
+
+// internalReadOnly says why the explorer calls an internal service only with GET and
+// HEAD: writes to it would skip the public service's checks and the invariants its
+// callers keep (a payment charged for an order that does not exist, a refund that the
+// order never hears of, stock held forever).
+func internalReadOnly(m *devrun.Manifest, service string) string {
+	via := "the system has no public service"
+	for _, s := range m.Services {
+		if s.Public {
+			via = "change things through the public service, " + s.Name
+			break
+		}
+	}
+	return service + " is an internal service: the dashboard calls it read-only (GET, HEAD), " +
+		"as its callers would not; " + via + " (see docs/dashboard.md)"
 }
 
 // mtlsTransport returns the transport that calls service's HTTP listener with the

@@ -187,7 +187,9 @@ func Start(ctx context.Context, opts Options) (*System, error) {
 	if opts.Handler != nil {
 		mux.Handle("/", opts.Handler(s))
 	}
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Only requests addressed to this listener (no DNS rebinding) and, but for GET and
+	// HEAD, not from a page of another origin; see LocalOnly.
+	s.srv = &http.Server{Handler: LocalOnly(mux), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
 
 	if err := s.plan(bins, stateDir); err != nil {

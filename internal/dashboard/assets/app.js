@@ -22,7 +22,14 @@ function h(tag, attrs, ...kids) {
   return el;
 }
 
+// PAGE_HEADER marks the dashboard's own requests: with the session cookie (set when the
+// page is opened with the secret URL that svckit dev prints) it allows what changes
+// something. A page of another origin cannot send it.
+const PAGE_HEADER = 'X-Svckit-Dashboard';
+
 async function api(path, opts) {
+  opts = Object.assign({}, opts);
+  opts.headers = Object.assign({[PAGE_HEADER]: '1'}, opts.headers);
   const r = await fetch(path, opts);
   const text = await r.text();
   let body;
@@ -155,7 +162,9 @@ function renderServices(el, st) {
         h('td', {}, String(inst.restarts)),
         h('td', {}, fmtSecs(inst.uptime_s)),
         h('td', {class: 'mono'}, Object.entries(inst.addrs || {}).sort().map(([k, v]) => h('div', {}, k + ' ', k === 'http' ? h('span', {}, v) : v))),
-        h('td', {}, h('button', {class: 'danger', title: 'SIGKILL; the supervisor restarts it', onclick: () => killInstance(inst.id)}, 'kill'))));
+        h('td', {}, h('button', {class: 'danger kill', 'data-id': inst.id,
+          title: inst.state === 'failed' ? 'starts it again (it failed with a configuration error and waits for a change)' : 'SIGKILL; the supervisor restarts it',
+          onclick: () => killInstance(inst.id)}, 'kill'))));
     });
   }
   el.replaceChildren(h('table', {},
@@ -166,8 +175,29 @@ function renderServices(el, st) {
 }
 
 async function killInstance(id) {
-  try { await api('api/instances/' + encodeURIComponent(id) + '/kill', {method: 'POST'}); }
-  catch (e) { alert(e.message); }
+  try {
+    const r = await api('api/instances/' + encodeURIComponent(id) + '/kill', {method: 'POST'});
+    notice(r && r.started ? `started ${id} again` : `killed ${id}; the supervisor restarts it`, false);
+  } catch (e) { notice(`${id}: ${e.message}`, true); }
+}
+
+// notice shows a message above the page until the next one or a click.
+function notice(text, isError) {
+  const el = $('#notice');
+  el.className = isError ? 'notice error-text' : 'notice';
+  el.dataset.error = isError ? '1' : '';
+  el.textContent = text;
+  el.hidden = false;
+}
+
+// checkSession tells a browser that did not open the secret URL that it only reads.
+async function checkSession() {
+  const el = $('#session');
+  try {
+    const s = await api('api/session');
+    el.hidden = s.authorized;
+    document.body.dataset.authorized = s.authorized ? '1' : '';
+  } catch (e) { el.hidden = true; }
 }
 
 // renderArch draws services and subjects in columns by call depth, with arrows.
@@ -570,11 +600,14 @@ pages.api = async function (main) {
   left.replaceChildren();
   for (const a of apis) {
     left.append(h('h3', {style: {marginTop: '8px', color: svcColor(a.service)}}, a.service, ' ',
+      a.public ? h('span', {class: 'badge', title: 'called as the development user'}, 'public') : h('span', {class: 'badge', title: a.read_only_reason}, 'internal: read-only'), ' ',
       h('span', {class: 'badge', title: a.source === 'traces' ? 'no OpenAPI document: endpoints seen in traces, method and path guessed' : ''},
         a.source === 'openapi' ? 'OpenAPI' : a.source === 'traces' ? 'from traces' : 'no endpoints yet')),
     a.error ? h('div', {class: 'error-text'}, a.error) : '');
     for (const ep of a.endpoints) {
-      const item = h('div', {'data-service': a.service, 'data-method': ep.method, 'data-path': ep.path, title: ep.summary || ep.name},
+      const readOnly = a.read_only && !['GET', 'HEAD'].includes(ep.method);
+      const item = h('div', {'data-service': a.service, 'data-method': ep.method, 'data-path': ep.path, class: readOnly ? 'ro' : null,
+        title: readOnly ? a.read_only_reason : ep.summary || ep.name},
         h('span', {class: 'method'}, ep.method), h('span', {class: 'mono'}, ep.path),
         h('span', {class: 'muted'}, ep.guessed ? ` ${ep.name} (${ep.transport})` : ` ${ep.summary || ep.name || ''}`));
       item.addEventListener('click', () => {
@@ -588,7 +621,15 @@ pages.api = async function (main) {
 };
 
 function callForm(el, a, ep) {
-  const method = h('select', {name: 'method'}, ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].map(m => h('option', {value: m, selected: m === ep.method}, m)));
+  const method = h('select', {name: 'method'}, ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'].map(m => h('option', {value: m, selected: m === ep.method}, m)));
+  const submit = h('button', {type: 'submit'}, 'send');
+  const ro = h('div', {class: 'muted', id: 'read-only-note'});
+  const checkMethod = () => {
+    const blocked = a.read_only && !['GET', 'HEAD'].includes(method.value);
+    submit.disabled = blocked;
+    ro.textContent = blocked ? a.read_only_reason : '';
+  };
+  method.addEventListener('change', checkMethod);
   const path = h('input', {name: 'path', value: ep.path, size: 40, class: 'mono'});
   const auth = h('input', {name: 'auth', size: 40, class: 'mono', placeholder: a.token ? 'dev token added by svckit dev' : 'Bearer …'});
   const body = h('textarea', {name: 'body', rows: 8}, ep.has_body ? ep.example || '{}' : '');
@@ -596,7 +637,7 @@ function callForm(el, a, ep) {
   const send = async e => {
     e.preventDefault();
     out.replaceChildren(h('div', {class: 'muted'}, 'calling…'));
-    const opts = {method: method.value, headers: {}};
+    const opts = {method: method.value, headers: {[PAGE_HEADER]: '1'}};
     if (auth.value) opts.headers['Authorization'] = auth.value;
     if (!['GET', 'HEAD'].includes(method.value) && body.value) { opts.body = body.value; opts.headers['Content-Type'] = 'application/json'; }
     const t0 = performance.now();
@@ -617,10 +658,12 @@ function callForm(el, a, ep) {
     ep.summary ? h('div', {}, ep.summary) : '', ep.description ? h('div', {class: 'muted'}, ep.description) : '',
     ep.guessed ? h('div', {class: 'muted'}, 'No OpenAPI document: method and path are guessed from the span name; edit them.') : '',
     h('form', {id: 'call-form', onsubmit: send},
-      h('div', {class: 'filters'}, method, path, h('button', {type: 'submit'}, 'send')),
+      h('div', {class: 'filters'}, method, path, submit),
+      ro,
       h('div', {class: 'filters'}, h('label', {}, 'Authorization', auth)),
       h('div', {}, body)),
     out);
+  checkMethod();
 }
 
 // ---- Events page ---------------------------------------------------------------------
@@ -671,5 +714,7 @@ pages.events = function (main) {
 };
 
 window.addEventListener('hashchange', route);
+$('#notice').addEventListener('click', e => { e.currentTarget.hidden = true; });
+checkSession();
 startStatusStream();
 route();
