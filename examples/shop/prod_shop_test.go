@@ -25,6 +25,7 @@ import (
 
 	"github.com/svckit/svckit/auth"
 	"github.com/svckit/svckit/discovery/natskv"
+	"github.com/svckit/svckit/mtls"
 	"github.com/svckit/svckit/store"
 )
 
@@ -130,6 +131,34 @@ func TestProdShopOnRealEngines(t *testing.T) {
 	gateway := newInstance("gateway", 1, "ORDERS_GRPC_ADDRS=natskv:", "CATALOG_GRPC_ADDRS=natskv:",
 		"JWKS_URL="+idp.URL+"/.well-known/jwks.json", "JWT_ISSUER=https://idp.shop.test", "JWT_AUDIENCE=shop", "RATE=5000")
 	all := []*instance{catalog, payments, notif, orders1, orders2, gateway}
+	// Mutual TLS between the services, as in the cluster: a CA and a certificate per
+	// service; the gateway's public HTTP listener stays plain.
+	certDir := filepath.Join(dir, "certs")
+	ca, _, err := mtls.EnsureCA(certDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, svc := range []string{"catalog", "payments", "orders", "notifications", "gateway", "prod-test"} {
+		if _, err := ca.IssueFiles(certDir, svc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The test reads notifications' HTTP API as a service of the trust domain would.
+	testTLS, err := mtls.NewSource(filepath.Join(certDir, mtls.CertFile("prod-test")),
+		filepath.Join(certDir, mtls.KeyFile("prod-test")), filepath.Join(certDir, mtls.CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mtlsClient := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: testTLS.ClientTLS("notifications")}}
+	for _, in := range all {
+		in.extra = append(in.extra,
+			"TLS_CERT="+filepath.Join(certDir, mtls.CertFile(in.service)),
+			"TLS_KEY="+filepath.Join(certDir, mtls.KeyFile(in.service)),
+			"TLS_CA="+filepath.Join(certDir, mtls.CACertFile))
+		if in.service == "gateway" {
+			in.extra = append(in.extra, "TLS_HTTP=plain")
+		}
+	}
 	for _, in := range all {
 		env := []string{
 			"HTTP_ADDR=" + in.http, "GRPC_ADDR=" + in.grpc, "ADMIN_ADDR=" + in.admin,
@@ -339,10 +368,12 @@ func TestProdShopOnRealEngines(t *testing.T) {
 			mu.Lock()
 			last := accepted[len(accepted)-1].id
 			mu.Unlock()
-			if resp, err := client.Get("http://" + notif.http + "/notifications/" + last); err == nil {
+			if resp, err := mtlsClient.Get("https://" + notif.http + "/notifications/" + last); err == nil {
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-				reads.Add(1)
+				if resp.StatusCode == http.StatusOK {
+					reads.Add(1)
+				}
 			}
 			select {
 			case <-loadCtx.Done():
@@ -398,6 +429,9 @@ func TestProdShopOnRealEngines(t *testing.T) {
 	nAccepted := len(accepted)
 	mu.Unlock()
 	phase("load over: %d orders placed, %d accepted, failures %v, %d notification reads", attempts.Load(), nAccepted, failures, reads.Load())
+	if reads.Load() == 0 {
+		t.Error("no notification was read over mTLS")
+	}
 	if nAccepted < 50 {
 		t.Fatalf("only %d orders accepted in %s", nAccepted, loadFor)
 	}
