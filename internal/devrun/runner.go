@@ -157,8 +157,14 @@ func Start(ctx context.Context, opts Options) (*System, error) {
 		s.natsUsers[svc.Name] = u
 		users = append(users, u)
 	}
+	// SVCKIT_NATS_SYNC chooses JetStream's sync policy: "always" (fsync every write), an
+	// interval such as "1s", or empty for nats-server's default (every 2 minutes).
+	natsSync, err := natsserver.ParseSync(os.Getenv("SVCKIT_NATS_SYNC"))
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS: SVCKIT_NATS_SYNC: %w", err)
+	}
 	ns, err := natsserver.Start(ctx, filepath.Join(stateDir, "nats"), natsserver.WithName("svckit-dev"),
-		natsserver.WithLogger(slog.New(slog.DiscardHandler)), natsserver.WithUsers(users...))
+		natsserver.WithLogger(slog.New(slog.DiscardHandler)), natsserver.WithUsers(users...), natsserver.WithSync(natsSync))
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
 	}
