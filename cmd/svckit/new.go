@@ -311,9 +311,26 @@ func scaffold(ctx context.Context, o newOptions, stdout io.Writer) (err error) {
 			fmt.Fprintf(stdout, "%s's go.mod: %s\n", modPath, added)
 		}
 	}
-	fmt.Fprintf(stdout, "\n  cd %s\n  go test ./...\n  go run ./cmd/%s          # HTTP :8080, gRPC :8081, admin :9090\n\nEdit service.go to change the API, then run go generate ./...; write the logic in impl.go.\n",
-		o.name, d.Name)
+	fmt.Fprintf(stdout, "\n  cd %s\n  go test ./...\n", o.name)
+	if req := d.required(); len(req) > 0 {
+		fmt.Fprintf(stdout, "  go run ./cmd/%s -help    # its settings; it needs %s\n", d.Name, strings.Join(req, " and "))
+	} else {
+		fmt.Fprintf(stdout, "  go run ./cmd/%s          # HTTP :8080, gRPC :8081, admin :9090\n", d.Name)
+	}
+	fmt.Fprintln(stdout, "\nEdit service.go to change the API, then run go generate ./...; write the logic in impl.go.")
 	return nil
+}
+
+// required lists the environment variables the service's command cannot start without.
+func (d scaffoldData) required() []string {
+	var req []string
+	if d.Bus {
+		req = append(req, "NATS_URL")
+	}
+	for _, p := range d.Peers {
+		req = append(req, p.Env)
+	}
+	return req
 }
 
 // checkTarget refuses a target that exists and is not an empty directory.
