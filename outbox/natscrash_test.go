@@ -251,9 +251,16 @@ func natsCrashRelay(t *testing.T, events, kills int) {
 			}
 		})
 	}
+	delivered := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(deliveries)
+	}
+	before := 0 // events delivered when the server was last started
 	for i := range kills {
-		// Kill once part of the events is committed and some relayed.
-		for committed.Load() < int64(events*(i+1)/(kills+1)) && ctx.Err() == nil {
+		// Kill once part of the events is committed and the relay, back after the last
+		// kill, has delivered more.
+		for (committed.Load() < int64(events*(i+1)/(kills+1)) || delivered() <= before) && ctx.Err() == nil {
 			time.Sleep(5 * time.Millisecond)
 		}
 		ns.kill(t)
@@ -264,6 +271,7 @@ func natsCrashRelay(t *testing.T, events, kills int) {
 		}
 		time.Sleep(200 * time.Millisecond)
 		ns.start(t)
+		before = delivered()
 	}
 	wg.Wait()
 	if t.Failed() {
