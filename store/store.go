@@ -67,7 +67,8 @@ func WithTxRetries(n int) Option { return func(o *options) { o.retries = n } }
 //	        database).
 //	FULL    every commit syncs the WAL before it returns: committed transactions survive an
 //	        OS crash and power loss too.
-//	EXTRA   FULL, and the directory is synced too when the WAL is reset or deleted.
+//	EXTRA   FULL, and the directory is synced after a journal file is deleted (in WAL
+//	        mode little more than FULL).
 //	OFF     no sync at all: a process crash loses nothing committed, an OS crash can lose
 //	        recent commits and, outside WAL mode, corrupt the file.
 //
