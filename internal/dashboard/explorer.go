@@ -338,8 +338,8 @@ func internalReadOnly(m *devrun.Manifest, service string) string {
 			break
 		}
 	}
-	return service + " is an internal service: the dashboard calls it read-only (GET, HEAD), " +
-		"as its callers would not; " + via + " (see docs/dashboard.md)"
+	return service + " is an internal service: the dashboard calls it read-only (GET, HEAD); " +
+		via + " (see docs/dashboard.md)"
 }
 
 // mtlsTransport returns the transport that calls service's HTTP listener with the
