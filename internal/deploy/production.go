@@ -34,7 +34,14 @@ import (
 //   - outside traffic enters only through an Ingress with TLS, whose certificate a
 //     Certificate makes, to a public service's HTTP port; no Service is a LoadBalancer
 //     or a NodePort;
-//   - profiling (PPROF) is not switched on.
+//   - profiling (PPROF) is not switched on;
+//   - NATS refuses anonymous clients and talks TLS: every service that reads NATS_URL
+//     logs in as its own user (NATS_USER, with NATS_PASSWORD from a Secret made in the
+//     cluster; or NATS_CREDS / NATS_NKEY from a mounted Secret) and verifies the
+//     servers with NATS_TLS_CA; the servers' configuration has that user, its password
+//     taken from the same Secret and its publish permissions limited, no
+//     no_auth_user, and TLS on the client port and the cluster routes with the
+//     certificate of a Certificate.
 //
 // It returns every problem found, joined.
 func CheckProduction(objs []Object, sys *System, o Options) error {
@@ -48,6 +55,7 @@ func CheckProduction(objs []Object, sys *System, o Options) error {
 	}
 	c.networkPolicies()
 	c.edge()
+	c.nats()
 	return errors.Join(c.errs...)
 }
 

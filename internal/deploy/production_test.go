@@ -145,6 +145,61 @@ func TestCheckProduction(t *testing.T) {
 			asMap(asMap(path["backend"])["service"])["name"] = "stock"
 			return o
 		}, "routes outside traffic to stock, which is not a public service"},
+		{"NATS password in the clear", func(o []Object) []Object {
+			e := envEntry(o, "stock", "NATS_PASSWORD")
+			delete(e, "valueFrom")
+			e["value"] = "hunter2"
+			return o
+		}, "Deployment/stock: NATS_PASSWORD does not come from a Secret"},
+		{"no NATS user", func(o []Object) []Object { dropEnv(o, "stock", "NATS_USER"); return o },
+			"Deployment/stock: NATS_USER is not set"},
+		{"no NATS TLS CA", func(o []Object) []Object { dropEnv(o, "stock", "NATS_TLS_CA"); return o },
+			"Deployment/stock: NATS_TLS_CA is not set"},
+		{"NATS TLS CA not mounted", func(o []Object) []Object { envEntry(o, "stock", "NATS_TLS_CA")["value"] = "/tmp/ca.crt"; return o },
+			"NATS_TLS_CA=/tmp/ca.crt is not a file of a mounted Secret"},
+		{"anonymous NATS", func(o []Object) []Object {
+			editNATSConf(t, o, func(c string) string {
+				i, j := strings.Index(c, "authorization {"), strings.Index(c, "  ]\n}\n")
+				return c[:i] + c[j+len("  ]\n}\n"):]
+			})
+			return o
+		}, "no authorization block: NATS takes anonymous clients"},
+		{"no_auth_user", func(o []Object) []Object {
+			editNATSConf(t, o, func(c string) string { return c + "no_auth_user: stock\n" })
+			return o
+		}, "no_auth_user lets anonymous clients in"},
+		{"NATS password written", func(o []Object) []Object {
+			editNATSConf(t, o, func(c string) string { return strings.Replace(c, "$NATS_PASSWORD_STOCK", `"hunter2"`, 1) })
+			return o
+		}, "user stock: the password is written in the configuration"},
+		{"NATS password of another Secret", func(o []Object) []Object {
+			for _, x := range asList(containers(find(o, "StatefulSet/nats"))[0]["env"]) {
+				if asMap(x)["name"] == "NATS_PASSWORD_STOCK_RAW" {
+					asMap(asMap(asMap(x)["valueFrom"])["secretKeyRef"])["name"] = "front-nats"
+				}
+			}
+			return o
+		}, "user stock: password $NATS_PASSWORD_STOCK is not the value of Secret stock-nats key NATS_PASSWORD"},
+		{"publish anything", func(o []Object) []Object {
+			editNATSConf(t, o, func(c string) string { return strings.Replace(c, `"stock.>", "*.stock.>"]`, `">"]`, 1) })
+			return o
+		}, "user stock may publish on every subject"},
+		{"no user for a service", func(o []Object) []Object {
+			editNATSConf(t, o, func(c string) string { return strings.Replace(c, `{user: "stock"`, `{user: "stick"`, 1) })
+			return o
+		}, "ConfigMap/nats-config: no user stock for stock"},
+		{"NATS client port without TLS", func(o []Object) []Object {
+			editNATSConf(t, o, func(c string) string { return strings.Replace(c, "\ntls {", "\nnot_tls {", 1) })
+			return o
+		}, "no TLS on the client port"},
+		{"NATS routes without TLS", func(o []Object) []Object {
+			editNATSConf(t, o, func(c string) string { return strings.Replace(c, "  tls {", "  not_tls {", 1) })
+			return o
+		}, "no TLS on the routes (cluster)"},
+		{"NATS certificate not mounted", func(o []Object) []Object {
+			editNATSConf(t, o, func(c string) string { return strings.Replace(c, natsTLSDir+"/tls.key", "/tmp/tls.key", 1) })
+			return o
+		}, `TLS on the client port: key_file "/tmp/tls.key" is not a file of a mounted Secret`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -225,4 +280,28 @@ func TestMTLSEnv(t *testing.T) {
 	if ns := find(dev, "Namespace/demo"); asMap(ns.Get("metadata", "labels"))["pod-security.kubernetes.io/enforce"] != "restricted" {
 		t.Errorf("dev Namespace labels %v, want Pod Security restricted", ns.Get("metadata", "labels"))
 	}
+}
+
+// dropEnv removes an environment variable from a Deployment's container.
+func dropEnv(objs []Object, dep, name string) {
+	c := container(objs, dep)
+	var env []any
+	for _, e := range asList(c["env"]) {
+		if asMap(e)["name"] != name {
+			env = append(env, e)
+		}
+	}
+	c["env"] = env
+}
+
+// editNATSConf changes the NATS configuration file of rendered objects.
+func editNATSConf(t *testing.T, objs []Object, edit func(string) string) {
+	t.Helper()
+	data := asMap(find(objs, "ConfigMap/nats-config")["data"])
+	text, _ := data["nats.conf"].(string)
+	changed := edit(text)
+	if changed == text {
+		t.Fatal("the edit left nats.conf as it was")
+	}
+	data["nats.conf"] = changed
 }

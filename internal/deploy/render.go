@@ -235,6 +235,7 @@ type profile struct {
 	minReplicas    int
 	resources      omap
 	mtls           bool // services get their certificates and talk mTLS
+	natsTLS        bool // the NATS servers have TLS on the client port and the routes
 }
 
 func profileFor(overlay string, o Options) (profile, error) {
@@ -253,7 +254,7 @@ func profileFor(overlay string, o Options) (profile, error) {
 		p.tracesEndpoint, p.tracesInsecure = o.TracesEndpoint, false
 		p.hpa, p.minReplicas = true, 2
 		p.resources = resources("250m", "128Mi", "1", "512Mi")
-		p.mtls = true
+		p.mtls, p.natsTLS = true, true
 	default:
 		return profile{}, fmt.Errorf("deploy: unknown overlay %q (want %s)", overlay, strings.Join(Overlays, " or "))
 	}

@@ -47,6 +47,14 @@ func storeSecret(svc string) string { return svc + "-store" }
 
 func headless(name string) string { return name + "-headless" }
 
+// natsURL is the services' NATS_URL: tls:// where the NATS servers have TLS.
+func natsURL(p profile) string {
+	if p.natsTLS {
+		return fmt.Sprintf("tls://nats:%d", natsClientPort)
+	}
+	return fmt.Sprintf("nats://nats:%d", natsClientPort)
+}
+
 // sharedEnv is the shared ConfigMap's data: every value the renderer may give a service,
 // by environment variable.
 func sharedEnv(sys *System, p profile, o Options) omap {
@@ -54,7 +62,7 @@ func sharedEnv(sys *System, p profile, o Options) omap {
 		envLogLevel:                   p.logLevel,
 		envShutdownTimeout:            shutdownTimeout.String(),
 		envDrainDelay:                 drainDelay.String(),
-		envNATSURL:                    fmt.Sprintf("nats://nats:%d", natsClientPort),
+		envNATSURL:                    natsURL(p),
 		envStreamReplicas:             strconv.Itoa(p.streamReplicas),
 		"OTEL_EXPORTER_OTLP_ENDPOINT": fmt.Sprintf("http://otel-collector:%d", otlpHTTPPort),
 		"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
@@ -154,6 +162,10 @@ func envFor(sys *System, o Options, s *Service, p profile) []any {
 		switch {
 		case st.Env == envStoreDSN:
 			env = append(env, omap{{"name", st.Env}, {"valueFrom", omap{{"secretKeyRef", omap{{"name", storeSecret(s.Name)}, {"key", envStoreDSN}}}}}})
+		case (st.Env == envNATSUser || st.Env == envNATSPassword) && natsUser(s):
+			if st.Env == envNATSUser {
+				env = append(env, natsUserEnv(s)...)
+			}
 		case st.Env == envInstanceID:
 			env = append(env, omap{{"name", st.Env}, {"valueFrom", omap{{"fieldRef", omap{{"fieldPath", "metadata.name"}}}}}})
 		default:
@@ -317,16 +329,27 @@ func hpa(sys *System, s *Service, p profile) omap {
 }
 
 // natsConf is the NATS server configuration: JetStream on the pod's volume, lame-duck
-// mode at shutdown, and with more than one replica a cluster whose routes are the
-// StatefulSet's stable DNS names.
-func natsConf(sys *System, replicas int) string {
+// mode at shutdown, authorization with a user per service (anonymous clients refused),
+// with more than one replica a cluster whose routes are the StatefulSet's stable DNS
+// names, and with p.natsTLS TLS on the client port and the routes.
+func natsConf(sys *System, p profile) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "server_name: $POD_NAME\nport: %d\nhttp_port: %d\npid_file: \"/var/run/nats/nats.pid\"\n", natsClientPort, natsMonitorPort)
 	b.WriteString("lame_duck_duration: 30s\nlame_duck_grace_period: 10s\n")
 	b.WriteString("jetstream {\n  store_dir: \"/data\"\n  max_memory_store: 256MB\n  max_file_store: 8GB\n}\n")
-	if replicas > 1 {
-		fmt.Fprintf(&b, "cluster {\n  name: %s\n  port: %d\n  connect_retries: 120\n  routes: [\n", sys.Name, natsClusterPort)
-		for i := range replicas {
+	if p.natsTLS {
+		b.WriteString(natsTLSConf(""))
+	}
+	b.WriteString(natsAuthConf(sys))
+	if p.natsReplicas > 1 {
+		fmt.Fprintf(&b, "cluster {\n  name: %s\n  port: %d\n  connect_retries: 120\n", sys.Name, natsClusterPort)
+		if p.natsTLS {
+			// Routes verify each other's certificates (nats-server always does in a
+			// cluster tls block).
+			b.WriteString(natsTLSConf("  "))
+		}
+		b.WriteString("  routes: [\n")
+		for i := range p.natsReplicas {
 			fmt.Fprintf(&b, "    nats://nats-%d.%s:%d\n", i, headless("nats"), natsClusterPort)
 		}
 		b.WriteString("  ]\n}\n")
@@ -337,7 +360,7 @@ func natsConf(sys *System, replicas int) string {
 func natsDocs(sys *System, p profile) []omap {
 	l := labels(sys, "nats", "messaging")
 	cm := omap{{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", meta("nats-config", l)},
-		{"data", omap{{"nats.conf", natsConf(sys, p.natsReplicas)}}}}
+		{"data", omap{{"nats.conf", natsConf(sys, p)}}}}
 	client := omap{{"apiVersion", "v1"}, {"kind", "Service"}, {"metadata", meta("nats", l)},
 		{"spec", omap{{"selector", selector(sys, "nats")}, {"ports", []any{
 			omap{{"name", "client"}, {"port", natsClientPort}, {"targetPort", "client"}},
@@ -353,9 +376,24 @@ func natsDocs(sys *System, p profile) []omap {
 		return omap{{"httpGet", omap{{"path", "/healthz" + q}, {"port", "monitor"}}}, {"periodSeconds", period},
 			{"timeoutSeconds", 5}, {"failureThreshold", failures}}
 	}
+	mounts := []any{
+		omap{{"name", "config"}, {"mountPath", "/etc/nats"}},
+		omap{{"name", "data"}, {"mountPath", "/data"}},
+		omap{{"name", "pid"}, {"mountPath", "/var/run/nats"}},
+	}
+	volumes := []any{
+		omap{{"name", "config"}, {"configMap", omap{{"name", "nats-config"}}}},
+		omap{{"name", "pid"}, {"emptyDir", omap{}}},
+	}
+	if p.natsTLS {
+		// First, as kustomize's strategic merge puts the elements a patch adds before
+		// the base's. A directory mount: renewed certificates reach the files.
+		mounts = append([]any{omap{{"name", "tls"}, {"mountPath", natsTLSDir}, {"readOnly", true}}}, mounts...)
+		volumes = append([]any{omap{{"name", "tls"}, {"secret", omap{{"secretName", natsTLSSecret}, {"defaultMode", 0o440}}}}}, volumes...)
+	}
 	c := omap{{"name", "nats"}, {"image", natsImage}, {"imagePullPolicy", "IfNotPresent"},
 		{"args", []any{"--config", "/etc/nats/nats.conf"}},
-		{"env", []any{omap{{"name", "POD_NAME"}, {"valueFrom", omap{{"fieldRef", omap{{"fieldPath", "metadata.name"}}}}}}}},
+		{"env", append(natsEnv(sys), omap{{"name", "POD_NAME"}, {"valueFrom", omap{{"fieldRef", omap{{"fieldPath", "metadata.name"}}}}}})},
 		{"ports", []any{
 			omap{{"name", "client"}, {"containerPort", natsClientPort}},
 			omap{{"name", "cluster"}, {"containerPort", natsClusterPort}},
@@ -367,11 +405,7 @@ func natsDocs(sys *System, p profile) []omap {
 		{"readinessProbe", health("?js-server-only=true", 10, 3)},
 		{"lifecycle", omap{{"preStop", omap{{"exec", omap{{"command", []any{"nats-server", "--signal", "ldm=/var/run/nats/nats.pid"}}}}}}}},
 		{"securityContext", restricted()},
-		{"volumeMounts", []any{
-			omap{{"name", "config"}, {"mountPath", "/etc/nats"}},
-			omap{{"name", "data"}, {"mountPath", "/data"}},
-			omap{{"name", "pid"}, {"mountPath", "/var/run/nats"}},
-		}},
+		{"volumeMounts", mounts},
 	}
 	sts := omap{{"apiVersion", "apps/v1"}, {"kind", "StatefulSet"}, {"metadata", meta("nats", l)},
 		{"spec", omap{
@@ -390,10 +424,7 @@ func natsDocs(sys *System, p profile) []omap {
 					{"topologySpreadConstraints", []any{omap{{"maxSkew", 1}, {"topologyKey", "kubernetes.io/hostname"},
 						{"whenUnsatisfiable", "DoNotSchedule"}, {"labelSelector", omap{{"matchLabels", selector(sys, "nats")}}}}}},
 					{"containers", []any{c}},
-					{"volumes", []any{
-						omap{{"name", "config"}, {"configMap", omap{{"name", "nats-config"}}}},
-						omap{{"name", "pid"}, {"emptyDir", omap{}}},
-					}},
+					{"volumes", volumes},
 				}},
 			}},
 			{"volumeClaimTemplates", []any{omap{{"metadata", omap{{"name", "data"}}},
@@ -489,6 +520,18 @@ func overlayDocs(sys *System, o Options, p profile) []doc {
 	for i := range sys.Services {
 		if hasStore(&sys.Services[i]) {
 			stores = append(stores, &sys.Services[i])
+		}
+	}
+	if usesNATS(sys) {
+		f := "nats-secrets.yaml"
+		if p.overlay == Prod {
+			f = "external-secrets.yaml"
+		}
+		for _, d := range natsSecretDocs(sys, o, p) {
+			docs = append(docs, doc{f, d})
+		}
+		if p.natsTLS {
+			docs = append(docs, doc{"nats-tls.yaml", natsCertificate(sys, o)})
 		}
 	}
 	switch p.overlay {

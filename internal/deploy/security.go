@@ -79,6 +79,11 @@ func mtlsEnv(sys *System, s *Service) []any {
 	for _, f := range mtlsFiles {
 		add(f.env, mtlsDir+"/"+f.key)
 	}
+	if _, ok := s.Setting(envNATSURL); ok {
+		// The NATS servers' certificate comes from the same issuer: the CA bundle of
+		// the service's own Secret verifies it.
+		add(envNATSTLSCA, mtlsDir+"/ca.crt")
+	}
 	if s.Public {
 		add(envTLSHTTP, "plain")
 	}
@@ -138,14 +143,20 @@ func mtlsDocs(sys *System, o Options) []omap {
 // its database password: the Secret SERVICE-store is made in the cluster from the
 // store's key SYSTEM-SERVICE-store-dsn and never committed.
 func storeExternalSecret(sys *System, o Options, s *Service) omap {
-	kind, name, _ := kindName(o.SecretStore, "SecretStore", "ClusterSecretStore")
+	return externalSecret(sys, o, storeSecret(s.Name), envStoreDSN, sys.Name+"-"+s.Name+"-store-dsn", labels(sys, s.Name, "service"))
+}
+
+// externalSecret asks External Secrets to make the Secret name, with key taken from the
+// secret store's key remote.
+func externalSecret(sys *System, o Options, name, key, remote string, l omap) omap {
+	kind, store, _ := kindName(o.SecretStore, "SecretStore", "ClusterSecretStore")
 	return omap{{"apiVersion", "external-secrets.io/v1"}, {"kind", "ExternalSecret"},
-		{"metadata", meta(storeSecret(s.Name), labels(sys, s.Name, "service"))},
+		{"metadata", meta(name, l)},
 		{"spec", omap{
 			{"refreshInterval", "1h"},
-			{"secretStoreRef", omap{{"kind", kind}, {"name", name}}},
-			{"target", omap{{"name", storeSecret(s.Name)}, {"creationPolicy", "Owner"}}},
-			{"data", []any{omap{{"secretKey", envStoreDSN}, {"remoteRef", omap{{"key", sys.Name + "-" + s.Name + "-store-dsn"}}}}}},
+			{"secretStoreRef", omap{{"kind", kind}, {"name", store}}},
+			{"target", omap{{"name", name}, {"creationPolicy", "Owner"}}},
+			{"data", []any{omap{{"secretKey", key}, {"remoteRef", omap{{"key", remote}}}}}},
 		}}}
 }
 

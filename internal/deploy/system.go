@@ -43,6 +43,12 @@ type Service struct {
 	Args []string
 	// Settings are the service's settings, as its -help lists them.
 	Settings []Setting
+	// Publish are the NATS subjects the service publishes its events on, from
+	// svckit.yaml's publish; empty means NAME.> and *.NAME.>, as `svckit dev` has it.
+	Publish []string
+	// Subscribe are the core NATS subjects the service subscribes to beyond its reply
+	// inboxes, from svckit.yaml's subscribe.
+	Subscribe []string
 }
 
 // Setting returns the service's setting read from the environment variable env.
@@ -128,7 +134,7 @@ func describe(dir string) (*System, error) {
 		sys := &System{Name: m.Name}
 		for _, s := range m.Services {
 			sys.Services = append(sys.Services, Service{Name: s.Name, Package: s.Package, Replicas: s.Replicas,
-				Public: s.Public, Env: s.Env, Args: s.Args})
+				Public: s.Public, Env: s.Env, Args: s.Args, Publish: s.Publish, Subscribe: s.Subscribe})
 		}
 		return sys, nil
 	}

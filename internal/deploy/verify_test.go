@@ -20,6 +20,10 @@ const (
   -shutdown-timeout duration  SHUTDOWN_TIMEOUT    how long in-flight requests may take to finish at shutdown (default 15s)
   -drain-delay duration       DRAIN_DELAY         time between reporting not-ready and closing listeners (default 0s)
   -nats-url string            NATS_URL            NATS server(s)
+  -nats-creds string          NATS_CREDS          NATS credentials file
+  -nats-user string           NATS_USER           NATS user name (with NATS_PASSWORD)
+  -nats-password string       NATS_PASSWORD       NATS password of NATS_USER
+  -nats-tls-ca string         NATS_TLS_CA         CA bundle (PEM) that verifies the NATS servers
   -tls-cert string            TLS_CERT            this service's certificate (PEM) for mTLS
   -tls-key string             TLS_KEY             the private key of -tls-cert (PEM)
   -tls-ca string              TLS_CA              the CA bundle (PEM)
@@ -157,7 +161,11 @@ func TestVerifyCatches(t *testing.T) {
 		}, "scales Deployment/frnt"},
 		{"replicas under HPA", func(o []Object) { asMap(find(o, "Deployment/front")["spec"])["replicas"] = 2 }, "sets replicas"},
 		{"mounted ConfigMap", func(o []Object) {
-			asMap(asMap(asList(podSpec(find(o, "StatefulSet/nats"))["volumes"])[0])["configMap"])["name"] = "gone"
+			for _, v := range asList(podSpec(find(o, "StatefulSet/nats"))["volumes"]) {
+				if cm := asMap(asMap(v)["configMap"]); cm != nil {
+					cm["name"] = "gone"
+				}
+			}
 		}, "mounts missing ConfigMap gone"},
 	}
 	sys := testSystem(t)

@@ -252,6 +252,64 @@ func TestProduction(t *testing.T) {
 		if !mounted || env["TLS_CERT"] == nil || env["TLS_KEY"] == nil || env["TLS_CA"] == nil {
 			t.Errorf("Deployment/%s: certificate Secret mounted %v, TLS_CERT %v, TLS_KEY %v, TLS_CA %v", s.Name, mounted, env["TLS_CERT"], env["TLS_KEY"], env["TLS_CA"])
 		}
+		if _, nats := s.Setting("NATS_URL"); nats {
+			var pwSecret any
+			for _, c := range asList(dep.Get("spec", "template", "spec", "containers")) {
+				for _, e := range asList(asMap(c)["env"]) {
+					if asMap(e)["name"] == "NATS_PASSWORD" {
+						pwSecret = asMap(asMap(asMap(e)["valueFrom"])["secretKeyRef"])["name"]
+					}
+				}
+			}
+			if _, external := byID[fmt.Sprint("ExternalSecret/", pwSecret)]; env["NATS_USER"] != s.Name || !external || env["NATS_TLS_CA"] == nil {
+				t.Errorf("Deployment/%s: NATS_USER %v, NATS_PASSWORD from Secret %v (an ExternalSecret: %v), NATS_TLS_CA %v", s.Name, env["NATS_USER"], pwSecret, external, env["NATS_TLS_CA"])
+			}
+		}
+	}
+	// NATS: users, no anonymous clients, TLS on the client port and the routes.
+	conf, _ := byID["ConfigMap/nats-config"].Get("data", "nats.conf").(string)
+	for _, want := range []string{"authorization {", "\ntls {", "cluster {", "  tls {"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("nats.conf lacks %q", want)
+		}
+	}
+	for _, s := range sys.Services {
+		if !strings.Contains(conf, fmt.Sprintf("{user: %q, password: $NATS_PASSWORD_%s,", s.Name, strings.ToUpper(s.Name))) {
+			t.Errorf("nats.conf: no user %s whose password comes from the pod's environment", s.Name)
+		}
+	}
+	if _, ok := byID["Certificate/nats-tls"]; !ok {
+		t.Error("no Certificate nats-tls for the NATS servers")
+	}
+}
+
+// TestProductionCatchesNATS checks that deploy.CheckProduction, on the shop's prod
+// overlay as kustomize builds it, catches NATS open to anonymous clients or without TLS.
+func TestProductionCatchesNATS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the shop's services")
+	}
+	sys := shopSystem(t)
+	prod := string(build(t, filepath.Join(shopTree(), "overlays", deploy.Prod)))
+	tests := []struct{ name, old, new, want string }{
+		{"anonymous", "authorization {", "not_authorization {", "no authorization block"},
+		{"client port in the clear", "    tls {\n      cert_file", "    not_tls {\n      cert_file", "no TLS on the client port"},
+		{"routes in the clear", "      tls {\n        cert_file", "      not_tls {\n        cert_file", "no TLS on the routes"},
+		{"password in the clear", "password: $NATS_PASSWORD_ORDERS", `password: "orders"`, "user orders: the password is written"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !strings.Contains(prod, tt.old) {
+				t.Fatalf("the prod overlay has no %q", tt.old)
+			}
+			objs, err := deploy.ReadObjects(strings.NewReader(strings.Replace(prod, tt.old, tt.new, 1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := deploy.CheckProduction(objs, sys, deploy.Options{}); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("CheckProduction = %v, want %q", err, tt.want)
+			}
+		})
 	}
 }
 

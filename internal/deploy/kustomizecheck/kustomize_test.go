@@ -172,6 +172,9 @@ func TestRenderedTree(t *testing.T) {
   -shutdown-timeout duration  SHUTDOWN_TIMEOUT    shutdown (default 15s)
   -drain-delay duration       DRAIN_DELAY         drain (default 0s)
   -nats-url string            NATS_URL            NATS
+  -nats-user string           NATS_USER           NATS user
+  -nats-password string       NATS_PASSWORD       its password
+  -nats-tls-ca string         NATS_TLS_CA         NATS CA bundle
   -nats-replicas int          NATS_REPLICAS       stream replicas (default 1)
   -tls-cert string            TLS_CERT            certificate (mTLS)
   -tls-key string             TLS_KEY             its key
