@@ -310,6 +310,10 @@ func serveProbes(t *testing.T, bin string, s *Service, objs []Object) {
 	for _, x := range asList(containers(dep)[0]["env"]) {
 		e := asMap(x)
 		if val, ok := v.resolve("", e); ok {
+			if val == madeValue {
+				// A Secret's value made in the cluster (a NATS password): any will do.
+				val = "made-in-the-cluster"
+			}
 			env[e["name"].(string)] = val
 		}
 	}
@@ -320,6 +324,9 @@ func serveProbes(t *testing.T, bin string, s *Service, objs []Object) {
 		env[envStoreDSN] = "sqlite:" + filepath.Join(t.TempDir(), s.Name+".db")
 	}
 	mountMTLS(t, s.Name, env)
+	if env[envNATSTLSCA] == mtlsDir+"/ca.crt" {
+		env[envNATSTLSCA] = env[envTLSCA] // the same file of the mounted Secret
+	}
 	for k := range env {
 		if strings.HasSuffix(k, "_GRPC_ADDRS") {
 			env[k] = "127.0.0.1:1"
