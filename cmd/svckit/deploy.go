@@ -40,7 +40,7 @@ func runDeploy(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.IngressClass, "ingress-class", "", "class of the public Ingress (default nginx)")
 	fs.StringVar(&o.IngressNamespace, "ingress-namespace", "", "namespace of the ingress controller, the only one let reach the public service (default ingress-nginx)")
 	fs.StringVar(&o.MonitoringNamespace, "monitoring-namespace", "", "namespace of Prometheus, the only one let reach the admin ports (default monitoring)")
-	fs.StringVar(&o.SecretStore, "secret-store", "", "External Secrets store of the prod store DSNs, SecretStore/NAME or ClusterSecretStore/NAME (default ClusterSecretStore/SYSTEM)")
+	fs.StringVar(&o.SecretStore, "secret-store", "", "External Secrets store of the prod store DSNs and NATS passwords, SecretStore/NAME or ClusterSecretStore/NAME (default ClusterSecretStore/SYSTEM)")
 	overlay := fs.String("overlay", "", "render one overlay (dev or prod) as a single YAML stream instead of a kustomize tree")
 	out := fs.String("o", "", "write the kustomize tree (or, with -overlay, the stream) here (default: stdout with -overlay, else deploy/k8s)")
 	check := fs.Bool("check", false, "write nothing; exit 1 and name the files under -o that differ from what would be rendered")

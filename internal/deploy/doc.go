@@ -18,10 +18,15 @@
 //	                      mTLS between every pair of services (a cert-manager Certificate per
 //	                      service, mounted where TLS_CERT, TLS_KEY and TLS_CA point), default-deny
 //	                      NetworkPolicies with allows derived from the services' settings, an
-//	                      Ingress with TLS to the public service, store DSNs from External
-//	                      Secrets (nothing secret committed), images pinned by tag
+//	                      Ingress with TLS to the public service, store DSNs and NATS
+//	                      passwords from External Secrets (nothing secret committed), TLS
+//	                      on NATS's client port and routes (a cert-manager Certificate),
+//	                      images pinned by tag
 //
-// Both overlays' namespaces enforce the restricted Pod Security Standard.
+// Both overlays' namespaces enforce the restricted Pod Security Standard, and their NATS
+// refuses anonymous clients: each service logs in as its own user (NATS_USER,
+// NATS_PASSWORD from its Secret SERVICE-nats), whose permissions, in the server's
+// authorization block, are those `svckit dev` gives it (natsserver.ServiceUser).
 // The overlays' patches are computed as the difference between the base and the objects
 // the overlay's settings produce, so `kubectl kustomize overlays/NAME` equals
 // [RenderOverlay] for NAME. [Verify] checks an overlay's objects against the services'

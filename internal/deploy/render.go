@@ -118,9 +118,9 @@ type Options struct {
 	// MonitoringNamespace is the namespace of Prometheus, the only one the prod
 	// NetworkPolicies let reach the admin ports; default "monitoring".
 	MonitoringNamespace string
-	// SecretStore is the External Secrets store the prod overlay's store Secrets come
-	// from, "SecretStore/NAME" or "ClusterSecretStore/NAME"; default
-	// "ClusterSecretStore/SYSTEM".
+	// SecretStore is the External Secrets store the prod overlay's Secrets come from
+	// (store DSNs, NATS passwords), "SecretStore/NAME" or "ClusterSecretStore/NAME";
+	// default "ClusterSecretStore/SYSTEM".
 	SecretStore string
 }
 
@@ -279,9 +279,10 @@ type Files map[string][]byte
 
 // Render renders a kustomize tree for the system: base/ with every service's Deployment,
 // Services, PodDisruptionBudget and the shared ConfigMap, NATS and an OpenTelemetry
-// Collector; overlays/dev with a single-node NATS, an in-cluster PostgreSQL holding a
-// database per service and Jaeger; overlays/prod with a three-node NATS JetStream
-// cluster, HorizontalPodAutoscalers, managed PostgreSQL and larger resources.
+// Collector, NATS with a user per service; overlays/dev with a single-node NATS, an
+// in-cluster PostgreSQL holding a database per service and Jaeger; overlays/prod with a
+// three-node NATS JetStream cluster with TLS, HorizontalPodAutoscalers, managed
+// PostgreSQL and larger resources.
 // `kubectl kustomize overlays/NAME` gives what [RenderOverlay] returns for NAME.
 func Render(sys *System, o Options) (Files, error) {
 	if err := sys.validate(); err != nil {
