@@ -177,3 +177,76 @@ func TestNATSDevServer(t *testing.T) {
 		t.Error("stock published on front's subject demo.front.ordered")
 	}
 }
+
+// TestNATSUsers checks who gets a NATS user and with which publish subjects: svckit.yaml's
+// publish as `svckit dev` reads it (describe), else NAME.> and *.NAME.>; no user for a
+// service without the NATS_USER setting or whose svckit.yaml sets another identity.
+func TestNATSUsers(t *testing.T) {
+	dir := t.TempDir()
+	manifest := `name: demo
+services:
+  - name: stock
+    package: ./cmd/stock
+    publish: ["demo.inventory.>"]
+    subscribe: ["demo.ping"]
+  - name: front
+    package: ./cmd/front
+  - name: creds
+    package: ./cmd/creds
+    env: {NATS_CREDS: /etc/nats/user.creds}
+  - name: plain
+    package: ./cmd/plain
+`
+	if err := os.WriteFile(filepath.Join(dir, "svckit.yaml"), []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sys, err := describe(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := ParseUsage(strings.NewReader(commonUsage))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var noUser []Setting
+	for _, s := range full {
+		if s.Env != envNATSUser && s.Env != envNATSPassword {
+			noUser = append(noUser, s)
+		}
+	}
+	for i := range sys.Services {
+		sys.Services[i].Settings = full
+	}
+	sys.Service("plain").Settings = noUser
+	got := map[string]natsUserPerms{}
+	for _, u := range natsUsers(sys) {
+		got[u.Name] = natsUserPerms{u.Password, strings.Join(u.Publish, " "), strings.Join(u.Subscribe, " ")}
+	}
+	tests := []struct {
+		service string
+		user    bool
+		pub     string // the publish subjects that end the allow list
+		sub     string
+	}{
+		{"stock", true, "demo.inventory.>", "_INBOX.> demo.ping"},
+		{"front", true, "front.> *.front.>", "_INBOX.>"},
+		{"creds", false, "", ""},
+		{"plain", false, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.service, func(t *testing.T) {
+			u, ok := got[tt.service]
+			if ok != tt.user {
+				t.Fatalf("user %v, want %v", ok, tt.user)
+			}
+			if !ok {
+				return
+			}
+			if u.password != "$"+natsPasswordVar(tt.service) || !strings.HasSuffix(u.pub, " "+tt.pub) || u.sub != tt.sub {
+				t.Errorf("password %s, publish %s, subscribe %s; want publish ending %s, subscribe %s", u.password, u.pub, u.sub, tt.pub, tt.sub)
+			}
+		})
+	}
+}
+
+type natsUserPerms struct{ password, pub, sub string }
