@@ -397,12 +397,22 @@ func matches(sel, lbls map[string]any) bool {
 }
 
 // selectors checks workloads, Services, PodDisruptionBudgets, HorizontalPodAutoscalers
-// and the ConfigMaps and Secrets pods mount.
+// the ConfigMaps and Secrets pods mount, and the ConfigMaps and Secrets the engines'
+// (StatefulSets') environment reads.
 func (v *verifier) selectors() {
 	var workloads []Object
 	for _, o := range v.order {
 		if o.Kind() == "Deployment" || o.Kind() == "StatefulSet" {
 			workloads = append(workloads, o)
+			if o.Kind() == "StatefulSet" {
+				// The engines' environment (NATS's passwords): every reference exists.
+				// The services' is checked with their settings.
+				for _, ct := range containers(o) {
+					for _, e := range asList(ct["env"]) {
+						v.resolve(o.ID(), asMap(e))
+					}
+				}
+			}
 			if !matches(asMap(o.Get("spec", "selector", "matchLabels")), asMap(o.Get("spec", "template", "metadata", "labels"))) {
 				v.errf("%s: selector does not match its pod template's labels", o.ID())
 			}

@@ -167,6 +167,20 @@ func TestVerifyCatches(t *testing.T) {
 				}
 			}
 		}, "mounts missing ConfigMap gone"},
+		{"dev NATS password Secret", func(o []Object) {
+			for _, x := range asList(containers(find(o, "StatefulSet/nats"))[0]["env"]) {
+				if ref := asMap(asMap(asMap(x)["valueFrom"])["secretKeyRef"]); ref != nil && ref["name"] == "stock-nats" {
+					ref["name"] = "stock-nast"
+				}
+			}
+		}, `StatefulSet/nats: env NATS_PASSWORD_STOCK_RAW: Secret "stock-nast" has no key "NATS_PASSWORD"`},
+		{"prod NATS password ExternalSecret", func(o []Object) {
+			for _, x := range asList(containers(find(o, "StatefulSet/nats"))[0]["env"]) {
+				if ref := asMap(asMap(asMap(x)["valueFrom"])["secretKeyRef"]); ref != nil && ref["name"] == "stock-nats" {
+					ref["key"] = "PASSWORD"
+				}
+			}
+		}, `StatefulSet/nats: env NATS_PASSWORD_STOCK_RAW: Secret "stock-nats" has no key "PASSWORD"`},
 	}
 	sys := testSystem(t)
 	if err := Verify(renderObjects(t, sys, Prod), sys); err != nil {
