@@ -211,12 +211,16 @@ func (c *balancedConn) NewStream(ctx context.Context, desc *grpcgo.StreamDesc, m
 // retryUnsent runs call until it returns an error other than one that proves the call
 // never left the process ([unsent]), or nil, or ctx ends; between attempts it waits a
 // backoff that starts at 10 ms, doubles up to 500 ms and is jittered by ±50%. The last
-// error is returned when ctx ends.
+// error is returned when ctx ends, or after unsentWait for a ctx without a deadline.
 func retryUnsent(ctx context.Context, call func() error) error {
 	backoff := 10 * time.Millisecond
+	var giveUp time.Time
+	if _, ok := ctx.Deadline(); !ok {
+		giveUp = time.Now().Add(unsentWait)
+	}
 	for {
 		err := call()
-		if err == nil || !unsent(err) {
+		if err == nil || !unsent(err) || (!giveUp.IsZero() && time.Now().After(giveUp)) {
 			return err
 		}
 		wait := backoff/2 + rand.N(backoff)
@@ -230,6 +234,9 @@ func retryUnsent(ctx context.Context, call func() error) error {
 		backoff = min(2*backoff, 500*time.Millisecond)
 	}
 }
+
+// unsentWait bounds the retries of a call without a deadline.
+const unsentWait = 3 * time.Second
 
 // unsent reports whether err proves that a call never reached a server: the balancer
 // had no instance or no connection to it, or gRPC could not connect (refused, or

@@ -187,12 +187,17 @@ func Call[Req, Resp any](c *Client, pattern, name string, opts ...RouteOption) e
 // made (refused, unreachable): such a request never left, so repeating it is safe for any
 // method, and a server that restarts is waited for within ctx instead of failing the
 // call at once. Between attempts it waits a backoff that starts at 10 ms, doubles up to
-// 500 ms and is jittered by ±50%. Any other error, or the end of ctx, ends it.
+// 500 ms and is jittered by ±50%. Any other error, or the end of ctx, ends it; a ctx
+// without a deadline is given up on after [UnsentWait].
 func doUnsent(ctx context.Context, hc *http.Client, hr *http.Request) (*http.Response, error) {
 	backoff := 10 * time.Millisecond
+	var giveUp time.Time
+	if _, ok := ctx.Deadline(); !ok {
+		giveUp = time.Now().Add(UnsentWait)
+	}
 	for {
 		resp, err := hc.Do(hr)
-		if err == nil || !dialFailed(err) || ctx.Err() != nil {
+		if err == nil || !dialFailed(err) || ctx.Err() != nil || (!giveUp.IsZero() && time.Now().After(giveUp)) {
 			return resp, err
 		}
 		t := time.NewTimer(backoff/2 + rand.N(backoff))
@@ -213,6 +218,11 @@ func doUnsent(ctx context.Context, hc *http.Client, hr *http.Request) (*http.Res
 		}
 	}
 }
+
+// UnsentWait is how long a call without a deadline keeps trying to connect to a server
+// that refuses connections before it fails as unavailable. Calls with a deadline try
+// until the deadline.
+const UnsentWait = 3 * time.Second
 
 // dialFailed reports whether err is a failure to connect: no byte of the request left.
 func dialFailed(err error) bool {
