@@ -95,7 +95,8 @@ func TestReRegisterAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(1500 * time.Millisecond)
-	s2 := startServer(t, dir, natsserver.WithPort(portOf(t, url)))
+	// The same port and admin password: the clients reconnect with what they had.
+	s2 := startServer(t, dir, natsserver.WithPort(portOf(t, url)), natsserver.WithAdmin(s.AdminPassword()))
 	if s2.ClientURL() != url {
 		t.Fatalf("restarted on %s, want %s", s2.ClientURL(), url)
 	}
