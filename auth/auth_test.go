@@ -617,6 +617,9 @@ func TestCacheHonoursExpiry(t *testing.T) {
 		v := newValidator(t, auth.WithLeeway(0), auth.WithCacheSize(size),
 			auth.WithClock(func() time.Time { return time.Unix(0, clock.Load()) }))
 		c := claims("adder")
+		// Issued at the test clock's now: claims() reads the wall clock a moment later,
+		// which can fall in the next second, and an iat after the clock is refused.
+		c.IssuedAt = jwt.NewNumericDate(now)
 		c.ExpiresAt = jwt.NewNumericDate(now.Add(time.Minute))
 		tok := sign(t, jwt.SigningMethodRS256, testRSAKey(t), "rsa1", c)
 		clock.Store(now.UnixNano())
