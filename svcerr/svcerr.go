@@ -70,6 +70,33 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
+// Reason returns the kind's name in UPPER_SNAKE_CASE ("NOT_FOUND"), the form of the
+// reason of a google.rpc.ErrorInfo error detail.
+func (k Kind) Reason() string {
+	if k < numKinds {
+		return kindReasons[k]
+	}
+	return "UNKNOWN"
+}
+
+// ParseReason returns the Kind whose [Kind.Reason] is s, or Unknown and false.
+func ParseReason(s string) (Kind, bool) {
+	for k, n := range kindReasons {
+		if n == s {
+			return Kind(k), true
+		}
+	}
+	return Unknown, false
+}
+
+// kindReasons holds each kind's Reason, built once.
+var kindReasons = func() (r [numKinds]string) {
+	for k, n := range kindNames {
+		r[k] = strings.ToUpper(n)
+	}
+	return r
+}()
+
 // ParseKind returns the Kind named s (as returned by String), or Unknown and false.
 func ParseKind(s string) (Kind, bool) {
 	for k, n := range kindNames {
@@ -246,7 +273,7 @@ var httpStatus = [numKinds]int{
 	InvalidArgument:    http.StatusBadRequest,
 	NotFound:           http.StatusNotFound,
 	AlreadyExists:      http.StatusConflict,
-	FailedPrecondition: http.StatusPreconditionFailed,
+	FailedPrecondition: http.StatusBadRequest, // Google's mapping (google/rpc/code.proto); 412 is for conditional headers (RFC 9110)
 	Aborted:            http.StatusConflict,
 	OutOfRange:         http.StatusBadRequest,
 	Unauthenticated:    http.StatusUnauthorized,
@@ -260,7 +287,10 @@ var httpStatus = [numKinds]int{
 	DataLoss:           http.StatusInternalServerError,
 }
 
-// HTTPStatus returns the HTTP status code for kind k.
+// HTTPStatus returns the HTTP status code for kind k, following the mapping of
+// google/rpc/code.proto: failed_precondition and out_of_range are 400 like
+// invalid_argument (412 Precondition Failed is reserved by RFC 9110 for failed
+// conditional request headers such as If-Match), aborted is 409, canceled 499.
 func (k Kind) HTTPStatus() int {
 	if k < numKinds {
 		return httpStatus[k]

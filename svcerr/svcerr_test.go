@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -73,7 +74,8 @@ func TestKindString(t *testing.T) {
 func TestHTTPStatus(t *testing.T) {
 	// back is the kind that KindFromHTTP returns for the status. It differs from the kind
 	// where several kinds share a status:
-	//   400: InvalidArgument, OutOfRange            -> InvalidArgument
+	//   400: InvalidArgument, OutOfRange,
+	//        FailedPrecondition                     -> InvalidArgument
 	//   409: AlreadyExists, Aborted                 -> AlreadyExists
 	//   500: Unknown, Internal, DataLoss            -> Internal
 	// Transports therefore send the kind by name as well (problem+json "kind").
@@ -86,7 +88,7 @@ func TestHTTPStatus(t *testing.T) {
 		{svcerr.InvalidArgument, 400, svcerr.InvalidArgument},
 		{svcerr.NotFound, 404, svcerr.NotFound},
 		{svcerr.AlreadyExists, 409, svcerr.AlreadyExists},
-		{svcerr.FailedPrecondition, 412, svcerr.FailedPrecondition},
+		{svcerr.FailedPrecondition, 400, svcerr.InvalidArgument},
 		{svcerr.Aborted, 409, svcerr.AlreadyExists},
 		{svcerr.OutOfRange, 400, svcerr.InvalidArgument},
 		{svcerr.Unauthenticated, 401, svcerr.Unauthenticated},
@@ -127,6 +129,7 @@ func TestKindFromHTTPOtherStatuses(t *testing.T) {
 		{http.StatusFound, svcerr.Unknown},
 		{0, svcerr.Unknown},
 		{http.StatusMethodNotAllowed, svcerr.InvalidArgument},
+		{http.StatusPreconditionFailed, svcerr.FailedPrecondition}, // a foreign server's failed If-Match
 		{http.StatusNotAcceptable, svcerr.InvalidArgument},
 		{http.StatusRequestTimeout, svcerr.DeadlineExceeded},
 		{http.StatusRequestEntityTooLarge, svcerr.ResourceExhausted},
@@ -437,5 +440,46 @@ func TestWithMeta(t *testing.T) {
 	}
 	if err.Error() != "unavailable: busy" {
 		t.Errorf("Error() = %q: metadata must not show in the text", err.Error())
+	}
+}
+
+func TestKindReason(t *testing.T) {
+	// google/rpc/error_details.proto: an ErrorInfo reason matches [A-Z][A-Z0-9_]+[A-Z0-9].
+	upperSnake := regexp.MustCompile(`^[A-Z][A-Z0-9_]+[A-Z0-9]$`)
+	tests := []struct {
+		kind   svcerr.Kind
+		reason string
+	}{
+		{svcerr.Unknown, "UNKNOWN"}, {svcerr.InvalidArgument, "INVALID_ARGUMENT"}, {svcerr.NotFound, "NOT_FOUND"},
+		{svcerr.AlreadyExists, "ALREADY_EXISTS"}, {svcerr.FailedPrecondition, "FAILED_PRECONDITION"},
+		{svcerr.Aborted, "ABORTED"}, {svcerr.OutOfRange, "OUT_OF_RANGE"}, {svcerr.Unauthenticated, "UNAUTHENTICATED"},
+		{svcerr.PermissionDenied, "PERMISSION_DENIED"}, {svcerr.ResourceExhausted, "RESOURCE_EXHAUSTED"},
+		{svcerr.Canceled, "CANCELED"}, {svcerr.DeadlineExceeded, "DEADLINE_EXCEEDED"},
+		{svcerr.Unimplemented, "UNIMPLEMENTED"}, {svcerr.Unavailable, "UNAVAILABLE"},
+		{svcerr.Internal, "INTERNAL"}, {svcerr.DataLoss, "DATA_LOSS"},
+	}
+	if len(tests) != len(allKinds) {
+		t.Fatalf("table has %d kinds, want %d", len(tests), len(allKinds))
+	}
+	for _, tt := range tests {
+		t.Run(tt.reason, func(t *testing.T) {
+			if got := tt.kind.Reason(); got != tt.reason {
+				t.Errorf("Reason() = %q, want %q", got, tt.reason)
+			}
+			if !upperSnake.MatchString(tt.reason) {
+				t.Errorf("%q is not UPPER_SNAKE_CASE", tt.reason)
+			}
+			if k, ok := svcerr.ParseReason(tt.reason); !ok || k != tt.kind {
+				t.Errorf("ParseReason(%q) = %v, %v; want %v, true", tt.reason, k, ok, tt.kind)
+			}
+		})
+	}
+	for _, s := range []string{"", "not_found", "NotFound", "KIND(200)"} {
+		if k, ok := svcerr.ParseReason(s); ok || k != svcerr.Unknown {
+			t.Errorf("ParseReason(%q) = %v, %v; want unknown, false", s, k, ok)
+		}
+	}
+	if got := svcerr.Kind(200).Reason(); got != "UNKNOWN" {
+		t.Errorf("Kind(200).Reason() = %q, want UNKNOWN", got)
 	}
 }
