@@ -133,7 +133,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		if err := needDriver("pgx", "postgres"); err != nil {
 			return nil, err
 		}
-		db, err := sql.Open("pgx", dsn)
+		db, err := openTraced("pgx", dsn, Postgres)
 		if err != nil {
 			return nil, fmt.Errorf("store: open postgres: %w", err)
 		}
@@ -205,7 +205,7 @@ func openSQLite(path string, o options) (write, read *sql.DB, err error) {
 	if strings.HasSuffix(name, "?") {
 		sep = ""
 	}
-	write, err = sql.Open("sqlite", name+sep+pragmas()+"&_txlock=immediate")
+	write, err = openTraced("sqlite", name+sep+pragmas()+"&_txlock=immediate", SQLite)
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
@@ -218,7 +218,7 @@ func openSQLite(path string, o options) (write, read *sql.DB, err error) {
 		write.Close()
 		return nil, nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
 	}
-	read, err = sql.Open("sqlite", name+sep+pragmas("query_only(1)"))
+	read, err = openTraced("sqlite", name+sep+pragmas("query_only(1)"), SQLite)
 	if err != nil {
 		write.Close()
 		return nil, nil, fmt.Errorf("store: open sqlite: %w", err)
