@@ -101,7 +101,7 @@ func UnaryCall[Req, Resp any, WReq, WResp proto.Message](c *Client, method strin
 		}
 		out := newResp()
 		if err := c.cc.Invoke(outgoing(ctx, c.prop), fullMethod, in, out, c.callOpts...); err != nil {
-			return zero, callError(ctx, err)
+			return zero, callError(ctx, c.service, err)
 		}
 		resp, err := dec(out)
 		if err != nil {
@@ -141,14 +141,14 @@ func StreamCall[Req, T any, WReq, WItem proto.Message](c *Client, method string,
 		defer cancel()
 		cs, err := c.cc.NewStream(outgoing(callCtx, c.prop), desc, fullMethod, c.callOpts...)
 		if err != nil {
-			return nil, callError(ctx, err)
+			return nil, callError(ctx, c.service, err)
 		}
 		// A failed send reports io.EOF; the call's status then comes from RecvMsg.
 		if err := cs.SendMsg(in); err != nil && !errors.Is(err, io.EOF) {
-			return nil, callError(ctx, err)
+			return nil, callError(ctx, c.service, err)
 		}
 		if err := cs.CloseSend(); err != nil {
-			return nil, callError(ctx, err)
+			return nil, callError(ctx, c.service, err)
 		}
 		for {
 			out := newItem()
@@ -156,7 +156,7 @@ func StreamCall[Req, T any, WReq, WItem proto.Message](c *Client, method string,
 				if errors.Is(err, io.EOF) {
 					return nil, nil
 				}
-				return nil, callError(ctx, err)
+				return nil, callError(ctx, c.service, err)
 			}
 			item, err := dec(out)
 			if err != nil {

@@ -18,7 +18,8 @@
 //
 // Errors use svckit's one error model. The server turns an error into a gRPC status with
 // the code of its svcerr kind, its caller-safe message and two details: an
-// errdetails.ErrorInfo (reason: the kind's name, domain "svckit", metadata: the error's Meta)
+// errdetails.ErrorInfo (reason: the kind in UPPER_SNAKE_CASE, "NOT_FOUND"; domain: the protobuf
+// service, "pkg.Service"; metadata: the error's Meta)
 // and, for field violations, an errdetails.BadRequest. The client turns such a status back
 // into an *svcerr.Error with the same Kind, Message, Fields and Meta. Errors that are not
 // *svcerr.Error leave as codes.Internal "internal error"; their text is never sent. On the

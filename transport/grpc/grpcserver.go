@@ -70,7 +70,7 @@ func recoverTo(ctx context.Context, logger *slog.Logger, method string, err *err
 	}
 	logger.LogAttrs(ctx, slog.LevelError, "panic in a gRPC handler",
 		slog.String("method", method), slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
-	*err = statusError(svcerr.New(svcerr.Internal, "internal error"))
+	*err = statusError(ErrorDomain, svcerr.New(svcerr.Internal, "internal error"))
 }
 
 // Standard registers the standard grpc.health.v1 health service and server reflection (v1
@@ -117,7 +117,7 @@ func UnaryServerInterceptor(service string, opts ...ServerOption) grpcgo.UnarySe
 		setRequestIDHeader(ctx, id)
 		resp, err = m.h(context.WithValue(ctx, handlerKey{}, handler), req)
 		if err != nil {
-			return nil, statusError(err)
+			return nil, statusError(s.service, err)
 		}
 		return resp, nil
 	}
@@ -148,7 +148,7 @@ func StreamServerInterceptor(service string, opts ...ServerOption) grpcgo.Stream
 		ctx, id := incoming(ctx, s.prop, m.info)
 		_ = ss.SetHeader(requestIDHeader(id))
 		if _, err := m.h(context.WithValue(ctx, handlerKey{}, &streamCall{srv, ss, handler}), nil); err != nil {
-			return statusError(err)
+			return statusError(s.service, err)
 		}
 		return nil
 	}

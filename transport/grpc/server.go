@@ -135,13 +135,13 @@ func Unary[Req, Resp any, WReq, WResp proto.Message](s *Server, method string, e
 		}
 		resp, err := wrapped(ctx, req)
 		if err != nil {
-			return nil, statusError(err)
+			return nil, statusError(s.service, err)
 		}
 		w, err := enc(resp)
 		if err != nil {
 			s.logger.LogAttrs(ctx, slog.LevelError, "encoding a gRPC response failed",
 				slog.String("method", fullMethod), slog.String("error", err.Error()))
-			return nil, statusError(svcerr.Wrap(svcerr.Internal, "internal error", err))
+			return nil, statusError(s.service, svcerr.Wrap(svcerr.Internal, "internal error", err))
 		}
 		return w, nil
 	}
@@ -223,7 +223,7 @@ func ServerStream[Req, T any, WReq, WItem proto.Message](s *Server, method strin
 			out := &streamSender{ss: ss}
 			defer out.close()
 			if _, err := h(context.WithValue(ctx, streamKey{}, out), req); err != nil {
-				return statusError(err)
+				return statusError(s.service, err)
 			}
 			return nil
 		},
@@ -307,14 +307,14 @@ func (s *Server) recoverPanic(ctx context.Context, method string, err *error) {
 	}
 	s.logger.LogAttrs(ctx, slog.LevelError, "panic in a gRPC handler",
 		slog.String("method", method), slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
-	*err = statusError(svcerr.New(svcerr.Internal, "internal error"))
+	*err = statusError(s.service, svcerr.New(svcerr.Internal, "internal error"))
 }
 
 // rejected logs a request that failed before reaching the endpoint and returns its status.
 func (s *Server) rejected(ctx context.Context, method string, err error) error {
 	s.logger.LogAttrs(ctx, slog.LevelDebug, "gRPC request rejected",
 		slog.String("method", method), slog.String("error", err.Error()))
-	return statusError(err)
+	return statusError(s.service, err)
 }
 
 // decodeError classifies an error of a request decoder: an *svcerr.Error keeps its kind,

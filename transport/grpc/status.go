@@ -13,24 +13,31 @@ import (
 	"github.com/svckit/svckit/svcerr"
 )
 
-// ErrorDomain is the domain of the errdetails.ErrorInfo that svckit attaches to every error
-// status it sends. A client trusts the kind and metadata of statuses from this domain.
+// ErrorDomain is the domain of the errdetails.ErrorInfo of the statuses that [ToStatus]
+// makes outside a served call. A svckit server names its own protobuf service instead
+// ("shop.catalog.v1.Catalog"), as google/rpc/error_details.proto asks of a domain. A
+// client trusts the kind and metadata of statuses from this domain and from the service
+// it called.
 const ErrorDomain = "svckit"
 
-// ToStatus returns the gRPC status for err, as a svckit server sends it: the code of
-// svcerr.KindOf(err), the caller-safe message of svcerr.From(err), an errdetails.ErrorInfo
-// with the kind's name as reason, domain [ErrorDomain] and the error's Meta, and an
-// errdetails.BadRequest listing its Fields, if any. An error that is not an *svcerr.Error
-// becomes codes.Internal "internal error": its text does not leave the process.
-// ToStatus(nil) is the OK status.
-func ToStatus(err error) *status.Status {
+// ToStatus returns the gRPC status for err: the code of svcerr.KindOf(err), the
+// caller-safe message of svcerr.From(err), an errdetails.ErrorInfo whose reason is the
+// kind in UPPER_SNAKE_CASE (svcerr.Kind.Reason: "NOT_FOUND"), whose domain is
+// [ErrorDomain] and whose metadata is the error's Meta, and an errdetails.BadRequest
+// listing its Fields, if any. A svckit server sends the same status with its protobuf
+// service as the domain. An error that is not an *svcerr.Error becomes codes.Internal
+// "internal error": its text does not leave the process. ToStatus(nil) is the OK status.
+func ToStatus(err error) *status.Status { return toStatus(ErrorDomain, err) }
+
+// toStatus is ToStatus with the given ErrorInfo domain.
+func toStatus(domain string, err error) *status.Status {
 	if err == nil {
 		return status.New(codes.OK, "")
 	}
 	e := svcerr.From(err)
 	st := status.New(e.Kind.GRPCCode(), e.Message)
 	details := make([]protoadapt.MessageV1, 1, 2)
-	details[0] = &errdetails.ErrorInfo{Reason: e.Kind.String(), Domain: ErrorDomain, Metadata: e.Meta}
+	details[0] = &errdetails.ErrorInfo{Reason: e.Kind.Reason(), Domain: domain, Metadata: e.Meta}
 	if len(e.Fields) > 0 {
 		br := &errdetails.BadRequest{FieldViolations: make([]*errdetails.BadRequest_FieldViolation, len(e.Fields))}
 		for i, f := range e.Fields {
@@ -44,11 +51,12 @@ func ToStatus(err error) *status.Status {
 	return st
 }
 
-// statusError is ToStatus(err).Err().
-func statusError(err error) error { return ToStatus(err).Err() }
+// statusError is the status error that the server of the named protobuf service sends
+// for err: ToStatus(err) with the service as the ErrorInfo domain.
+func statusError(service string, err error) error { return toStatus(service, err).Err() }
 
-// FromStatus returns the *svcerr.Error that a gRPC call error stands for. A status sent by a
-// svckit server comes back with the Kind, Message, Fields and Meta the server's error had. Any
+// FromStatus returns the *svcerr.Error that a gRPC call error stands for. A status made by
+// [ToStatus] (ErrorInfo domain [ErrorDomain]) comes back with the Kind, Message, Fields and Meta the server's error had. Any
 // other status gets the kind of its code and keeps its message, except for the kinds that
 // describe a failure of the system rather than of the request — Unavailable,
 // DeadlineExceeded, Internal, Unknown and DataLoss: their messages are gRPC's transport
@@ -62,7 +70,7 @@ func FromStatus(err error) error {
 	if err == nil {
 		return nil
 	}
-	e, origin := fromStatus(err)
+	e, origin := fromStatus(err, "")
 	if origin == foreignStatus {
 		e = withPublicMessage(e, err)
 	}
@@ -78,7 +86,11 @@ const (
 	foreignStatus               // any other status: gRPC's own, or a foreign server's
 )
 
-func fromStatus(err error) (*svcerr.Error, origin) {
+// fromStatus reads err. A status is a svckit server's when its ErrorInfo has the domain
+// [ErrorDomain] or service (the protobuf service that was called; "" for none); its
+// reason is the kind in UPPER_SNAKE_CASE, or in snake_case as servers before svckit's
+// UPPER_SNAKE_CASE reasons sent it.
+func fromStatus(err error, service string) (*svcerr.Error, origin) {
 	var se *svcerr.Error
 	if errors.As(err, &se) {
 		return se, localError
@@ -97,11 +109,13 @@ func fromStatus(err error) (*svcerr.Error, origin) {
 		switch d.GetTypeUrl() {
 		case errorInfoURL:
 			var info errdetails.ErrorInfo
-			if d.UnmarshalTo(&info) != nil || info.GetDomain() != ErrorDomain {
+			if d.UnmarshalTo(&info) != nil || (info.GetDomain() != ErrorDomain && (service == "" || info.GetDomain() != service)) {
 				continue
 			}
 			from = svckitStatus
-			if k, ok := svcerr.ParseKind(info.GetReason()); ok {
+			if k, ok := svcerr.ParseReason(info.GetReason()); ok {
+				e.Kind = k
+			} else if k, ok := svcerr.ParseKind(info.GetReason()); ok {
 				e.Kind = k
 			}
 			if len(info.GetMetadata()) > 0 {
@@ -148,15 +162,16 @@ const (
 	badRequestURL = "type.googleapis.com/google.rpc.BadRequest"
 )
 
-// callError turns the error of an outgoing call into an *svcerr.Error. Only a svckit
-// server's status keeps its message: an error made on the way — by gRPC's transport, by
+// callError turns the error of an outgoing call to the named protobuf service into an
+// *svcerr.Error. Only a svckit server's status (ErrorInfo domain service or
+// [ErrorDomain]) keeps its message: an error made on the way — by gRPC's transport, by
 // the connection, a pool or a balancer in front of it — or a foreign server's status gets
 // the fixed message of [withPublicMessage] for the kinds that describe a failure of the
 // system, since its text (addresses, dial and TLS errors) must not reach the caller's
 // callers. When the caller's own context ended the call, the context's error becomes the
 // cause, so that errors.Is(err, context.Canceled) holds.
-func callError(ctx context.Context, err error) error {
-	e, from := fromStatus(err)
+func callError(ctx context.Context, service string, err error) error {
+	e, from := fromStatus(err, service)
 	if from != svckitStatus {
 		e = withPublicMessage(e, err)
 	}
