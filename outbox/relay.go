@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/svckit/svckit/pubsub"
 	"github.com/svckit/svckit/store"
@@ -50,6 +51,7 @@ type Relay struct {
 	owner     string
 	retention time.Duration
 	logger    *slog.Logger
+	tp        trace.TracerProvider // relay spans (relaytrace.go); nil: none
 
 	qSelect, qMarkRange, qMarkAny, qAcquire, qRenew, qRelease, qPurge string
 }
@@ -211,7 +213,7 @@ func (r *Relay) loop(ctx context.Context) {
 		}
 		if n := len(b.seqs); n > 0 {
 			published := make(chan error, 1)
-			go func() { published <- r.pub.Publish(ctx, b.msgs...) }()
+			go func() { published <- r.publish(ctx, b.msgs) }()
 			if n == r.batch {
 				// More rows are likely waiting: read them while this batch is published.
 				if nb, err := r.read(ctx, b.seqs[n-1]); err == nil && len(nb.seqs) > 0 {
