@@ -233,6 +233,9 @@ func (d *dash) edgeList() []Edge {
 			if dest := messagingDestination(sp); dest != "" {
 				switch role = messagingRole(sp); role {
 				case "publish":
+					if sp.Attrs["svckit.outbox.relay"] == "true" {
+						break // the outbox relay's hop of an event its publish span counted
+					}
 					counts[Edge{From: sp.Service, To: dest, Kind: "publish"}]++
 				case "consume":
 					counts[Edge{From: dest, To: sp.Service, Kind: "consume"}]++

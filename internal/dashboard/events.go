@@ -52,7 +52,8 @@ type ConsumerInfo struct {
 // Message is one stored message.
 type Message struct {
 	Stream   string              `json:"stream"`
-	Subject  string              `json:"subject"`
+	Subject  string              `json:"subject"`                // without a key partition suffix
+	Wire     string              `json:"wire_subject,omitempty"` // the subject as stored, when it has one
 	Sequence uint64              `json:"seq"`
 	Time     time.Time           `json:"time"`
 	Header   map[string][]string `json:"header,omitempty"`
@@ -182,6 +183,9 @@ func (s *JetStreamSource) Messages(ctx context.Context, stream string, n int) ([
 			return out, fmt.Errorf("dashboard: stream %s message %d: %w", stream, seq, err)
 		}
 		msg := Message{Stream: stream, Subject: m.Subject, Sequence: m.Sequence, Time: m.Time, Size: len(m.Data)}
+		if logical := LogicalSubject(m.Subject); logical != m.Subject {
+			msg.Subject, msg.Wire = logical, m.Subject
+		}
 		if len(m.Header) > 0 {
 			msg.Header = map[string][]string(m.Header)
 		}
@@ -197,6 +201,23 @@ func (s *JetStreamSource) Messages(ctx context.Context, stream string, n int) ([
 		out = append(out, msg)
 	}
 	return out, nil
+}
+
+// keyToken separates a subject from its key partition, as package pubsub writes it
+// ("shop.orders.placed._k.3").
+const keyToken = "._k."
+
+// LogicalSubject returns subject without the key partition pubsub appends to the subject
+// of a message with a key ("shop.orders.placed._k.3" → "shop.orders.placed").
+func LogicalSubject(subject string) string {
+	i := strings.LastIndex(subject, keyToken)
+	if i < 0 {
+		return subject
+	}
+	if _, err := strconv.Atoi(subject[i+len(keyToken):]); err != nil {
+		return subject
+	}
+	return subject[:i]
 }
 
 func (d *dash) eventStreams(w http.ResponseWriter, r *http.Request) {

@@ -59,7 +59,7 @@ func TestJetStreamSource(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := js.Publish(ctx, "dlq.order.placed", []byte{0xff, 0xfe}); err != nil {
+	if _, err := js.Publish(ctx, "dlq.order.placed._k.3", []byte{0xff, 0xfe}); err != nil {
 		t.Fatal(err)
 	}
 	// One message delivered and left unacknowledged; three still pending.
@@ -115,7 +115,7 @@ func TestJetStreamSource(t *testing.T) {
 		t.Fatalf("messages %+v", msgs)
 	}
 	dlq, err := src.Messages(ctx, "DLQ", 10)
-	if err != nil || len(dlq) != 1 || dlq[0].Data != `"\xff\xfe"` {
+	if err != nil || len(dlq) != 1 || dlq[0].Data != `"\xff\xfe"` || dlq[0].Subject != "dlq.order.placed" || dlq[0].Wire != "dlq.order.placed._k.3" {
 		t.Fatalf("dead letters %+v, %v", dlq, err)
 	}
 	if _, err := src.Messages(ctx, "NOSUCH", 10); err == nil {
@@ -151,5 +151,21 @@ func TestJetStreamSource(t *testing.T) {
 	getJSON(t, off.URL+"/api/events", &got)
 	if got.Configured {
 		t.Fatal("events configured after WithEventSource(nil)")
+	}
+}
+
+func TestLogicalSubject(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"shop.orders.placed._k.3", "shop.orders.placed"},
+		{"shop.orders.placed._k.12", "shop.orders.placed"},
+		{"shop.orders.placed", "shop.orders.placed"},
+		{"shop._k.x", "shop._k.x"},
+		{"shop._k.3.more", "shop._k.3.more"},
+		{"._k.1", ""},
+		{"", ""},
+	} {
+		if got := dashboard.LogicalSubject(tc.in); got != tc.want {
+			t.Errorf("LogicalSubject(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }

@@ -28,8 +28,23 @@ type Span struct {
 	Start    time.Time         `json:"start"`
 	End      time.Time         `json:"end"`
 	Error    bool              `json:"error"`
+	Canceled bool              `json:"canceled,omitempty"` // ended because its caller went away; then not Error
 	Status   string            `json:"status,omitempty"`
 	Attrs    map[string]string `json:"attrs,omitempty"`
+}
+
+// canceled tells a span of a request its client cancelled — svcerr's kind canceled
+// (svckit.error.kind), HTTP 499, gRPC CANCELLED, error.type canceled, or a status that
+// says context canceled — from a failure: the server did nothing wrong.
+func canceled(s *Span) bool {
+	a := s.Attrs
+	switch {
+	case a["svckit.error.kind"] == "canceled", a["http.response.status_code"] == "499", a["http.status_code"] == "499",
+		a["rpc.grpc.status_code"] == "1", strings.EqualFold(a["error.type"], "canceled"), a["error.type"] == "context.Canceled":
+		return true
+	}
+	st := strings.ToLower(s.Status)
+	return strings.Contains(st, "context canceled") || strings.Contains(st, "request canceled")
 }
 
 // Duration returns End - Start.
@@ -67,6 +82,7 @@ type Summary struct {
 	Start    time.Time     `json:"start"`
 	Duration time.Duration `json:"duration_ns"`
 	Error    bool          `json:"error"`
+	Canceled bool          `json:"canceled,omitempty"` // a span was cancelled by its caller
 }
 
 // Summarize returns the trace's summary.
@@ -87,6 +103,9 @@ func (t *Trace) Summarize() Summary {
 		}
 		if sp.Error {
 			s.Error = true
+		}
+		if sp.Canceled {
+			s.Canceled = true
 		}
 		if !seen[sp.Service] {
 			seen[sp.Service] = true
@@ -295,6 +314,9 @@ func SpansFromOTLP(req *collectortrace.ExportTraceServiceRequest) []Span {
 					for _, kv := range attrs {
 						s.Attrs[kv.GetKey()] = anyValue(kv.GetValue())
 					}
+				}
+				if canceled(&s) {
+					s.Canceled, s.Error = true, false
 				}
 				out = append(out, s)
 			}

@@ -1,0 +1,123 @@
+package dashboard_test
+
+import (
+	"bytes"
+	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/svckit/svckit/internal/dashboard"
+	"github.com/svckit/svckit/internal/devrun"
+)
+
+// TestCanceledIsNoError exports spans over OTLP/HTTP to devrun's collector — requests
+// their client cancelled, in each way a transport reports it, and a real failure — and
+// checks that the dashboard's API shows the cancelled ones as cancelled, not as errors:
+// they do not match errors only, their trace is not failed.
+func TestCanceledIsNoError(t *testing.T) {
+	sys := storeSystem()
+	collector := httptest.NewServer(sys.Traces.OTLPHandler())
+	defer collector.Close()
+	srv := httptest.NewServer(dashboard.Handler(sys, dashboard.WithEventSource(nil)))
+	defer srv.Close()
+
+	str := func(k, v string) *commonpb.KeyValue {
+		return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}}
+	}
+	num := func(k string, v int64) *commonpb.KeyValue {
+		return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: v}}}
+	}
+	errStatus := func(msg string) *tracepb.Status {
+		return &tracepb.Status{Code: tracepb.Status_STATUS_CODE_ERROR, Message: msg}
+	}
+	start := time.Now()
+	for i, tc := range []struct {
+		name     string
+		status   *tracepb.Status
+		attrs    []*commonpb.KeyValue
+		canceled bool
+		failed   bool
+	}{
+		{"svcerr kind", errStatus("orders/Get: request canceled"), []*commonpb.KeyValue{str("svckit.error.kind", "canceled")}, true, false},
+		{"http 499", nil, []*commonpb.KeyValue{num("http.response.status_code", 499)}, true, false},
+		{"grpc CANCELLED", errStatus("the call has ended"), []*commonpb.KeyValue{num("rpc.grpc.status_code", 1)}, true, false},
+		{"context canceled", errStatus("Post \"http://x\": context canceled"), nil, true, false},
+		{"failure", errStatus("payments/Charge: internal"), []*commonpb.KeyValue{str("svckit.error.kind", "internal")}, false, true},
+		{"ok", nil, []*commonpb.KeyValue{num("http.response.status_code", 200)}, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tid := make([]byte, 16)
+			tid[0], tid[15] = 0xca, byte(i+1)
+			sid := []byte{1, 2, 3, 4, 5, 6, 7, byte(i + 1)}
+			req := &collectortrace.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
+				Resource: &resourcepb.Resource{Attributes: []*commonpb.KeyValue{str("service.name", "orders")}},
+				ScopeSpans: []*tracepb.ScopeSpans{{Spans: []*tracepb.Span{{
+					TraceId: tid, SpanId: sid, Name: "orders/Get", Kind: tracepb.Span_SPAN_KIND_SERVER,
+					StartTimeUnixNano: uint64(start.UnixNano()), EndTimeUnixNano: uint64(start.Add(time.Millisecond).UnixNano()),
+					Status: tc.status, Attributes: tc.attrs,
+				}}}},
+			}}}
+			body, err := proto.Marshal(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.Post(collector.URL+"/v1/traces", "application/x-protobuf", bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("export: %s", resp.Status)
+			}
+			id := hex.EncodeToString(tid)
+			var tv dashboard.TraceView
+			if code := getJSON(t, srv.URL+"/api/traces/"+id, &tv); code != http.StatusOK {
+				t.Fatalf("GET trace: %d", code)
+			}
+			sp := tv.Spans[0]
+			if sp.Canceled != tc.canceled || sp.Error != tc.failed || tv.Summary.Canceled != tc.canceled || tv.Summary.Error != tc.failed {
+				t.Errorf("span canceled %v error %v, summary canceled %v error %v; want canceled %v error %v",
+					sp.Canceled, sp.Error, tv.Summary.Canceled, tv.Summary.Error, tc.canceled, tc.failed)
+			}
+			var errs []devrun.Summary
+			getJSON(t, srv.URL+"/api/traces?error=1&id="+id, &errs)
+			if got := len(errs) == 1; got != tc.failed {
+				t.Errorf("errors only lists it: %v, want %v", got, tc.failed)
+			}
+		})
+	}
+}
+
+// TestEdgesOfARelayHop: the outbox relay's span ("relay SUBJECT", svckit.outbox.relay)
+// between the publish span and the consumer adds no second publish edge.
+func TestEdgesOfARelayHop(t *testing.T) {
+	sys := storeSystem()
+	start := time.Now()
+	spans := shopTrace(3000, start)
+	producer, consumer := spans[7], spans[8]
+	relay := producer
+	relay.SpanID, relay.ParentID, relay.Name = "feedfacefeedface", producer.SpanID, "relay order.placed"
+	relay.Attrs = map[string]string{"messaging.system": "nats", "messaging.destination.name": "order.placed",
+		"messaging.operation.type": "send", "svckit.outbox.relay": "true"}
+	consumer.ParentID = relay.SpanID
+	sys.Traces.Add(append(spans[:7:7], producer, relay, consumer))
+	srv := httptest.NewServer(dashboard.Handler(sys, dashboard.WithEventSource(nil)))
+	defer srv.Close()
+	var edges []dashboard.Edge
+	getJSON(t, srv.URL+"/api/edges", &edges)
+	got := map[string]int{}
+	for _, e := range edges {
+		got[e.From+">"+e.To+">"+e.Kind] = e.Count
+	}
+	if got["orders>order.placed>publish"] != 1 || got["order.placed>notifications>consume"] != 1 || got["orders>notifications>call"] != 0 {
+		t.Errorf("edges %v: want one publish and one consume, no call", got)
+	}
+}
