@@ -1,151 +1,290 @@
-// Package loadgen drives HTTP load at a fixed concurrency and reports throughput, latency
-// percentiles and failures. `svckit load` uses it to place orders on examples/shop.
+// Package loadgen drives load at a fixed concurrency (closed model) or at a fixed rate
+// (open model) and reports throughput, latency percentiles from an HDR-style histogram and
+// failures by status. `svckit load` uses it against any HTTP endpoint, any unary gRPC
+// method (found by server reflection) or an operation named in an OpenAPI document.
+//
+// At a fixed rate, send i is due at start + i/Rate whatever happened to the sends before
+// it, and its latency is measured from that intended time: when the target stalls, the
+// sends queued behind the stall are charged for the wait (no coordinated omission), and
+// the sends that start more than [LateAfter] past their time are counted as late.
 package loadgen
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// Request is one request to send. Body is sent as application/json.
+// LateAfter is how far past its intended time a send at a fixed rate may start before it
+// counts as late in [Result.Late].
+const LateAfter = time.Millisecond
+
+// MaxConcurrency bounds Options.Concurrency.
+const MaxConcurrency = 10_000
+
+// MaxResponseBytes is how much of a response body an HTTP call reads for OK; the rest is
+// discarded (up to 16 MiB, then the connection is dropped).
+const MaxResponseBytes = 1 << 20
+
+// Request is one HTTP request to send. Body, if set, is sent as application/json unless
+// Header says otherwise.
 type Request struct {
-	Method string
+	Method string // default POST
 	URL    string
 	Body   []byte
 	Header http.Header
 }
 
+// CallFunc makes one call and returns its status and (a bounded prefix of) its answer.
+// For HTTP the status is the HTTP status, 0 when there was no answer; for gRPC it is the
+// gRPC code. A call that gets an answer the target considers a failure returns its status
+// and a non-nil error.
+type CallFunc func(ctx context.Context, worker int, seq int64) (status int, body []byte, err error)
+
 // Options configures a run.
 type Options struct {
-	// Concurrency is the number of workers, each with one request in flight (default 16).
+	// Concurrency is the number of workers, each with at most one call in flight (default
+	// 16, at most MaxConcurrency). At a fixed Rate it bounds the calls in flight.
 	Concurrency int
-	// Duration bounds the run (default 10 s); Requests, if set, bounds it too.
+	// Rate, if positive, sends this many calls per second on a fixed schedule (the open
+	// model); zero sends the next call as soon as a worker is free (the closed model).
+	Rate float64
+	// Duration bounds the time during which calls are started (default 10 s); Requests, if
+	// set, bounds the run too.
 	Duration time.Duration
-	// Requests stops the run after this many requests in total (0: no limit).
+	// Drain is how long calls still in flight when Duration ends may take to finish
+	// (default 5 s); those cut off then are counted in Result.CutOff, not as failures.
+	Drain time.Duration
+	// Requests stops the run after this many calls in total (0: no limit).
 	Requests int64
-	// Next returns the request a worker sends next; worker and seq identify it.
+	// Call makes one call. If nil, Next builds an HTTP request that Client sends.
+	Call CallFunc
+	// Next returns the HTTP request to send when Call is nil; seq numbers the calls of the
+	// run from 0 and worker is the worker sending it.
 	Next func(worker int, seq int64) Request
-	// OK decides whether a response counts as a success (default: status 2xx).
+	// OK decides whether an answer without error counts as a success (default: status
+	// 2xx).
 	OK func(status int, body []byte) bool
-	// Client is the HTTP client (default: one with enough idle connections per host).
+	// Client is the HTTP client for Next (default: one with enough idle connections per
+	// host and a 30 s timeout).
 	Client *http.Client
+	// Progress, if set, is called every ProgressEvery (default 1 s) while the run lasts.
+	Progress      func(Progress)
+	ProgressEvery time.Duration
+}
+
+// Progress is a snapshot of a run in progress.
+type Progress struct {
+	Elapsed  time.Duration
+	Done     int64 // calls answered (or failed) so far
+	Failures int64
+	Late     int64
+	InFlight int64
 }
 
 // Result summarises a run.
 type Result struct {
-	Requests int64
+	Requests int64 // calls completed, successes and failures
 	Failures int64
 	Elapsed  time.Duration
-	Rate     float64 // successful requests per second
-	// P50, P99 and Max are latencies of the successful requests.
-	P50, P99 time.Duration
-	Max      time.Duration
-	// ByStatus counts every answer by HTTP status (0: no answer, a transport error).
+	Rate     float64 // successful calls per second
+	// P50, P90, P99 and Max are latencies of the successful calls: from the intended send
+	// time at a fixed rate, from the send otherwise.
+	P50, P90, P99 time.Duration
+	Max           time.Duration
+	// Latency holds every successful call's latency, for other quantiles.
+	Latency *Histogram
+	// Late counts the sends at a fixed rate that started more than LateAfter past their
+	// intended time because every worker was busy or the generator fell behind.
+	Late int64
+	// CutOff counts the calls in flight when the run was stopped (ctx ended, or Drain
+	// passed after Duration); they are in neither Requests nor Failures.
+	CutOff int64
+	// ByStatus counts every answer by status (for HTTP, 0 is no answer: a transport error).
 	ByStatus map[int]int64
-	// FailedByStatus counts the failures alone by HTTP status (0: no answer); a failure
-	// may have status 200 when OK rejected its body.
+	// FailedByStatus counts the failures alone by status; an HTTP failure may have status
+	// 200 when OK rejected its body.
 	FailedByStatus map[int]int64
 	LastError      string
 }
 
 // String formats the result on one line.
 func (r Result) String() string {
-	return fmt.Sprintf("%d requests in %s: %.0f ok/s, p50 %s, p99 %s, max %s, failures %d",
-		r.Requests, r.Elapsed.Round(time.Millisecond), r.Rate, r.P50.Round(10*time.Microsecond),
-		r.P99.Round(10*time.Microsecond), r.Max.Round(10*time.Microsecond), r.Failures)
+	return fmt.Sprintf("%d requests in %s: %.0f ok/s, p50 %s, p90 %s, p99 %s, max %s, failures %d, late %d",
+		r.Requests, r.Elapsed.Round(time.Millisecond), r.Rate, Round(r.P50), Round(r.P90),
+		Round(r.P99), Round(r.Max), r.Failures, r.Late)
 }
 
-// Run sends requests until the duration passes, the request budget is spent or ctx ends.
+// Round rounds a latency for display: to 10 µs, or 1 µs below 100 µs.
+func Round(d time.Duration) time.Duration {
+	if d < 100*time.Microsecond {
+		return d.Round(time.Microsecond)
+	}
+	return d.Round(10 * time.Microsecond)
+}
+
+// Run makes calls until Duration passes, the Requests budget is spent or ctx ends, and
+// returns the summary. When ctx ends the calls in flight are cancelled at once.
 func Run(ctx context.Context, o Options) (Result, error) {
-	if o.Next == nil {
-		return Result{}, fmt.Errorf("loadgen: Options.Next is required")
+	if o.Call == nil && o.Next == nil {
+		return Result{}, errors.New("loadgen: Options.Call or Options.Next is required")
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 16
 	}
+	if o.Concurrency > MaxConcurrency {
+		return Result{}, fmt.Errorf("loadgen: concurrency %d is above the limit of %d", o.Concurrency, MaxConcurrency)
+	}
+	if o.Rate < 0 || o.Rate > 1e7 {
+		return Result{}, fmt.Errorf("loadgen: rate %g/s is out of range (0 to 10,000,000)", o.Rate)
+	}
 	if o.Duration <= 0 {
 		o.Duration = 10 * time.Second
+	}
+	if o.Drain <= 0 {
+		o.Drain = 5 * time.Second
+	}
+	if o.ProgressEvery <= 0 {
+		o.ProgressEvery = time.Second
 	}
 	if o.OK == nil {
 		o.OK = func(status int, _ []byte) bool { return status >= 200 && status < 300 }
 	}
-	if o.Client == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = o.Concurrency
-		o.Client = &http.Client{Transport: t, Timeout: 30 * time.Second}
+	call := o.Call
+	if call == nil {
+		if o.Client == nil {
+			t := http.DefaultTransport.(*http.Transport).Clone()
+			t.MaxIdleConnsPerHost = o.Concurrency
+			o.Client = &http.Client{Transport: t, Timeout: 30 * time.Second}
+		}
+		call = HTTPCall(o.Client, o.Next)
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.Duration)
-	defer cancel()
-	var sent, failed atomic.Int64
-	var mu sync.Mutex
-	byStatus, failedByStatus := map[int]int64{}, map[int]int64{}
-	var lastErr string
-	lat := make([][]time.Duration, o.Concurrency)
+
 	start := time.Now()
-	var wg sync.WaitGroup
-	for w := 0; w < o.Concurrency; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			var seq int64
-			for ctx.Err() == nil {
-				n := sent.Add(1)
-				if o.Requests > 0 && n > o.Requests {
-					sent.Add(-1)
-					return
-				}
-				r := o.Next(w, seq)
-				seq++
-				t0 := time.Now()
-				status, body, err := do(ctx, o.Client, r)
-				d := time.Since(t0)
-				if err != nil && ctx.Err() != nil {
-					sent.Add(-1) // cut off by the end of the run, not a failure
-					return
-				}
-				ok := err == nil && o.OK(status, body)
-				mu.Lock()
-				byStatus[status]++
-				if !ok {
-					failedByStatus[status]++
-					if err != nil {
-						lastErr = err.Error()
-					} else {
-						lastErr = fmt.Sprintf("status %d: %.200s", status, body)
-					}
-				}
-				mu.Unlock()
-				if !ok {
-					failed.Add(1)
-					continue
-				}
-				lat[w] = append(lat[w], d)
+	end := start.Add(o.Duration)
+	// issue ends when no more calls may start; callCtx when calls in flight are cut off.
+	issue, stopIssue := context.WithDeadline(ctx, end)
+	defer stopIssue()
+	callCtx, cutCalls := context.WithDeadline(ctx, end.Add(o.Drain))
+	defer cutCalls()
+
+	var (
+		ticket, done, failed, late, inFlight, cutOff atomic.Int64
+		mu                                           sync.Mutex
+		byStatus, failedByStatus                     = map[int]int64{}, map[int]int64{}
+		lastErr                                      string
+		hist                                         = new(Histogram)
+	)
+	worker := func(w int) {
+		timer := time.NewTimer(time.Hour)
+		timer.Stop()
+		defer timer.Stop()
+		for {
+			seq := ticket.Add(1) - 1
+			if o.Requests > 0 && seq >= o.Requests {
+				return
 			}
-		}(w)
+			var intended time.Time
+			if o.Rate > 0 {
+				intended = start.Add(time.Duration(float64(seq) * float64(time.Second) / o.Rate))
+				if !intended.Before(end) {
+					return
+				}
+				if wait := time.Until(intended); wait > 0 {
+					timer.Reset(wait)
+					select {
+					case <-timer.C:
+					case <-issue.Done():
+						return
+					}
+				} else if -wait > LateAfter {
+					late.Add(1)
+				}
+			} else {
+				intended = time.Now()
+			}
+			if issue.Err() != nil {
+				return
+			}
+			inFlight.Add(1)
+			status, body, err := call(callCtx, w, seq)
+			d := time.Since(intended)
+			inFlight.Add(-1)
+			if err != nil && callCtx.Err() != nil {
+				cutOff.Add(1) // cut off by the end of the run: neither success nor failure
+				return
+			}
+			ok := err == nil && o.OK(status, body)
+			mu.Lock()
+			byStatus[status]++
+			if !ok {
+				failedByStatus[status]++
+				if err != nil {
+					lastErr = err.Error()
+				} else {
+					lastErr = fmt.Sprintf("status %d: %.200s", status, body)
+				}
+			}
+			mu.Unlock()
+			if ok {
+				hist.Record(d)
+			} else {
+				failed.Add(1)
+			}
+			done.Add(1)
+		}
+	}
+	var wg sync.WaitGroup
+	for w := range o.Concurrency {
+		wg.Go(func() { worker(w) })
+	}
+	finished := make(chan struct{})
+	var pwg sync.WaitGroup
+	if o.Progress != nil {
+		pwg.Go(func() {
+			t := time.NewTicker(o.ProgressEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-finished:
+					return
+				case <-t.C:
+					o.Progress(Progress{Elapsed: time.Since(start), Done: done.Load(), Failures: failed.Load(),
+						Late: late.Load(), InFlight: inFlight.Load()})
+				}
+			}
+		})
 	}
 	wg.Wait()
-	res := Result{Requests: sent.Load(), Failures: failed.Load(), Elapsed: time.Since(start), ByStatus: byStatus,
-		FailedByStatus: failedByStatus, LastError: lastErr}
-	var all []time.Duration
-	for _, l := range lat {
-		all = append(all, l...)
-	}
-	slices.Sort(all)
-	if n := len(all); n > 0 {
-		res.P50, res.P99, res.Max = all[(n-1)/2], all[(n-1)*99/100], all[n-1]
-		res.Rate = float64(n) / res.Elapsed.Seconds()
+	close(finished)
+	pwg.Wait()
+	res := Result{Requests: done.Load(), Failures: failed.Load(), Elapsed: time.Since(start), Latency: hist,
+		Late: late.Load(), CutOff: cutOff.Load(), ByStatus: byStatus, FailedByStatus: failedByStatus, LastError: lastErr}
+	if hist.Count() > 0 {
+		res.P50, res.P90, res.P99, res.Max = hist.Quantile(0.50), hist.Quantile(0.90), hist.Quantile(0.99), hist.Max()
+		res.Rate = float64(hist.Count()) / res.Elapsed.Seconds()
 	}
 	return res, nil
 }
 
-func do(ctx context.Context, c *http.Client, r Request) (int, []byte, error) {
+// HTTPCall returns a CallFunc that sends the request next builds with c. The status is
+// the HTTP status (0 with the error when there was no answer); up to MaxResponseBytes of
+// the body are returned.
+func HTTPCall(c *http.Client, next func(worker int, seq int64) Request) CallFunc {
+	return func(ctx context.Context, worker int, seq int64) (int, []byte, error) {
+		return SendHTTP(ctx, c, next(worker, seq))
+	}
+}
+
+// SendHTTP sends r with c and returns the status (0 with the error when there was no
+// answer) and up to MaxResponseBytes of the body; the rest of the body is discarded.
+func SendHTTP(ctx context.Context, c *http.Client, r Request) (int, []byte, error) {
 	var body io.Reader
 	if r.Body != nil {
 		body = bytes.NewReader(r.Body)
@@ -169,6 +308,10 @@ func do(ctx context.Context, c *http.Client, r Request) (int, []byte, error) {
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes))
+	if err == nil {
+		// Read what is left (bounded) so that the connection can be reused.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 16<<20))
+	}
 	return resp.StatusCode, b, err
 }
