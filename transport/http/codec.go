@@ -63,11 +63,8 @@ func decodeJSON[Req any](maxBytes int64, strict bool) DecodeFunc[Req] {
 			if r.ContentLength > maxBytes {
 				return req, tooLarge(maxBytes)
 			}
-			if _, err := buf.ReadFrom(io.LimitReader(r.Body, maxBytes+1)); err != nil {
-				return req, bodyError(err)
-			}
-			if int64(buf.Len()) > maxBytes {
-				return req, tooLarge(maxBytes)
+			if err := readBody(r, buf, maxBytes); err != nil {
+				return req, err
 			}
 			if buf.Len() > 0 {
 				if err := checkJSONContentType(r.Header.Get("Content-Type")); err != nil {
@@ -208,9 +205,10 @@ func jsonKind(goKind string) string {
 }
 
 // encodeJSON is the default response encoder: status 200 (or the route's status) and a
-// JSON body.
+// JSON body, compressed with gzip when it is at least GzipMinBytes long and the request's
+// Accept-Encoding takes gzip.
 func encodeJSON[Resp any](status int) EncodeFunc[Resp] {
-	return func(w http.ResponseWriter, _ *http.Request, resp Resp) error {
+	return func(w http.ResponseWriter, r *http.Request, resp Resp) error {
 		buf := bufPool.Get().(*bytes.Buffer)
 		buf.Reset()
 		defer func() {
@@ -223,9 +221,12 @@ func encodeJSON[Resp any](status int) EncodeFunc[Resp] {
 		if err := enc.Encode(resp); err != nil {
 			return svcerr.Wrap(svcerr.Internal, "encoding the response failed", err)
 		}
-		w.Header()["Content-Type"] = []string{"application/json"}
+		h := w.Header()
+		h["Content-Type"] = []string{"application/json"}
+		body, release := gzipBody(h, r, buf.Bytes())
+		defer release()
 		w.WriteHeader(status)
-		_, err := w.Write(buf.Bytes())
+		_, err := w.Write(body)
 		return err
 	}
 }

@@ -6,12 +6,29 @@
 // the svcerr kind, so a svckit client turns it back into the same *svcerr.Error:
 //
 //	malformed JSON, wrong field types   400 invalid_argument, naming the offset or field
-//	body over the limit (default 1 MiB) 413 resource_exhausted
+//	malformed gzip body                 400 invalid_argument
+//	body over the limit (default 1 MiB) 413 resource_exhausted, "Content Too Large" (RFC 9110);
+//	                                        for a gzip body, as sent and decompressed (zip bombs)
 //	body that is not JSON               415 invalid_argument
+//	Content-Encoding other than gzip    415 invalid_argument, with Accept-Encoding: gzip (RFC 7694)
 //	body slower than the read timeout   408 deadline_exceeded, and the connection closes
 //	unknown route                       404 not_found
 //	known path, wrong method            405 invalid_argument, with an Allow header
+//	CORS preflight from another origin  403 permission_denied (only with WithCORS)
 //	panic in a handler                  500 internal; the server keeps serving
+//
+// An endpoint's own errors get the status of their kind (svcerr.Kind.HTTPStatus, Google's
+// mapping: failed_precondition and out_of_range are 400, not 412). The requests refused
+// before an endpoint runs (400, 404, 405, 413, 415 above) pass through the middleware of
+// [WithRejectMiddleware] — with the route's method, or [UnmatchedMethod] when no route
+// matched — so that svckit's App logs and counts them like the others.
+//
+// Request bodies may be sent with Content-Encoding: gzip. JSON responses of at least
+// [GzipMinBytes] are compressed with gzip for clients whose Accept-Encoding takes it (with
+// Vary: Accept-Encoding). [Protocols] makes an http.Server speak HTTP/1.1, HTTP/2 over TLS
+// and cleartext HTTP/2 with prior knowledge (h2c) on one port. [WithCORS] answers CORS
+// preflights and adds CORS headers for the allowed origins; without it (the default) the
+// server sends no CORS headers.
 //
 // The refusals net/http makes before any handler runs — 431 for a header section over
 // http.Server.MaxHeaderBytes, 400 for a malformed request line or Host, 501 for an unknown

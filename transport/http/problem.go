@@ -33,6 +33,7 @@ type Problem struct {
 type statusError struct {
 	status int
 	err    *svcerr.Error
+	accept string // the Accept-Encoding header of a 415 for an unsupported Content-Encoding
 }
 
 func (e *statusError) Error() string { return e.err.Error() }
@@ -72,8 +73,13 @@ func ProblemFor(err error) (*Problem, int) {
 }
 
 func statusText(status int) string {
-	if status == 499 {
+	switch status {
+	case 499:
 		return "Client Closed Request"
+	case http.StatusRequestEntityTooLarge:
+		return "Content Too Large" // RFC 9110's name; net/http still says "Request Entity Too Large"
+	case http.StatusUnprocessableEntity:
+		return "Unprocessable Content" // RFC 9110
 	}
 	if t := http.StatusText(status); t != "" {
 		return t
@@ -92,6 +98,10 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, err error) {
 		if _, err := strconv.Atoi(ra); err == nil {
 			w.Header().Set("Retry-After", ra)
 		}
+	}
+	if se, ok := errors.AsType[*statusError](err); ok && se.accept != "" {
+		// RFC 7694: a 415 for a Content-Encoding says which encodings the server takes.
+		w.Header().Set("Accept-Encoding", se.accept)
 	}
 	if status == http.StatusRequestTimeout {
 		// The request was not read to its end: the connection cannot carry another one.

@@ -39,6 +39,9 @@ type Server struct {
 	logger  *slog.Logger
 	paths   map[string]*pathMethods // normalized path -> methods registered on it
 	pathMux *http.ServeMux          // every route's path without its method, to tell 405 from 404
+	rejMws  []endpoint.Middleware   // see WithRejectMiddleware
+	unmatch endpoint.Handler        // rejMws around the rejections of requests no route matched
+	cors    *corsPolicy             // nil: no CORS headers (WithCORS)
 }
 
 type pathMethods struct {
@@ -72,6 +75,47 @@ func WithPropagator(p propagation.TextMapPropagator) ServerOption {
 // (error, with stack) and failed response writes.
 func WithLogger(l *slog.Logger) ServerOption { return func(s *Server) { s.logger = l } }
 
+// UnmatchedMethod is the method name in the endpoint.Info that [WithRejectMiddleware]
+// sees for requests no route matched (404, 405): one bounded label value for every unknown
+// path and method.
+const UnmatchedMethod = "unmatched"
+
+// WithRejectMiddleware sets middleware that sees each request the server answers with an
+// error before any endpoint runs, as a call that failed with that error: a body that is
+// malformed (400), too large (413) or of an unsupported media type or encoding (415), with
+// the route's endpoint.Info, and a request no route matched (404, 405), with method
+// [UnmatchedMethod]. The request the middleware sees is that error, and the handler it
+// wraps returns it; svckit's App passes the access log and metrics middleware so
+// that rejected requests are logged and counted like the others. By default rejected
+// requests are only logged at debug level by the [WithLogger] logger.
+func WithRejectMiddleware(mws ...endpoint.Middleware) ServerOption {
+	return func(s *Server) { s.rejMws = append(s.rejMws, mws...) }
+}
+
+// rejectHandler is the innermost handler of the rejection chain: the request's error.
+func rejectHandler(_ context.Context, req any) (any, error) {
+	err, _ := req.(error)
+	return nil, err
+}
+
+// rejectChain returns the handler that passes a rejection of the endpoint described by
+// info through the reject middleware, or nil without any.
+func (s *Server) rejectChain(info endpoint.Info) endpoint.Handler {
+	if len(s.rejMws) == 0 {
+		return nil
+	}
+	return endpoint.Chain(s.rejMws...)(info, rejectHandler)
+}
+
+// reject passes err through the rejection handler h (if any) with the request's context,
+// then writes it as the response.
+func reject(ctx context.Context, h endpoint.Handler, w http.ResponseWriter, r *http.Request, err error) {
+	if h != nil {
+		_, _ = h(ctx, err)
+	}
+	WriteProblem(w, r, err)
+}
+
 // NewServer returns a server for the named service.
 func NewServer(service string, opts ...ServerOption) *Server {
 	s := &Server{
@@ -86,12 +130,21 @@ func NewServer(service string, opts ...ServerOption) *Server {
 	for _, o := range opts {
 		o(s)
 	}
+	s.unmatch = s.rejectChain(endpoint.Info{Service: service, Method: UnmatchedMethod, Transport: "http"})
 	s.mux.Handle("/", http.HandlerFunc(s.routeNotFound))
 	return s
 }
 
-// ServeHTTP routes the request.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP routes the request. With [WithCORS] a request from an allowed origin gets the
+// CORS response headers, and a preflight request is answered here.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.cors != nil {
+		if o, ok := r.Header["Origin"]; ok && len(o) == 1 && s.cors.serve(s, w, r, o[0]) {
+			return
+		}
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // Mux returns the underlying ServeMux, for plain http.Handlers that live beside the
 // endpoints (webhooks, static files). They get none of the endpoint middleware.
@@ -142,6 +195,7 @@ func HandleWith[Req, Resp any](s *Server, pattern, name string, e endpoint.Endpo
 		Idempotent: cfg.idempotent || method == http.MethodGet || method == http.MethodHead || method == http.MethodPut || method == http.MethodDelete,
 	}
 	wrapped := endpoint.Wrap(info, e, s.mws...)
+	rejected := s.rejectChain(info)
 	h := func(w http.ResponseWriter, r *http.Request) {
 		ctx := s.requestContext(w, r)
 		if v, ok := r.Header[TimeoutHeader]; ok {
@@ -156,7 +210,7 @@ func HandleWith[Req, Resp any](s *Server, pattern, name string, e endpoint.Endpo
 		if err != nil {
 			s.logger.LogAttrs(ctx, slog.LevelDebug, "request rejected",
 				slog.String("method", info.Method), slog.String("error", err.Error()))
-			WriteProblem(w, r, err)
+			reject(ctx, rejected, w, r, err)
 			return
 		}
 		resp, err := wrapped(ctx, req)
@@ -272,24 +326,30 @@ func (s *Server) addMethod(method, path string) {
 }
 
 func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request, pm *pathMethods) {
-	s.requestContext(w, r)
+	ctx := s.requestContext(w, r)
 	allow := strings.Join(pm.methods, ", ")
 	w.Header().Set("Allow", allow)
-	WriteProblem(w, r, WithStatus(http.StatusMethodNotAllowed, svcerr.Errorf(svcerr.InvalidArgument,
-		"method %s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, allow)))
+	reject(ctx, s.unmatch, w, r, WithStatus(http.StatusMethodNotAllowed, svcerr.Errorf(svcerr.InvalidArgument,
+		"method %s is not allowed on %s; allowed: %s", truncate(r.Method, 32), truncate(r.URL.Path, 256), allow)))
+}
+
+// methodsFor returns the methods routed on the request's path, or nil.
+func (s *Server) methodsFor(r *http.Request) *pathMethods {
+	if _, pattern := s.pathMux.Handler(r); pattern != "" {
+		return s.paths[normalizePath(pattern)]
+	}
+	return nil
 }
 
 // routeNotFound answers requests no route matched: 405 when a route has the path with
 // another method, 404 otherwise.
 func (s *Server) routeNotFound(w http.ResponseWriter, r *http.Request) {
-	if _, pattern := s.pathMux.Handler(r); pattern != "" {
-		if pm, ok := s.paths[normalizePath(pattern)]; ok {
-			s.methodNotAllowed(w, r, pm)
-			return
-		}
+	if pm := s.methodsFor(r); pm != nil {
+		s.methodNotAllowed(w, r, pm)
+		return
 	}
-	s.requestContext(w, r)
-	WriteProblem(w, r, svcerr.Errorf(svcerr.NotFound, "no route for %s %s", r.Method, r.URL.Path))
+	ctx := s.requestContext(w, r)
+	reject(ctx, s.unmatch, w, r, svcerr.Errorf(svcerr.NotFound, "no route for %s %s", truncate(r.Method, 32), truncate(r.URL.Path, 256)))
 }
 
 // normalizePath replaces wildcard names so that /users/{id} and /users/{name} are one path.
