@@ -196,4 +196,3 @@ func gzipBody(h http.Header, r *http.Request, body []byte) ([]byte, func()) {
 }
 
 func nop() {}
-
