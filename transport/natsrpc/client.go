@@ -29,6 +29,7 @@ type Client struct {
 	prop     propagation.TextMapPropagator
 	maxBody  int64
 	timeout  time.Duration
+	attempt  time.Duration
 	maxReply int
 }
 
@@ -59,6 +60,13 @@ func WithMaxRequestBytes(n int64) ClientOption { return func(c *Client) { c.maxB
 // WithDefaultTimeout sets the deadline of calls whose context has none; the default is
 // [DefaultTimeout].
 func WithDefaultTimeout(d time.Duration) ClientOption { return func(c *Client) { c.timeout = d } }
+
+// WithAttemptTimeout makes idempotent calls ([Idempotent]) that have no reply after d
+// send the request again, within the call's deadline: a reply lost with a NATS node that
+// went down (or a request lost with it) then costs d instead of the whole deadline. Only
+// idempotent calls are sent again, as the server may have run the first request. The
+// default, 0, waits for one reply until the deadline.
+func WithAttemptTimeout(d time.Duration) ClientOption { return func(c *Client) { c.attempt = d } }
 
 // NewClient returns a client for the named service over nc.
 func NewClient(nc *nats.Conn, service string, opts ...ClientOption) *Client {
@@ -118,7 +126,7 @@ func Call[Req, Resp any](c *Client, name string, opts ...MethodOption) endpoint.
 		}
 		c.prop.Inject(ctx, carrier(msg.Header))
 		meta.OutgoingHeaders(ctx, msg.Header.Set)
-		reply, err := c.request(ctx, msg)
+		reply, err := c.request(ctx, msg, cfg.idempotent)
 		if err != nil {
 			return zero, err
 		}
@@ -141,8 +149,9 @@ func Call[Req, Resp any](c *Client, name string, opts ...MethodOption) endpoint.
 
 // request sends msg and waits for the reply. While NATS answers that no server listens
 // on the subject, no server has the request, so it is sent again after a jittered backoff
-// until one answers or ctx ends.
-func (c *Client) request(ctx context.Context, msg *nats.Msg) (*nats.Msg, error) {
+// until one answers or ctx ends. An idempotent request is also sent again when it has no
+// reply within the attempt timeout.
+func (c *Client) request(ctx context.Context, msg *nats.Msg, idempotent bool) (*nats.Msg, error) {
 	backoff := 10 * time.Millisecond
 	for {
 		if dl, ok := ctx.Deadline(); ok {
@@ -152,9 +161,12 @@ func (c *Client) request(ctx context.Context, msg *nats.Msg) (*nats.Msg, error) 
 			}
 			msg.Header[TimeoutHeader] = []string{formatTimeout(left)}
 		}
-		reply, err := c.nc.RequestMsgWithContext(ctx, msg)
+		reply, err := c.attemptOnce(ctx, msg, idempotent)
 		if err == nil {
 			return reply, nil
+		}
+		if errors.Is(err, errAttemptTimeout) {
+			continue
 		}
 		if !errors.Is(err, nats.ErrNoResponders) {
 			return nil, c.requestError(ctx, msg.Subject, err)
@@ -168,6 +180,23 @@ func (c *Client) request(ctx context.Context, msg *nats.Msg) (*nats.Msg, error) 
 		}
 		backoff = min(2*backoff, 500*time.Millisecond)
 	}
+}
+
+var errAttemptTimeout = errors.New("natsrpc: no reply within the attempt timeout")
+
+// attemptOnce sends msg once and waits for its reply, within the attempt timeout for an
+// idempotent request.
+func (c *Client) attemptOnce(ctx context.Context, msg *nats.Msg, idempotent bool) (*nats.Msg, error) {
+	if !idempotent || c.attempt <= 0 {
+		return c.nc.RequestMsgWithContext(ctx, msg)
+	}
+	actx, cancel := context.WithTimeout(ctx, c.attempt)
+	defer cancel()
+	reply, err := c.nc.RequestMsgWithContext(actx, msg)
+	if err != nil && actx.Err() != nil && ctx.Err() == nil {
+		return nil, errAttemptTimeout
+	}
+	return reply, err
 }
 
 // requestError classifies a failed request.
