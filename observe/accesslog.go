@@ -17,14 +17,14 @@ const (
 	TransportKey  = "transport"   // the endpoint's transport
 	RPCServiceKey = "rpc_service" // the endpoint's service (not "service", which names the process)
 	RPCMethodKey  = "rpc_method"  // the endpoint's method
-	DurationKey   = "duration"    // the call's duration: nanoseconds in JSON, "1.5ms" in text
+	DurationKey   = "duration_ms" // the call's duration in milliseconds, as a number: 1.5
 	KindKey       = "kind"        // the svcerr kind of a failed call
 	ErrorKey      = "error"       // the error text of a failed call
 )
 
 // AccessLog returns middleware that logs one line per call after it completes: message
 // "request" for servers and "call" for clients, with the transport, rpc_service,
-// rpc_method and duration (nanoseconds in JSON), and for a failed call its kind and error
+// rpc_method and duration_ms (milliseconds as a number: 1.234), and for a failed call its kind and error
 // text. Successful calls log at Info; failures the caller caused (invalid_argument,
 // not_found, canceled, …) at Warn; failures of the server or below it ([ServerFault]) at
 // Error.
@@ -73,9 +73,10 @@ func AccessLog(logger *slog.Logger) endpoint.Middleware {
 			// The record is built here, not with Logger.LogAttrs, to skip the caller's
 			// program counter lookup: the source of an access log line is always this file.
 			r := slog.NewRecord(end, level, msg, 0)
-			// A Duration, not float milliseconds: the JSON handler formats floats with
-			// encoding/json, which costs more than the rest of the line.
-			d := slog.Duration(DurationKey, end.Sub(start))
+			// Milliseconds with the unit in the key, so that every log pipeline reads the
+			// same number in JSON and text (a slog Duration is nanoseconds in JSON and
+			// "1.5ms" in text).
+			d := slog.Float64(DurationKey, durationMS(end.Sub(start)))
 			if err != nil {
 				r.AddAttrs(d, slog.String(KindKey, kind.String()), slog.String(ErrorKey, err.Error()))
 			} else {
@@ -90,6 +91,11 @@ func AccessLog(logger *slog.Logger) endpoint.Middleware {
 			return resp, err
 		}
 	}
+}
+
+// durationMS returns d in milliseconds.
+func durationMS(d time.Duration) float64 {
+	return float64(d) / float64(time.Millisecond)
 }
 
 // LogLevel returns the level at which AccessLog logs a call that failed with kind k: Error

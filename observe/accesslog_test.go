@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/svckit/svckit/endpoint"
 	"github.com/svckit/svckit/svcerr"
@@ -140,4 +143,41 @@ func TestAccessLogCarriesSpan(t *testing.T) {
 		t.Fatalf("got %d spans", len(spans))
 	}
 	checkIDs(t, oneLine(t, &buf), true, spans[0].SpanContext(), "")
+}
+
+// TestAccessLogDurationUnit: the duration is milliseconds, named so, and the same number
+// in the JSON and text formats.
+func TestAccessLogDurationUnit(t *testing.T) {
+	for _, tt := range []struct {
+		d    time.Duration
+		want float64
+	}{{1500 * time.Microsecond, 1.5}, {2 * time.Second, 2000}, {250 * time.Nanosecond, 0.00025}, {0, 0}} {
+		if got := durationMS(tt.d); got != tt.want {
+			t.Errorf("durationMS(%v) = %v, want %v", tt.d, got, tt.want)
+		}
+	}
+	if DurationKey != "duration_ms" {
+		t.Errorf("DurationKey = %q", DurationKey)
+	}
+	info := endpoint.Info{Service: "s", Method: "M", Transport: "grpc"}
+	slow := func(context.Context, string) (string, error) {
+		time.Sleep(2 * time.Millisecond) // the duration under test, not a wait for a condition
+		return "", nil
+	}
+	for _, format := range []string{"json", "text"} {
+		var buf bytes.Buffer
+		logger := NewLogger(&buf, LogOptions{Level: slog.LevelInfo, Format: format})
+		_, _ = endpoint.Wrap(info, slow, AccessLog(logger))(context.Background(), "")
+		line := buf.String()
+		i := strings.Index(line, "duration_ms")
+		if i < 0 {
+			t.Fatalf("%s: no duration_ms in %s", format, line)
+		}
+		rest := strings.TrimLeft(line[i+len("duration_ms"):], `":=`)
+		end := strings.IndexAny(rest, ", }\n")
+		ms, err := strconv.ParseFloat(rest[:end], 64)
+		if err != nil || ms < 2 || ms > 10_000 {
+			t.Errorf("%s: duration_ms %q (%v) is not the milliseconds slept: %s", format, rest[:end], err, line)
+		}
+	}
 }

@@ -6,7 +6,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
-	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/svckit/svckit/endpoint"
@@ -38,13 +38,19 @@ func Propagator() propagation.TextMapPropagator {
 
 // Tracing returns middleware that starts a span for each call, named "Service/Method", of
 // kind server, or client for client endpoints. Its parent is the span in the call's
-// context: the remote span context a transport extracted, or the caller's span. It has
-// the attributes rpc.system (the transport), rpc.service and rpc.method, unless
-// WithoutRPCAttributes is given.
+// context: the remote span context a transport extracted, or the caller's span. Unless
+// WithoutRPCAttributes is given, the span of an RPC transport (grpc, nats, inproc) has the
+// attributes of the OpenTelemetry semantic conventions for RPC of the version that matches
+// the OpenTelemetry API in svckit's go.mod (semconv v1.43.0): rpc.system.name (the
+// transport) and rpc.method ("Service/Method"). An HTTP endpoint's span has neither: HTTP
+// is not an RPC system in the conventions, and its HTTP attributes (route, status code)
+// are the transport's to set.
 //
 // A failed call's span gets the svckit.error.kind attribute. Following the OpenTelemetry
 // semantic conventions for RPC, a client span is marked failed, with status Error and an
-// exception event, for every error, a server span only for a ServerFault.
+// exception event, for every error, a server span only for a ServerFault. A call whose
+// own caller canceled it (its context was canceled: the client went away, HTTP's 499) is
+// not marked failed on either side: the caller chose its outcome.
 //
 // A nil tp disables tracing.
 func Tracing(tp trace.TracerProvider, opts ...TracingOption) endpoint.Middleware {
@@ -64,11 +70,10 @@ func Tracing(tp trace.TracerProvider, opts ...TracingOption) endpoint.Middleware
 		}
 		opts := []trace.SpanStartOption{trace.WithSpanKind(kind)}
 		var attrs []attribute.KeyValue
-		if !cfg.noAttrs {
+		if !cfg.noAttrs && info.Transport != "http" {
 			attrs = []attribute.KeyValue{
-				semconv.RPCSystemKey.String(info.Transport),
-				semconv.RPCService(info.Service),
-				semconv.RPCMethod(info.Method),
+				semconv.RPCSystemNameKey.String(info.Transport),
+				semconv.RPCMethod(name),
 			}
 		}
 		client := info.Client
@@ -88,7 +93,7 @@ func Tracing(tp trace.TracerProvider, opts ...TracingOption) endpoint.Middleware
 				} else {
 					span.SetAttributes(ErrorKindKey.String(k.String()))
 				}
-				if client || ServerFault(k) {
+				if (client || ServerFault(k)) && !callerCanceled(ctx) {
 					span.RecordError(err)
 					span.SetStatus(codes.Error, err.Error())
 				}
@@ -99,6 +104,12 @@ func Tracing(tp trace.TracerProvider, opts ...TracingOption) endpoint.Middleware
 	}
 }
 
+// callerCanceled reports whether ctx, the context a call was made with, was canceled (not
+// timed out): the caller gave up on the call.
+func callerCanceled(ctx context.Context) bool {
+	return ctx.Err() == context.Canceled
+}
+
 // TracingOption configures Tracing.
 type TracingOption func(*tracingConfig)
 
@@ -106,7 +117,7 @@ type tracingConfig struct {
 	noAttrs bool
 }
 
-// WithoutRPCAttributes leaves the rpc.system, rpc.service and rpc.method attributes off
+// WithoutRPCAttributes leaves the rpc.system.name and rpc.method attributes off
 // successful spans; the span name still names the service and method. Attributes are a
 // large part of what a recorded span costs with the OpenTelemetry SDK (a third, measured
 // with three attributes), so this is for services where tracing at a high sampling rate

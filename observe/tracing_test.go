@@ -3,6 +3,7 @@ package observe
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"testing"
 
@@ -58,15 +59,9 @@ func TestTracingRemoteParent(t *testing.T) {
 	if tenant != "acme" {
 		t.Errorf("baggage tenant = %q, want acme", tenant)
 	}
-	want := map[attribute.Key]string{"rpc.system": "http", "rpc.service": "greeter", "rpc.method": "Hello"}
-	got := make(map[attribute.Key]string)
-	for _, a := range s.Attributes() {
-		got[a.Key] = a.Value.Emit()
-	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("attribute %s = %q, want %q", k, got[k], v)
-		}
+	// HTTP is not an RPC system in the semantic conventions: no rpc.* attributes.
+	if a := s.Attributes(); len(a) != 0 {
+		t.Errorf("HTTP span attributes %v, want none", a)
 	}
 	if s.Status().Code != codes.Unset {
 		t.Errorf("status = %v, want Unset", s.Status())
@@ -99,6 +94,71 @@ func TestTracingClientInjects(t *testing.T) {
 	want := "00-" + c.SpanContext().TraceID().String() + "-" + c.SpanContext().SpanID().String() + "-01"
 	if got := sent.Get("traceparent"); got != want {
 		t.Errorf("traceparent = %q, want %q", got, want)
+	}
+}
+
+// TestTracingRPCAttributes checks the attributes of RPC spans against the semantic
+// conventions of the version in go.mod: rpc.system.name and a fully qualified rpc.method,
+// no rpc.system or rpc.service (older conventions).
+func TestTracingRPCAttributes(t *testing.T) {
+	for _, transport := range []string{"grpc", "nats", "http"} {
+		t.Run(transport, func(t *testing.T) {
+			tp, rec := newRecorder(t)
+			info := endpoint.Info{Service: "catalog", Method: "Reserve", Transport: transport}
+			if _, err := endpoint.Wrap(info, failWith(nil), Tracing(tp))(context.Background(), ""); err != nil {
+				t.Fatal(err)
+			}
+			got := make(map[attribute.Key]string)
+			for _, a := range rec.Ended()[0].Attributes() {
+				got[a.Key] = a.Value.Emit()
+			}
+			want := map[attribute.Key]string{"rpc.system.name": transport, "rpc.method": "catalog/Reserve"}
+			if transport == "http" {
+				want = map[attribute.Key]string{}
+			}
+			if !maps.Equal(got, want) {
+				t.Errorf("attributes %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// TestTracingCallerCanceled: a call whose caller canceled its context is not a failed span
+// on either side, whatever error the call returned; a timeout still is.
+func TestTracingCallerCanceled(t *testing.T) {
+	tests := []struct {
+		name   string
+		client bool
+		err    error
+	}{
+		{"server canceled", false, context.Canceled},
+		{"server unavailable after cancel", false, svcerr.Wrap(svcerr.Unavailable, "store", context.Canceled)},
+		{"client canceled", true, svcerr.Wrap(svcerr.Canceled, "request canceled", context.Canceled)},
+		{"client internal after cancel", true, errors.New("read: use of closed connection")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tp, rec := newRecorder(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			info := endpoint.Info{Service: "s", Method: "M", Transport: "grpc", Client: tt.client}
+			h := endpoint.Wrap(info, func(context.Context, string) (string, error) {
+				cancel()
+				return "", tt.err
+			}, Tracing(tp))
+			if _, err := h(ctx, ""); err != tt.err {
+				t.Fatalf("err = %v", err)
+			}
+			if s := rec.Ended()[0]; s.Status().Code != codes.Unset || len(s.Events()) != 0 {
+				t.Errorf("status %v, events %v: a canceled call is not a failure", s.Status(), s.Events())
+			}
+		})
+	}
+	// The same errors without a canceled caller are failures of a client call.
+	tp, rec := newRecorder(t)
+	info := endpoint.Info{Service: "s", Method: "M", Transport: "grpc", Client: true}
+	_, _ = endpoint.Wrap(info, failWith(svcerr.New(svcerr.Canceled, "x")), Tracing(tp))(context.Background(), "")
+	if s := rec.Ended()[0]; s.Status().Code != codes.Error {
+		t.Errorf("a client call the server canceled has status %v, want Error", s.Status())
 	}
 }
 
@@ -165,7 +225,7 @@ func TestTracingNoop(t *testing.T) {
 
 func TestTracingWithoutRPCAttributes(t *testing.T) {
 	tp, rec := newRecorder(t)
-	info := endpoint.Info{Service: "s", Method: "M", Transport: "http"}
+	info := endpoint.Info{Service: "s", Method: "M", Transport: "grpc"}
 	mw := Tracing(tp, WithoutRPCAttributes())
 	_, _ = endpoint.Wrap(info, failWith(nil), mw)(context.Background(), "")
 	_, _ = endpoint.Wrap(info, failWith(errors.New("boom")), mw)(context.Background(), "")
