@@ -327,6 +327,15 @@ type instance struct {
 	step   int
 	data   []byte
 	errMsg string
+	// first is the failed first attempt of the first action, made by Start; the run
+	// takes it as its own first attempt.
+	first *attempt
+}
+
+// attempt is a failed attempt of an action: its error and when the action was begun.
+type attempt struct {
+	err   error
+	begun time.Time
 }
 
 // Option configures an Orchestrator.
@@ -403,6 +412,19 @@ type Orchestrator struct {
 	running  map[string]*run
 }
 
+// insertInstanceSQL returns the statement that records a new saga; its arguments are the
+// id, name, status, step, state, owner, lease_until, created_at and updated_at. On SQLite
+// it also checks the fence (two more arguments: the owner and the instance) and inserts
+// nothing when this orchestrator no longer holds its owner; on PostgreSQL, whose
+// parameter types an INSERT … SELECT would have to spell out, Start asks selectHeld first.
+func insertInstanceSQL(d store.Dialect) string {
+	const cols = `INSERT INTO saga_instances (id, name, status, step, state, error, owner, lease_until, created_at, updated_at) `
+	if d == store.SQLite {
+		return cols + `SELECT ?, ?, ?, ?, ?, '', ?, ?, ?, ? WHERE ` + fence
+	}
+	return cols + `VALUES (?, ?, ?, ?, ?, '', ?, ?, ?, ?)`
+}
+
 // fence is the SQL condition that this orchestrator still holds its owner; its arguments
 // are the owner and the instance.
 const fence = `EXISTS (SELECT 1 FROM saga_owners WHERE owner = ? AND instance = ?)`
@@ -433,9 +455,7 @@ func New(ctx context.Context, st *store.Store, opts ...Option) (*Orchestrator, e
 		db   *sql.DB
 		sql  string
 	}{
-		{&o.insertInstance, st.DB(), `INSERT INTO saga_instances
-			(id, name, status, step, state, error, owner, lease_until, created_at, updated_at)
-			VALUES (?, ?, ?, 0, ?, '', ?, ?, ?, ?)`},
+		{&o.insertInstance, st.DB(), insertInstanceSQL(st.Dialect())},
 		{&o.insertStep, st.DB(), `INSERT INTO saga_steps (saga_id, step, phase, name, error, at) VALUES (?, ?, ?, ?, ?, ?)`},
 		{&o.updateInstance, st.DB(), `UPDATE saga_instances
 			SET status = ?, step = ?, state = ?, error = ?, lease_until = ?, updated_at = ?
@@ -551,6 +571,12 @@ func WithID(id string) StartOption { return func(o *startOptions) { o.id = id } 
 // background. It returns the saga's id once the saga is recorded: from then on the saga
 // runs to a terminal state, here or, after a crash, in the orchestrator that resumes it.
 // Use Wait to wait for it. d is registered if it is not yet.
+//
+// When the first step is an ActionTx and fewer sagas than the concurrency limit run,
+// Start makes the first attempt of that step in the transaction that records the saga,
+// so the saga is recorded as the step leaves it: one transaction instead of two. Start
+// then returns after that attempt. If the attempt fails, the saga is recorded at its
+// start, and its run counts the failed attempt as its first.
 func Start[S any](ctx context.Context, o *Orchestrator, d *Definition[S], state S, opts ...StartOption) (string, error) {
 	var so startOptions
 	for _, fn := range opts {
@@ -575,21 +601,27 @@ func Start[S any](ctx context.Context, o *Orchestrator, d *Definition[S], state 
 	if err != nil {
 		return "", fmt.Errorf("saga %s: encode state: %w", d.name, err)
 	}
-	now := time.Now().UnixNano()
 	in := &instance{id: so.id, name: d.name, state: Running, data: data}
-	err = o.st.InTx(ctx, func(tx *sql.Tx) error {
-		var held int
-		err := tx.StmtContext(ctx, o.selectHeld).QueryRowContext(ctx, o.owner, o.instance).Scan(&held)
-		if errors.Is(err, sql.ErrNoRows) {
-			return errOwnerTaken
+	if d.steps[0].ActionTx != nil {
+		// Run the first step in the transaction that records the saga, when a slot is
+		// free: one transaction instead of two.
+		select {
+		case o.sem <- struct{}{}:
+			err := func() error {
+				defer func() { <-o.sem }()
+				return d.startWithFirstStep(ctx, o, in)
+			}()
+			if err != errNotFolded {
+				return d.started(o, in, err)
+			}
+		default:
 		}
-		if err != nil {
-			return err
-		}
-		_, err = tx.StmtContext(ctx, o.insertInstance).ExecContext(ctx, in.id, in.name, string(Running), string(data),
-			o.owner, now+int64(o.lease), now, now)
-		return err
-	})
+	}
+	return d.started(o, in, o.record(ctx, in))
+}
+
+// started finishes Start once the transaction that records in has ended with err.
+func (d *Definition[S]) started(o *Orchestrator, in *instance, err error) (string, error) {
 	if errors.Is(err, errOwnerTaken) {
 		o.ownerLost()
 		return "", o.err()
@@ -606,9 +638,102 @@ func Start[S any](ctx context.Context, o *Orchestrator, d *Definition[S], state 
 	return in.id, nil
 }
 
+// record records the new saga in, in its own transaction.
+func (o *Orchestrator) record(ctx context.Context, in *instance) error {
+	return o.st.InTx(ctx, func(tx *sql.Tx) error { return o.insert(ctx, tx, in, time.Now().UnixNano()) })
+}
+
+// insert writes the row of the new saga in, as in holds it, within tx. It fails with
+// errOwnerTaken when another orchestrator holds this one's owner.
+func (o *Orchestrator) insert(ctx context.Context, tx *sql.Tx, in *instance, now int64) error {
+	args := []any{in.id, in.name, string(in.state), in.step, string(in.data), o.owner, now + int64(o.lease), now, now}
+	if o.st.Dialect() != store.SQLite {
+		var held int
+		err := tx.StmtContext(ctx, o.selectHeld).QueryRowContext(ctx, o.owner, o.instance).Scan(&held)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errOwnerTaken
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.StmtContext(ctx, o.insertInstance).ExecContext(ctx, args...)
+		return err
+	}
+	res, err := tx.StmtContext(ctx, o.insertInstance).ExecContext(ctx, append(args, o.owner, o.instance)...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return errOwnerTaken
+	}
+	return nil
+}
+
+// errNotFolded says that startWithFirstStep recorded nothing and Start records the saga
+// by itself.
+var errNotFolded = errors.New("saga: first step not folded into the start")
+
+// startWithFirstStep runs the first attempt of in's first step, an ActionTx, in the
+// transaction that records in, and records in as that step leaves it. When the action
+// fails, the transaction is rolled back, in is recorded by itself, and the failed attempt
+// is handed to the run (in.first), which goes on as if it had made it; the error is then
+// the recording's. Other failures return errNotFolded, and Start records in by itself.
+func (d *Definition[S]) startWithFirstStep(ctx context.Context, o *Orchestrator, in *instance) error {
+	step := &d.steps[0]
+	next, nextState := 1, Running
+	if next == len(d.steps) {
+		nextState = Completed
+	}
+	begun := time.Now()
+	sctx, cancel := d.stepCtx(o.ctx, in, 0, phaseAction, 1)
+	defer cancel()
+	var actErr error
+	var data []byte
+	err := o.st.InTx(ctx, func(tx *sql.Tx) error {
+		actErr = nil
+		state, err := d.decode(in.data)
+		if err != nil {
+			return err
+		}
+		if err := step.ActionTx(sctx, tx, state); err != nil {
+			actErr = err
+			return err
+		}
+		if data, err = json.Marshal(state); err != nil {
+			return fmt.Errorf("saga %s: encode state: %w", d.name, err)
+		}
+		now := time.Now().UnixNano()
+		after := &instance{id: in.id, name: in.name, state: nextState, step: next, data: data}
+		if err := o.insert(ctx, tx, after, now); err != nil {
+			return err
+		}
+		_, err = tx.StmtContext(ctx, o.insertStep).ExecContext(ctx, in.id, 0, phaseAction, step.Name, "", now)
+		return err
+	})
+	switch {
+	case err == nil:
+		in.step, in.state, in.data = next, nextState, data
+		return nil
+	case actErr != nil && err == actErr:
+		if err := o.record(ctx, in); err != nil {
+			return err
+		}
+		in.first = &attempt{err: actErr, begun: begun}
+		return nil
+	case errors.Is(err, errOwnerTaken), o.st.Dialect().IsUniqueViolation(err):
+		return err
+	}
+	return errNotFolded
+}
+
 func newID() string {
 	var b [16]byte
-	_, _ = crand.Read(b[:])
+	_, _ = crand.Read(b[6:])
+	ms := uint64(time.Now().UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
 	return hex.EncodeToString(b[:])
 }
 
@@ -1069,6 +1194,11 @@ func (d *Definition[S]) runAction(ctx context.Context, o *Orchestrator, in *inst
 		nextState = Completed
 	}
 	first := time.Now() // the budget runs from the first attempt in this run
+	carried := in.first
+	in.first = nil
+	if carried != nil {
+		first = carried.begun
+	}
 	for attempt := 1; ; attempt++ {
 		state, err := d.decode(in.data)
 		if err != nil {
@@ -1076,6 +1206,9 @@ func (d *Definition[S]) runAction(ctx context.Context, o *Orchestrator, in *inst
 		}
 		var data []byte
 		actErr, err := func() (actErr, err error) {
+			if attempt == 1 && carried != nil { // made by Start
+				return carried.err, nil
+			}
 			sctx, cancel := d.stepCtx(ctx, in, i, phaseAction, attempt)
 			defer cancel()
 			if step.ActionTx != nil {
