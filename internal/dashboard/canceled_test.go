@@ -121,3 +121,25 @@ func TestEdgesOfARelayHop(t *testing.T) {
 		t.Errorf("edges %v: want one publish and one consume, no call", got)
 	}
 }
+
+// TestDescriptionOnce: a generated document's summary is its description's first
+// sentence, wrapped differently and without the period; the explorer shows it once. A
+// description that says more is kept.
+func TestDescriptionOnce(t *testing.T) {
+	doc := []byte(`{"openapi":"3.1.0","paths":{
+	  "/orders/{id}":{"get":{"operationId":"GetOrder","summary":"GetOrder returns one of the caller's orders","description":"GetOrder returns one of the\ncaller's orders."}},
+	  "/orders":{"get":{"operationId":"ListOrders","summary":"ListOrders lists orders","description":"ListOrders lists orders.\n\nNewest first."}}}}`)
+	eps, err := dashboard.ParseOpenAPI(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(eps) != 2 {
+		t.Fatalf("%d endpoints", len(eps))
+	}
+	if eps[0].Path != "/orders" || eps[0].Description == "" {
+		t.Errorf("ListOrders lost its longer description: %+v", eps[0])
+	}
+	if eps[1].Path != "/orders/{id}" || eps[1].Description != "" || eps[1].Summary == "" {
+		t.Errorf("GetOrder's description repeats its summary: %+v", eps[1])
+	}
+}

@@ -163,6 +163,9 @@ func ParseOpenAPI(doc []byte) ([]Endpoint, error) {
 				continue
 			}
 			ep := Endpoint{Method: m, Path: path, Name: op.OperationID, Summary: op.Summary, Description: op.Description}
+			if sameText(ep.Summary, ep.Description) {
+				ep.Description = "" // a generated document's summary is its description's first sentence
+			}
 			if op.RequestBody != nil {
 				ep.HasBody = true
 				ep.Example = "{}"
@@ -182,6 +185,13 @@ func ParseOpenAPI(doc []byte) ([]Endpoint, error) {
 		return out[i].Method < out[j].Method
 	})
 	return out, nil
+}
+
+// sameText reports whether a and b are the same text but for white space, line breaks
+// and a final period.
+func sameText(a, b string) bool {
+	norm := func(s string) string { return strings.TrimRight(strings.Join(strings.Fields(s), " "), ".") }
+	return norm(a) == norm(b)
 }
 
 // example builds a sample value for a JSON schema, following $ref into the components.

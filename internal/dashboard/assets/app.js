@@ -38,12 +38,77 @@ async function api(path, opts) {
   return body;
 }
 
+// fmtDur formats nanoseconds in human units with three significant digits: 812 ns,
+// 4.21 µs, 103 ms, 1.50 s, 2 min 5 s.
 function fmtDur(ns) {
-  const ms = ns / 1e6;
-  if (ms < 1) return (ns / 1e3).toFixed(0) + ' µs';
-  if (ms < 1000) return ms.toFixed(ms < 10 ? 2 : 1) + ' ms';
-  return (ms / 1000).toFixed(2) + ' s';
+  ns = Number(ns);
+  if (!isFinite(ns)) return '–';
+  const sign = ns < 0 ? '-' : '';
+  ns = Math.abs(ns);
+  const sig = v => v >= 100 ? Math.round(v).toString() : v >= 10 ? v.toFixed(1) : v.toFixed(2);
+  if (ns < 1e3) return sign + Math.round(ns) + ' ns';
+  if (ns < 1e6) return sign + sig(ns / 1e3) + ' µs';
+  if (ns < 1e9) return sign + sig(ns / 1e6) + ' ms';
+  if (ns < 60e9) return sign + sig(ns / 1e9) + ' s';
+  const s = Math.round(ns / 1e9);
+  if (s < 3600) return sign + Math.floor(s / 60) + ' min' + (s % 60 ? ' ' + (s % 60) + ' s' : '');
+  return sign + Math.floor(s / 3600) + ' h' + (Math.floor(s / 60) % 60 ? ' ' + (Math.floor(s / 60) % 60) + ' min' : '');
 }
+
+// DURATION_KEY matches the names of log attributes that hold a duration (duration,
+// elapsed, latency, took, …_duration), with an optional unit suffix (duration_ms).
+const DURATION_KEY = /^(?:.*[._-])?(duration|elapsed|latency|took|dur)(?:[._-]?(ns|us|µs|ms|s|sec|secs|seconds))?$/i;
+const UNIT_NS = {ns: 1, us: 1e3, 'µs': 1e3, ms: 1e6, s: 1e9, sec: 1e9, secs: 1e9, seconds: 1e9, m: 60e9, min: 60e9, h: 3600e9};
+
+// parseGoDuration reads a Go duration string ("103.47854ms", "1m2.5s") into nanoseconds,
+// or returns NaN.
+function parseGoDuration(v) {
+  const str = String(v).trim();
+  if (!/^-?(\d+(\.\d*)?(ns|us|µs|ms|s|m|h))+$/.test(str)) return NaN;
+  let ns = 0;
+  for (const [, n, , u] of str.replace(/^-/, '').matchAll(/(\d+(\.\d*)?)(ns|us|µs|ms|s|m|h)/g)) ns += Number(n) * UNIT_NS[u];
+  return str.startsWith('-') ? -ns : ns;
+}
+
+// durationNs reads the value of a duration attribute named key into nanoseconds, or
+// returns NaN: an integer is nanoseconds (slog's JSON encoding of a time.Duration), a
+// fraction milliseconds, unless the key names its unit (duration_ms, elapsed_s); a string
+// is a Go duration ("1.5ms") or a number; an object carries its unit as its key
+// ({"ms": 103.4}) or in unit/value fields.
+function durationNs(key, v) {
+  const m = DURATION_KEY.exec(key);
+  if (!m) return NaN;
+  const unit = m[2] ? UNIT_NS[m[2].toLowerCase()] || UNIT_NS[m[2]] : 0;
+  if (v !== null && typeof v === 'object') {
+    if ('value' in v && 'unit' in v && UNIT_NS[v.unit]) return Number(v.value) * UNIT_NS[v.unit];
+    for (const [u, n] of Object.entries(v)) if (UNIT_NS[u] && typeof n === 'number') return n * UNIT_NS[u];
+    return NaN;
+  }
+  if (typeof v === 'string') {
+    const g = parseGoDuration(v);
+    if (!isNaN(g)) return g;
+    if (!/^-?\d+(\.\d+)?$/.test(v.trim())) return NaN;
+    v = Number(v);
+  }
+  if (typeof v !== 'number' || !isFinite(v)) return NaN;
+  if (unit) return v * unit;
+  return Number.isInteger(v) ? v : v * 1e6;
+}
+
+// fmtAttr formats a log attribute's value for display: durations in human units.
+function fmtAttr(key, v) {
+  const ns = durationNs(key, v);
+  if (!isNaN(ns)) return fmtDur(ns);
+  return typeof v === 'object' ? JSON.stringify(v) : String(v);
+}
+
+// humanizeText rewrites key=value durations in a plain-text log line (logfmt, slog's text
+// handler) in human units.
+function humanizeText(text) {
+  return text.replace(/(^|\s)([\w.-]+)=("?)([-\d.]+(?:ns|us|µs|ms|s|m|h)?(?:[\d.]+(?:ns|us|µs|ms|s|m|h))*)\3(?=\s|$)/g,
+    (all, pre, k, q, v) => { const ns = durationNs(k, v); return isNaN(ns) ? all : pre + k + '=' + fmtDur(ns); });
+}
+
 function fmtSecs(s) {
   if (!s) return '–';
   if (s < 60) return s.toFixed(0) + ' s';
@@ -155,7 +220,7 @@ function renderServices(el, st) {
         i === 0 ? h('td', {rowspan: svc.instances.length},
           h('b', {style: {color: svcColor(svc.name)}}, svc.name), svc.public ? h('span', {class: 'badge'}, 'public') : '',
           h('div', {class: 'muted mono'}, svc.version || ''),
-          h('div', {class: 'muted'}, `${fmtNum(red.rate)} req/s · ${fmtNum(red.err, 2)} err/s · p99 ${fmtNum(red.p99 * 1000)} ms`)) : null,
+          h('div', {class: 'muted'}, `${fmtNum(red.rate)} req/s · ${fmtNum(red.err, 2)} err/s · p99 ${red.p99 ? fmtDur(red.p99 * 1e9) : '–'}`)) : null,
         h('td', {class: 'mono'}, inst.id),
         h('td', {}, health, inst.last_exit ? h('div', {class: 'muted', title: inst.last_exit}, 'last exit: ' + inst.last_exit) : ''),
         h('td', {}, String(inst.pid || '–')),
@@ -200,7 +265,13 @@ async function checkSession() {
   } catch (e) { el.hidden = true; }
 }
 
-// renderArch draws services and subjects in columns by call depth, with arrows.
+// renderArch draws services and subjects in columns by call depth (longest path), with
+// arrows. The layout keeps labels and edges clear of the boxes: an edge that spans several
+// columns passes through a free slot of each column between (a virtual node, as in a
+// layered graph drawing), the rows of each column are ordered by their neighbours'
+// positions to limit crossings, the edges leaving or entering a box spread over its side,
+// each box is as wide as its column's longest name, and a count label is placed where it
+// overlaps no box and no other label. Edges that go back (cycles) run below the graph.
 function renderArch(el, services, edges) {
   const key = JSON.stringify([services, edges.map(e => [e.from, e.to, e.kind])]);
   if (el.dataset.key === key) { // only counts changed
@@ -212,30 +283,77 @@ function renderArch(el, services, edges) {
   }
   el.dataset.key = key;
   const nodes = new Map();
-  const add = (name, kind) => { if (!nodes.has(name)) nodes.set(name, {name, kind, depth: 0}); };
+  const add = (name, kind) => { if (!nodes.has(name)) nodes.set(name, {name, kind, depth: 0, outs: [], ins: []}); };
   services.forEach(s => add(s, 'service'));
   for (const e of edges) {
     add(e.from, e.kind === 'consume' ? 'subject' : 'service');
     add(e.to, e.kind === 'publish' ? 'subject' : 'service');
   }
+  const drawn = edges.filter(e => e.from !== e.to);
   // depth: longest path from a node without incoming edges (bounded against cycles)
   for (let i = 0; i < nodes.size; i++) {
-    for (const e of edges) {
+    for (const e of drawn) {
       const a = nodes.get(e.from), b = nodes.get(e.to);
-      if (a !== b && b.depth < a.depth + 1 && a.depth + 1 < nodes.size) b.depth = a.depth + 1;
+      if (b.depth < a.depth + 1 && a.depth + 1 < nodes.size) b.depth = a.depth + 1;
     }
   }
-  const cols = [];
-  for (const n of nodes.values()) (cols[n.depth] = cols[n.depth] || []).push(n);
-  const W = 150, H = 34, GX = 90, GY = 26;
-  let maxRows = 0;
-  cols.forEach((col, ci) => {
-    col = col || [];
-    col.forEach((n, ri) => { n.x = 20 + ci * (W + GX); n.y = 20 + ri * (H + GY); });
-    maxRows = Math.max(maxRows, col.length);
+  const ncols = Math.max(...[...nodes.values()].map(n => n.depth)) + 1;
+  const cols = Array.from({length: ncols}, () => []);
+  for (const n of nodes.values()) cols[n.depth].push(n);
+  // Forward edges get a virtual node in every column they cross.
+  const chains = [];
+  for (const e of drawn) {
+    const a = nodes.get(e.from), b = nodes.get(e.to);
+    if (b.depth <= a.depth) { chains.push({e, a, b, back: true}); continue; }
+    const pts = [a];
+    for (let d = a.depth + 1; d < b.depth; d++) {
+      const v = {name: '', virtual: true, depth: d, outs: [], ins: []};
+      cols[d].push(v);
+      pts.push(v);
+    }
+    pts.push(b);
+    for (let i = 0; i + 1 < pts.length; i++) { pts[i].outs.push(pts[i + 1]); pts[i + 1].ins.push(pts[i]); }
+    chains.push({e, a, b, pts});
+  }
+  // Order each column by the mean row of its neighbours, sweeping both ways.
+  cols.forEach(c => c.sort((x, y) => (x.virtual - y.virtual) || (x.kind === y.kind ? 0 : x.kind === 'service' ? -1 : 1) || x.name.localeCompare(y.name)));
+  const rowOf = () => { for (const c of cols) c.forEach((n, i) => { n.row = i; }); };
+  rowOf();
+  const bary = (n, side) => { const nb = n[side]; return nb.length ? nb.reduce((t, m) => t + m.row, 0) / nb.length : n.row; };
+  for (let sweep = 0; sweep < 6; sweep++) {
+    const down = sweep % 2 === 0;
+    const order = down ? cols.slice(1) : cols.slice(0, -1).reverse();
+    for (const c of order) {
+      const b = new Map(c.map(n => [n, bary(n, down ? 'ins' : 'outs')]));
+      c.sort((x, y) => b.get(x) - b.get(y) || x.row - y.row);
+      c.forEach((n, i) => { n.row = i; });
+    }
+  }
+  // Sizes: a box fits its name (measured in the page's font), at most 260 px.
+  const measure = document.createElement('canvas').getContext('2d');
+  measure.font = '12px system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif';
+  const labelOf = n => (n.kind === 'subject' ? '⇄ ' : '') + n.name;
+  const MAXW = 260, H = 34, GX = 110, GY = 26, VH = 12, PAD = 20;
+  const colW = cols.map(c => Math.min(MAXW, Math.max(110, ...c.filter(n => !n.virtual).map(n => measure.measureText(labelOf(n)).width + 26))));
+  const colX = [];
+  colW.reduce((x, w, i) => { colX[i] = x; return x + w + GX; }, PAD);
+  const colH = cols.map(c => c.reduce((t, n) => t + (n.virtual ? VH : H) + GY, -GY));
+  const maxH = Math.max(H, ...colH);
+  cols.forEach((c, ci) => {
+    let y = PAD + (maxH - colH[ci]) / 2;
+    for (const n of c) { n.x = colX[ci]; n.w = colW[ci]; n.h = n.virtual ? VH : H; n.y = y; y += n.h + GY; }
   });
-  const width = Math.max(600, 40 + cols.length * (W + GX));
-  const height = Math.max(80, 40 + maxRows * (H + GY));
+  const backs = chains.filter(c => c.back);
+  const width = Math.max(600, colX[ncols - 1] + colW[ncols - 1] + PAD);
+  const height = PAD * 2 + maxH + backs.length * 14 + (backs.length ? 10 : 0);
+  // Ports: the edges that leave (enter) a box spread over its right (left) side, in the
+  // order of the other end's height, so that they do not cross at the box.
+  const portY = (n, list, other) => {
+    if (n.virtual) return n.y + n.h / 2;
+    const sorted = list.slice().sort((p, q) => (p.y + p.h / 2) - (q.y + q.h / 2));
+    const i = sorted.indexOf(other);
+    return n.y + n.h * (i + 1) / (sorted.length + 1);
+  };
   const NS = 'http://www.w3.org/2000/svg';
   const s = (tag, attrs, ...kids) => {
     const e = document.createElementNS(NS, tag);
@@ -243,25 +361,79 @@ function renderArch(el, services, edges) {
     for (const kid of kids) e.append(kid);
     return e;
   };
-  const svg = s('svg', {viewBox: `0 0 ${width} ${height}`, height});
+  const svg = s('svg', {viewBox: `0 0 ${width} ${height}`, height, width, style: `max-width: ${width}px`});
   svg.append(s('defs', {}, s('marker', {id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse'},
     s('path', {d: 'M 0 0 L 10 5 L 0 10 z', fill: '#7d8aa3'}))));
-  for (const e of edges) {
-    const a = nodes.get(e.from), b = nodes.get(e.to);
-    let x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2;
-    if (b.x <= a.x) { x1 = a.x + W / 2; y1 = a.y + H; x2 = b.x + W / 2; y2 = b.y; }
-    const mx = (x1 + x2) / 2;
-    svg.append(s('path', {class: 'edge ' + e.kind, d: `M ${x1} ${y1} C ${mx} ${y1}, ${mx} ${y2}, ${x2} ${y2}`, 'marker-end': 'url(#arrow)',
-      'data-from': e.from, 'data-to': e.to, 'data-kind': e.kind}));
-    const t = s('text', {class: 'elabel', x: mx, y: (y1 + y2) / 2 - 4, 'text-anchor': 'middle', 'data-edge': e.from + '>' + e.to + '>' + e.kind});
-    t.textContent = e.count || ''; // 0: known from the event source's consumers, no traffic traced
+  const boxes = [...nodes.values()].map(n => ({x: n.x, y: n.y, w: n.w, h: n.h}));
+  const placed = [];
+  const overlaps = (r, list) => list.some(q => r.x < q.x + q.w && q.x < r.x + r.w && r.y < q.y + q.h && q.y < r.y + r.h);
+  const labels = [];
+  let lane = PAD + maxH + 14;
+  for (const c of chains) {
+    const {e} = c;
+    let d, segs = [];
+    if (c.back) {
+      const x1 = c.a.x + c.a.w, y1 = c.a.y + c.a.h / 2, x2 = c.b.x, y2 = c.b.y + c.b.h / 2;
+      const gx1 = x1 + GX / 3, gx2 = x2 - GX / 3;
+      d = `M ${x1} ${y1} L ${gx1} ${y1} L ${gx1} ${lane} L ${gx2} ${lane} L ${gx2} ${y2} L ${x2} ${y2}`;
+      segs.push({x1: gx1, y1: lane, x2: gx2, y2: lane, line: true});
+      lane += 14;
+    } else {
+      const pts = c.pts;
+      const parts = [];
+      for (let i = 0; i + 1 < pts.length; i++) {
+        const p = pts[i], q = pts[i + 1];
+        const x1 = p.x + p.w, y1 = portY(p, p.outs, q), x2 = q.x, y2 = portY(q, q.ins, p);
+        if (i === 0) parts.push(`M ${x1} ${y1}`);
+        else parts.push(`L ${x1} ${y1}`); // across the virtual node's free slot
+        const mx = (x1 + x2) / 2;
+        parts.push(`C ${mx} ${y1}, ${mx} ${y2}, ${x2} ${y2}`);
+        segs.push({x1, y1, x2, y2});
+      }
+      d = parts.join(' ');
+    }
+    svg.append(s('path', {class: 'edge ' + e.kind, d, 'marker-end': 'url(#arrow)', 'data-from': e.from, 'data-to': e.to, 'data-kind': e.kind}));
+    labels.push({e, segs});
+  }
+  // Count labels: the first spot along the edge's curves that overlaps no box or label.
+  const bez = (g, t) => { // a point of the curve M x1 y1 C mx y1, mx y2, x2 y2
+    if (g.line) return [g.x1 + (g.x2 - g.x1) * t, g.y1];
+    const mx = (g.x1 + g.x2) / 2, u = 1 - t;
+    return [u * u * u * g.x1 + 3 * u * u * t * mx + 3 * u * t * t * mx + t * t * t * g.x2,
+      u * u * u * g.y1 + 3 * u * u * t * g.y1 + 3 * u * t * t * g.y2 + t * t * t * g.y2];
+  };
+  for (const {e, segs} of labels) {
+    const text = String(e.count || '');
+    const tw = Math.max(6, measure.measureText(text).width * 10 / 12) + 4, th = 12;
+    let best = null;
+    for (const g of segs) {
+      for (const t of [0.5, 0.35, 0.65, 0.2, 0.8, 0.1, 0.9]) {
+        const [px, py] = bez(g, t);
+        for (const dy of [-8, 10, -18, 20]) {
+          const r = {x: px - tw / 2, y: py + dy - th + 2, w: tw, h: th};
+          if (!overlaps(r, boxes) && !overlaps(r, placed)) { best = {r, px, py: py + dy}; break; }
+        }
+        if (best) break;
+      }
+      if (best) break;
+    }
+    if (!best) { const [px, py] = bez(segs[0], 0.5); best = {r: {x: px - tw / 2, y: py - 18, w: tw, h: th}, px, py: py - 8}; }
+    placed.push(best.r);
+    const t = s('text', {class: 'elabel', x: best.px, y: best.py, 'text-anchor': 'middle', 'data-edge': e.from + '>' + e.to + '>' + e.kind});
+    t.textContent = text; // 0 (empty): known from the event source's consumers, no traffic traced
     svg.append(t);
   }
   for (const n of nodes.values()) {
-    const label = s('text', {x: n.x + 10, y: n.y + H / 2 + 4});
-    label.textContent = (n.kind === 'subject' ? '⇄ ' : '') + n.name;
+    let text = labelOf(n);
+    if (measure.measureText(text).width + 26 > n.w) { // too long for the widest box: cut in the middle
+      while (text.length > 4 && measure.measureText(text + '…').width + 26 > n.w) text = text.slice(0, Math.ceil(text.length / 2) - 1) + text.slice(Math.ceil(text.length / 2));
+      text = text.slice(0, Math.ceil(text.length / 2)) + '…' + text.slice(Math.ceil(text.length / 2));
+    }
+    const label = s('text', {x: n.x + 12, y: n.y + H / 2 + 4});
+    label.textContent = text;
     const g = s('g', {class: 'node ' + n.kind, 'data-name': n.name},
-      s('rect', {class: 'box', x: n.x, y: n.y, width: W, height: H, rx: 6}),
+      s('title', {}, labelOf(n)),
+      s('rect', {class: 'box', x: n.x, y: n.y, width: n.w, height: H, rx: 6}),
       s('rect', {x: n.x + 1, y: n.y + 4, width: 5, height: H - 8, rx: 2, fill: n.kind === 'service' ? svcColor(n.name) : '#d9b25c'}),
       label);
     svg.append(g);
@@ -271,51 +443,111 @@ function renderArch(el, services, edges) {
 
 // ---- Metrics page --------------------------------------------------------------------
 
-pages.metrics = function (main) {
-  const sel = h('select', {id: 'metric-service'}, h('option', {value: ''}, 'all services'));
-  const grid = h('div', {class: 'grid', id: 'charts'});
+pages.metrics = function (main, _, params) {
+  const sel = h('select', {id: 'metric-service', name: 'service'}, h('option', {value: ''}, 'all services'));
+  const idle = h('input', {type: 'checkbox', id: 'metric-idle', name: 'idle'});
+  const focus = h('span', {id: 'metric-focus'});
+  const root = h('div', {id: 'charts'});
+  const view = {service: params.get('service') || '', series: params.get('series') || '', idle: params.get('idle') === '1'};
+  if (view.service) sel.append(h('option', {value: view.service}, view.service));
+  sel.value = view.service;
+  idle.checked = view.idle;
   main.append(h('div', {class: 'panel'}, h('h2', {}, 'RED metrics per endpoint ',
-    h('span', {class: 'muted'}, '(scraped every 2 s from each instance\'s /metrics; summed over instances)')),
-  h('form', {class: 'filters', onsubmit: e => e.preventDefault()}, h('label', {}, 'service', sel))), grid);
-  sel.addEventListener('change', () => { grid.replaceChildren(); if (state.status) drawMetrics(grid, state.status, sel.value); });
+    h('span', {class: 'muted'}, '(last 5 minutes, scraped every 2 s from each instance\'s /metrics; summed over instances; endpoints with traffic first)')),
+  h('form', {class: 'filters', onsubmit: e => e.preventDefault()}, h('label', {}, 'service', sel),
+    h('label', {title: 'endpoints that served no request in the last 5 minutes'}, idle, 'show idle endpoints'), focus)), root);
+  // The view is kept in the URL (#/metrics?service=…&series=…&idle=1) so that it can be linked.
+  const apply = () => {
+    view.service = sel.value; view.idle = idle.checked;
+    const q = new URLSearchParams();
+    if (view.service) q.set('service', view.service);
+    if (view.series) q.set('series', view.series);
+    if (view.idle) q.set('idle', '1');
+    history.replaceState(null, '', '#/metrics' + (q.toString() ? '?' + q : ''));
+    if (state.status) drawMetrics(root, state.status, view);
+  };
+  sel.addEventListener('change', apply);
+  idle.addEventListener('change', apply);
   onStatus(st => {
     const have = new Set($$('option', sel).map(o => o.value));
     for (const s of st.system.services) if (!have.has(s.name)) sel.append(h('option', {value: s.name}, s.name));
-    drawMetrics(grid, st, sel.value);
+    focus.replaceChildren(view.series ? h('span', {}, 'one endpoint: ', h('b', {class: 'mono'}, view.series), ' ',
+      h('a', {href: '#/metrics' + (view.service ? '?service=' + encodeURIComponent(view.service) : ''), id: 'metric-all'}, 'all endpoints')) : '');
+    drawMetrics(root, st, view);
   });
 };
 
-function drawMetrics(grid, st, service) {
-  const series = st.metrics.filter(s => !service || s.service === service);
+function seriesId(s) { return `${s.service}/${s.transport}/${s.method}`; }
+
+// seriesTraffic is the number of requests a series saw in its window (rate × 2 s summed).
+function seriesTraffic(s) {
+  let n = 0;
+  for (const p of s.points) n += (p.rate || 0) + (p.error_rate || 0);
+  return n;
+}
+
+// drawMetrics draws the RED charts grouped per service: services with traffic first, and
+// in each service the endpoints with traffic, then (view.idle) the idle ones, which are
+// otherwise only named. Chart boxes are kept across redraws.
+function drawMetrics(root, st, view) {
+  const series = st.metrics.filter(s => (!view.service || s.service === view.service) && (!view.series || seriesId(s) === view.series));
   if (!series.length) {
-    grid.replaceChildren(h('div', {class: 'muted empty'}, 'No RED series yet: metrics appear after two scrapes of an endpoint that served requests.'));
+    root.replaceChildren(h('div', {class: 'panel muted empty'}, view.series ? `No series ${view.series}.`
+      : 'No RED series yet: metrics appear after two scrapes of an endpoint that served requests.'));
     return;
   }
-  for (const e of $$('.empty', grid)) e.remove();
+  const groups = new Map();
   for (const s of series) {
-    const id = `${s.service}/${s.transport}/${s.method}`;
-    let box = $$('.chartbox', grid).find(b => b.dataset.series === id);
-    if (!box) {
-      box = h('div', {class: 'chartbox', 'data-series': id},
-        h('h3', {}, h('span', {style: {color: svcColor(s.service)}}, s.service), ' ', s.method, ' ', h('span', {class: 'badge'}, s.transport)),
-        h('div', {class: 'muted'}, 'requests/s'), h('canvas', {class: 'rate'}),
-        h('div', {class: 'muted'}, 'errors/s by kind'), h('canvas', {class: 'errors'}), h('div', {class: 'legend errlegend'}),
-        h('div', {class: 'muted'}, 'latency (ms)'), h('canvas', {class: 'latency'}),
-        h('div', {class: 'legend'}, [['p50', '#1f9d55'], ['p95', '#e0702b'], ['p99', '#d64545']].map(([l, c]) => h('span', {}, h('i', {style: {background: c}}), l))));
-      grid.append(box);
-    }
-    const t = s.points.map(p => new Date(p.t).getTime());
-    drawChart($('canvas.rate', box), t, [{color: '#2f6fde', values: s.points.map(p => p.rate), fill: true}], 'req/s');
-    const kinds = [...new Set(s.points.flatMap(p => Object.keys(p.error_kinds || {})))].sort();
-    const errSeries = kinds.map((k, i) => ({label: k, color: ERR_PALETTE[i % ERR_PALETTE.length], values: s.points.map(p => (p.error_kinds || {})[k] || 0)}));
-    if (!errSeries.length) errSeries.push({label: 'errors', color: '#d64545', values: s.points.map(p => p.error_rate)});
-    drawChart($('canvas.errors', box), t, errSeries, 'err/s');
-    $('.errlegend', box).replaceChildren(...errSeries.map(e => h('span', {}, h('i', {style: {background: e.color}}), e.label)));
-    drawChart($('canvas.latency', box), t, [
-      {color: '#1f9d55', values: s.points.map(p => p.p50 * 1000)},
-      {color: '#e0702b', values: s.points.map(p => p.p95 * 1000)},
-      {color: '#d64545', values: s.points.map(p => p.p99 * 1000)}], 'ms');
+    if (!groups.has(s.service)) groups.set(s.service, {active: [], idle: [], total: 0});
+    const g = groups.get(s.service), n = seriesTraffic(s);
+    g.total += n;
+    (n > 0 || view.series ? g.active : g.idle).push(s);
   }
+  const order = [...groups.entries()].sort(([a, ga], [b, gb]) => (gb.active.length > 0) - (ga.active.length > 0) || a.localeCompare(b));
+  const old = new Map($$('.chartbox', root).map(b => [b.dataset.series, b]));
+  const sections = order.map(([svc, g]) => {
+    const shown = view.idle ? [...g.active, ...g.idle] : g.active;
+    const boxes = shown.map(s => {
+      const box = old.get(seriesId(s)) || chartBox(s);
+      box.classList.toggle('idle', !g.active.includes(s));
+      drawSeries(box, s);
+      return box;
+    });
+    const idleNote = !view.idle && g.idle.length ? h('div', {class: 'muted idle-list'}, `${g.idle.length} endpoint${g.idle.length > 1 ? 's' : ''} without traffic: `,
+      g.idle.flatMap((s, i) => [i ? ', ' : '', h('a', {href: '#/metrics?series=' + encodeURIComponent(seriesId(s)), title: seriesId(s)}, s.method + ' (' + s.transport + ')')])) : '';
+    return h('section', {class: 'panel svc-metrics', 'data-service': svc},
+      h('h2', {}, h('span', {style: {color: svcColor(svc)}}, svc), ' ',
+        h('span', {class: 'muted'}, g.active.length ? `${g.active.length} endpoint${g.active.length > 1 ? 's' : ''} with traffic` : 'no traffic in the last 5 minutes')),
+      boxes.length ? h('div', {class: 'grid'}, boxes) : '', idleNote);
+  });
+  root.replaceChildren(...sections);
+}
+
+function chartBox(s) {
+  const id = seriesId(s);
+  return h('div', {class: 'chartbox', 'data-series': id},
+    h('h3', {}, h('a', {href: '#/metrics?series=' + encodeURIComponent(id), title: 'this endpoint alone (a link to share)'},
+      h('span', {style: {color: svcColor(s.service)}}, s.service), ' ', s.method), ' ', h('span', {class: 'badge'}, s.transport)),
+    h('div', {class: 'muted'}, 'requests/s'), h('canvas', {class: 'rate'}),
+    h('div', {class: 'muted'}, 'errors/s by kind'), h('canvas', {class: 'errors'}), h('div', {class: 'legend errlegend'}),
+    h('div', {class: 'muted'}, 'latency (ms)'), h('canvas', {class: 'latency'}),
+    h('div', {class: 'legend'}, [['p50', '#1f9d55'], ['p95', '#e0702b'], ['p99', '#d64545']].map(([l, c]) => h('span', {}, h('i', {style: {background: c}}), l))));
+}
+
+function drawSeries(box, s) {
+  const t = s.points.map(p => new Date(p.t).getTime());
+  drawChart($('canvas.rate', box), t, [{color: '#2f6fde', values: s.points.map(p => p.rate), fill: true}], 'req/s');
+  const kinds = [...new Set(s.points.flatMap(p => Object.keys(p.error_kinds || {})))].sort();
+  // A request its client cancelled is no failure of the service: grey, not red.
+  let ci = 0;
+  const errSeries = kinds.map(k => ({label: k, color: k === 'canceled' ? '#9aa1ad' : ERR_PALETTE[ci++ % ERR_PALETTE.length], values: s.points.map(p => (p.error_kinds || {})[k] || 0)}));
+  if (!errSeries.length) errSeries.push({label: 'errors', color: '#d64545', values: s.points.map(p => p.error_rate)});
+  drawChart($('canvas.errors', box), t, errSeries, 'err/s');
+  $('.errlegend', box).replaceChildren(...errSeries.map(e => h('span', {}, h('i', {style: {background: e.color}}), e.label)));
+  drawChart($('canvas.latency', box), t, [
+    {color: '#1f9d55', values: s.points.map(p => p.p50 * 1000)},
+    {color: '#e0702b', values: s.points.map(p => p.p95 * 1000)},
+    {color: '#d64545', values: s.points.map(p => p.p99 * 1000)}], 'ms');
 }
 
 // drawChart draws line series over time on a canvas, with a y axis from 0.
@@ -414,7 +646,9 @@ function renderTraceList(el, traces) {
       h('td', {}, t.services.map(s => h('span', {class: 'badge', style: {color: svcColor(s)}}, s))),
       h('td', {}, String(t.spans)),
       h('td', {class: 'mono'}, fmtDur(t.duration_ns)),
-      h('td', {}, t.error ? h('span', {class: 'badge err'}, 'error') : h('span', {class: 'badge ok'}, 'ok')),
+      h('td', {}, t.error ? h('span', {class: 'badge err'}, 'error')
+        : t.canceled ? h('span', {class: 'badge cancel', title: 'a request of this trace was cancelled by its client'}, 'cancelled')
+          : h('span', {class: 'badge ok'}, 'ok')),
       h('td', {class: 'mono'}, h('a', {href: '#/trace/' + t.id}, t.id.slice(0, 16) + '…')))))));
 }
 
@@ -476,8 +710,9 @@ function renderTrace(box, t) {
       h('span', {class: 'svc', style: {background: svcColor(s.service)}}),
       h('b', {}, s.service), ' ', s.name, ' ', h('span', {class: 'muted'}, s.kind),
       s._orphan ? h('span', {class: 'badge warn', title: 'parent span not received'}, '?') : '',
-      s.error ? h('span', {class: 'badge err'}, 'error') : ''),
-    h('div', {class: 'track'}, h('div', {class: 'bar' + (s.error ? ' error' : ''), style: {
+      s.error ? h('span', {class: 'badge err'}, 'error') : '',
+      s.canceled ? h('span', {class: 'badge cancel', title: 'cancelled by its client: not an error of the service'}, 'cancelled') : ''),
+    h('div', {class: 'track'}, h('div', {class: 'bar' + (s.error ? ' error' : '') + (s.canceled ? ' canceled' : ''), style: {
       left: (100 * start / total) + '%', width: Math.max(0.2, 100 * dur / total) + '%', background: svcColor(s.service)}})),
     h('div', {class: 'dur'}, fmtDur(dur)));
     row.addEventListener('click', () => {
@@ -491,12 +726,19 @@ function renderTrace(box, t) {
   box.replaceChildren(
     h('h2', {}, 'Trace ', h('span', {class: 'mono', id: 'trace-id'}, t.id)),
     h('div', {class: 'muted'}, `${sum.root} · ${t.spans.length} spans · ${sum.services.join(', ')} · ${fmtDur(sum.duration_ns)} · started ${fmtTime(sum.start)} `,
-      sum.error ? h('span', {class: 'badge err'}, 'error') : '', ' ',
+      sum.error ? h('span', {class: 'badge err'}, 'error') : '', sum.canceled ? h('span', {class: 'badge cancel'}, 'cancelled') : '', ' ',
       h('a', {href: '#/logs?trace_id=' + t.id, id: 'trace-logs-link'}, `${t.logs} log lines of this trace →`)),
     h('div', {class: 'wf', id: 'waterfall', style: {marginTop: '10px'}},
       h('div', {class: 'row head'}, h('div', {}, 'service / span'), h('div', {class: 'track'}, '0 … ' + fmtDur(total)), h('div', {class: 'dur'}, 'duration')),
       rows),
     detail);
+}
+
+// spanNs returns a span's duration in nanoseconds from its RFC 3339 times (a Date holds
+// milliseconds only: the digits below are added separately).
+function spanNs(s) {
+  const sub = x => Number(((String(x).match(/\.(\d+)/) || [])[1] || '').padEnd(9, '0').slice(3, 9));
+  return (new Date(s.end).getTime() - new Date(s.start).getTime()) * 1e6 + sub(s.end) - sub(s.start);
 }
 
 function showSpan(el, s, t) {
@@ -505,9 +747,10 @@ function showSpan(el, s, t) {
   el.replaceChildren(
     h('h3', {}, s.service, ' · ', s.name),
     s.error ? h('div', {class: 'error-text'}, 'error: ' + (s.status || '(no message)')) : '',
+    s.canceled ? h('div', {class: 'muted'}, 'cancelled by its client (the caller went away or gave up): not an error of ' + s.service + (s.status ? ' — ' + s.status : '')) : '',
     h('table', {class: 'kv'}, h('tbody', {},
       [['span id', s.span_id], ['parent id', s.parent_id || '(root)'], ['kind', s.kind], ['start', start.toISOString()], ['end', end.toISOString()],
-        ['status', s.error ? 'error' : 'ok'], ...attrs].map(([k, v]) => h('tr', {}, h('td', {}, k), h('td', {}, v))))),
+        ['status', s.error ? 'error' : s.canceled ? 'cancelled' : 'ok'], ['duration', fmtDur(spanNs(s))], ...attrs].map(([k, v]) => h('tr', {}, h('td', {}, k), h('td', {}, v))))),
     h('a', {href: '#/logs?trace_id=' + t.id + '&service=' + encodeURIComponent(s.service)}, 'log lines of ' + s.service + ' in this trace →'));
 }
 
@@ -579,13 +822,13 @@ function logRow(l) {
   const kv = [];
   if (attrs) for (const [k, v] of Object.entries(attrs)) {
     if (['time', 'level', 'msg', 'service', 'trace_id', 'span_id'].includes(k)) continue;
-    kv.push(k + '=' + (typeof v === 'object' ? JSON.stringify(v) : v));
+    kv.push(k + '=' + fmtAttr(k, v));
   }
   return h('div', {class: 'logline', 'data-trace-id': l.trace_id || '', 'data-service': l.service, 'data-seq': l.seq},
     h('span', {class: 'muted'}, fmtTime(l.time)),
     h('span', {style: {color: svcColor(l.service)}}, l.instance || l.service),
     h('span', {class: 'lv-' + (l.level || '')}, l.level || l.stream),
-    h('span', {class: 'text'}, attrs ? l.msg || '' : l.raw, ' ', h('span', {class: 'kvs'}, kv.join(' ')), ' ',
+    h('span', {class: 'text'}, attrs ? l.msg || '' : humanizeText(l.raw), ' ', h('span', {class: 'kvs'}, kv.join(' ')), ' ',
       l.trace_id ? h('a', {href: '#/trace/' + l.trace_id, class: 'tracelink', title: 'open the trace'}, 'trace ' + l.trace_id.slice(0, 8)) : ''));
 }
 
@@ -609,7 +852,7 @@ pages.api = async function (main) {
       const item = h('div', {'data-service': a.service, 'data-method': ep.method, 'data-path': ep.path, class: readOnly ? 'ro' : null,
         title: readOnly ? a.read_only_reason : ep.summary || ep.name},
         h('span', {class: 'method'}, ep.method), h('span', {class: 'mono'}, ep.path),
-        h('span', {class: 'muted'}, ep.guessed ? ` ${ep.name} (${ep.transport})` : ` ${ep.summary || ep.name || ''}`));
+        h('span', {class: 'muted sum'}, ep.guessed ? ` ${ep.name}` + (ep.transport ? ` (${ep.transport})` : '') : ` ${firstSentence(ep.summary) || ep.name || ''}`));
       item.addEventListener('click', () => {
         $$('div.sel', left).forEach(x => x.classList.remove('sel'));
         item.classList.add('sel');
@@ -619,6 +862,25 @@ pages.api = async function (main) {
     }
   }
 };
+
+// normText is text with its white space collapsed and without a final period.
+function normText(t) { return (t || '').split(/\s+/).filter(Boolean).join(' ').replace(/\.$/, ''); }
+// firstSentence is the first sentence of a summary, for the endpoint list.
+function firstSentence(t) { const m = /^(.*?[.;:—])(\s|$)/.exec(t || ''); return m ? m[1].replace(/[.;:—]$/, '') : t || ''; }
+
+// describe shows an endpoint's summary and description once: a description that starts
+// with the summary (as generated documents have it) is shown alone.
+function describe(ep) {
+  const sum = normText(ep.summary), desc = normText(ep.description);
+  const parts = [];
+  const paras = (t, cls) => t.split(/\n\s*\n/).map(p => h('p', {class: cls}, p));
+  if (desc && sum && desc.startsWith(sum)) parts.push(paras(ep.description, 'desc'));
+  else {
+    if (sum) parts.push(paras(ep.summary, 'desc'));
+    if (desc && desc !== sum) parts.push(paras(ep.description, 'desc muted'));
+  }
+  return h('div', {id: 'ep-doc'}, parts);
+}
 
 function callForm(el, a, ep) {
   const method = h('select', {name: 'method'}, ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'].map(m => h('option', {value: m, selected: m === ep.method}, m)));
@@ -648,14 +910,14 @@ function callForm(el, a, ep) {
       try { pretty = JSON.stringify(JSON.parse(text), null, 2); } catch (err) { /* not JSON */ }
       out.replaceChildren(
         h('div', {}, h('span', {class: 'badge ' + (r.ok ? 'ok' : 'err'), id: 'call-status'}, r.status + ' ' + r.statusText), ' ',
-          h('span', {class: 'muted'}, `${(performance.now() - t0).toFixed(1)} ms · ${r.headers.get('X-Svckit-Instance') || ''}`)),
+          h('span', {class: 'muted'}, `${fmtDur((performance.now() - t0) * 1e6)} · ${r.headers.get('X-Svckit-Instance') || ''}`)),
         h('pre', {}, [...r.headers.entries()].map(([k, v]) => k + ': ' + v).join('\n')),
         h('pre', {id: 'call-body', style: {marginTop: '6px'}}, pretty));
     } catch (err) { out.replaceChildren(h('div', {class: 'error-text'}, err.message)); }
   };
   el.replaceChildren(
     h('h2', {}, a.service, ' · ', ep.name || ep.path),
-    ep.summary ? h('div', {}, ep.summary) : '', ep.description ? h('div', {class: 'muted'}, ep.description) : '',
+    describe(ep),
     ep.guessed ? h('div', {class: 'muted'}, 'No OpenAPI document: method and path are guessed from the span name; edit them.') : '',
     h('form', {id: 'call-form', onsubmit: send},
       h('div', {class: 'filters'}, method, path, submit),
@@ -667,6 +929,25 @@ function callForm(el, a, ep) {
 }
 
 // ---- Events page ---------------------------------------------------------------------
+
+// oneLine is a payload's first 160 characters on one line, for the compact list.
+function oneLine(t) {
+  const one = String(t || '').replace(/\s+/g, ' ');
+  return one.length > 160 ? one.slice(0, 160) + '…' : one;
+}
+function fmtBytes(n) { return n < 1024 ? n + ' B' : n < 1 << 20 ? (n / 1024).toFixed(1) + ' KB' : (n / (1 << 20)).toFixed(1) + ' MB'; }
+
+// messageDetail shows a message's headers and its payload, as indented JSON if it is JSON.
+function messageDetail(m) {
+  let pretty = m.data;
+  try { pretty = JSON.stringify(JSON.parse(m.data), null, 2); } catch (e) { /* not JSON */ }
+  const hdrs = Object.entries(m.header || {}).sort();
+  return h('div', {class: 'msg-body'},
+    m.wire_subject ? h('div', {class: 'muted mono'}, 'subject as stored: ' + m.wire_subject) : '',
+    hdrs.length ? h('table', {class: 'kv'}, h('tbody', {}, hdrs.map(([k, v]) => h('tr', {}, h('td', {}, k), h('td', {}, v.join(', ')))))) : '',
+    h('pre', {class: 'payload-full'}, pretty),
+    m.size > 4096 ? h('div', {class: 'muted'}, `first 4 KB of ${fmtBytes(m.size)}`) : '');
+}
 
 pages.events = function (main) {
   const streams = h('div', {id: 'streams'}, h('div', {class: 'muted'}, 'loading…'));
@@ -692,20 +973,39 @@ pages.events = function (main) {
     if (!selected) { selected = r.streams[0].name; }
     loadMsgs();
   };
+  const open = new Set(); // expanded messages, kept across refreshes: "stream/seq"
   const loadMsgs = async () => {
     if (!selected) return;
     try {
       const list = await api('api/events/' + encodeURIComponent(selected) + '?n=50');
       const bySubject = {};
       for (const m of list) bySubject[m.subject] = (bySubject[m.subject] || 0) + 1;
+      const rows = [];
+      for (const m of list) {
+        const key = selected + '/' + m.seq;
+        const tp = Object.entries(m.header || {}).find(([k]) => k.toLowerCase() === 'traceparent');
+        const traceId = tp ? (tp[1][0].split('-')[1] || '') : '';
+        const detail = h('tr', {class: 'message-detail', hidden: !open.has(key)}, h('td', {colspan: 6}, messageDetail(m)));
+        const row = h('tr', {class: 'message click', 'data-seq': m.seq, 'aria-expanded': open.has(key) ? 'true' : 'false', title: 'show headers and payload'},
+          h('td', {class: 'mono'}, h('span', {class: 'caret'}, open.has(key) ? '▾' : '▸'), ' ', String(m.seq)),
+          h('td', {class: 'mono'}, fmtTime(m.time)),
+          h('td', {class: 'mono', title: m.wire_subject ? 'stored as ' + m.wire_subject : null}, m.subject),
+          h('td', {class: 'num'}, fmtBytes(m.size)),
+          h('td', {}, traceId ? h('a', {href: '#/trace/' + traceId, onclick: e => e.stopPropagation()}, 'trace →') : ''),
+          h('td', {class: 'mono payload'}, oneLine(m.data)));
+        row.addEventListener('click', () => {
+          const show = detail.hidden;
+          detail.hidden = !show;
+          if (show) open.add(key); else open.delete(key);
+          row.setAttribute('aria-expanded', show ? 'true' : 'false');
+          $('.caret', row).textContent = show ? '▾' : '▸';
+        });
+        rows.push(row, detail);
+      }
       msgs.replaceChildren(h('h2', {}, 'Recent messages of ', selected, ' ',
         h('span', {class: 'muted'}, Object.entries(bySubject).map(([s, n]) => `${s}: ${n}`).join(' · '))),
-      list.length ? h('table', {}, h('thead', {}, h('tr', {}, ['seq', 'time', 'subject', 'size', 'headers', 'data'].map(t => h('th', {}, t)))),
-        h('tbody', {}, list.map(m => h('tr', {class: 'message'},
-          h('td', {}, String(m.seq)), h('td', {class: 'mono'}, fmtTime(m.time)), h('td', {class: 'mono'}, m.subject), h('td', {}, String(m.size)),
-          h('td', {class: 'mono'}, Object.entries(m.header || {}).map(([k, v]) => h('div', {}, k + ': ' + v.join(', '),
-            k.toLowerCase() === 'traceparent' ? h('a', {href: '#/trace/' + (v[0].split('-')[1] || '')}, ' trace →') : ''))),
-          h('td', {class: 'mono'}, m.data))))) : h('div', {class: 'muted'}, 'No messages.'));
+      list.length ? h('table', {class: 'messages compact'}, h('thead', {}, h('tr', {}, ['seq', 'time', 'subject', 'size', 'trace', 'payload'].map(t => h('th', {}, t)))),
+        h('tbody', {}, rows)) : h('div', {class: 'muted'}, 'No messages.'));
     } catch (e) { msgs.replaceChildren(h('div', {class: 'error-text'}, e.message)); }
   };
   load();
