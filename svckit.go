@@ -69,6 +69,7 @@ import (
 	"github.com/svckit/svckit/discovery"
 	"github.com/svckit/svckit/discovery/natskv"
 	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/fault"
 	"github.com/svckit/svckit/health"
 	"github.com/svckit/svckit/mtls"
 	"github.com/svckit/svckit/observe"
@@ -106,6 +107,8 @@ type Config struct {
 	// InstanceID names this process among the service's replicas: in logs, NATS
 	// connection names, and the leases of the outbox relay.
 	InstanceID string `flag:"instance-id" env:"INSTANCE_ID" help:"this process's name among the service's replicas (empty: host name and process id)"`
+	// Fault injection (fault.go): FAULT_TOKEN, FAULTS, FAULT_HEADER; off by default.
+	FaultConfig
 }
 
 // Validate checks the settings that the types alone do not.
@@ -197,7 +200,8 @@ type App struct {
 	natsConn   *nats.Conn      // made by NATS (bus.go)
 	natsDenied prometheus.Counter
 	reg        *natskv.Registry
-	useErr     error // Use after the servers copied the chain
+	faults     *fault.Injector // nil unless fault injection is on (fault.go)
+	useErr     error           // Use after the servers copied the chain
 }
 
 type worker struct {
@@ -289,6 +293,10 @@ func New(ctx context.Context, name string, cfg any, opts Options) (*App, error) 
 	if err != nil {
 		return nil, fmt.Errorf("svckit: metrics: %w", err)
 	}
+	faults, err := newFaults(&c.FaultConfig, reg)
+	if err != nil {
+		return nil, err
+	}
 	a := &App{
 		name: name, instance: instance, cfg: c, userCfg: cfg, opts: opts, logger: logger, preg: reg, tp: tp, logBuf: logBuf,
 		health:    health.New(),
@@ -296,6 +304,7 @@ func New(ctx context.Context, name string, cfg any, opts Options) (*App, error) 
 		addrs:     make(map[string]net.Addr),
 		addrsDone: make(chan struct{}),
 		tls:       tlsSrc,
+		faults:    faults,
 	}
 	if tlsSrc != nil {
 		a.Go("mtls-reload", tlsSrc.Run)
@@ -317,6 +326,7 @@ func New(ctx context.Context, name string, cfg any, opts Options) (*App, error) 
 		metrics.Middleware(),
 		resilience.Timeout(c.RequestTimeout),
 	}
+	a.addFaults()
 	settings := loader.Settings()
 	attrs := make([]any, 0, len(settings))
 	for _, s := range settings {
@@ -564,7 +574,7 @@ func (a *App) Run(ctx context.Context) error {
 			adminOpts = append(adminOpts, health.WithPprof())
 		}
 		srv := &http.Server{
-			Handler:           health.AdminMux(a.health, observe.MetricsHandler(a.preg), adminOpts...),
+			Handler:           a.adminFaults(health.AdminMux(a.health, observe.MetricsHandler(a.preg), adminOpts...)),
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       10 * time.Second, // probes and scrapes send no body
 			IdleTimeout:       a.cfg.IdleTimeout,
