@@ -424,6 +424,9 @@ func TestAdminMux(t *testing.T) {
 		{"readyz", nil, nil, "GET", "/readyz", 503, "application/json", `"gate"`, ""},
 		{"healthz by POST", nil, nil, "POST", "/healthz", 405, problem, `"status":405`, "GET, HEAD"},
 		{"unknown path", nil, nil, "GET", "/admin", 404, problem, `"detail":"no route for GET /admin"`, ""},
+		{"metrics by POST", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), nil, "POST", "/metrics", 405, problem, `"kind":"invalid_argument"`, "GET, HEAD"},
+		{"metrics by HEAD", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), nil, "HEAD", "/metrics", 200, "", "", ""},
+		{"long unknown path", nil, nil, "GET", "/" + strings.Repeat("a", 1000), 404, problem, `aaa…"`, ""},
 		// Profiling is off unless asked for.
 		{"pprof off", nil, nil, "GET", "/debug/pprof/", 404, problem, `"kind":"not_found"`, ""},
 		{"pprof profile off", nil, nil, "GET", "/debug/pprof/profile?seconds=1", 404, problem, "", ""},

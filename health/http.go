@@ -23,10 +23,7 @@ func (h *Health) ReadyHandler() http.Handler {
 
 func reportHandler(get func(ctx context.Context) Report) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			writeProblem(w, http.StatusMethodNotAllowed, "invalid_argument",
-				"method "+r.Method+" is not allowed on "+r.URL.Path+"; allowed: GET, HEAD")
+		if !readOnly(w, r) {
 			return
 		}
 		rep := get(r.Context())
@@ -47,6 +44,27 @@ func reportHandler(get func(ctx context.Context) Report) http.Handler {
 		}
 		_ = json.NewEncoder(w).Encode(rep) // the client may be gone; nothing to do about it
 	})
+}
+
+// readOnly answers a request whose method is not GET or HEAD with 405 problem+json and
+// reports false; other requests it leaves alone and reports true.
+func readOnly(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	writeProblem(w, http.StatusMethodNotAllowed, "invalid_argument",
+		"method "+clip(r.Method, 32)+" is not allowed on "+clip(r.URL.Path, 256)+"; allowed: GET, HEAD")
+	return false
+}
+
+// clip returns s cut to at most n bytes, so that a caller's long method or path does not
+// travel back whole in an error.
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }
 
 // verbose reports whether the request asks for every check: ?verbose, ?verbose=1 or
@@ -79,8 +97,8 @@ func WithPprof() AdminOption { return func(c *adminConfig) { c.pprof = true } }
 //	/metrics        metrics, if it is not nil
 //	/debug/pprof/   the net/http/pprof index and profiles, with [WithPprof] only
 //
-// Other paths get 404 and the probes 405 for methods other than GET and HEAD, both as
-// application/problem+json (RFC 9457), as on svckit's other listeners.
+// Other paths get 404, and the probes and /metrics 405 for methods other than GET and
+// HEAD, both as application/problem+json (RFC 9457), as on svckit's other listeners.
 //
 // The pprof handlers are registered on the returned mux only. (Importing net/http/pprof
 // also registers them on http.DefaultServeMux; svckit never serves that mux.) The admin
@@ -95,7 +113,11 @@ func AdminMux(h *Health, metrics http.Handler, opts ...AdminOption) *http.ServeM
 	mux.Handle("/healthz", h.LiveHandler())
 	mux.Handle("/readyz", h.ReadyHandler())
 	if metrics != nil {
-		mux.Handle("/metrics", metrics)
+		mux.Handle("/metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if readOnly(w, r) {
+				metrics.ServeHTTP(w, r)
+			}
+		}))
 	}
 	if cfg.pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -105,7 +127,7 @@ func AdminMux(h *Health, metrics http.Handler, opts ...AdminOption) *http.ServeM
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, http.StatusNotFound, "not_found", "no route for "+r.Method+" "+r.URL.Path)
+		writeProblem(w, http.StatusNotFound, "not_found", "no route for "+clip(r.Method, 32)+" "+clip(r.URL.Path, 256))
 	})
 	return mux
 }
@@ -122,7 +144,7 @@ type problem struct {
 
 // writeProblem writes an error response as application/problem+json.
 func writeProblem(w http.ResponseWriter, status int, kind, detail string) {
-	b, _ := json.Marshal(problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail, Kind: kind})
+	b, _ := json.Marshal(problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail, Kind: kind}) // 404, 405, 503: RFC 9110's titles
 	hd := w.Header()
 	hd.Set("Content-Type", "application/problem+json")
 	hd.Set("X-Content-Type-Options", "nosniff")
