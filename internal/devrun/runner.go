@@ -419,6 +419,9 @@ func (s *System) plan(bins map[string]string, stateDir string) error {
 		env = append(env,
 			"HTTP_ADDR="+in.Addrs["http"], "GRPC_ADDR="+in.Addrs["grpc"], "ADMIN_ADDR="+in.Addrs["admin"],
 			"INSTANCE_ID="+in.ID,
+			// The fault injection control on the admin port (svckit's /faults), for the
+			// dashboard, which reads the token from Env.
+			"FAULT_TOKEN="+natsserver.RandomPassword(),
 			"STORE_DSN=sqlite:"+filepath.Join(stateDir, "data", in.Service+".db"),
 			"NATS_USER="+s.natsUsers[in.Service].Name,
 			"NATS_PASSWORD="+s.natsUsers[in.Service].Password,
