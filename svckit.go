@@ -96,6 +96,8 @@ type Config struct {
 	ReadTimeout    time.Duration `flag:"read-timeout" default:"0s" help:"longest time to read an HTTP request, body included; a slower body gets 408 and its connection is closed (0: the request timeout)"`
 	IdleTimeout    time.Duration `flag:"idle-timeout" default:"120s" help:"how long an idle keep-alive HTTP connection stays open (0: the read timeout)"`
 	MaxHeaderBytes int           `flag:"max-header-bytes" default:"65536" help:"largest HTTP request header section; a larger one gets 431"`
+	// CORSOrigins lets browser applications on other origins call the HTTP listener.
+	CORSOrigins []string `flag:"cors-origins" help:"origins whose scripts may call the HTTP API, as https://app.example.com or * (empty: no CORS headers)"`
 	// Pprof serves /debug/pprof on the admin listener; svckit dev turns it on.
 	Pprof bool `flag:"pprof" help:"serve /debug/pprof on the admin listener (profiles show memory and stacks: only where operators alone can reach it)"`
 	// mTLS between services (tls.go): all three files or none.
@@ -135,6 +137,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.validateTLS(); err != nil {
 		return err
+	}
+	if err := (shttp.CORS{AllowedOrigins: c.CORSOrigins}).Validate(); err != nil {
+		return &config.FieldError{Field: "CORSOrigins", Err: err}
 	}
 	for _, a := range []struct{ field, addr string }{{"HTTPAddr", c.HTTPAddr}, {"GRPCAddr", c.GRPCAddr}, {"AdminAddr", c.AdminAddr}} {
 		if a.addr == "" {
@@ -180,6 +185,7 @@ type App struct {
 	health   *health.Health
 	mws      []endpoint.Middleware // the server chain
 	client   []endpoint.Middleware // the client chain, fixed at New
+	rejected []endpoint.Middleware // sees HTTP requests refused before an endpoint
 	group    *run.Group
 
 	mu       sync.Mutex
@@ -318,6 +324,9 @@ func New(ctx context.Context, name string, cfg any, opts Options) (*App, error) 
 		resilience.Timeout(c.RequestTimeout),
 		resilience.Recover(logger),
 	}
+	// Requests the HTTP server refuses before any endpoint (malformed, too large, unknown
+	// route) are logged and counted like the others, under their route or "unmatched".
+	a.rejected = []endpoint.Middleware{observe.AccessLog(logger), metrics.Middleware()}
 	// Calls to other services: the same span, log line and metrics from the caller's side,
 	// bounded by the request timeout. No recovery: a client has no handler to panic.
 	a.client = []endpoint.Middleware{
@@ -414,10 +423,16 @@ func (a *App) HTTP() *shttp.Server {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.httpSrv == nil {
-		a.httpSrv = shttp.NewServer(a.name,
+		opts := []shttp.ServerOption{
 			shttp.WithMiddleware(a.mws...),
 			shttp.WithMaxBodyBytes(a.cfg.MaxBodyBytes),
-			shttp.WithLogger(a.logger))
+			shttp.WithLogger(a.logger),
+			shttp.WithRejectMiddleware(a.rejected...),
+		}
+		if len(a.cfg.CORSOrigins) > 0 {
+			opts = append(opts, shttp.WithCORS(shttp.CORS{AllowedOrigins: a.cfg.CORSOrigins}))
+		}
+		a.httpSrv = shttp.NewServer(a.name, opts...)
 	}
 	return a.httpSrv
 }
@@ -534,6 +549,7 @@ func (a *App) Run(ctx context.Context) error {
 			ReadTimeout:       readTimeout,
 			IdleTimeout:       a.cfg.IdleTimeout,
 			MaxHeaderBytes:    a.cfg.MaxHeaderBytes,
+			Protocols:         shttp.Protocols(), // HTTP/1.1, h2c with prior knowledge, HTTP/2 over TLS
 			ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn),
 		}
 		r, s := run.HTTPServer(srv, ln)
