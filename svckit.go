@@ -57,6 +57,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -492,14 +493,31 @@ func (a *App) Run(ctx context.Context) error {
 	a.group = g
 	started := time.Now()
 
+	// Sockets handed down by the parent (svckit dev, systemd) replace the addresses.
+	inherited, err := run.InheritedListeners()
+	if err != nil {
+		return fmt.Errorf("svckit: %w", err)
+	}
+	// From the shutdown's start, HTTP/1.1 responses close their connection, so that
+	// clients move to another instance while this one drains rather than meet a
+	// keep-alive connection closed under them.
+	var draining atomic.Bool
 	var lns []net.Listener
 	closeAll := func() {
 		for _, ln := range lns {
 			_ = ln.Close()
 		}
+		for _, ln := range inherited {
+			_ = ln.Close()
+		}
 	}
 	listen := func(name, addr string) (net.Listener, error) {
-		ln, err := net.Listen("tcp", addr)
+		ln, err := inherited[name], error(nil)
+		if ln != nil {
+			delete(inherited, name)
+		} else {
+			ln, err = net.Listen("tcp", addr)
+		}
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("svckit: %s listener on %s: %w", name, addr, err)
@@ -544,7 +562,7 @@ func (a *App) Run(ctx context.Context) error {
 			headerTimeout = readTimeout
 		}
 		srv := &http.Server{
-			Handler:           httpSrv,
+			Handler:           closeWhenDraining(httpSrv, &draining),
 			ReadHeaderTimeout: headerTimeout,
 			ReadTimeout:       readTimeout,
 			IdleTimeout:       a.cfg.IdleTimeout,
@@ -618,6 +636,10 @@ func (a *App) Run(ctx context.Context) error {
 			return nil
 		}, nil)
 	}
+	for name, ln := range inherited { // handed down but not served here
+		a.logger.WarnContext(ctx, "inherited listener not used: this service has no such server", slog.String("listener", name))
+		_ = ln.Close()
+	}
 	close(a.addrsDone)
 	if len(lns) == 0 {
 		return errors.New("svckit: nothing to serve: no listener configured")
@@ -633,6 +655,7 @@ func (a *App) Run(ctx context.Context) error {
 		return nil
 	})
 	g.OnShutdown(run.PhaseNotReady, "health", func(ctx context.Context) error {
+		draining.Store(true)
 		a.health.SetReady(false)
 		return nil
 	})
@@ -733,4 +756,16 @@ func main(ctx context.Context, name string, cfg any, opts Options, setup func(ct
 	}
 	app.logger.InfoContext(ctx, "service stopped")
 	return 0
+}
+
+// closeWhenDraining answers with "Connection: close" once draining is set: net/http
+// then closes each HTTP/1.1 connection after its response, and the client opens its
+// next one to a serving instance.
+func closeWhenDraining(h http.Handler, draining *atomic.Bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() && r.ProtoMajor == 1 {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -53,7 +53,7 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 	opts := devrun.Options{
 		Dir: f.Dir, Manifest: m, Replicas: f.Replicas, Out: stdout,
 		Color: !f.NoColor && isTerminal(stdout), Interactive: isTerminal(stdout),
-		Quiet: f.Quiet, StateDir: f.StateDir, Listen: f.Listen,
+		Quiet: f.Quiet, StateDir: f.StateDir, Listen: f.Listen, Reload: !f.NoReload,
 		Handler: func(sys *devrun.System) http.Handler {
 			return dashboard.Handler(sys, dashboard.WithOpenAPIFunc(dashboard.OpenAPIFiles(sys.Manifest)),
 				dashboard.WithDevTokenFunc(func(context.Context) (string, error) { return sys.DevToken("dev-user") }),

@@ -27,6 +27,8 @@ type Flags struct {
 	NoColor bool
 	// Quiet prints only svckit dev's own messages.
 	Quiet bool
+	// NoReload turns off rebuilding and replacing services whose sources change.
+	NoReload bool
 }
 
 type multiFlag []string
@@ -45,6 +47,7 @@ func ParseFlags(args []string, stderr io.Writer) (Flags, error) {
 	fs.StringVar(&f.StateDir, "state-dir", "", "where binaries, stores and NATS data live (default DIR/.svckit)")
 	fs.BoolVar(&f.NoColor, "no-color", false, "no ANSI colours in the output")
 	fs.BoolVar(&f.Quiet, "quiet", false, "print only svckit dev's own messages, not the services' logs")
+	fs.BoolVar(&f.NoReload, "no-reload", false, "do not rebuild and replace a running service when its sources change")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: svckit dev [flags] [DIR]\n\n"+
 			"Runs every service of the system described by DIR/svckit.yaml as supervised processes\n"+

@@ -58,6 +58,11 @@ type Options struct {
 	// SourcePoll is how often the sources of a failed service (one that reported a
 	// configuration error) and svckit.yaml are checked for changes (default 1 s).
 	SourcePoll time.Duration
+	// Reload rebuilds a running service when one of its source files changes and puts
+	// the new program in place of each instance's process without a gap (see
+	// Instance.Restart); a failed build leaves the old processes serving. Without it,
+	// only instances that failed with a configuration error are rebuilt.
+	Reload bool
 	// Handler, if set, is mounted at / on the collector's listener (the dashboard).
 	Handler func(*System) http.Handler
 }
@@ -377,6 +382,13 @@ func (s *System) plan(bins map[string]string, stateDir string) error {
 	type addrs struct{ http, grpc []string }
 	peers := map[string]*addrs{}
 	for _, svc := range s.Manifest.Services {
+		// The runner holds the sockets of a program that can take them (a svckit.App):
+		// a restart then refuses no connection, and Restart replaces a process without a
+		// gap.
+		hold, err := takesSockets(bins[svc.Name])
+		if err != nil {
+			return fmt.Errorf("service %s: %w", svc.Name, err)
+		}
 		peers[svc.Name] = &addrs{}
 		for r := 1; r <= svc.Replicas; r++ {
 			ports, err := freePorts(3)
@@ -391,6 +403,11 @@ func (s *System) plan(bins map[string]string, stateDir string) error {
 				Addrs:   map[string]string{"http": ports[0], "grpc": ports[1], "admin": ports[2]},
 				state:   StateStarting,
 			}
+			if hold {
+				if err := in.openSockets("http", "grpc", "admin"); err != nil {
+					s.printf("%v; its processes bind their own (restarts leave a gap)", err)
+				}
+			}
 			peers[svc.Name].http = append(peers[svc.Name].http, ports[0])
 			peers[svc.Name].grpc = append(peers[svc.Name].grpc, ports[1])
 			s.Instances = append(s.Instances, in)
@@ -404,6 +421,10 @@ func (s *System) plan(bins map[string]string, stateDir string) error {
 		"OTEL_TRACES_SAMPLER=always_on",
 		"OTEL_BSP_SCHEDULE_DELAY=500",
 		"SVCKIT_DEV=1",
+		// A process stopping (Restart's old one, or one sent SIGTERM) serves on for a
+		// moment, answering "Connection: close", so HTTP/1.1 clients leave its keep-alive
+		// connections between two requests instead of having them closed under a request.
+		"DRAIN_DELAY=250ms",
 		"JWKS_URL="+s.URL+"/.well-known/jwks.json",
 		"JWT_ISSUER=svckit-dev",
 		"JWT_AUDIENCE="+s.Manifest.Name,

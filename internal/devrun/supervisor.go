@@ -63,6 +63,16 @@ type Instance struct {
 	baseEnv   []string // Env without the manifest's env, to apply a changed entry to
 	// onFail, if set, is told when the process failed with a configuration error.
 	onFail func(in *Instance, reason string)
+
+	// sockets are the instance's listening sockets, held by the runner and handed to
+	// every process it starts for the instance (run.InheritedListeners), named by
+	// socketNames; nil when its program cannot take them (see handsOver).
+	sockets     []*os.File
+	socketNames []string
+	// replace carries Restart's requests to the supervisor; each gets its result back.
+	replace chan chan error
+	gen     int            // processes started by Restart, to alternate their INSTANCE_ID
+	retired sync.WaitGroup // replaced processes still stopping
 }
 
 // InstanceStatus is a snapshot of an instance for the terminal and the dashboard.
@@ -154,6 +164,8 @@ var DefaultBackoff = Backoff{Min: 200 * time.Millisecond, Max: 10 * time.Second,
 // reason, until it is woken (Kill, or a rebuild of its service). On cancellation the
 // process gets SIGTERM, then SIGKILL after grace.
 func (in *Instance) Supervise(ctx context.Context, logs *LogStore, b Backoff, grace time.Duration) {
+	defer in.closeSockets()
+	defer in.retired.Wait() // processes replaced by Restart, still stopping
 	in.mu.Lock()
 	retry := in.retryLocked()
 	in.mu.Unlock()
@@ -162,6 +174,9 @@ func (in *Instance) Supervise(ctx context.Context, logs *LogStore, b Backoff, gr
 		in.set(func() { in.state = StateStarting })
 		started := time.Now()
 		res := in.runOnce(ctx, logs, grace)
+		if !res.replacedAt.IsZero() {
+			started = res.replacedAt
+		}
 		ran := time.Since(started)
 		if ctx.Err() != nil {
 			in.set(func() { in.state, in.pid = StateStopped, 0 })
@@ -216,6 +231,8 @@ type runResult struct {
 	err      error    // from exec.Cmd.Wait, or the start
 	tail     []string // the last reasonLines lines on stderr
 	panicked bool     // stderr showed a Go panic or fatal error
+	// replacedAt is when the process that ended had replaced another (Restart).
+	replacedAt time.Time
 }
 
 // configError reports whether the process exited with ConfigExitCode and no crash trace.
@@ -245,26 +262,43 @@ func lastLine(s string) string {
 	return s
 }
 
-func (in *Instance) runOnce(ctx context.Context, logs *LogStore, grace time.Duration) runResult {
+// proc is one running process of an instance.
+type proc struct {
+	cmd   *exec.Cmd
+	ready chan struct{} // closed when it logs that it is ready ("service ready")
+	done  chan runResult
+}
+
+// readyLine reports whether a log line is svckit.App's report that the service is ready.
+func readyLine(l string) bool { return strings.Contains(l, "service ready") }
+
+// spawn starts a process of the instance with its environment and extra variables, and
+// its output going to logs.
+func (in *Instance) spawn(logs *LogStore, extraEnv ...string) (*proc, error) {
 	env, args := in.command()
 	cmd := exec.Command(in.Bin, args...)
-	cmd.Env = env
+	cmd.Env = append(slices.Clone(env), extraEnv...)
+	if len(in.sockets) > 0 {
+		cmd.ExtraFiles = in.sockets
+		cmd.Env = append(cmd.Env, fmt.Sprintf("LISTEN_FDS=%d", len(in.sockets)), "LISTEN_FDNAMES="+strings.Join(in.socketNames, ":"))
+	}
 	// Setpgid: Ctrl-C in the terminal reaches svckit dev only, which stops the services in
 	// order. Pdeathsig: if svckit dev dies without stopping them, they get SIGTERM.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return runResult{err: err}
+		return nil, err
 	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		return runResult{err: err}
+		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return runResult{err: fmt.Errorf("start: %w", err)}
+		return nil, fmt.Errorf("start: %w", err)
 	}
-	in.set(func() { in.state, in.pid, in.started = StateRunning, cmd.Process.Pid, time.Now() })
+	p := &proc{cmd: cmd, ready: make(chan struct{}), done: make(chan runResult, 1)}
 	var res runResult
+	var readyOnce sync.Once
 	var wg sync.WaitGroup
 	pump := func(r io.Reader, stream string) {
 		defer wg.Done()
@@ -273,6 +307,9 @@ func (in *Instance) runOnce(ctx context.Context, logs *LogStore, grace time.Dura
 		for sc.Scan() {
 			line := sc.Text()
 			logs.Add(in.Service, in.ID, stream, line)
+			if readyLine(line) {
+				readyOnce.Do(func() { close(p.ready) })
+			}
 			if stream != "stderr" || strings.TrimSpace(line) == "" {
 				continue
 			}
@@ -287,23 +324,157 @@ func (in *Instance) runOnce(ctx context.Context, logs *LogStore, grace time.Dura
 	wg.Add(2)
 	go pump(stdout, "stdout")
 	go pump(stderr, "stderr")
-	done := make(chan error, 1)
 	go func() {
 		wg.Wait() // read all output before Wait closes the pipes
-		done <- cmd.Wait()
+		res.err = cmd.Wait()
+		p.done <- res
 	}()
+	return p, nil
+}
+
+// stop sends SIGTERM, then SIGKILL to the process group after grace, and returns how the
+// process ended.
+func (p *proc) stop(grace time.Duration) runResult {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case res.err = <-done:
-	case <-ctx.Done():
-		_ = cmd.Process.Signal(syscall.SIGTERM)
+	case res := <-p.done:
+		return res
+	case <-time.After(grace):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		return <-p.done
+	}
+}
+
+// runOnce runs a process of the instance until it exits or ctx ends, replacing it with a
+// new one whenever Restart asks.
+func (in *Instance) runOnce(ctx context.Context, logs *LogStore, grace time.Duration) runResult {
+	p, err := in.spawn(logs)
+	if err != nil {
+		return runResult{err: err}
+	}
+	in.set(func() { in.state, in.pid, in.started = StateRunning, p.cmd.Process.Pid, time.Now() })
+	var replacedAt time.Time
+	for {
 		select {
-		case res.err = <-done:
-		case <-time.After(grace):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			res.err = <-done
+		case res := <-p.done:
+			res.replacedAt = replacedAt
+			return res
+		case <-ctx.Done():
+			res := p.stop(grace)
+			res.replacedAt = replacedAt
+			return res
+		case reply := <-in.replaceCh():
+			np, err := in.handOver(ctx, logs, p, grace)
+			if err == nil {
+				p, replacedAt = np, time.Now()
+			}
+			reply <- err
 		}
 	}
-	return res
+}
+
+// replaceCh returns the channel of Restart's requests.
+func (in *Instance) replaceCh() chan chan error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.replace == nil {
+		in.replace = make(chan chan error)
+	}
+	return in.replace
+}
+
+// handoverTimeout bounds how long a replacement may take to become ready.
+const handoverTimeout = 2 * time.Minute
+
+// handOver starts a new process of the instance beside old, on the same sockets, waits
+// until it reports that it is ready, then stops old gracefully in the background and
+// returns the new one. If the new process exits or is not ready in time, it is stopped,
+// old keeps serving and the error says why.
+//
+// The new process runs under the other of two INSTANCE_IDs (ID, ID-alt) than old: the
+// two overlap while old drains, and state owned by an instance (saga claims, the outbox
+// relay's lease) must not be taken over from a process that is still finishing its work.
+func (in *Instance) handOver(ctx context.Context, logs *LogStore, old *proc, grace time.Duration) (*proc, error) {
+	in.mu.Lock()
+	in.gen++
+	id := in.ID
+	if in.gen%2 == 1 {
+		id += "-alt"
+	}
+	in.mu.Unlock()
+	logs.Add(in.Service, in.ID, "devrun", fmt.Sprintf("starting a new process (INSTANCE_ID=%s) beside pid %d; it takes over once ready", id, old.cmd.Process.Pid))
+	np, err := in.spawn(logs, "INSTANCE_ID="+id)
+	if err != nil {
+		return nil, err
+	}
+	timer := time.NewTimer(handoverTimeout)
+	defer timer.Stop()
+	select {
+	case <-np.ready:
+	case res := <-np.done:
+		msg := fmt.Sprintf("the new process exited before it was ready (%v); pid %d keeps serving", res.err, old.cmd.Process.Pid)
+		logs.Add(in.Service, in.ID, "devrun", msg)
+		return nil, fmt.Errorf("%s: %s: %s", in.ID, msg, res.reason())
+	case <-timer.C:
+		np.stop(grace)
+		return nil, fmt.Errorf("%s: the new process was not ready within %s; pid %d keeps serving", in.ID, handoverTimeout, old.cmd.Process.Pid)
+	case <-ctx.Done():
+		np.stop(grace)
+		return nil, ctx.Err()
+	}
+	in.set(func() { in.pid, in.started, in.restarts = np.cmd.Process.Pid, time.Now(), in.restarts+1 })
+	logs.Add(in.Service, in.ID, "devrun", fmt.Sprintf("pid %d is ready and serving; stopping pid %d", np.cmd.Process.Pid, old.cmd.Process.Pid))
+	in.retired.Add(1)
+	go func() {
+		defer in.retired.Done()
+		res := old.stop(grace)
+		logs.Add(in.Service, in.ID, "devrun", fmt.Sprintf("replaced process pid %d stopped: %v", old.cmd.Process.Pid, exitText(res.err)))
+	}()
+	return np, nil
+}
+
+// exitText describes how a process ended.
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// Restart replaces the running process of the instance without a gap when its program
+// takes its sockets from svckit dev (a svckit.App does): a new process starts on the same
+// sockets, and the old one gets SIGTERM only once the new one is ready, so no
+// connection is refused and no request is cut off. It returns when the new process serves,
+// or with the reason it could not (the old one then keeps serving). An instance whose
+// program cannot take the sockets is stopped with SIGTERM and started again by its
+// supervisor; a failed instance (StateFailed) is started again.
+func (in *Instance) Restart(ctx context.Context) error {
+	if in.wake() {
+		return nil
+	}
+	st := in.Status()
+	if st.State != StateRunning {
+		return fmt.Errorf("%s is %s, not running", in.ID, st.State)
+	}
+	if len(in.sockets) == 0 {
+		p, err := os.FindProcess(st.PID)
+		if err != nil {
+			return err
+		}
+		return p.Signal(syscall.SIGTERM)
+	}
+	reply := make(chan error, 1)
+	select {
+	case in.replaceCh() <- reply:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // killNow sends SIGKILL to the process group without waiting, for a forced stop.

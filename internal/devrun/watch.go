@@ -14,7 +14,8 @@ import (
 	"time"
 )
 
-// watcher brings back instances that failed with a configuration error (StateFailed).
+// watcher brings back instances that failed with a configuration error (StateFailed) and,
+// with Options.Reload, replaces running instances whose sources changed.
 // While some do, it checks every Options.SourcePoll whether a file in a source directory
 // of their services (the directories of the packages of the main module, or of a module
 // replaced by a local directory, that the service's main package depends on) is newer
@@ -61,7 +62,8 @@ func (w *watcher) run(ctx context.Context) {
 	}
 }
 
-// tick looks for changes that concern failed instances and acts on them.
+// tick looks for changes that concern failed instances — or, with Options.Reload, any
+// instance — and acts on them.
 func (w *watcher) tick(ctx context.Context) {
 	failed := map[string][]*Instance{}
 	for _, in := range w.s.Instances {
@@ -69,12 +71,13 @@ func (w *watcher) tick(ctx context.Context) {
 			failed[in.Service] = append(failed[in.Service], in)
 		}
 	}
-	if len(failed) == 0 {
+	reload := w.s.opts.Reload
+	if len(failed) == 0 && !reload {
 		return
 	}
 	var changed []Service
 	for _, svc := range w.s.Manifest.Services {
-		if failed[svc.Name] != nil && w.sourcesChanged(ctx, svc) {
+		if (reload || failed[svc.Name] != nil) && w.sourcesChanged(ctx, svc) {
 			changed = append(changed, svc)
 		}
 	}
@@ -100,12 +103,35 @@ func (w *watcher) tick(ctx context.Context) {
 		default:
 			for _, svc := range changed {
 				wake[svc.Name] = true
+				if reload {
+					w.replace(ctx, svc.Name)
+				}
 			}
 		}
 	}
 	for name := range wake {
 		for _, in := range failed[name] {
 			w.restart(ctx, in)
+		}
+	}
+}
+
+// replace puts the rebuilt program of service in place of its running instances, one at
+// a time, each without a gap (Instance.Restart).
+func (w *watcher) replace(ctx context.Context, service string) {
+	for _, in := range w.s.Instances {
+		if in.Service != service || in.Status().State != StateRunning {
+			continue
+		}
+		before := in.Status().PID
+		if err := in.Restart(ctx); err != nil {
+			w.s.printf("%s: not replaced: %v", in.ID, err)
+			continue
+		}
+		if len(in.sockets) > 0 {
+			w.s.printf("%s: rebuilt program serving (pid %d replaced pid %d without a gap)", in.ID, in.Status().PID, before)
+		} else {
+			w.s.printf("%s: stopped to run the rebuilt program (its program binds its own sockets: a short gap)", in.ID)
 		}
 	}
 }
