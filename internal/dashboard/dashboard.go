@@ -40,6 +40,9 @@
 //	                                   user, internal services read-only (GET, HEAD)
 //	GET  /api/events                   streams, subjects, consumers and their lag
 //	GET  /api/events/{stream}?n=       a stream's most recent messages
+//	GET  /api/faults                   every running instance's fault injection rules
+//	POST /api/faults/{service}         add a fault rule on the service's instances
+//	DELETE /api/faults/{service}?method=&side=   remove one rule, or all
 package dashboard
 
 import (
@@ -157,6 +160,7 @@ func Handler(sys *devrun.System, opts ...Option) http.Handler {
 	mux.HandleFunc("/api/call/{service}/{path...}", d.call)
 	mux.HandleFunc("GET /api/events", d.eventStreams)
 	mux.HandleFunc("GET /api/events/{stream}", d.eventMessages)
+	d.faultRoutes(mux) // faults.go
 	return d.guard(mux)
 }
 
