@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/svckit/svckit/internal/dashboard"
@@ -205,10 +206,15 @@ func TestBrowser(t *testing.T) {
 	if _, err := js.CreateOrUpdateConsumer(jctx, "ORDERS", jetstream.ConsumerConfig{Durable: "notifications", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
 		t.Fatal(err)
 	}
-	for i := 1; i <= 3; i++ {
+	for i := 1; i <= 2; i++ {
 		if _, err := js.Publish(jctx, "orders.placed", []byte(fmt.Sprintf(`{"order":%d}`, i))); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The third as pubsub publishes a keyed event: on a partition subject, with its trace.
+	if _, err := js.PublishMsg(jctx, &nats.Msg{Subject: "orders.placed._k.3", Data: []byte(`{"order":3,"items":[{"sku":"tea","qty":2}]}`),
+		Header: nats.Header{"Traceparent": {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}}); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := js.Publish(jctx, "dlq.orders.placed", []byte(`{"order":0,"error":"poison"}`)); err != nil {
 		t.Fatal(err)
@@ -253,6 +259,40 @@ func TestBrowser(t *testing.T) {
 		poll(t, ctx, "the chart to grow with the next scrape",
 			fmt.Sprintf(`Number(document.querySelector('.chartbox[data-series="relay/http/Add"] canvas.rate').dataset.points) > %d`, before))
 		screenshot(t, ctx, dir, "metrics")
+		// Grouped per service; in each, the charts are the endpoints with traffic, the idle
+		// ones only named (relay's "unmatched" series, addsvc's unused methods).
+		type section struct {
+			Service string
+			Charts  []string
+			Idle    int
+		}
+		secs := eval[[]section](t, ctx, `Array.from(document.querySelectorAll('#charts section.svc-metrics')).map(s => ({
+			Service: s.dataset.service, Charts: Array.from(s.querySelectorAll('.chartbox')).map(b => b.dataset.series),
+			Idle: s.querySelectorAll('.idle-list a').length}))`)
+		services := map[string]section{}
+		for _, sec := range secs {
+			services[sec.Service] = sec
+			for _, c := range sec.Charts {
+				if !strings.HasPrefix(c, sec.Service+"/") {
+					t.Errorf("chart %s in the section of %s", c, sec.Service)
+				}
+			}
+		}
+		if len(secs) != 2 || !slices.Contains(services["relay"].Charts, "relay/http/Add") || !slices.Contains(services["addsvc"].Charts, "addsvc/grpc/Sum") {
+			t.Fatalf("sections %+v", secs)
+		}
+		if services["addsvc"].Idle == 0 || slices.Contains(services["addsvc"].Charts, "addsvc/grpc/Concat") {
+			t.Errorf("addsvc's idle Concat is drawn, or its idle endpoints are not named: %+v", services["addsvc"])
+		}
+		// Idle endpoints on request, and the view in the URL.
+		if err := chromedp.Do(ctx, chromedp.Click(`#metric-idle`)); err != nil {
+			t.Fatal(err)
+		}
+		poll(t, ctx, "idle charts and the URL", `location.hash.includes('idle=1') && document.querySelector('.chartbox.idle[data-series="addsvc/grpc/Concat"]')`)
+		navigate(t, ctx, base+"#/metrics?series="+url.QueryEscape("relay/http/Add"))
+		poll(t, ctx, "the linked view: one endpoint", `document.querySelectorAll('.chartbox').length === 1 && document.querySelector('.chartbox[data-series="relay/http/Add"]') && document.querySelector('#metric-all')`)
+		navigate(t, ctx, base+"#/metrics?service=addsvc")
+		poll(t, ctx, "the linked view: one service", `document.querySelector('#metric-service').value === 'addsvc' && document.querySelectorAll('section.svc-metrics').length === 1 && document.querySelector('section.svc-metrics[data-service="addsvc"]')`)
 	})
 
 	t.Run("traces", func(t *testing.T) {
@@ -347,7 +387,88 @@ func TestBrowser(t *testing.T) {
 			 document.querySelector('#arch path.edge.publish[data-from="orders"][data-to="order.placed"]') &&
 			 document.querySelector('#arch path.edge.consume[data-from="order.placed"][data-to="notifications"]') &&
 			 document.querySelector('#arch path.edge.call[data-from="orders"][data-to="payments"]')`)
+		// A call that skips columns (gateway → notifications) and a long subject name.
+		now := time.Now()
+		extra := shopTrace(525252, now)
+		extra[7].Attrs = map[string]string{"messaging.system": "nats", "messaging.destination.name": longSubject, "messaging.operation.type": "publish"}
+		extra[8].Attrs = map[string]string{"messaging.system": "nats", "messaging.destination.name": longSubject, "messaging.operation.type": "process"}
+		direct := devrun.Span{TraceID: extra[0].TraceID, SpanID: "00000000000000aa", ParentID: extra[0].SpanID, Service: "notifications",
+			Name: "notifications/Ping", Kind: "server", Start: now, End: now.Add(time.Millisecond)}
+		sys.Traces.Add(append(extra, direct))
+		poll(t, ctx, "the long edge and the long subject", `document.querySelector('#arch path.edge.call[data-from="gateway"][data-to="notifications"]') &&
+			document.querySelector('#arch .node.subject[data-name="`+longSubject+`"]')`)
+		if problems := eval[[]string](t, ctx, archProblems); len(problems) > 0 {
+			t.Errorf("architecture layout:\n%s", strings.Join(problems, "\n"))
+		}
 		screenshot(t, ctx, dir, "services-shop")
+	})
+
+	t.Run("cancelled request, store and relay spans", func(t *testing.T) {
+		now := time.Now()
+		spans := shopTrace(626262, now)
+		at := func(ms float64) time.Time { return now.Add(time.Duration(ms * float64(time.Millisecond))) }
+		// The client went away: the gateway's span is cancelled, which is no error.
+		spans[0].Canceled, spans[0].Status = true, "request canceled"
+		db := devrun.Span{TraceID: spans[0].TraceID, SpanID: "00000000000000bb", ParentID: spans[2].SpanID, Service: "orders",
+			Name: "INSERT outbox", Kind: "client", Start: at(9.2), End: at(9.4),
+			Attrs: map[string]string{"db.system.name": "sqlite", "db.operation.name": "INSERT", "db.collection.name": "outbox"}}
+		relay := devrun.Span{TraceID: spans[0].TraceID, SpanID: "00000000000000cc", ParentID: spans[7].SpanID, Service: "orders",
+			Name: "relay order.placed", Kind: "producer", Start: at(11), End: at(12.5),
+			Attrs: map[string]string{"messaging.system": "nats", "messaging.destination.name": "order.placed", "messaging.operation.type": "send", "svckit.outbox.relay": "true"}}
+		spans[8].ParentID = relay.SpanID
+		sys.Traces.Add(append(spans, db, relay))
+		id := spans[0].TraceID
+		navigate(t, ctx, base+"#/trace/"+id)
+		poll(t, ctx, "the waterfall with eleven spans", `document.querySelectorAll('#waterfall .span-row').length === 11`)
+		type row struct {
+			Name  string
+			Depth int
+		}
+		rows := eval[[]row](t, ctx, `Array.from(document.querySelectorAll('#waterfall .span-row')).map(r => ({Name: r.dataset.name, Depth: Number(r.dataset.depth)}))`)
+		depth := map[string]int{}
+		for _, r := range rows {
+			depth[r.Name] = r.Depth
+		}
+		if depth["INSERT outbox"] != 3 || depth["publish order.placed"] != 3 || depth["relay order.placed"] != 4 || depth["process order.placed"] != 5 {
+			t.Errorf("store and relay spans not nested as sent: %+v", rows)
+		}
+		if n := eval[int](t, ctx, `document.querySelectorAll('#waterfall .bar.error, #trace .badge.err').length`); n != 0 {
+			t.Errorf("%d error marks on a trace with only a cancelled request", n)
+		}
+		poll(t, ctx, "the cancelled badges", `document.querySelector('#waterfall .span-row[data-name="gateway/PlaceOrder"] .badge.cancel') && document.querySelector('#waterfall .bar.canceled')`)
+		if err := chromedp.Do(ctx, chromedp.Click(`#waterfall .span-row[data-name="gateway/PlaceOrder"]`)); err != nil {
+			t.Fatal(err)
+		}
+		poll(t, ctx, "the span's detail says cancelled", `document.querySelector('#span-detail').textContent.includes('cancelled by its client')`)
+		if err := chromedp.Do(ctx, chromedp.Click(`#waterfall .span-row[data-name="INSERT outbox"]`)); err != nil {
+			t.Fatal(err)
+		}
+		poll(t, ctx, "the store span's attributes, its duration in human units", `document.querySelector('#span-detail').textContent.includes('db.operation.name') &&
+			document.querySelector('#span-detail').textContent.includes('200 µs')`)
+		screenshot(t, ctx, dir, "trace-cancelled")
+		navigate(t, ctx, base+"#/traces?error=1&id="+id[:20])
+		poll(t, ctx, "no trace among the errors", `document.querySelector('#trace-list') && document.querySelector('#trace-list').textContent.includes('No traces match')`)
+		navigate(t, ctx, base+"#/traces?id="+id[:20])
+		poll(t, ctx, "the trace listed as cancelled", `document.querySelector('#trace-list tr.trace .badge.cancel')`)
+	})
+
+	t.Run("durations in logs", func(t *testing.T) {
+		for _, l := range []string{
+			`{"level":"INFO","msg":"durtest ns","duration":103478540}`,
+			`{"level":"INFO","msg":"durtest ms","duration_ms":12.5}`,
+			`{"level":"INFO","msg":"durtest go","elapsed":"1.5s"}`,
+			`time=2026-12-06T08:00:00Z level=INFO msg="durtest text" duration=2500000 status=200`,
+		} {
+			sys.Logs.Add("relay", "relay-1", "stdout", l)
+		}
+		navigate(t, ctx, base+"#/logs?text=durtest")
+		poll(t, ctx, "the four lines", `document.querySelector('#loglines[data-loaded]') && document.querySelectorAll('#loglines .logline').length === 4`)
+		text := eval[string](t, ctx, `document.querySelector('#loglines').textContent`)
+		for _, want := range []string{"duration=103 ms", "duration_ms=12.5 ms", "elapsed=1.50 s", "duration=2.50 ms status=200"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("logs lack %q:\n%s", want, text)
+			}
+		}
 	})
 
 	t.Run("logs of the trace", func(t *testing.T) {
@@ -409,6 +530,14 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("status %q", s)
 		}
 		screenshot(t, ctx, dir, "api")
+		// A generated document's summary and description say the same: shown once.
+		if err := chromedp.Do(ctx, chromedp.Click(`#endpoints div[data-service="addsvc"][data-path="/sum"]`)); err != nil {
+			t.Fatal(err)
+		}
+		poll(t, ctx, "addsvc's Sum form", `document.querySelector('#call h2') && document.querySelector('#call h2').textContent.includes('Sum')`)
+		if n := eval[int](t, ctx, `document.querySelector('#call').textContent.split('Sum returns a + b').length - 1`); n != 1 {
+			t.Errorf("Sum's description shown %d times", n)
+		}
 	})
 
 	t.Run("events", func(t *testing.T) {
@@ -416,6 +545,23 @@ func TestBrowser(t *testing.T) {
 		poll(t, ctx, "the streams", `document.querySelector('tr.stream[data-stream="ORDERS"]') && document.querySelector('tr.stream[data-stream="ORDERS_DLQ"] .badge.err')`)
 		poll(t, ctx, "the consumer's lag", `document.querySelector('tr.stream[data-stream="ORDERS"] .consumer[data-consumer="notifications"]').textContent.includes('lag 3')`)
 		poll(t, ctx, "recent messages", `document.querySelectorAll('#messages tr.message').length === 3`)
+		// One line each; the keyed message under its logical subject, linked to its trace.
+		if hgt := eval[float64](t, ctx, `Math.max(...Array.from(document.querySelectorAll('#messages tr.message')).map(r => r.getBoundingClientRect().height))`); hgt > 30 {
+			t.Errorf("a message row is %.0f px tall", hgt)
+		}
+		keyed := `document.querySelector('#messages tr.message[data-seq="3"]')`
+		if s := eval[string](t, ctx, keyed+`.children[2].textContent`); s != "orders.placed" {
+			t.Errorf("the keyed message's subject is shown as %q", s)
+		}
+		if eval[string](t, ctx, keyed+`.querySelector('a').getAttribute('href')`) != "#/trace/0af7651916cd43dd8448eb211c80319c" {
+			t.Error("the keyed message does not link to its trace")
+		}
+		if err := chromedp.Do(ctx, chromedp.Click(`#messages tr.message[data-seq="3"] td.payload`)); err != nil {
+			t.Fatal(err)
+		}
+		poll(t, ctx, "the expanded message: headers, stored subject, indented payload", keyed+`.nextElementSibling.hidden === false &&
+			`+keyed+`.nextElementSibling.textContent.includes('Traceparent') && `+keyed+`.nextElementSibling.textContent.includes('orders.placed._k.3') &&
+			`+keyed+`.nextElementSibling.querySelector('pre').textContent.includes('\n  "items"')`)
 		screenshot(t, ctx, dir, "events")
 	})
 
@@ -423,3 +569,36 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("relay is %s", st.State)
 	}
 }
+
+// longSubject is a subject name longer than the architecture's widest box.
+const longSubject = "shop.orders.placed.with.a.rather.long.subject.name.for.the.layout.v2"
+
+// archProblems lists what is wrong with the drawn architecture: count labels that overlap
+// each other or a box, boxes that overlap, edges that pass through a box other than their
+// ends, names that overflow their box.
+const archProblems = `(() => {
+  const svg = document.querySelector('#arch svg');
+  const boxes = Array.from(svg.querySelectorAll('g.node')).map(g => ({name: g.dataset.name, r: g.querySelector('rect.box').getBBox()}));
+  const labels = Array.from(svg.querySelectorAll('text.elabel')).filter(t => t.textContent).map(t => ({edge: t.dataset.edge, r: t.getBBox()}));
+  const hit = (a, b) => a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+  const out = [];
+  labels.forEach((a, i) => {
+    for (const b of labels.slice(i + 1)) if (hit(a.r, b.r)) out.push('label ' + a.edge + ' overlaps label ' + b.edge);
+    for (const b of boxes) if (hit(a.r, b.r)) out.push('label ' + a.edge + ' overlaps box ' + b.name);
+  });
+  boxes.forEach((a, i) => { for (const b of boxes.slice(i + 1)) if (hit(a.r, b.r)) out.push('box ' + a.name + ' overlaps box ' + b.name); });
+  for (const p of svg.querySelectorAll('path.edge')) {
+    const len = p.getTotalLength();
+    for (let d = 2; d < len - 2; d += 2) {
+      const pt = p.getPointAtLength(d);
+      const b = boxes.find(b => b.name !== p.dataset.from && b.name !== p.dataset.to &&
+        pt.x > b.r.x + 1 && pt.x < b.r.x + b.r.width - 1 && pt.y > b.r.y + 1 && pt.y < b.r.y + b.r.height - 1);
+      if (b) { out.push('edge ' + p.dataset.from + ' > ' + p.dataset.to + ' crosses box ' + b.name); break; }
+    }
+  }
+  for (const g of svg.querySelectorAll('g.node')) {
+    const r = g.querySelector('rect.box').getBBox(), tb = g.querySelector('text').getBBox();
+    if (tb.x + tb.width > r.x + r.width) out.push('the name of ' + g.dataset.name + ' overflows its box');
+  }
+  return Array.from(new Set(out));
+})()`

@@ -874,10 +874,10 @@ function describe(ep) {
   const sum = normText(ep.summary), desc = normText(ep.description);
   const parts = [];
   const paras = (t, cls) => t.split(/\n\s*\n/).map(p => h('p', {class: cls}, p));
-  if (desc && sum && desc.startsWith(sum)) parts.push(paras(ep.description, 'desc'));
+  if (desc && sum && desc.startsWith(sum)) parts.push(...paras(ep.description, 'desc'));
   else {
-    if (sum) parts.push(paras(ep.summary, 'desc'));
-    if (desc && desc !== sum) parts.push(paras(ep.description, 'desc muted'));
+    if (sum) parts.push(...paras(ep.summary, 'desc'));
+    if (desc && desc !== sum) parts.push(...paras(ep.description, 'desc muted'));
   }
   return h('div', {id: 'ep-doc'}, parts);
 }
