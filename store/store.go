@@ -205,7 +205,7 @@ func openSQLite(path string, o options) (write, read *sql.DB, err error) {
 	if strings.HasSuffix(name, "?") {
 		sep = ""
 	}
-	write, err = openTraced("sqlite", name+sep+pragmas()+"&_txlock=immediate", SQLite)
+	write, err = openSQLiteWriter(name + sep + pragmas() + "&_txlock=immediate")
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
