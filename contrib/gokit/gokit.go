@@ -5,6 +5,25 @@
 // It lives in its own module, github.com/svckit/svckit/contrib/gokit, so that svckit itself
 // does not depend on go-kit.
 //
+// # Installing: the genproto pin
+//
+// go-kit v0.13.0 requires google.golang.org/genproto from 2021, the single module that
+// then held every googleapis package; svckit, gRPC and OpenTelemetry use the modules they
+// have since moved to (google.golang.org/genproto/googleapis/rpc and .../api). In a module
+// that requires both, "go mod tidy" stops with
+//
+//	ambiguous import: found package google.golang.org/genproto/googleapis/api/httpbody in multiple modules:
+//		google.golang.org/genproto v0.0.0-20210917145530-b395a37504d4
+//		google.golang.org/genproto/googleapis/api v0.0.0-…
+//
+// Require a google.golang.org/genproto from after the split (mid-2023 or later) first:
+//
+//	go get google.golang.org/genproto@latest
+//	go mod tidy
+//
+// tidy may drop the requirement again afterwards; later runs of tidy and builds still
+// succeed.
+//
 //   - [FromKit] turns a go-kit endpoint into a typed svckit [endpoint.Endpoint].
 //   - [ToKit] turns a typed svckit endpoint into a go-kit endpoint, to be served by a go-kit
 //     transport or wrapped by go-kit middleware.
