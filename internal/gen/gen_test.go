@@ -28,6 +28,10 @@ var goldenCases = map[string]Options{
 	"aliases":    {},
 	"protonames": {},
 	"bench50":    {},
+	// Two packages named users, in protobuf packages acme.users.v1 and globex.users.v1,
+	// linked together by TestTwinsLinkTogether.
+	"twins/acme/users":   {},
+	"twins/globex/users": {},
 }
 
 // TestGolden generates every package of the corpus and compares the output with the

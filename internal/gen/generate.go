@@ -107,7 +107,7 @@ func generate(pkg *Package) ([]File, error) {
 	}
 	files = append(files, File{filepath.Join(pkg.PBDir, "doc_gen.go"), pbDoc(pkg)})
 	files = append(files, File{filepath.Join(pkg.PBDir, pkg.Name+"_pb_gen.go"), pbSrc})
-	files = append(files, File{filepath.Join(pkg.PBDir, protoFileName(pkg)), protoSrc})
+	files = append(files, File{filepath.Join(pkg.PBDir, filepath.FromSlash(protoFileName(pkg))), protoSrc})
 	oa, err := openAPI(pkg)
 	if err != nil {
 		return nil, err
@@ -207,6 +207,22 @@ func obsoleteFiles(files []File) ([]string, error) {
 				out = append(out, p)
 			}
 		}
+	}
+	// The .proto lives below the protobuf Go package's directory, in its protobuf
+	// package's directory: one left by an earlier protobuf package is obsolete too.
+	for _, f := range files {
+		if !strings.HasSuffix(f.Path, "_pb_gen.go") {
+			continue
+		}
+		_ = filepath.WalkDir(filepath.Dir(f.Path), func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(p, ".proto") || want[p] || slices.Contains(out, p) {
+				return nil
+			}
+			if src, err := os.ReadFile(p); err == nil && isGenerated(src) {
+				out = append(out, p)
+			}
+			return nil
+		})
 	}
 	slices.Sort(out)
 	return out, nil

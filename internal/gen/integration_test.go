@@ -48,7 +48,7 @@ func TestStandardClientInterop(t *testing.T) {
 		"store/store.go":      e2eImpl,
 		"server/main.go":      interopServer,
 		"client/main.go":      interopClient,
-		"client/stdpb/doc.go": "// Package stdpb is compiled by protoc from store/pb/store.proto.\npackage stdpb\n",
+		"client/stdpb/doc.go": "// Package stdpb is compiled by protoc from store/pb/store/store.proto.\npackage stdpb\n",
 	})
 	files, err := Generate(filepath.Join(dir, "store"), Options{})
 	if err != nil {
@@ -58,11 +58,11 @@ func TestStandardClientInterop(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "client", "stdpb")
-	m := "Mstore.proto=example.com/e2e/client/stdpb;stdpb"
+	m := "Mstore/store.proto=example.com/e2e/client/stdpb;stdpb"
 	protoc := exec.Command("protoc", "-I", filepath.Join(dir, "store", "pb"), "-I", "/usr/include",
 		"--go_out="+out, "--go_opt=paths=source_relative", "--go_opt="+m,
 		"--go-grpc_out="+out, "--go-grpc_opt=paths=source_relative", "--go-grpc_opt="+m,
-		"store.proto")
+		"store/store.proto")
 	protoc.Env = append(os.Environ(), "PATH="+path)
 	if b, err := protoc.CombinedOutput(); err != nil {
 		t.Fatalf("protoc: %v\n%s", err, b)
@@ -122,13 +122,14 @@ func TestPBGoMatchesProtoc(t *testing.T) {
 			}
 		}
 		out := t.TempDir()
-		cmd := exec.Command("protoc", "-I", filepath.Dir(protoFile.Path), "-I", "/usr/include",
-			"--go_out="+out, "--go_opt=paths=source_relative", filepath.Base(protoFile.Path))
+		root, name := protoRoot(t, protoFile)
+		cmd := exec.Command("protoc", "-I", root, "-I", "/usr/include",
+			"--go_out="+out, "--go_opt=paths=source_relative", name)
 		cmd.Env = append(os.Environ(), "PATH="+path)
 		if b, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("protoc %s: %v\n%s", protoFile.Path, err, b)
 		}
-		want, err := os.ReadFile(filepath.Join(out, strings.TrimSuffix(filepath.Base(protoFile.Path), ".proto")+".pb.go"))
+		want, err := os.ReadFile(filepath.Join(out, strings.TrimSuffix(name, ".proto")+".pb.go"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,6 +137,23 @@ func TestPBGoMatchesProtoc(t *testing.T) {
 			t.Errorf("%s: in-process code differs from protoc's:\n%s", dir, lineDiff(a, b))
 		}
 	}
+}
+
+// protoRoot returns the include root of a generated .proto (the directory its protobuf
+// package's directories start in) and its path below that root, as protoc registers it.
+func protoRoot(t *testing.T, f File) (root, name string) {
+	t.Helper()
+	_, rest, ok := strings.Cut(string(f.Content), "\npackage ")
+	pkg, _, _ := strings.Cut(rest, ";")
+	if !ok || pkg == "" {
+		t.Fatalf("%s: no package statement", f.Path)
+	}
+	name = strings.ReplaceAll(pkg, ".", "/") + "/" + filepath.Base(f.Path)
+	root = strings.TrimSuffix(f.Path, filepath.FromSlash("/"+name))
+	if root == f.Path {
+		t.Fatalf("%s is not in its package's directory %s", f.Path, name)
+	}
+	return root, name
 }
 
 // fromPackage returns src from its package clause on.

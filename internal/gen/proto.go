@@ -68,7 +68,14 @@ func protoFile(pkg *Package) *descriptorpb.FileDescriptorProto {
 	return fd
 }
 
-func protoFileName(pkg *Package) string { return pkg.Name + ".proto" }
+// protoFileName is the path of the package's .proto relative to its root, the protobuf
+// Go package's directory: the protobuf package's directory (shop.v1 → shop/v1/) and the
+// Go package's name. protoc records this path in the descriptor, and the Go protobuf
+// registry refuses a second file of the same path in one binary, so it must be unique
+// where a bare "users.proto" is not; buf's PACKAGE_DIRECTORY_MATCH wants the same layout.
+func protoFileName(pkg *Package) string {
+	return strings.ReplaceAll(pkg.ProtoPackage, ".", "/") + "/" + pkg.Name + ".proto"
+}
 
 func fullMessageName(pkg *Package, m *Message) string { return "." + pkg.ProtoPackage + "." + m.Name }
 

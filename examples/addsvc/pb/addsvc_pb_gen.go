@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	svckit gen
-// source: addsvc.proto
+// source: addsvc/addsvc.proto
 
 package pb
 
@@ -32,7 +32,7 @@ type SumRequest struct {
 
 func (x *SumRequest) Reset() {
 	*x = SumRequest{}
-	mi := &file_addsvc_proto_msgTypes[0]
+	mi := &file_addsvc_addsvc_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +44,7 @@ func (x *SumRequest) String() string {
 func (*SumRequest) ProtoMessage() {}
 
 func (x *SumRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_addsvc_proto_msgTypes[0]
+	mi := &file_addsvc_addsvc_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +57,7 @@ func (x *SumRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SumRequest.ProtoReflect.Descriptor instead.
 func (*SumRequest) Descriptor() ([]byte, []int) {
-	return file_addsvc_proto_rawDescGZIP(), []int{0}
+	return file_addsvc_addsvc_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *SumRequest) GetA() int64 {
@@ -84,7 +84,7 @@ type SumResponse struct {
 
 func (x *SumResponse) Reset() {
 	*x = SumResponse{}
-	mi := &file_addsvc_proto_msgTypes[1]
+	mi := &file_addsvc_addsvc_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -96,7 +96,7 @@ func (x *SumResponse) String() string {
 func (*SumResponse) ProtoMessage() {}
 
 func (x *SumResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_addsvc_proto_msgTypes[1]
+	mi := &file_addsvc_addsvc_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -109,7 +109,7 @@ func (x *SumResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SumResponse.ProtoReflect.Descriptor instead.
 func (*SumResponse) Descriptor() ([]byte, []int) {
-	return file_addsvc_proto_rawDescGZIP(), []int{1}
+	return file_addsvc_addsvc_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *SumResponse) GetV() int64 {
@@ -130,7 +130,7 @@ type ConcatRequest struct {
 
 func (x *ConcatRequest) Reset() {
 	*x = ConcatRequest{}
-	mi := &file_addsvc_proto_msgTypes[2]
+	mi := &file_addsvc_addsvc_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -142,7 +142,7 @@ func (x *ConcatRequest) String() string {
 func (*ConcatRequest) ProtoMessage() {}
 
 func (x *ConcatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_addsvc_proto_msgTypes[2]
+	mi := &file_addsvc_addsvc_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -155,7 +155,7 @@ func (x *ConcatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConcatRequest.ProtoReflect.Descriptor instead.
 func (*ConcatRequest) Descriptor() ([]byte, []int) {
-	return file_addsvc_proto_rawDescGZIP(), []int{2}
+	return file_addsvc_addsvc_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ConcatRequest) GetA() string {
@@ -182,7 +182,7 @@ type ConcatResponse struct {
 
 func (x *ConcatResponse) Reset() {
 	*x = ConcatResponse{}
-	mi := &file_addsvc_proto_msgTypes[3]
+	mi := &file_addsvc_addsvc_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -194,7 +194,7 @@ func (x *ConcatResponse) String() string {
 func (*ConcatResponse) ProtoMessage() {}
 
 func (x *ConcatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_addsvc_proto_msgTypes[3]
+	mi := &file_addsvc_addsvc_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -207,7 +207,7 @@ func (x *ConcatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConcatResponse.ProtoReflect.Descriptor instead.
 func (*ConcatResponse) Descriptor() ([]byte, []int) {
-	return file_addsvc_proto_rawDescGZIP(), []int{3}
+	return file_addsvc_addsvc_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ConcatResponse) GetV() string {
@@ -228,7 +228,7 @@ type RangeRequest struct {
 
 func (x *RangeRequest) Reset() {
 	*x = RangeRequest{}
-	mi := &file_addsvc_proto_msgTypes[4]
+	mi := &file_addsvc_addsvc_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -240,7 +240,7 @@ func (x *RangeRequest) String() string {
 func (*RangeRequest) ProtoMessage() {}
 
 func (x *RangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_addsvc_proto_msgTypes[4]
+	mi := &file_addsvc_addsvc_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -253,7 +253,7 @@ func (x *RangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeRequest.ProtoReflect.Descriptor instead.
 func (*RangeRequest) Descriptor() ([]byte, []int) {
-	return file_addsvc_proto_rawDescGZIP(), []int{4}
+	return file_addsvc_addsvc_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RangeRequest) GetFrom() int64 {
@@ -280,7 +280,7 @@ type RangeResponse struct {
 
 func (x *RangeResponse) Reset() {
 	*x = RangeResponse{}
-	mi := &file_addsvc_proto_msgTypes[5]
+	mi := &file_addsvc_addsvc_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -292,7 +292,7 @@ func (x *RangeResponse) String() string {
 func (*RangeResponse) ProtoMessage() {}
 
 func (x *RangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_addsvc_proto_msgTypes[5]
+	mi := &file_addsvc_addsvc_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -305,7 +305,7 @@ func (x *RangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeResponse.ProtoReflect.Descriptor instead.
 func (*RangeResponse) Descriptor() ([]byte, []int) {
-	return file_addsvc_proto_rawDescGZIP(), []int{5}
+	return file_addsvc_addsvc_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RangeResponse) GetValue() int64 {
@@ -315,11 +315,11 @@ func (x *RangeResponse) GetValue() int64 {
 	return 0
 }
 
-var File_addsvc_proto protoreflect.FileDescriptor
+var File_addsvc_addsvc_proto protoreflect.FileDescriptor
 
-const file_addsvc_proto_rawDesc = "" +
+const file_addsvc_addsvc_proto_rawDesc = "" +
 	"\n" +
-	"\faddsvc.proto\x12\x06addsvc\"(\n" +
+	"\x13addsvc/addsvc.proto\x12\x06addsvc\"(\n" +
 	"\n" +
 	"SumRequest\x12\f\n" +
 	"\x01a\x18\x01 \x01(\x03R\x01a\x12\f\n" +
@@ -342,19 +342,19 @@ const file_addsvc_proto_rawDesc = "" +
 	"\x05Range\x12\x14.addsvc.RangeRequest\x1a\x15.addsvc.RangeResponse0\x01B-Z+github.com/svckit/svckit/examples/addsvc/pbb\x06proto3"
 
 var (
-	file_addsvc_proto_rawDescOnce sync.Once
-	file_addsvc_proto_rawDescData []byte
+	file_addsvc_addsvc_proto_rawDescOnce sync.Once
+	file_addsvc_addsvc_proto_rawDescData []byte
 )
 
-func file_addsvc_proto_rawDescGZIP() []byte {
-	file_addsvc_proto_rawDescOnce.Do(func() {
-		file_addsvc_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_addsvc_proto_rawDesc), len(file_addsvc_proto_rawDesc)))
+func file_addsvc_addsvc_proto_rawDescGZIP() []byte {
+	file_addsvc_addsvc_proto_rawDescOnce.Do(func() {
+		file_addsvc_addsvc_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_addsvc_addsvc_proto_rawDesc), len(file_addsvc_addsvc_proto_rawDesc)))
 	})
-	return file_addsvc_proto_rawDescData
+	return file_addsvc_addsvc_proto_rawDescData
 }
 
-var file_addsvc_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
-var file_addsvc_proto_goTypes = []any{
+var file_addsvc_addsvc_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_addsvc_addsvc_proto_goTypes = []any{
 	(*SumRequest)(nil),     // 0: addsvc.SumRequest
 	(*SumResponse)(nil),    // 1: addsvc.SumResponse
 	(*ConcatRequest)(nil),  // 2: addsvc.ConcatRequest
@@ -362,7 +362,7 @@ var file_addsvc_proto_goTypes = []any{
 	(*RangeRequest)(nil),   // 4: addsvc.RangeRequest
 	(*RangeResponse)(nil),  // 5: addsvc.RangeResponse
 }
-var file_addsvc_proto_depIdxs = []int32{
+var file_addsvc_addsvc_proto_depIdxs = []int32{
 	0, // 0: addsvc.Add.Sum:input_type -> addsvc.SumRequest
 	2, // 1: addsvc.Add.Concat:input_type -> addsvc.ConcatRequest
 	4, // 2: addsvc.Add.Range:input_type -> addsvc.RangeRequest
@@ -376,26 +376,26 @@ var file_addsvc_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for field type_name
 }
 
-func init() { file_addsvc_proto_init() }
-func file_addsvc_proto_init() {
-	if File_addsvc_proto != nil {
+func init() { file_addsvc_addsvc_proto_init() }
+func file_addsvc_addsvc_proto_init() {
+	if File_addsvc_addsvc_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_addsvc_proto_rawDesc), len(file_addsvc_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_addsvc_addsvc_proto_rawDesc), len(file_addsvc_addsvc_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_addsvc_proto_goTypes,
-		DependencyIndexes: file_addsvc_proto_depIdxs,
-		MessageInfos:      file_addsvc_proto_msgTypes,
+		GoTypes:           file_addsvc_addsvc_proto_goTypes,
+		DependencyIndexes: file_addsvc_addsvc_proto_depIdxs,
+		MessageInfos:      file_addsvc_addsvc_proto_msgTypes,
 	}.Build()
-	File_addsvc_proto = out.File
-	file_addsvc_proto_goTypes = nil
-	file_addsvc_proto_depIdxs = nil
+	File_addsvc_addsvc_proto = out.File
+	file_addsvc_addsvc_proto_goTypes = nil
+	file_addsvc_addsvc_proto_depIdxs = nil
 }

@@ -2,6 +2,6 @@
 
 // Package pb holds the protobuf messages of package
 // github.com/svckit/svckit/examples/addsvc/addsvc (gRPC addsvc.Add), as protoc-gen-go
-// would write them for addsvc.proto. svckit gen writes them from the Go interface; the
-// conversions to and from the Go types are in package addsvc, file pbconv_gen.go.
+// would write them for addsvc/addsvc.proto. svckit gen writes them from the Go interface;
+// the conversions to and from the Go types are in package addsvc, file pbconv_gen.go.
 package pb

@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	svckit gen
-// source: catalog.proto
+// source: catalog/catalog.proto
 
 package pb
 
@@ -30,7 +30,7 @@ type CatalogListProductsRequest struct {
 
 func (x *CatalogListProductsRequest) Reset() {
 	*x = CatalogListProductsRequest{}
-	mi := &file_catalog_proto_msgTypes[0]
+	mi := &file_catalog_catalog_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -42,7 +42,7 @@ func (x *CatalogListProductsRequest) String() string {
 func (*CatalogListProductsRequest) ProtoMessage() {}
 
 func (x *CatalogListProductsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catalog_proto_msgTypes[0]
+	mi := &file_catalog_catalog_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -55,7 +55,7 @@ func (x *CatalogListProductsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatalogListProductsRequest.ProtoReflect.Descriptor instead.
 func (*CatalogListProductsRequest) Descriptor() ([]byte, []int) {
-	return file_catalog_proto_rawDescGZIP(), []int{0}
+	return file_catalog_catalog_proto_rawDescGZIP(), []int{0}
 }
 
 // CatalogListProductsResponse is the response of Catalog.ListProducts.
@@ -68,7 +68,7 @@ type CatalogListProductsResponse struct {
 
 func (x *CatalogListProductsResponse) Reset() {
 	*x = CatalogListProductsResponse{}
-	mi := &file_catalog_proto_msgTypes[1]
+	mi := &file_catalog_catalog_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -80,7 +80,7 @@ func (x *CatalogListProductsResponse) String() string {
 func (*CatalogListProductsResponse) ProtoMessage() {}
 
 func (x *CatalogListProductsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catalog_proto_msgTypes[1]
+	mi := &file_catalog_catalog_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -93,7 +93,7 @@ func (x *CatalogListProductsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatalogListProductsResponse.ProtoReflect.Descriptor instead.
 func (*CatalogListProductsResponse) Descriptor() ([]byte, []int) {
-	return file_catalog_proto_rawDescGZIP(), []int{1}
+	return file_catalog_catalog_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *CatalogListProductsResponse) GetResult() []*Product {
@@ -116,7 +116,7 @@ type Product struct {
 
 func (x *Product) Reset() {
 	*x = Product{}
-	mi := &file_catalog_proto_msgTypes[2]
+	mi := &file_catalog_catalog_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -128,7 +128,7 @@ func (x *Product) String() string {
 func (*Product) ProtoMessage() {}
 
 func (x *Product) ProtoReflect() protoreflect.Message {
-	mi := &file_catalog_proto_msgTypes[2]
+	mi := &file_catalog_catalog_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -141,7 +141,7 @@ func (x *Product) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Product.ProtoReflect.Descriptor instead.
 func (*Product) Descriptor() ([]byte, []int) {
-	return file_catalog_proto_rawDescGZIP(), []int{2}
+	return file_catalog_catalog_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Product) GetId() string {
@@ -182,7 +182,7 @@ type CatalogGetProductRequest struct {
 
 func (x *CatalogGetProductRequest) Reset() {
 	*x = CatalogGetProductRequest{}
-	mi := &file_catalog_proto_msgTypes[3]
+	mi := &file_catalog_catalog_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -194,7 +194,7 @@ func (x *CatalogGetProductRequest) String() string {
 func (*CatalogGetProductRequest) ProtoMessage() {}
 
 func (x *CatalogGetProductRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catalog_proto_msgTypes[3]
+	mi := &file_catalog_catalog_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -207,7 +207,7 @@ func (x *CatalogGetProductRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatalogGetProductRequest.ProtoReflect.Descriptor instead.
 func (*CatalogGetProductRequest) Descriptor() ([]byte, []int) {
-	return file_catalog_proto_rawDescGZIP(), []int{3}
+	return file_catalog_catalog_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CatalogGetProductRequest) GetId() string {
@@ -228,7 +228,7 @@ type CatalogReserveRequest struct {
 
 func (x *CatalogReserveRequest) Reset() {
 	*x = CatalogReserveRequest{}
-	mi := &file_catalog_proto_msgTypes[4]
+	mi := &file_catalog_catalog_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -240,7 +240,7 @@ func (x *CatalogReserveRequest) String() string {
 func (*CatalogReserveRequest) ProtoMessage() {}
 
 func (x *CatalogReserveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catalog_proto_msgTypes[4]
+	mi := &file_catalog_catalog_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -253,7 +253,7 @@ func (x *CatalogReserveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatalogReserveRequest.ProtoReflect.Descriptor instead.
 func (*CatalogReserveRequest) Descriptor() ([]byte, []int) {
-	return file_catalog_proto_rawDescGZIP(), []int{4}
+	return file_catalog_catalog_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CatalogReserveRequest) GetOrderId() string {
@@ -281,7 +281,7 @@ type Item struct {
 
 func (x *Item) Reset() {
 	*x = Item{}
-	mi := &file_catalog_proto_msgTypes[5]
+	mi := &file_catalog_catalog_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -293,7 +293,7 @@ func (x *Item) String() string {
 func (*Item) ProtoMessage() {}
 
 func (x *Item) ProtoReflect() protoreflect.Message {
-	mi := &file_catalog_proto_msgTypes[5]
+	mi := &file_catalog_catalog_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -306,7 +306,7 @@ func (x *Item) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Item.ProtoReflect.Descriptor instead.
 func (*Item) Descriptor() ([]byte, []int) {
-	return file_catalog_proto_rawDescGZIP(), []int{5}
+	return file_catalog_catalog_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Item) GetProductId() string {
@@ -335,7 +335,7 @@ type Reservation struct {
 
 func (x *Reservation) Reset() {
 	*x = Reservation{}
-	mi := &file_catalog_proto_msgTypes[6]
+	mi := &file_catalog_catalog_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -347,7 +347,7 @@ func (x *Reservation) String() string {
 func (*Reservation) ProtoMessage() {}
 
 func (x *Reservation) ProtoReflect() protoreflect.Message {
-	mi := &file_catalog_proto_msgTypes[6]
+	mi := &file_catalog_catalog_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -360,7 +360,7 @@ func (x *Reservation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reservation.ProtoReflect.Descriptor instead.
 func (*Reservation) Descriptor() ([]byte, []int) {
-	return file_catalog_proto_rawDescGZIP(), []int{6}
+	return file_catalog_catalog_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Reservation) GetOrderId() string {
@@ -394,7 +394,7 @@ type CatalogReleaseRequest struct {
 
 func (x *CatalogReleaseRequest) Reset() {
 	*x = CatalogReleaseRequest{}
-	mi := &file_catalog_proto_msgTypes[7]
+	mi := &file_catalog_catalog_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -406,7 +406,7 @@ func (x *CatalogReleaseRequest) String() string {
 func (*CatalogReleaseRequest) ProtoMessage() {}
 
 func (x *CatalogReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catalog_proto_msgTypes[7]
+	mi := &file_catalog_catalog_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -419,7 +419,7 @@ func (x *CatalogReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatalogReleaseRequest.ProtoReflect.Descriptor instead.
 func (*CatalogReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_catalog_proto_rawDescGZIP(), []int{7}
+	return file_catalog_catalog_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CatalogReleaseRequest) GetOrderId() string {
@@ -438,7 +438,7 @@ type CatalogReleaseResponse struct {
 
 func (x *CatalogReleaseResponse) Reset() {
 	*x = CatalogReleaseResponse{}
-	mi := &file_catalog_proto_msgTypes[8]
+	mi := &file_catalog_catalog_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +450,7 @@ func (x *CatalogReleaseResponse) String() string {
 func (*CatalogReleaseResponse) ProtoMessage() {}
 
 func (x *CatalogReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catalog_proto_msgTypes[8]
+	mi := &file_catalog_catalog_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,14 +463,14 @@ func (x *CatalogReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatalogReleaseResponse.ProtoReflect.Descriptor instead.
 func (*CatalogReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_catalog_proto_rawDescGZIP(), []int{8}
+	return file_catalog_catalog_proto_rawDescGZIP(), []int{8}
 }
 
-var File_catalog_proto protoreflect.FileDescriptor
+var File_catalog_catalog_proto protoreflect.FileDescriptor
 
-const file_catalog_proto_rawDesc = "" +
+const file_catalog_catalog_proto_rawDesc = "" +
 	"\n" +
-	"\rcatalog.proto\x12\acatalog\"\x1c\n" +
+	"\x15catalog/catalog.proto\x12\acatalog\"\x1c\n" +
 	"\x1aCatalogListProductsRequest\"G\n" +
 	"\x1bCatalogListProductsResponse\x12(\n" +
 	"\x06result\x18\x01 \x03(\v2\x10.catalog.ProductR\x06result\"d\n" +
@@ -505,19 +505,19 @@ const file_catalog_proto_rawDesc = "" +
 	"\aRelease\x12\x1e.catalog.CatalogReleaseRequest\x1a\x1f.catalog.CatalogReleaseResponseB3Z1github.com/svckit/svckit/examples/shop/catalog/pbb\x06proto3"
 
 var (
-	file_catalog_proto_rawDescOnce sync.Once
-	file_catalog_proto_rawDescData []byte
+	file_catalog_catalog_proto_rawDescOnce sync.Once
+	file_catalog_catalog_proto_rawDescData []byte
 )
 
-func file_catalog_proto_rawDescGZIP() []byte {
-	file_catalog_proto_rawDescOnce.Do(func() {
-		file_catalog_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_catalog_proto_rawDesc), len(file_catalog_proto_rawDesc)))
+func file_catalog_catalog_proto_rawDescGZIP() []byte {
+	file_catalog_catalog_proto_rawDescOnce.Do(func() {
+		file_catalog_catalog_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_catalog_catalog_proto_rawDesc), len(file_catalog_catalog_proto_rawDesc)))
 	})
-	return file_catalog_proto_rawDescData
+	return file_catalog_catalog_proto_rawDescData
 }
 
-var file_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
-var file_catalog_proto_goTypes = []any{
+var file_catalog_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_catalog_catalog_proto_goTypes = []any{
 	(*CatalogListProductsRequest)(nil),  // 0: catalog.CatalogListProductsRequest
 	(*CatalogListProductsResponse)(nil), // 1: catalog.CatalogListProductsResponse
 	(*Product)(nil),                     // 2: catalog.Product
@@ -528,7 +528,7 @@ var file_catalog_proto_goTypes = []any{
 	(*CatalogReleaseRequest)(nil),       // 7: catalog.CatalogReleaseRequest
 	(*CatalogReleaseResponse)(nil),      // 8: catalog.CatalogReleaseResponse
 }
-var file_catalog_proto_depIdxs = []int32{
+var file_catalog_catalog_proto_depIdxs = []int32{
 	2, // 0: catalog.CatalogListProductsResponse.result:type_name -> catalog.Product
 	5, // 1: catalog.CatalogReserveRequest.items:type_name -> catalog.Item
 	5, // 2: catalog.Reservation.items:type_name -> catalog.Item
@@ -547,26 +547,26 @@ var file_catalog_proto_depIdxs = []int32{
 	0, // [0:3] is the sub-list for field type_name
 }
 
-func init() { file_catalog_proto_init() }
-func file_catalog_proto_init() {
-	if File_catalog_proto != nil {
+func init() { file_catalog_catalog_proto_init() }
+func file_catalog_catalog_proto_init() {
+	if File_catalog_catalog_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_catalog_proto_rawDesc), len(file_catalog_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_catalog_catalog_proto_rawDesc), len(file_catalog_catalog_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_catalog_proto_goTypes,
-		DependencyIndexes: file_catalog_proto_depIdxs,
-		MessageInfos:      file_catalog_proto_msgTypes,
+		GoTypes:           file_catalog_catalog_proto_goTypes,
+		DependencyIndexes: file_catalog_catalog_proto_depIdxs,
+		MessageInfos:      file_catalog_catalog_proto_msgTypes,
 	}.Build()
-	File_catalog_proto = out.File
-	file_catalog_proto_goTypes = nil
-	file_catalog_proto_depIdxs = nil
+	File_catalog_catalog_proto = out.File
+	file_catalog_catalog_proto_goTypes = nil
+	file_catalog_catalog_proto_depIdxs = nil
 }

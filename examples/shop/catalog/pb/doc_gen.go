@@ -2,6 +2,7 @@
 
 // Package pb holds the protobuf messages of package
 // github.com/svckit/svckit/examples/shop/catalog (gRPC catalog.Catalog), as protoc-gen-go
-// would write them for catalog.proto. svckit gen writes them from the Go interface; the
-// conversions to and from the Go types are in package catalog, file pbconv_gen.go.
+// would write them for catalog/catalog.proto. svckit gen writes them from the Go
+// interface; the conversions to and from the Go types are in package catalog, file
+// pbconv_gen.go.
 package pb

@@ -2,6 +2,6 @@
 
 // Package pb holds the protobuf messages of package
 // github.com/svckit/svckit/examples/shop/gateway (gRPC shop.Gateway), as protoc-gen-go
-// would write them for gateway.proto. svckit gen writes them from the Go interface; the
-// conversions to and from the Go types are in package gateway, file pbconv_gen.go.
+// would write them for shop/gateway.proto. svckit gen writes them from the Go interface;
+// the conversions to and from the Go types are in package gateway, file pbconv_gen.go.
 package pb

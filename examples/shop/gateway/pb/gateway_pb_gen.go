@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	svckit gen
-// source: gateway.proto
+// source: shop/gateway.proto
 
 package pb
 
@@ -31,7 +31,7 @@ type GatewayPlaceOrderRequest struct {
 
 func (x *GatewayPlaceOrderRequest) Reset() {
 	*x = GatewayPlaceOrderRequest{}
-	mi := &file_gateway_proto_msgTypes[0]
+	mi := &file_shop_gateway_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -43,7 +43,7 @@ func (x *GatewayPlaceOrderRequest) String() string {
 func (*GatewayPlaceOrderRequest) ProtoMessage() {}
 
 func (x *GatewayPlaceOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[0]
+	mi := &file_shop_gateway_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -56,7 +56,7 @@ func (x *GatewayPlaceOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayPlaceOrderRequest.ProtoReflect.Descriptor instead.
 func (*GatewayPlaceOrderRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{0}
+	return file_shop_gateway_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *GatewayPlaceOrderRequest) GetItems() []*Item {
@@ -77,7 +77,7 @@ type Item struct {
 
 func (x *Item) Reset() {
 	*x = Item{}
-	mi := &file_gateway_proto_msgTypes[1]
+	mi := &file_shop_gateway_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -89,7 +89,7 @@ func (x *Item) String() string {
 func (*Item) ProtoMessage() {}
 
 func (x *Item) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[1]
+	mi := &file_shop_gateway_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -102,7 +102,7 @@ func (x *Item) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Item.ProtoReflect.Descriptor instead.
 func (*Item) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{1}
+	return file_shop_gateway_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Item) GetProductId() string {
@@ -133,7 +133,7 @@ type Order struct {
 
 func (x *Order) Reset() {
 	*x = Order{}
-	mi := &file_gateway_proto_msgTypes[2]
+	mi := &file_shop_gateway_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -145,7 +145,7 @@ func (x *Order) String() string {
 func (*Order) ProtoMessage() {}
 
 func (x *Order) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[2]
+	mi := &file_shop_gateway_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -158,7 +158,7 @@ func (x *Order) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Order.ProtoReflect.Descriptor instead.
 func (*Order) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{2}
+	return file_shop_gateway_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Order) GetId() string {
@@ -206,7 +206,7 @@ type GatewayGetOrderRequest struct {
 
 func (x *GatewayGetOrderRequest) Reset() {
 	*x = GatewayGetOrderRequest{}
-	mi := &file_gateway_proto_msgTypes[3]
+	mi := &file_shop_gateway_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -218,7 +218,7 @@ func (x *GatewayGetOrderRequest) String() string {
 func (*GatewayGetOrderRequest) ProtoMessage() {}
 
 func (x *GatewayGetOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[3]
+	mi := &file_shop_gateway_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -231,7 +231,7 @@ func (x *GatewayGetOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayGetOrderRequest.ProtoReflect.Descriptor instead.
 func (*GatewayGetOrderRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{3}
+	return file_shop_gateway_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GatewayGetOrderRequest) GetId() string {
@@ -250,7 +250,7 @@ type GatewayListProductsRequest struct {
 
 func (x *GatewayListProductsRequest) Reset() {
 	*x = GatewayListProductsRequest{}
-	mi := &file_gateway_proto_msgTypes[4]
+	mi := &file_shop_gateway_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -262,7 +262,7 @@ func (x *GatewayListProductsRequest) String() string {
 func (*GatewayListProductsRequest) ProtoMessage() {}
 
 func (x *GatewayListProductsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[4]
+	mi := &file_shop_gateway_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -275,7 +275,7 @@ func (x *GatewayListProductsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayListProductsRequest.ProtoReflect.Descriptor instead.
 func (*GatewayListProductsRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{4}
+	return file_shop_gateway_proto_rawDescGZIP(), []int{4}
 }
 
 // GatewayListProductsResponse is the response of Gateway.ListProducts.
@@ -288,7 +288,7 @@ type GatewayListProductsResponse struct {
 
 func (x *GatewayListProductsResponse) Reset() {
 	*x = GatewayListProductsResponse{}
-	mi := &file_gateway_proto_msgTypes[5]
+	mi := &file_shop_gateway_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -300,7 +300,7 @@ func (x *GatewayListProductsResponse) String() string {
 func (*GatewayListProductsResponse) ProtoMessage() {}
 
 func (x *GatewayListProductsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[5]
+	mi := &file_shop_gateway_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -313,7 +313,7 @@ func (x *GatewayListProductsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayListProductsResponse.ProtoReflect.Descriptor instead.
 func (*GatewayListProductsResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{5}
+	return file_shop_gateway_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GatewayListProductsResponse) GetResult() []*Product {
@@ -336,7 +336,7 @@ type Product struct {
 
 func (x *Product) Reset() {
 	*x = Product{}
-	mi := &file_gateway_proto_msgTypes[6]
+	mi := &file_shop_gateway_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -348,7 +348,7 @@ func (x *Product) String() string {
 func (*Product) ProtoMessage() {}
 
 func (x *Product) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_proto_msgTypes[6]
+	mi := &file_shop_gateway_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -361,7 +361,7 @@ func (x *Product) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Product.ProtoReflect.Descriptor instead.
 func (*Product) Descriptor() ([]byte, []int) {
-	return file_gateway_proto_rawDescGZIP(), []int{6}
+	return file_shop_gateway_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Product) GetId() string {
@@ -392,11 +392,11 @@ func (x *Product) GetInStock() bool {
 	return false
 }
 
-var File_gateway_proto protoreflect.FileDescriptor
+var File_shop_gateway_proto protoreflect.FileDescriptor
 
-const file_gateway_proto_rawDesc = "" +
+const file_shop_gateway_proto_rawDesc = "" +
 	"\n" +
-	"\rgateway.proto\x12\x04shop\"<\n" +
+	"\x12shop/gateway.proto\x12\x04shop\"<\n" +
 	"\x18GatewayPlaceOrderRequest\x12 \n" +
 	"\x05items\x18\x01 \x03(\v2\n" +
 	".shop.ItemR\x05items\"A\n" +
@@ -430,19 +430,19 @@ const file_gateway_proto_rawDesc = "" +
 	"\fListProducts\x12 .shop.GatewayListProductsRequest\x1a!.shop.GatewayListProductsResponse\"\x03\x90\x02\x01B3Z1github.com/svckit/svckit/examples/shop/gateway/pbb\x06proto3"
 
 var (
-	file_gateway_proto_rawDescOnce sync.Once
-	file_gateway_proto_rawDescData []byte
+	file_shop_gateway_proto_rawDescOnce sync.Once
+	file_shop_gateway_proto_rawDescData []byte
 )
 
-func file_gateway_proto_rawDescGZIP() []byte {
-	file_gateway_proto_rawDescOnce.Do(func() {
-		file_gateway_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_gateway_proto_rawDesc), len(file_gateway_proto_rawDesc)))
+func file_shop_gateway_proto_rawDescGZIP() []byte {
+	file_shop_gateway_proto_rawDescOnce.Do(func() {
+		file_shop_gateway_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_shop_gateway_proto_rawDesc), len(file_shop_gateway_proto_rawDesc)))
 	})
-	return file_gateway_proto_rawDescData
+	return file_shop_gateway_proto_rawDescData
 }
 
-var file_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
-var file_gateway_proto_goTypes = []any{
+var file_shop_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_shop_gateway_proto_goTypes = []any{
 	(*GatewayPlaceOrderRequest)(nil),    // 0: shop.GatewayPlaceOrderRequest
 	(*Item)(nil),                        // 1: shop.Item
 	(*Order)(nil),                       // 2: shop.Order
@@ -451,7 +451,7 @@ var file_gateway_proto_goTypes = []any{
 	(*GatewayListProductsResponse)(nil), // 5: shop.GatewayListProductsResponse
 	(*Product)(nil),                     // 6: shop.Product
 }
-var file_gateway_proto_depIdxs = []int32{
+var file_shop_gateway_proto_depIdxs = []int32{
 	1, // 0: shop.GatewayPlaceOrderRequest.items:type_name -> shop.Item
 	1, // 1: shop.Order.items:type_name -> shop.Item
 	6, // 2: shop.GatewayListProductsResponse.result:type_name -> shop.Product
@@ -468,26 +468,26 @@ var file_gateway_proto_depIdxs = []int32{
 	0, // [0:3] is the sub-list for field type_name
 }
 
-func init() { file_gateway_proto_init() }
-func file_gateway_proto_init() {
-	if File_gateway_proto != nil {
+func init() { file_shop_gateway_proto_init() }
+func file_shop_gateway_proto_init() {
+	if File_shop_gateway_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gateway_proto_rawDesc), len(file_gateway_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shop_gateway_proto_rawDesc), len(file_shop_gateway_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_gateway_proto_goTypes,
-		DependencyIndexes: file_gateway_proto_depIdxs,
-		MessageInfos:      file_gateway_proto_msgTypes,
+		GoTypes:           file_shop_gateway_proto_goTypes,
+		DependencyIndexes: file_shop_gateway_proto_depIdxs,
+		MessageInfos:      file_shop_gateway_proto_msgTypes,
 	}.Build()
-	File_gateway_proto = out.File
-	file_gateway_proto_goTypes = nil
-	file_gateway_proto_depIdxs = nil
+	File_shop_gateway_proto = out.File
+	file_shop_gateway_proto_goTypes = nil
+	file_shop_gateway_proto_depIdxs = nil
 }

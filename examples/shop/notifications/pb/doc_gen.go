@@ -3,6 +3,6 @@
 // Package pb holds the protobuf messages of package
 // github.com/svckit/svckit/examples/shop/notifications (gRPC
 // notifications.Notifications), as protoc-gen-go would write them for
-// notifications.proto. svckit gen writes them from the Go interface; the conversions to
-// and from the Go types are in package notifications, file pbconv_gen.go.
+// notifications/notifications.proto. svckit gen writes them from the Go interface; the
+// conversions to and from the Go types are in package notifications, file pbconv_gen.go.
 package pb

@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	svckit gen
-// source: notifications.proto
+// source: notifications/notifications.proto
 
 package pb
 
@@ -31,7 +31,7 @@ type NotificationsListNotificationsRequest struct {
 
 func (x *NotificationsListNotificationsRequest) Reset() {
 	*x = NotificationsListNotificationsRequest{}
-	mi := &file_notifications_proto_msgTypes[0]
+	mi := &file_notifications_notifications_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -43,7 +43,7 @@ func (x *NotificationsListNotificationsRequest) String() string {
 func (*NotificationsListNotificationsRequest) ProtoMessage() {}
 
 func (x *NotificationsListNotificationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_notifications_proto_msgTypes[0]
+	mi := &file_notifications_notifications_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -56,7 +56,7 @@ func (x *NotificationsListNotificationsRequest) ProtoReflect() protoreflect.Mess
 
 // Deprecated: Use NotificationsListNotificationsRequest.ProtoReflect.Descriptor instead.
 func (*NotificationsListNotificationsRequest) Descriptor() ([]byte, []int) {
-	return file_notifications_proto_rawDescGZIP(), []int{0}
+	return file_notifications_notifications_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *NotificationsListNotificationsRequest) GetOrderId() string {
@@ -76,7 +76,7 @@ type NotificationsListNotificationsResponse struct {
 
 func (x *NotificationsListNotificationsResponse) Reset() {
 	*x = NotificationsListNotificationsResponse{}
-	mi := &file_notifications_proto_msgTypes[1]
+	mi := &file_notifications_notifications_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -88,7 +88,7 @@ func (x *NotificationsListNotificationsResponse) String() string {
 func (*NotificationsListNotificationsResponse) ProtoMessage() {}
 
 func (x *NotificationsListNotificationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_notifications_proto_msgTypes[1]
+	mi := &file_notifications_notifications_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -101,7 +101,7 @@ func (x *NotificationsListNotificationsResponse) ProtoReflect() protoreflect.Mes
 
 // Deprecated: Use NotificationsListNotificationsResponse.ProtoReflect.Descriptor instead.
 func (*NotificationsListNotificationsResponse) Descriptor() ([]byte, []int) {
-	return file_notifications_proto_rawDescGZIP(), []int{1}
+	return file_notifications_notifications_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *NotificationsListNotificationsResponse) GetResult() []*Notification {
@@ -124,7 +124,7 @@ type Notification struct {
 
 func (x *Notification) Reset() {
 	*x = Notification{}
-	mi := &file_notifications_proto_msgTypes[2]
+	mi := &file_notifications_notifications_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -136,7 +136,7 @@ func (x *Notification) String() string {
 func (*Notification) ProtoMessage() {}
 
 func (x *Notification) ProtoReflect() protoreflect.Message {
-	mi := &file_notifications_proto_msgTypes[2]
+	mi := &file_notifications_notifications_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -149,7 +149,7 @@ func (x *Notification) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notification.ProtoReflect.Descriptor instead.
 func (*Notification) Descriptor() ([]byte, []int) {
-	return file_notifications_proto_rawDescGZIP(), []int{2}
+	return file_notifications_notifications_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Notification) GetOrderId() string {
@@ -180,11 +180,11 @@ func (x *Notification) GetText() string {
 	return ""
 }
 
-var File_notifications_proto protoreflect.FileDescriptor
+var File_notifications_notifications_proto protoreflect.FileDescriptor
 
-const file_notifications_proto_rawDesc = "" +
+const file_notifications_notifications_proto_rawDesc = "" +
 	"\n" +
-	"\x13notifications.proto\x12\rnotifications\"B\n" +
+	"!notifications/notifications.proto\x12\rnotifications\"B\n" +
 	"%NotificationsListNotificationsRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderID\"]\n" +
 	"&NotificationsListNotificationsResponse\x123\n" +
@@ -198,24 +198,24 @@ const file_notifications_proto_rawDesc = "" +
 	"\x11ListNotifications\x124.notifications.NotificationsListNotificationsRequest\x1a5.notifications.NotificationsListNotificationsResponse\"\x03\x90\x02\x01B9Z7github.com/svckit/svckit/examples/shop/notifications/pbb\x06proto3"
 
 var (
-	file_notifications_proto_rawDescOnce sync.Once
-	file_notifications_proto_rawDescData []byte
+	file_notifications_notifications_proto_rawDescOnce sync.Once
+	file_notifications_notifications_proto_rawDescData []byte
 )
 
-func file_notifications_proto_rawDescGZIP() []byte {
-	file_notifications_proto_rawDescOnce.Do(func() {
-		file_notifications_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_notifications_proto_rawDesc), len(file_notifications_proto_rawDesc)))
+func file_notifications_notifications_proto_rawDescGZIP() []byte {
+	file_notifications_notifications_proto_rawDescOnce.Do(func() {
+		file_notifications_notifications_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_notifications_notifications_proto_rawDesc), len(file_notifications_notifications_proto_rawDesc)))
 	})
-	return file_notifications_proto_rawDescData
+	return file_notifications_notifications_proto_rawDescData
 }
 
-var file_notifications_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
-var file_notifications_proto_goTypes = []any{
+var file_notifications_notifications_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_notifications_notifications_proto_goTypes = []any{
 	(*NotificationsListNotificationsRequest)(nil),  // 0: notifications.NotificationsListNotificationsRequest
 	(*NotificationsListNotificationsResponse)(nil), // 1: notifications.NotificationsListNotificationsResponse
 	(*Notification)(nil),                           // 2: notifications.Notification
 }
-var file_notifications_proto_depIdxs = []int32{
+var file_notifications_notifications_proto_depIdxs = []int32{
 	2, // 0: notifications.NotificationsListNotificationsResponse.result:type_name -> notifications.Notification
 	0, // 1: notifications.Notifications.ListNotifications:input_type -> notifications.NotificationsListNotificationsRequest
 	1, // 2: notifications.Notifications.ListNotifications:output_type -> notifications.NotificationsListNotificationsResponse
@@ -226,26 +226,26 @@ var file_notifications_proto_depIdxs = []int32{
 	0, // [0:1] is the sub-list for field type_name
 }
 
-func init() { file_notifications_proto_init() }
-func file_notifications_proto_init() {
-	if File_notifications_proto != nil {
+func init() { file_notifications_notifications_proto_init() }
+func file_notifications_notifications_proto_init() {
+	if File_notifications_notifications_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_notifications_proto_rawDesc), len(file_notifications_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_notifications_notifications_proto_rawDesc), len(file_notifications_notifications_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_notifications_proto_goTypes,
-		DependencyIndexes: file_notifications_proto_depIdxs,
-		MessageInfos:      file_notifications_proto_msgTypes,
+		GoTypes:           file_notifications_notifications_proto_goTypes,
+		DependencyIndexes: file_notifications_notifications_proto_depIdxs,
+		MessageInfos:      file_notifications_notifications_proto_msgTypes,
 	}.Build()
-	File_notifications_proto = out.File
-	file_notifications_proto_goTypes = nil
-	file_notifications_proto_depIdxs = nil
+	File_notifications_notifications_proto = out.File
+	file_notifications_notifications_proto_goTypes = nil
+	file_notifications_notifications_proto_depIdxs = nil
 }

@@ -2,6 +2,6 @@
 
 // Package pb holds the protobuf messages of package
 // github.com/svckit/svckit/examples/shop/orders (gRPC orders.Orders), as protoc-gen-go
-// would write them for orders.proto. svckit gen writes them from the Go interface; the
-// conversions to and from the Go types are in package orders, file pbconv_gen.go.
+// would write them for orders/orders.proto. svckit gen writes them from the Go interface;
+// the conversions to and from the Go types are in package orders, file pbconv_gen.go.
 package pb

@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	svckit gen
-// source: orders.proto
+// source: orders/orders.proto
 
 package pb
 
@@ -32,7 +32,7 @@ type OrdersPlaceOrderRequest struct {
 
 func (x *OrdersPlaceOrderRequest) Reset() {
 	*x = OrdersPlaceOrderRequest{}
-	mi := &file_orders_proto_msgTypes[0]
+	mi := &file_orders_orders_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +44,7 @@ func (x *OrdersPlaceOrderRequest) String() string {
 func (*OrdersPlaceOrderRequest) ProtoMessage() {}
 
 func (x *OrdersPlaceOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_orders_proto_msgTypes[0]
+	mi := &file_orders_orders_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +57,7 @@ func (x *OrdersPlaceOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrdersPlaceOrderRequest.ProtoReflect.Descriptor instead.
 func (*OrdersPlaceOrderRequest) Descriptor() ([]byte, []int) {
-	return file_orders_proto_rawDescGZIP(), []int{0}
+	return file_orders_orders_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *OrdersPlaceOrderRequest) GetCustomer() string {
@@ -85,7 +85,7 @@ type Item struct {
 
 func (x *Item) Reset() {
 	*x = Item{}
-	mi := &file_orders_proto_msgTypes[1]
+	mi := &file_orders_orders_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -97,7 +97,7 @@ func (x *Item) String() string {
 func (*Item) ProtoMessage() {}
 
 func (x *Item) ProtoReflect() protoreflect.Message {
-	mi := &file_orders_proto_msgTypes[1]
+	mi := &file_orders_orders_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -110,7 +110,7 @@ func (x *Item) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Item.ProtoReflect.Descriptor instead.
 func (*Item) Descriptor() ([]byte, []int) {
-	return file_orders_proto_rawDescGZIP(), []int{1}
+	return file_orders_orders_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Item) GetProductId() string {
@@ -143,7 +143,7 @@ type Order struct {
 
 func (x *Order) Reset() {
 	*x = Order{}
-	mi := &file_orders_proto_msgTypes[2]
+	mi := &file_orders_orders_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -155,7 +155,7 @@ func (x *Order) String() string {
 func (*Order) ProtoMessage() {}
 
 func (x *Order) ProtoReflect() protoreflect.Message {
-	mi := &file_orders_proto_msgTypes[2]
+	mi := &file_orders_orders_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -168,7 +168,7 @@ func (x *Order) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Order.ProtoReflect.Descriptor instead.
 func (*Order) Descriptor() ([]byte, []int) {
-	return file_orders_proto_rawDescGZIP(), []int{2}
+	return file_orders_orders_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Order) GetId() string {
@@ -223,7 +223,7 @@ type OrdersGetOrderRequest struct {
 
 func (x *OrdersGetOrderRequest) Reset() {
 	*x = OrdersGetOrderRequest{}
-	mi := &file_orders_proto_msgTypes[3]
+	mi := &file_orders_orders_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -235,7 +235,7 @@ func (x *OrdersGetOrderRequest) String() string {
 func (*OrdersGetOrderRequest) ProtoMessage() {}
 
 func (x *OrdersGetOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_orders_proto_msgTypes[3]
+	mi := &file_orders_orders_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -248,7 +248,7 @@ func (x *OrdersGetOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrdersGetOrderRequest.ProtoReflect.Descriptor instead.
 func (*OrdersGetOrderRequest) Descriptor() ([]byte, []int) {
-	return file_orders_proto_rawDescGZIP(), []int{3}
+	return file_orders_orders_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *OrdersGetOrderRequest) GetId() string {
@@ -258,11 +258,11 @@ func (x *OrdersGetOrderRequest) GetId() string {
 	return ""
 }
 
-var File_orders_proto protoreflect.FileDescriptor
+var File_orders_orders_proto protoreflect.FileDescriptor
 
-const file_orders_proto_rawDesc = "" +
+const file_orders_orders_proto_rawDesc = "" +
 	"\n" +
-	"\forders.proto\x12\x06orders\"Y\n" +
+	"\x13orders/orders.proto\x12\x06orders\"Y\n" +
 	"\x17OrdersPlaceOrderRequest\x12\x1a\n" +
 	"\bcustomer\x18\x01 \x01(\tR\bcustomer\x12\"\n" +
 	"\x05items\x18\x02 \x03(\v2\f.orders.ItemR\x05items\"A\n" +
@@ -286,25 +286,25 @@ const file_orders_proto_rawDesc = "" +
 	"\bGetOrder\x12\x1d.orders.OrdersGetOrderRequest\x1a\r.orders.Order\"\x03\x90\x02\x01B2Z0github.com/svckit/svckit/examples/shop/orders/pbb\x06proto3"
 
 var (
-	file_orders_proto_rawDescOnce sync.Once
-	file_orders_proto_rawDescData []byte
+	file_orders_orders_proto_rawDescOnce sync.Once
+	file_orders_orders_proto_rawDescData []byte
 )
 
-func file_orders_proto_rawDescGZIP() []byte {
-	file_orders_proto_rawDescOnce.Do(func() {
-		file_orders_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_orders_proto_rawDesc), len(file_orders_proto_rawDesc)))
+func file_orders_orders_proto_rawDescGZIP() []byte {
+	file_orders_orders_proto_rawDescOnce.Do(func() {
+		file_orders_orders_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_orders_orders_proto_rawDesc), len(file_orders_orders_proto_rawDesc)))
 	})
-	return file_orders_proto_rawDescData
+	return file_orders_orders_proto_rawDescData
 }
 
-var file_orders_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
-var file_orders_proto_goTypes = []any{
+var file_orders_orders_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_orders_orders_proto_goTypes = []any{
 	(*OrdersPlaceOrderRequest)(nil), // 0: orders.OrdersPlaceOrderRequest
 	(*Item)(nil),                    // 1: orders.Item
 	(*Order)(nil),                   // 2: orders.Order
 	(*OrdersGetOrderRequest)(nil),   // 3: orders.OrdersGetOrderRequest
 }
-var file_orders_proto_depIdxs = []int32{
+var file_orders_orders_proto_depIdxs = []int32{
 	1, // 0: orders.OrdersPlaceOrderRequest.items:type_name -> orders.Item
 	1, // 1: orders.Order.items:type_name -> orders.Item
 	0, // 2: orders.Orders.PlaceOrder:input_type -> orders.OrdersPlaceOrderRequest
@@ -318,26 +318,26 @@ var file_orders_proto_depIdxs = []int32{
 	0, // [0:2] is the sub-list for field type_name
 }
 
-func init() { file_orders_proto_init() }
-func file_orders_proto_init() {
-	if File_orders_proto != nil {
+func init() { file_orders_orders_proto_init() }
+func file_orders_orders_proto_init() {
+	if File_orders_orders_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_orders_proto_rawDesc), len(file_orders_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_orders_orders_proto_rawDesc), len(file_orders_orders_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_orders_proto_goTypes,
-		DependencyIndexes: file_orders_proto_depIdxs,
-		MessageInfos:      file_orders_proto_msgTypes,
+		GoTypes:           file_orders_orders_proto_goTypes,
+		DependencyIndexes: file_orders_orders_proto_depIdxs,
+		MessageInfos:      file_orders_orders_proto_msgTypes,
 	}.Build()
-	File_orders_proto = out.File
-	file_orders_proto_goTypes = nil
-	file_orders_proto_depIdxs = nil
+	File_orders_orders_proto = out.File
+	file_orders_orders_proto_goTypes = nil
+	file_orders_orders_proto_depIdxs = nil
 }

@@ -2,7 +2,7 @@
 
 // Package pb holds the protobuf messages of package
 // github.com/svckit/svckit/examples/shop/payments (gRPC payments.Payments), as
-// protoc-gen-go would write them for payments.proto. svckit gen writes them from the Go
-// interface; the conversions to and from the Go types are in package payments, file
-// pbconv_gen.go.
+// protoc-gen-go would write them for payments/payments.proto. svckit gen writes them from
+// the Go interface; the conversions to and from the Go types are in package payments,
+// file pbconv_gen.go.
 package pb

@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	svckit gen
-// source: payments.proto
+// source: payments/payments.proto
 
 package pb
 
@@ -33,7 +33,7 @@ type PaymentsChargeRequest struct {
 
 func (x *PaymentsChargeRequest) Reset() {
 	*x = PaymentsChargeRequest{}
-	mi := &file_payments_proto_msgTypes[0]
+	mi := &file_payments_payments_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -45,7 +45,7 @@ func (x *PaymentsChargeRequest) String() string {
 func (*PaymentsChargeRequest) ProtoMessage() {}
 
 func (x *PaymentsChargeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_payments_proto_msgTypes[0]
+	mi := &file_payments_payments_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -58,7 +58,7 @@ func (x *PaymentsChargeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentsChargeRequest.ProtoReflect.Descriptor instead.
 func (*PaymentsChargeRequest) Descriptor() ([]byte, []int) {
-	return file_payments_proto_rawDescGZIP(), []int{0}
+	return file_payments_payments_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *PaymentsChargeRequest) GetOrderId() string {
@@ -98,7 +98,7 @@ type Payment struct {
 
 func (x *Payment) Reset() {
 	*x = Payment{}
-	mi := &file_payments_proto_msgTypes[1]
+	mi := &file_payments_payments_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -110,7 +110,7 @@ func (x *Payment) String() string {
 func (*Payment) ProtoMessage() {}
 
 func (x *Payment) ProtoReflect() protoreflect.Message {
-	mi := &file_payments_proto_msgTypes[1]
+	mi := &file_payments_payments_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -123,7 +123,7 @@ func (x *Payment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Payment.ProtoReflect.Descriptor instead.
 func (*Payment) Descriptor() ([]byte, []int) {
-	return file_payments_proto_rawDescGZIP(), []int{1}
+	return file_payments_payments_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Payment) GetId() string {
@@ -178,7 +178,7 @@ type PaymentsRefundRequest struct {
 
 func (x *PaymentsRefundRequest) Reset() {
 	*x = PaymentsRefundRequest{}
-	mi := &file_payments_proto_msgTypes[2]
+	mi := &file_payments_payments_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -190,7 +190,7 @@ func (x *PaymentsRefundRequest) String() string {
 func (*PaymentsRefundRequest) ProtoMessage() {}
 
 func (x *PaymentsRefundRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_payments_proto_msgTypes[2]
+	mi := &file_payments_payments_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -203,7 +203,7 @@ func (x *PaymentsRefundRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentsRefundRequest.ProtoReflect.Descriptor instead.
 func (*PaymentsRefundRequest) Descriptor() ([]byte, []int) {
-	return file_payments_proto_rawDescGZIP(), []int{2}
+	return file_payments_payments_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *PaymentsRefundRequest) GetOrderId() string {
@@ -223,7 +223,7 @@ type PaymentsGetPaymentRequest struct {
 
 func (x *PaymentsGetPaymentRequest) Reset() {
 	*x = PaymentsGetPaymentRequest{}
-	mi := &file_payments_proto_msgTypes[3]
+	mi := &file_payments_payments_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -235,7 +235,7 @@ func (x *PaymentsGetPaymentRequest) String() string {
 func (*PaymentsGetPaymentRequest) ProtoMessage() {}
 
 func (x *PaymentsGetPaymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_payments_proto_msgTypes[3]
+	mi := &file_payments_payments_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -248,7 +248,7 @@ func (x *PaymentsGetPaymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentsGetPaymentRequest.ProtoReflect.Descriptor instead.
 func (*PaymentsGetPaymentRequest) Descriptor() ([]byte, []int) {
-	return file_payments_proto_rawDescGZIP(), []int{3}
+	return file_payments_payments_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PaymentsGetPaymentRequest) GetOrderId() string {
@@ -258,11 +258,11 @@ func (x *PaymentsGetPaymentRequest) GetOrderId() string {
 	return ""
 }
 
-var File_payments_proto protoreflect.FileDescriptor
+var File_payments_payments_proto protoreflect.FileDescriptor
 
-const file_payments_proto_rawDesc = "" +
+const file_payments_payments_proto_rawDesc = "" +
 	"\n" +
-	"\x0epayments.proto\x12\bpayments\"q\n" +
+	"\x17payments/payments.proto\x12\bpayments\"q\n" +
 	"\x15PaymentsChargeRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderID\x12\x1a\n" +
 	"\bcustomer\x18\x02 \x01(\tR\bcustomer\x12!\n" +
@@ -285,25 +285,25 @@ const file_payments_proto_rawDesc = "" +
 	"GetPayment\x12#.payments.PaymentsGetPaymentRequest\x1a\x11.payments.Payment\"\x03\x90\x02\x01B4Z2github.com/svckit/svckit/examples/shop/payments/pbb\x06proto3"
 
 var (
-	file_payments_proto_rawDescOnce sync.Once
-	file_payments_proto_rawDescData []byte
+	file_payments_payments_proto_rawDescOnce sync.Once
+	file_payments_payments_proto_rawDescData []byte
 )
 
-func file_payments_proto_rawDescGZIP() []byte {
-	file_payments_proto_rawDescOnce.Do(func() {
-		file_payments_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_payments_proto_rawDesc), len(file_payments_proto_rawDesc)))
+func file_payments_payments_proto_rawDescGZIP() []byte {
+	file_payments_payments_proto_rawDescOnce.Do(func() {
+		file_payments_payments_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_payments_payments_proto_rawDesc), len(file_payments_payments_proto_rawDesc)))
 	})
-	return file_payments_proto_rawDescData
+	return file_payments_payments_proto_rawDescData
 }
 
-var file_payments_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
-var file_payments_proto_goTypes = []any{
+var file_payments_payments_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_payments_payments_proto_goTypes = []any{
 	(*PaymentsChargeRequest)(nil),     // 0: payments.PaymentsChargeRequest
 	(*Payment)(nil),                   // 1: payments.Payment
 	(*PaymentsRefundRequest)(nil),     // 2: payments.PaymentsRefundRequest
 	(*PaymentsGetPaymentRequest)(nil), // 3: payments.PaymentsGetPaymentRequest
 }
-var file_payments_proto_depIdxs = []int32{
+var file_payments_payments_proto_depIdxs = []int32{
 	0, // 0: payments.Payments.Charge:input_type -> payments.PaymentsChargeRequest
 	2, // 1: payments.Payments.Refund:input_type -> payments.PaymentsRefundRequest
 	3, // 2: payments.Payments.GetPayment:input_type -> payments.PaymentsGetPaymentRequest
@@ -317,26 +317,26 @@ var file_payments_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for field type_name
 }
 
-func init() { file_payments_proto_init() }
-func file_payments_proto_init() {
-	if File_payments_proto != nil {
+func init() { file_payments_payments_proto_init() }
+func file_payments_payments_proto_init() {
+	if File_payments_payments_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_payments_proto_rawDesc), len(file_payments_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_payments_payments_proto_rawDesc), len(file_payments_payments_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_payments_proto_goTypes,
-		DependencyIndexes: file_payments_proto_depIdxs,
-		MessageInfos:      file_payments_proto_msgTypes,
+		GoTypes:           file_payments_payments_proto_goTypes,
+		DependencyIndexes: file_payments_payments_proto_depIdxs,
+		MessageInfos:      file_payments_payments_proto_msgTypes,
 	}.Build()
-	File_payments_proto = out.File
-	file_payments_proto_goTypes = nil
-	file_payments_proto_depIdxs = nil
+	File_payments_payments_proto = out.File
+	file_payments_payments_proto_goTypes = nil
+	file_payments_payments_proto_depIdxs = nil
 }

@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	svckit gen
-// source: bench50.proto
+// source: bench50/bench50.proto
 
 package pb
 
@@ -34,7 +34,7 @@ type Get0Request struct {
 
 func (x *Get0Request) Reset() {
 	*x = Get0Request{}
-	mi := &file_bench50_proto_msgTypes[0]
+	mi := &file_bench50_bench50_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -46,7 +46,7 @@ func (x *Get0Request) String() string {
 func (*Get0Request) ProtoMessage() {}
 
 func (x *Get0Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[0]
+	mi := &file_bench50_bench50_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -59,7 +59,7 @@ func (x *Get0Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Get0Request.ProtoReflect.Descriptor instead.
 func (*Get0Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{0}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *Get0Request) GetId() string {
@@ -91,7 +91,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_bench50_proto_msgTypes[1]
+	mi := &file_bench50_bench50_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -103,7 +103,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[1]
+	mi := &file_bench50_bench50_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -116,7 +116,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{1}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Record) GetId() string {
@@ -173,7 +173,7 @@ type Sum2Request struct {
 
 func (x *Sum2Request) Reset() {
 	*x = Sum2Request{}
-	mi := &file_bench50_proto_msgTypes[2]
+	mi := &file_bench50_bench50_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -185,7 +185,7 @@ func (x *Sum2Request) String() string {
 func (*Sum2Request) ProtoMessage() {}
 
 func (x *Sum2Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[2]
+	mi := &file_bench50_bench50_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -198,7 +198,7 @@ func (x *Sum2Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sum2Request.ProtoReflect.Descriptor instead.
 func (*Sum2Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{2}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Sum2Request) GetA() int64 {
@@ -233,7 +233,7 @@ type Sum2Response struct {
 
 func (x *Sum2Response) Reset() {
 	*x = Sum2Response{}
-	mi := &file_bench50_proto_msgTypes[3]
+	mi := &file_bench50_bench50_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -245,7 +245,7 @@ func (x *Sum2Response) String() string {
 func (*Sum2Response) ProtoMessage() {}
 
 func (x *Sum2Response) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[3]
+	mi := &file_bench50_bench50_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -258,7 +258,7 @@ func (x *Sum2Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sum2Response.ProtoReflect.Descriptor instead.
 func (*Sum2Response) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{3}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Sum2Response) GetSum() int64 {
@@ -286,7 +286,7 @@ type List3Request struct {
 
 func (x *List3Request) Reset() {
 	*x = List3Request{}
-	mi := &file_bench50_proto_msgTypes[4]
+	mi := &file_bench50_bench50_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -298,7 +298,7 @@ func (x *List3Request) String() string {
 func (*List3Request) ProtoMessage() {}
 
 func (x *List3Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[4]
+	mi := &file_bench50_bench50_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -311,7 +311,7 @@ func (x *List3Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use List3Request.ProtoReflect.Descriptor instead.
 func (*List3Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{4}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *List3Request) GetPrefix() string {
@@ -341,7 +341,7 @@ type Tag4Request struct {
 
 func (x *Tag4Request) Reset() {
 	*x = Tag4Request{}
-	mi := &file_bench50_proto_msgTypes[5]
+	mi := &file_bench50_bench50_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -353,7 +353,7 @@ func (x *Tag4Request) String() string {
 func (*Tag4Request) ProtoMessage() {}
 
 func (x *Tag4Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[5]
+	mi := &file_bench50_bench50_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -366,7 +366,7 @@ func (x *Tag4Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tag4Request.ProtoReflect.Descriptor instead.
 func (*Tag4Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{5}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Tag4Request) GetIds() []string {
@@ -406,7 +406,7 @@ type Tag4Response struct {
 
 func (x *Tag4Response) Reset() {
 	*x = Tag4Response{}
-	mi := &file_bench50_proto_msgTypes[6]
+	mi := &file_bench50_bench50_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -418,7 +418,7 @@ func (x *Tag4Response) String() string {
 func (*Tag4Response) ProtoMessage() {}
 
 func (x *Tag4Response) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[6]
+	mi := &file_bench50_bench50_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -431,7 +431,7 @@ func (x *Tag4Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tag4Response.ProtoReflect.Descriptor instead.
 func (*Tag4Response) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{6}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{6}
 }
 
 // Get5Request is the request of Service.Get5.
@@ -445,7 +445,7 @@ type Get5Request struct {
 
 func (x *Get5Request) Reset() {
 	*x = Get5Request{}
-	mi := &file_bench50_proto_msgTypes[7]
+	mi := &file_bench50_bench50_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -457,7 +457,7 @@ func (x *Get5Request) String() string {
 func (*Get5Request) ProtoMessage() {}
 
 func (x *Get5Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[7]
+	mi := &file_bench50_bench50_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -470,7 +470,7 @@ func (x *Get5Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Get5Request.ProtoReflect.Descriptor instead.
 func (*Get5Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{7}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Get5Request) GetId() string {
@@ -499,7 +499,7 @@ type Sum7Request struct {
 
 func (x *Sum7Request) Reset() {
 	*x = Sum7Request{}
-	mi := &file_bench50_proto_msgTypes[8]
+	mi := &file_bench50_bench50_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -511,7 +511,7 @@ func (x *Sum7Request) String() string {
 func (*Sum7Request) ProtoMessage() {}
 
 func (x *Sum7Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[8]
+	mi := &file_bench50_bench50_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -524,7 +524,7 @@ func (x *Sum7Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sum7Request.ProtoReflect.Descriptor instead.
 func (*Sum7Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{8}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Sum7Request) GetA() int64 {
@@ -559,7 +559,7 @@ type Sum7Response struct {
 
 func (x *Sum7Response) Reset() {
 	*x = Sum7Response{}
-	mi := &file_bench50_proto_msgTypes[9]
+	mi := &file_bench50_bench50_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -571,7 +571,7 @@ func (x *Sum7Response) String() string {
 func (*Sum7Response) ProtoMessage() {}
 
 func (x *Sum7Response) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[9]
+	mi := &file_bench50_bench50_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -584,7 +584,7 @@ func (x *Sum7Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sum7Response.ProtoReflect.Descriptor instead.
 func (*Sum7Response) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{9}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Sum7Response) GetSum() int64 {
@@ -612,7 +612,7 @@ type List8Request struct {
 
 func (x *List8Request) Reset() {
 	*x = List8Request{}
-	mi := &file_bench50_proto_msgTypes[10]
+	mi := &file_bench50_bench50_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -624,7 +624,7 @@ func (x *List8Request) String() string {
 func (*List8Request) ProtoMessage() {}
 
 func (x *List8Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[10]
+	mi := &file_bench50_bench50_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -637,7 +637,7 @@ func (x *List8Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use List8Request.ProtoReflect.Descriptor instead.
 func (*List8Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{10}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *List8Request) GetPrefix() string {
@@ -667,7 +667,7 @@ type Tag9Request struct {
 
 func (x *Tag9Request) Reset() {
 	*x = Tag9Request{}
-	mi := &file_bench50_proto_msgTypes[11]
+	mi := &file_bench50_bench50_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -679,7 +679,7 @@ func (x *Tag9Request) String() string {
 func (*Tag9Request) ProtoMessage() {}
 
 func (x *Tag9Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[11]
+	mi := &file_bench50_bench50_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -692,7 +692,7 @@ func (x *Tag9Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tag9Request.ProtoReflect.Descriptor instead.
 func (*Tag9Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{11}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Tag9Request) GetIds() []string {
@@ -732,7 +732,7 @@ type Tag9Response struct {
 
 func (x *Tag9Response) Reset() {
 	*x = Tag9Response{}
-	mi := &file_bench50_proto_msgTypes[12]
+	mi := &file_bench50_bench50_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -744,7 +744,7 @@ func (x *Tag9Response) String() string {
 func (*Tag9Response) ProtoMessage() {}
 
 func (x *Tag9Response) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[12]
+	mi := &file_bench50_bench50_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -757,7 +757,7 @@ func (x *Tag9Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tag9Response.ProtoReflect.Descriptor instead.
 func (*Tag9Response) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{12}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{12}
 }
 
 // Get10Request is the request of Service.Get10.
@@ -771,7 +771,7 @@ type Get10Request struct {
 
 func (x *Get10Request) Reset() {
 	*x = Get10Request{}
-	mi := &file_bench50_proto_msgTypes[13]
+	mi := &file_bench50_bench50_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -783,7 +783,7 @@ func (x *Get10Request) String() string {
 func (*Get10Request) ProtoMessage() {}
 
 func (x *Get10Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[13]
+	mi := &file_bench50_bench50_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -796,7 +796,7 @@ func (x *Get10Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Get10Request.ProtoReflect.Descriptor instead.
 func (*Get10Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{13}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Get10Request) GetId() string {
@@ -825,7 +825,7 @@ type Sum12Request struct {
 
 func (x *Sum12Request) Reset() {
 	*x = Sum12Request{}
-	mi := &file_bench50_proto_msgTypes[14]
+	mi := &file_bench50_bench50_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -837,7 +837,7 @@ func (x *Sum12Request) String() string {
 func (*Sum12Request) ProtoMessage() {}
 
 func (x *Sum12Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[14]
+	mi := &file_bench50_bench50_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -850,7 +850,7 @@ func (x *Sum12Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sum12Request.ProtoReflect.Descriptor instead.
 func (*Sum12Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{14}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Sum12Request) GetA() int64 {
@@ -885,7 +885,7 @@ type Sum12Response struct {
 
 func (x *Sum12Response) Reset() {
 	*x = Sum12Response{}
-	mi := &file_bench50_proto_msgTypes[15]
+	mi := &file_bench50_bench50_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -897,7 +897,7 @@ func (x *Sum12Response) String() string {
 func (*Sum12Response) ProtoMessage() {}
 
 func (x *Sum12Response) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[15]
+	mi := &file_bench50_bench50_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -910,7 +910,7 @@ func (x *Sum12Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sum12Response.ProtoReflect.Descriptor instead.
 func (*Sum12Response) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{15}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Sum12Response) GetSum() int64 {
@@ -938,7 +938,7 @@ type List13Request struct {
 
 func (x *List13Request) Reset() {
 	*x = List13Request{}
-	mi := &file_bench50_proto_msgTypes[16]
+	mi := &file_bench50_bench50_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +950,7 @@ func (x *List13Request) String() string {
 func (*List13Request) ProtoMessage() {}
 
 func (x *List13Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[16]
+	mi := &file_bench50_bench50_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +963,7 @@ func (x *List13Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use List13Request.ProtoReflect.Descriptor instead.
 func (*List13Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{16}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *List13Request) GetPrefix() string {
@@ -993,7 +993,7 @@ type Tag14Request struct {
 
 func (x *Tag14Request) Reset() {
 	*x = Tag14Request{}
-	mi := &file_bench50_proto_msgTypes[17]
+	mi := &file_bench50_bench50_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1005,7 +1005,7 @@ func (x *Tag14Request) String() string {
 func (*Tag14Request) ProtoMessage() {}
 
 func (x *Tag14Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[17]
+	mi := &file_bench50_bench50_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1018,7 +1018,7 @@ func (x *Tag14Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tag14Request.ProtoReflect.Descriptor instead.
 func (*Tag14Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{17}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Tag14Request) GetIds() []string {
@@ -1058,7 +1058,7 @@ type Tag14Response struct {
 
 func (x *Tag14Response) Reset() {
 	*x = Tag14Response{}
-	mi := &file_bench50_proto_msgTypes[18]
+	mi := &file_bench50_bench50_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1070,7 +1070,7 @@ func (x *Tag14Response) String() string {
 func (*Tag14Response) ProtoMessage() {}
 
 func (x *Tag14Response) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[18]
+	mi := &file_bench50_bench50_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1083,7 +1083,7 @@ func (x *Tag14Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tag14Response.ProtoReflect.Descriptor instead.
 func (*Tag14Response) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{18}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{18}
 }
 
 // Get15Request is the request of Service.Get15.
@@ -1097,7 +1097,7 @@ type Get15Request struct {
 
 func (x *Get15Request) Reset() {
 	*x = Get15Request{}
-	mi := &file_bench50_proto_msgTypes[19]
+	mi := &file_bench50_bench50_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1109,7 +1109,7 @@ func (x *Get15Request) String() string {
 func (*Get15Request) ProtoMessage() {}
 
 func (x *Get15Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[19]
+	mi := &file_bench50_bench50_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1122,7 +1122,7 @@ func (x *Get15Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Get15Request.ProtoReflect.Descriptor instead.
 func (*Get15Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{19}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Get15Request) GetId() string {
@@ -1151,7 +1151,7 @@ type Sum17Request struct {
 
 func (x *Sum17Request) Reset() {
 	*x = Sum17Request{}
-	mi := &file_bench50_proto_msgTypes[20]
+	mi := &file_bench50_bench50_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1163,7 +1163,7 @@ func (x *Sum17Request) String() string {
 func (*Sum17Request) ProtoMessage() {}
 
 func (x *Sum17Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[20]
+	mi := &file_bench50_bench50_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1176,7 +1176,7 @@ func (x *Sum17Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sum17Request.ProtoReflect.Descriptor instead.
 func (*Sum17Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{20}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Sum17Request) GetA() int64 {
@@ -1211,7 +1211,7 @@ type Sum17Response struct {
 
 func (x *Sum17Response) Reset() {
 	*x = Sum17Response{}
-	mi := &file_bench50_proto_msgTypes[21]
+	mi := &file_bench50_bench50_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1223,7 +1223,7 @@ func (x *Sum17Response) String() string {
 func (*Sum17Response) ProtoMessage() {}
 
 func (x *Sum17Response) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[21]
+	mi := &file_bench50_bench50_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1236,7 +1236,7 @@ func (x *Sum17Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sum17Response.ProtoReflect.Descriptor instead.
 func (*Sum17Response) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{21}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Sum17Response) GetSum() int64 {
@@ -1264,7 +1264,7 @@ type List18Request struct {
 
 func (x *List18Request) Reset() {
 	*x = List18Request{}
-	mi := &file_bench50_proto_msgTypes[22]
+	mi := &file_bench50_bench50_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1276,7 +1276,7 @@ func (x *List18Request) String() string {
 func (*List18Request) ProtoMessage() {}
 
 func (x *List18Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[22]
+	mi := &file_bench50_bench50_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1289,7 +1289,7 @@ func (x *List18Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use List18Request.ProtoReflect.Descriptor instead.
 func (*List18Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{22}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *List18Request) GetPrefix() string {
@@ -1319,7 +1319,7 @@ type Tag19Request struct {
 
 func (x *Tag19Request) Reset() {
 	*x = Tag19Request{}
-	mi := &file_bench50_proto_msgTypes[23]
+	mi := &file_bench50_bench50_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1331,7 +1331,7 @@ func (x *Tag19Request) String() string {
 func (*Tag19Request) ProtoMessage() {}
 
 func (x *Tag19Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[23]
+	mi := &file_bench50_bench50_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1344,7 +1344,7 @@ func (x *Tag19Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tag19Request.ProtoReflect.Descriptor instead.
 func (*Tag19Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{23}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Tag19Request) GetIds() []string {
@@ -1384,7 +1384,7 @@ type Tag19Response struct {
 
 func (x *Tag19Response) Reset() {
 	*x = Tag19Response{}
-	mi := &file_bench50_proto_msgTypes[24]
+	mi := &file_bench50_bench50_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1396,7 +1396,7 @@ func (x *Tag19Response) String() string {
 func (*Tag19Response) ProtoMessage() {}
 
 func (x *Tag19Response) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[24]
+	mi := &file_bench50_bench50_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1409,7 +1409,7 @@ func (x *Tag19Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tag19Response.ProtoReflect.Descriptor instead.
 func (*Tag19Response) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{24}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{24}
 }
 
 // Get20Request is the request of Service.Get20.
@@ -1423,7 +1423,7 @@ type Get20Request struct {
 
 func (x *Get20Request) Reset() {
 	*x = Get20Request{}
-	mi := &file_bench50_proto_msgTypes[25]
+	mi := &file_bench50_bench50_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1435,7 +1435,7 @@ func (x *Get20Request) String() string {
 func (*Get20Request) ProtoMessage() {}
 
 func (x *Get20Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[25]
+	mi := &file_bench50_bench50_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1448,7 +1448,7 @@ func (x *Get20Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Get20Request.ProtoReflect.Descriptor instead.
 func (*Get20Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{25}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Get20Request) GetId() string {
@@ -1477,7 +1477,7 @@ type Sum22Request struct {
 
 func (x *Sum22Request) Reset() {
 	*x = Sum22Request{}
-	mi := &file_bench50_proto_msgTypes[26]
+	mi := &file_bench50_bench50_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1489,7 +1489,7 @@ func (x *Sum22Request) String() string {
 func (*Sum22Request) ProtoMessage() {}
 
 func (x *Sum22Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[26]
+	mi := &file_bench50_bench50_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1502,7 +1502,7 @@ func (x *Sum22Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sum22Request.ProtoReflect.Descriptor instead.
 func (*Sum22Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{26}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Sum22Request) GetA() int64 {
@@ -1537,7 +1537,7 @@ type Sum22Response struct {
 
 func (x *Sum22Response) Reset() {
 	*x = Sum22Response{}
-	mi := &file_bench50_proto_msgTypes[27]
+	mi := &file_bench50_bench50_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1549,7 +1549,7 @@ func (x *Sum22Response) String() string {
 func (*Sum22Response) ProtoMessage() {}
 
 func (x *Sum22Response) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[27]
+	mi := &file_bench50_bench50_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1562,7 +1562,7 @@ func (x *Sum22Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sum22Response.ProtoReflect.Descriptor instead.
 func (*Sum22Response) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{27}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Sum22Response) GetSum() int64 {
@@ -1590,7 +1590,7 @@ type List23Request struct {
 
 func (x *List23Request) Reset() {
 	*x = List23Request{}
-	mi := &file_bench50_proto_msgTypes[28]
+	mi := &file_bench50_bench50_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1602,7 +1602,7 @@ func (x *List23Request) String() string {
 func (*List23Request) ProtoMessage() {}
 
 func (x *List23Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[28]
+	mi := &file_bench50_bench50_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1615,7 +1615,7 @@ func (x *List23Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use List23Request.ProtoReflect.Descriptor instead.
 func (*List23Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{28}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *List23Request) GetPrefix() string {
@@ -1645,7 +1645,7 @@ type Tag24Request struct {
 
 func (x *Tag24Request) Reset() {
 	*x = Tag24Request{}
-	mi := &file_bench50_proto_msgTypes[29]
+	mi := &file_bench50_bench50_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1657,7 +1657,7 @@ func (x *Tag24Request) String() string {
 func (*Tag24Request) ProtoMessage() {}
 
 func (x *Tag24Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[29]
+	mi := &file_bench50_bench50_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1670,7 +1670,7 @@ func (x *Tag24Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tag24Request.ProtoReflect.Descriptor instead.
 func (*Tag24Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{29}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Tag24Request) GetIds() []string {
@@ -1710,7 +1710,7 @@ type Tag24Response struct {
 
 func (x *Tag24Response) Reset() {
 	*x = Tag24Response{}
-	mi := &file_bench50_proto_msgTypes[30]
+	mi := &file_bench50_bench50_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1722,7 +1722,7 @@ func (x *Tag24Response) String() string {
 func (*Tag24Response) ProtoMessage() {}
 
 func (x *Tag24Response) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[30]
+	mi := &file_bench50_bench50_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1735,7 +1735,7 @@ func (x *Tag24Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tag24Response.ProtoReflect.Descriptor instead.
 func (*Tag24Response) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{30}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{30}
 }
 
 // Get25Request is the request of Service.Get25.
@@ -1749,7 +1749,7 @@ type Get25Request struct {
 
 func (x *Get25Request) Reset() {
 	*x = Get25Request{}
-	mi := &file_bench50_proto_msgTypes[31]
+	mi := &file_bench50_bench50_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1761,7 +1761,7 @@ func (x *Get25Request) String() string {
 func (*Get25Request) ProtoMessage() {}
 
 func (x *Get25Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[31]
+	mi := &file_bench50_bench50_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1774,7 +1774,7 @@ func (x *Get25Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Get25Request.ProtoReflect.Descriptor instead.
 func (*Get25Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{31}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Get25Request) GetId() string {
@@ -1803,7 +1803,7 @@ type Sum27Request struct {
 
 func (x *Sum27Request) Reset() {
 	*x = Sum27Request{}
-	mi := &file_bench50_proto_msgTypes[32]
+	mi := &file_bench50_bench50_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1815,7 +1815,7 @@ func (x *Sum27Request) String() string {
 func (*Sum27Request) ProtoMessage() {}
 
 func (x *Sum27Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[32]
+	mi := &file_bench50_bench50_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1828,7 +1828,7 @@ func (x *Sum27Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sum27Request.ProtoReflect.Descriptor instead.
 func (*Sum27Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{32}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Sum27Request) GetA() int64 {
@@ -1863,7 +1863,7 @@ type Sum27Response struct {
 
 func (x *Sum27Response) Reset() {
 	*x = Sum27Response{}
-	mi := &file_bench50_proto_msgTypes[33]
+	mi := &file_bench50_bench50_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1875,7 +1875,7 @@ func (x *Sum27Response) String() string {
 func (*Sum27Response) ProtoMessage() {}
 
 func (x *Sum27Response) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[33]
+	mi := &file_bench50_bench50_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1888,7 +1888,7 @@ func (x *Sum27Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sum27Response.ProtoReflect.Descriptor instead.
 func (*Sum27Response) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{33}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Sum27Response) GetSum() int64 {
@@ -1916,7 +1916,7 @@ type List28Request struct {
 
 func (x *List28Request) Reset() {
 	*x = List28Request{}
-	mi := &file_bench50_proto_msgTypes[34]
+	mi := &file_bench50_bench50_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1928,7 +1928,7 @@ func (x *List28Request) String() string {
 func (*List28Request) ProtoMessage() {}
 
 func (x *List28Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[34]
+	mi := &file_bench50_bench50_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1941,7 +1941,7 @@ func (x *List28Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use List28Request.ProtoReflect.Descriptor instead.
 func (*List28Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{34}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *List28Request) GetPrefix() string {
@@ -1971,7 +1971,7 @@ type Tag29Request struct {
 
 func (x *Tag29Request) Reset() {
 	*x = Tag29Request{}
-	mi := &file_bench50_proto_msgTypes[35]
+	mi := &file_bench50_bench50_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1983,7 +1983,7 @@ func (x *Tag29Request) String() string {
 func (*Tag29Request) ProtoMessage() {}
 
 func (x *Tag29Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[35]
+	mi := &file_bench50_bench50_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1996,7 +1996,7 @@ func (x *Tag29Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tag29Request.ProtoReflect.Descriptor instead.
 func (*Tag29Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{35}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Tag29Request) GetIds() []string {
@@ -2036,7 +2036,7 @@ type Tag29Response struct {
 
 func (x *Tag29Response) Reset() {
 	*x = Tag29Response{}
-	mi := &file_bench50_proto_msgTypes[36]
+	mi := &file_bench50_bench50_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2048,7 +2048,7 @@ func (x *Tag29Response) String() string {
 func (*Tag29Response) ProtoMessage() {}
 
 func (x *Tag29Response) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[36]
+	mi := &file_bench50_bench50_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2061,7 +2061,7 @@ func (x *Tag29Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tag29Response.ProtoReflect.Descriptor instead.
 func (*Tag29Response) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{36}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{36}
 }
 
 // Get30Request is the request of Service.Get30.
@@ -2075,7 +2075,7 @@ type Get30Request struct {
 
 func (x *Get30Request) Reset() {
 	*x = Get30Request{}
-	mi := &file_bench50_proto_msgTypes[37]
+	mi := &file_bench50_bench50_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2087,7 +2087,7 @@ func (x *Get30Request) String() string {
 func (*Get30Request) ProtoMessage() {}
 
 func (x *Get30Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[37]
+	mi := &file_bench50_bench50_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2100,7 +2100,7 @@ func (x *Get30Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Get30Request.ProtoReflect.Descriptor instead.
 func (*Get30Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{37}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Get30Request) GetId() string {
@@ -2129,7 +2129,7 @@ type Sum32Request struct {
 
 func (x *Sum32Request) Reset() {
 	*x = Sum32Request{}
-	mi := &file_bench50_proto_msgTypes[38]
+	mi := &file_bench50_bench50_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2141,7 +2141,7 @@ func (x *Sum32Request) String() string {
 func (*Sum32Request) ProtoMessage() {}
 
 func (x *Sum32Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[38]
+	mi := &file_bench50_bench50_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2154,7 +2154,7 @@ func (x *Sum32Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sum32Request.ProtoReflect.Descriptor instead.
 func (*Sum32Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{38}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Sum32Request) GetA() int64 {
@@ -2189,7 +2189,7 @@ type Sum32Response struct {
 
 func (x *Sum32Response) Reset() {
 	*x = Sum32Response{}
-	mi := &file_bench50_proto_msgTypes[39]
+	mi := &file_bench50_bench50_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2201,7 +2201,7 @@ func (x *Sum32Response) String() string {
 func (*Sum32Response) ProtoMessage() {}
 
 func (x *Sum32Response) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[39]
+	mi := &file_bench50_bench50_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2214,7 +2214,7 @@ func (x *Sum32Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sum32Response.ProtoReflect.Descriptor instead.
 func (*Sum32Response) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{39}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Sum32Response) GetSum() int64 {
@@ -2242,7 +2242,7 @@ type List33Request struct {
 
 func (x *List33Request) Reset() {
 	*x = List33Request{}
-	mi := &file_bench50_proto_msgTypes[40]
+	mi := &file_bench50_bench50_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2254,7 +2254,7 @@ func (x *List33Request) String() string {
 func (*List33Request) ProtoMessage() {}
 
 func (x *List33Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[40]
+	mi := &file_bench50_bench50_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2267,7 +2267,7 @@ func (x *List33Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use List33Request.ProtoReflect.Descriptor instead.
 func (*List33Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{40}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *List33Request) GetPrefix() string {
@@ -2297,7 +2297,7 @@ type Tag34Request struct {
 
 func (x *Tag34Request) Reset() {
 	*x = Tag34Request{}
-	mi := &file_bench50_proto_msgTypes[41]
+	mi := &file_bench50_bench50_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2309,7 +2309,7 @@ func (x *Tag34Request) String() string {
 func (*Tag34Request) ProtoMessage() {}
 
 func (x *Tag34Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[41]
+	mi := &file_bench50_bench50_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2322,7 +2322,7 @@ func (x *Tag34Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tag34Request.ProtoReflect.Descriptor instead.
 func (*Tag34Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{41}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Tag34Request) GetIds() []string {
@@ -2362,7 +2362,7 @@ type Tag34Response struct {
 
 func (x *Tag34Response) Reset() {
 	*x = Tag34Response{}
-	mi := &file_bench50_proto_msgTypes[42]
+	mi := &file_bench50_bench50_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2374,7 +2374,7 @@ func (x *Tag34Response) String() string {
 func (*Tag34Response) ProtoMessage() {}
 
 func (x *Tag34Response) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[42]
+	mi := &file_bench50_bench50_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2387,7 +2387,7 @@ func (x *Tag34Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tag34Response.ProtoReflect.Descriptor instead.
 func (*Tag34Response) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{42}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{42}
 }
 
 // Get35Request is the request of Service.Get35.
@@ -2401,7 +2401,7 @@ type Get35Request struct {
 
 func (x *Get35Request) Reset() {
 	*x = Get35Request{}
-	mi := &file_bench50_proto_msgTypes[43]
+	mi := &file_bench50_bench50_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2413,7 +2413,7 @@ func (x *Get35Request) String() string {
 func (*Get35Request) ProtoMessage() {}
 
 func (x *Get35Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[43]
+	mi := &file_bench50_bench50_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2426,7 +2426,7 @@ func (x *Get35Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Get35Request.ProtoReflect.Descriptor instead.
 func (*Get35Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{43}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Get35Request) GetId() string {
@@ -2455,7 +2455,7 @@ type Sum37Request struct {
 
 func (x *Sum37Request) Reset() {
 	*x = Sum37Request{}
-	mi := &file_bench50_proto_msgTypes[44]
+	mi := &file_bench50_bench50_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2467,7 +2467,7 @@ func (x *Sum37Request) String() string {
 func (*Sum37Request) ProtoMessage() {}
 
 func (x *Sum37Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[44]
+	mi := &file_bench50_bench50_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2480,7 +2480,7 @@ func (x *Sum37Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sum37Request.ProtoReflect.Descriptor instead.
 func (*Sum37Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{44}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Sum37Request) GetA() int64 {
@@ -2515,7 +2515,7 @@ type Sum37Response struct {
 
 func (x *Sum37Response) Reset() {
 	*x = Sum37Response{}
-	mi := &file_bench50_proto_msgTypes[45]
+	mi := &file_bench50_bench50_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2527,7 +2527,7 @@ func (x *Sum37Response) String() string {
 func (*Sum37Response) ProtoMessage() {}
 
 func (x *Sum37Response) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[45]
+	mi := &file_bench50_bench50_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2540,7 +2540,7 @@ func (x *Sum37Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sum37Response.ProtoReflect.Descriptor instead.
 func (*Sum37Response) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{45}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Sum37Response) GetSum() int64 {
@@ -2568,7 +2568,7 @@ type List38Request struct {
 
 func (x *List38Request) Reset() {
 	*x = List38Request{}
-	mi := &file_bench50_proto_msgTypes[46]
+	mi := &file_bench50_bench50_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2580,7 +2580,7 @@ func (x *List38Request) String() string {
 func (*List38Request) ProtoMessage() {}
 
 func (x *List38Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[46]
+	mi := &file_bench50_bench50_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2593,7 +2593,7 @@ func (x *List38Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use List38Request.ProtoReflect.Descriptor instead.
 func (*List38Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{46}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *List38Request) GetPrefix() string {
@@ -2623,7 +2623,7 @@ type Tag39Request struct {
 
 func (x *Tag39Request) Reset() {
 	*x = Tag39Request{}
-	mi := &file_bench50_proto_msgTypes[47]
+	mi := &file_bench50_bench50_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2635,7 +2635,7 @@ func (x *Tag39Request) String() string {
 func (*Tag39Request) ProtoMessage() {}
 
 func (x *Tag39Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[47]
+	mi := &file_bench50_bench50_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2648,7 +2648,7 @@ func (x *Tag39Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tag39Request.ProtoReflect.Descriptor instead.
 func (*Tag39Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{47}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *Tag39Request) GetIds() []string {
@@ -2688,7 +2688,7 @@ type Tag39Response struct {
 
 func (x *Tag39Response) Reset() {
 	*x = Tag39Response{}
-	mi := &file_bench50_proto_msgTypes[48]
+	mi := &file_bench50_bench50_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2700,7 +2700,7 @@ func (x *Tag39Response) String() string {
 func (*Tag39Response) ProtoMessage() {}
 
 func (x *Tag39Response) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[48]
+	mi := &file_bench50_bench50_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2713,7 +2713,7 @@ func (x *Tag39Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tag39Response.ProtoReflect.Descriptor instead.
 func (*Tag39Response) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{48}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{48}
 }
 
 // Get40Request is the request of Service.Get40.
@@ -2727,7 +2727,7 @@ type Get40Request struct {
 
 func (x *Get40Request) Reset() {
 	*x = Get40Request{}
-	mi := &file_bench50_proto_msgTypes[49]
+	mi := &file_bench50_bench50_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2739,7 +2739,7 @@ func (x *Get40Request) String() string {
 func (*Get40Request) ProtoMessage() {}
 
 func (x *Get40Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[49]
+	mi := &file_bench50_bench50_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2752,7 +2752,7 @@ func (x *Get40Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Get40Request.ProtoReflect.Descriptor instead.
 func (*Get40Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{49}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Get40Request) GetId() string {
@@ -2781,7 +2781,7 @@ type Sum42Request struct {
 
 func (x *Sum42Request) Reset() {
 	*x = Sum42Request{}
-	mi := &file_bench50_proto_msgTypes[50]
+	mi := &file_bench50_bench50_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2793,7 +2793,7 @@ func (x *Sum42Request) String() string {
 func (*Sum42Request) ProtoMessage() {}
 
 func (x *Sum42Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[50]
+	mi := &file_bench50_bench50_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2806,7 +2806,7 @@ func (x *Sum42Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sum42Request.ProtoReflect.Descriptor instead.
 func (*Sum42Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{50}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *Sum42Request) GetA() int64 {
@@ -2841,7 +2841,7 @@ type Sum42Response struct {
 
 func (x *Sum42Response) Reset() {
 	*x = Sum42Response{}
-	mi := &file_bench50_proto_msgTypes[51]
+	mi := &file_bench50_bench50_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2853,7 +2853,7 @@ func (x *Sum42Response) String() string {
 func (*Sum42Response) ProtoMessage() {}
 
 func (x *Sum42Response) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[51]
+	mi := &file_bench50_bench50_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2866,7 +2866,7 @@ func (x *Sum42Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sum42Response.ProtoReflect.Descriptor instead.
 func (*Sum42Response) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{51}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *Sum42Response) GetSum() int64 {
@@ -2894,7 +2894,7 @@ type List43Request struct {
 
 func (x *List43Request) Reset() {
 	*x = List43Request{}
-	mi := &file_bench50_proto_msgTypes[52]
+	mi := &file_bench50_bench50_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2906,7 +2906,7 @@ func (x *List43Request) String() string {
 func (*List43Request) ProtoMessage() {}
 
 func (x *List43Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[52]
+	mi := &file_bench50_bench50_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2919,7 +2919,7 @@ func (x *List43Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use List43Request.ProtoReflect.Descriptor instead.
 func (*List43Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{52}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *List43Request) GetPrefix() string {
@@ -2949,7 +2949,7 @@ type Tag44Request struct {
 
 func (x *Tag44Request) Reset() {
 	*x = Tag44Request{}
-	mi := &file_bench50_proto_msgTypes[53]
+	mi := &file_bench50_bench50_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2961,7 +2961,7 @@ func (x *Tag44Request) String() string {
 func (*Tag44Request) ProtoMessage() {}
 
 func (x *Tag44Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[53]
+	mi := &file_bench50_bench50_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2974,7 +2974,7 @@ func (x *Tag44Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tag44Request.ProtoReflect.Descriptor instead.
 func (*Tag44Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{53}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *Tag44Request) GetIds() []string {
@@ -3014,7 +3014,7 @@ type Tag44Response struct {
 
 func (x *Tag44Response) Reset() {
 	*x = Tag44Response{}
-	mi := &file_bench50_proto_msgTypes[54]
+	mi := &file_bench50_bench50_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3026,7 +3026,7 @@ func (x *Tag44Response) String() string {
 func (*Tag44Response) ProtoMessage() {}
 
 func (x *Tag44Response) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[54]
+	mi := &file_bench50_bench50_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3039,7 +3039,7 @@ func (x *Tag44Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tag44Response.ProtoReflect.Descriptor instead.
 func (*Tag44Response) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{54}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{54}
 }
 
 // Get45Request is the request of Service.Get45.
@@ -3053,7 +3053,7 @@ type Get45Request struct {
 
 func (x *Get45Request) Reset() {
 	*x = Get45Request{}
-	mi := &file_bench50_proto_msgTypes[55]
+	mi := &file_bench50_bench50_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3065,7 +3065,7 @@ func (x *Get45Request) String() string {
 func (*Get45Request) ProtoMessage() {}
 
 func (x *Get45Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[55]
+	mi := &file_bench50_bench50_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3078,7 +3078,7 @@ func (x *Get45Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Get45Request.ProtoReflect.Descriptor instead.
 func (*Get45Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{55}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *Get45Request) GetId() string {
@@ -3107,7 +3107,7 @@ type Sum47Request struct {
 
 func (x *Sum47Request) Reset() {
 	*x = Sum47Request{}
-	mi := &file_bench50_proto_msgTypes[56]
+	mi := &file_bench50_bench50_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3119,7 +3119,7 @@ func (x *Sum47Request) String() string {
 func (*Sum47Request) ProtoMessage() {}
 
 func (x *Sum47Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[56]
+	mi := &file_bench50_bench50_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3132,7 +3132,7 @@ func (x *Sum47Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sum47Request.ProtoReflect.Descriptor instead.
 func (*Sum47Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{56}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *Sum47Request) GetA() int64 {
@@ -3167,7 +3167,7 @@ type Sum47Response struct {
 
 func (x *Sum47Response) Reset() {
 	*x = Sum47Response{}
-	mi := &file_bench50_proto_msgTypes[57]
+	mi := &file_bench50_bench50_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3179,7 +3179,7 @@ func (x *Sum47Response) String() string {
 func (*Sum47Response) ProtoMessage() {}
 
 func (x *Sum47Response) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[57]
+	mi := &file_bench50_bench50_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3192,7 +3192,7 @@ func (x *Sum47Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sum47Response.ProtoReflect.Descriptor instead.
 func (*Sum47Response) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{57}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *Sum47Response) GetSum() int64 {
@@ -3220,7 +3220,7 @@ type List48Request struct {
 
 func (x *List48Request) Reset() {
 	*x = List48Request{}
-	mi := &file_bench50_proto_msgTypes[58]
+	mi := &file_bench50_bench50_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3232,7 +3232,7 @@ func (x *List48Request) String() string {
 func (*List48Request) ProtoMessage() {}
 
 func (x *List48Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[58]
+	mi := &file_bench50_bench50_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3245,7 +3245,7 @@ func (x *List48Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use List48Request.ProtoReflect.Descriptor instead.
 func (*List48Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{58}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *List48Request) GetPrefix() string {
@@ -3275,7 +3275,7 @@ type Tag49Request struct {
 
 func (x *Tag49Request) Reset() {
 	*x = Tag49Request{}
-	mi := &file_bench50_proto_msgTypes[59]
+	mi := &file_bench50_bench50_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3287,7 +3287,7 @@ func (x *Tag49Request) String() string {
 func (*Tag49Request) ProtoMessage() {}
 
 func (x *Tag49Request) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[59]
+	mi := &file_bench50_bench50_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3300,7 +3300,7 @@ func (x *Tag49Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tag49Request.ProtoReflect.Descriptor instead.
 func (*Tag49Request) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{59}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *Tag49Request) GetIds() []string {
@@ -3340,7 +3340,7 @@ type Tag49Response struct {
 
 func (x *Tag49Response) Reset() {
 	*x = Tag49Response{}
-	mi := &file_bench50_proto_msgTypes[60]
+	mi := &file_bench50_bench50_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3352,7 +3352,7 @@ func (x *Tag49Response) String() string {
 func (*Tag49Response) ProtoMessage() {}
 
 func (x *Tag49Response) ProtoReflect() protoreflect.Message {
-	mi := &file_bench50_proto_msgTypes[60]
+	mi := &file_bench50_bench50_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3365,14 +3365,14 @@ func (x *Tag49Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tag49Response.ProtoReflect.Descriptor instead.
 func (*Tag49Response) Descriptor() ([]byte, []int) {
-	return file_bench50_proto_rawDescGZIP(), []int{60}
+	return file_bench50_bench50_proto_rawDescGZIP(), []int{60}
 }
 
-var File_bench50_proto protoreflect.FileDescriptor
+var File_bench50_bench50_proto protoreflect.FileDescriptor
 
-const file_bench50_proto_rawDesc = "" +
+const file_bench50_bench50_proto_rawDesc = "" +
 	"\n" +
-	"\rbench50.proto\x12\abench50\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"7\n" +
+	"\x15bench50/bench50.proto\x12\abench50\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"7\n" +
 	"\vGet0Request\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\averbose\x18\x02 \x01(\bR\averbose\"\x87\x02\n" +
@@ -3658,19 +3658,19 @@ const file_bench50_proto_rawDesc = "" +
 	"\x05Tag49\x12\x15.bench50.Tag49Request\x1a\x16.bench50.Tag49ResponseB;Z9github.com/svckit/svckit/internal/gen/testdata/bench50/pbb\x06proto3"
 
 var (
-	file_bench50_proto_rawDescOnce sync.Once
-	file_bench50_proto_rawDescData []byte
+	file_bench50_bench50_proto_rawDescOnce sync.Once
+	file_bench50_bench50_proto_rawDescData []byte
 )
 
-func file_bench50_proto_rawDescGZIP() []byte {
-	file_bench50_proto_rawDescOnce.Do(func() {
-		file_bench50_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_bench50_proto_rawDesc), len(file_bench50_proto_rawDesc)))
+func file_bench50_bench50_proto_rawDescGZIP() []byte {
+	file_bench50_bench50_proto_rawDescOnce.Do(func() {
+		file_bench50_bench50_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_bench50_bench50_proto_rawDesc), len(file_bench50_bench50_proto_rawDesc)))
 	})
-	return file_bench50_proto_rawDescData
+	return file_bench50_bench50_proto_rawDescData
 }
 
-var file_bench50_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
-var file_bench50_proto_goTypes = []any{
+var file_bench50_bench50_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
+var file_bench50_bench50_proto_goTypes = []any{
 	(*Get0Request)(nil),           // 0: bench50.Get0Request
 	(*Record)(nil),                // 1: bench50.Record
 	(*Sum2Request)(nil),           // 2: bench50.Sum2Request
@@ -3746,7 +3746,7 @@ var file_bench50_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil), // 72: google.protobuf.Timestamp
 	(*durationpb.Duration)(nil),   // 73: google.protobuf.Duration
 }
-var file_bench50_proto_depIdxs = []int32{
+var file_bench50_bench50_proto_depIdxs = []int32{
 	61, // 0: bench50.Record.attrs:type_name -> bench50.Record.AttrsEntry
 	72, // 1: bench50.Record.created:type_name -> google.protobuf.Timestamp
 	62, // 2: bench50.Tag4Request.tags:type_name -> bench50.Tag4Request.TagsEntry
@@ -3886,27 +3886,27 @@ var file_bench50_proto_depIdxs = []int32{
 	0,  // [0:32] is the sub-list for field type_name
 }
 
-func init() { file_bench50_proto_init() }
-func file_bench50_proto_init() {
-	if File_bench50_proto != nil {
+func init() { file_bench50_bench50_proto_init() }
+func file_bench50_bench50_proto_init() {
+	if File_bench50_bench50_proto != nil {
 		return
 	}
-	file_bench50_proto_msgTypes[1].OneofWrappers = []any{}
+	file_bench50_bench50_proto_msgTypes[1].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bench50_proto_rawDesc), len(file_bench50_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bench50_bench50_proto_rawDesc), len(file_bench50_bench50_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   72,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_bench50_proto_goTypes,
-		DependencyIndexes: file_bench50_proto_depIdxs,
-		MessageInfos:      file_bench50_proto_msgTypes,
+		GoTypes:           file_bench50_bench50_proto_goTypes,
+		DependencyIndexes: file_bench50_bench50_proto_depIdxs,
+		MessageInfos:      file_bench50_bench50_proto_msgTypes,
 	}.Build()
-	File_bench50_proto = out.File
-	file_bench50_proto_goTypes = nil
-	file_bench50_proto_depIdxs = nil
+	File_bench50_bench50_proto = out.File
+	file_bench50_bench50_proto_goTypes = nil
+	file_bench50_bench50_proto_depIdxs = nil
 }

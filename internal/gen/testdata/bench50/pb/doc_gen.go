@@ -2,7 +2,7 @@
 
 // Package pb holds the protobuf messages of package
 // github.com/svckit/svckit/internal/gen/testdata/bench50 (gRPC bench50.Service), as
-// protoc-gen-go would write them for bench50.proto. svckit gen writes them from the Go
-// interface; the conversions to and from the Go types are in package bench50, file
+// protoc-gen-go would write them for bench50/bench50.proto. svckit gen writes them from
+// the Go interface; the conversions to and from the Go types are in package bench50, file
 // pbconv_gen.go.
 package pb

@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	svckit gen
-// source: aliases.proto
+// source: aliases/aliases.proto
 
 package pb
 
@@ -32,7 +32,7 @@ type FindRequest struct {
 
 func (x *FindRequest) Reset() {
 	*x = FindRequest{}
-	mi := &file_aliases_proto_msgTypes[0]
+	mi := &file_aliases_aliases_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +44,7 @@ func (x *FindRequest) String() string {
 func (*FindRequest) ProtoMessage() {}
 
 func (x *FindRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aliases_proto_msgTypes[0]
+	mi := &file_aliases_aliases_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +57,7 @@ func (x *FindRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindRequest.ProtoReflect.Descriptor instead.
 func (*FindRequest) Descriptor() ([]byte, []int) {
-	return file_aliases_proto_rawDescGZIP(), []int{0}
+	return file_aliases_aliases_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *FindRequest) GetHome() *Address {
@@ -85,7 +85,7 @@ type Address struct {
 
 func (x *Address) Reset() {
 	*x = Address{}
-	mi := &file_aliases_proto_msgTypes[1]
+	mi := &file_aliases_aliases_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -97,7 +97,7 @@ func (x *Address) String() string {
 func (*Address) ProtoMessage() {}
 
 func (x *Address) ProtoReflect() protoreflect.Message {
-	mi := &file_aliases_proto_msgTypes[1]
+	mi := &file_aliases_aliases_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -110,7 +110,7 @@ func (x *Address) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Address.ProtoReflect.Descriptor instead.
 func (*Address) Descriptor() ([]byte, []int) {
-	return file_aliases_proto_rawDescGZIP(), []int{1}
+	return file_aliases_aliases_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Address) GetStreet() string {
@@ -144,7 +144,7 @@ type Point struct {
 
 func (x *Point) Reset() {
 	*x = Point{}
-	mi := &file_aliases_proto_msgTypes[2]
+	mi := &file_aliases_aliases_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -156,7 +156,7 @@ func (x *Point) String() string {
 func (*Point) ProtoMessage() {}
 
 func (x *Point) ProtoReflect() protoreflect.Message {
-	mi := &file_aliases_proto_msgTypes[2]
+	mi := &file_aliases_aliases_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -169,7 +169,7 @@ func (x *Point) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Point.ProtoReflect.Descriptor instead.
 func (*Point) Descriptor() ([]byte, []int) {
-	return file_aliases_proto_rawDescGZIP(), []int{2}
+	return file_aliases_aliases_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Point) GetLat() float64 {
@@ -196,7 +196,7 @@ type FindResponse struct {
 
 func (x *FindResponse) Reset() {
 	*x = FindResponse{}
-	mi := &file_aliases_proto_msgTypes[3]
+	mi := &file_aliases_aliases_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -208,7 +208,7 @@ func (x *FindResponse) String() string {
 func (*FindResponse) ProtoMessage() {}
 
 func (x *FindResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aliases_proto_msgTypes[3]
+	mi := &file_aliases_aliases_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -221,7 +221,7 @@ func (x *FindResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindResponse.ProtoReflect.Descriptor instead.
 func (*FindResponse) Descriptor() ([]byte, []int) {
-	return file_aliases_proto_rawDescGZIP(), []int{3}
+	return file_aliases_aliases_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *FindResponse) GetResult() []*Book {
@@ -247,7 +247,7 @@ type Book struct {
 
 func (x *Book) Reset() {
 	*x = Book{}
-	mi := &file_aliases_proto_msgTypes[4]
+	mi := &file_aliases_aliases_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -259,7 +259,7 @@ func (x *Book) String() string {
 func (*Book) ProtoMessage() {}
 
 func (x *Book) ProtoReflect() protoreflect.Message {
-	mi := &file_aliases_proto_msgTypes[4]
+	mi := &file_aliases_aliases_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -272,7 +272,7 @@ func (x *Book) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Book.ProtoReflect.Descriptor instead.
 func (*Book) Descriptor() ([]byte, []int) {
-	return file_aliases_proto_rawDescGZIP(), []int{4}
+	return file_aliases_aliases_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Book) GetTitle() string {
@@ -334,7 +334,7 @@ type PageString struct {
 
 func (x *PageString) Reset() {
 	*x = PageString{}
-	mi := &file_aliases_proto_msgTypes[5]
+	mi := &file_aliases_aliases_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -346,7 +346,7 @@ func (x *PageString) String() string {
 func (*PageString) ProtoMessage() {}
 
 func (x *PageString) ProtoReflect() protoreflect.Message {
-	mi := &file_aliases_proto_msgTypes[5]
+	mi := &file_aliases_aliases_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -359,7 +359,7 @@ func (x *PageString) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PageString.ProtoReflect.Descriptor instead.
 func (*PageString) Descriptor() ([]byte, []int) {
-	return file_aliases_proto_rawDescGZIP(), []int{5}
+	return file_aliases_aliases_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PageString) GetItems() []string {
@@ -386,7 +386,7 @@ type PageAddress struct {
 
 func (x *PageAddress) Reset() {
 	*x = PageAddress{}
-	mi := &file_aliases_proto_msgTypes[6]
+	mi := &file_aliases_aliases_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -398,7 +398,7 @@ func (x *PageAddress) String() string {
 func (*PageAddress) ProtoMessage() {}
 
 func (x *PageAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_aliases_proto_msgTypes[6]
+	mi := &file_aliases_aliases_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -411,7 +411,7 @@ func (x *PageAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PageAddress.ProtoReflect.Descriptor instead.
 func (*PageAddress) Descriptor() ([]byte, []int) {
-	return file_aliases_proto_rawDescGZIP(), []int{6}
+	return file_aliases_aliases_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PageAddress) GetItems() []*Address {
@@ -439,7 +439,7 @@ type PairStringInt64 struct {
 
 func (x *PairStringInt64) Reset() {
 	*x = PairStringInt64{}
-	mi := &file_aliases_proto_msgTypes[7]
+	mi := &file_aliases_aliases_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -451,7 +451,7 @@ func (x *PairStringInt64) String() string {
 func (*PairStringInt64) ProtoMessage() {}
 
 func (x *PairStringInt64) ProtoReflect() protoreflect.Message {
-	mi := &file_aliases_proto_msgTypes[7]
+	mi := &file_aliases_aliases_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -464,7 +464,7 @@ func (x *PairStringInt64) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PairStringInt64.ProtoReflect.Descriptor instead.
 func (*PairStringInt64) Descriptor() ([]byte, []int) {
-	return file_aliases_proto_rawDescGZIP(), []int{7}
+	return file_aliases_aliases_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PairStringInt64) GetKey() string {
@@ -492,7 +492,7 @@ type PairStringPoint struct {
 
 func (x *PairStringPoint) Reset() {
 	*x = PairStringPoint{}
-	mi := &file_aliases_proto_msgTypes[8]
+	mi := &file_aliases_aliases_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -504,7 +504,7 @@ func (x *PairStringPoint) String() string {
 func (*PairStringPoint) ProtoMessage() {}
 
 func (x *PairStringPoint) ProtoReflect() protoreflect.Message {
-	mi := &file_aliases_proto_msgTypes[8]
+	mi := &file_aliases_aliases_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -517,7 +517,7 @@ func (x *PairStringPoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PairStringPoint.ProtoReflect.Descriptor instead.
 func (*PairStringPoint) Descriptor() ([]byte, []int) {
-	return file_aliases_proto_rawDescGZIP(), []int{8}
+	return file_aliases_aliases_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PairStringPoint) GetKey() string {
@@ -545,7 +545,7 @@ type PairStringBook struct {
 
 func (x *PairStringBook) Reset() {
 	*x = PairStringBook{}
-	mi := &file_aliases_proto_msgTypes[9]
+	mi := &file_aliases_aliases_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +557,7 @@ func (x *PairStringBook) String() string {
 func (*PairStringBook) ProtoMessage() {}
 
 func (x *PairStringBook) ProtoReflect() protoreflect.Message {
-	mi := &file_aliases_proto_msgTypes[9]
+	mi := &file_aliases_aliases_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +570,7 @@ func (x *PairStringBook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PairStringBook.ProtoReflect.Descriptor instead.
 func (*PairStringBook) Descriptor() ([]byte, []int) {
-	return file_aliases_proto_rawDescGZIP(), []int{9}
+	return file_aliases_aliases_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PairStringBook) GetKey() string {
@@ -597,7 +597,7 @@ type PageBook struct {
 
 func (x *PageBook) Reset() {
 	*x = PageBook{}
-	mi := &file_aliases_proto_msgTypes[10]
+	mi := &file_aliases_aliases_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -609,7 +609,7 @@ func (x *PageBook) String() string {
 func (*PageBook) ProtoMessage() {}
 
 func (x *PageBook) ProtoReflect() protoreflect.Message {
-	mi := &file_aliases_proto_msgTypes[10]
+	mi := &file_aliases_aliases_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -622,7 +622,7 @@ func (x *PageBook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PageBook.ProtoReflect.Descriptor instead.
 func (*PageBook) Descriptor() ([]byte, []int) {
-	return file_aliases_proto_rawDescGZIP(), []int{10}
+	return file_aliases_aliases_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PageBook) GetItems() []*Book {
@@ -649,7 +649,7 @@ type ShelfRequest struct {
 
 func (x *ShelfRequest) Reset() {
 	*x = ShelfRequest{}
-	mi := &file_aliases_proto_msgTypes[11]
+	mi := &file_aliases_aliases_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -661,7 +661,7 @@ func (x *ShelfRequest) String() string {
 func (*ShelfRequest) ProtoMessage() {}
 
 func (x *ShelfRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aliases_proto_msgTypes[11]
+	mi := &file_aliases_aliases_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -674,7 +674,7 @@ func (x *ShelfRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShelfRequest.ProtoReflect.Descriptor instead.
 func (*ShelfRequest) Descriptor() ([]byte, []int) {
-	return file_aliases_proto_rawDescGZIP(), []int{11}
+	return file_aliases_aliases_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ShelfRequest) GetName() string {
@@ -684,11 +684,11 @@ func (x *ShelfRequest) GetName() string {
 	return ""
 }
 
-var File_aliases_proto protoreflect.FileDescriptor
+var File_aliases_aliases_proto protoreflect.FileDescriptor
 
-const file_aliases_proto_rawDesc = "" +
+const file_aliases_aliases_proto_rawDesc = "" +
 	"\n" +
-	"\raliases.proto\x12\aaliases\"I\n" +
+	"\x15aliases/aliases.proto\x12\aaliases\"I\n" +
 	"\vFindRequest\x12$\n" +
 	"\x04home\x18\x01 \x01(\v2\x10.aliases.AddressR\x04home\x12\x14\n" +
 	"\x05level\x18\x02 \x01(\x05R\x05level\"W\n" +
@@ -739,19 +739,19 @@ const file_aliases_proto_rawDesc = "" +
 	"\x05Shelf\x12\x15.aliases.ShelfRequest\x1a\x11.aliases.PageBookBBZ@github.com/svckit/svckit/internal/gen/testdata/golden/aliases/pbb\x06proto3"
 
 var (
-	file_aliases_proto_rawDescOnce sync.Once
-	file_aliases_proto_rawDescData []byte
+	file_aliases_aliases_proto_rawDescOnce sync.Once
+	file_aliases_aliases_proto_rawDescData []byte
 )
 
-func file_aliases_proto_rawDescGZIP() []byte {
-	file_aliases_proto_rawDescOnce.Do(func() {
-		file_aliases_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_aliases_proto_rawDesc), len(file_aliases_proto_rawDesc)))
+func file_aliases_aliases_proto_rawDescGZIP() []byte {
+	file_aliases_aliases_proto_rawDescOnce.Do(func() {
+		file_aliases_aliases_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_aliases_aliases_proto_rawDesc), len(file_aliases_aliases_proto_rawDesc)))
 	})
-	return file_aliases_proto_rawDescData
+	return file_aliases_aliases_proto_rawDescData
 }
 
-var file_aliases_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
-var file_aliases_proto_goTypes = []any{
+var file_aliases_aliases_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_aliases_aliases_proto_goTypes = []any{
 	(*FindRequest)(nil),     // 0: aliases.FindRequest
 	(*Address)(nil),         // 1: aliases.Address
 	(*Point)(nil),           // 2: aliases.Point
@@ -766,7 +766,7 @@ var file_aliases_proto_goTypes = []any{
 	(*ShelfRequest)(nil),    // 11: aliases.ShelfRequest
 	nil,                     // 12: aliases.Book.PointsEntry
 }
-var file_aliases_proto_depIdxs = []int32{
+var file_aliases_aliases_proto_depIdxs = []int32{
 	1,  // 0: aliases.FindRequest.home:type_name -> aliases.Address
 	2,  // 1: aliases.Address.geo:type_name -> aliases.Point
 	4,  // 2: aliases.FindResponse.result:type_name -> aliases.Book
@@ -793,26 +793,26 @@ var file_aliases_proto_depIdxs = []int32{
 	0,  // [0:13] is the sub-list for field type_name
 }
 
-func init() { file_aliases_proto_init() }
-func file_aliases_proto_init() {
-	if File_aliases_proto != nil {
+func init() { file_aliases_aliases_proto_init() }
+func file_aliases_aliases_proto_init() {
+	if File_aliases_aliases_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_aliases_proto_rawDesc), len(file_aliases_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_aliases_aliases_proto_rawDesc), len(file_aliases_aliases_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_aliases_proto_goTypes,
-		DependencyIndexes: file_aliases_proto_depIdxs,
-		MessageInfos:      file_aliases_proto_msgTypes,
+		GoTypes:           file_aliases_aliases_proto_goTypes,
+		DependencyIndexes: file_aliases_aliases_proto_depIdxs,
+		MessageInfos:      file_aliases_aliases_proto_msgTypes,
 	}.Build()
-	File_aliases_proto = out.File
-	file_aliases_proto_goTypes = nil
-	file_aliases_proto_depIdxs = nil
+	File_aliases_aliases_proto = out.File
+	file_aliases_aliases_proto_goTypes = nil
+	file_aliases_aliases_proto_depIdxs = nil
 }

@@ -2,7 +2,7 @@
 
 // Package pb holds the protobuf messages of package
 // github.com/svckit/svckit/internal/gen/testdata/golden/aliases (gRPC aliases.Service),
-// as protoc-gen-go would write them for aliases.proto. svckit gen writes them from the Go
-// interface; the conversions to and from the Go types are in package aliases, file
-// pbconv_gen.go.
+// as protoc-gen-go would write them for aliases/aliases.proto. svckit gen writes them
+// from the Go interface; the conversions to and from the Go types are in package aliases,
+// file pbconv_gen.go.
 package pb

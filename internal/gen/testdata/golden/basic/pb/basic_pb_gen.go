@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	svckit gen
-// source: basic.proto
+// source: basic/basic.proto
 
 package pb
 
@@ -46,7 +46,7 @@ type EchoRequest struct {
 
 func (x *EchoRequest) Reset() {
 	*x = EchoRequest{}
-	mi := &file_basic_proto_msgTypes[0]
+	mi := &file_basic_basic_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -58,7 +58,7 @@ func (x *EchoRequest) String() string {
 func (*EchoRequest) ProtoMessage() {}
 
 func (x *EchoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_basic_proto_msgTypes[0]
+	mi := &file_basic_basic_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -71,7 +71,7 @@ func (x *EchoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EchoRequest.ProtoReflect.Descriptor instead.
 func (*EchoRequest) Descriptor() ([]byte, []int) {
-	return file_basic_proto_rawDescGZIP(), []int{0}
+	return file_basic_basic_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *EchoRequest) GetB() bool {
@@ -184,7 +184,7 @@ type EchoResponse struct {
 
 func (x *EchoResponse) Reset() {
 	*x = EchoResponse{}
-	mi := &file_basic_proto_msgTypes[1]
+	mi := &file_basic_basic_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -196,7 +196,7 @@ func (x *EchoResponse) String() string {
 func (*EchoResponse) ProtoMessage() {}
 
 func (x *EchoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_basic_proto_msgTypes[1]
+	mi := &file_basic_basic_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -209,7 +209,7 @@ func (x *EchoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EchoResponse.ProtoReflect.Descriptor instead.
 func (*EchoResponse) Descriptor() ([]byte, []int) {
-	return file_basic_proto_rawDescGZIP(), []int{1}
+	return file_basic_basic_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *EchoResponse) GetResult1() bool {
@@ -243,7 +243,7 @@ type BlobRequest struct {
 
 func (x *BlobRequest) Reset() {
 	*x = BlobRequest{}
-	mi := &file_basic_proto_msgTypes[2]
+	mi := &file_basic_basic_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -255,7 +255,7 @@ func (x *BlobRequest) String() string {
 func (*BlobRequest) ProtoMessage() {}
 
 func (x *BlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_basic_proto_msgTypes[2]
+	mi := &file_basic_basic_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -268,7 +268,7 @@ func (x *BlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlobRequest.ProtoReflect.Descriptor instead.
 func (*BlobRequest) Descriptor() ([]byte, []int) {
-	return file_basic_proto_rawDescGZIP(), []int{2}
+	return file_basic_basic_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *BlobRequest) GetData() []byte {
@@ -288,7 +288,7 @@ type BlobResponse struct {
 
 func (x *BlobResponse) Reset() {
 	*x = BlobResponse{}
-	mi := &file_basic_proto_msgTypes[3]
+	mi := &file_basic_basic_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -300,7 +300,7 @@ func (x *BlobResponse) String() string {
 func (*BlobResponse) ProtoMessage() {}
 
 func (x *BlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_basic_proto_msgTypes[3]
+	mi := &file_basic_basic_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -313,7 +313,7 @@ func (x *BlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlobResponse.ProtoReflect.Descriptor instead.
 func (*BlobResponse) Descriptor() ([]byte, []int) {
-	return file_basic_proto_rawDescGZIP(), []int{3}
+	return file_basic_basic_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *BlobResponse) GetSum() []byte {
@@ -334,7 +334,7 @@ type WhenRequest struct {
 
 func (x *WhenRequest) Reset() {
 	*x = WhenRequest{}
-	mi := &file_basic_proto_msgTypes[4]
+	mi := &file_basic_basic_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -346,7 +346,7 @@ func (x *WhenRequest) String() string {
 func (*WhenRequest) ProtoMessage() {}
 
 func (x *WhenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_basic_proto_msgTypes[4]
+	mi := &file_basic_basic_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -359,7 +359,7 @@ func (x *WhenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhenRequest.ProtoReflect.Descriptor instead.
 func (*WhenRequest) Descriptor() ([]byte, []int) {
-	return file_basic_proto_rawDescGZIP(), []int{4}
+	return file_basic_basic_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *WhenRequest) GetAt() *timestamppb.Timestamp {
@@ -386,7 +386,7 @@ type WhenResponse struct {
 
 func (x *WhenResponse) Reset() {
 	*x = WhenResponse{}
-	mi := &file_basic_proto_msgTypes[5]
+	mi := &file_basic_basic_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -398,7 +398,7 @@ func (x *WhenResponse) String() string {
 func (*WhenResponse) ProtoMessage() {}
 
 func (x *WhenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_basic_proto_msgTypes[5]
+	mi := &file_basic_basic_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -411,7 +411,7 @@ func (x *WhenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhenResponse.ProtoReflect.Descriptor instead.
 func (*WhenResponse) Descriptor() ([]byte, []int) {
-	return file_basic_proto_rawDescGZIP(), []int{5}
+	return file_basic_basic_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *WhenResponse) GetResult() *timestamppb.Timestamp {
@@ -430,7 +430,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_basic_proto_msgTypes[6]
+	mi := &file_basic_basic_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -442,7 +442,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_basic_proto_msgTypes[6]
+	mi := &file_basic_basic_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -455,7 +455,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_basic_proto_rawDescGZIP(), []int{6}
+	return file_basic_basic_proto_rawDescGZIP(), []int{6}
 }
 
 // PingResponse is the response of Service.Ping.
@@ -467,7 +467,7 @@ type PingResponse struct {
 
 func (x *PingResponse) Reset() {
 	*x = PingResponse{}
-	mi := &file_basic_proto_msgTypes[7]
+	mi := &file_basic_basic_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -479,7 +479,7 @@ func (x *PingResponse) String() string {
 func (*PingResponse) ProtoMessage() {}
 
 func (x *PingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_basic_proto_msgTypes[7]
+	mi := &file_basic_basic_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -492,7 +492,7 @@ func (x *PingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingResponse.ProtoReflect.Descriptor instead.
 func (*PingResponse) Descriptor() ([]byte, []int) {
-	return file_basic_proto_rawDescGZIP(), []int{7}
+	return file_basic_basic_proto_rawDescGZIP(), []int{7}
 }
 
 // UnnamedRequest is the request of Service.Unnamed.
@@ -506,7 +506,7 @@ type UnnamedRequest struct {
 
 func (x *UnnamedRequest) Reset() {
 	*x = UnnamedRequest{}
-	mi := &file_basic_proto_msgTypes[8]
+	mi := &file_basic_basic_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -518,7 +518,7 @@ func (x *UnnamedRequest) String() string {
 func (*UnnamedRequest) ProtoMessage() {}
 
 func (x *UnnamedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_basic_proto_msgTypes[8]
+	mi := &file_basic_basic_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -531,7 +531,7 @@ func (x *UnnamedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnnamedRequest.ProtoReflect.Descriptor instead.
 func (*UnnamedRequest) Descriptor() ([]byte, []int) {
-	return file_basic_proto_rawDescGZIP(), []int{8}
+	return file_basic_basic_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UnnamedRequest) GetArg1() string {
@@ -558,7 +558,7 @@ type UnnamedResponse struct {
 
 func (x *UnnamedResponse) Reset() {
 	*x = UnnamedResponse{}
-	mi := &file_basic_proto_msgTypes[9]
+	mi := &file_basic_basic_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -570,7 +570,7 @@ func (x *UnnamedResponse) String() string {
 func (*UnnamedResponse) ProtoMessage() {}
 
 func (x *UnnamedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_basic_proto_msgTypes[9]
+	mi := &file_basic_basic_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -583,7 +583,7 @@ func (x *UnnamedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnnamedResponse.ProtoReflect.Descriptor instead.
 func (*UnnamedResponse) Descriptor() ([]byte, []int) {
-	return file_basic_proto_rawDescGZIP(), []int{9}
+	return file_basic_basic_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UnnamedResponse) GetResult() int64 {
@@ -593,11 +593,11 @@ func (x *UnnamedResponse) GetResult() int64 {
 	return 0
 }
 
-var File_basic_proto protoreflect.FileDescriptor
+var File_basic_basic_proto protoreflect.FileDescriptor
 
-const file_basic_proto_rawDesc = "" +
+const file_basic_basic_proto_rawDesc = "" +
 	"\n" +
-	"\vbasic.proto\x12\x05basic\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x01\n" +
+	"\x11basic/basic.proto\x12\x05basic\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x01\n" +
 	"\vEchoRequest\x12\f\n" +
 	"\x01b\x18\x01 \x01(\bR\x01b\x12\f\n" +
 	"\x01s\x18\x02 \x01(\tR\x01s\x12\f\n" +
@@ -642,19 +642,19 @@ const file_basic_proto_rawDesc = "" +
 	"\aUnnamed\x12\x15.basic.UnnamedRequest\x1a\x16.basic.UnnamedResponseB@Z>github.com/svckit/svckit/internal/gen/testdata/golden/basic/pbb\x06proto3"
 
 var (
-	file_basic_proto_rawDescOnce sync.Once
-	file_basic_proto_rawDescData []byte
+	file_basic_basic_proto_rawDescOnce sync.Once
+	file_basic_basic_proto_rawDescData []byte
 )
 
-func file_basic_proto_rawDescGZIP() []byte {
-	file_basic_proto_rawDescOnce.Do(func() {
-		file_basic_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_basic_proto_rawDesc), len(file_basic_proto_rawDesc)))
+func file_basic_basic_proto_rawDescGZIP() []byte {
+	file_basic_basic_proto_rawDescOnce.Do(func() {
+		file_basic_basic_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_basic_basic_proto_rawDesc), len(file_basic_basic_proto_rawDesc)))
 	})
-	return file_basic_proto_rawDescData
+	return file_basic_basic_proto_rawDescData
 }
 
-var file_basic_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
-var file_basic_proto_goTypes = []any{
+var file_basic_basic_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_basic_basic_proto_goTypes = []any{
 	(*EchoRequest)(nil),           // 0: basic.EchoRequest
 	(*EchoResponse)(nil),          // 1: basic.EchoResponse
 	(*BlobRequest)(nil),           // 2: basic.BlobRequest
@@ -668,7 +668,7 @@ var file_basic_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
 	(*durationpb.Duration)(nil),   // 11: google.protobuf.Duration
 }
-var file_basic_proto_depIdxs = []int32{
+var file_basic_basic_proto_depIdxs = []int32{
 	10, // 0: basic.WhenRequest.at:type_name -> google.protobuf.Timestamp
 	11, // 1: basic.WhenRequest.after:type_name -> google.protobuf.Duration
 	10, // 2: basic.WhenResponse.result:type_name -> google.protobuf.Timestamp
@@ -689,26 +689,26 @@ var file_basic_proto_depIdxs = []int32{
 	0,  // [0:3] is the sub-list for field type_name
 }
 
-func init() { file_basic_proto_init() }
-func file_basic_proto_init() {
-	if File_basic_proto != nil {
+func init() { file_basic_basic_proto_init() }
+func file_basic_basic_proto_init() {
+	if File_basic_basic_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_basic_proto_rawDesc), len(file_basic_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_basic_basic_proto_rawDesc), len(file_basic_basic_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_basic_proto_goTypes,
-		DependencyIndexes: file_basic_proto_depIdxs,
-		MessageInfos:      file_basic_proto_msgTypes,
+		GoTypes:           file_basic_basic_proto_goTypes,
+		DependencyIndexes: file_basic_basic_proto_depIdxs,
+		MessageInfos:      file_basic_basic_proto_msgTypes,
 	}.Build()
-	File_basic_proto = out.File
-	file_basic_proto_goTypes = nil
-	file_basic_proto_depIdxs = nil
+	File_basic_basic_proto = out.File
+	file_basic_basic_proto_goTypes = nil
+	file_basic_basic_proto_depIdxs = nil
 }

@@ -2,7 +2,7 @@
 
 // Package pb holds the protobuf messages of package
 // github.com/svckit/svckit/internal/gen/testdata/golden/basic (gRPC basic.Service), as
-// protoc-gen-go would write them for basic.proto. svckit gen writes them from the Go
-// interface; the conversions to and from the Go types are in package basic, file
+// protoc-gen-go would write them for basic/basic.proto. svckit gen writes them from the
+// Go interface; the conversions to and from the Go types are in package basic, file
 // pbconv_gen.go.
 package pb

@@ -2,7 +2,7 @@
 
 // Package pb holds the protobuf messages of package
 // github.com/svckit/svckit/internal/gen/testdata/golden/multi (gRPC multi.v1.Users,
-// multi.v1.Groups), as protoc-gen-go would write them for multi.proto. svckit gen writes
-// them from the Go interface; the conversions to and from the Go types are in package
-// multi, file pbconv_gen.go.
+// multi.v1.Groups), as protoc-gen-go would write them for multi/v1/multi.proto. svckit
+// gen writes them from the Go interface; the conversions to and from the Go types are in
+// package multi, file pbconv_gen.go.
 package pb

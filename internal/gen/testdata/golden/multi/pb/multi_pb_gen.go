@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	svckit gen
-// source: multi.proto
+// source: multi/v1/multi.proto
 
 package pb
 
@@ -31,7 +31,7 @@ type UsersGetRequest struct {
 
 func (x *UsersGetRequest) Reset() {
 	*x = UsersGetRequest{}
-	mi := &file_multi_proto_msgTypes[0]
+	mi := &file_multi_v1_multi_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -43,7 +43,7 @@ func (x *UsersGetRequest) String() string {
 func (*UsersGetRequest) ProtoMessage() {}
 
 func (x *UsersGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multi_proto_msgTypes[0]
+	mi := &file_multi_v1_multi_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -56,7 +56,7 @@ func (x *UsersGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UsersGetRequest.ProtoReflect.Descriptor instead.
 func (*UsersGetRequest) Descriptor() ([]byte, []int) {
-	return file_multi_proto_rawDescGZIP(), []int{0}
+	return file_multi_v1_multi_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *UsersGetRequest) GetId() string {
@@ -77,7 +77,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_multi_proto_msgTypes[1]
+	mi := &file_multi_v1_multi_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -89,7 +89,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_multi_proto_msgTypes[1]
+	mi := &file_multi_v1_multi_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -102,7 +102,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_multi_proto_rawDescGZIP(), []int{1}
+	return file_multi_v1_multi_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *User) GetId() string {
@@ -129,7 +129,7 @@ type UsersCreateRequest struct {
 
 func (x *UsersCreateRequest) Reset() {
 	*x = UsersCreateRequest{}
-	mi := &file_multi_proto_msgTypes[2]
+	mi := &file_multi_v1_multi_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -141,7 +141,7 @@ func (x *UsersCreateRequest) String() string {
 func (*UsersCreateRequest) ProtoMessage() {}
 
 func (x *UsersCreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multi_proto_msgTypes[2]
+	mi := &file_multi_v1_multi_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -154,7 +154,7 @@ func (x *UsersCreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UsersCreateRequest.ProtoReflect.Descriptor instead.
 func (*UsersCreateRequest) Descriptor() ([]byte, []int) {
-	return file_multi_proto_rawDescGZIP(), []int{2}
+	return file_multi_v1_multi_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *UsersCreateRequest) GetName() string {
@@ -174,7 +174,7 @@ type GroupsGetRequest struct {
 
 func (x *GroupsGetRequest) Reset() {
 	*x = GroupsGetRequest{}
-	mi := &file_multi_proto_msgTypes[3]
+	mi := &file_multi_v1_multi_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -186,7 +186,7 @@ func (x *GroupsGetRequest) String() string {
 func (*GroupsGetRequest) ProtoMessage() {}
 
 func (x *GroupsGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multi_proto_msgTypes[3]
+	mi := &file_multi_v1_multi_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -199,7 +199,7 @@ func (x *GroupsGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupsGetRequest.ProtoReflect.Descriptor instead.
 func (*GroupsGetRequest) Descriptor() ([]byte, []int) {
-	return file_multi_proto_rawDescGZIP(), []int{3}
+	return file_multi_v1_multi_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GroupsGetRequest) GetId() string {
@@ -219,7 +219,7 @@ type GroupsGetResponse struct {
 
 func (x *GroupsGetResponse) Reset() {
 	*x = GroupsGetResponse{}
-	mi := &file_multi_proto_msgTypes[4]
+	mi := &file_multi_v1_multi_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -231,7 +231,7 @@ func (x *GroupsGetResponse) String() string {
 func (*GroupsGetResponse) ProtoMessage() {}
 
 func (x *GroupsGetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multi_proto_msgTypes[4]
+	mi := &file_multi_v1_multi_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -244,7 +244,7 @@ func (x *GroupsGetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupsGetResponse.ProtoReflect.Descriptor instead.
 func (*GroupsGetResponse) Descriptor() ([]byte, []int) {
-	return file_multi_proto_rawDescGZIP(), []int{4}
+	return file_multi_v1_multi_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GroupsGetResponse) GetMembers() []*User {
@@ -254,11 +254,11 @@ func (x *GroupsGetResponse) GetMembers() []*User {
 	return nil
 }
 
-var File_multi_proto protoreflect.FileDescriptor
+var File_multi_v1_multi_proto protoreflect.FileDescriptor
 
-const file_multi_proto_rawDesc = "" +
+const file_multi_v1_multi_proto_rawDesc = "" +
 	"\n" +
-	"\vmulti.proto\x12\bmulti.v1\"!\n" +
+	"\x14multi/v1/multi.proto\x12\bmulti.v1\"!\n" +
 	"\x0fUsersGetRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"*\n" +
 	"\x04User\x12\x0e\n" +
@@ -277,26 +277,26 @@ const file_multi_proto_rawDesc = "" +
 	"\x03Get\x12\x1a.multi.v1.GroupsGetRequest\x1a\x1b.multi.v1.GroupsGetResponseB@Z>github.com/svckit/svckit/internal/gen/testdata/golden/multi/pbb\x06proto3"
 
 var (
-	file_multi_proto_rawDescOnce sync.Once
-	file_multi_proto_rawDescData []byte
+	file_multi_v1_multi_proto_rawDescOnce sync.Once
+	file_multi_v1_multi_proto_rawDescData []byte
 )
 
-func file_multi_proto_rawDescGZIP() []byte {
-	file_multi_proto_rawDescOnce.Do(func() {
-		file_multi_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_multi_proto_rawDesc), len(file_multi_proto_rawDesc)))
+func file_multi_v1_multi_proto_rawDescGZIP() []byte {
+	file_multi_v1_multi_proto_rawDescOnce.Do(func() {
+		file_multi_v1_multi_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_multi_v1_multi_proto_rawDesc), len(file_multi_v1_multi_proto_rawDesc)))
 	})
-	return file_multi_proto_rawDescData
+	return file_multi_v1_multi_proto_rawDescData
 }
 
-var file_multi_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
-var file_multi_proto_goTypes = []any{
+var file_multi_v1_multi_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_multi_v1_multi_proto_goTypes = []any{
 	(*UsersGetRequest)(nil),    // 0: multi.v1.UsersGetRequest
 	(*User)(nil),               // 1: multi.v1.User
 	(*UsersCreateRequest)(nil), // 2: multi.v1.UsersCreateRequest
 	(*GroupsGetRequest)(nil),   // 3: multi.v1.GroupsGetRequest
 	(*GroupsGetResponse)(nil),  // 4: multi.v1.GroupsGetResponse
 }
-var file_multi_proto_depIdxs = []int32{
+var file_multi_v1_multi_proto_depIdxs = []int32{
 	1, // 0: multi.v1.GroupsGetResponse.members:type_name -> multi.v1.User
 	0, // 1: multi.v1.Users.Get:input_type -> multi.v1.UsersGetRequest
 	2, // 2: multi.v1.Users.Create:input_type -> multi.v1.UsersCreateRequest
@@ -311,26 +311,26 @@ var file_multi_proto_depIdxs = []int32{
 	0, // [0:1] is the sub-list for field type_name
 }
 
-func init() { file_multi_proto_init() }
-func file_multi_proto_init() {
-	if File_multi_proto != nil {
+func init() { file_multi_v1_multi_proto_init() }
+func file_multi_v1_multi_proto_init() {
+	if File_multi_v1_multi_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_multi_proto_rawDesc), len(file_multi_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_multi_v1_multi_proto_rawDesc), len(file_multi_v1_multi_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
-		GoTypes:           file_multi_proto_goTypes,
-		DependencyIndexes: file_multi_proto_depIdxs,
-		MessageInfos:      file_multi_proto_msgTypes,
+		GoTypes:           file_multi_v1_multi_proto_goTypes,
+		DependencyIndexes: file_multi_v1_multi_proto_depIdxs,
+		MessageInfos:      file_multi_v1_multi_proto_msgTypes,
 	}.Build()
-	File_multi_proto = out.File
-	file_multi_proto_goTypes = nil
-	file_multi_proto_depIdxs = nil
+	File_multi_v1_multi_proto = out.File
+	file_multi_v1_multi_proto_goTypes = nil
+	file_multi_v1_multi_proto_depIdxs = nil
 }

@@ -2,7 +2,7 @@
 
 // Package pb holds the protobuf messages of package
 // github.com/svckit/svckit/internal/gen/testdata/golden/protonames (gRPC
-// protonames.Service), as protoc-gen-go would write them for protonames.proto. svckit gen
-// writes them from the Go interface; the conversions to and from the Go types are in
-// package protonames, file pbconv_gen.go.
+// protonames.Service), as protoc-gen-go would write them for protonames/protonames.proto.
+// svckit gen writes them from the Go interface; the conversions to and from the Go types
+// are in package protonames, file pbconv_gen.go.
 package pb

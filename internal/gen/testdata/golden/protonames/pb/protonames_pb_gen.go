@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	svckit gen
-// source: protonames.proto
+// source: protonames/protonames.proto
 
 package pb
 
@@ -32,7 +32,7 @@ type Box struct {
 
 func (x *Box) Reset() {
 	*x = Box{}
-	mi := &file_protonames_proto_msgTypes[0]
+	mi := &file_protonames_protonames_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +44,7 @@ func (x *Box) String() string {
 func (*Box) ProtoMessage() {}
 
 func (x *Box) ProtoReflect() protoreflect.Message {
-	mi := &file_protonames_proto_msgTypes[0]
+	mi := &file_protonames_protonames_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +57,7 @@ func (x *Box) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Box.ProtoReflect.Descriptor instead.
 func (*Box) Descriptor() ([]byte, []int) {
-	return file_protonames_proto_rawDescGZIP(), []int{0}
+	return file_protonames_protonames_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *Box) GetItem() *Item {
@@ -84,7 +84,7 @@ type Item struct {
 
 func (x *Item) Reset() {
 	*x = Item{}
-	mi := &file_protonames_proto_msgTypes[1]
+	mi := &file_protonames_protonames_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -96,7 +96,7 @@ func (x *Item) String() string {
 func (*Item) ProtoMessage() {}
 
 func (x *Item) ProtoReflect() protoreflect.Message {
-	mi := &file_protonames_proto_msgTypes[1]
+	mi := &file_protonames_protonames_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -109,7 +109,7 @@ func (x *Item) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Item.ProtoReflect.Descriptor instead.
 func (*Item) Descriptor() ([]byte, []int) {
-	return file_protonames_proto_rawDescGZIP(), []int{1}
+	return file_protonames_protonames_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Item) GetN() int64 {
@@ -130,7 +130,7 @@ type Other struct {
 
 func (x *Other) Reset() {
 	*x = Other{}
-	mi := &file_protonames_proto_msgTypes[2]
+	mi := &file_protonames_protonames_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -142,7 +142,7 @@ func (x *Other) String() string {
 func (*Other) ProtoMessage() {}
 
 func (x *Other) ProtoReflect() protoreflect.Message {
-	mi := &file_protonames_proto_msgTypes[2]
+	mi := &file_protonames_protonames_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -155,7 +155,7 @@ func (x *Other) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Other.ProtoReflect.Descriptor instead.
 func (*Other) Descriptor() ([]byte, []int) {
-	return file_protonames_proto_rawDescGZIP(), []int{2}
+	return file_protonames_protonames_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Other) GetE() *LabelsEntry {
@@ -182,7 +182,7 @@ type LabelsEntry struct {
 
 func (x *LabelsEntry) Reset() {
 	*x = LabelsEntry{}
-	mi := &file_protonames_proto_msgTypes[3]
+	mi := &file_protonames_protonames_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -194,7 +194,7 @@ func (x *LabelsEntry) String() string {
 func (*LabelsEntry) ProtoMessage() {}
 
 func (x *LabelsEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_protonames_proto_msgTypes[3]
+	mi := &file_protonames_protonames_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -207,7 +207,7 @@ func (x *LabelsEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelsEntry.ProtoReflect.Descriptor instead.
 func (*LabelsEntry) Descriptor() ([]byte, []int) {
-	return file_protonames_proto_rawDescGZIP(), []int{3}
+	return file_protonames_protonames_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *LabelsEntry) GetX() int64 {
@@ -217,11 +217,11 @@ func (x *LabelsEntry) GetX() int64 {
 	return 0
 }
 
-var File_protonames_proto protoreflect.FileDescriptor
+var File_protonames_protonames_proto protoreflect.FileDescriptor
 
-const file_protonames_proto_rawDesc = "" +
+const file_protonames_protonames_proto_rawDesc = "" +
 	"\n" +
-	"\x10protonames.proto\x12\n" +
+	"\x1bprotonames/protonames.proto\x12\n" +
 	"protonames\"\xad\x01\n" +
 	"\x03Box\x12$\n" +
 	"\x04item\x18\x01 \x01(\v2\x10.protonames.itemR\x04item\x123\n" +
@@ -244,19 +244,19 @@ const file_protonames_proto_rawDesc = "" +
 	"\x05Other\x12\x11.protonames.Other\x1a\x11.protonames.OtherBEZCgithub.com/svckit/svckit/internal/gen/testdata/golden/protonames/pbb\x06proto3"
 
 var (
-	file_protonames_proto_rawDescOnce sync.Once
-	file_protonames_proto_rawDescData []byte
+	file_protonames_protonames_proto_rawDescOnce sync.Once
+	file_protonames_protonames_proto_rawDescData []byte
 )
 
-func file_protonames_proto_rawDescGZIP() []byte {
-	file_protonames_proto_rawDescOnce.Do(func() {
-		file_protonames_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_protonames_proto_rawDesc), len(file_protonames_proto_rawDesc)))
+func file_protonames_protonames_proto_rawDescGZIP() []byte {
+	file_protonames_protonames_proto_rawDescOnce.Do(func() {
+		file_protonames_protonames_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_protonames_protonames_proto_rawDesc), len(file_protonames_protonames_proto_rawDesc)))
 	})
-	return file_protonames_proto_rawDescData
+	return file_protonames_protonames_proto_rawDescData
 }
 
-var file_protonames_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
-var file_protonames_proto_goTypes = []any{
+var file_protonames_protonames_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_protonames_protonames_proto_goTypes = []any{
 	(*Box)(nil),         // 0: protonames.Box
 	(*Item)(nil),        // 1: protonames.item
 	(*Other)(nil),       // 2: protonames.Other
@@ -264,7 +264,7 @@ var file_protonames_proto_goTypes = []any{
 	nil,                 // 4: protonames.Box.LabelsEntry
 	nil,                 // 5: protonames.Other.LabelsEntry
 }
-var file_protonames_proto_depIdxs = []int32{
+var file_protonames_protonames_proto_depIdxs = []int32{
 	1, // 0: protonames.Box.item:type_name -> protonames.item
 	4, // 1: protonames.Box.labels:type_name -> protonames.Box.LabelsEntry
 	3, // 2: protonames.Other.e:type_name -> protonames.LabelsEntry
@@ -281,26 +281,26 @@ var file_protonames_proto_depIdxs = []int32{
 	0, // [0:5] is the sub-list for field type_name
 }
 
-func init() { file_protonames_proto_init() }
-func file_protonames_proto_init() {
-	if File_protonames_proto != nil {
+func init() { file_protonames_protonames_proto_init() }
+func file_protonames_protonames_proto_init() {
+	if File_protonames_protonames_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_protonames_proto_rawDesc), len(file_protonames_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_protonames_protonames_proto_rawDesc), len(file_protonames_protonames_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_protonames_proto_goTypes,
-		DependencyIndexes: file_protonames_proto_depIdxs,
-		MessageInfos:      file_protonames_proto_msgTypes,
+		GoTypes:           file_protonames_protonames_proto_goTypes,
+		DependencyIndexes: file_protonames_protonames_proto_depIdxs,
+		MessageInfos:      file_protonames_protonames_proto_msgTypes,
 	}.Build()
-	File_protonames_proto = out.File
-	file_protonames_proto_goTypes = nil
-	file_protonames_proto_depIdxs = nil
+	File_protonames_protonames_proto = out.File
+	file_protonames_protonames_proto_goTypes = nil
+	file_protonames_protonames_proto_depIdxs = nil
 }

@@ -2,7 +2,7 @@
 
 // Package pb holds the protobuf messages of package
 // github.com/svckit/svckit/internal/gen/testdata/golden/routes (gRPC routes.Profiles), as
-// protoc-gen-go would write them for routes.proto. svckit gen writes them from the Go
-// interface; the conversions to and from the Go types are in package routes, file
+// protoc-gen-go would write them for routes/routes.proto. svckit gen writes them from the
+// Go interface; the conversions to and from the Go types are in package routes, file
 // pbconv_gen.go.
 package pb

@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	svckit gen
-// source: routes.proto
+// source: routes/routes.proto
 
 package pb
 
@@ -33,7 +33,7 @@ type ProfilesGetProfileRequest struct {
 
 func (x *ProfilesGetProfileRequest) Reset() {
 	*x = ProfilesGetProfileRequest{}
-	mi := &file_routes_proto_msgTypes[0]
+	mi := &file_routes_routes_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -45,7 +45,7 @@ func (x *ProfilesGetProfileRequest) String() string {
 func (*ProfilesGetProfileRequest) ProtoMessage() {}
 
 func (x *ProfilesGetProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_routes_proto_msgTypes[0]
+	mi := &file_routes_routes_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -58,7 +58,7 @@ func (x *ProfilesGetProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfilesGetProfileRequest.ProtoReflect.Descriptor instead.
 func (*ProfilesGetProfileRequest) Descriptor() ([]byte, []int) {
-	return file_routes_proto_rawDescGZIP(), []int{0}
+	return file_routes_routes_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *ProfilesGetProfileRequest) GetId() string {
@@ -78,7 +78,7 @@ type ProfilesGetProfileResponse struct {
 
 func (x *ProfilesGetProfileResponse) Reset() {
 	*x = ProfilesGetProfileResponse{}
-	mi := &file_routes_proto_msgTypes[1]
+	mi := &file_routes_routes_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -90,7 +90,7 @@ func (x *ProfilesGetProfileResponse) String() string {
 func (*ProfilesGetProfileResponse) ProtoMessage() {}
 
 func (x *ProfilesGetProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_routes_proto_msgTypes[1]
+	mi := &file_routes_routes_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -103,7 +103,7 @@ func (x *ProfilesGetProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfilesGetProfileResponse.ProtoReflect.Descriptor instead.
 func (*ProfilesGetProfileResponse) Descriptor() ([]byte, []int) {
-	return file_routes_proto_rawDescGZIP(), []int{1}
+	return file_routes_routes_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *ProfilesGetProfileResponse) GetName() string {
@@ -128,7 +128,7 @@ type ProfilesListProfilesRequest struct {
 
 func (x *ProfilesListProfilesRequest) Reset() {
 	*x = ProfilesListProfilesRequest{}
-	mi := &file_routes_proto_msgTypes[2]
+	mi := &file_routes_routes_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -140,7 +140,7 @@ func (x *ProfilesListProfilesRequest) String() string {
 func (*ProfilesListProfilesRequest) ProtoMessage() {}
 
 func (x *ProfilesListProfilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_routes_proto_msgTypes[2]
+	mi := &file_routes_routes_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -153,7 +153,7 @@ func (x *ProfilesListProfilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfilesListProfilesRequest.ProtoReflect.Descriptor instead.
 func (*ProfilesListProfilesRequest) Descriptor() ([]byte, []int) {
-	return file_routes_proto_rawDescGZIP(), []int{2}
+	return file_routes_routes_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ProfilesListProfilesRequest) GetLimit() int64 {
@@ -208,7 +208,7 @@ type ProfilesListProfilesResponse struct {
 
 func (x *ProfilesListProfilesResponse) Reset() {
 	*x = ProfilesListProfilesResponse{}
-	mi := &file_routes_proto_msgTypes[3]
+	mi := &file_routes_routes_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -220,7 +220,7 @@ func (x *ProfilesListProfilesResponse) String() string {
 func (*ProfilesListProfilesResponse) ProtoMessage() {}
 
 func (x *ProfilesListProfilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_routes_proto_msgTypes[3]
+	mi := &file_routes_routes_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -233,7 +233,7 @@ func (x *ProfilesListProfilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfilesListProfilesResponse.ProtoReflect.Descriptor instead.
 func (*ProfilesListProfilesResponse) Descriptor() ([]byte, []int) {
-	return file_routes_proto_rawDescGZIP(), []int{3}
+	return file_routes_routes_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ProfilesListProfilesResponse) GetNames() []string {
@@ -254,7 +254,7 @@ type ProfilesDeleteProfileRequest struct {
 
 func (x *ProfilesDeleteProfileRequest) Reset() {
 	*x = ProfilesDeleteProfileRequest{}
-	mi := &file_routes_proto_msgTypes[4]
+	mi := &file_routes_routes_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -266,7 +266,7 @@ func (x *ProfilesDeleteProfileRequest) String() string {
 func (*ProfilesDeleteProfileRequest) ProtoMessage() {}
 
 func (x *ProfilesDeleteProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_routes_proto_msgTypes[4]
+	mi := &file_routes_routes_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -279,7 +279,7 @@ func (x *ProfilesDeleteProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfilesDeleteProfileRequest.ProtoReflect.Descriptor instead.
 func (*ProfilesDeleteProfileRequest) Descriptor() ([]byte, []int) {
-	return file_routes_proto_rawDescGZIP(), []int{4}
+	return file_routes_routes_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ProfilesDeleteProfileRequest) GetId() string {
@@ -305,7 +305,7 @@ type ProfilesDeleteProfileResponse struct {
 
 func (x *ProfilesDeleteProfileResponse) Reset() {
 	*x = ProfilesDeleteProfileResponse{}
-	mi := &file_routes_proto_msgTypes[5]
+	mi := &file_routes_routes_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -317,7 +317,7 @@ func (x *ProfilesDeleteProfileResponse) String() string {
 func (*ProfilesDeleteProfileResponse) ProtoMessage() {}
 
 func (x *ProfilesDeleteProfileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_routes_proto_msgTypes[5]
+	mi := &file_routes_routes_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -330,7 +330,7 @@ func (x *ProfilesDeleteProfileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfilesDeleteProfileResponse.ProtoReflect.Descriptor instead.
 func (*ProfilesDeleteProfileResponse) Descriptor() ([]byte, []int) {
-	return file_routes_proto_rawDescGZIP(), []int{5}
+	return file_routes_routes_proto_rawDescGZIP(), []int{5}
 }
 
 // ProfilesRenameRequest is the request of Profiles.Rename.
@@ -344,7 +344,7 @@ type ProfilesRenameRequest struct {
 
 func (x *ProfilesRenameRequest) Reset() {
 	*x = ProfilesRenameRequest{}
-	mi := &file_routes_proto_msgTypes[6]
+	mi := &file_routes_routes_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -356,7 +356,7 @@ func (x *ProfilesRenameRequest) String() string {
 func (*ProfilesRenameRequest) ProtoMessage() {}
 
 func (x *ProfilesRenameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_routes_proto_msgTypes[6]
+	mi := &file_routes_routes_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -369,7 +369,7 @@ func (x *ProfilesRenameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfilesRenameRequest.ProtoReflect.Descriptor instead.
 func (*ProfilesRenameRequest) Descriptor() ([]byte, []int) {
-	return file_routes_proto_rawDescGZIP(), []int{6}
+	return file_routes_routes_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ProfilesRenameRequest) GetId() string {
@@ -395,7 +395,7 @@ type ProfilesRenameResponse struct {
 
 func (x *ProfilesRenameResponse) Reset() {
 	*x = ProfilesRenameResponse{}
-	mi := &file_routes_proto_msgTypes[7]
+	mi := &file_routes_routes_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -407,7 +407,7 @@ func (x *ProfilesRenameResponse) String() string {
 func (*ProfilesRenameResponse) ProtoMessage() {}
 
 func (x *ProfilesRenameResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_routes_proto_msgTypes[7]
+	mi := &file_routes_routes_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -420,7 +420,7 @@ func (x *ProfilesRenameResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfilesRenameResponse.ProtoReflect.Descriptor instead.
 func (*ProfilesRenameResponse) Descriptor() ([]byte, []int) {
-	return file_routes_proto_rawDescGZIP(), []int{7}
+	return file_routes_routes_proto_rawDescGZIP(), []int{7}
 }
 
 // ProfilesAddMemberRequest is the request of Profiles.AddMember.
@@ -435,7 +435,7 @@ type ProfilesAddMemberRequest struct {
 
 func (x *ProfilesAddMemberRequest) Reset() {
 	*x = ProfilesAddMemberRequest{}
-	mi := &file_routes_proto_msgTypes[8]
+	mi := &file_routes_routes_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +447,7 @@ func (x *ProfilesAddMemberRequest) String() string {
 func (*ProfilesAddMemberRequest) ProtoMessage() {}
 
 func (x *ProfilesAddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_routes_proto_msgTypes[8]
+	mi := &file_routes_routes_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +460,7 @@ func (x *ProfilesAddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfilesAddMemberRequest.ProtoReflect.Descriptor instead.
 func (*ProfilesAddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_routes_proto_rawDescGZIP(), []int{8}
+	return file_routes_routes_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ProfilesAddMemberRequest) GetOrg() string {
@@ -493,7 +493,7 @@ type ProfilesAddMemberResponse struct {
 
 func (x *ProfilesAddMemberResponse) Reset() {
 	*x = ProfilesAddMemberResponse{}
-	mi := &file_routes_proto_msgTypes[9]
+	mi := &file_routes_routes_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -505,7 +505,7 @@ func (x *ProfilesAddMemberResponse) String() string {
 func (*ProfilesAddMemberResponse) ProtoMessage() {}
 
 func (x *ProfilesAddMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_routes_proto_msgTypes[9]
+	mi := &file_routes_routes_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -518,7 +518,7 @@ func (x *ProfilesAddMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfilesAddMemberResponse.ProtoReflect.Descriptor instead.
 func (*ProfilesAddMemberResponse) Descriptor() ([]byte, []int) {
-	return file_routes_proto_rawDescGZIP(), []int{9}
+	return file_routes_routes_proto_rawDescGZIP(), []int{9}
 }
 
 // ProfilesFileRequest is the request of Profiles.File.
@@ -531,7 +531,7 @@ type ProfilesFileRequest struct {
 
 func (x *ProfilesFileRequest) Reset() {
 	*x = ProfilesFileRequest{}
-	mi := &file_routes_proto_msgTypes[10]
+	mi := &file_routes_routes_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -543,7 +543,7 @@ func (x *ProfilesFileRequest) String() string {
 func (*ProfilesFileRequest) ProtoMessage() {}
 
 func (x *ProfilesFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_routes_proto_msgTypes[10]
+	mi := &file_routes_routes_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -556,7 +556,7 @@ func (x *ProfilesFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfilesFileRequest.ProtoReflect.Descriptor instead.
 func (*ProfilesFileRequest) Descriptor() ([]byte, []int) {
-	return file_routes_proto_rawDescGZIP(), []int{10}
+	return file_routes_routes_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ProfilesFileRequest) GetPath() string {
@@ -576,7 +576,7 @@ type ProfilesFileResponse struct {
 
 func (x *ProfilesFileResponse) Reset() {
 	*x = ProfilesFileResponse{}
-	mi := &file_routes_proto_msgTypes[11]
+	mi := &file_routes_routes_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +588,7 @@ func (x *ProfilesFileResponse) String() string {
 func (*ProfilesFileResponse) ProtoMessage() {}
 
 func (x *ProfilesFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_routes_proto_msgTypes[11]
+	mi := &file_routes_routes_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +601,7 @@ func (x *ProfilesFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfilesFileResponse.ProtoReflect.Descriptor instead.
 func (*ProfilesFileResponse) Descriptor() ([]byte, []int) {
-	return file_routes_proto_rawDescGZIP(), []int{11}
+	return file_routes_routes_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ProfilesFileResponse) GetResult() []byte {
@@ -620,7 +620,7 @@ type ProfilesInternalRequest struct {
 
 func (x *ProfilesInternalRequest) Reset() {
 	*x = ProfilesInternalRequest{}
-	mi := &file_routes_proto_msgTypes[12]
+	mi := &file_routes_routes_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -632,7 +632,7 @@ func (x *ProfilesInternalRequest) String() string {
 func (*ProfilesInternalRequest) ProtoMessage() {}
 
 func (x *ProfilesInternalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_routes_proto_msgTypes[12]
+	mi := &file_routes_routes_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -645,7 +645,7 @@ func (x *ProfilesInternalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfilesInternalRequest.ProtoReflect.Descriptor instead.
 func (*ProfilesInternalRequest) Descriptor() ([]byte, []int) {
-	return file_routes_proto_rawDescGZIP(), []int{12}
+	return file_routes_routes_proto_rawDescGZIP(), []int{12}
 }
 
 // ProfilesInternalResponse is the response of Profiles.Internal.
@@ -657,7 +657,7 @@ type ProfilesInternalResponse struct {
 
 func (x *ProfilesInternalResponse) Reset() {
 	*x = ProfilesInternalResponse{}
-	mi := &file_routes_proto_msgTypes[13]
+	mi := &file_routes_routes_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -669,7 +669,7 @@ func (x *ProfilesInternalResponse) String() string {
 func (*ProfilesInternalResponse) ProtoMessage() {}
 
 func (x *ProfilesInternalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_routes_proto_msgTypes[13]
+	mi := &file_routes_routes_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -682,7 +682,7 @@ func (x *ProfilesInternalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfilesInternalResponse.ProtoReflect.Descriptor instead.
 func (*ProfilesInternalResponse) Descriptor() ([]byte, []int) {
-	return file_routes_proto_rawDescGZIP(), []int{13}
+	return file_routes_routes_proto_rawDescGZIP(), []int{13}
 }
 
 // ProfilesTouchRequest is the request of Profiles.Touch.
@@ -695,7 +695,7 @@ type ProfilesTouchRequest struct {
 
 func (x *ProfilesTouchRequest) Reset() {
 	*x = ProfilesTouchRequest{}
-	mi := &file_routes_proto_msgTypes[14]
+	mi := &file_routes_routes_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -707,7 +707,7 @@ func (x *ProfilesTouchRequest) String() string {
 func (*ProfilesTouchRequest) ProtoMessage() {}
 
 func (x *ProfilesTouchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_routes_proto_msgTypes[14]
+	mi := &file_routes_routes_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -720,7 +720,7 @@ func (x *ProfilesTouchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfilesTouchRequest.ProtoReflect.Descriptor instead.
 func (*ProfilesTouchRequest) Descriptor() ([]byte, []int) {
-	return file_routes_proto_rawDescGZIP(), []int{14}
+	return file_routes_routes_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ProfilesTouchRequest) GetId() string {
@@ -739,7 +739,7 @@ type ProfilesTouchResponse struct {
 
 func (x *ProfilesTouchResponse) Reset() {
 	*x = ProfilesTouchResponse{}
-	mi := &file_routes_proto_msgTypes[15]
+	mi := &file_routes_routes_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -751,7 +751,7 @@ func (x *ProfilesTouchResponse) String() string {
 func (*ProfilesTouchResponse) ProtoMessage() {}
 
 func (x *ProfilesTouchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_routes_proto_msgTypes[15]
+	mi := &file_routes_routes_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -764,7 +764,7 @@ func (x *ProfilesTouchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfilesTouchResponse.ProtoReflect.Descriptor instead.
 func (*ProfilesTouchResponse) Descriptor() ([]byte, []int) {
-	return file_routes_proto_rawDescGZIP(), []int{15}
+	return file_routes_routes_proto_rawDescGZIP(), []int{15}
 }
 
 // ThingRequest is a request struct declared here, so it can be bound from the URL.
@@ -778,7 +778,7 @@ type ThingRequest struct {
 
 func (x *ThingRequest) Reset() {
 	*x = ThingRequest{}
-	mi := &file_routes_proto_msgTypes[16]
+	mi := &file_routes_routes_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -790,7 +790,7 @@ func (x *ThingRequest) String() string {
 func (*ThingRequest) ProtoMessage() {}
 
 func (x *ThingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_routes_proto_msgTypes[16]
+	mi := &file_routes_routes_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -803,7 +803,7 @@ func (x *ThingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ThingRequest.ProtoReflect.Descriptor instead.
 func (*ThingRequest) Descriptor() ([]byte, []int) {
-	return file_routes_proto_rawDescGZIP(), []int{16}
+	return file_routes_routes_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ThingRequest) GetId() int64 {
@@ -831,7 +831,7 @@ type Thing struct {
 
 func (x *Thing) Reset() {
 	*x = Thing{}
-	mi := &file_routes_proto_msgTypes[17]
+	mi := &file_routes_routes_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -843,7 +843,7 @@ func (x *Thing) String() string {
 func (*Thing) ProtoMessage() {}
 
 func (x *Thing) ProtoReflect() protoreflect.Message {
-	mi := &file_routes_proto_msgTypes[17]
+	mi := &file_routes_routes_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -856,7 +856,7 @@ func (x *Thing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Thing.ProtoReflect.Descriptor instead.
 func (*Thing) Descriptor() ([]byte, []int) {
-	return file_routes_proto_rawDescGZIP(), []int{17}
+	return file_routes_routes_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Thing) GetId() int64 {
@@ -873,11 +873,11 @@ func (x *Thing) GetName() string {
 	return ""
 }
 
-var File_routes_proto protoreflect.FileDescriptor
+var File_routes_routes_proto protoreflect.FileDescriptor
 
-const file_routes_proto_rawDesc = "" +
+const file_routes_routes_proto_rawDesc = "" +
 	"\n" +
-	"\froutes.proto\x12\x06routes\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"+\n" +
+	"\x13routes/routes.proto\x12\x06routes\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"+\n" +
 	"\x19ProfilesGetProfileRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"0\n" +
 	"\x1aProfilesGetProfileResponse\x12\x12\n" +
@@ -933,19 +933,19 @@ const file_routes_proto_rawDesc = "" +
 	"\x05Thing\x12\x14.routes.ThingRequest\x1a\r.routes.Thing\"\x03\x90\x02\x01BAZ?github.com/svckit/svckit/internal/gen/testdata/golden/routes/pbb\x06proto3"
 
 var (
-	file_routes_proto_rawDescOnce sync.Once
-	file_routes_proto_rawDescData []byte
+	file_routes_routes_proto_rawDescOnce sync.Once
+	file_routes_routes_proto_rawDescData []byte
 )
 
-func file_routes_proto_rawDescGZIP() []byte {
-	file_routes_proto_rawDescOnce.Do(func() {
-		file_routes_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_routes_proto_rawDesc), len(file_routes_proto_rawDesc)))
+func file_routes_routes_proto_rawDescGZIP() []byte {
+	file_routes_routes_proto_rawDescOnce.Do(func() {
+		file_routes_routes_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_routes_routes_proto_rawDesc), len(file_routes_routes_proto_rawDesc)))
 	})
-	return file_routes_proto_rawDescData
+	return file_routes_routes_proto_rawDescData
 }
 
-var file_routes_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
-var file_routes_proto_goTypes = []any{
+var file_routes_routes_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_routes_routes_proto_goTypes = []any{
 	(*ProfilesGetProfileRequest)(nil),     // 0: routes.ProfilesGetProfileRequest
 	(*ProfilesGetProfileResponse)(nil),    // 1: routes.ProfilesGetProfileResponse
 	(*ProfilesListProfilesRequest)(nil),   // 2: routes.ProfilesListProfilesRequest
@@ -967,7 +967,7 @@ var file_routes_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil),         // 18: google.protobuf.Timestamp
 	(*durationpb.Duration)(nil),           // 19: google.protobuf.Duration
 }
-var file_routes_proto_depIdxs = []int32{
+var file_routes_routes_proto_depIdxs = []int32{
 	18, // 0: routes.ProfilesListProfilesRequest.since:type_name -> google.protobuf.Timestamp
 	19, // 1: routes.ProfilesListProfilesRequest.wait:type_name -> google.protobuf.Duration
 	0,  // 2: routes.Profiles.GetProfile:input_type -> routes.ProfilesGetProfileRequest
@@ -995,27 +995,27 @@ var file_routes_proto_depIdxs = []int32{
 	0,  // [0:2] is the sub-list for field type_name
 }
 
-func init() { file_routes_proto_init() }
-func file_routes_proto_init() {
-	if File_routes_proto != nil {
+func init() { file_routes_routes_proto_init() }
+func file_routes_routes_proto_init() {
+	if File_routes_routes_proto != nil {
 		return
 	}
-	file_routes_proto_msgTypes[2].OneofWrappers = []any{}
+	file_routes_routes_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_routes_proto_rawDesc), len(file_routes_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_routes_routes_proto_rawDesc), len(file_routes_routes_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_routes_proto_goTypes,
-		DependencyIndexes: file_routes_proto_depIdxs,
-		MessageInfos:      file_routes_proto_msgTypes,
+		GoTypes:           file_routes_routes_proto_goTypes,
+		DependencyIndexes: file_routes_routes_proto_depIdxs,
+		MessageInfos:      file_routes_routes_proto_msgTypes,
 	}.Build()
-	File_routes_proto = out.File
-	file_routes_proto_goTypes = nil
-	file_routes_proto_depIdxs = nil
+	File_routes_routes_proto = out.File
+	file_routes_routes_proto_goTypes = nil
+	file_routes_routes_proto_depIdxs = nil
 }

@@ -2,7 +2,7 @@
 
 // Package pb holds the protobuf messages of package
 // github.com/svckit/svckit/internal/gen/testdata/golden/shapes (gRPC shapes.Service), as
-// protoc-gen-go would write them for shapes.proto. svckit gen writes them from the Go
-// interface; the conversions to and from the Go types are in package shapes, file
+// protoc-gen-go would write them for shapes/shapes.proto. svckit gen writes them from the
+// Go interface; the conversions to and from the Go types are in package shapes, file
 // pbconv_gen.go.
 package pb

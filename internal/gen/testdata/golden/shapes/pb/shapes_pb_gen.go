@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	svckit gen
-// source: shapes.proto
+// source: shapes/shapes.proto
 
 package pb
 
@@ -33,7 +33,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_shapes_proto_msgTypes[0]
+	mi := &file_shapes_shapes_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -45,7 +45,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shapes_proto_msgTypes[0]
+	mi := &file_shapes_shapes_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -58,7 +58,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_shapes_proto_rawDescGZIP(), []int{0}
+	return file_shapes_shapes_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *GetRequest) GetId() string {
@@ -102,7 +102,7 @@ type Profile struct {
 
 func (x *Profile) Reset() {
 	*x = Profile{}
-	mi := &file_shapes_proto_msgTypes[1]
+	mi := &file_shapes_shapes_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -114,7 +114,7 @@ func (x *Profile) String() string {
 func (*Profile) ProtoMessage() {}
 
 func (x *Profile) ProtoReflect() protoreflect.Message {
-	mi := &file_shapes_proto_msgTypes[1]
+	mi := &file_shapes_shapes_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -127,7 +127,7 @@ func (x *Profile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Profile.ProtoReflect.Descriptor instead.
 func (*Profile) Descriptor() ([]byte, []int) {
-	return file_shapes_proto_rawDescGZIP(), []int{1}
+	return file_shapes_shapes_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Profile) GetId() string {
@@ -302,7 +302,7 @@ type Address struct {
 
 func (x *Address) Reset() {
 	*x = Address{}
-	mi := &file_shapes_proto_msgTypes[2]
+	mi := &file_shapes_shapes_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -314,7 +314,7 @@ func (x *Address) String() string {
 func (*Address) ProtoMessage() {}
 
 func (x *Address) ProtoReflect() protoreflect.Message {
-	mi := &file_shapes_proto_msgTypes[2]
+	mi := &file_shapes_shapes_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -327,7 +327,7 @@ func (x *Address) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Address.ProtoReflect.Descriptor instead.
 func (*Address) Descriptor() ([]byte, []int) {
-	return file_shapes_proto_rawDescGZIP(), []int{2}
+	return file_shapes_shapes_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Address) GetStreet() string {
@@ -361,7 +361,7 @@ type Point struct {
 
 func (x *Point) Reset() {
 	*x = Point{}
-	mi := &file_shapes_proto_msgTypes[3]
+	mi := &file_shapes_shapes_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -373,7 +373,7 @@ func (x *Point) String() string {
 func (*Point) ProtoMessage() {}
 
 func (x *Point) ProtoReflect() protoreflect.Message {
-	mi := &file_shapes_proto_msgTypes[3]
+	mi := &file_shapes_shapes_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -386,7 +386,7 @@ func (x *Point) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Point.ProtoReflect.Descriptor instead.
 func (*Point) Descriptor() ([]byte, []int) {
-	return file_shapes_proto_rawDescGZIP(), []int{3}
+	return file_shapes_shapes_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Point) GetLat() float64 {
@@ -414,7 +414,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_shapes_proto_msgTypes[4]
+	mi := &file_shapes_shapes_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -426,7 +426,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shapes_proto_msgTypes[4]
+	mi := &file_shapes_shapes_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -439,7 +439,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_shapes_proto_rawDescGZIP(), []int{4}
+	return file_shapes_shapes_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListRequest) GetLimit() int64 {
@@ -466,7 +466,7 @@ type PageProfile struct {
 
 func (x *PageProfile) Reset() {
 	*x = PageProfile{}
-	mi := &file_shapes_proto_msgTypes[5]
+	mi := &file_shapes_shapes_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -478,7 +478,7 @@ func (x *PageProfile) String() string {
 func (*PageProfile) ProtoMessage() {}
 
 func (x *PageProfile) ProtoReflect() protoreflect.Message {
-	mi := &file_shapes_proto_msgTypes[5]
+	mi := &file_shapes_shapes_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -491,7 +491,7 @@ func (x *PageProfile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PageProfile.ProtoReflect.Descriptor instead.
 func (*PageProfile) Descriptor() ([]byte, []int) {
-	return file_shapes_proto_rawDescGZIP(), []int{5}
+	return file_shapes_shapes_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PageProfile) GetItems() []*Profile {
@@ -519,7 +519,7 @@ type ColorsRequest struct {
 
 func (x *ColorsRequest) Reset() {
 	*x = ColorsRequest{}
-	mi := &file_shapes_proto_msgTypes[6]
+	mi := &file_shapes_shapes_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -531,7 +531,7 @@ func (x *ColorsRequest) String() string {
 func (*ColorsRequest) ProtoMessage() {}
 
 func (x *ColorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shapes_proto_msgTypes[6]
+	mi := &file_shapes_shapes_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -544,7 +544,7 @@ func (x *ColorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ColorsRequest.ProtoReflect.Descriptor instead.
 func (*ColorsRequest) Descriptor() ([]byte, []int) {
-	return file_shapes_proto_rawDescGZIP(), []int{6}
+	return file_shapes_shapes_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ColorsRequest) GetC() []string {
@@ -571,7 +571,7 @@ type ColorsResponse struct {
 
 func (x *ColorsResponse) Reset() {
 	*x = ColorsResponse{}
-	mi := &file_shapes_proto_msgTypes[7]
+	mi := &file_shapes_shapes_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -583,7 +583,7 @@ func (x *ColorsResponse) String() string {
 func (*ColorsResponse) ProtoMessage() {}
 
 func (x *ColorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shapes_proto_msgTypes[7]
+	mi := &file_shapes_shapes_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -596,7 +596,7 @@ func (x *ColorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ColorsResponse.ProtoReflect.Descriptor instead.
 func (*ColorsResponse) Descriptor() ([]byte, []int) {
-	return file_shapes_proto_rawDescGZIP(), []int{7}
+	return file_shapes_shapes_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ColorsResponse) GetResult() map[string]int64 {
@@ -616,7 +616,7 @@ type WhereRequest struct {
 
 func (x *WhereRequest) Reset() {
 	*x = WhereRequest{}
-	mi := &file_shapes_proto_msgTypes[8]
+	mi := &file_shapes_shapes_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -628,7 +628,7 @@ func (x *WhereRequest) String() string {
 func (*WhereRequest) ProtoMessage() {}
 
 func (x *WhereRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shapes_proto_msgTypes[8]
+	mi := &file_shapes_shapes_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -641,7 +641,7 @@ func (x *WhereRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhereRequest.ProtoReflect.Descriptor instead.
 func (*WhereRequest) Descriptor() ([]byte, []int) {
-	return file_shapes_proto_rawDescGZIP(), []int{8}
+	return file_shapes_shapes_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *WhereRequest) GetId() string {
@@ -651,11 +651,11 @@ func (x *WhereRequest) GetId() string {
 	return ""
 }
 
-var File_shapes_proto protoreflect.FileDescriptor
+var File_shapes_shapes_proto protoreflect.FileDescriptor
 
-const file_shapes_proto_rawDesc = "" +
+const file_shapes_shapes_proto_rawDesc = "" +
 	"\n" +
-	"\fshapes.proto\x12\x06shapes\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1c\n" +
+	"\x13shapes/shapes.proto\x12\x06shapes\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1c\n" +
 	"\n" +
 	"GetRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x94\b\n" +
@@ -730,19 +730,19 @@ const file_shapes_proto_rawDesc = "" +
 	"\x05Where\x12\x14.shapes.WhereRequest\x1a\x0f.shapes.AddressBAZ?github.com/svckit/svckit/internal/gen/testdata/golden/shapes/pbb\x06proto3"
 
 var (
-	file_shapes_proto_rawDescOnce sync.Once
-	file_shapes_proto_rawDescData []byte
+	file_shapes_shapes_proto_rawDescOnce sync.Once
+	file_shapes_shapes_proto_rawDescData []byte
 )
 
-func file_shapes_proto_rawDescGZIP() []byte {
-	file_shapes_proto_rawDescOnce.Do(func() {
-		file_shapes_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_shapes_proto_rawDesc), len(file_shapes_proto_rawDesc)))
+func file_shapes_shapes_proto_rawDescGZIP() []byte {
+	file_shapes_shapes_proto_rawDescOnce.Do(func() {
+		file_shapes_shapes_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_shapes_shapes_proto_rawDesc), len(file_shapes_shapes_proto_rawDesc)))
 	})
-	return file_shapes_proto_rawDescData
+	return file_shapes_shapes_proto_rawDescData
 }
 
-var file_shapes_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
-var file_shapes_proto_goTypes = []any{
+var file_shapes_shapes_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_shapes_shapes_proto_goTypes = []any{
 	(*GetRequest)(nil),            // 0: shapes.GetRequest
 	(*Profile)(nil),               // 1: shapes.Profile
 	(*Address)(nil),               // 2: shapes.Address
@@ -760,7 +760,7 @@ var file_shapes_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
 	(*durationpb.Duration)(nil),   // 15: google.protobuf.Duration
 }
-var file_shapes_proto_depIdxs = []int32{
+var file_shapes_shapes_proto_depIdxs = []int32{
 	14, // 0: shapes.Profile.created:type_name -> google.protobuf.Timestamp
 	9,  // 1: shapes.Profile.labels:type_name -> shapes.Profile.LabelsEntry
 	10, // 2: shapes.Profile.scores:type_name -> shapes.Profile.ScoresEntry
@@ -795,27 +795,27 @@ var file_shapes_proto_depIdxs = []int32{
 	0,  // [0:17] is the sub-list for field type_name
 }
 
-func init() { file_shapes_proto_init() }
-func file_shapes_proto_init() {
-	if File_shapes_proto != nil {
+func init() { file_shapes_shapes_proto_init() }
+func file_shapes_shapes_proto_init() {
+	if File_shapes_shapes_proto != nil {
 		return
 	}
-	file_shapes_proto_msgTypes[1].OneofWrappers = []any{}
+	file_shapes_shapes_proto_msgTypes[1].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shapes_proto_rawDesc), len(file_shapes_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shapes_shapes_proto_rawDesc), len(file_shapes_shapes_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_shapes_proto_goTypes,
-		DependencyIndexes: file_shapes_proto_depIdxs,
-		MessageInfos:      file_shapes_proto_msgTypes,
+		GoTypes:           file_shapes_shapes_proto_goTypes,
+		DependencyIndexes: file_shapes_shapes_proto_depIdxs,
+		MessageInfos:      file_shapes_shapes_proto_msgTypes,
 	}.Build()
-	File_shapes_proto = out.File
-	file_shapes_proto_goTypes = nil
-	file_shapes_proto_depIdxs = nil
+	File_shapes_shapes_proto = out.File
+	file_shapes_shapes_proto_goTypes = nil
+	file_shapes_shapes_proto_depIdxs = nil
 }

@@ -2,7 +2,7 @@
 
 // Package pb holds the protobuf messages of package
 // github.com/svckit/svckit/internal/gen/testdata/golden/stream (gRPC stream.Service), as
-// protoc-gen-go would write them for stream.proto. svckit gen writes them from the Go
-// interface; the conversions to and from the Go types are in package stream, file
+// protoc-gen-go would write them for stream/stream.proto. svckit gen writes them from the
+// Go interface; the conversions to and from the Go types are in package stream, file
 // pbconv_gen.go.
 package pb

@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	svckit gen
-// source: stream.proto
+// source: stream/stream.proto
 
 package pb
 
@@ -32,7 +32,7 @@ type CountRequest struct {
 
 func (x *CountRequest) Reset() {
 	*x = CountRequest{}
-	mi := &file_stream_proto_msgTypes[0]
+	mi := &file_stream_stream_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +44,7 @@ func (x *CountRequest) String() string {
 func (*CountRequest) ProtoMessage() {}
 
 func (x *CountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stream_proto_msgTypes[0]
+	mi := &file_stream_stream_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +57,7 @@ func (x *CountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountRequest.ProtoReflect.Descriptor instead.
 func (*CountRequest) Descriptor() ([]byte, []int) {
-	return file_stream_proto_rawDescGZIP(), []int{0}
+	return file_stream_stream_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *CountRequest) GetN() int64 {
@@ -77,7 +77,7 @@ type CountResponse struct {
 
 func (x *CountResponse) Reset() {
 	*x = CountResponse{}
-	mi := &file_stream_proto_msgTypes[1]
+	mi := &file_stream_stream_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -89,7 +89,7 @@ func (x *CountResponse) String() string {
 func (*CountResponse) ProtoMessage() {}
 
 func (x *CountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stream_proto_msgTypes[1]
+	mi := &file_stream_stream_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -102,7 +102,7 @@ func (x *CountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountResponse.ProtoReflect.Descriptor instead.
 func (*CountResponse) Descriptor() ([]byte, []int) {
-	return file_stream_proto_rawDescGZIP(), []int{1}
+	return file_stream_stream_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *CountResponse) GetValue() int64 {
@@ -124,7 +124,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_stream_proto_msgTypes[2]
+	mi := &file_stream_stream_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -136,7 +136,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_stream_proto_msgTypes[2]
+	mi := &file_stream_stream_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -149,7 +149,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_stream_proto_rawDescGZIP(), []int{2}
+	return file_stream_stream_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Event) GetSeq() int64 {
@@ -184,7 +184,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_stream_proto_msgTypes[3]
+	mi := &file_stream_stream_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -196,7 +196,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stream_proto_msgTypes[3]
+	mi := &file_stream_stream_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -209,7 +209,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_stream_proto_rawDescGZIP(), []int{3}
+	return file_stream_stream_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *WatchRequest) GetTopic() string {
@@ -236,7 +236,7 @@ type TailRequest struct {
 
 func (x *TailRequest) Reset() {
 	*x = TailRequest{}
-	mi := &file_stream_proto_msgTypes[4]
+	mi := &file_stream_stream_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -248,7 +248,7 @@ func (x *TailRequest) String() string {
 func (*TailRequest) ProtoMessage() {}
 
 func (x *TailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stream_proto_msgTypes[4]
+	mi := &file_stream_stream_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -261,7 +261,7 @@ func (x *TailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TailRequest.ProtoReflect.Descriptor instead.
 func (*TailRequest) Descriptor() ([]byte, []int) {
-	return file_stream_proto_rawDescGZIP(), []int{4}
+	return file_stream_stream_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *TailRequest) GetTopic() string {
@@ -281,7 +281,7 @@ type LastRequest struct {
 
 func (x *LastRequest) Reset() {
 	*x = LastRequest{}
-	mi := &file_stream_proto_msgTypes[5]
+	mi := &file_stream_stream_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -293,7 +293,7 @@ func (x *LastRequest) String() string {
 func (*LastRequest) ProtoMessage() {}
 
 func (x *LastRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stream_proto_msgTypes[5]
+	mi := &file_stream_stream_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -306,7 +306,7 @@ func (x *LastRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastRequest.ProtoReflect.Descriptor instead.
 func (*LastRequest) Descriptor() ([]byte, []int) {
-	return file_stream_proto_rawDescGZIP(), []int{5}
+	return file_stream_stream_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LastRequest) GetTopic() string {
@@ -316,11 +316,11 @@ func (x *LastRequest) GetTopic() string {
 	return ""
 }
 
-var File_stream_proto protoreflect.FileDescriptor
+var File_stream_stream_proto protoreflect.FileDescriptor
 
-const file_stream_proto_rawDesc = "" +
+const file_stream_stream_proto_rawDesc = "" +
 	"\n" +
-	"\fstream.proto\x12\x06stream\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1c\n" +
+	"\x13stream/stream.proto\x12\x06stream\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1c\n" +
 	"\fCountRequest\x12\f\n" +
 	"\x01n\x18\x01 \x01(\x03R\x01n\"%\n" +
 	"\rCountResponse\x12\x14\n" +
@@ -343,19 +343,19 @@ const file_stream_proto_rawDesc = "" +
 	"\x04Last\x12\x13.stream.LastRequest\x1a\r.stream.EventBAZ?github.com/svckit/svckit/internal/gen/testdata/golden/stream/pbb\x06proto3"
 
 var (
-	file_stream_proto_rawDescOnce sync.Once
-	file_stream_proto_rawDescData []byte
+	file_stream_stream_proto_rawDescOnce sync.Once
+	file_stream_stream_proto_rawDescData []byte
 )
 
-func file_stream_proto_rawDescGZIP() []byte {
-	file_stream_proto_rawDescOnce.Do(func() {
-		file_stream_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_stream_proto_rawDesc), len(file_stream_proto_rawDesc)))
+func file_stream_stream_proto_rawDescGZIP() []byte {
+	file_stream_stream_proto_rawDescOnce.Do(func() {
+		file_stream_stream_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_stream_stream_proto_rawDesc), len(file_stream_stream_proto_rawDesc)))
 	})
-	return file_stream_proto_rawDescData
+	return file_stream_stream_proto_rawDescData
 }
 
-var file_stream_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
-var file_stream_proto_goTypes = []any{
+var file_stream_stream_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_stream_stream_proto_goTypes = []any{
 	(*CountRequest)(nil),          // 0: stream.CountRequest
 	(*CountResponse)(nil),         // 1: stream.CountResponse
 	(*Event)(nil),                 // 2: stream.Event
@@ -364,7 +364,7 @@ var file_stream_proto_goTypes = []any{
 	(*LastRequest)(nil),           // 5: stream.LastRequest
 	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
 }
-var file_stream_proto_depIdxs = []int32{
+var file_stream_stream_proto_depIdxs = []int32{
 	6, // 0: stream.Event.at:type_name -> google.protobuf.Timestamp
 	0, // 1: stream.Service.Count:input_type -> stream.CountRequest
 	3, // 2: stream.Service.Watch:input_type -> stream.WatchRequest
@@ -381,26 +381,26 @@ var file_stream_proto_depIdxs = []int32{
 	0, // [0:1] is the sub-list for field type_name
 }
 
-func init() { file_stream_proto_init() }
-func file_stream_proto_init() {
-	if File_stream_proto != nil {
+func init() { file_stream_stream_proto_init() }
+func file_stream_stream_proto_init() {
+	if File_stream_stream_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stream_proto_rawDesc), len(file_stream_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stream_stream_proto_rawDesc), len(file_stream_stream_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_stream_proto_goTypes,
-		DependencyIndexes: file_stream_proto_depIdxs,
-		MessageInfos:      file_stream_proto_msgTypes,
+		GoTypes:           file_stream_stream_proto_goTypes,
+		DependencyIndexes: file_stream_stream_proto_depIdxs,
+		MessageInfos:      file_stream_stream_proto_msgTypes,
 	}.Build()
-	File_stream_proto = out.File
-	file_stream_proto_goTypes = nil
-	file_stream_proto_depIdxs = nil
+	File_stream_stream_proto = out.File
+	file_stream_stream_proto_goTypes = nil
+	file_stream_stream_proto_depIdxs = nil
 }

@@ -2,7 +2,7 @@
 
 // Package pb holds the protobuf messages of package
 // github.com/svckit/svckit/internal/gen/testdata/golden/typeflag (gRPC typeflag.B), as
-// protoc-gen-go would write them for typeflag.proto. svckit gen writes them from the Go
-// interface; the conversions to and from the Go types are in package typeflag, file
-// pbconv_gen.go.
+// protoc-gen-go would write them for typeflag/typeflag.proto. svckit gen writes them from
+// the Go interface; the conversions to and from the Go types are in package typeflag,
+// file pbconv_gen.go.
 package pb

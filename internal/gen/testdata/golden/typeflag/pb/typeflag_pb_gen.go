@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	svckit gen
-// source: typeflag.proto
+// source: typeflag/typeflag.proto
 
 package pb
 
@@ -31,7 +31,7 @@ type BDoRequest struct {
 
 func (x *BDoRequest) Reset() {
 	*x = BDoRequest{}
-	mi := &file_typeflag_proto_msgTypes[0]
+	mi := &file_typeflag_typeflag_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -43,7 +43,7 @@ func (x *BDoRequest) String() string {
 func (*BDoRequest) ProtoMessage() {}
 
 func (x *BDoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_typeflag_proto_msgTypes[0]
+	mi := &file_typeflag_typeflag_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -56,7 +56,7 @@ func (x *BDoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BDoRequest.ProtoReflect.Descriptor instead.
 func (*BDoRequest) Descriptor() ([]byte, []int) {
-	return file_typeflag_proto_rawDescGZIP(), []int{0}
+	return file_typeflag_typeflag_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *BDoRequest) GetN() int64 {
@@ -76,7 +76,7 @@ type BDoResponse struct {
 
 func (x *BDoResponse) Reset() {
 	*x = BDoResponse{}
-	mi := &file_typeflag_proto_msgTypes[1]
+	mi := &file_typeflag_typeflag_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -88,7 +88,7 @@ func (x *BDoResponse) String() string {
 func (*BDoResponse) ProtoMessage() {}
 
 func (x *BDoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_typeflag_proto_msgTypes[1]
+	mi := &file_typeflag_typeflag_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -101,7 +101,7 @@ func (x *BDoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BDoResponse.ProtoReflect.Descriptor instead.
 func (*BDoResponse) Descriptor() ([]byte, []int) {
-	return file_typeflag_proto_rawDescGZIP(), []int{1}
+	return file_typeflag_typeflag_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *BDoResponse) GetResult() int64 {
@@ -111,11 +111,11 @@ func (x *BDoResponse) GetResult() int64 {
 	return 0
 }
 
-var File_typeflag_proto protoreflect.FileDescriptor
+var File_typeflag_typeflag_proto protoreflect.FileDescriptor
 
-const file_typeflag_proto_rawDesc = "" +
+const file_typeflag_typeflag_proto_rawDesc = "" +
 	"\n" +
-	"\x0etypeflag.proto\x12\btypeflag\"\x1a\n" +
+	"\x17typeflag/typeflag.proto\x12\btypeflag\"\x1a\n" +
 	"\n" +
 	"BDoRequest\x12\f\n" +
 	"\x01n\x18\x01 \x01(\x03R\x01n\"%\n" +
@@ -125,23 +125,23 @@ const file_typeflag_proto_rawDesc = "" +
 	"\x02Do\x12\x14.typeflag.BDoRequest\x1a\x15.typeflag.BDoResponseBCZAgithub.com/svckit/svckit/internal/gen/testdata/golden/typeflag/pbb\x06proto3"
 
 var (
-	file_typeflag_proto_rawDescOnce sync.Once
-	file_typeflag_proto_rawDescData []byte
+	file_typeflag_typeflag_proto_rawDescOnce sync.Once
+	file_typeflag_typeflag_proto_rawDescData []byte
 )
 
-func file_typeflag_proto_rawDescGZIP() []byte {
-	file_typeflag_proto_rawDescOnce.Do(func() {
-		file_typeflag_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_typeflag_proto_rawDesc), len(file_typeflag_proto_rawDesc)))
+func file_typeflag_typeflag_proto_rawDescGZIP() []byte {
+	file_typeflag_typeflag_proto_rawDescOnce.Do(func() {
+		file_typeflag_typeflag_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_typeflag_typeflag_proto_rawDesc), len(file_typeflag_typeflag_proto_rawDesc)))
 	})
-	return file_typeflag_proto_rawDescData
+	return file_typeflag_typeflag_proto_rawDescData
 }
 
-var file_typeflag_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
-var file_typeflag_proto_goTypes = []any{
+var file_typeflag_typeflag_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_typeflag_typeflag_proto_goTypes = []any{
 	(*BDoRequest)(nil),  // 0: typeflag.BDoRequest
 	(*BDoResponse)(nil), // 1: typeflag.BDoResponse
 }
-var file_typeflag_proto_depIdxs = []int32{
+var file_typeflag_typeflag_proto_depIdxs = []int32{
 	0, // 0: typeflag.B.Do:input_type -> typeflag.BDoRequest
 	1, // 1: typeflag.B.Do:output_type -> typeflag.BDoResponse
 	1, // [1:2] is the sub-list for method output_type
@@ -151,26 +151,26 @@ var file_typeflag_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for field type_name
 }
 
-func init() { file_typeflag_proto_init() }
-func file_typeflag_proto_init() {
-	if File_typeflag_proto != nil {
+func init() { file_typeflag_typeflag_proto_init() }
+func file_typeflag_typeflag_proto_init() {
+	if File_typeflag_typeflag_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_typeflag_proto_rawDesc), len(file_typeflag_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_typeflag_typeflag_proto_rawDesc), len(file_typeflag_typeflag_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_typeflag_proto_goTypes,
-		DependencyIndexes: file_typeflag_proto_depIdxs,
-		MessageInfos:      file_typeflag_proto_msgTypes,
+		GoTypes:           file_typeflag_typeflag_proto_goTypes,
+		DependencyIndexes: file_typeflag_typeflag_proto_depIdxs,
+		MessageInfos:      file_typeflag_typeflag_proto_msgTypes,
 	}.Build()
-	File_typeflag_proto = out.File
-	file_typeflag_proto_goTypes = nil
-	file_typeflag_proto_depIdxs = nil
+	File_typeflag_typeflag_proto = out.File
+	file_typeflag_typeflag_proto_goTypes = nil
+	file_typeflag_typeflag_proto_depIdxs = nil
 }
