@@ -170,7 +170,7 @@ func (f *loadFlags) plan(ctx context.Context) (*loadPlan, error) {
 	switch {
 	case f.conc < 1 || f.conc > loadgen.MaxConcurrency:
 		return nil, fmt.Errorf("-c %d: want 1 to %d", f.conc, loadgen.MaxConcurrency)
-	case f.rate < 0 || f.rate > 1e7:
+	case !(f.rate >= 0 && f.rate <= 1e7): // NaN too
 		return nil, fmt.Errorf("-rate %g: want 0 to 10000000 per second", f.rate)
 	case f.dur <= 0 || f.dur > 24*time.Hour:
 		return nil, fmt.Errorf("-d %s: want more than 0 and at most 24h", f.dur)

@@ -342,6 +342,7 @@ func TestLoadFlagErrors(t *testing.T) {
 		{"concurrency", []string{"-url", srv.URL + "/x", "-c", "0"}, "-c 0: want 1 to 10000"},
 		{"too much concurrency", []string{"-url", srv.URL + "/x", "-c", "10001"}, "-c 10001: want 1 to 10000"},
 		{"rate", []string{"-url", srv.URL + "/x", "-rate", "-1"}, "-rate -1: want 0 to"},
+		{"NaN rate", []string{"-url", srv.URL + "/x", "-rate", "NaN"}, "-rate NaN: want 0 to"},
 		{"duration", []string{"-url", srv.URL + "/x", "-d", "0"}, "-d 0s: want more than 0"},
 		{"long duration", []string{"-url", srv.URL + "/x", "-d", "25h"}, "at most 24h"},
 		{"timeout", []string{"-url", srv.URL + "/x", "-timeout", "0"}, "-timeout 0s"},

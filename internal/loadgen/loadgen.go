@@ -141,7 +141,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if o.Concurrency > MaxConcurrency {
 		return Result{}, fmt.Errorf("loadgen: concurrency %d is above the limit of %d", o.Concurrency, MaxConcurrency)
 	}
-	if o.Rate < 0 || o.Rate > 1e7 {
+	if !(o.Rate >= 0 && o.Rate <= 1e7) { // NaN too
 		return Result{}, fmt.Errorf("loadgen: rate %g/s is out of range (0 to 10,000,000)", o.Rate)
 	}
 	if o.Duration <= 0 {

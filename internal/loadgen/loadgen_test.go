@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -255,6 +256,7 @@ func TestRunBadOptions(t *testing.T) {
 		{"no call", loadgen.Options{}, "Call or Options.Next is required"},
 		{"concurrency", loadgen.Options{Concurrency: loadgen.MaxConcurrency + 1, Next: func(int, int64) loadgen.Request { return loadgen.Request{} }}, "above the limit"},
 		{"rate", loadgen.Options{Rate: -1, Next: func(int, int64) loadgen.Request { return loadgen.Request{} }}, "out of range"},
+		{"NaN rate", loadgen.Options{Rate: math.NaN(), Next: func(int, int64) loadgen.Request { return loadgen.Request{} }}, "out of range"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := loadgen.Run(context.Background(), tc.o); err == nil || !strings.Contains(err.Error(), tc.want) {
