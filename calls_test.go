@@ -3,17 +3,22 @@ package svckit_test
 import (
 	"context"
 	"net"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/svckit/svckit"
 	"github.com/svckit/svckit/discovery"
 	"github.com/svckit/svckit/discovery/natskv"
+	sgrpc "github.com/svckit/svckit/transport/grpc"
 )
 
 // deadAddr returns a loopback address on which nothing listens (a port just freed).
@@ -137,4 +142,77 @@ func registerInstance(t *testing.T, url string, inst discovery.Instance) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = r.Deregister(context.Background()) })
+}
+
+// halfFailingHealth answers every other Check with Unavailable and counts the calls that
+// reach it.
+type halfFailingHealth struct {
+	healthpb.UnimplementedHealthServer
+	calls atomic.Int64
+}
+
+func (h *halfFailingHealth) Check(context.Context, *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	if h.calls.Add(1)%2 == 0 {
+		return nil, status.Error(codes.Unavailable, "half of the calls fail")
+	}
+	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
+}
+
+// TestRetryAmplificationHalfFailingPeer offers 2,000 calls of an idempotent method through
+// the App's client stack (retry with its budget, breaker) to a peer that fails half of the
+// attempts with Unavailable, and counts the attempts that reach the peer: retries may
+// add at most 10% to the offered load (the budget's ratio), however many calls fail.
+func TestRetryAmplificationHalfFailingPeer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := &halfFailingHealth{}
+	srv := grpc.NewServer()
+	healthpb.RegisterHealthServer(srv, peer)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+
+	caller, err := newApp(t, "caller", &struct{ svckit.Config }{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := caller.Dial(context.Background(), "callee", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sgrpc.NewClient(cc, "grpc.health.v1.Health", caller.GRPCClientOptions()...)
+	check := sgrpc.UnaryCall(c, "Check",
+		func(struct{}) (*healthpb.HealthCheckRequest, error) { return &healthpb.HealthCheckRequest{}, nil },
+		func(r *healthpb.HealthCheckResponse) (string, error) { return r.GetStatus().String(), nil },
+		sgrpc.Idempotent())
+	const offered, workers = 2000, 4
+	var ok, failed atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range offered / workers {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				if _, err := check(ctx, struct{}{}); err != nil {
+					failed.Add(1)
+				} else {
+					ok.Add(1)
+				}
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	attempts := peer.calls.Load()
+	ratio := float64(attempts) / offered
+	t.Logf("offered %d calls to a peer failing half of them: %d attempts reached it (amplification %.3f), %d calls succeeded, %d failed",
+		offered, attempts, ratio, ok.Load(), failed.Load())
+	if ratio > 1.1 {
+		t.Fatalf("retry amplification %.3f under a half-failing peer, want at most 1.1", ratio)
+	}
+	if ok.Load() <= offered/2 {
+		t.Fatalf("%d of %d calls succeeded, as many as without retries: the client chain retried none", ok.Load(), offered)
+	}
 }
