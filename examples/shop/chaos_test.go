@@ -4,23 +4,31 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
 	"net/http"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/svckit/svckit/fault"
 	"github.com/svckit/svckit/internal/devrun"
 	"github.com/svckit/svckit/internal/loadgen"
 	"github.com/svckit/svckit/store"
+	"github.com/svckit/svckit/svcerr"
 )
 
 // TestChaosUnderLoad places orders continuously while payments and then orders are
 // SIGKILLed once each and restarted by the supervisor. Afterwards every order ends
 // confirmed or cancelled, every accepted order is stored as its answer said, none is
 // charged twice, and stock is conserved: what every product had at the start equals what
-// it has now plus what confirmed orders hold.
+// it has now plus what confirmed orders hold. Beside the kills, faults are injected all
+// along (chaosFaults): 20% of catalog.Reserve fail with Unavailable and payments.Charge
+// waits 300 ms.
 func TestChaosUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the five shop services")
@@ -55,6 +63,7 @@ func TestChaosUnderLoad(t *testing.T) {
 		return n
 	}
 	stockBefore := query(catalogDB, `SELECT SUM(stock) FROM products`)
+	faults := startChaosFaults(t, sys)
 
 	tokens := map[int]string{}
 	for w := 0; w < 8; w++ {
@@ -116,8 +125,8 @@ func TestChaosUnderLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	kill("payments-1")
-	kill("orders-1")
+	faults.kill(t, kill, "payments-1")
+	faults.kill(t, kill, "orders-1")
 	time.Sleep(1500 * time.Millisecond)
 	stopLoad()
 	wg.Wait()
@@ -212,4 +221,142 @@ func TestChaosUnderLoad(t *testing.T) {
 		}
 	}
 	t.Logf("orders: %d confirmed, %d cancelled; stock before %d, held %d", confirmed, cancelledN, stockBefore, held)
+	faults.report(t)
+}
+
+// chaosFaults injects faults beside the kills through each instance's fault control
+// (svckit's /faults on the admin port, with the FAULT_TOKEN devrun gives every instance):
+// 20% of catalog.Reserve fail with Unavailable, and payments.Charge waits 300 ms. A killed
+// instance comes back without faults, so they are set again after its restart. It counts
+// the faults injected (svckit_faults_injected_total, read before a kill and at the end)
+// and what the order saga did about them (its log lines: steps retried, compensated).
+type chaosFaults struct {
+	sys   *devrun.System
+	rules map[string]fault.Rule // instance id → its rule
+	stop  func()
+	done  chan struct{}
+
+	mu       sync.Mutex
+	injected map[string]float64 // "method kind" → faults counted so far by killed instances
+	saga     map[string]int     // "retrying STEP" / "compensating STEP" → log lines of orders
+}
+
+func startChaosFaults(t *testing.T, sys *devrun.System) *chaosFaults {
+	t.Helper()
+	f := &chaosFaults{sys: sys, done: make(chan struct{}), injected: map[string]float64{}, saga: map[string]int{},
+		rules: map[string]fault.Rule{
+			"catalog-1":  {Method: "catalog.Reserve", Side: fault.ServerSide, AbortPercent: 20, Kind: svcerr.Unavailable},
+			"payments-1": {Method: "payments.Charge", Side: fault.ServerSide, Delay: 300 * time.Millisecond},
+		}}
+	lines, stop := sys.Logs.Subscribe(1 << 16)
+	f.stop = stop
+	go func() {
+		defer close(f.done)
+		for l := range lines {
+			if l.Service != "orders" || !strings.HasPrefix(l.Msg, "saga: step failed; ") {
+				continue
+			}
+			step, _ := l.Attrs()["step"].(string)
+			f.mu.Lock()
+			f.saga[strings.TrimPrefix(l.Msg, "saga: step failed; ")+" "+step]++
+			f.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { stop(); <-f.done })
+	for id := range f.rules {
+		f.set(t, id)
+	}
+	return f
+}
+
+func (f *chaosFaults) client(id string) *fault.Client {
+	in := f.sys.Instance(id)
+	tok := ""
+	for _, kv := range in.Env {
+		if v, ok := strings.CutPrefix(kv, "FAULT_TOKEN="); ok {
+			tok = v
+		}
+	}
+	return &fault.Client{URL: "http://" + in.Addrs["admin"] + "/faults", Token: tok, HTTP: &http.Client{Timeout: 5 * time.Second}}
+}
+
+// set injects id's fault.
+func (f *chaosFaults) set(t *testing.T, id string) {
+	t.Helper()
+	if _, err := f.client(id).Add(context.Background(), f.rules[id]); err != nil {
+		t.Fatalf("fault on %s: %v", id, err)
+	}
+}
+
+// counts returns svckit_faults_injected_total of instance id by "method kind".
+func (f *chaosFaults) counts(t *testing.T, id string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + f.sys.Instance(id).Addrs["admin"] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "svckit_faults_injected_total{")
+		if !ok {
+			continue
+		}
+		labels, value, _ := strings.Cut(rest, "} ")
+		var kind, method string
+		for kv := range strings.SplitSeq(labels, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			switch k {
+			case "kind":
+				kind = strings.Trim(v, `"`)
+			case "method":
+				method = strings.Trim(v, `"`)
+			}
+		}
+		n, _ := strconv.ParseFloat(value, 64)
+		out[method+" "+kind] += n
+	}
+	return out
+}
+
+// kill kills id as kill does, keeping the faults it counted, and sets its fault again
+// once it is back.
+func (f *chaosFaults) kill(t *testing.T, kill func(id string), id string) {
+	t.Helper()
+	if _, ok := f.rules[id]; ok {
+		before := f.counts(t, id)
+		f.mu.Lock()
+		for k, v := range before {
+			f.injected[k] += v
+		}
+		f.mu.Unlock()
+	}
+	kill(id)
+	if _, ok := f.rules[id]; ok {
+		f.set(t, id)
+	}
+}
+
+// report logs what was injected and what the saga did, and checks that the faults hit.
+func (f *chaosFaults) report(t *testing.T) {
+	t.Helper()
+	injected := map[string]float64{}
+	f.mu.Lock()
+	maps.Copy(injected, f.injected)
+	f.mu.Unlock()
+	for id := range f.rules {
+		for k, v := range f.counts(t, id) {
+			injected[k] += v
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t.Logf("faults injected: %v; order saga log lines: %v", injected, f.saga)
+	if injected["catalog.Reserve unavailable"] == 0 || injected["payments.Charge delay"] == 0 {
+		t.Errorf("faults were not injected: %v", injected)
+	}
 }
