@@ -12,7 +12,9 @@ function h(tag, attrs, ...kids) {
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else if (k === 'style' && typeof v === 'object') Object.assign(el.style, v);
+    else if (k === 'style' && typeof v === 'object') { // through the CSSOM, which the CSP allows
+      for (const [p, x] of Object.entries(v)) { if (p.startsWith('--')) el.style.setProperty(p, x); else el.style[p] = x; }
+    }
     else el.setAttribute(k, v === true ? '' : v);
   }
   for (const kid of kids.flat()) {
@@ -361,7 +363,7 @@ function renderArch(el, services, edges) {
     for (const kid of kids) e.append(kid);
     return e;
   };
-  const svg = s('svg', {viewBox: `0 0 ${width} ${height}`, height, width, style: `max-width: ${width}px`});
+  const svg = s('svg', {viewBox: `0 0 ${width} ${height}`, height, width});
   svg.append(s('defs', {}, s('marker', {id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse'},
     s('path', {d: 'M 0 0 L 10 5 L 0 10 z', fill: '#7d8aa3'}))));
   const boxes = [...nodes.values()].map(n => ({x: n.x, y: n.y, w: n.w, h: n.h}));
@@ -515,7 +517,9 @@ function drawMetrics(root, st, view) {
     });
     const idleNote = !view.idle && g.idle.length ? h('div', {class: 'muted idle-list'}, `${g.idle.length} endpoint${g.idle.length > 1 ? 's' : ''} without traffic: `,
       g.idle.flatMap((s, i) => [i ? ', ' : '', h('a', {href: '#/metrics?series=' + encodeURIComponent(seriesId(s)), title: seriesId(s)}, s.method + ' (' + s.transport + ')')])) : '';
-    return h('section', {class: 'panel svc-metrics', 'data-service': svc},
+    // A service with few charts takes only their width, so that several fit in a row.
+    return h('section', {class: 'panel svc-metrics' + (boxes.length > 3 ? ' wide' : ''), 'data-service': svc,
+      style: {'--n': String(Math.max(1, Math.min(boxes.length, 3)))}},
       h('h2', {}, h('span', {style: {color: svcColor(svc)}}, svc), ' ',
         h('span', {class: 'muted'}, g.active.length ? `${g.active.length} endpoint${g.active.length > 1 ? 's' : ''} with traffic` : 'no traffic in the last 5 minutes')),
       boxes.length ? h('div', {class: 'grid'}, boxes) : '', idleNote);
