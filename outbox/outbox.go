@@ -37,7 +37,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"maps"
 	"time"
 
 	"github.com/nats-io/nuid"
@@ -111,23 +110,30 @@ func (o *Outbox) Add(ctx context.Context, tx *sql.Tx, msgs ...*pubsub.Message) e
 		if m.ID == "" {
 			m.ID = nuid.Next()
 		}
-		if m.Time.IsZero() {
-			m.Time = now
+		// The headers column: what the propagator injects, the message's headers, then
+		// its CloudEvents attributes, later pairs overriding earlier ones with the same
+		// key. The time is kept only when the caller set it; otherwise it is the row's
+		// created_at.
+		var h []byte
+		span := o.inject(ctx, parent, m, &h)
+		for k, v := range m.Headers {
+			h = appendHeader(h, k, v)
 		}
-		h := make(map[string]string, len(m.Headers)+6)
-		span := o.inject(ctx, parent, m, h)
-		maps.Copy(h, m.Headers)
 		if m.Type != "" {
-			h[hType] = m.Type
+			h = appendHeader(h, hType, m.Type)
 		}
 		if m.Source != "" {
-			h[hSource] = m.Source
+			h = appendHeader(h, hSource, m.Source)
 		}
 		if m.ContentType != "" {
-			h[hContentType] = m.ContentType
+			h = appendHeader(h, hContentType, m.ContentType)
 		}
-		h[hTime] = m.Time.UTC().Format(time.RFC3339Nano)
-		_, err := insert.ExecContext(ctx, m.ID, m.Subject, m.Key, m.Data, encodeHeaders(h), now.UnixNano())
+		if m.Time.IsZero() {
+			m.Time = now
+		} else {
+			h = appendHeader(h, hTime, m.Time.UTC().Format(time.RFC3339Nano))
+		}
+		_, err := insert.ExecContext(ctx, m.ID, m.Subject, m.Key, m.Data, string(h), now.UnixNano())
 		if span != nil {
 			if err != nil {
 				span.RecordError(err)
@@ -148,7 +154,7 @@ func (o *Outbox) Add(ctx context.Context, tx *sql.Tx, msgs ...*pubsub.Message) e
 // of parent, which the consumer's span then continues: the waterfall shows the event
 // leaving the service that added it. The caller ends the returned span once the row is
 // written; it is nil when there is none.
-func (o *Outbox) inject(ctx context.Context, parent trace.Span, m *pubsub.Message, h map[string]string) trace.Span {
+func (o *Outbox) inject(ctx context.Context, parent trace.Span, m *pubsub.Message, h *[]byte) trace.Span {
 	if !parent.SpanContext().IsValid() {
 		return nil
 	}
@@ -164,7 +170,7 @@ func (o *Outbox) inject(ctx context.Context, parent trace.Span, m *pubsub.Messag
 				attribute.Bool("svckit.outbox", true),
 			))
 	}
-	o.prop.Inject(ctx, propagation.MapCarrier(h))
+	o.prop.Inject(ctx, headerWriter{h})
 	return span
 }
 
@@ -186,23 +192,36 @@ func (o *Outbox) Pending(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// decode rebuilds a message from an outbox row.
-func decode(id, subject, key string, payload []byte, headers string) (*pubsub.Message, error) {
+// decode rebuilds a message from an outbox row. A row without a ce-time header has the
+// time it was added, created (Unix nanoseconds).
+func decode(id, subject, key string, payload []byte, headers string, created int64) (*pubsub.Message, error) {
 	m := &pubsub.Message{ID: id, Subject: subject, Key: key, Data: payload}
-	h, err := decodeHeaders(headers)
-	if err != nil {
-		return nil, fmt.Errorf("outbox: event %s: %w", id, err)
+	timed := false
+	for s := headers; s != ""; {
+		k, v, rest, err := nextHeader(s)
+		if err != nil {
+			return nil, fmt.Errorf("outbox: event %s: %w", id, err)
+		}
+		s = rest
+		switch k {
+		case hType:
+			m.Type = v
+		case hSource:
+			m.Source = v
+		case hContentType:
+			m.ContentType = v
+		case hTime:
+			m.Time, _ = time.Parse(time.RFC3339Nano, v)
+			timed = true
+		default:
+			if m.Headers == nil {
+				m.Headers = make(map[string]string, 4)
+			}
+			m.Headers[k] = v
+		}
 	}
-	m.Type, m.Source, m.ContentType = h[hType], h[hSource], h[hContentType]
-	if t, ok := h[hTime]; ok {
-		m.Time, _ = time.Parse(time.RFC3339Nano, t)
-	}
-	delete(h, hType)
-	delete(h, hSource)
-	delete(h, hContentType)
-	delete(h, hTime)
-	if len(h) > 0 {
-		m.Headers = h
+	if !timed {
+		m.Time = time.Unix(0, created).UTC()
 	}
 	return m, nil
 }

@@ -126,6 +126,7 @@ func testRelay(t *testing.T, st *store.Store) {
 
 	const txs, per = 50, 7
 	var want []string
+	var added time.Time // the time Add gave the first event
 	boom := errors.New("rollback")
 	for i := range txs {
 		var ids []string
@@ -142,6 +143,9 @@ func testRelay(t *testing.T, st *store.Store) {
 					return err
 				}
 				ids = append(ids, m.ID)
+				if i == 0 && j == 0 {
+					added = m.Time
+				}
 			}
 			if i%10 == 9 {
 				return boom
@@ -174,6 +178,9 @@ func testRelay(t *testing.T, st *store.Store) {
 	m := got.msgs[0]
 	if m.Type != "order.created" || m.Key != "o-0-0" || m.Header("x-n") != "0" || m.Source != "test" || string(m.Data) != `{"id":"o-0-0"}` {
 		t.Errorf("event attributes: %+v", m)
+	}
+	if !m.Time.Equal(added) {
+		t.Errorf("event time %v, want the time Add gave it, %v", m.Time, added)
 	}
 	n, err := e.ob.Pending(ctx)
 	if err != nil || n != 0 {

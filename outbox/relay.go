@@ -69,7 +69,7 @@ func (o *Outbox) Relay(pub pubsub.Publisher, opts ...RelayOption) *Relay {
 		r.logger = slog.New(slog.DiscardHandler)
 	}
 	rb := o.st.Rebind
-	r.qSelect = rb("SELECT seq, id, subject, key, payload, headers FROM outbox WHERE sent_at IS NULL AND seq > ? ORDER BY seq LIMIT ?")
+	r.qSelect = rb("SELECT seq, id, subject, key, payload, headers, created_at FROM outbox WHERE sent_at IS NULL AND seq > ? ORDER BY seq LIMIT ?")
 	r.qMarkRange = rb("UPDATE outbox SET sent_at = ? WHERE seq >= ? AND seq <= ? AND sent_at IS NULL")
 	r.qMarkAny = rb("UPDATE outbox SET sent_at = ? WHERE seq = ANY(?)")
 	r.qAcquire = rb(`INSERT INTO outbox_lease (name, owner, expires_at) VALUES (?, ?, ?)
@@ -275,13 +275,13 @@ func (r *Relay) read(ctx context.Context, cursor int64) (batch, error) {
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var seq int64
+		var seq, created int64
 		var id, subject, key, headers string
 		var payload []byte
-		if err := rows.Scan(&seq, &id, &subject, &key, &payload, &headers); err != nil {
+		if err := rows.Scan(&seq, &id, &subject, &key, &payload, &headers, &created); err != nil {
 			return batch{}, fmt.Errorf("outbox: read: %w", err)
 		}
-		m, err := decode(id, subject, key, payload, headers)
+		m, err := decode(id, subject, key, payload, headers, created)
 		if err != nil {
 			return batch{}, err
 		}
