@@ -19,8 +19,8 @@ func BenchmarkMiddleware(b *testing.B) {
 	if err := other.Set(fault.Rule{Method: "payments.*", AbortPercent: 100}); err != nil {
 		b.Fatal(err)
 	}
-	picked := fault.New()
-	if err := picked.Set(fault.Rule{Method: "catalog.Reserve", AbortPercent: 0.0001}); err != nil {
+	picked := fault.New(fault.WithRand(func() float64 { return 0.99 }))
+	if err := picked.Set(fault.Rule{Method: "catalog.Reserve", AbortPercent: 50}); err != nil {
 		b.Fatal(err)
 	}
 	for _, bc := range []struct {
