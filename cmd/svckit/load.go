@@ -555,6 +555,10 @@ func printSummary(w io.Writer, res loadgen.Result, p *loadPlan, rate float64) {
 	if rate > 0 {
 		fmt.Fprintf(w, "late: %d of %d sends started more than %s after their intended time (latency counts from it)\n",
 			res.Late, res.Requests+res.CutOff, loadgen.LateAfter)
+		if res.Unsent > 0 {
+			fmt.Fprintf(w, "unsent: %d sends fell due and never started, every worker busy: the rate was not reached (raise -c)\n",
+				res.Unsent)
+		}
 	}
 	if !p.shopOrder {
 		codes := sortedKeys(res.ByStatus)

@@ -166,6 +166,10 @@ func TestLoadRate(t *testing.T) {
 	const stall = 300 * time.Millisecond
 	var n atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(50 * time.Millisecond) // the slow handler under test
+			return
+		}
 		if n.Add(1) == 11 {
 			time.Sleep(stall) // the slow handler under test
 		}
@@ -189,6 +193,23 @@ func TestLoadRate(t *testing.T) {
 	p90, max := summaryLatency(t, out, "p90"), summaryLatency(t, out, "max")
 	if max < stall || p90 < 100*time.Millisecond {
 		t.Errorf("max %s p90 %s: want max ≥ %s and p90 ≥ 100ms (the wait behind the stall)\n%s", max, p90, stall, out)
+	}
+	if strings.Contains(out, "unsent:") {
+		t.Errorf("every send of -n was made, yet:\n%s", out)
+	}
+
+	// At 200/s for 300 ms with one call in flight and 50 ms calls, at most 7 of the 60 sends
+	// due start: the others are reported unsent.
+	code, out, errs = loadOut(context.Background(), "-url", srv.URL+"/slow", "-rate", "200", "-c", "1", "-d", "300ms", "-progress", "0")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	m = regexp.MustCompile(`unsent: (\d+) sends fell due and never started, every worker busy: the rate was not reached \(raise -c\)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no unsent line:\n%s", out)
+	}
+	if unsent, _ := strconv.Atoi(m[1]); unsent < 53 || unsent > 60 {
+		t.Errorf("unsent %d, want 53 to 60:\n%s", unsent, out)
 	}
 }
 

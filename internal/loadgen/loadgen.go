@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -103,6 +104,11 @@ type Result struct {
 	// Late counts the sends at a fixed rate that started more than LateAfter past their
 	// intended time because every worker was busy or the generator fell behind.
 	Late int64
+	// Unsent counts, at a fixed rate, the sends that fell due before the run ended but
+	// never started: every one of the Concurrency workers was busy until the end. They
+	// are load the schedule asked for and the target never saw; a non-zero Unsent means
+	// the rate was not reached.
+	Unsent int64
 	// CutOff counts the calls in flight when the run was stopped (ctx ended, or Drain
 	// passed after Duration); they are in neither Requests nor Failures.
 	CutOff int64
@@ -116,9 +122,9 @@ type Result struct {
 
 // String formats the result on one line.
 func (r Result) String() string {
-	return fmt.Sprintf("%d requests in %s: %.0f ok/s, p50 %s, p90 %s, p99 %s, max %s, failures %d, late %d",
+	return fmt.Sprintf("%d requests in %s: %.0f ok/s, p50 %s, p90 %s, p99 %s, max %s, failures %d, late %d, unsent %d",
 		r.Requests, r.Elapsed.Round(time.Millisecond), r.Rate, Round(r.P50), Round(r.P90),
-		Round(r.P99), Round(r.Max), r.Failures, r.Late)
+		Round(r.P99), Round(r.Max), r.Failures, r.Late, r.Unsent)
 }
 
 // Round rounds a latency for display: to 10 µs, or 1 µs below 100 µs.
@@ -266,6 +272,15 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	pwg.Wait()
 	res := Result{Requests: done.Load(), Failures: failed.Load(), Elapsed: time.Since(start), Latency: hist,
 		Late: late.Load(), CutOff: cutOff.Load(), ByStatus: byStatus, FailedByStatus: failedByStatus, LastError: lastErr}
+	if o.Rate > 0 {
+		// The sends due before issuing stopped (Duration, or ctx) less those started.
+		stopped := min(res.Elapsed, o.Duration)
+		due := int64(math.Ceil(stopped.Seconds() * o.Rate))
+		if o.Requests > 0 {
+			due = min(due, o.Requests)
+		}
+		res.Unsent = max(due-res.Requests-res.CutOff, 0)
+	}
 	if hist.Count() > 0 {
 		res.P50, res.P90, res.P99, res.Max = hist.Quantile(0.50), hist.Quantile(0.90), hist.Quantile(0.99), hist.Max()
 		res.Rate = float64(hist.Count()) / res.Elapsed.Seconds()

@@ -145,6 +145,9 @@ func TestRunOpenModelStall(t *testing.T) {
 	if q := open.Latency.Quantile(0.60); q < 100*time.Millisecond {
 		t.Errorf("q60 %s, want ≥ 100ms: the wait behind the stall is not counted", q)
 	}
+	if open.Unsent != 0 {
+		t.Errorf("unsent %d: every send of -n was made", open.Unsent)
+	}
 	t.Logf("open model: %s", open)
 
 	// The closed model times each call from its actual send: one slow call, no late sends.
@@ -263,5 +266,31 @@ func TestRunBadOptions(t *testing.T) {
 				t.Fatalf("err %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestRunOpenModelUnsent runs at 200/s for 500 ms with one call in flight against a
+// handler that takes 50 ms: at most ~10 of the 100 sends due can start, and the rest are
+// reported as unsent instead of silently dropped from the schedule.
+func TestRunOpenModelUnsent(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		time.Sleep(50 * time.Millisecond) // the slow handler under test
+	}))
+	defer srv.Close()
+	res, err := loadgen.Run(context.Background(), loadgen.Options{
+		Concurrency: 1, Rate: 200, Duration: 500 * time.Millisecond, Drain: 10 * time.Second,
+		Next: func(int, int64) loadgen.Request { return loadgen.Request{Method: "GET", URL: srv.URL} },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 100 sends are due; each started one holds the only worker ≥ 50 ms, so at most 11 start.
+	if res.Requests+res.CutOff != n.Load() || res.Requests > 11 || res.Unsent != 100-res.Requests-res.CutOff {
+		t.Fatalf("server saw %d; result %s (cut off %d)", n.Load(), res, res.CutOff)
+	}
+	if res.Late < res.Requests-1 {
+		t.Errorf("late %d of %d: all but the first started behind their time", res.Late, res.Requests)
 	}
 }
