@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -17,10 +19,13 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/svckit/svckit/internal/loadgen"
+	"github.com/svckit/svckit/mtls"
 )
 
 // shopItems is the order `svckit load` places on the shop's gateway by default.
@@ -57,6 +62,8 @@ type loadFlags struct {
 	url, method, path, body, token string
 	grpcAddr, grpcMethod           string
 	openapi, op                    string
+	mtlsDir, mtlsIdentity          string
+	tls                            *tls.Config // from -mtls
 	headers, params                listFlag
 	conc                           int
 	rate                           float64
@@ -85,7 +92,7 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.body, "body", "", "request body, a template; @FILE reads it from FILE (at most 1 MiB). JSON for gRPC")
 	fs.Var(&f.headers, "H", "header 'Name: value', a template (repeatable); gRPC metadata for -grpc")
 	fs.StringVar(&f.token, "token", os.Getenv("SVCKIT_TOKEN"), "bearer token sent as Authorization (or $SVCKIT_TOKEN); svckit dev prints one")
-	fs.StringVar(&f.grpcAddr, "grpc", "", "gRPC target HOST:PORT (plaintext); the method is found by server reflection")
+	fs.StringVar(&f.grpcAddr, "grpc", "", "gRPC target HOST:PORT (plaintext, or mTLS with -mtls); the method is found by server reflection")
 	fs.StringVar(&f.grpcMethod, "method", "", "gRPC method: pkg.Service/Method, Service/Method or Method")
 	fs.StringVar(&f.openapi, "openapi", "", "OpenAPI document (a file such as gateway/gateway.openapi.json, or a URL) for -op")
 	fs.StringVar(&f.op, "op", "", "operation to call, by operationId (PlaceOrder finds GatewayPlaceOrder)")
@@ -98,6 +105,8 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&f.shop, "shop", false, "place the shop's orders on the gateway at -url (the default for a bare -url)")
 	fs.StringVar(&f.items, "items", shopItems, "the shop order's items, JSON (with -shop)")
 	fs.BoolVar(&f.allowRemote, "allow-remote", false, "allow a target that is not a loopback address")
+	fs.StringVar(&f.mtlsDir, "mtls", "", "call services under mTLS with the certificates in DIR (ca.crt and the -mtls-identity's), such as svckit dev's STATE/certs")
+	fs.StringVar(&f.mtlsIdentity, "mtls-identity", "svckit-dev", "the certificate in -mtls DIR to present: NAME.crt and NAME.key")
 	fs.DurationVar(&f.progress, "progress", time.Second, "interval of the progress line on stderr (0: none)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, loadUsage)
@@ -185,6 +194,14 @@ func (f *loadFlags) plan(ctx context.Context) (*loadPlan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if f.mtlsDir != "" {
+		src, err := mtls.NewSource(filepath.Join(f.mtlsDir, mtls.CertFile(f.mtlsIdentity)),
+			filepath.Join(f.mtlsDir, mtls.KeyFile(f.mtlsIdentity)), filepath.Join(f.mtlsDir, mtls.CACertFile))
+		if err != nil {
+			return nil, fmt.Errorf("-mtls: %w", err)
+		}
+		f.tls = src.ClientTLS()
+	}
 	if f.grpcAddr != "" {
 		if f.url != "" || f.op != "" || f.openapi != "" || f.shop {
 			return nil, errors.New("-grpc cannot be combined with -url, -openapi, -op or -shop")
@@ -205,6 +222,9 @@ func (f *loadFlags) plan(ctx context.Context) (*loadPlan, error) {
 	}
 	if err := f.checkHost(ctx, u.Host); err != nil {
 		return nil, err
+	}
+	if f.tls != nil && u.Scheme != "https" {
+		return nil, fmt.Errorf("-mtls: -url %q: want https:// (a service's HTTP listener under mTLS)", f.url)
 	}
 	bare := (u.Path == "" || u.Path == "/") && u.RawQuery == ""
 	if f.shop || (bare && !f.set["path"] && !f.set["X"] && !f.set["body"] && !f.set["op"] && !f.set["openapi"]) {
@@ -283,6 +303,9 @@ func (f *loadFlags) httpClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = f.conc
 	t.MaxIdleConnsPerHost = f.conc
+	if f.tls != nil {
+		t.TLSClientConfig = f.tls
+	}
 	return &http.Client{Transport: t, Timeout: f.timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
@@ -492,7 +515,11 @@ func (f *loadFlags) grpcPlan(ctx context.Context, body *loadgen.Template) (*load
 	if f.set["X"] || f.set["path"] || len(f.params) > 0 {
 		return nil, errors.New("-X, -path and -param are for HTTP targets")
 	}
-	cc, err := grpc.NewClient(f.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := insecure.NewCredentials()
+	if f.tls != nil {
+		creds = credentials.NewTLS(f.tls)
+	}
+	cc, err := grpc.NewClient(f.grpcAddr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return nil, fmt.Errorf("-grpc %s: %w", f.grpcAddr, err)
 	}
@@ -501,6 +528,9 @@ func (f *loadFlags) grpcPlan(ctx context.Context, body *loadgen.Template) (*load
 	cancel()
 	if err != nil {
 		cc.Close()
+		if f.tls == nil && status.Code(errors.Unwrap(err)) == codes.Unavailable {
+			return nil, fmt.Errorf("%w (a service under mTLS, as svckit dev runs them, needs -mtls STATE/certs)", err)
+		}
 		return nil, err
 	}
 	names, values, err := f.headerTemplates()
@@ -521,8 +551,12 @@ func (f *loadFlags) grpcPlan(ctx context.Context, body *loadgen.Template) (*load
 		cc.Close()
 		return nil, err
 	}
+	describe := "gRPC " + m.Path + " on " + f.grpcAddr
+	if f.tls != nil {
+		describe += " (mTLS)"
+	}
 	return &loadPlan{
-		describe: "gRPC " + m.Path + " on " + f.grpcAddr, noun: "calls", okWord: "ok",
+		describe: describe, noun: "calls", okWord: "ok",
 		call:   call,
 		ok:     func(status int, _ []byte) bool { return status == int(codes.OK) },
 		status: func(code int) string { return codes.Code(code).String() },

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/svckit/svckit"
 	"github.com/svckit/svckit/examples/addsvc/addsvc"
+	"github.com/svckit/svckit/mtls"
 )
 
 // TestLoad runs `svckit load` against a server that answers POST /orders as the shop's
@@ -227,13 +229,14 @@ func summaryLatency(t *testing.T, out, name string) time.Duration {
 	return d
 }
 
-// startAddsvc runs addsvc in a svckit App on loopback: HTTP, and gRPC with reflection.
-func startAddsvc(t *testing.T) (httpURL, grpcAddr string) {
+// startAddsvc runs addsvc in a svckit App on loopback: HTTP, and gRPC with reflection,
+// with extra arguments such as its mTLS files.
+func startAddsvc(t *testing.T, args ...string) (httpURL, grpcAddr string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	app, err := svckit.New(ctx, "addsvc", &svckit.Config{}, svckit.Options{
 		Stdout: io.Discard, Env: func(string) (string, bool) { return "", false }, Signals: []os.Signal{},
-		Args: []string{"-http-addr", "127.0.0.1:0", "-grpc-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0"},
+		Args: append([]string{"-http-addr", "127.0.0.1:0", "-grpc-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0"}, args...),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -290,6 +293,57 @@ func TestLoadGRPCAndOpenAPI(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("openapi output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestLoadMTLS loads a svckit App under mTLS, as svckit dev runs the shop: with -mtls
+// (the CA and the svckit-dev certificate) its gRPC and HTTPS endpoints answer; without, the
+// gRPC method cannot even be looked up.
+func TestLoadMTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := mtls.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"addsvc", "svckit-dev"} {
+		if _, err := ca.IssueFiles(dir, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	httpURL, grpcAddr := startAddsvc(t, "-tls-cert", filepath.Join(dir, "addsvc.crt"),
+		"-tls-key", filepath.Join(dir, "addsvc.key"), "-tls-ca", filepath.Join(dir, "ca.crt"))
+	httpsURL := "https" + strings.TrimPrefix(httpURL, "http")
+
+	code, out, errs := loadOut(context.Background(), "-grpc", grpcAddr, "-mtls", dir, "-method", "Sum",
+		"-body", `{"a":1,"b":{{.N}}}`, "-n", "50", "-c", "2", "-progress", "0")
+	if code != 0 || !strings.Contains(out, "gRPC /addsvc.Add/Sum on "+grpcAddr+" (mTLS)") || !strings.Contains(out, "answers: OK: 50\n") {
+		t.Fatalf("grpc under mTLS: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = loadOut(context.Background(), "-url", httpsURL, "-mtls", dir, "-path", "/sum",
+		"-body", `{"a":1,"b":2}`, "-n", "50", "-c", "2", "-progress", "0")
+	if code != 0 || !strings.Contains(out, "answers: status 200: 50\n") {
+		t.Fatalf("https under mTLS: exit %d\n%s%s", code, out, errs)
+	}
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"grpc without -mtls", []string{"-grpc", grpcAddr, "-method", "Sum"}, "Unavailable desc = connection error"},
+		{"hint", []string{"-grpc", grpcAddr, "-method", "Sum"}, "(a service under mTLS, as svckit dev runs them, needs -mtls STATE/certs)"},
+		{"http url with -mtls", []string{"-url", httpURL + "/sum", "-mtls", dir}, "want https://"},
+		{"no such identity", []string{"-grpc", grpcAddr, "-method", "Sum", "-mtls", dir, "-mtls-identity", "nobody"}, "-mtls: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errs := loadOut(context.Background(), append(tc.args, "-timeout", "3s")...)
+			if code != 2 || !strings.Contains(errs, tc.want) {
+				t.Fatalf("exit %d, stderr %q, want 2 and %q\n%s", code, errs, tc.want, out)
+			}
+		})
 	}
 }
 
