@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# bench/shop.sh — the shop end to end under `svckit dev`: orders per second, latency, and
+# where the CPU goes, per order and per process (each service, svckit dev itself with its
+# log, trace and metric collection, and the load generator).
+#
+#   bench/shop.sh                       # 16 connections, 30 s, one-item orders
+#   CONNS=32 DURATION=60s bench/shop.sh
+#
+# CPU time comes from /proc (user + system), so it is a steadier figure than orders/s on
+# a shared machine. Nothing but Go is needed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-30s}
+CONNS=${CONNS:-16}
+ITEMS=${ITEMS:-'[{"productId":"sku-espresso","quantity":1}]'}
+
+work=$(mktemp -d)
+dev=""
+cleanup() {
+	if [ -n "$dev" ] && kill -0 "$dev" 2>/dev/null; then
+		kill -TERM "$dev"
+		wait "$dev" 2>/dev/null || true
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+go build -o "$work/svckit" ./cmd/svckit
+"$work/svckit" dev -quiet -no-reload -no-color -listen 127.0.0.1:0 -state-dir "$work/state" examples/shop >"$work/dev.log" 2>&1 &
+dev=$!
+for _ in $(seq 600); do
+	grep -q '^  token ' "$work/dev.log" && break
+	kill -0 "$dev" 2>/dev/null || { cat "$work/dev.log"; exit 1; }
+	sleep 0.5
+done
+entry=$(awk '/^  entry /{print $2; exit}' "$work/dev.log")
+token=$(awk '/^  token /{print $2; exit}' "$work/dev.log")
+[ -n "$entry" ] && [ -n "$token" ] || { echo "bench: svckit dev did not start"; cat "$work/dev.log"; exit 1; }
+
+hz=$(getconf CLK_TCK)
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+procs() { # "pid name" of svckit dev and its children
+	echo "$dev svckit-dev"
+	ps -o pid=,comm= --ppid "$dev"
+}
+snapshot() { procs | while read -r pid name; do echo "$name/$pid $(ticks "$pid")"; done | sort; }
+
+load() { "$work/svckit" load -url "$entry" -token "$token" -c "$CONNS" -items "$ITEMS" -d "$1"; }
+load 5s >/dev/null # warm-up: connections, caches, JIT-free but page-faulted
+
+snapshot >"$work/before"
+TIMEFORMAT='%U %S'
+{ time load "$DURATION" >"$work/load.out" 2>/dev/null; } 2>"$work/load.time"
+snapshot >"$work/after"
+
+cat "$work/load.out"
+orders=$(awk '/^orders: /{print $2; exit}' "$work/load.out")
+failures=$(awk '/^failures: /{print $2; exit}' "$work/load.out")
+ok=$((orders - failures))
+echo
+echo "CPU per order ($ok orders in $DURATION, $CONNS connections):"
+printf '%-22s %10s %12s\n' process "cpu s" "ms/order"
+join "$work/before" "$work/after" | awk -v hz="$hz" -v n="$ok" '
+	{ s = ($3 - $2) / hz; total += s; printf "%-22s %10.2f %12.3f\n", $1, s, 1000 * s / n }
+	END { printf "%-22s %10.2f %12.3f\n", "total (dev, services)", total, 1000 * total / n }' | sort -k3 -g -r
+read -r u s <"$work/load.time"
+awk -v u="$u" -v s="$s" -v n="$ok" 'BEGIN { printf "%-22s %10.2f %12.3f\n", "svckit load", u + s, 1000 * (u + s) / n }'
