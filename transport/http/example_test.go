@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 
+	"github.com/svckit/svckit/endpoint"
 	"github.com/svckit/svckit/svcerr"
 	shttp "github.com/svckit/svckit/transport/http"
 )
@@ -67,4 +68,53 @@ func Example() {
 	// hello, grace <nil>
 	// true invalid_argument
 	// 400 application/problem+json
+}
+
+// WithCORS lets scripts from the listed origins call the server: a browser's preflight
+// from an allowed origin gets the path's methods, one from another origin 403.
+func ExampleWithCORS() {
+	srv := shttp.NewServer("greeter", shttp.WithCORS(shttp.CORS{AllowedOrigins: []string{"https://app.example.com"}}))
+	shttp.Handle(srv, "POST /greet", "Greet", greet)
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+
+	for _, origin := range []string{"https://app.example.com", "https://elsewhere.example"} {
+		req, _ := http.NewRequest(http.MethodOptions, ts.URL+"/greet", nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			panic(err)
+		}
+		resp.Body.Close()
+		fmt.Println(resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"), resp.Header.Get("Access-Control-Allow-Methods"))
+	}
+	// Output:
+	// 204 https://app.example.com POST
+	// 403
+}
+
+// WithRejectMiddleware sees the requests the server refuses before an endpoint runs, as
+// failed calls: svckit's App passes its access log and metrics, so that malformed
+// requests and unknown routes are logged and counted.
+func ExampleWithRejectMiddleware() {
+	seen := func(info endpoint.Info, next endpoint.Handler) endpoint.Handler {
+		return func(ctx context.Context, req any) (any, error) {
+			resp, err := next(ctx, req)
+			fmt.Println("refused:", info.Method, svcerr.KindOf(err))
+			return resp, err
+		}
+	}
+	srv := shttp.NewServer("greeter", shttp.WithRejectMiddleware(seen))
+	shttp.Handle(srv, "POST /greet", "Greet", greet)
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+
+	resp, _ := http.Post(ts.URL+"/greet", "application/json", strings.NewReader(`{"name":`))
+	resp.Body.Close()
+	resp, _ = http.Get(ts.URL + "/wp-admin.php")
+	resp.Body.Close()
+	// Output:
+	// refused: Greet invalid_argument
+	// refused: unmatched not_found
 }
