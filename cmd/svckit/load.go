@@ -43,15 +43,16 @@ status. -c N keeps N calls in flight (closed model); -rate R sends R calls per s
 fixed schedule (open model: latency counts from each call's intended send time, and sends
 that start late are counted). The body, path, -param and -H values are Go templates:
 {{.N}} (the call's number), {{.Worker}}, {{randInt 1 100}}, {{randItem "a" "b"}},
-{{mod .N 7}}, {{add .N 1}}, {{uuid}}, {{now}}, {{json .X}}.
-Targets must be loopback addresses unless -allow-remote. See docs/load.md.
+{{mod .N 7}}, {{add .N 1}}, {{uuid}}, {{now}}, {{json "text"}}.
+Targets must be loopback addresses unless -allow-remote. Services under mTLS (svckit dev
+runs them so) need -mtls STATE/certs. See docs/load.md.
 
 With -url set to a bare origin and no -path, -X, -body or -op (or with -shop), it places the
 shop's orders (POST /orders with -items) as svckit load always has.
 
 flags:`
 
-// headerFlag collects repeated -H and -param values.
+// listFlag collects repeated -H and -param values.
 type listFlag []string
 
 func (l *listFlag) String() string     { return strings.Join(*l, ", ") }
