@@ -376,3 +376,18 @@ func TestRejectMiddleware(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTP2OverTLS: with Protocols, a TLS listener that offers ALPN h2 serves HTTP/2.
+func TestHTTP2OverTLS(t *testing.T) {
+	ts := httptest.NewUnstartedServer(sumServer())
+	ts.EnableHTTP2 = true
+	ts.Config.Protocols = shttp.Protocols()
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	req, _ := http.NewRequest(http.MethodPost, ts.URL+"/sum", strings.NewReader(`{"a":2,"b":2}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, body := do(t, ts.Client(), req)
+	if resp.StatusCode != 200 || resp.ProtoMajor != 2 || resp.TLS == nil || strings.TrimSpace(string(body)) != `{"v":4}` {
+		t.Fatalf("%s %d %s", resp.Proto, resp.StatusCode, body)
+	}
+}
