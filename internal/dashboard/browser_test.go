@@ -409,6 +409,9 @@ func TestBrowser(t *testing.T) {
 		at := func(ms float64) time.Time { return now.Add(time.Duration(ms * float64(time.Millisecond))) }
 		// The client went away: the gateway's span is cancelled, which is no error.
 		spans[0].Canceled, spans[0].Status = true, "request canceled"
+		// Bodies, as a service that opted in to them in development would record them.
+		spans[0].Attrs["http.request.body"] = `{"items":[{"sku":"tea","qty":2}]}`
+		spans[0].Attrs["http.response.body"] = `not json`
 		db := devrun.Span{TraceID: spans[0].TraceID, SpanID: "00000000000000bb", ParentID: spans[2].SpanID, Service: "orders",
 			Name: "INSERT outbox", Kind: "client", Start: at(9.2), End: at(9.4),
 			Attrs: map[string]string{"db.system.name": "sqlite", "db.operation.name": "INSERT", "db.collection.name": "outbox"}}
@@ -440,6 +443,8 @@ func TestBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		poll(t, ctx, "the span's detail says cancelled", `document.querySelector('#span-detail').textContent.includes('cancelled by its client')`)
+		poll(t, ctx, "the bodies as blocks, JSON indented", `document.querySelector('#span-detail .span-body[data-attr="http.request.body"] pre')?.textContent.includes('\n  "items"') &&
+			document.querySelector('#span-detail .span-body[data-attr="http.response.body"] pre')?.textContent === 'not json'`)
 		if err := chromedp.Do(ctx, chromedp.Click(`#waterfall .span-row[data-name="INSERT outbox"]`)); err != nil {
 			t.Fatal(err)
 		}

@@ -745,8 +745,18 @@ function spanNs(s) {
   return (new Date(s.end).getTime() - new Date(s.start).getTime()) * 1e6 + sub(s.end) - sub(s.start);
 }
 
+// BODY_ATTR names the span attributes that carry a request's or a response's body (a dev
+// opt-in of the services); the span's detail shows them as blocks, indented when JSON.
+const BODY_ATTR = /(^|\.)(request|response)\.body(\.content)?$/;
+
 function showSpan(el, s, t) {
-  const attrs = Object.entries(s.attrs || {}).sort();
+  const all = Object.entries(s.attrs || {}).sort();
+  const attrs = all.filter(([k]) => !BODY_ATTR.test(k));
+  const bodies = all.filter(([k]) => BODY_ATTR.test(k)).map(([k, v]) => {
+    let pretty = v;
+    try { pretty = JSON.stringify(JSON.parse(v), null, 2); } catch (e) { /* not JSON */ }
+    return h('div', {class: 'span-body', 'data-attr': k}, h('div', {class: 'muted mono'}, k), h('pre', {}, pretty));
+  });
   const start = new Date(s.start), end = new Date(s.end);
   el.replaceChildren(
     h('h3', {}, s.service, ' · ', s.name),
@@ -755,6 +765,7 @@ function showSpan(el, s, t) {
     h('table', {class: 'kv'}, h('tbody', {},
       [['span id', s.span_id], ['parent id', s.parent_id || '(root)'], ['kind', s.kind], ['start', start.toISOString()], ['end', end.toISOString()],
         ['status', s.error ? 'error' : s.canceled ? 'cancelled' : 'ok'], ['duration', fmtDur(spanNs(s))], ...attrs].map(([k, v]) => h('tr', {}, h('td', {}, k), h('td', {}, v))))),
+    ...bodies,
     h('a', {href: '#/logs?trace_id=' + t.id + '&service=' + encodeURIComponent(s.service)}, 'log lines of ' + s.service + ' in this trace →'));
 }
 
