@@ -38,3 +38,21 @@ func ExampleRun() {
 	// 50 calls, 0 failures, by status: map[201:50]
 	// p50 ≤ p90 ≤ p99 ≤ max: true
 }
+
+// A template renders a different body for each call: {{.N}} numbers the calls and mod
+// makes a mix, here one call in three for a product that does not exist.
+func ExampleParseTemplate() {
+	t, err := loadgen.ParseTemplate("body", `{"id":"{{if eq (mod .N 3) 2}}sku-nope{{else}}sku-{{.N}}{{end}}"}`)
+	if err != nil {
+		panic(err)
+	}
+	for n := range int64(4) {
+		b, _ := t.Render(n, 0)
+		fmt.Println(string(b))
+	}
+	// Output:
+	// {"id":"sku-0"}
+	// {"id":"sku-1"}
+	// {"id":"sku-nope"}
+	// {"id":"sku-3"}
+}
