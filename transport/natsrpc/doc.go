@@ -54,7 +54,8 @@
 //
 // # Middleware and shutdown
 //
-// Endpoint middleware reads the request's headers through transport/meta (meta.Header,
+// The call's context carries its endpoint.Info (endpoint.InfoFrom). Endpoint
+// middleware reads the request's headers through transport/meta (meta.Header,
 // meta.BearerToken); meta.Peer is "" as NATS does not tell the caller's address. Spans
 // are started by tracing middleware such as observe.Tracing; the transport only moves
 // the trace context. [Serving.Drain] unsubscribes (NATS then hands new requests to the

@@ -79,6 +79,9 @@ func TestRoundTrip(t *testing.T) {
 	srv := natsrpc.NewServer("calc")
 	var gotRID atomic.Value
 	natsrpc.Handle(srv, "Sum", func(ctx context.Context, r sumReq) (sumResp, error) {
+		if info := endpoint.InfoFrom(ctx); info == nil || info.FullName() != "calc.Sum" || info.Transport != "nats" {
+			return sumResp{}, svcerr.Errorf(svcerr.Internal, "endpoint info %+v", info)
+		}
 		gotRID.Store(meta.RequestID(ctx))
 		return sum(ctx, r)
 	})

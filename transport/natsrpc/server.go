@@ -53,6 +53,7 @@ type Server struct {
 type method struct {
 	subject string
 	name    string
+	info    *endpoint.Info
 	handle  func(ctx context.Context, m *nats.Msg) *nats.Msg
 }
 
@@ -206,7 +207,7 @@ func HandleWith[Req, Resp any](s *Server, name string, e endpoint.Endpoint[Req, 
 			panic(fmt.Sprintf("svckit/transport/natsrpc: subject %s is taken by method %s", subject, m.name))
 		}
 	}
-	s.methods = append(s.methods, &method{subject: subject, name: name, handle: handle})
+	s.methods = append(s.methods, &method{subject: subject, name: name, info: &info, handle: handle})
 }
 
 // Serving is a server's set of subscriptions on one connection, made by
@@ -354,6 +355,7 @@ func (sv *Serving) serve(m *method, msg *nats.Msg) {
 		rid = meta.NewRequestID()
 	}
 	ctx = meta.WithRequestID(ctx, rid)
+	ctx = endpoint.WithInfo(ctx, m.info)
 	if len(msg.Header) > 0 {
 		ctx = s.prop.Extract(ctx, carrier(msg.Header))
 		if v := headerValues(msg.Header, TimeoutHeader); v != nil {
