@@ -391,3 +391,53 @@ func TestHTTP2OverTLS(t *testing.T) {
 		t.Fatalf("%s %d %s", resp.Proto, resp.StatusCode, body)
 	}
 }
+
+// FuzzEncodings sends arbitrary Content-Encoding and Accept-Encoding values and bodies:
+// never a panic, and every answer is a 200 (plain or gzip JSON) or a 4xx problem+json.
+func FuzzEncodings(f *testing.F) {
+	gz := gzipped(f, []byte(`{"a":1,"b":2}`))
+	f.Add("gzip", "gzip", gz)
+	f.Add("gzip", "", gz[:10])
+	f.Add("x-gzip", "gzip;q=0, *", gz)
+	f.Add("identity", "br;q=0.5, gzip;q=0.001", []byte(`{"a":1}`))
+	f.Add("deflate", "*;q=0", []byte(`{}`))
+	f.Add("GZIP ", "gzip;q=abc", append(gz, gz...))
+	f.Add("gzip", "gzip", gzipped(f, bytes.Repeat([]byte(" "), 1<<20)))
+	s := shttp.NewServer("fuzz", shttp.WithMaxBodyBytes(4096))
+	shttp.Handle(s, "POST /sum", "Sum", func(_ context.Context, r sumReq) (map[string]string, error) {
+		return map[string]string{"pad": strings.Repeat("x", r.A%4096)}, nil
+	})
+	f.Fuzz(func(t *testing.T, ce, ae string, body []byte) {
+		req := httptest.NewRequest(http.MethodPost, "/sum", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Encoding", ce)
+		req.Header.Set("Accept-Encoding", ae)
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		res := rec.Result()
+		raw, _ := io.ReadAll(res.Body)
+		switch {
+		case res.StatusCode == 200:
+			if res.Header.Get("Content-Encoding") == "gzip" {
+				zr, err := gzip.NewReader(bytes.NewReader(raw))
+				if err != nil {
+					t.Fatalf("gzip response: %v", err)
+				}
+				if raw, err = io.ReadAll(zr); err != nil {
+					t.Fatalf("gzip response: %v", err)
+				}
+			}
+			var out map[string]string
+			if err := json.Unmarshal(raw, &out); err != nil {
+				t.Fatalf("200 with non-JSON body %q", raw)
+			}
+		case res.StatusCode >= 400 && res.StatusCode < 500:
+			var p shttp.Problem
+			if res.Header.Get("Content-Type") != shttp.ProblemContentType || json.Unmarshal(raw, &p) != nil || p.Status != res.StatusCode {
+				t.Fatalf("bad problem response %d %q", res.StatusCode, raw)
+			}
+		default:
+			t.Fatalf("status %d: %s", res.StatusCode, raw)
+		}
+	})
+}
