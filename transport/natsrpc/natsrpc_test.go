@@ -633,3 +633,62 @@ func TestConcurrentCalls(t *testing.T) {
 		t.Fatalf("%d calls ran at once, limit 4", p)
 	}
 }
+
+// TestForeignCallerHeaders sends a request as a caller in another language might, with
+// header names in lower case: the server reads them all the same.
+func TestForeignCallerHeaders(t *testing.T) {
+	ns := startNATS(t)
+	nc := connect(t, ns.ClientURL())
+	type seen struct {
+		rid, token string
+		left       time.Duration
+		traceID    string
+	}
+	got := make(chan seen, 1)
+	srv := natsrpc.NewServer("peek")
+	natsrpc.Handle(srv, "Look", func(ctx context.Context, _ struct{}) (struct{}, error) {
+		var s seen
+		s.rid, s.token = meta.RequestID(ctx), meta.BearerToken(ctx)
+		if dl, ok := ctx.Deadline(); ok {
+			s.left = time.Until(dl)
+		}
+		s.traceID = trace.SpanContextFromContext(ctx).TraceID().String()
+		got <- s
+		return struct{}{}, nil
+	})
+	serve(t, srv, nc)
+	m, err := nc.RequestMsg(&nats.Msg{Subject: "svc.peek.Look", Header: nats.Header{
+		"x-request-id":      {"from-python"},
+		"x-request-timeout": {"1500"},
+		"authorization":     {"Bearer abc"},
+		"traceparent":       {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+	}}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Header.Get(natsrpc.ErrorCodeHeader) != "" {
+		t.Fatalf("error reply %q", m.Data)
+	}
+	s := <-got
+	if s.rid != "from-python" || s.token != "abc" || s.left <= 0 || s.left > 1500*time.Millisecond ||
+		s.traceID != "0af7651916cd43dd8448eb211c80319c" {
+		t.Fatalf("server saw %+v", s)
+	}
+}
+
+// TestClosedConnection calls through a closed connection: unavailable, at once.
+func TestClosedConnection(t *testing.T) {
+	ns := startNATS(t)
+	nc := connect(t, ns.ClientURL())
+	call := natsrpc.Call[sumReq, sumResp](natsrpc.NewClient(nc, "calc"), "Sum")
+	nc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if _, err := call(ctx, sumReq{}); svcerr.KindOf(err) != svcerr.Unavailable || strings.Contains(err.Error(), "127.0.0.1") {
+		t.Fatalf("got %v, want unavailable without an address", err)
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Fatalf("took %v", el)
+	}
+}
