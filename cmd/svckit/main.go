@@ -3,7 +3,7 @@
 //	svckit gen [-type Name[,Name]] [-check] [dir]   generate transports from a service interface
 //	svckit new NAME                                 scaffold a new service
 //	svckit dev [-replicas NAME=N] [DIR]             run a system of services with a dashboard
-//	svckit load -url URL -token TOKEN [-c N] [-d D]  place orders on the shop, print orders/s
+//	svckit load -url URL | -grpc ADDR -method M | -openapi DOC -op NAME  load any endpoint
 //	svckit certs init DIR | issue -dir DIR NAME...  development CA and service certificates for mTLS
 //	svckit deploy render [-overlay dev|prod] [DIR]  Kubernetes manifests for a system or service
 //
@@ -30,7 +30,7 @@ func commands() map[string]command {
 		"gen":    {"generate endpoints, HTTP and gRPC transports and clients, .proto and OpenAPI from a Go interface", runGen},
 		"new":    {"scaffold a new service: interface, implementation, main, test, Dockerfile", runNew},
 		"dev":    {"run a whole system locally: every service supervised, embedded NATS, dashboard", runDev},
-		"load":   {"place orders on the shop's gateway at a fixed concurrency; print orders/s, p50, p99", runLoad},
+		"load":   {"load any HTTP endpoint, gRPC method or OpenAPI operation at a fixed concurrency or rate; print rate, p50/p90/p99, failures", runLoad},
 		"certs":  {"mTLS between services: create a development CA (certs init), issue service certificates (certs issue)", runCerts},
 		"deploy": {"render Kubernetes manifests (kustomize base, dev and prod overlays) for a system or service", runDeploy},
 	}
