@@ -22,8 +22,9 @@ import (
 //
 // It needs svckit.NATSConfig in the configuration (NATS_URL and the NATS identity). A
 // NATS server that refuses a subscription (the service's user may not subscribe the
-// subject) stops the App with the error. Call [App.Use] before NATSRPC: an App whose
-// chain grew after NATSRPC stops with an error instead of serving without it.
+// subject) stops the App with the error. A second call with the same service returns the
+// same server. Call [App.Use] before NATSRPC, as before App.HTTP and App.GRPC: Run
+// refuses to start otherwise.
 //
 //	srv, err := app.NATSRPC("catalog.Catalog")
 //	if err != nil {
@@ -34,11 +35,21 @@ func (a *App) NATSRPC(service string, opts ...natsrpc.ServerOption) (*natsrpc.Se
 	if _, err := a.nats("App.NATSRPC"); err != nil {
 		return nil, err
 	}
-	mws := a.Middleware()
+	a.mu.Lock()
+	if srv, ok := a.natsRPC[service]; ok {
+		a.mu.Unlock()
+		return srv, nil
+	}
 	srv := natsrpc.NewServer(service, append([]natsrpc.ServerOption{
-		natsrpc.WithMiddleware(mws...),
+		natsrpc.WithMiddleware(a.mws...),
 		natsrpc.WithLogger(a.logger),
 	}, opts...)...)
+	if a.natsRPC == nil {
+		a.natsRPC = make(natsRPCServers)
+	}
+	a.natsRPC[service] = srv
+	a.mu.Unlock()
+
 	var subscribed atomic.Bool
 	check := "natsrpc:" + service
 	a.health.AddReadiness(check, func(context.Context) error {
@@ -48,9 +59,6 @@ func (a *App) NATSRPC(service string, opts ...natsrpc.ServerOption) (*natsrpc.Se
 		return nil
 	})
 	a.Go(check, func(ctx context.Context) error {
-		if n := len(a.Middleware()); n != len(mws) {
-			return fmt.Errorf("svckit: App.Use called after App.NATSRPC(%q): call Use first, so that the middleware wraps every endpoint", service)
-		}
 		nc, err := a.NATS(ctx)
 		if err != nil {
 			return err
@@ -72,6 +80,9 @@ func (a *App) NATSRPC(service string, opts ...natsrpc.ServerOption) (*natsrpc.Se
 	})
 	return srv, nil
 }
+
+// natsRPCServers holds the App's NATS request/reply servers by service name.
+type natsRPCServers map[string]*natsrpc.Server
 
 // NATSRPCClientOptions are the options for NATS request/reply clients (transport/natsrpc):
 // [App.ClientMiddleware] around every call.

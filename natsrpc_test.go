@@ -188,7 +188,7 @@ func TestAppNATSRPCErrors(t *testing.T) {
 		{"no permission", map[string]string{"NATS_URL": ns.PlainURL(), "NATS_USER": "calc", "NATS_PASSWORD": "pw"},
 			func(*svckit.App) {}, "no permission to subscribe svc.calc.Sum"},
 		{"Use after NATSRPC", map[string]string{"NATS_URL": ns.ClientURL()},
-			func(app *svckit.App) { app.Use(requireToken) }, "App.Use called after App.NATSRPC"},
+			func(app *svckit.App) { app.Use(requireToken) }, "or App.NATSRPC"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -209,6 +209,7 @@ type App struct {
 	reg        *natskv.Registry
 	faults     *fault.Injector // nil unless fault injection is on (fault.go)
 	useErr     error           // Use after the servers copied the chain
+	natsRPC    natsRPCServers  // made by NATSRPC (natsrpc.go)
 }
 
 type worker struct {
@@ -399,9 +400,9 @@ func (a *App) GRPCClientOptions() []sgrpc.ClientOption {
 func (a *App) Use(mws ...endpoint.Middleware) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.httpSrv != nil || len(a.grpcSvcs) > 0 {
+	if a.httpSrv != nil || len(a.grpcSvcs) > 0 || len(a.natsRPC) > 0 {
 		if a.useErr == nil {
-			a.useErr = errors.New("svckit: App.Use called after App.HTTP or App.GRPC: call Use first, so that the middleware wraps every endpoint")
+			a.useErr = errors.New("svckit: App.Use called after App.HTTP, App.GRPC or App.NATSRPC: call Use first, so that the middleware wraps every endpoint")
 		}
 		return
 	}
