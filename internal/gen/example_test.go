@@ -26,6 +26,6 @@ func Example() {
 	// pbconv_gen.go
 	// pb/doc_gen.go
 	// pb/stream_pb_gen.go
-	// pb/stream.proto
+	// pb/stream/stream.proto
 	// stream.openapi.json
 }

@@ -33,7 +33,16 @@ type Service struct {
 	Prefix   string // prefix of generated names: "" for an interface named Service, else its name
 	GRPCName string // full gRPC service name, "pkg.Service"
 	Proto    string // protobuf service name
+	Auth     *Auth  // the //svckit:auth of the interface: its methods' default; nil if none
 	Methods  []*Method
+}
+
+// Auth is what a method's callers must present, from //svckit:auth: nothing (Public), or
+// a bearer JWT with, optionally, the roles or scopes the auth policy requires. The OpenAPI
+// document declares it; the auth middleware in main enforces it.
+type Auth struct {
+	Public bool
+	Roles  []string // required roles or scopes, as the security requirement lists them
 }
 
 // Method is one method of a service.
@@ -61,6 +70,7 @@ type Method struct {
 	PathFields []*Field // request fields bound from path wildcards
 	QueryField []*Field // request fields bound from the query string
 	Idempotent bool
+	Auth       *Auth // the method's //svckit:auth, else its interface's; nil if neither has one
 }
 
 // Param is a parameter or result of a method.

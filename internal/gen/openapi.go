@@ -3,6 +3,7 @@ package gen
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"go/types"
 	"strconv"
 	"strings"
@@ -57,6 +58,25 @@ func (o obj) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// oaNames are the schema names of the document: a message's protobuf name unless that
+// would collide with a type a common client generator derives from an operation (or with
+// a fixed name of its runtime).
+type oaNames map[*Message]string
+
+// reservedByGenerators are type and function names that oapi-codegen's default client and
+// models declare in every package; a schema of one of these names does not compile.
+var reservedByGenerators = []string{"Client", "ClientInterface", "ClientOption", "ClientWithResponses",
+	"ClientWithResponsesInterface", "HttpRequestDoer", "RequestEditorFn", "NewClient",
+	"NewClientWithResponses", "WithBaseURL", "WithHTTPClient", "WithRequestEditorFn"}
+
+// opDerivedNames lists the package-level names that client generators derive from an
+// operation id: oapi-codegen writes <Op>Response, <Op>Params, <Op>JSONBody,
+// <Op>JSONRequestBody, New<Op>Request[WithBody] and Parse<Op>Response.
+func opDerivedNames(op string) []string {
+	return []string{op + "Response", op + "Params", op + "JSONBody", op + "JSONRequestBody",
+		"New" + op + "Request", "New" + op + "RequestWithBody", "Parse" + op + "Response"}
+}
+
 // openAPI returns the OpenAPI 3.1 document of the package's HTTP routes.
 func openAPI(pkg *Package) ([]byte, error) {
 	var descs []string
@@ -65,26 +85,83 @@ func openAPI(pkg *Package) ([]byte, error) {
 			descs = append(descs, s.Doc)
 		}
 	}
+	// Only the messages an HTTP operation reaches are schemas of the document: a
+	// gRPC-only method's request, or a GET request whose fields are parameters, is not.
+	reached := map[*Message]bool{}
+	var reach func(t *Type)
+	reachMsg := func(m *Message) {
+		if reached[m] {
+			return
+		}
+		reached[m] = true
+		for _, f := range m.Fields {
+			reach(f.Type)
+		}
+	}
+	reach = func(t *Type) {
+		switch t.Kind {
+		case KindStruct:
+			reachMsg(t.Msg)
+		case KindPointer, KindSlice, KindMap:
+			reach(t.Elem)
+		}
+	}
+	reserved := map[string]bool{"Problem": true}
+	for _, n := range reservedByGenerators {
+		reserved[n] = true
+	}
+	auth, int64s := false, false
+	for _, s := range pkg.Services {
+		for _, m := range s.Methods {
+			if m.HTTPMethod == "" {
+				continue
+			}
+			if hasBody(m) {
+				reachMsg(m.Req)
+			}
+			for _, f := range append(append([]*Field(nil), m.PathFields...), m.QueryField...) {
+				reach(f.Type)
+				int64s = int64s || isInt64(f.Type)
+			}
+			reachMsg(m.Resp)
+			for _, n := range opDerivedNames(s.Prefix + m.Name) {
+				reserved[n] = true
+			}
+			auth = auth || (m.Auth != nil && !m.Auth.Public)
+		}
+	}
+	names := oaNames{}
+	taken := map[string]bool{}
+	for _, m := range pkg.Messages {
+		if !reached[m] {
+			continue
+		}
+		for _, f := range m.Fields {
+			int64s = int64s || isInt64(f.Type)
+		}
+		name := m.Name
+		for i := 1; reserved[name] || taken[name]; i++ {
+			name = m.Name + "Body"
+			if i > 1 {
+				name += strconv.Itoa(i)
+			}
+		}
+		names[m], taken[name] = name, true
+	}
 	info := obj{{"title", pkg.Name}, {"version", "0.0.0"}}
+	if int64s {
+		descs = append(descs, "64-bit integers (format int64) are sent as JSON numbers; requests may also send them as decimal strings, as protojson does. JavaScript numbers are exact only up to 2^53.")
+	}
 	if len(descs) > 0 {
 		info = info.set("description", strings.Join(descs, "\n\n"))
 	}
 	info = info.set("x-svckit", header)
 	paths := obj{}
 	schemas := obj{}
-	streamItems := map[*Message]bool{}
-	for _, s := range pkg.Services {
-		for _, m := range s.Methods {
-			if m.Stream != nil && !m.RespUser {
-				streamItems[m.Resp] = true
-			}
-		}
-	}
 	for _, m := range pkg.Messages {
-		if streamItems[m] {
-			continue
+		if reached[m] {
+			schemas = schemas.set(names[m], names.messageSchema(m))
 		}
-		schemas = schemas.set(m.Name, messageSchema(m))
 	}
 	schemas = schemas.set("Problem", problemSchema())
 	var tags []any
@@ -100,21 +177,54 @@ func openAPI(pkg *Package) ([]byte, error) {
 			}
 			p := openAPIPath(m.HTTPPath)
 			item, _ := paths.get(p).(obj)
-			paths = paths.set(p, item.set(strings.ToLower(m.HTTPMethod), operation(s, m)))
+			paths = paths.set(p, item.set(strings.ToLower(m.HTTPMethod), names.operation(s, m)))
 		}
+	}
+	components := obj{{"schemas", schemas}}
+	if auth {
+		components = components.set("securitySchemes", obj{{"bearer", obj{
+			{"type", "http"}, {"scheme", "bearer"}, {"bearerFormat", "JWT"},
+			{"description", "A JWT in the Authorization header: Authorization: Bearer <token>."},
+		}}})
 	}
 	doc := obj{
 		{"openapi", "3.1.0"},
 		{"info", info},
+		{"servers", []any{obj{{"url", "/"}, {"description", "the service's HTTP address (the host that serves this document)"}}}},
 		{"tags", tags},
 		{"paths", paths},
-		{"components", obj{{"schemas", schemas}}},
+		{"components", components},
 	}
 	out, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		return nil, err
 	}
 	return append(out, '\n'), nil
+}
+
+// hasBody reports whether the method's request travels as a JSON body.
+func hasBody(m *Method) bool {
+	switch m.HTTPMethod {
+	case "POST", "PUT", "PATCH":
+		return true
+	}
+	return false
+}
+
+// isInt64 reports whether t carries 64-bit integers.
+func isInt64(t *Type) bool {
+	switch t.Kind {
+	case KindBasic:
+		switch t.Basic.Kind() {
+		case types.Int, types.Int64, types.Uint, types.Uint64:
+			return true
+		}
+	case KindDuration:
+		return true
+	case KindPointer, KindSlice, KindMap:
+		return isInt64(t.Elem)
+	}
+	return false
 }
 
 // openAPIPath turns a Go route pattern into an OpenAPI path template.
@@ -125,7 +235,12 @@ func openAPIPath(p string) string {
 
 func ref(name string) obj { return obj{{"$ref", "#/components/schemas/" + name}} }
 
-func operation(s *Service, m *Method) obj {
+// problemResponse is a response of problem details.
+func problemResponse(desc string) obj {
+	return obj{{"description", desc}, {"content", obj{{"application/problem+json", obj{{"schema", ref("Problem")}}}}}}
+}
+
+func (n oaNames) operation(s *Service, m *Method) obj {
 	op := obj{{"operationId", s.Prefix + m.Name}, {"tags", []string{s.Name}}}
 	if m.Doc != "" {
 		summary, _, _ := strings.Cut(m.Doc, "\n\n")
@@ -135,12 +250,12 @@ func operation(s *Service, m *Method) obj {
 	}
 	var params []any
 	for _, f := range m.PathFields {
-		params = append(params, obj{{"name", pathName(m.HTTPPath, f)}, {"in", "path"}, {"required", true}, {"schema", typeSchema(f.Type)}})
+		params = append(params, obj{{"name", pathName(m.HTTPPath, f)}, {"in", "path"}, {"required", true}, {"schema", n.typeSchema(f.Type)}})
 	}
 	for _, f := range m.QueryField {
-		sch := typeSchema(f.Type)
+		sch := n.typeSchema(f.Type)
 		if f.Type.Kind == KindPointer {
-			sch = typeSchema(f.Type.Elem)
+			sch = n.typeSchema(f.Type.Elem)
 		}
 		p := obj{{"name", f.JSONName}, {"in", "query"}, {"schema", sch}}
 		if f.Doc != "" {
@@ -151,30 +266,47 @@ func operation(s *Service, m *Method) obj {
 	if len(params) > 0 {
 		op = op.set("parameters", params)
 	}
-	switch m.HTTPMethod {
-	case "POST", "PUT", "PATCH":
-		op = op.set("requestBody", obj{{"required", false}, {"content", obj{{"application/json", obj{{"schema", ref(m.Req.Name)}}}}}})
+	if hasBody(m) {
+		op = op.set("requestBody", obj{{"required", false}, {"content", obj{{"application/json", obj{{"schema", ref(n[m.Req])}}}}}})
 	}
-	var resp any = ref(m.Resp.Name)
+	var resp any = ref(n[m.Resp])
 	if m.RespPtr {
-		resp = obj{{"anyOf", []any{ref(m.Resp.Name), obj{{"type", "null"}}}}}
+		resp = obj{{"anyOf", []any{ref(n[m.Resp]), obj{{"type", "null"}}}}}
 	}
-	op = op.set("responses", obj{
+	responses := obj{
 		{"200", obj{{"description", "OK"}, {"content", obj{{"application/json", obj{{"schema", resp}}}}}}},
-		{"default", obj{{"description", "An error, as RFC 9457 problem details."},
-			{"content", obj{{"application/problem+json", obj{{"schema", ref("Problem")}}}}}}},
-	})
-	return op
+		{"400", problemResponse("The request is malformed or invalid (kind invalid_argument).")},
+	}
+	switch {
+	case m.Auth == nil || m.Auth.Public:
+		// Without //svckit:auth a method is what a service without auth middleware
+		// serves: public. (The generator cannot see the middleware main adds.)
+		op = op.set("security", []any{})
+	default:
+		roles := m.Auth.Roles
+		if roles == nil {
+			roles = []string{}
+		}
+		op = op.set("security", []any{obj{{"bearer", roles}}})
+		responses = responses.set("401", problemResponse("The bearer token is missing, expired or invalid (kind unauthenticated)."))
+		forbidden := "The caller may not make this call (kind permission_denied)."
+		if len(m.Auth.Roles) > 0 {
+			forbidden = fmt.Sprintf("The token lacks a role or scope this call requires (%s; kind permission_denied).", strings.Join(m.Auth.Roles, ", "))
+		}
+		responses = responses.set("403", problemResponse(forbidden))
+	}
+	responses = responses.set("default", problemResponse("An error, as RFC 9457 problem details."))
+	return op.set("responses", responses)
 }
 
-func messageSchema(m *Message) obj {
+func (n oaNames) messageSchema(m *Message) obj {
 	s := obj{{"type", "object"}}
 	if m.Doc != "" {
 		s = s.set("description", m.Doc)
 	}
 	props := obj{}
 	for _, f := range m.Fields {
-		fs := typeSchema(f.Type)
+		fs := n.typeSchema(f.Type)
 		if f.Doc != "" {
 			fs = fs.set("description", f.Doc)
 		}
@@ -184,7 +316,7 @@ func messageSchema(m *Message) obj {
 }
 
 // typeSchema is the JSON Schema (2020-12) of a Go type as encoding/json writes it.
-func typeSchema(t *Type) obj {
+func (n oaNames) typeSchema(t *Type) obj {
 	switch t.Kind {
 	case KindBasic:
 		return basicSchema(t)
@@ -195,12 +327,12 @@ func typeSchema(t *Type) obj {
 	case KindDuration:
 		return obj{{"type", "integer"}, {"format", "int64"}, {"description", "a duration in nanoseconds"}}
 	case KindStruct:
-		return ref(t.Msg.Name)
+		return ref(n[t.Msg])
 	case KindPointer:
 		if t.Elem.Kind == KindStruct {
-			return obj{{"anyOf", []any{ref(t.Elem.Msg.Name), obj{{"type", "null"}}}}}
+			return obj{{"anyOf", []any{ref(n[t.Elem.Msg]), obj{{"type", "null"}}}}}
 		}
-		s := typeSchema(t.Elem)
+		s := n.typeSchema(t.Elem)
 		if ty, ok := s.get("type").(string); ok {
 			s = s.set("type", []string{ty, "null"})
 		}
@@ -209,9 +341,9 @@ func typeSchema(t *Type) obj {
 		}
 		return s
 	case KindSlice:
-		return obj{{"type", []string{"array", "null"}}, {"items", typeSchema(t.Elem)}}
+		return obj{{"type", []string{"array", "null"}}, {"items", n.typeSchema(t.Elem)}}
 	case KindMap:
-		return obj{{"type", []string{"object", "null"}}, {"additionalProperties", typeSchema(t.Elem)}}
+		return obj{{"type", []string{"object", "null"}}, {"additionalProperties", n.typeSchema(t.Elem)}}
 	}
 	return obj{}
 }

@@ -33,7 +33,7 @@ func loadOpenAPI(t *testing.T, path string) *openapi3.T {
 // documents with a JSON Schema 2020-12 validator.
 func TestOpenAPIValid(t *testing.T) {
 	var paths []string
-	for _, pattern := range []string{"testdata/golden/*/*.openapi.json", "testdata/bench50/*.openapi.json", "../../examples/*/*/*.openapi.json"} {
+	for _, pattern := range []string{"testdata/golden/*/*.openapi.json", "testdata/golden/twins/*/*/*.openapi.json", "testdata/bench50/*.openapi.json", "../../examples/*/*/*.openapi.json"} {
 		found, err := filepath.Glob(pattern)
 		if err != nil {
 			t.Fatal(err)
@@ -104,4 +104,72 @@ func trimSpace(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
+}
+
+// TestOpenAPIContract checks what the documents declare beyond their shapes: the auth of
+// each operation from //svckit:auth (the shop gateway's PlaceOrder needs a bearer JWT,
+// ListProducts is public), its 4xx responses, a server, only the schemas an HTTP operation
+// uses (addsvc's gRPC-only RangeRequest is not one), and schema names that do not collide
+// with the <operationId>Response types oapi-codegen declares (addsvc's ConcatResponse).
+func TestOpenAPIContract(t *testing.T) {
+	gw := loadOpenAPI(t, "../../examples/shop/gateway/gateway.openapi.json")
+	add := loadOpenAPI(t, "../../examples/addsvc/addsvc/addsvc.openapi.json")
+	op := func(doc *openapi3.T, path, method string) *openapi3.Operation {
+		t.Helper()
+		item := doc.Paths.Value(path)
+		if item == nil || item.GetOperation(method) == nil {
+			t.Fatalf("no operation %s %s", method, path)
+		}
+		return item.GetOperation(method)
+	}
+	for _, tc := range []struct {
+		name     string
+		op       *openapi3.Operation
+		security []string // nil: public (an empty requirement list)
+		statuses []string
+	}{
+		{"PlaceOrder", op(gw, "/orders", "POST"), []string{"bearer"}, []string{"200", "400", "401", "403", "default"}},
+		{"GetOrder", op(gw, "/orders/{id}", "GET"), []string{"bearer"}, []string{"200", "400", "401", "403", "default"}},
+		{"ListProducts", op(gw, "/products", "GET"), nil, []string{"200", "400", "default"}},
+		{"Concat", op(add, "/concat", "POST"), nil, []string{"200", "400", "default"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.op.Security == nil {
+				t.Fatal("no security: every operation declares its auth")
+			}
+			var got []string
+			for _, req := range *tc.op.Security {
+				for name := range req {
+					got = append(got, name)
+				}
+			}
+			if !slices.Equal(got, tc.security) {
+				t.Errorf("security %v, want %v", got, tc.security)
+			}
+			var statuses []string
+			for code := range tc.op.Responses.Map() {
+				statuses = append(statuses, code)
+			}
+			slices.Sort(statuses)
+			if !slices.Equal(statuses, tc.statuses) {
+				t.Errorf("responses %v, want %v", statuses, tc.statuses)
+			}
+		})
+	}
+	if s := gw.Components.SecuritySchemes["bearer"]; s == nil || s.Value.Type != "http" || s.Value.Scheme != "bearer" || s.Value.BearerFormat != "JWT" {
+		t.Errorf("gateway securitySchemes: %+v", gw.Components.SecuritySchemes)
+	}
+	if len(add.Components.SecuritySchemes) != 0 {
+		t.Errorf("addsvc declares security schemes it does not use: %v", add.Components.SecuritySchemes)
+	}
+	for _, doc := range []*openapi3.T{gw, add} {
+		if len(doc.Servers) == 0 {
+			t.Errorf("%s: no servers", doc.Info.Title)
+		}
+	}
+	for name, want := range map[string]bool{"RangeRequest": false, "ConcatResponse": false, "ConcatResponseBody": true, "ConcatRequest": true, "Problem": true} {
+		if got := add.Components.Schemas[name] != nil; got != want {
+			t.Errorf("addsvc schema %s present = %v, want %v", name, got, want)
+		}
+	}
 }

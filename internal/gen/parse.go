@@ -318,8 +318,10 @@ func (p *parser2) service(d ifaceDecl) {
 				continue
 			}
 			p.pbDir, p.pbDirPos = dir.args, dpos
+		case "auth":
+			s.Auth = p.authDirective(dir, d.name)
 		default:
-			p.errs.add(dpos, d.name, "unknown directive //svckit:%s on an interface (known: gen, grpc, pb)", dir.name)
+			p.errs.add(dpos, d.name, "unknown directive //svckit:%s on an interface (known: gen, grpc, pb, auth)", dir.name)
 		}
 	}
 	type mth struct {
@@ -599,9 +601,14 @@ func (p *parser2) methodDirectives(m *Method, doc *ast.CommentGroup, where strin
 			m.HTTPMethod, m.HTTPPath = meth, pth
 		case "idempotent":
 			m.Idempotent = true
+		case "auth":
+			m.Auth = p.authDirective(d, where)
 		default:
-			p.errs.add(dpos, where, "unknown directive //svckit:%s on a method (known: http, idempotent)", d.name)
+			p.errs.add(dpos, where, "unknown directive //svckit:%s on a method (known: http, idempotent, auth)", d.name)
 		}
+	}
+	if m.Auth == nil {
+		m.Auth = m.Svc.Auth
 	}
 	if m.Stream != nil {
 		if explicit && m.HTTPMethod != "" {
@@ -614,6 +621,25 @@ func (p *parser2) methodDirectives(m *Method, doc *ast.CommentGroup, where strin
 		return
 	}
 	p.bindHTTP(m, where)
+}
+
+// authDirective parses //svckit:auth public | bearer [role-or-scope ...].
+func (p *parser2) authDirective(d directive, where string) *Auth {
+	f := strings.Fields(d.args)
+	switch {
+	case len(f) == 1 && f[0] == "public":
+		return &Auth{Public: true}
+	case len(f) >= 1 && f[0] == "bearer":
+		for _, r := range f[1:] {
+			if strings.ContainsAny(r, "\"\\") {
+				p.errs.add(p.pos(d.pos), where, "//svckit:auth %s: a role or scope has no quotes or backslashes", d.args)
+				return nil
+			}
+		}
+		return &Auth{Roles: f[1:]}
+	}
+	p.errs.add(p.pos(d.pos), where, "//svckit:auth %s: want public, or bearer and the roles or scopes the policy requires", d.args)
+	return nil
 }
 
 // bindHTTP matches path wildcards and, for GET and DELETE, query parameters to request

@@ -15,6 +15,7 @@ import (
 // Gateway is the shop's public API.
 //
 //svckit:grpc shop.Gateway
+//svckit:auth bearer
 type Gateway interface {
 	// PlaceOrder places an order for the caller, the subject of the bearer token, and
 	// returns it confirmed or cancelled — or, when the order's saga outlasts the
@@ -28,6 +29,7 @@ type Gateway interface {
 	GetOrder(ctx context.Context, id string) (Order, error)
 	// ListProducts returns the catalogue.
 	//svckit:http GET /products
+	//svckit:auth public
 	ListProducts(ctx context.Context) ([]Product, error)
 }
 
