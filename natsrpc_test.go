@@ -73,6 +73,9 @@ func TestAppNATSRPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	natsrpc.Handle(srv, "Sum", func(_ context.Context, r addReq) (int, error) { return r.A + r.B, nil })
+	if again, err := app.NATSRPC("adder"); err != nil || again != srv {
+		t.Fatalf("second NATSRPC(adder) = %p, %v; want the first server %p", again, err, srv)
+	}
 	runApp(t, app)
 
 	callerSpans := tracetest.NewInMemoryExporter()
