@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -62,6 +63,9 @@ func ParseFlags(args []string, stderr io.Writer) (Flags, error) {
 	if fs.NArg() > 1 {
 		return f, fmt.Errorf("svckit dev: want at most one directory, got %q", fs.Args())
 	}
+	if err := loopbackListen(f.Listen); err != nil {
+		return f, err
+	}
 	f.Dir = DefaultDir(".")
 	if fs.NArg() == 1 {
 		f.Dir = fs.Arg(0)
@@ -111,6 +115,25 @@ func RunUntilSignal(ctx context.Context, opts Options, ready func(*System)) erro
 	}()
 	if err := sys.Stop(stopCtx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
+	}
+	return nil
+}
+
+// loopbackListen refuses a -listen address other processes of other machines could
+// reach: the dashboard shows logs, traces and development tokens, and the collector takes
+// spans, to anyone who can connect; its guards (LocalOnly, the run's secret) assume a
+// loopback listener.
+func loopbackListen(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("svckit dev: -listen %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("svckit dev: -listen %q: not a loopback address (127.0.0.1, ::1, localhost): "+
+			"the dashboard and collector serve logs, traces and tokens to whoever connects", addr)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -277,6 +278,25 @@ func TestStartDiscovered(t *testing.T) {
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+func TestListenMustBeLoopback(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		ok   bool
+	}{
+		{"127.0.0.1:7070", true}, {"[::1]:7070", true}, {"localhost:0", true}, {"127.0.0.2:80", true},
+		{"0.0.0.0:7070", false}, {":7070", false}, {"[::]:7070", false}, {"192.168.1.4:7070", false},
+		{"example.com:7070", false}, {"7070", false},
+	} {
+		_, err := devrun.ParseFlags([]string{"-listen", tc.addr}, io.Discard)
+		if (err == nil) != tc.ok {
+			t.Errorf("-listen %s: err = %v, want ok %v", tc.addr, err, tc.ok)
+		}
+		if err != nil && strings.Contains(err.Error(), "\n") {
+			t.Errorf("-listen %s: error on several lines: %v", tc.addr, err)
 		}
 	}
 }
