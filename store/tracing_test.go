@@ -180,10 +180,11 @@ func testTracing(t *testing.T, st *store.Store, sys string) {
 	}
 }
 
-// BenchmarkTracingOff measures a query through the Store's traced pool when the context
-// carries no recording span, beside the same query on a bare database/sql pool of the
-// same file: the difference is what tracing costs when it is off.
-func BenchmarkTracingOff(b *testing.B) {
+// BenchmarkTracing measures a point query through the Store's traced pool when the
+// context carries no span (off), a non-recording span (noop) and a recording span of an SDK
+// provider without exporter (recording), beside the same query on a bare database/sql pool
+// of the same file: the differences are what the tracing costs.
+func BenchmarkTracing(b *testing.B) {
 	ctx := context.Background()
 	path := filepath.Join(b.TempDir(), "b.db")
 	st, err := store.Open(ctx, "sqlite:"+path)
@@ -204,14 +205,19 @@ func BenchmarkTracingOff(b *testing.B) {
 	defer bare.Close()
 	nctx, span := noop.NewTracerProvider().Tracer("b").Start(ctx, "noop")
 	defer span.End()
+	tp := sdktrace.NewTracerProvider()
+	defer tp.Shutdown(ctx)
+	rctx, rspan := tp.Tracer("b").Start(ctx, "request")
+	defer rspan.End()
 	for _, bc := range []struct {
 		name string
 		db   *sql.DB
 		ctx  context.Context
 	}{
 		{"bare", bare, ctx},
-		{"store", st.ReadDB(), ctx},
-		{"store-noop-span", st.ReadDB(), nctx},
+		{"store-off", st.ReadDB(), ctx},
+		{"store-noop", st.ReadDB(), nctx},
+		{"store-recording", st.ReadDB(), rctx},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var v string
