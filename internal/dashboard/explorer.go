@@ -88,7 +88,7 @@ func (d *dash) endpointsFromTraces() map[string][]Endpoint {
 		for i := range t.Spans {
 			sp := &t.Spans[i]
 			if sp.Kind == "server" {
-				found[key{sp.Service, sp.Name, sp.Attrs["rpc.system"]}] = true
+				found[key{sp.Service, sp.Name, spanTransport(sp)}] = true
 			}
 		}
 		return len(found) < 500
@@ -371,4 +371,16 @@ func (d *dash) mtlsTransport(service string) http.RoundTripper {
 		d.tlsTr = shttp.NewTransport(cfg)
 	}
 	return d.tlsTr
+}
+
+// spanTransport is the transport of a server span: rpc.system.name (semantic conventions
+// v1.43, gRPC spans), or rpc.system (older binaries), or "http" for a span with neither.
+func spanTransport(sp *devrun.Span) string {
+	if t := sp.Attrs["rpc.system.name"]; t != "" {
+		return t
+	}
+	if t := sp.Attrs["rpc.system"]; t != "" {
+		return t
+	}
+	return "http"
 }
