@@ -33,8 +33,9 @@
 // Request bodies are limited to [DefaultMaxBodyBytes] ([WithMaxBodyBytes]) below the NATS
 // server's max_payload; a larger one is answered ResourceExhausted. A body that is not
 // JSON of the request type is answered InvalidArgument naming the offset or field. A
-// request without a reply subject is dropped without running the endpoint (it could never
-// be answered). A panic in a handler answers Internal and the server keeps serving. At
+// request without a reply subject, or with one that is not a literal subject of at most
+// 1024 bytes (wildcards), is dropped without running the endpoint: it could never be
+// answered. A panic in a handler answers Internal and the server keeps serving. At
 // most [DefaultMaxInFlight] calls run at once per [Serving] ([WithMaxInFlight]); beyond
 // that the subscription stops reading and NATS buffers the requests. The client refuses
 // to send a request larger than its limit or the connection's max payload

@@ -692,3 +692,30 @@ func TestClosedConnection(t *testing.T) {
 		t.Fatalf("took %v", el)
 	}
 }
+
+// TestHostileReplySubject sends requests whose reply subjects the server could not
+// publish to (wildcards): they are dropped, and the server's connection keeps serving.
+func TestHostileReplySubject(t *testing.T) {
+	ns := startNATS(t)
+	snc := connect(t, ns.ClientURL(), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	srv := natsrpc.NewServer("calc")
+	var calls atomic.Int32
+	natsrpc.Handle(srv, "Sum", func(ctx context.Context, r sumReq) (sumResp, error) { calls.Add(1); return sum(ctx, r) })
+	serve(t, srv, snc)
+	nc := connect(t, ns.ClientURL())
+	for _, reply := range []string{"evil.*", "evil.>", ">", "a..b", "*", "_INBOX." + strings.Repeat("x", 2000)} {
+		if err := nc.PublishMsg(&nats.Msg{Subject: "svc.calc.Sum", Reply: reply, Data: []byte(`{"a":1}`)}); err != nil {
+			t.Fatalf("publish with reply %q: %v", reply, err)
+		}
+	}
+	got, err := natsrpc.Call[sumReq, sumResp](natsrpc.NewClient(nc, "calc"), "Sum")(context.Background(), sumReq{A: 1, B: 2})
+	if err != nil || got.V != 3 {
+		t.Fatalf("call after hostile replies: %v %v", got, err)
+	}
+	if err := snc.Flush(); err != nil || !snc.IsConnected() {
+		t.Fatalf("server connection %v: %v", snc.Status(), err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("endpoint ran %d times, want 1", n)
+	}
+}

@@ -22,6 +22,9 @@ import (
 // [WithMaxInFlight] says otherwise.
 const DefaultMaxInFlight = 1024
 
+// maxReplySubject bounds the length of a reply subject the server answers.
+const maxReplySubject = 1024
+
 // DefaultDrainTimeout bounds [Server.Serve]'s drain when its context ends.
 const DefaultDrainTimeout = 30 * time.Second
 
@@ -335,6 +338,12 @@ func (sv *Serving) callback(m *method) nats.MsgHandler {
 	return func(msg *nats.Msg) {
 		if msg.Reply == "" {
 			sv.s.logger.Debug("request without a reply subject dropped", slog.String("subject", msg.Subject))
+			return
+		}
+		if len(msg.Reply) > maxReplySubject || checkSubject(msg.Reply) != nil {
+			// A reply subject with wildcards could never be answered, and publishing to it
+			// would only earn the connection an error from the NATS server.
+			sv.s.logger.Debug("request with an invalid reply subject dropped", slog.String("subject", msg.Subject))
 			return
 		}
 		sv.inflight.Add(1)
