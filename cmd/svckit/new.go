@@ -21,6 +21,7 @@ import (
 	"strings"
 	"syscall"
 	"text/template"
+	"unicode"
 
 	"github.com/svckit/svckit/internal/gen"
 )
@@ -177,6 +178,29 @@ type scaffoldData struct {
 
 // Batteries reports whether the service uses any battery: then main has a config struct.
 func (d scaffoldData) Batteries() bool { return d.Store || d.Bus || len(d.Peers) > 0 }
+
+// GRPCName is the protobuf package and service of the scaffolded interface, in the form
+// buf lint's STANDARD rules want: a versioned package and a Service suffix
+// (user-profiles → userprofiles.v1.UserProfilesService).
+func (d scaffoldData) GRPCName() string {
+	var b strings.Builder
+	up := true
+	for _, r := range d.Name {
+		switch {
+		case !unicode.IsLetter(r) && !unicode.IsDigit(r):
+			up = true
+			continue
+		case b.Len() == 0 && unicode.IsDigit(r):
+			b.WriteString("S")
+		}
+		if up {
+			r = unicode.ToUpper(r)
+			up = false
+		}
+		b.WriteRune(r)
+	}
+	return d.Pkg + ".v1." + b.String() + "Service"
+}
 
 // Stream is the name of the service's event stream.
 func (d scaffoldData) Stream() string { return strings.ToUpper(d.Pkg) }

@@ -254,3 +254,25 @@ func TestScaffoldTemplates(t *testing.T) {
 		})
 	}
 }
+
+// TestScaffoldGRPCName checks the gRPC name svckit new gives a service: a versioned
+// protobuf package and a Service suffix, as buf lint's STANDARD rules want.
+func TestScaffoldGRPCName(t *testing.T) {
+	for _, tc := range []struct{ name, pkg, want string }{
+		{"inventory", "inventory", "inventory.v1.InventoryService"},
+		{"user-profiles", "userprofiles", "userprofiles.v1.UserProfilesService"},
+		{"billing_api2", "billingapi2", "billingapi2.v1.BillingApi2Service"},
+	} {
+		d := scaffoldData{Name: tc.name, Pkg: tc.pkg}
+		if got := d.GRPCName(); got != tc.want {
+			t.Errorf("%s: GRPCName() = %s, want %s", tc.name, got, tc.want)
+		}
+		src, err := execTemplate("service.go.tmpl", d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(src), "\n//svckit:grpc "+tc.want+"\ntype Service interface {") {
+			t.Errorf("%s: service.go does not carry //svckit:grpc %s:\n%s", tc.name, tc.want, src)
+		}
+	}
+}
