@@ -2,6 +2,8 @@ package svckit_test
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -228,4 +230,51 @@ func connectNATS(t *testing.T, url string) *nats.Conn {
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// A service served on NATS request/reply: the methods of "adder" answer on
+// svc.adder.<Method> in the queue group "adder", with the App's middleware, while the
+// App runs. Callers need only a NATS connection.
+func ExampleApp_NATSRPC() {
+	ctx, stop := context.WithCancel(context.Background())
+	dir, _ := os.MkdirTemp("", "natsrpc-example")
+	defer os.RemoveAll(dir)
+	ns, err := natsserver.Start(ctx, dir) // `svckit dev` and tests start one; production has its own
+	if err != nil {
+		panic(err)
+	}
+	defer ns.Shutdown(context.Background())
+	env := map[string]string{"NATS_URL": ns.ClientURL()}
+	app, err := svckit.New(ctx, "adder", &natsApp{}, svckit.Options{
+		Args:   []string{"-http-addr", "", "-grpc-addr", "", "-admin-addr", "127.0.0.1:0"},
+		Env:    func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+		Stdout: io.Discard,
+	})
+	if err != nil {
+		panic(err)
+	}
+	srv, err := app.NATSRPC("adder")
+	if err != nil {
+		panic(err)
+	}
+	natsrpc.Handle(srv, "Sum", func(_ context.Context, r addReq) (int, error) { return r.A + r.B, nil })
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		panic(err)
+	}
+	defer nc.Close()
+	sum := natsrpc.Call[addReq, int](natsrpc.NewClient(nc, "adder"), "Sum")
+	// Until the App has subscribed, NATS answers "no responders" and the client retries.
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	fmt.Println(sum(cctx, addReq{A: 2, B: 3}))
+
+	stop() // as SIGTERM would: the subscription drains, then the connection closes
+	fmt.Println("stopped:", <-done)
+	// Output:
+	// 5 <nil>
+	// stopped: <nil>
 }
