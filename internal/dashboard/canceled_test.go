@@ -49,6 +49,7 @@ func TestCanceledIsNoError(t *testing.T) {
 		{"svcerr kind", errStatus("orders/Get: request canceled"), []*commonpb.KeyValue{str("svckit.error.kind", "canceled")}, true, false},
 		{"http 499", nil, []*commonpb.KeyValue{num("http.response.status_code", 499)}, true, false},
 		{"grpc CANCELLED", errStatus("the call has ended"), []*commonpb.KeyValue{num("rpc.grpc.status_code", 1)}, true, false},
+		{"rpc.response.status_code", errStatus(""), []*commonpb.KeyValue{str("rpc.response.status_code", "CANCELLED")}, true, false},
 		{"context canceled", errStatus("Post \"http://x\": context canceled"), nil, true, false},
 		{"failure", errStatus("payments/Charge: internal"), []*commonpb.KeyValue{str("svckit.error.kind", "internal")}, false, true},
 		{"ok", nil, []*commonpb.KeyValue{num("http.response.status_code", 200)}, false, false},

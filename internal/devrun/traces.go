@@ -40,7 +40,8 @@ func canceled(s *Span) bool {
 	a := s.Attrs
 	switch {
 	case a["svckit.error.kind"] == "canceled", a["http.response.status_code"] == "499", a["http.status_code"] == "499",
-		a["rpc.grpc.status_code"] == "1", strings.EqualFold(a["error.type"], "canceled"), a["error.type"] == "context.Canceled":
+		a["rpc.grpc.status_code"] == "1", a["rpc.response.status_code"] == "CANCELLED", // semconv before v1.40 and from it
+		strings.EqualFold(a["error.type"], "canceled"), a["error.type"] == "context.Canceled":
 		return true
 	}
 	st := strings.ToLower(s.Status)
