@@ -3,8 +3,10 @@ package dashboard_test
 import (
 	"bytes"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"testing"
 	"time"
 
@@ -143,4 +145,41 @@ func TestDescriptionOnce(t *testing.T) {
 	if eps[1].Path != "/orders/{id}" || eps[1].Description != "" || eps[1].Summary == "" {
 		t.Errorf("GetOrder's description repeats its summary: %+v", eps[1])
 	}
+}
+
+// TestTraceHeapWithStoreSpans fills the trace store with 10,000 shop-like traces that
+// carry, besides their 9 calls and event hops, the 13 store statements a real order's
+// trace has since package store traces its statements (22 spans in all), and reports the
+// heap they take beside the same traces without them; the store keeps its bound.
+func TestTraceHeapWithStoreSpans(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills the trace store")
+	}
+	start := time.Now()
+	heapOf := func(withStore bool) float64 {
+		before := heapMB()
+		sys := storeSystem()
+		for i := range 10_000 {
+			spans := shopTrace(i, start.Add(time.Duration(i)*time.Millisecond))
+			if withStore {
+				for j := range 13 {
+					p := spans[2+j%5] // under the orders, catalog and payments spans
+					spans = append(spans, devrun.Span{TraceID: p.TraceID, SpanID: fmt.Sprintf("%016x", uint64(i)<<8|uint64(0x80+j)), ParentID: p.SpanID,
+						Service: p.Service, Name: "INSERT saga_steps", Kind: "client", Start: p.Start, End: p.Start.Add(80 * time.Microsecond),
+						Attrs: map[string]string{"db.system.name": "sqlite", "db.system": "sqlite", "db.operation.name": "INSERT", "db.collection.name": "saga_steps"}})
+				}
+			}
+			sys.Traces.Add(spans)
+		}
+		mb := heapMB() - before
+		traces, spans := sys.Traces.Stats()
+		if traces != 10_000 {
+			t.Fatalf("%d traces kept", traces)
+		}
+		t.Logf("10,000 traces, %d spans: %.1f MB", spans, mb)
+		runtime.KeepAlive(sys)
+		return mb
+	}
+	without, with := heapOf(false), heapOf(true)
+	t.Logf("store spans: %.1f MB → %.1f MB (×%.2f)", without, with, with/without)
 }
