@@ -125,12 +125,13 @@ func bareGRPC(addr string) {
 // stdout, RED metrics, timeout and panic recovery. Sampling and the exporter come from
 // the OTEL_* environment that bench/run.sh sets.
 func svckitServer(mode, addr, admin string) {
-	args := []string{"-admin-addr", admin, "-pprof", "-http-addr", "", "-grpc-addr", ""}
+	httpAddr, grpcAddr := "", ""
 	if mode == "svckit-http" {
-		args[3] = addr
+		httpAddr = addr
 	} else {
-		args[5] = addr
+		grpcAddr = addr
 	}
+	args := []string{"-admin-addr", admin, "-pprof", "-http-addr", httpAddr, "-grpc-addr", grpcAddr}
 	os.Args = append(os.Args[:1], args...)
 	svckit.Main("addsvc", &svckit.Config{}, func(_ context.Context, app *svckit.App) error {
 		e := addsvc.MakeEndpoints(addsvc.New())
