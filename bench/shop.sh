@@ -66,3 +66,5 @@ join "$work/before" "$work/after" | awk -v hz="$hz" -v n="$ok" '
 	END { printf "%-22s %10.2f %12.3f\n", "total (dev, services)", total, 1000 * total / n }' | sort -k3 -g -r
 read -r u s <"$work/load.time"
 awk -v u="$u" -v s="$s" -v n="$ok" 'BEGIN { printf "%-22s %10.2f %12.3f\n", "svckit load", u + s, 1000 * (u + s) / n }'
+echo
+awk '/^VmRSS|^VmHWM/{printf "svckit dev %s %.0f MB\n", $1, $2 / 1024}' "/proc/$dev/status"
