@@ -151,6 +151,23 @@ func TestBrowserShop(t *testing.T) {
 		t.Fatalf("no notifications consumer span under the order's spans: %v", consumerPath)
 	}
 	t.Logf("consumer span's ancestry: %s", strings.Join(consumerPath, " ← "))
+	// The services' store statements, traced by package store, each under a span of its
+	// own service: the catalog's reservation, the payment, the saga's rows.
+	type stmt struct{ Name, Service, ParentService string }
+	stmts := eval[[]stmt](t, ctx, `Array.from(document.querySelectorAll('#waterfall .span-row')).filter(r => /^(SELECT|INSERT|UPDATE|DELETE) /.test(r.dataset.name)).map(r => ({
+		Name: r.dataset.name, Service: r.dataset.service,
+		ParentService: (document.querySelector('#waterfall .span-row[data-span-id="' + r.dataset.parentId + '"]') || {dataset: {}}).dataset.service || ''}))`)
+	seen := map[string]bool{}
+	for _, st := range stmts {
+		if st.ParentService != st.Service {
+			t.Errorf("statement %s of %s under a span of %q", st.Name, st.Service, st.ParentService)
+		}
+		seen[st.Service] = true
+	}
+	if !seen["catalog"] || !seen["payments"] || !seen["orders"] {
+		t.Errorf("store statements of %v in the order's trace, want catalog, payments and orders: %+v", seen, stmts)
+	}
+	t.Logf("%d store statements in the order's trace", len(stmts))
 	if err := chromedp.Do(ctx, chromedp.Click(`#waterfall .span-row[data-service="notifications"][data-kind="consumer"]`)); err != nil {
 		t.Fatal(err)
 	}

@@ -712,7 +712,7 @@ function renderTrace(box, t) {
       'data-service': s.service, 'data-name': s.name, 'data-kind': s.kind},
     h('div', {class: 'name', style: {paddingLeft: (4 + s._depth * 16) + 'px'}, title: s.name},
       h('span', {class: 'svc', style: {background: svcColor(s.service)}}),
-      h('b', {}, s.service), ' ', s.name, ' ', h('span', {class: 'muted'}, s.kind),
+      h('b', {}, s.service), ' ', s.name, ' ', h('span', {class: 'muted'}, dbSystem(s) || s.kind),
       s._orphan ? h('span', {class: 'badge warn', title: 'parent span not received'}, '?') : '',
       s.error ? h('span', {class: 'badge err'}, 'error') : '',
       s.canceled ? h('span', {class: 'badge cancel', title: 'cancelled by its client: not an error of the service'}, 'cancelled') : ''),
@@ -737,6 +737,9 @@ function renderTrace(box, t) {
       rows),
     detail);
 }
+
+// dbSystem names the database of a span of a store statement (its kind is client).
+function dbSystem(s) { return s.attrs && (s.attrs['db.system.name'] || s.attrs['db.system']) || ''; }
 
 // spanNs returns a span's duration in nanoseconds from its RFC 3339 times (a Date holds
 // milliseconds only: the digits below are added separately).
