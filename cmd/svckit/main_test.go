@@ -167,7 +167,7 @@ func newOutsideModule(t *testing.T, with string) {
 	}
 	svc := filepath.Join(dir, "inventory")
 	files := []string{"go.mod", "go.sum", "service.go", "impl.go", "service_test.go", "cmd/inventory/main.go", "Dockerfile",
-		"service_gen.go", "pbconv_gen.go", "pb/inventory.proto", "pb/inventory_pb_gen.go", "inventory.openapi.json"}
+		"service_gen.go", "pbconv_gen.go", "pb/inventory/v1/inventory.proto", "pb/inventory_pb_gen.go", "inventory.openapi.json"}
 	if bat.Store {
 		files = append(files, "migrations/001_init.sql")
 	}
