@@ -37,6 +37,9 @@ func AccessLog(logger *slog.Logger) endpoint.Middleware {
 		return endpoint.Nop
 	}
 	base := NewContextHandler(logger.Handler())
+	if ch, ok := base.(*contextHandler); ok && ch.lines != nil {
+		return fastAccessLog(ch.lines)
+	}
 	// The access log adds the context's ids to its own record, which nobody else shares,
 	// so it can skip the context handler's defensive copy of the record.
 	direct := false
@@ -88,6 +91,41 @@ func AccessLog(logger *slog.Logger) endpoint.Middleware {
 				r.AddAttrs(ids[:n]...)
 			}
 			_ = h.Handle(ctx, r)
+			return resp, err
+		}
+	}
+}
+
+// fastAccessLog is AccessLog for a logger that NewLogger made with the JSON format: the
+// same lines, encoded without going through slog (see lineFormat).
+func fastAccessLog(j *lineFormat) endpoint.Middleware {
+	return func(info endpoint.Info, next endpoint.Handler) endpoint.Handler {
+		msg := AccessLogServerMsg
+		if info.Client {
+			msg = AccessLogClientMsg
+		}
+		line := newAccessLine(j, msg, info.Transport, info.Service, info.Method)
+		return func(ctx context.Context, req any) (any, error) {
+			if !j.enabled(slog.LevelError) {
+				return next(ctx, req)
+			}
+			start := time.Now()
+			resp, err := next(ctx, req)
+			end := time.Now()
+			level := slog.LevelInfo
+			var kind svcerr.Kind
+			if err != nil {
+				kind = svcerr.KindOf(err)
+				level = LogLevel(kind)
+			}
+			if !j.enabled(level) {
+				return resp, err
+			}
+			if err != nil {
+				line.write(ctx, end, level, end.Sub(start), kind.String(), err.Error(), true)
+			} else {
+				line.write(ctx, end, level, end.Sub(start), "", "", false)
+			}
 			return resp, err
 		}
 	}

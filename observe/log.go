@@ -45,19 +45,30 @@ type LogOptions struct {
 // with a context carry trace_id, span_id and request_id.
 func NewLogger(w io.Writer, opts LogOptions) *slog.Logger {
 	ho := &slog.HandlerOptions{Level: opts.Level, AddSource: opts.AddSource}
-	var h slog.Handler
+	var (
+		h     slog.Handler
+		lines *lineFormat
+	)
 	if opts.Format == "text" {
 		h = slog.NewTextHandler(w, ho)
 	} else {
-		h = slog.NewJSONHandler(w, ho)
+		lw := &lockedWriter{w: w}
+		h = slog.NewJSONHandler(lw, ho)
+		if !opts.AddSource {
+			// AccessLog encodes its lines itself, in this handler's format.
+			lines = &lineFormat{w: lw, level: opts.Level, flush: opts.Flush, flushLevel: opts.FlushLevel}
+		}
 	}
 	if opts.Service != "" {
 		h = h.WithAttrs([]slog.Attr{slog.String("service", opts.Service)})
+		if lines != nil {
+			lines.attrs = appendJSONAttr(nil, "service", opts.Service)
+		}
 	}
 	if opts.Flush != nil {
 		h = FlushOnLevel(h, opts.Flush, opts.FlushLevel)
 	}
-	return slog.New(NewContextHandler(h))
+	return slog.New(&contextHandler{base: h, h: h, lines: lines})
 }
 
 // NewContextHandler returns a handler that adds to each record, before passing it to h, the
@@ -81,10 +92,14 @@ func NewContextHandler(h slog.Handler) slog.Handler {
 // with all groups and attributes added since (h == base while there are no groups). The
 // ids must not land inside a group, so when there are groups Handle rebuilds h from base
 // with the ids added first, replaying ops.
+//
+// lines is set only on the handler NewLogger returns, whose records AccessLog may encode
+// itself; handlers derived with WithAttrs or WithGroup drop it.
 type contextHandler struct {
-	base slog.Handler
-	h    slog.Handler
-	ops  []handlerOp
+	base  slog.Handler
+	h     slog.Handler
+	ops   []handlerOp
+	lines *lineFormat
 }
 
 // handlerOp is a WithGroup (group != "") or WithAttrs call made after the first group.
