@@ -5,14 +5,17 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
@@ -242,4 +245,125 @@ func BenchmarkStoreMemory(b *testing.B) {
 			runtime.KeepAlive(traces)
 		}
 	})
+}
+
+// TestTraceStoreBounds checks both bounds of a TraceStore: the count drops the oldest
+// trace, the bytes drop the oldest traces too, and queries, Get and Stats agree on what is
+// left.
+func TestTraceStoreBounds(t *testing.T) {
+	g := newOrderGen(t)
+	tests := []struct {
+		name       string
+		limit      int
+		maxBytes   int
+		orders     int
+		wantTraces int // 0: fewer than orders, more than 0
+	}{
+		{"count", 50, 0, 80, 50},
+		{"under both", 100, 0, 80, 80},
+		{"bytes", 1000, 64 << 10, 200, 0},
+		{"bytes below one trace keeps the newest", 1000, 1, 5, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := NewTraceStore(tc.limit)
+			s.SetMaxBytes(tc.maxBytes)
+			var ids []string
+			for n := range tc.orders {
+				bySvc, _ := g.next(n)
+				for _, svc := range []string{"notifications", "payments", "catalog", "orders", "gateway"} {
+					s.Add(bySvc[svc])
+				}
+				ids = append(ids, bySvc["gateway"][0].TraceID)
+			}
+			traces, spans := s.Stats()
+			if tc.wantTraces > 0 && traces != tc.wantTraces || tc.wantTraces == 0 && (traces == 0 || traces >= tc.orders) {
+				t.Fatalf("kept %d traces of %d, want %d", traces, tc.orders, tc.wantTraces)
+			}
+			if spans != traces*len(g.o.Spans) {
+				t.Errorf("spans = %d, want %d", spans, traces*len(g.o.Spans))
+			}
+			if tc.maxBytes > 1 && s.bytes > tc.maxBytes {
+				t.Errorf("estimated bytes %d over the bound %d", s.bytes, tc.maxBytes)
+			}
+			// The newest traces are kept, the older ones are gone everywhere.
+			sums := s.Query(TraceFilter{Limit: 100_000})
+			if len(sums) != traces {
+				t.Fatalf("Query returned %d traces, want %d", len(sums), traces)
+			}
+			for i, id := range ids {
+				_, ok := s.Get(id)
+				if want := i >= len(ids)-traces; ok != want {
+					t.Fatalf("Get(trace %d of %d) found = %v, want %v", i, len(ids), ok, want)
+				}
+			}
+			if sums[0].ID != ids[len(ids)-1] || sums[0].Spans != len(g.o.Spans) || sums[0].Root != "gateway/PlaceOrder" {
+				t.Errorf("newest summary = %+v", sums[0])
+			}
+		})
+	}
+}
+
+// TestTraceStoreShares checks that stored spans equal what was added, while identical
+// attribute sets share one map and a span's parent id shares the parent's span id.
+func TestTraceStoreShares(t *testing.T) {
+	g := newOrderGen(t)
+	s := NewTraceStore(0)
+	var added [][]Span
+	for n := range 3 {
+		bySvc, _ := g.next(n)
+		var all []Span
+		for _, svc := range []string{"catalog", "orders", "gateway", "payments", "notifications"} {
+			c := make([]Span, len(bySvc[svc]))
+			for i, sp := range bySvc[svc] {
+				c[i] = sp
+				c[i].Attrs = maps.Clone(sp.Attrs) // the caller's maps stay the caller's
+			}
+			s.Add(c)
+			all = append(all, bySvc[svc]...)
+		}
+		added = append(added, all)
+	}
+	for _, want := range added {
+		got, ok := s.Get(want[0].TraceID)
+		if !ok {
+			t.Fatalf("trace %s missing", want[0].TraceID)
+		}
+		byID := map[string]Span{}
+		for _, sp := range got.Spans {
+			byID[sp.SpanID] = sp
+		}
+		for _, w := range want {
+			g, ok := byID[w.SpanID]
+			if !ok {
+				t.Fatalf("span %s missing", w.SpanID)
+			}
+			if len(g.Attrs) == 0 && len(w.Attrs) == 0 {
+				g.Attrs, w.Attrs = nil, nil // the store keeps no empty map
+			}
+			if !reflect.DeepEqual(g, w) {
+				t.Errorf("stored span\n%+v\nwant\n%+v", g, w)
+			}
+		}
+	}
+	a, _ := s.Get(added[0][0].TraceID)
+	b, _ := s.Get(added[1][0].TraceID)
+	shared := 0
+	for i := range a.Spans {
+		for j := range b.Spans {
+			if a.Spans[i].Name == b.Spans[j].Name && len(a.Spans[i].Attrs) > 0 &&
+				reflect.ValueOf(a.Spans[i].Attrs).UnsafePointer() == reflect.ValueOf(b.Spans[j].Attrs).UnsafePointer() {
+				shared++
+				break
+			}
+		}
+		for j := range a.Spans {
+			if a.Spans[j].ParentID == a.Spans[i].SpanID && unsafe.StringData(a.Spans[j].ParentID) != unsafe.StringData(a.Spans[i].SpanID) {
+				t.Errorf("span %s: a child's ParentID is a copy of its id", a.Spans[i].SpanID)
+			}
+		}
+	}
+	if shared < 15 {
+		t.Errorf("%d spans of a trace share their attribute map with the next trace's, want most of %d", shared, len(a.Spans))
+	}
 }

@@ -3,13 +3,16 @@ package devrun
 import (
 	"encoding/hex"
 	"fmt"
+	"hash/maphash"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
@@ -56,6 +59,8 @@ type Trace struct {
 	ID       string    `json:"id"`
 	Spans    []Span    `json:"spans"`
 	Received time.Time `json:"received"`
+	seq      uint64    // the order in which the store received it
+	bytes    int       // the store's estimate of its size
 }
 
 // Root returns the span without a parent in the trace, or the earliest span.
@@ -118,53 +123,226 @@ func (t *Trace) Summarize() Summary {
 	return s
 }
 
-// TraceStore keeps the most recent traces, bounded by count; the oldest trace is dropped
-// first.
+// TraceStore keeps the most recent traces, bounded by count and by an estimate of their
+// bytes; the oldest trace is dropped first. Stored spans share their strings: the trace id,
+// service, span and attribute names and short attribute values are interned, and spans with
+// the same attributes (such as every "SELECT products" of a service) share one map, which is
+// never changed.
 type TraceStore struct {
-	mu     sync.RWMutex
-	traces map[string]*Trace
-	order  []string // trace ids, oldest first (a ring)
-	head   int
-	limit  int
-	spans  int
+	mu       sync.RWMutex
+	traces   map[string]*Trace
+	order    []string // trace ids, oldest first (a ring)
+	head     int
+	limit    int
+	spans    int
+	bytes    int    // estimated bytes of the stored traces
+	maxBytes int    // bound of bytes
+	added    uint64 // traces added so far; the n-th one is in slot n % limit
+	dropped  uint64 // the oldest traces dropped so far (by count or by bytes)
+	strs     map[string]string
+	attrSets map[uint64][]map[string]string
+	seed     maphash.Seed
 }
 
-// NewTraceStore keeps at most limit traces (default 10,000); a trace keeps at most its
-// first 1,000 spans.
+// NewTraceStore keeps at most limit traces (default 10,000) in at most about 64 MiB
+// (DefaultTraceBytes); a trace keeps at most its first 1,000 spans.
 func NewTraceStore(limit int) *TraceStore {
 	if limit <= 0 {
 		limit = 10_000
 	}
-	return &TraceStore{traces: make(map[string]*Trace), limit: limit}
+	return &TraceStore{traces: make(map[string]*Trace), limit: limit, maxBytes: DefaultTraceBytes,
+		strs: map[string]string{}, attrSets: map[uint64][]map[string]string{}, seed: maphash.MakeSeed()}
 }
 
-const maxSpansPerTrace = 1000
+// DefaultTraceBytes bounds a TraceStore's estimated size: about 13,000 traces of the shop's
+// 22 spans, so the count (10,000) is the bound that applies there.
+const DefaultTraceBytes = 64 << 20
+
+// SetMaxBytes changes the bound of the store's estimated size (n <= 0: DefaultTraceBytes);
+// the oldest traces beyond it are dropped at once.
+func (s *TraceStore) SetMaxBytes(n int) {
+	if n <= 0 {
+		n = DefaultTraceBytes
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.maxBytes = n
+	s.trimLocked()
+}
+
+const (
+	maxSpansPerTrace = 1000
+	maxInterned      = 1 << 16 // strings and attribute sets remembered for sharing, then forgotten
+	maxInternLen     = 128     // longer attribute values are kept as they are
+	spanBytes        = int(unsafe.Sizeof(Span{}))
+	traceBytes       = int(unsafe.Sizeof(Trace{})) + 64 // and its map entry and ring slot
+)
+
+// intern returns a stored string equal to v.
+func (s *TraceStore) intern(v string) string {
+	if v == "" || len(v) > maxInternLen {
+		return v
+	}
+	if w, ok := s.strs[v]; ok {
+		return w
+	}
+	if len(s.strs) >= maxInterned {
+		clear(s.strs)
+	}
+	v = strings.Clone(v) // not a piece of a larger buffer
+	s.strs[v] = v
+	return v
+}
+
+// attrs returns a map equal to a, shared with earlier spans when one had the same
+// attributes, with interned keys and values, and its estimated bytes when it is new.
+func (s *TraceStore) attrs(a map[string]string) (map[string]string, int) {
+	if len(a) == 0 {
+		return nil, 0
+	}
+	var sum uint64
+	var h maphash.Hash
+	h.SetSeed(s.seed)
+	for k, v := range a {
+		h.Reset()
+		h.WriteString(k)
+		h.WriteByte(0)
+		h.WriteString(v)
+		sum += h.Sum64() // order-independent
+	}
+	for _, m := range s.attrSets[sum] {
+		if maps.Equal(m, a) {
+			return m, 0
+		}
+	}
+	m := make(map[string]string, len(a))
+	size := 48 + len(a)*40
+	for k, v := range a {
+		k2, v2 := s.intern(k), s.intern(v)
+		if len(v) > maxInternLen {
+			v2 = strings.Clone(v)
+			size += len(v)
+		}
+		m[k2] = v2
+	}
+	if len(s.attrSets) >= maxInterned {
+		clear(s.attrSets)
+	}
+	s.attrSets[sum] = append(s.attrSets[sum], m)
+	return m, size
+}
 
 // Add stores spans.
 func (s *TraceStore) Add(spans []Span) {
+	if len(spans) == 0 {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var batch map[string]int // spans per trace in this call, to grow each trace once
+	if len(spans) > 1 {
+		batch = make(map[string]int)
+		for i := range spans {
+			batch[spans[i].TraceID]++
+		}
+	}
 	for _, sp := range spans {
 		t, ok := s.traces[sp.TraceID]
 		if !ok {
-			t = &Trace{ID: sp.TraceID, Received: time.Now()}
+			if s.added-s.dropped >= uint64(s.limit) {
+				s.dropOldestLocked()
+			}
+			t = &Trace{ID: strings.Clone(sp.TraceID), Received: time.Now(), seq: s.added, bytes: traceBytes}
 			if len(s.order) < s.limit {
-				s.order = append(s.order, sp.TraceID)
+				s.order = append(s.order, t.ID)
 			} else {
-				old := s.order[s.head]
-				if ot := s.traces[old]; ot != nil {
-					s.spans -= len(ot.Spans)
-				}
-				delete(s.traces, old)
-				s.order[s.head] = sp.TraceID
+				s.order[s.head] = t.ID
 				s.head = (s.head + 1) % s.limit
 			}
-			s.traces[sp.TraceID] = t
+			s.added++
+			s.traces[t.ID] = t
+			s.bytes += t.bytes
 		}
-		if len(t.Spans) < maxSpansPerTrace {
-			t.Spans = append(t.Spans, sp)
-			s.spans++
+		if len(t.Spans) >= maxSpansPerTrace {
+			continue
 		}
+		if len(t.Spans) == cap(t.Spans) {
+			n := max(batch[sp.TraceID], 1)
+			grown := make([]Span, len(t.Spans), min(len(t.Spans)+n, maxSpansPerTrace))
+			copy(grown, t.Spans)
+			d := (cap(grown) - cap(t.Spans)) * spanBytes
+			t.Spans = grown
+			t.bytes += d
+			s.bytes += d
+		}
+		if batch != nil {
+			batch[sp.TraceID]--
+		}
+		size := s.share(t, &sp)
+		t.Spans = append(t.Spans, sp)
+		t.bytes += size
+		s.bytes += size
+		s.spans++
+	}
+	s.trimLocked()
+}
+
+// share points sp's strings and attributes at ones already stored, and returns the bytes of
+// what it could not share.
+func (s *TraceStore) share(t *Trace, sp *Span) int {
+	sp.TraceID = t.ID
+	sp.Service, sp.Name, sp.Kind = s.intern(sp.Service), s.intern(sp.Name), s.intern(sp.Kind)
+	size := len(sp.Status)
+	if sp.Status != "" {
+		sp.Status = strings.Clone(sp.Status)
+	}
+	// A span id is stored once: a parent's id and its children's ParentID share it.
+	var spanID, parentID string
+	if len(t.Spans) <= 64 {
+		for i := range t.Spans {
+			o := &t.Spans[i]
+			if spanID == "" && o.ParentID == sp.SpanID {
+				spanID = o.ParentID
+			}
+			if parentID == "" && sp.ParentID != "" && o.SpanID == sp.ParentID {
+				parentID = o.SpanID
+			}
+		}
+	}
+	if spanID == "" {
+		spanID = strings.Clone(sp.SpanID)
+		size += len(spanID)
+	}
+	if parentID == "" && sp.ParentID != "" {
+		parentID = strings.Clone(sp.ParentID)
+		size += len(parentID)
+	}
+	sp.SpanID, sp.ParentID = spanID, parentID
+	a, n := s.attrs(sp.Attrs)
+	sp.Attrs = a
+	return size + n
+}
+
+// dropOldestLocked drops the oldest trace still stored.
+func (s *TraceStore) dropOldestLocked() {
+	for s.dropped < s.added {
+		seq := s.dropped
+		s.dropped++
+		id := s.order[seq%uint64(s.limit)]
+		if t := s.traces[id]; t != nil && t.seq == seq {
+			delete(s.traces, id)
+			s.spans -= len(t.Spans)
+			s.bytes -= t.bytes
+			return
+		}
+	}
+}
+
+// trimLocked drops the oldest traces while the store is over its bytes, but keeps the
+// newest trace.
+func (s *TraceStore) trimLocked() {
+	for s.bytes > s.maxBytes && s.added-s.dropped > 1 {
+		s.dropOldestLocked()
 	}
 }
 
