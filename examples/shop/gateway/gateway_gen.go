@@ -58,7 +58,8 @@ type GatewayEndpoints struct {
 	// returns it confirmed or cancelled — or, when the order's saga outlasts the
 	// request's deadline (a service it needs is restarting), pending: 200 with status
 	// "pending" and the order's id, to poll with GET /orders/{id} until it is confirmed
-	// or cancelled.
+	// or cancelled. A request with an Idempotency-Key header places one order per key:
+	// sent again with the same key (its answer was lost), it answers with that order.
 	PlaceOrder endpoint.Endpoint[GatewayPlaceOrderRequest, Order]
 	// GetOrder returns one of the caller's orders.
 	GetOrder endpoint.Endpoint[GatewayGetOrderRequest, Order]
@@ -98,7 +99,8 @@ var _ Gateway = (*GatewayClient)(nil)
 // returns it confirmed or cancelled — or, when the order's saga outlasts the
 // request's deadline (a service it needs is restarting), pending: 200 with status
 // "pending" and the order's id, to poll with GET /orders/{id} until it is confirmed
-// or cancelled.
+// or cancelled. A request with an Idempotency-Key header places one order per key:
+// sent again with the same key (its answer was lost), it answers with that order.
 func (c *GatewayClient) PlaceOrder(ctx context.Context, items []Item) (Order, error) {
 	return c.e.PlaceOrder(ctx, GatewayPlaceOrderRequest{Items: items})
 }

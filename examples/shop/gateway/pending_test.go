@@ -149,11 +149,29 @@ func TestPlaceOrderPending(t *testing.T) {
 			if got.Status != "confirmed" {
 				t.Fatalf("order %s (%q), want confirmed once catalog is back", got.Status, got.Reason)
 			}
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("order still pending after catalog came back")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+
+	// With an Idempotency-Key, a request sent again answers with the order of the first.
+	body := `{"items":[{"productId":"sku-kettle","quantity":1}]}`
+	key := map[string]string{"Idempotency-Key": "checkout-42"}
+	code, first, raw := call("POST", "/orders", body, key)
+	if code != http.StatusOK || first.Status != "confirmed" {
+		t.Fatalf("POST /orders with a key: %d %s", code, raw)
+	}
+	code, again, raw := call("POST", "/orders", body, key)
+	if code != http.StatusOK || again.ID != first.ID || again.Status != "confirmed" {
+		t.Fatalf("POST /orders with the same key: %d %s, want order %s again", code, raw, first.ID)
+	}
+	if code, other, _ := call("POST", "/orders", body, map[string]string{"Idempotency-Key": "checkout-43"}); code != http.StatusOK || other.ID == first.ID {
+		t.Fatalf("another key: %d, order %s (the first was %s)", code, other.ID, first.ID)
+	}
+	if code, _, raw := call("POST", "/orders", body, map[string]string{"Idempotency-Key": strings.Repeat("k", 256)}); code != http.StatusBadRequest {
+		t.Fatalf("a 256-byte key: %d %s, want 400", code, raw)
 	}
 }

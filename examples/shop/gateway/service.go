@@ -10,6 +10,7 @@ import (
 	"github.com/svckit/svckit/examples/shop/catalog"
 	"github.com/svckit/svckit/examples/shop/orders"
 	"github.com/svckit/svckit/svcerr"
+	"github.com/svckit/svckit/transport/meta"
 )
 
 // Gateway is the shop's public API.
@@ -21,7 +22,8 @@ type Gateway interface {
 	// returns it confirmed or cancelled — or, when the order's saga outlasts the
 	// request's deadline (a service it needs is restarting), pending: 200 with status
 	// "pending" and the order's id, to poll with GET /orders/{id} until it is confirmed
-	// or cancelled.
+	// or cancelled. A request with an Idempotency-Key header places one order per key:
+	// sent again with the same key (its answer was lost), it answers with that order.
 	//svckit:http POST /orders
 	PlaceOrder(ctx context.Context, items []Item) (Order, error)
 	// GetOrder returns one of the caller's orders.
@@ -87,7 +89,18 @@ func (s *Service) PlaceOrder(ctx context.Context, items []Item) (Order, error) {
 	for i, it := range items {
 		in[i] = orders.Item{ProductID: it.ProductID, Quantity: it.Quantity}
 	}
-	o, err := s.orders.PlaceOrder(ctx, customer, in)
+	// The order's id is chosen here, so that the call to orders can be made again (the
+	// client chain retries it when orders was unreachable or restarted under it) and
+	// places the order once. A client that sends an Idempotency-Key gets the same order
+	// for the same key, and may send its request again too.
+	id := orders.NewID()
+	if key := meta.Header(ctx, "Idempotency-Key"); key != "" {
+		if len(key) > 255 {
+			return Order{}, svcerr.Invalid("Idempotency-Key", "must be at most 255 bytes")
+		}
+		id = orders.IDFor(customer, key)
+	}
+	o, err := s.orders.PlaceOrder(ctx, id, customer, in)
 	if err != nil {
 		return Order{}, err
 	}

@@ -18,6 +18,7 @@ import (
 
 // OrdersPlaceOrderRequest is the request of Orders.PlaceOrder.
 type OrdersPlaceOrderRequest struct {
+	ID       string `json:"id"`
 	Customer string `json:"customer"`
 	Items    []Item `json:"items"`
 }
@@ -47,10 +48,12 @@ func (r *OrdersGetOrderRequest) PathParam(name string) string {
 // OrdersEndpoints holds one typed endpoint per method of Orders. Transports serve them,
 // clients build them, middleware wraps them.
 type OrdersEndpoints struct {
-	// PlaceOrder places an order for customer and returns it once its saga has ended:
+	// PlaceOrder places order id for customer and returns it once its saga has ended:
 	// confirmed, or cancelled with the reason. A saga that outlasts the wait (a peer is
 	// restarting) returns the order pending, shortly before the caller's deadline: it
-	// ends later, and GetOrder tells how.
+	// ends later, and GetOrder tells how. The caller chooses the id ("ord_" and 20 to 64
+	// lower-case hex digits), so a call made again — its answer was lost, this service
+	// restarted under it — places the order once and answers as the first did.
 	PlaceOrder endpoint.Endpoint[OrdersPlaceOrderRequest, Order]
 	// GetOrder returns an order.
 	GetOrder endpoint.Endpoint[OrdersGetOrderRequest, Order]
@@ -60,7 +63,7 @@ type OrdersEndpoints struct {
 func MakeOrdersEndpoints(s Orders) OrdersEndpoints {
 	return OrdersEndpoints{
 		PlaceOrder: func(ctx context.Context, req OrdersPlaceOrderRequest) (Order, error) {
-			return s.PlaceOrder(ctx, req.Customer, req.Items)
+			return s.PlaceOrder(ctx, req.ID, req.Customer, req.Items)
 		},
 		GetOrder: func(ctx context.Context, req OrdersGetOrderRequest) (Order, error) {
 			return s.GetOrder(ctx, req.ID)
@@ -80,12 +83,14 @@ func NewOrdersClient(e OrdersEndpoints) *OrdersClient { return &OrdersClient{e: 
 
 var _ Orders = (*OrdersClient)(nil)
 
-// PlaceOrder places an order for customer and returns it once its saga has ended:
+// PlaceOrder places order id for customer and returns it once its saga has ended:
 // confirmed, or cancelled with the reason. A saga that outlasts the wait (a peer is
 // restarting) returns the order pending, shortly before the caller's deadline: it
-// ends later, and GetOrder tells how.
-func (c *OrdersClient) PlaceOrder(ctx context.Context, customer string, items []Item) (Order, error) {
-	return c.e.PlaceOrder(ctx, OrdersPlaceOrderRequest{Customer: customer, Items: items})
+// ends later, and GetOrder tells how. The caller chooses the id ("ord_" and 20 to 64
+// lower-case hex digits), so a call made again — its answer was lost, this service
+// restarted under it — places the order once and answers as the first did.
+func (c *OrdersClient) PlaceOrder(ctx context.Context, id string, customer string, items []Item) (Order, error) {
+	return c.e.PlaceOrder(ctx, OrdersPlaceOrderRequest{ID: id, Customer: customer, Items: items})
 }
 
 // GetOrder returns an order.
@@ -98,7 +103,7 @@ func (c *OrdersClient) GetOrder(ctx context.Context, id string) (Order, error) {
 //	POST /orders/place-order  PlaceOrder
 //	GET /orders/{id}          GetOrder
 func RegisterOrdersHTTP(s *shttp.Server, e OrdersEndpoints) {
-	shttp.Handle(s, "POST /orders/place-order", "PlaceOrder", e.PlaceOrder)
+	shttp.Handle(s, "POST /orders/place-order", "PlaceOrder", e.PlaceOrder, shttp.Idempotent())
 	shttp.Handle(s, "GET /orders/{id}", "GetOrder", e.GetOrder)
 }
 

@@ -11,6 +11,7 @@ import (
 
 func toPBOrdersPlaceOrderRequest(v OrdersPlaceOrderRequest) *pb.OrdersPlaceOrderRequest {
 	return &pb.OrdersPlaceOrderRequest{
+		Id:       v.ID,
 		Customer: v.Customer,
 		Items:    toPBSliceItem(v.Items),
 	}
@@ -18,6 +19,7 @@ func toPBOrdersPlaceOrderRequest(v OrdersPlaceOrderRequest) *pb.OrdersPlaceOrder
 
 func fromPBOrdersPlaceOrderRequest(m *pb.OrdersPlaceOrderRequest) OrdersPlaceOrderRequest {
 	return OrdersPlaceOrderRequest{
+		ID:       m.GetId(),
 		Customer: m.GetCustomer(),
 		Items:    fromPBSliceItem(m.GetItems()),
 	}

@@ -9,6 +9,7 @@ package orders
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
 	"embed"
 	"encoding/hex"
@@ -37,11 +38,14 @@ var Migrations embed.FS
 
 // Orders places orders and reports their state.
 type Orders interface {
-	// PlaceOrder places an order for customer and returns it once its saga has ended:
+	// PlaceOrder places order id for customer and returns it once its saga has ended:
 	// confirmed, or cancelled with the reason. A saga that outlasts the wait (a peer is
 	// restarting) returns the order pending, shortly before the caller's deadline: it
-	// ends later, and GetOrder tells how.
-	PlaceOrder(ctx context.Context, customer string, items []Item) (Order, error)
+	// ends later, and GetOrder tells how. The caller chooses the id ("ord_" and 20 to 64
+	// lower-case hex digits), so a call made again — its answer was lost, this service
+	// restarted under it — places the order once and answers as the first did.
+	//svckit:idempotent
+	PlaceOrder(ctx context.Context, id, customer string, items []Item) (Order, error)
 	// GetOrder returns an order.
 	//svckit:http GET /orders/{id}
 	GetOrder(ctx context.Context, id string) (Order, error)
@@ -332,7 +336,10 @@ func (s *Service) open(ctx context.Context, tx *sql.Tx, st *sagaState) error {
 // OrderPlaced event, and waits for the saga to end — at most the service's wait, and
 // only until shortly before ctx's deadline (replyMargin), so that a pending order
 // reaches a caller whose deadline ends first.
-func (s *Service) PlaceOrder(ctx context.Context, customer string, items []Item) (Order, error) {
+func (s *Service) PlaceOrder(ctx context.Context, id, customer string, items []Item) (Order, error) {
+	if !ValidID(id) {
+		return Order{}, svcerr.Invalid("id", `must be "ord_" and 20 to 64 lower-case hex digits`)
+	}
 	if customer == "" {
 		return Order{}, svcerr.Invalid("customer", "is required")
 	}
@@ -347,8 +354,14 @@ func (s *Service) PlaceOrder(ctx context.Context, customer string, items []Item)
 			return Order{}, svcerr.Invalid(fmt.Sprintf("items[%d].quantity", i), "must be between 1 and 1000")
 		}
 	}
-	id := newID()
-	// The saga outlives this request: a client that gives up does not stop it.
+	// An order placed already (this call is made again) belongs to its customer.
+	if o, err := s.GetOrder(ctx, id); err == nil {
+		if _, err := ownOrder(o, customer); err != nil {
+			return Order{}, err
+		}
+	}
+	// The saga outlives this request: a client that gives up does not stop it. Starting
+	// it again under the same id does nothing.
 	sagaCtx := context.WithoutCancel(ctx)
 	carrier := propagation.MapCarrier{}
 	observe.Propagator().Inject(ctx, carrier)
@@ -366,11 +379,24 @@ func (s *Service) PlaceOrder(ctx context.Context, customer string, items []Item)
 	if _, err := s.sagas.Wait(waitCtx, id); err != nil {
 		// Still running (a dependency is slow): the caller polls GetOrder.
 		if o, err := s.GetOrder(context.WithoutCancel(ctx), id); err == nil {
-			return o, nil
+			return ownOrder(o, customer)
 		}
 		return Order{ID: id, Customer: customer, Status: "pending", Items: items}, nil
 	}
-	return s.GetOrder(ctx, id)
+	o, err := s.GetOrder(ctx, id)
+	if err != nil {
+		return Order{}, err
+	}
+	return ownOrder(o, customer)
+}
+
+// ownOrder returns o if customer placed it: an id that another customer's order has is
+// refused rather than answered with that order.
+func ownOrder(o Order, customer string) (Order, error) {
+	if o.Customer != customer {
+		return Order{}, svcerr.Errorf(svcerr.AlreadyExists, "order %q exists", o.ID)
+	}
+	return o, nil
 }
 
 // replyMargin is the part of the time left before a caller's deadline that PlaceOrder
@@ -395,8 +421,30 @@ func (s *Service) GetOrder(ctx context.Context, id string) (Order, error) {
 	return o, nil
 }
 
-func newID() string {
+// NewID returns a new random order id.
+func NewID() string {
 	var b [10]byte
 	_, _ = rand.Read(b[:])
 	return "ord_" + hex.EncodeToString(b[:])
+}
+
+// IDFor returns the order id of a customer's request with an idempotency key: the same
+// for the same customer and key, and another customer's key never gives it.
+func IDFor(customer, key string) string {
+	h := sha256.Sum256([]byte(customer + "\x00" + key))
+	return "ord_" + hex.EncodeToString(h[:20])
+}
+
+// ValidID reports whether id is an order id: "ord_" and 20 to 64 lower-case hex digits.
+func ValidID(id string) bool {
+	hexPart, ok := strings.CutPrefix(id, "ord_")
+	if !ok || len(hexPart) < 20 || len(hexPart) > 64 {
+		return false
+	}
+	for _, c := range hexPart {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

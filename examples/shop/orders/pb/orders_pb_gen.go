@@ -24,8 +24,9 @@ const (
 // OrdersPlaceOrderRequest is the request of Orders.PlaceOrder.
 type OrdersPlaceOrderRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Customer      string                 `protobuf:"bytes,1,opt,name=customer,proto3" json:"customer,omitempty"`
-	Items         []*Item                `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Customer      string                 `protobuf:"bytes,2,opt,name=customer,proto3" json:"customer,omitempty"`
+	Items         []*Item                `protobuf:"bytes,3,rep,name=items,proto3" json:"items,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -58,6 +59,13 @@ func (x *OrdersPlaceOrderRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use OrdersPlaceOrderRequest.ProtoReflect.Descriptor instead.
 func (*OrdersPlaceOrderRequest) Descriptor() ([]byte, []int) {
 	return file_orders_orders_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *OrdersPlaceOrderRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
 }
 
 func (x *OrdersPlaceOrderRequest) GetCustomer() string {
@@ -262,10 +270,11 @@ var File_orders_orders_proto protoreflect.FileDescriptor
 
 const file_orders_orders_proto_rawDesc = "" +
 	"\n" +
-	"\x13orders/orders.proto\x12\x06orders\"Y\n" +
-	"\x17OrdersPlaceOrderRequest\x12\x1a\n" +
-	"\bcustomer\x18\x01 \x01(\tR\bcustomer\x12\"\n" +
-	"\x05items\x18\x02 \x03(\v2\f.orders.ItemR\x05items\"A\n" +
+	"\x13orders/orders.proto\x12\x06orders\"i\n" +
+	"\x17OrdersPlaceOrderRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
+	"\bcustomer\x18\x02 \x01(\tR\bcustomer\x12\"\n" +
+	"\x05items\x18\x03 \x03(\v2\f.orders.ItemR\x05items\"A\n" +
 	"\x04Item\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12\x1a\n" +
@@ -279,10 +288,10 @@ const file_orders_orders_proto_rawDesc = "" +
 	"\x05items\x18\x05 \x03(\v2\f.orders.ItemR\x05items\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\"'\n" +
 	"\x15OrdersGetOrderRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id2\x85\x01\n" +
-	"\x06Orders\x12<\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id2\x8a\x01\n" +
+	"\x06Orders\x12A\n" +
 	"\n" +
-	"PlaceOrder\x12\x1f.orders.OrdersPlaceOrderRequest\x1a\r.orders.Order\x12=\n" +
+	"PlaceOrder\x12\x1f.orders.OrdersPlaceOrderRequest\x1a\r.orders.Order\"\x03\x90\x02\x02\x12=\n" +
 	"\bGetOrder\x12\x1d.orders.OrdersGetOrderRequest\x1a\r.orders.Order\"\x03\x90\x02\x01B2Z0github.com/svckit/svckit/examples/shop/orders/pbb\x06proto3"
 
 var (
