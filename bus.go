@@ -244,7 +244,7 @@ func (a *App) Outbox(ctx context.Context, st *store.Store, pub pubsub.Publisher)
 	if err != nil {
 		return nil, fmt.Errorf("svckit: outbox: %w", err)
 	}
-	relay := ob.Relay(pub, outbox.Owner(a.name+"/"+a.instance), outbox.RelayLogger(a.logger))
+	relay := ob.Relay(pub, outbox.Owner(a.name+"/"+a.instance), outbox.RelayLogger(a.logger), outbox.RelayTracerProvider(a.tp))
 	a.Go("outbox-relay", relay.Run)
 	return ob, nil
 }
