@@ -40,9 +40,9 @@ type Contract struct {
 
 // Service is one gRPC service.
 type Service struct {
-	GoName string // the Go interface name; "" when read from a .proto
-	GRPC   string // the full gRPC name, package.Service
-	Pos    Pos
+	GoName  string // the Go interface name; "" when read from a .proto
+	GRPC    string // the full gRPC name, package.Service
+	Pos     Pos
 	Methods []*Method
 }
 
