@@ -198,7 +198,11 @@ func findOperation(c *Contract, id string, tags []string) *Method {
 // (proto3; services, messages, scalar, optional, repeated and map fields, the
 // well-known Timestamp and Duration). Anything else is an error naming the line.
 func parseProto(file, src string) ([]*Service, error) {
-	p := &protoParser{file: file, toks: tokenize(src), msgs: map[string]*Message{}}
+	toks, err := tokenize(file, src)
+	if err != nil {
+		return nil, err
+	}
+	p := &protoParser{file: file, toks: toks, msgs: map[string]*Message{}}
 	svcs, err := p.parse()
 	if err != nil {
 		return nil, err
@@ -219,7 +223,7 @@ type tok struct {
 	line int
 }
 
-func tokenize(src string) []tok {
+func tokenize(file, src string) ([]tok, error) {
 	var toks []tok
 	line := 1
 	for i := 0; i < len(src); {
@@ -237,7 +241,7 @@ func tokenize(src string) []tok {
 		case strings.HasPrefix(src[i:], "/*"):
 			end := strings.Index(src[i+2:], "*/")
 			if end < 0 {
-				end = len(src) - i - 2
+				return nil, fmt.Errorf("%s:%d: unterminated comment", file, line)
 			}
 			line += strings.Count(src[i:i+2+end], "\n")
 			i += end + 4
@@ -263,7 +267,7 @@ func tokenize(src string) []tok {
 			i++
 		}
 	}
-	return toks
+	return toks, nil
 }
 
 func isIdent(r rune) bool { return r == '_' || r == '-' || unicode.IsLetter(r) || unicode.IsDigit(r) }
