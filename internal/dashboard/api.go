@@ -4,6 +4,7 @@ import (
 	"context"
 	"debug/buildinfo"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sort"
 	"strconv"
@@ -502,4 +503,30 @@ func (d *dash) kill(w http.ResponseWriter, r *http.Request) {
 	}
 	d.sys.Logs.Add("svckit", "dev", "devrun", "killed "+in.ID+" from the dashboard")
 	writeJSON(w, http.StatusOK, map[string]string{"killed": in.ID})
+}
+
+// restart replaces an instance's process without a gap (devrun.Instance.Restart) in the
+// background and answers 202 at once: the replacement takes as long as the new process
+// needs to become ready, and its outcome is logged (stream "devrun").
+func (d *dash) restart(w http.ResponseWriter, r *http.Request) {
+	in := d.sys.Instance(r.PathValue("id"))
+	if in == nil {
+		writeError(w, http.StatusNotFound, "no instance "+r.PathValue("id"))
+		return
+	}
+	if st := in.Status().State; st != devrun.StateRunning && st != devrun.StateFailed {
+		writeError(w, http.StatusConflict, fmt.Sprintf("%s is %s", in.ID, st))
+		return
+	}
+	d.sys.Logs.Add("svckit", "dev", "devrun", "restarting "+in.ID+" from the dashboard")
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		msg := in.ID + ": restarted from the dashboard"
+		if err := in.Restart(ctx); err != nil {
+			msg = in.ID + ": not restarted: " + err.Error()
+		}
+		d.sys.Logs.Add("svckit", "dev", "devrun", msg)
+	}()
+	writeJSON(w, http.StatusAccepted, map[string]string{"restarting": in.ID})
 }

@@ -34,6 +34,7 @@
 //	GET  /api/stream/status            services, metrics and store sizes every 2 s (SSE)
 //	GET  /api/session                  whether this browser may change things (opened with the secret)
 //	POST /api/instances/{id}/kill      SIGKILL an instance (the supervisor restarts it); starts a failed one
+//	POST /api/instances/{id}/restart   replace an instance's process without a gap (devrun.Instance.Restart)
 //	GET  /api/explorer                 each service's endpoints (OpenAPI, or seen in traces)
 //	GET  /api/openapi/{service}        a service's OpenAPI document as given
 //	*    /api/call/{service}/{path...} proxied to an instance: the public service as the dev
@@ -155,6 +156,7 @@ func Handler(sys *devrun.System, opts ...Option) http.Handler {
 	mux.HandleFunc("GET /api/stream/logs", d.streamLogs)
 	mux.HandleFunc("GET /api/stream/status", d.streamStatus)
 	mux.HandleFunc("POST /api/instances/{id}/kill", d.kill)
+	mux.HandleFunc("POST /api/instances/{id}/restart", d.restart)
 	mux.HandleFunc("GET /api/explorer", d.explorer)
 	mux.HandleFunc("GET /api/openapi/{service}", d.openapiDoc)
 	mux.HandleFunc("/api/call/{service}/{path...}", d.call)

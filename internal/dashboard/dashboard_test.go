@@ -478,6 +478,25 @@ func TestSystem(t *testing.T) {
 		}
 	})
 
+	t.Run("restart", func(t *testing.T) {
+		in := sys.Instance("addsvc-1")
+		eventually(t, "addsvc-1 running", func() bool { return in.Status().State == devrun.StateRunning })
+		before := in.Status()
+		if code, b, _ := secretCall(t, "POST", base+"/api/instances/addsvc-1/restart", "", ""); code != 403 {
+			t.Fatalf("restart without the secret = %d %s", code, b)
+		}
+		if code, b, _ := secretCall(t, "POST", base+"/api/instances/addsvc-1/restart", secret, ""); code != 202 {
+			t.Fatalf("restart = %d %s", code, b)
+		}
+		eventually(t, "a new process for addsvc-1", func() bool {
+			st := in.Status()
+			return st.Restarts == before.Restarts+1 && st.State == devrun.StateRunning && st.PID != before.PID
+		})
+		if code, _, _ := secretCall(t, "POST", base+"/api/instances/nosuch-1/restart", secret, ""); code != 404 {
+			t.Fatalf("restart of an unknown instance = %d", code)
+		}
+	})
+
 	t.Run("streams end at Stop", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

@@ -229,7 +229,10 @@ function renderServices(el, st) {
         h('td', {}, String(inst.restarts)),
         h('td', {}, fmtSecs(inst.uptime_s)),
         h('td', {class: 'mono'}, Object.entries(inst.addrs || {}).sort().map(([k, v]) => h('div', {}, k + ' ', k === 'http' ? h('span', {}, v) : v))),
-        h('td', {}, h('button', {class: 'danger kill', 'data-id': inst.id,
+        h('td', {}, inst.state === 'running' ? h('button', {class: 'restart', 'data-id': inst.id,
+          title: 'a new process starts beside this one and takes over once ready: no request fails',
+          onclick: () => restartInstance(inst.id)}, 'restart') : '', ' ',
+          h('button', {class: 'danger kill', 'data-id': inst.id,
           title: inst.state === 'failed' ? 'starts it again (it failed with a configuration error and waits for a change)' : 'SIGKILL; the supervisor restarts it',
           onclick: () => killInstance(inst.id)}, 'kill'))));
     });
@@ -239,6 +242,13 @@ function renderServices(el, st) {
     h('tbody', {}, rows)),
   h('div', {class: 'muted', style: {marginTop: '8px'}}, `collector and dashboard ${st.system.url}`, st.system.nats ? ` · NATS ${st.system.nats}` : '',
     ` · OTLP/HTTP traces at ${st.system.url}/v1/traces`));
+}
+
+async function restartInstance(id) {
+  try {
+    await api('api/instances/' + encodeURIComponent(id) + '/restart', {method: 'POST'});
+    notice(`restarting ${id}: a new process takes over once ready`, false);
+  } catch (e) { notice(`${id}: ${e.message}`, true); }
 }
 
 async function killInstance(id) {
