@@ -149,6 +149,23 @@ func (s *Snapshot) Load(dir string, opts gen.Options) (*Contract, error) {
 	return FromPackage(pkg, s.rel), nil
 }
 
+// Dir is where the directory dir of the working tree is in the extraction: its
+// contents at the snapshot's revision (it may not exist).
+func (s *Snapshot) Dir(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return filepath.Join(s.tmp, "nonexistent")
+	}
+	if a, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = a
+	}
+	rel, err := filepath.Rel(s.top, abs)
+	if err != nil || !filepath.IsLocal(rel) && rel != "." {
+		return filepath.Join(s.tmp, "nonexistent")
+	}
+	return filepath.Join(s.tmp, rel)
+}
+
 // rel writes a path of the extraction as REF:path-in-the-repository.
 func (s *Snapshot) rel(p string) string {
 	r, err := filepath.Rel(s.tmp, p)
