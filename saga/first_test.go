@@ -132,3 +132,101 @@ func TestStartTwiceFirstStepInStart(t *testing.T) {
 		t.Fatalf("%d effects, %v; want 1", n, err)
 	}
 }
+
+// TestActionTxAfterPlainStep covers an ActionTx step that follows a plain Action: its first
+// attempt runs in the transaction that records the plain step. A failed attempt leaves the
+// plain step recorded and counts as the step's first; compensation then undoes the plain
+// step once.
+func TestActionTxAfterPlainStep(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name     string
+		fail     []error
+		retry    saga.Retry
+		state    saga.State
+		attempts []int
+		charged  int // calls of the plain action
+		refunds  int // calls of its compensation
+		effects  int
+	}{
+		{"succeeds at once", nil, saga.Retry{}, saga.Completed, []int{1}, 1, 0, 1},
+		{"fails once, retried", []error{errors.New("busy")}, saga.Retry{Attempts: 3, Initial: time.Millisecond}, saga.Completed, []int{1, 2}, 1, 0, 1},
+		{"fails with one attempt allowed", []error{errors.New("busy")}, saga.Retry{Attempts: 1, Initial: time.Millisecond}, saga.Compensated, []int{1}, 1, 1, 0},
+		{"fails for good", []error{saga.Permanent(errors.New("refused"))}, saga.Retry{Attempts: 3, Initial: time.Millisecond}, saga.Compensated, []int{1}, 1, 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := sqliteStore(t)
+			if _, err := st.DB().Exec(`CREATE TABLE effects (saga_id TEXT NOT NULL, attempt INTEGER NOT NULL)`); err != nil {
+				t.Fatal(err)
+			}
+			o := newOrchestrator(t, st)
+			var mu sync.Mutex
+			var attempts []int
+			var charged, refunds int
+			def := saga.Define("after",
+				saga.Step[counter]{Name: "charge",
+					Action: func(ctx context.Context, c *counter) error {
+						mu.Lock()
+						charged++
+						mu.Unlock()
+						c.Visited = append(c.Visited, "charged")
+						return nil
+					},
+					Compensate: func(ctx context.Context, c *counter) error {
+						mu.Lock()
+						refunds++
+						mu.Unlock()
+						return nil
+					}},
+				saga.Step[counter]{Name: "reserve", Retry: tc.retry,
+					ActionTx: func(ctx context.Context, tx *sql.Tx, c *counter) error {
+						info, _ := saga.Info(ctx)
+						mu.Lock()
+						attempts = append(attempts, info.Attempt)
+						n := len(attempts)
+						mu.Unlock()
+						if !slices.Equal(c.Visited, []string{"charged"}) {
+							return saga.Permanent(errors.New("the state of the step before is missing"))
+						}
+						if _, err := tx.ExecContext(ctx, `INSERT INTO effects (saga_id, attempt) VALUES (?, ?)`, info.SagaID, info.Attempt); err != nil {
+							return err
+						}
+						if n <= len(tc.fail) {
+							return tc.fail[n-1]
+						}
+						return nil
+					}},
+			)
+			id, err := saga.Start(ctx, o, def, counter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := o.Wait(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.State != tc.state {
+				t.Fatalf("state %s (%s), want %s", s.State, s.Error, tc.state)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !slices.Equal(attempts, tc.attempts) || charged != tc.charged || refunds != tc.refunds {
+				t.Errorf("attempts %v, charged %d, refunded %d; want %v, %d, %d", attempts, charged, refunds, tc.attempts, tc.charged, tc.refunds)
+			}
+			var effects int
+			if err := st.ReadDB().QueryRow(`SELECT COUNT(*) FROM effects WHERE saga_id = ?`, id).Scan(&effects); err != nil {
+				t.Fatal(err)
+			}
+			if effects != tc.effects {
+				t.Errorf("%d effects committed, want %d", effects, tc.effects)
+			}
+			full, err := o.Status(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(full.Steps) < 2 || full.Steps[0].Name != "charge" {
+				t.Errorf("steps recorded: %+v", full.Steps)
+			}
+		})
+	}
+}

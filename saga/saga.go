@@ -577,6 +577,9 @@ func WithID(id string) StartOption { return func(o *startOptions) { o.id = id } 
 // so the saga is recorded as the step leaves it: one transaction instead of two. Start
 // then returns after that attempt. If the attempt fails, the saga is recorded at its
 // start, and its run counts the failed attempt as its first.
+//
+// Likewise, while a saga runs, an ActionTx step that follows a plain Action makes its
+// first attempt in the transaction that records that action.
 func Start[S any](ctx context.Context, o *Orchestrator, d *Definition[S], state S, opts ...StartOption) (string, error) {
 	var so startOptions
 	for _, fn := range opts {
@@ -1205,8 +1208,9 @@ func (d *Definition[S]) runAction(ctx context.Context, o *Orchestrator, in *inst
 			return d.fail(ctx, o, in, err)
 		}
 		var data []byte
+		moved := false // in was moved on by checkpointWithNext
 		actErr, err := func() (actErr, err error) {
-			if attempt == 1 && carried != nil { // made by Start
+			if attempt == 1 && carried != nil { // made before the run, with the step before
 				return carried.err, nil
 			}
 			sctx, cancel := d.stepCtx(ctx, in, i, phaseAction, attempt)
@@ -1240,6 +1244,10 @@ func (d *Definition[S]) runAction(ctx context.Context, o *Orchestrator, in *inst
 			if data, err = json.Marshal(state); err != nil {
 				return nil, fmt.Errorf("saga %s: encode state: %w", d.name, err)
 			}
+			if next < len(d.steps) && d.steps[next].ActionTx != nil && ctx.Err() == nil {
+				moved = true
+				return nil, d.checkpointWithNext(ctx, o, in, i, data)
+			}
 			// The action took effect: record it even if the orchestrator is closing.
 			cctx := context.WithoutCancel(ctx)
 			return nil, o.st.InTx(cctx, func(tx *sql.Tx) error {
@@ -1250,7 +1258,9 @@ func (d *Definition[S]) runAction(ctx context.Context, o *Orchestrator, in *inst
 			return err
 		}
 		if actErr == nil {
-			in.step, in.state, in.data = next, nextState, data
+			if !moved {
+				in.step, in.state, in.data = next, nextState, data
+			}
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -1281,6 +1291,63 @@ func (d *Definition[S]) runAction(ctx context.Context, o *Orchestrator, in *inst
 			return err
 		}
 	}
+}
+
+// checkpointWithNext records the plain action i of in, which took effect leaving the
+// state data, in the transaction that makes the first attempt of step i+1, an ActionTx:
+// one transaction instead of two, and the saga moves on past both steps. When that
+// attempt fails, or the transaction does, step i is recorded by itself, as
+// runAction records a plain action, and a failed attempt is handed to the run of step
+// i+1 (in.first), which counts it as its first. It moves in on as far as it recorded.
+func (d *Definition[S]) checkpointWithNext(ctx context.Context, o *Orchestrator, in *instance, i int, data []byte) error {
+	j := i + 1
+	step, stepJ := &d.steps[i], &d.steps[j]
+	next, nextState := j+1, Running
+	if next == len(d.steps) {
+		nextState = Completed
+	}
+	// The action took effect: record it even if the orchestrator is closing.
+	cctx := context.WithoutCancel(ctx)
+	begun := time.Now()
+	sctx, cancel := d.stepCtx(ctx, in, j, phaseAction, 1)
+	defer cancel()
+	var actErr error
+	var dataJ []byte
+	err := o.st.InTx(cctx, func(tx *sql.Tx) error {
+		actErr = nil
+		if _, err := tx.StmtContext(cctx, o.insertStep).ExecContext(cctx, in.id, i, phaseAction, step.Name, "", time.Now().UnixNano()); err != nil {
+			if o.st.Dialect().IsUniqueViolation(err) {
+				return errStepDone
+			}
+			return fmt.Errorf("saga: checkpoint: %w", err)
+		}
+		state, err := d.decode(data)
+		if err != nil {
+			return err
+		}
+		if err := stepJ.ActionTx(sctx, tx, state); err != nil {
+			actErr = err
+			return err
+		}
+		if dataJ, err = json.Marshal(state); err != nil {
+			return fmt.Errorf("saga %s: encode state: %w", d.name, err)
+		}
+		return o.checkpoint(sctx, tx, in, j, stepJ.Name, phaseAction, "", next, nextState, dataJ, "")
+	})
+	if err == nil {
+		in.step, in.state, in.data = next, nextState, dataJ
+		return nil
+	}
+	if err := o.st.InTx(cctx, func(tx *sql.Tx) error {
+		return o.checkpoint(cctx, tx, in, i, step.Name, phaseAction, "", j, Running, data, "")
+	}); err != nil {
+		return err
+	}
+	in.step, in.state, in.data = j, Running, data
+	if actErr != nil && err == actErr {
+		in.first = &attempt{err: actErr, begun: begun}
+	}
+	return nil
 }
 
 // lastCompensable returns the index of the last step at or before i that has a
