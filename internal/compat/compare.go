@@ -272,10 +272,19 @@ func (c *comparer) message(om, nm *Message, req bool, where string) {
 		used[nf] = true
 		c.typ(of.Type, nf.Type, req, first, nf.Pos, in, nf.Name, where)
 	}
+	oldByNum := map[int]*Field{}
+	for _, f := range om.Fields {
+		oldByNum[f.Number] = f
+	}
 	for _, nf := range nm.Fields {
-		if first && !used[nf] {
-			c.add(nf.Pos, false, "%s: field %s (number %d) added", in, nf.Name, nf.Number)
+		if !first || used[nf] {
+			continue
 		}
+		if of := oldByNum[nf.Number]; of != nil {
+			c.add(nf.Pos, true, "%s: field %s (number %d) added with the number callers send %s with", in, nf.Name, nf.Number, of.Name)
+			continue
+		}
+		c.add(nf.Pos, false, "%s: field %s (number %d) added", in, nf.Name, nf.Number)
 	}
 }
 
