@@ -189,6 +189,12 @@ func TestConfigError(t *testing.T) {
 	eventually(t, "restarts of crash-1 and panics-1", func() bool {
 		return crash.Status().Restarts >= 3 && panics.Status().Restarts >= 3
 	})
+	// Quiet output still says why an instance is crash-looping.
+	for _, want := range []string{"crash-1 exited after", "crash: boom", "panics-1 exited after", "panic: boom"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("quiet output lacks %q:\n%s", want, out)
+		}
+	}
 	for _, tc := range []struct {
 		in     *devrun.Instance
 		reason string

@@ -451,6 +451,7 @@ func (s *System) plan(bins map[string]string, stateDir string) error {
 		in.baseEnv = env
 		in.Env = serviceEnv(env, svc)
 		in.onFail = s.instanceFailed
+		in.onCrash = s.instanceCrashed
 	}
 	return nil
 }
@@ -486,6 +487,21 @@ func (s *System) instanceFailed(in *Instance, reason string) {
 	}
 	s.printf("%s is not restarted until its source changes (it is rebuilt), its %s entry changes, or it is restarted from the dashboard",
 		in.ID, ManifestFile)
+}
+
+// instanceCrashed says, under Quiet only (otherwise the instance's own lines and
+// devrun's are printed already), that an instance exited and is restarted, with its last
+// stderr lines: why a service is crash-looping.
+func (s *System) instanceCrashed(in *Instance, what, tail string) {
+	if !s.opts.Quiet {
+		return
+	}
+	s.printf("%s %s", in.ID, what)
+	for _, l := range strings.Split(tail, "\n") {
+		if l != "" {
+			s.printf("%s   %s", strings.Repeat(" ", len(in.ID)), l)
+		}
+	}
 }
 
 // ErrConfig is matched (errors.Is) by the error of WaitReady when an instance failed with

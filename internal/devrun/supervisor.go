@@ -63,6 +63,9 @@ type Instance struct {
 	baseEnv   []string // Env without the manifest's env, to apply a changed entry to
 	// onFail, if set, is told when the process failed with a configuration error.
 	onFail func(in *Instance, reason string)
+	// onCrash, if set, is told when the process exited otherwise and is restarted: what
+	// happened and its last stderr lines.
+	onCrash func(in *Instance, what, tail string)
 
 	// sockets are the instance's listening sockets, held by the runner and handed to
 	// every process it starts for the instance (run.InheritedListeners), named by
@@ -215,6 +218,13 @@ func (in *Instance) Supervise(ctx context.Context, logs *LogStore, b Backoff, gr
 		msg := fmt.Sprintf("exited after %s: %v; restarting in %s", ran.Round(time.Millisecond), res.err, delay)
 		in.set(func() { in.state, in.pid, in.lastExit = StateBackoff, 0, fmt.Sprint(res.err) })
 		logs.Add(in.Service, in.ID, "devrun", msg)
+		if in.onCrash != nil {
+			tail := res.tail
+			if res.panicMsg != "" && !slices.Contains(tail, res.panicMsg) {
+				tail = append([]string{res.panicMsg, "…"}, tail...)
+			}
+			in.onCrash(in, msg, strings.Join(tail, "\n"))
+		}
 		select {
 		case <-ctx.Done():
 			in.set(func() { in.state = StateStopped })
@@ -231,6 +241,7 @@ type runResult struct {
 	err      error    // from exec.Cmd.Wait, or the start
 	tail     []string // the last reasonLines lines on stderr
 	panicked bool     // stderr showed a Go panic or fatal error
+	panicMsg string   // its first line ("panic: …", "fatal error: …")
 	// replacedAt is when the process that ended had replaced another (Restart).
 	replacedAt time.Time
 }
@@ -315,6 +326,9 @@ func (in *Instance) spawn(logs *LogStore, extraEnv ...string) (*proc, error) {
 			}
 			// Only this goroutine writes res's stderr fields until wg.Wait.
 			res.panicked = res.panicked || crashLine(line)
+			if res.panicMsg == "" && (strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ")) {
+				res.panicMsg = line
+			}
 			if len(res.tail) == reasonLines {
 				res.tail = slices.Delete(res.tail, 0, 1)
 			}
