@@ -1,10 +1,14 @@
 package devrun
 
 import (
+	"cmp"
 	"encoding/json"
+	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // LogLine is one line a service process wrote, parsed when it is a JSON log record.
@@ -32,22 +36,70 @@ func (l *LogLine) Attrs() map[string]any {
 	return m
 }
 
-// LogStore keeps the most recent lines of every process in a ring of fixed size, and
-// hands new lines to subscribers (the terminal printer, the dashboard's live stream).
+// LogStore keeps the most recent lines of every process in a ring bounded by count and by
+// bytes, and hands new lines to subscribers (the terminal printer, the dashboard's live
+// stream). A stored line is its raw text and a small record of where the filters' fields
+// are in it; Query builds LogLine values from them.
 type LogStore struct {
-	mu    sync.RWMutex
-	ring  []LogLine
-	next  uint64 // sequence number of the next line
-	subs  map[chan LogLine]struct{}
-	limit int
+	mu       sync.RWMutex
+	ring     []logEntry // a ring: n lines from start, oldest first
+	start, n int
+	bytes    int    // bytes of the stored lines (raw text and records)
+	next     uint64 // sequence number of the next line
+	subs     map[chan LogLine]struct{}
+	limit    int
+	maxBytes int
+	names    []string          // services, instances, streams and levels; 0 is ""
+	nameIdx  map[string]uint16 // index in names
 }
 
-// NewLogStore returns a store that keeps the last limit lines (default 100,000).
+// logEntry is a stored line. Msg and TraceID are pieces of raw where they are there as they
+// are (not JSON-escaped); what fits nowhere else is in extra.
+type logEntry struct {
+	raw                       string
+	unixNano                  int64
+	extra                     *logExtra
+	msgOff, msgLen, traceOff  uint32
+	service, instance, stream uint16
+	level                     uint16
+	traceLen                  uint8
+	utc                       bool // the line's own time, in UTC; else local time
+}
+
+// logExtra holds the fields of a line that are not stored in its logEntry.
+type logExtra struct {
+	service, instance, stream, level, msg, traceID string
+}
+
+const (
+	logEntryBytes = int(unsafe.Sizeof(logEntry{}))
+	// DefaultLogBytes bounds a LogStore's lines and records: 100,000 lines of up to about
+	// 440 bytes (the shop's are under 300).
+	DefaultLogBytes = 48 << 20
+)
+
+// NewLogStore returns a store that keeps the last limit lines (default 100,000) in at most
+// DefaultLogBytes.
 func NewLogStore(limit int) *LogStore {
 	if limit <= 0 {
 		limit = 100_000
 	}
-	return &LogStore{ring: make([]LogLine, 0, min(limit, 4096)), subs: map[chan LogLine]struct{}{}, limit: limit}
+	return &LogStore{ring: make([]logEntry, min(limit, 4096)), subs: map[chan LogLine]struct{}{}, limit: limit,
+		maxBytes: DefaultLogBytes, names: []string{""}, nameIdx: map[string]uint16{"": 0}}
+}
+
+// SetMaxBytes changes the bound of the store's bytes (n <= 0: DefaultLogBytes); the oldest
+// lines beyond it are dropped at once.
+func (s *LogStore) SetMaxBytes(n int) {
+	if n <= 0 {
+		n = DefaultLogBytes
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.maxBytes = n
+	for s.n > 1 && s.bytes > s.maxBytes {
+		s.dropOldestLocked()
+	}
 }
 
 // Add parses and stores one line.
@@ -71,11 +123,22 @@ func (s *LogStore) Add(service, instance, stream, raw string) LogLine {
 	s.mu.Lock()
 	l.Seq = s.next
 	s.next++
-	if len(s.ring) < s.limit {
-		s.ring = append(s.ring, l)
-	} else {
-		s.ring[l.Seq%uint64(s.limit)] = l
+	e := s.entryLocked(&l)
+	size := len(e.raw) + logEntryBytes
+	for s.n > 0 && (s.n >= s.limit || s.bytes+size > s.maxBytes) {
+		s.dropOldestLocked()
 	}
+	if s.n == len(s.ring) { // grow the ring, oldest first
+		grown := make([]logEntry, min(max(2*len(s.ring), 1), s.limit))
+		for i := range s.n {
+			grown[i] = s.ring[(s.start+i)%len(s.ring)]
+		}
+		s.ring, s.start = grown, 0
+	}
+	s.ring[(s.start+s.n)%len(s.ring)] = e
+	s.n++
+	s.bytes += size
+	l = s.lineLocked(&e, l.Seq) // subscribers share the stored strings
 	for ch := range s.subs {
 		select {
 		case ch <- l:
@@ -83,6 +146,90 @@ func (s *LogStore) Add(service, instance, stream, raw string) LogLine {
 		}
 	}
 	s.mu.Unlock()
+	return l
+}
+
+// dropOldestLocked drops the oldest line.
+func (s *LogStore) dropOldestLocked() {
+	e := &s.ring[s.start]
+	s.bytes -= len(e.raw) + logEntryBytes
+	*e = logEntry{}
+	s.start = (s.start + 1) % len(s.ring)
+	s.n--
+}
+
+// name returns the index of v in s.names, adding it, or false when the table is full.
+func (s *LogStore) name(v string) (uint16, bool) {
+	if i, ok := s.nameIdx[v]; ok {
+		return i, true
+	}
+	if len(s.names) > math.MaxUint16 || len(v) > 64 {
+		return 0, false
+	}
+	v = strings.Clone(v)
+	i := uint16(len(s.names))
+	s.names = append(s.names, v)
+	s.nameIdx[v] = i
+	return i, true
+}
+
+// entryLocked returns the stored form of l; its Raw is a copy that shares nothing with the
+// caller's buffers.
+func (s *LogStore) entryLocked(l *LogLine) logEntry {
+	e := logEntry{raw: strings.Clone(l.Raw), unixNano: l.Time.UnixNano(), utc: l.Time.Location() == time.UTC}
+	var x logExtra
+	extra := false
+	var ok bool
+	if e.service, ok = s.name(l.Service); !ok {
+		x.service, extra = strings.Clone(l.Service), true
+	}
+	if e.instance, ok = s.name(l.Instance); !ok {
+		x.instance, extra = strings.Clone(l.Instance), true
+	}
+	if e.stream, ok = s.name(l.Stream); !ok {
+		x.stream, extra = strings.Clone(l.Stream), true
+	}
+	if e.level, ok = s.name(l.Level); !ok {
+		x.level, extra = strings.Clone(l.Level), true
+	}
+	if l.Msg != "" {
+		if i := strings.Index(e.raw, l.Msg); i >= 0 {
+			e.msgOff, e.msgLen = uint32(i), uint32(len(l.Msg))
+		} else {
+			x.msg, extra = strings.Clone(l.Msg), true
+		}
+	}
+	if l.TraceID != "" {
+		if i := strings.Index(e.raw, l.TraceID); i >= 0 && len(l.TraceID) <= math.MaxUint8 {
+			e.traceOff, e.traceLen = uint32(i), uint8(len(l.TraceID))
+		} else {
+			x.traceID, extra = strings.Clone(l.TraceID), true
+		}
+	}
+	if extra {
+		e.extra = &x
+	}
+	return e
+}
+
+// lineLocked builds the LogLine of a stored line; its strings are the stored ones.
+func (s *LogStore) lineLocked(e *logEntry, seq uint64) LogLine {
+	l := LogLine{Seq: seq, Service: s.names[e.service], Instance: s.names[e.instance], Stream: s.names[e.stream],
+		Level: s.names[e.level], Raw: e.raw, Msg: e.raw[e.msgOff : e.msgOff+e.msgLen],
+		TraceID: e.raw[e.traceOff : e.traceOff+uint32(e.traceLen)]}
+	if e.utc {
+		l.Time = time.Unix(0, e.unixNano).UTC()
+	} else {
+		l.Time = time.Unix(0, e.unixNano)
+	}
+	if x := e.extra; x != nil {
+		l.Service = cmp.Or(x.service, l.Service)
+		l.Instance = cmp.Or(x.instance, l.Instance)
+		l.Stream = cmp.Or(x.stream, l.Stream)
+		l.Level = cmp.Or(x.level, l.Level)
+		l.Msg = cmp.Or(x.msg, l.Msg)
+		l.TraceID = cmp.Or(x.traceID, l.TraceID)
+	}
 	return l
 }
 
@@ -180,17 +327,14 @@ func (s *LogStore) Query(f LogFilter) []LogLine {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []LogLine
-	n := uint64(len(s.ring))
-	for i := uint64(0); i < n && len(out) < f.Limit; i++ {
-		seq := s.next - 1 - i
-		l := &s.ring[seq%uint64(s.limit)]
-		if f.Match(l) {
-			out = append(out, *l)
+	for i := s.n - 1; i >= 0 && len(out) < f.Limit; i-- {
+		seq := s.next - uint64(s.n-i)
+		l := s.lineLocked(&s.ring[(s.start+i)%len(s.ring)], seq)
+		if f.Match(&l) {
+			out = append(out, l)
 		}
 	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
+	slices.Reverse(out)
 	return out
 }
 
@@ -198,7 +342,7 @@ func (s *LogStore) Query(f LogFilter) []LogLine {
 func (s *LogStore) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return len(s.ring)
+	return s.n
 }
 
 // Subscribe returns a channel of new lines and a function that ends the subscription.

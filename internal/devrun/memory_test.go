@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"net/http"
@@ -365,5 +366,112 @@ func TestTraceStoreShares(t *testing.T) {
 	}
 	if shared < 15 {
 		t.Errorf("%d spans of a trace share their attribute map with the next trace's, want most of %d", shared, len(a.Spans))
+	}
+}
+
+// TestLogStoreFields checks that a stored line comes back with the fields it was parsed
+// into, whether they are pieces of the raw line or not (escaped messages, odd levels, lines
+// that are not JSON), in Query and in the live stream alike.
+func TestLogStoreFields(t *testing.T) {
+	tests := []struct {
+		name, raw                 string
+		level, msg, traceID, time string // time: "" for the time the line came
+	}{
+		{"access log", `{"time":"2026-12-06T09:22:48.049567334Z","level":"INFO","msg":"request","trace_id":"a108b1c43fb76cee225b20faeab6610a","span_id":"42433866a8142911"}`,
+			"INFO", "request", "a108b1c43fb76cee225b20faeab6610a", "2026-12-06T09:22:48.049567334Z"},
+		{"escaped message", `{"time":"2026-12-06T09:22:48Z","level":"ERROR","msg":"bad \"sku\"\n\u00e9","trace_id":"0123"}`,
+			"ERROR", "bad \"sku\"\né", "0123", "2026-12-06T09:22:48Z"},
+		{"message elsewhere first", `{"a":"req","msg":"req","level":"WARN"}`, "WARN", "req", "", ""},
+		{"custom level, other zone", `{"time":"2026-12-06T10:22:48+01:00","level":"DEBUG-4","msg":"x"}`, "DEBUG-4", "x", "", "2026-12-06T09:22:48Z"},
+		{"long trace id", `{"level":"INFO","trace_id":"` + strings.Repeat("f", 300) + `"}`, "INFO", "", strings.Repeat("f", 300), ""},
+		{"plain text", `panic: runtime error`, "", "", "", ""},
+		{"broken JSON", `{"level":"INFO"`, "", "", "", ""},
+		{"empty", ``, "", "", "", ""},
+	}
+	s := NewLogStore(0)
+	live, stop := s.Subscribe(len(tests))
+	defer stop()
+	before := time.Now()
+	for _, tc := range tests {
+		s.Add("orders", "orders-1", "stdout", tc.raw)
+	}
+	got := s.Query(LogFilter{Limit: 100})
+	if len(got) != len(tests) {
+		t.Fatalf("Query returned %d lines, want %d", len(got), len(tests))
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			streamed := <-live
+			for _, l := range []LogLine{got[i], streamed} {
+				if l.Seq != uint64(i) || l.Service != "orders" || l.Instance != "orders-1" || l.Stream != "stdout" || l.Raw != tc.raw {
+					t.Errorf("line = %+v", l)
+				}
+				if l.Level != tc.level || l.Msg != tc.msg || l.TraceID != tc.traceID {
+					t.Errorf("level, msg, trace id = %q, %q, %q; want %q, %q, %q", l.Level, l.Msg, l.TraceID, tc.level, tc.msg, tc.traceID)
+				}
+				if tc.time != "" {
+					if want, _ := time.Parse(time.RFC3339Nano, tc.time); !l.Time.Equal(want) {
+						t.Errorf("time = %v, want %v", l.Time, want)
+					}
+				} else if l.Time.Before(before.Truncate(time.Microsecond)) || time.Since(l.Time) > time.Minute {
+					t.Errorf("time = %v, want the time the line came", l.Time)
+				}
+			}
+		})
+	}
+	if got := s.Query(LogFilter{Level: "warn"}); len(got) != 2 {
+		t.Errorf("level >= WARN: %d lines, want 2", len(got))
+	}
+	if got := s.Query(LogFilter{TraceID: "0123"}); len(got) != 1 || got[0].Seq != 1 {
+		t.Errorf("trace id 0123: %+v", got)
+	}
+	if got := s.Query(LogFilter{Text: "RUNTIME"}); len(got) != 1 || got[0].Seq != 5 {
+		t.Errorf("text RUNTIME: %+v", got)
+	}
+}
+
+// TestLogStoreBounds checks both bounds of a LogStore: the count and the bytes drop the
+// oldest lines, sequence numbers go on, and Len and Query agree.
+func TestLogStoreBounds(t *testing.T) {
+	line := func(i int) string {
+		return fmt.Sprintf(`{"level":"INFO","msg":"line %d","pad":"%s"}`, i, strings.Repeat("x", i%7*50))
+	}
+	tests := []struct {
+		name            string
+		limit, maxBytes int
+		lines           int
+		wantLen         int // 0: fewer than lines, more than 0
+	}{
+		{"under both", 100, 0, 80, 80},
+		{"count", 100, 0, 1000, 100},
+		{"bytes", 1000, 20_000, 1000, 0},
+		{"one line over the bytes is kept", 1000, 1, 10, 1},
+		{"ring grows past its first size", 10_000, 0, 9_000, 9_000},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := NewLogStore(tc.limit)
+			s.SetMaxBytes(tc.maxBytes)
+			for i := range tc.lines {
+				s.Add("svc", "svc-1", "stdout", line(i))
+			}
+			n := s.Len()
+			if tc.wantLen > 0 && n != tc.wantLen || tc.wantLen == 0 && (n == 0 || n >= tc.lines) {
+				t.Fatalf("Len = %d of %d lines, want %d", n, tc.lines, tc.wantLen)
+			}
+			if tc.maxBytes > 1 && s.bytes > tc.maxBytes {
+				t.Errorf("bytes %d over the bound %d", s.bytes, tc.maxBytes)
+			}
+			got := s.Query(LogFilter{Limit: 100_000})
+			if len(got) != n {
+				t.Fatalf("Query returned %d lines, want %d", len(got), n)
+			}
+			for i, l := range got {
+				seq := tc.lines - n + i
+				if l.Seq != uint64(seq) || l.Raw != line(seq) || l.Msg != fmt.Sprint("line ", seq) {
+					t.Fatalf("line %d = %+v, want seq %d", i, l, seq)
+				}
+			}
+		})
 	}
 }
