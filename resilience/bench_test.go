@@ -40,6 +40,7 @@ func BenchmarkMiddleware(b *testing.B) {
 	b.Run("Retry/AttemptTimeout", func(b *testing.B) {
 		benchCall(b, bg, resilience.Retry(resilience.RetryConfig{AttemptTimeout: time.Second}), clientInfo)
 	})
+	b.Run("Timeout", func(b *testing.B) { benchCall(b, bg, resilience.Timeout(time.Second), clientInfo) })
 	b.Run("Breaker/endpoint", func(b *testing.B) {
 		benchCall(b, bg, resilience.NewBreaker(resilience.BreakerConfig{}).Middleware(), clientInfo)
 	})

@@ -25,9 +25,16 @@ type deadlineCtx struct {
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
+// withLazyDeadline returns a deadlineCtx and its release func, as context.WithDeadline.
 func withLazyDeadline(parent context.Context, d time.Time) (*deadlineCtx, func()) {
-	c := &deadlineCtx{Context: parent, deadline: d}
+	c := newLazyDeadline(parent, d)
 	return c, c.release
+}
+
+// newLazyDeadline returns a deadlineCtx; the caller must defer its release method (called
+// directly, which costs no allocation, unlike the func value of withLazyDeadline).
+func newLazyDeadline(parent context.Context, d time.Time) *deadlineCtx {
+	return &deadlineCtx{Context: parent, deadline: d}
 }
 
 func (c *deadlineCtx) Deadline() (time.Time, bool) { return c.deadline, true }

@@ -91,9 +91,9 @@ func Timeout(d time.Duration) endpoint.Middleware {
 			} else {
 				// Like context.WithTimeout, but the timer is armed only if something waits
 				// on Done: most calls finish without ever doing so.
-				var release func()
-				ctx, release = withLazyDeadline(ctx, time.Now().Add(d))
-				defer release()
+				dc := newLazyDeadline(ctx, time.Now().Add(d))
+				defer dc.release() // a direct call: a method value would be allocated
+				ctx = dc
 			}
 			resp, err := next(ctx, req)
 			if err != nil && ctx.Err() == context.DeadlineExceeded && !isDeadlineError(err) {
