@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/svckit/svckit/saga"
+	"github.com/svckit/svckit/store"
 )
 
-// TestFirstStepInStart covers a first step that is an ActionTx, whose first attempt Start
+// testFirstStepInStart covers a first step that is an ActionTx, whose first attempt Start
 // makes in the transaction that records the saga: a failed attempt counts as the run's
 // first (attempts, Attempt numbers, compensation), its effects are rolled back, and a
 // one-step saga is complete when Start returns.
-func TestFirstStepInStart(t *testing.T) {
+func testFirstStepInStart(t *testing.T, openStore func(testing.TB) *store.Store) {
 	ctx := context.Background()
 	permanent := saga.Permanent(errors.New("refused"))
 	for _, tc := range []struct {
@@ -36,7 +37,7 @@ func TestFirstStepInStart(t *testing.T) {
 		{"not transient, no attempts set", []error{errors.New("no")}, saga.Retry{Initial: time.Millisecond}, 2, saga.Compensated, []int{1}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := sqliteStore(t)
+			st := openStore(t)
 			if _, err := st.DB().Exec(`CREATE TABLE effects (saga_id TEXT NOT NULL, attempt INTEGER NOT NULL)`); err != nil {
 				t.Fatal(err)
 			}
@@ -51,7 +52,7 @@ func TestFirstStepInStart(t *testing.T) {
 					attempts = append(attempts, info.Attempt)
 					n := len(attempts)
 					mu.Unlock()
-					if _, err := tx.ExecContext(ctx, `INSERT INTO effects (saga_id, attempt) VALUES (?, ?)`, info.SagaID, info.Attempt); err != nil {
+					if _, err := tx.ExecContext(ctx, st.Rebind(`INSERT INTO effects (saga_id, attempt) VALUES (?, ?)`), info.SagaID, info.Attempt); err != nil {
 						return err
 					}
 					if n <= len(tc.fail) {
@@ -86,7 +87,7 @@ func TestFirstStepInStart(t *testing.T) {
 				t.Errorf("the first action saw attempts %v, want %v", got, tc.attempts)
 			}
 			var effects int
-			if err := st.ReadDB().QueryRow(`SELECT COUNT(*) FROM effects WHERE saga_id = ?`, id).Scan(&effects); err != nil {
+			if err := st.ReadDB().QueryRow(st.Rebind(`SELECT COUNT(*) FROM effects WHERE saga_id = ?`), id).Scan(&effects); err != nil {
 				t.Fatal(err)
 			}
 			if effects != tc.effects {
@@ -103,19 +104,19 @@ func TestFirstStepInStart(t *testing.T) {
 	}
 }
 
-// TestStartTwiceFirstStepInStart starts a saga whose first step is an ActionTx twice with
+// testStartTwiceFirstStepInStart starts a saga whose first step is an ActionTx twice with
 // the same id: the second Start does nothing, and the first action's effect is committed
 // once.
-func TestStartTwiceFirstStepInStart(t *testing.T) {
+func testStartTwiceFirstStepInStart(t *testing.T, openStore func(testing.TB) *store.Store) {
 	ctx := context.Background()
-	st := sqliteStore(t)
+	st := openStore(t)
 	if _, err := st.DB().Exec(`CREATE TABLE effects (saga_id TEXT PRIMARY KEY)`); err != nil {
 		t.Fatal(err)
 	}
 	o := newOrchestrator(t, st)
 	def := saga.Define("twice", saga.Step[counter]{Name: "reserve", ActionTx: func(ctx context.Context, tx *sql.Tx, c *counter) error {
 		info, _ := saga.Info(ctx)
-		_, err := tx.ExecContext(ctx, `INSERT INTO effects (saga_id) VALUES (?)`, info.SagaID)
+		_, err := tx.ExecContext(ctx, st.Rebind(`INSERT INTO effects (saga_id) VALUES (?)`), info.SagaID)
 		return err
 	}})
 	for range 2 {
@@ -133,11 +134,11 @@ func TestStartTwiceFirstStepInStart(t *testing.T) {
 	}
 }
 
-// TestActionTxAfterPlainStep covers an ActionTx step that follows a plain Action: its first
+// testActionTxAfterPlainStep covers an ActionTx step that follows a plain Action: its first
 // attempt runs in the transaction that records the plain step. A failed attempt leaves the
 // plain step recorded and counts as the step's first; compensation then undoes the plain
 // step once.
-func TestActionTxAfterPlainStep(t *testing.T) {
+func testActionTxAfterPlainStep(t *testing.T, openStore func(testing.TB) *store.Store) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name     string
@@ -155,7 +156,7 @@ func TestActionTxAfterPlainStep(t *testing.T) {
 		{"fails for good", []error{saga.Permanent(errors.New("refused"))}, saga.Retry{Attempts: 3, Initial: time.Millisecond}, saga.Compensated, []int{1}, 1, 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := sqliteStore(t)
+			st := openStore(t)
 			if _, err := st.DB().Exec(`CREATE TABLE effects (saga_id TEXT NOT NULL, attempt INTEGER NOT NULL)`); err != nil {
 				t.Fatal(err)
 			}
@@ -188,7 +189,7 @@ func TestActionTxAfterPlainStep(t *testing.T) {
 						if !slices.Equal(c.Visited, []string{"charged"}) {
 							return saga.Permanent(errors.New("the state of the step before is missing"))
 						}
-						if _, err := tx.ExecContext(ctx, `INSERT INTO effects (saga_id, attempt) VALUES (?, ?)`, info.SagaID, info.Attempt); err != nil {
+						if _, err := tx.ExecContext(ctx, st.Rebind(`INSERT INTO effects (saga_id, attempt) VALUES (?, ?)`), info.SagaID, info.Attempt); err != nil {
 							return err
 						}
 						if n <= len(tc.fail) {
@@ -214,7 +215,7 @@ func TestActionTxAfterPlainStep(t *testing.T) {
 				t.Errorf("attempts %v, charged %d, refunded %d; want %v, %d, %d", attempts, charged, refunds, tc.attempts, tc.charged, tc.refunds)
 			}
 			var effects int
-			if err := st.ReadDB().QueryRow(`SELECT COUNT(*) FROM effects WHERE saga_id = ?`, id).Scan(&effects); err != nil {
+			if err := st.ReadDB().QueryRow(st.Rebind(`SELECT COUNT(*) FROM effects WHERE saga_id = ?`), id).Scan(&effects); err != nil {
 				t.Fatal(err)
 			}
 			if effects != tc.effects {

@@ -31,6 +31,9 @@ func suite(t *testing.T, open func(testing.TB) *store.Store) {
 		{"Owners", testOwners},
 		{"UnknownDefinition", testUnknownDefinition},
 		{"SameOwner", testSameOwner},
+		{"FirstStepInStart", testFirstStepInStart},
+		{"StartTwiceFirstStepInStart", testStartTwiceFirstStepInStart},
+		{"ActionTxAfterPlainStep", testActionTxAfterPlainStep},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
 	}
