@@ -29,6 +29,7 @@ type Snapshot struct {
 	Ref    string // the revision as given
 	Commit string // the commit it names
 	top    string // the repository's top directory (the working tree)
+	modRel string // the module's directory below top
 	tmp    string // the extraction: tmp/<path of the module below top>
 }
 
@@ -81,6 +82,7 @@ func OpenRef(ctx context.Context, dir, ref string) (*Snapshot, error) {
 		s.Close()
 		return nil, err
 	}
+	s.modRel = modRel
 	args := []string{"archive", "--format=tar", s.Commit}
 	if modRel != "." {
 		args = append(args, "--", filepath.ToSlash(modRel))
@@ -137,6 +139,9 @@ func (s *Snapshot) Load(dir string, opts gen.Options) (*Contract, error) {
 	rel, err := filepath.Rel(s.top, abs)
 	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
 		return nil, fmt.Errorf("%s is outside the repository at %s", dir, s.top)
+	}
+	if mr, err := filepath.Rel(s.modRel, rel); s.modRel != "." && (err != nil || !filepath.IsLocal(mr) && mr != ".") {
+		return nil, fmt.Errorf("%s is not in the module extracted at %s (%s): compare it in a run of its own", dir, s.Ref, filepath.ToSlash(s.modRel))
 	}
 	old := filepath.Join(s.tmp, rel)
 	if st, err := os.Stat(old); err != nil || !st.IsDir() {
