@@ -1,11 +1,13 @@
 package devrun
 
 import (
+	"cmp"
 	"encoding/hex"
 	"fmt"
 	"hash/maphash"
 	"io"
 	"maps"
+	"math"
 	"net/http"
 	"slices"
 	"sort"
@@ -59,8 +61,6 @@ type Trace struct {
 	ID       string    `json:"id"`
 	Spans    []Span    `json:"spans"`
 	Received time.Time `json:"received"`
-	seq      uint64    // the order in which the store received it
-	bytes    int       // the store's estimate of its size
 }
 
 // Root returns the span without a parent in the trace, or the earliest span.
@@ -124,39 +124,79 @@ func (t *Trace) Summarize() Summary {
 }
 
 // TraceStore keeps the most recent traces, bounded by count and by an estimate of their
-// bytes; the oldest trace is dropped first. Stored spans share their strings: the trace id,
-// service, span and attribute names and short attribute values are interned, and spans with
-// the same attributes (such as every "SELECT products" of a service) share one map, which is
-// never changed.
+// bytes; the oldest trace is dropped first. Spans are stored compactly and share what they
+// repeat: service, span and attribute names and short attribute values are interned, spans
+// with the same attributes (such as every "SELECT products" of a service) share one map,
+// which is never changed, and a child's parent id is its parent's span id. Get, Query and
+// Range build Span values from them.
 type TraceStore struct {
 	mu       sync.RWMutex
-	traces   map[string]*Trace
+	traces   map[string]*storedTrace
 	order    []string // trace ids, oldest first (a ring)
 	head     int
 	limit    int
 	spans    int
-	bytes    int    // estimated bytes of the stored traces
-	maxBytes int    // bound of bytes
-	added    uint64 // traces added so far; the n-th one is in slot n % limit
-	dropped  uint64 // the oldest traces dropped so far (by count or by bytes)
-	strs     map[string]string
-	attrSets map[uint64][]map[string]string
+	bytes    int                            // estimated bytes of the stored traces
+	maxBytes int                            // bound of bytes
+	added    uint64                         // traces added so far; the n-th one is in slot n % limit
+	dropped  uint64                         // the oldest traces dropped so far (by count or by bytes)
+	strs     map[string]string              // attribute keys and values, forgotten when full
+	attrSets map[uint64][]map[string]string // by a hash of their contents, forgotten when full
 	seed     maphash.Seed
+	names    []string          // services, span names and kinds, never forgotten; 0 is ""
+	nameIdx  map[string]uint16 // index in names
 }
 
-// NewTraceStore keeps at most limit traces (default 10,000) in at most about 64 MiB
-// (DefaultTraceBytes); a trace keeps at most its first 1,000 spans.
+// storedTrace is a trace as the store keeps it.
+type storedTrace struct {
+	id       string
+	received time.Time
+	spans    []storedSpan
+	seq      uint64 // the order in which the store received it
+	bytes    int    // the store's estimate of its size
+}
+
+// storedSpan is a span as the store keeps it, about 40% of a Span.
+type storedSpan struct {
+	spanID, parentID    string
+	start, end          int64             // Unix nanoseconds
+	attrs               map[string]string // shared: never changed
+	extra               *spanExtra        // what is rare
+	service, name, kind uint16            // index in TraceStore.names
+	flags               uint8
+}
+
+// spanExtra holds the fields of a span that are not stored in its storedSpan.
+type spanExtra struct {
+	status              string
+	service, name, kind string    // when the names table is full
+	start, end          time.Time // in a zone other than UTC or the local one
+	times               bool
+}
+
+const (
+	spanError uint8 = 1 << iota
+	spanCanceled
+	startUTC
+	endUTC
+	startZero
+	endZero
+)
+
+// NewTraceStore keeps at most limit traces (default 10,000) in at most about
+// DefaultTraceBytes; a trace keeps at most its first 1,000 spans.
 func NewTraceStore(limit int) *TraceStore {
 	if limit <= 0 {
 		limit = 10_000
 	}
-	return &TraceStore{traces: make(map[string]*Trace), limit: limit, maxBytes: DefaultTraceBytes,
-		strs: map[string]string{}, attrSets: map[uint64][]map[string]string{}, seed: maphash.MakeSeed()}
+	return &TraceStore{traces: make(map[string]*storedTrace), limit: limit, maxBytes: DefaultTraceBytes,
+		strs: map[string]string{}, attrSets: map[uint64][]map[string]string{}, seed: maphash.MakeSeed(),
+		names: []string{""}, nameIdx: map[string]uint16{"": 0}}
 }
 
-// DefaultTraceBytes bounds a TraceStore's estimated size: about 13,000 traces of the shop's
-// 22 spans, so the count (10,000) is the bound that applies there.
-const DefaultTraceBytes = 64 << 20
+// DefaultTraceBytes bounds a TraceStore's estimated size: about 20,000 traces of the shop's
+// 25 spans, so the count (10,000) is the bound that applies there.
+const DefaultTraceBytes = 48 << 20
 
 // SetMaxBytes changes the bound of the store's estimated size (n <= 0: DefaultTraceBytes);
 // the oldest traces beyond it are dropped at once.
@@ -174,8 +214,9 @@ const (
 	maxSpansPerTrace = 1000
 	maxInterned      = 1 << 16 // strings and attribute sets remembered for sharing, then forgotten
 	maxInternLen     = 128     // longer attribute values are kept as they are
-	spanBytes        = int(unsafe.Sizeof(Span{}))
-	traceBytes       = int(unsafe.Sizeof(Trace{})) + 64 // and its map entry and ring slot
+	storedSpanBytes  = int(unsafe.Sizeof(storedSpan{}))
+	spanExtraBytes   = int(unsafe.Sizeof(spanExtra{}))
+	traceBytes       = int(unsafe.Sizeof(storedTrace{})) + 96 // and its map entry and ring slot
 )
 
 // intern returns a stored string equal to v.
@@ -192,6 +233,21 @@ func (s *TraceStore) intern(v string) string {
 	v = strings.Clone(v) // not a piece of a larger buffer
 	s.strs[v] = v
 	return v
+}
+
+// name returns the index of v in s.names, adding it, or false when the table is full.
+func (s *TraceStore) name(v string) (uint16, bool) {
+	if i, ok := s.nameIdx[v]; ok {
+		return i, true
+	}
+	if len(s.names) > math.MaxUint16 || len(v) > maxInternLen {
+		return 0, false
+	}
+	v = strings.Clone(v)
+	i := uint16(len(s.names))
+	s.names = append(s.names, v)
+	s.nameIdx[v] = i
+	return i, true
 }
 
 // attrs returns a map equal to a, shared with earlier spans when one had the same
@@ -246,40 +302,41 @@ func (s *TraceStore) Add(spans []Span) {
 			batch[spans[i].TraceID]++
 		}
 	}
-	for _, sp := range spans {
+	for i := range spans {
+		sp := &spans[i]
 		t, ok := s.traces[sp.TraceID]
 		if !ok {
 			if s.added-s.dropped >= uint64(s.limit) {
 				s.dropOldestLocked()
 			}
-			t = &Trace{ID: strings.Clone(sp.TraceID), Received: time.Now(), seq: s.added, bytes: traceBytes}
+			t = &storedTrace{id: strings.Clone(sp.TraceID), received: time.Now(), seq: s.added, bytes: traceBytes}
 			if len(s.order) < s.limit {
-				s.order = append(s.order, t.ID)
+				s.order = append(s.order, t.id)
 			} else {
-				s.order[s.head] = t.ID
+				s.order[s.head] = t.id
 				s.head = (s.head + 1) % s.limit
 			}
 			s.added++
-			s.traces[t.ID] = t
+			s.traces[t.id] = t
 			s.bytes += t.bytes
 		}
-		if len(t.Spans) >= maxSpansPerTrace {
+		if len(t.spans) >= maxSpansPerTrace {
 			continue
 		}
-		if len(t.Spans) == cap(t.Spans) {
+		if len(t.spans) == cap(t.spans) {
 			n := max(batch[sp.TraceID], 1)
-			grown := make([]Span, len(t.Spans), min(len(t.Spans)+n, maxSpansPerTrace))
-			copy(grown, t.Spans)
-			d := (cap(grown) - cap(t.Spans)) * spanBytes
-			t.Spans = grown
+			grown := make([]storedSpan, len(t.spans), min(len(t.spans)+n, maxSpansPerTrace))
+			copy(grown, t.spans)
+			d := (cap(grown) - cap(t.spans)) * storedSpanBytes
+			t.spans = grown
 			t.bytes += d
 			s.bytes += d
 		}
 		if batch != nil {
 			batch[sp.TraceID]--
 		}
-		size := s.share(t, &sp)
-		t.Spans = append(t.Spans, sp)
+		ss, size := s.store(t, sp)
+		t.spans = append(t.spans, ss)
 		t.bytes += size
 		s.bytes += size
 		s.spans++
@@ -287,25 +344,67 @@ func (s *TraceStore) Add(spans []Span) {
 	s.trimLocked()
 }
 
-// share points sp's strings and attributes at ones already stored, and returns the bytes of
-// what it could not share.
-func (s *TraceStore) share(t *Trace, sp *Span) int {
-	sp.TraceID = t.ID
-	sp.Service, sp.Name, sp.Kind = s.intern(sp.Service), s.intern(sp.Name), s.intern(sp.Kind)
-	size := len(sp.Status)
-	if sp.Status != "" {
-		sp.Status = strings.Clone(sp.Status)
+// unixTime splits t into Unix nanoseconds and flags for Start (shift 0) or End (shift 1),
+// or reports that its zone is neither UTC nor the local one.
+func unixTime(t time.Time, shift uint8) (int64, uint8, bool) {
+	switch {
+	case t.IsZero():
+		return 0, startZero << shift, true
+	case t.Location() == time.UTC:
+		return t.UnixNano(), startUTC << shift, true
+	case t.Location() == time.Local:
+		return t.UnixNano(), 0, true
 	}
-	// A span id is stored once: a parent's id and its children's ParentID share it.
+	return 0, 0, false
+}
+
+// store returns the stored form of sp, sharing what it can with what t and s hold, and the
+// estimated bytes of what it could not share.
+func (s *TraceStore) store(t *storedTrace, sp *Span) (storedSpan, int) {
+	var ss storedSpan
+	var x spanExtra
+	extra := sp.Status != ""
+	if extra {
+		x.status = strings.Clone(sp.Status)
+	}
+	var ok bool
+	if ss.service, ok = s.name(sp.Service); !ok {
+		x.service, extra = strings.Clone(sp.Service), true
+	}
+	if ss.name, ok = s.name(sp.Name); !ok {
+		x.name, extra = strings.Clone(sp.Name), true
+	}
+	if ss.kind, ok = s.name(sp.Kind); !ok {
+		x.kind, extra = strings.Clone(sp.Kind), true
+	}
+	start, f1, ok1 := unixTime(sp.Start, 0)
+	end, f2, ok2 := unixTime(sp.End, 1)
+	if ok1 && ok2 {
+		ss.start, ss.end, ss.flags = start, end, f1|f2
+	} else {
+		x.start, x.end, x.times, extra = sp.Start, sp.End, true, true
+	}
+	if sp.Error {
+		ss.flags |= spanError
+	}
+	if sp.Canceled {
+		ss.flags |= spanCanceled
+	}
+	size := 0
+	if extra {
+		ss.extra = &x
+		size += spanExtraBytes + len(x.status) + len(x.service) + len(x.name) + len(x.kind)
+	}
+	// A span id is stored once: a parent's id and its children's parent ids share it.
 	var spanID, parentID string
-	if len(t.Spans) <= 64 {
-		for i := range t.Spans {
-			o := &t.Spans[i]
-			if spanID == "" && o.ParentID == sp.SpanID {
-				spanID = o.ParentID
+	if len(t.spans) <= 64 {
+		for i := range t.spans {
+			o := &t.spans[i]
+			if spanID == "" && o.parentID == sp.SpanID {
+				spanID = o.parentID
 			}
-			if parentID == "" && sp.ParentID != "" && o.SpanID == sp.ParentID {
-				parentID = o.SpanID
+			if parentID == "" && sp.ParentID != "" && o.spanID == sp.ParentID {
+				parentID = o.spanID
 			}
 		}
 	}
@@ -317,10 +416,64 @@ func (s *TraceStore) share(t *Trace, sp *Span) int {
 		parentID = strings.Clone(sp.ParentID)
 		size += len(parentID)
 	}
-	sp.SpanID, sp.ParentID = spanID, parentID
+	ss.spanID, ss.parentID = spanID, parentID
 	a, n := s.attrs(sp.Attrs)
-	sp.Attrs = a
-	return size + n
+	ss.attrs = a
+	return ss, size + n
+}
+
+// spanLocked builds the Span of a stored span into out; its strings and attribute map are
+// the stored ones, which nobody may change.
+func (s *TraceStore) spanLocked(t *storedTrace, ss *storedSpan, out *Span) {
+	at := func(n int64, utc, zero bool) time.Time {
+		switch {
+		case zero:
+			return time.Time{}
+		case utc:
+			return time.Unix(0, n).UTC()
+		}
+		return time.Unix(0, n)
+	}
+	*out = Span{TraceID: t.id, SpanID: ss.spanID, ParentID: ss.parentID,
+		Service: s.names[ss.service], Name: s.names[ss.name], Kind: s.names[ss.kind],
+		Start: at(ss.start, ss.flags&startUTC != 0, ss.flags&startZero != 0),
+		End:   at(ss.end, ss.flags&endUTC != 0, ss.flags&endZero != 0),
+		Error: ss.flags&spanError != 0, Canceled: ss.flags&spanCanceled != 0, Attrs: ss.attrs}
+	if x := ss.extra; x != nil {
+		out.Status = x.status
+		out.Service, out.Name, out.Kind = cmp.Or(x.service, out.Service), cmp.Or(x.name, out.Name), cmp.Or(x.kind, out.Kind)
+		if x.times {
+			out.Start, out.End = x.start, x.end
+		}
+	}
+}
+
+// traceLocked builds the Trace of a stored trace into out, reusing out.Spans.
+func (s *TraceStore) traceLocked(t *storedTrace, out *Trace) {
+	out.ID, out.Received = t.id, t.received
+	out.Spans = slices.Grow(out.Spans[:0], len(t.spans))[:len(t.spans)]
+	for i := range t.spans {
+		s.spanLocked(t, &t.spans[i], &out.Spans[i])
+	}
+}
+
+// rangeTraces calls f for every stored trace, newest first, under the read lock, until f
+// returns false; the *Trace is reused from call to call.
+func (s *TraceStore) rangeTraces(f func(t *Trace) bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var scratch Trace
+	for i := range s.added - s.dropped {
+		seq := s.added - 1 - i
+		t := s.traces[s.order[seq%uint64(s.limit)]]
+		if t == nil || t.seq != seq {
+			continue
+		}
+		s.traceLocked(t, &scratch)
+		if !f(&scratch) {
+			return
+		}
+	}
 }
 
 // dropOldestLocked drops the oldest trace still stored.
@@ -331,7 +484,7 @@ func (s *TraceStore) dropOldestLocked() {
 		id := s.order[seq%uint64(s.limit)]
 		if t := s.traces[id]; t != nil && t.seq == seq {
 			delete(s.traces, id)
-			s.spans -= len(t.Spans)
+			s.spans -= len(t.spans)
 			s.bytes -= t.bytes
 			return
 		}
@@ -354,8 +507,9 @@ func (s *TraceStore) Get(id string) (Trace, bool) {
 	if !ok {
 		return Trace{}, false
 	}
-	c := Trace{ID: t.ID, Received: t.Received, Spans: slices.Clone(t.Spans)}
-	slices.SortFunc(c.Spans, func(a, b Span) int { return a.Start.Compare(b.Start) })
+	var c Trace
+	s.traceLocked(t, &c)
+	slices.SortStableFunc(c.Spans, func(a, b Span) int { return a.Start.Compare(b.Start) })
 	return c, true
 }
 
@@ -374,15 +528,10 @@ func (s *TraceStore) Query(f TraceFilter) []Summary {
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
 	var out []Summary
-	n := len(s.order)
-	for i := 0; i < n && len(out) < f.Limit; i++ {
-		idx := (s.head - 1 - i + 2*n) % n // head is the oldest slot once the ring is full, 0 before
-		t := s.traces[s.order[idx]]
-		if t == nil || (f.ID != "" && !strings.HasPrefix(t.ID, f.ID)) {
-			continue
+	s.rangeTraces(func(t *Trace) bool {
+		if f.ID != "" && !strings.HasPrefix(t.ID, f.ID) {
+			return true
 		}
 		if f.Service != "" || f.Name != "" {
 			match := false
@@ -394,15 +543,16 @@ func (s *TraceStore) Query(f TraceFilter) []Summary {
 				}
 			}
 			if !match {
-				continue
+				return true
 			}
 		}
 		sum := t.Summarize()
 		if (f.ErrorsOnly && !sum.Error) || sum.Duration < f.MinDuration {
-			continue
+			return true
 		}
 		out = append(out, sum)
-	}
+		return len(out) < f.Limit
+	})
 	return out
 }
 
@@ -416,11 +566,10 @@ func (s *TraceStore) Stats() (traces, spans int) {
 // Edges returns who calls whom as seen in the stored traces: for every span whose parent
 // belongs to another service, an edge parent service → child service, with a count.
 func (s *TraceStore) Edges() map[[2]string]int {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
 	edges := map[[2]string]int{}
-	for _, t := range s.traces {
-		byID := make(map[string]*Span, len(t.Spans))
+	byID := map[string]*Span{}
+	s.rangeTraces(func(t *Trace) bool {
+		clear(byID)
 		for i := range t.Spans {
 			byID[t.Spans[i].SpanID] = &t.Spans[i]
 		}
@@ -430,7 +579,8 @@ func (s *TraceStore) Edges() map[[2]string]int {
 				edges[[2]string{p.Service, sp.Service}]++
 			}
 		}
-	}
+		return true
+	})
 	return edges
 }
 
