@@ -207,22 +207,38 @@ func jsonKind(goKind string) string {
 // encodeJSON is the default response encoder: status 200 (or the route's status) and a
 // JSON body, compressed with gzip when it is at least GzipMinBytes long and the request's
 // Accept-Encoding takes gzip.
+// jsonOut is a response buffer with its JSON encoder (HTML escaping off), pooled together.
+type jsonOut struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+var jsonOutPool = sync.Pool{New: func() any {
+	o := new(jsonOut)
+	o.enc = json.NewEncoder(&o.buf)
+	o.enc.SetEscapeHTML(false)
+	return o
+}}
+
+// jsonContentType is the Content-Type of JSON responses, shared by all of them: header
+// values are replaced, never changed in place, by net/http and by this package.
+var jsonContentType = []string{"application/json"}
+
 func encodeJSON[Resp any](status int) EncodeFunc[Resp] {
 	return func(w http.ResponseWriter, r *http.Request, resp Resp) error {
-		buf := bufPool.Get().(*bytes.Buffer)
+		out := jsonOutPool.Get().(*jsonOut)
+		buf := &out.buf
 		buf.Reset()
 		defer func() {
 			if buf.Cap() <= 64<<10 {
-				bufPool.Put(buf)
+				jsonOutPool.Put(out)
 			}
 		}()
-		enc := json.NewEncoder(buf)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(resp); err != nil {
+		if err := out.enc.Encode(resp); err != nil {
 			return svcerr.Wrap(svcerr.Internal, "encoding the response failed", err)
 		}
 		h := w.Header()
-		h["Content-Type"] = []string{"application/json"}
+		h["Content-Type"] = jsonContentType
 		body, release := gzipBody(h, r, buf.Bytes())
 		defer release()
 		w.WriteHeader(status)
