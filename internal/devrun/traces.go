@@ -142,6 +142,7 @@ type TraceStore struct {
 	dropped  uint64                         // the oldest traces dropped so far (by count or by bytes)
 	strs     map[string]string              // attribute keys and values, forgotten when full
 	attrSets map[uint64][]map[string]string // by a hash of their contents, forgotten when full
+	seenSets map[uint64]struct{}            // hashes of sets seen once, forgotten when full
 	seed     maphash.Seed
 	names    []string          // services, span names and kinds, never forgotten; 0 is ""
 	nameIdx  map[string]uint16 // index in names
@@ -190,7 +191,8 @@ func NewTraceStore(limit int) *TraceStore {
 		limit = 10_000
 	}
 	return &TraceStore{traces: make(map[string]*storedTrace), limit: limit, maxBytes: DefaultTraceBytes,
-		strs: map[string]string{}, attrSets: map[uint64][]map[string]string{}, seed: maphash.MakeSeed(),
+		strs: map[string]string{}, attrSets: map[uint64][]map[string]string{}, seenSets: map[uint64]struct{}{},
+		seed:  maphash.MakeSeed(),
 		names: []string{""}, nameIdx: map[string]uint16{"": 0}}
 }
 
@@ -212,7 +214,8 @@ func (s *TraceStore) SetMaxBytes(n int) {
 
 const (
 	maxSpansPerTrace = 1000
-	maxInterned      = 1 << 16 // strings and attribute sets remembered for sharing, then forgotten
+	maxInterned      = 1 << 14 // attribute keys and values remembered for sharing, then forgotten
+	maxAttrSets      = 1 << 12 // attribute sets remembered for sharing, then forgotten
 	maxInternLen     = 128     // longer attribute values are kept as they are
 	storedSpanBytes  = int(unsafe.Sizeof(storedSpan{}))
 	spanExtraBytes   = int(unsafe.Sizeof(spanExtra{}))
@@ -281,7 +284,17 @@ func (s *TraceStore) attrs(a map[string]string) (map[string]string, int) {
 		}
 		m[k2] = v2
 	}
-	if len(s.attrSets) >= maxInterned {
+	// A set is shared from its second sighting on, so that sets seen once (such as a
+	// message's, with its id) do not crowd out the common ones, nor outlive their spans
+	// in the table for long.
+	if _, ok := s.seenSets[sum]; !ok {
+		if len(s.seenSets) >= maxAttrSets {
+			clear(s.seenSets)
+		}
+		s.seenSets[sum] = struct{}{}
+		return m, size
+	}
+	if len(s.attrSets) >= maxAttrSets {
 		clear(s.attrSets)
 	}
 	s.attrSets[sum] = append(s.attrSets[sum], m)
