@@ -2,6 +2,8 @@ package gen
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -73,5 +75,58 @@ func TestTwinsLinkTogether(t *testing.T) {
 				t.Fatalf("Get over gRPC = %q, %v; want %q", got, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestProtoMovesWithItsPackage checks that regeneration removes a .proto the generator
+// wrote where it no longer belongs: the bare pb/<name>.proto of earlier versions, and the
+// file of a protobuf package the //svckit:grpc directive no longer names.
+func TestProtoMovesWithItsPackage(t *testing.T) {
+	src := func(grpcName string) string {
+		return "// Package inv counts things.\npackage inv\n\nimport \"context\"\n\n// Service counts.\n//\n//svckit:grpc " +
+			grpcName + "\ntype Service interface {\n\t// Count counts.\n\tCount(ctx context.Context, what string) (n int, err error)\n}\n"
+	}
+	dir := tempModule(t, map[string]string{"inv/service.go": src("inv.v1.InvService")})
+	pkg := filepath.Join(dir, "inv")
+	legacy := filepath.Join(pkg, "pb", "inv.proto")
+	if err := os.MkdirAll(filepath.Dir(legacy), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(legacy, []byte(header+"\nsyntax = \"proto3\";\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	handWritten := filepath.Join(pkg, "pb", "extra", "mine.proto")
+	if err := os.MkdirAll(filepath.Dir(handWritten), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(handWritten, []byte("syntax = \"proto3\";\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		grpcName     string
+		want, absent string
+	}{
+		{"inv.v1.InvService", "pb/inv/v1/inv.proto", "pb/inv.proto"},
+		{"inv.v2.InvService", "pb/inv/v2/inv.proto", "pb/inv/v1/inv.proto"},
+	} {
+		if err := os.WriteFile(filepath.Join(pkg, "service.go"), []byte(src(tc.grpcName)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files, err := Generate(pkg, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Write(files); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(pkg, filepath.FromSlash(tc.want))); err != nil {
+			t.Errorf("%s: %v", tc.grpcName, err)
+		}
+		if _, err := os.Stat(filepath.Join(pkg, filepath.FromSlash(tc.absent))); !os.IsNotExist(err) {
+			t.Errorf("%s: %s is still there (%v)", tc.grpcName, tc.absent, err)
+		}
+		if _, err := os.Stat(handWritten); err != nil {
+			t.Errorf("%s: the hand-written .proto is gone: %v", tc.grpcName, err)
+		}
 	}
 }
