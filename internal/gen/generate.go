@@ -90,7 +90,7 @@ func generate(pkg *Package) ([]File, error) {
 			shared.helpers[n] = src
 		}
 		g.helpers = nil
-		src, err := g.bytes(fmt.Sprintf("This file serves the %s interface of package %s: endpoints, HTTP and gRPC\ntransports and clients. Regenerate with svckit gen; edits are lost.", s.Name, pkg.Name))
+		src, err := g.bytes(fmt.Sprintf("This file serves the %s interface of package %s: endpoints, HTTP, gRPC and\nNATS transports and clients. Regenerate with svckit gen; edits are lost.", s.Name, pkg.Name))
 		if err != nil {
 			return nil, err
 		}
