@@ -3,11 +3,9 @@ package shop_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"maps"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,49 +32,13 @@ func TestChaosUnderLoad(t *testing.T) {
 		t.Skip("builds and runs the five shop services")
 	}
 	ctx := context.Background()
-	state := t.TempDir()
-	sys, err := devrun.Start(ctx, devrun.Options{Dir: ".", StateDir: state, Out: writerFunc(func(p []byte) (int, error) { return len(p), nil }),
-		Quiet: true, Grace: 10 * time.Second, Backoff: devrun.Backoff{Min: 100 * time.Millisecond, Max: time.Second, Stable: time.Minute}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.Stop(ctx)
-	readyCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if err := sys.WaitReady(readyCtx); err != nil {
-		t.Fatal(err)
-	}
-	open := func(name string) *store.Store {
-		st, err := store.Open(ctx, "sqlite:"+filepath.Join(state, "data", name+".db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	}
-	ordersDB, paymentsDB, catalogDB := open("orders"), open("payments"), open("catalog")
-	query := func(st *store.Store, q string) int64 {
-		var n int64
-		if err := st.ReadDB().QueryRowContext(ctx, q).Scan(&n); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-		return n
-	}
+	run := startChaosRun(t)
+	sys, readyCtx := run.sys, run.ready
+	ordersDB, paymentsDB, catalogDB := run.db("orders"), run.db("payments"), run.db("catalog")
+	query := run.count
 	stockBefore := query(catalogDB, `SELECT SUM(stock) FROM products`)
 	faults := startChaosFaults(t, sys)
-
-	tokens := map[int]string{}
-	for w := 0; w < 8; w++ {
-		subject := fmt.Sprintf("chaos-%d", w)
-		if w == 7 {
-			subject = "decline-chaos" // one client's orders are declined and compensated
-		}
-		tok, err := sys.DevToken(subject)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tokens[w] = tok
-	}
+	tokens := run.tokens()
 	var accepted atomic.Int64
 	// Every accepted order (200) by id, with the status its answer gave.
 	var acceptedMu sync.Mutex
