@@ -1,6 +1,7 @@
 package outbox_test
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"fmt"
@@ -100,14 +101,33 @@ func TestCrashRelay(t *testing.T) {
 	}
 	for i := range crashKills {
 		cmd := child("produce")
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		// The kill falls 100–500 ms after the child is producing and relaying, however
+		// long it took to start on a loaded machine.
+		lines := bufio.NewScanner(out)
+		ready := false
+		for !ready && lines.Scan() {
+			ready = lines.Text() == "ready"
+		}
+		if !ready {
+			_ = cmd.Wait()
+			t.Fatalf("kill %d: child ended before it was ready", i)
+		}
+		go func() {
+			for lines.Scan() {
+			}
+		}()
 		time.Sleep(time.Duration(100+rand.IntN(400)) * time.Millisecond)
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		err := cmd.Wait()
+		err = cmd.Wait()
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
 			t.Fatalf("kill %d: child ended on its own before the kill: %v", i, err)
 		}
@@ -240,6 +260,7 @@ func TestCrashChild(t *testing.T) {
 	}
 	var next atomic.Int64
 	next.Store(last)
+	fmt.Println("ready")
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Go(func() {
