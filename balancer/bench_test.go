@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -149,7 +150,9 @@ func benchClientsWith(b testing.TB, sampler sdktrace.Sampler, instances int, ful
 // (NATS KV discovery, P2C balancer, retry, per-instance breaker, tracing) with a bare
 // grpc-go call to the same kind of server. The "ratio" sub-benchmarks run both in
 // alternating blocks in one run and report the stack's throughput as a fraction of the
-// bare client's (stack/bare); the target is at least 0.9.
+// bare client's (stack/bare), and the process's CPU time per call of each with their
+// ratio (cpu-stack/bare, bare over stack), the steadier figure on a shared machine; the
+// target is at least 0.9.
 func BenchmarkClient(b *testing.B) {
 	samplers := []struct {
 		name    string
@@ -222,9 +225,13 @@ func run(b *testing.B, call sumFunc) {
 func ratio(b *testing.B, bare, stack sumFunc, par int) {
 	ctx := context.Background()
 	const block = 200
-	var tBare, tStack time.Duration
+	var tBare, tStack, cBare, cStack time.Duration
 	var nBare, nStack int
-	timed := func(call sumFunc, n int) time.Duration {
+	// timed returns the wall time and the process's CPU time (user + system: client,
+	// server, discovery and span processing alike) of n calls. On a shared machine the CPU
+	// time is the steadier figure.
+	timed := func(call sumFunc, n int) (time.Duration, time.Duration) {
+		cpu0 := processCPU(b)
 		start := time.Now()
 		var wg sync.WaitGroup
 		for g := range par {
@@ -238,7 +245,7 @@ func ratio(b *testing.B, bare, stack sumFunc, par int) {
 			})
 		}
 		wg.Wait()
-		return time.Since(start)
+		return time.Since(start), processCPU(b) - cpu0
 	}
 	// Warm up both (connections, pools).
 	timed(bare, block)
@@ -246,8 +253,10 @@ func ratio(b *testing.B, bare, stack sumFunc, par int) {
 	b.ResetTimer()
 	for done := 0; done < b.N; done += block {
 		n := min(block, b.N-done)
-		tBare += timed(bare, n)
-		tStack += timed(stack, n)
+		t, c := timed(bare, n)
+		tBare, cBare = tBare+t, cBare+c
+		t, c = timed(stack, n)
+		tStack, cStack = tStack+t, cStack+c
 		nBare += n
 		nStack += n
 	}
@@ -257,4 +266,18 @@ func ratio(b *testing.B, bare, stack sumFunc, par int) {
 	b.ReportMetric(perBare, "bare-ns/call")
 	b.ReportMetric(perStack, "stack-ns/call")
 	b.ReportMetric(perBare/perStack, "stack/bare")
+	cpuBare := float64(cBare) / float64(nBare) / 1000
+	cpuStack := float64(cStack) / float64(nStack) / 1000
+	b.ReportMetric(cpuBare, "bare-cpu-µs/call")
+	b.ReportMetric(cpuStack, "stack-cpu-µs/call")
+	b.ReportMetric(cpuBare/cpuStack, "cpu-stack/bare")
+}
+
+// processCPU returns the CPU time this process has used, user and system.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,7 +37,10 @@ import (
 // certificates of a development CA, as `svckit dev` gives them (the shop's setting). The
 // two clients run in alternating blocks of calls in one run, so that a noisy machine
 // slows both alike; each sub-benchmark reports both times per call, the difference
-// (overhead-µs/call) and svckit's throughput as a fraction of grpc-go's (svckit/grpc-go).
+// (overhead-µs/call) and svckit's throughput as a fraction of grpc-go's (svckit/grpc-go),
+// and the same for the process's CPU time per call (both ends of the call, span export and
+// GC included): grpc-go-cpu-µs/call, svckit-cpu-µs/call and overhead-cpu-µs/call, the
+// steadier figures on a shared machine.
 // Spans go to an exporter that drops them and the access log to io.Discard: the hop pays
 // for recording, batching and formatting them, not for a network export or a pipe.
 //
@@ -234,23 +238,30 @@ func svckitCatalogCall(b *testing.B, pki *hopPKI) getProduct {
 func hopRatio(b *testing.B, bare, hop getProduct) {
 	ctx := context.Background()
 	const block = 200
-	timed := func(call getProduct, n int) time.Duration {
+	// timed returns the wall time and the process's CPU time (user + system, both sides of
+	// the call and everything in the background: span export, GC) of n calls. On a shared
+	// machine the CPU time is the steadier figure: other tenants delay calls, but do not
+	// add to what this process spends.
+	timed := func(call getProduct, n int) (time.Duration, time.Duration) {
+		cpu0 := processCPU(b)
 		start := time.Now()
 		for range n {
 			if err := call(ctx); err != nil {
 				b.Fatal(err)
 			}
 		}
-		return time.Since(start)
+		return time.Since(start), processCPU(b) - cpu0
 	}
 	timed(bare, block) // connections, pools, first spans
 	timed(hop, block)
-	var tBare, tHop time.Duration
+	var tBare, tHop, cBare, cHop time.Duration
 	b.ResetTimer()
 	for done := 0; done < b.N; done += block {
 		n := min(block, b.N-done)
-		tBare += timed(bare, n)
-		tHop += timed(hop, n)
+		t, c := timed(bare, n)
+		tBare, cBare = tBare+t, cBare+c
+		t, c = timed(hop, n)
+		tHop, cHop = tHop+t, cHop+c
 	}
 	b.StopTimer()
 	perBare := float64(tBare) / float64(b.N)
@@ -259,4 +270,18 @@ func hopRatio(b *testing.B, bare, hop getProduct) {
 	b.ReportMetric(perHop, "svckit-ns/call")
 	b.ReportMetric((perHop-perBare)/1000, "overhead-µs/call")
 	b.ReportMetric(perBare/perHop, "svckit/grpc-go")
+	cpuBare := float64(cBare) / float64(b.N) / 1000
+	cpuHop := float64(cHop) / float64(b.N) / 1000
+	b.ReportMetric(cpuBare, "grpc-go-cpu-µs/call")
+	b.ReportMetric(cpuHop, "svckit-cpu-µs/call")
+	b.ReportMetric(cpuHop-cpuBare, "overhead-cpu-µs/call")
+}
+
+// processCPU returns the CPU time this process has used, user and system.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
