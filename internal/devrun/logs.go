@@ -1,8 +1,11 @@
 package devrun
 
 import (
+	"bytes"
 	"cmp"
+	"compress/flate"
 	"encoding/json"
+	"io"
 	"math"
 	"slices"
 	"strings"
@@ -51,14 +54,44 @@ type LogStore struct {
 	maxBytes int
 	names    []string          // services, instances, streams and levels; 0 is ""
 	nameIdx  map[string]uint16 // index in names
+	cold     int               // the oldest lines, in compressed blocks
+	zw       *flate.Writer     // reused for every block
+	zbuf     bytes.Buffer
+}
+
+// Older lines are compressed: the newest hotLines lines stay as they are, and every
+// blockLines lines beyond them become one flate block. Access logs compress about 5:1.
+const (
+	hotLines   = 2048
+	blockLines = 512
+)
+
+// logBlock is the raw text of consecutive lines, compressed.
+type logBlock struct {
+	z    []byte
+	size int // decompressed
+	live int // lines of the block still stored
+}
+
+// text decompresses the block.
+func (b *logBlock) text() string {
+	buf := make([]byte, b.size)
+	r := flate.NewReader(bytes.NewReader(b.z))
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return "" // cannot happen: the store wrote the block
+	}
+	return unsafe.String(unsafe.SliceData(buf), len(buf)) // buf is never written again
 }
 
 // logEntry is a stored line. Msg and TraceID are pieces of raw where they are there as they
 // are (not JSON-escaped); what fits nowhere else is in extra.
 type logEntry struct {
-	raw                       string
+	raw                       string // "" when the line is in blk
 	unixNano                  int64
 	extra                     *logExtra
+	blk                       *logBlock
+	rawOff, rawLen            uint32 // where the line is in blk's text
+	traceHash                 uint32 // of the trace id, to skip blocks without it unread
 	msgOff, msgLen, traceOff  uint32
 	service, instance, stream uint16
 	level                     uint16
@@ -138,7 +171,10 @@ func (s *LogStore) Add(service, instance, stream, raw string) LogLine {
 	s.ring[(s.start+s.n)%len(s.ring)] = e
 	s.n++
 	s.bytes += size
-	l = s.lineLocked(&e, l.Seq) // subscribers share the stored strings
+	l = s.lineLocked(&e, e.raw, l.Seq) // subscribers share the stored strings
+	if s.n-s.cold >= hotLines+blockLines {
+		s.compressLocked()
+	}
 	for ch := range s.subs {
 		select {
 		case ch <- l:
@@ -153,9 +189,50 @@ func (s *LogStore) Add(service, instance, stream, raw string) LogLine {
 func (s *LogStore) dropOldestLocked() {
 	e := &s.ring[s.start]
 	s.bytes -= len(e.raw) + logEntryBytes
+	if e.blk != nil {
+		if e.blk.live--; e.blk.live == 0 {
+			s.bytes -= len(e.blk.z)
+		}
+		s.cold--
+	}
 	*e = logEntry{}
 	s.start = (s.start + 1) % len(s.ring)
 	s.n--
+}
+
+// fnv32 is the 32-bit FNV-1a hash of s.
+func fnv32(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * 16777619
+	}
+	return h
+}
+
+// compressLocked compresses the blockLines oldest lines that are not compressed yet.
+func (s *LogStore) compressLocked() {
+	if s.zw == nil {
+		s.zw, _ = flate.NewWriter(&s.zbuf, flate.BestSpeed) // cannot fail with a valid level
+	}
+	s.zbuf.Reset()
+	s.zw.Reset(&s.zbuf)
+	size := 0
+	for i := range blockLines {
+		e := &s.ring[(s.start+s.cold+i)%len(s.ring)]
+		_, _ = s.zw.Write([]byte(e.raw)) // a bytes.Buffer does not fail
+		size += len(e.raw)
+	}
+	_ = s.zw.Close()
+	b := &logBlock{z: bytes.Clone(s.zbuf.Bytes()), size: size, live: blockLines}
+	off := 0
+	for i := range blockLines {
+		e := &s.ring[(s.start+s.cold+i)%len(s.ring)]
+		s.bytes -= len(e.raw)
+		e.blk, e.rawOff, e.rawLen, e.raw = b, uint32(off), uint32(len(e.raw)), ""
+		off += int(e.rawLen)
+	}
+	s.bytes += len(b.z)
+	s.cold += blockLines
 }
 
 // name returns the index of v in s.names, adding it, or false when the table is full.
@@ -201,7 +278,7 @@ func (s *LogStore) entryLocked(l *LogLine) logEntry {
 	}
 	if l.TraceID != "" {
 		if i := strings.Index(e.raw, l.TraceID); i >= 0 && len(l.TraceID) <= math.MaxUint8 {
-			e.traceOff, e.traceLen = uint32(i), uint8(len(l.TraceID))
+			e.traceOff, e.traceLen, e.traceHash = uint32(i), uint8(len(l.TraceID)), fnv32(l.TraceID)
 		} else {
 			x.traceID, extra = strings.Clone(l.TraceID), true
 		}
@@ -212,11 +289,14 @@ func (s *LogStore) entryLocked(l *LogLine) logEntry {
 	return e
 }
 
-// lineLocked builds the LogLine of a stored line; its strings are the stored ones.
-func (s *LogStore) lineLocked(e *logEntry, seq uint64) LogLine {
+// lineLocked builds the LogLine of a stored line whose raw text is raw ("" to leave Raw,
+// Msg and TraceID out when they are pieces of it); its strings are the stored ones.
+func (s *LogStore) lineLocked(e *logEntry, raw string, seq uint64) LogLine {
 	l := LogLine{Seq: seq, Service: s.names[e.service], Instance: s.names[e.instance], Stream: s.names[e.stream],
-		Level: s.names[e.level], Raw: e.raw, Msg: e.raw[e.msgOff : e.msgOff+e.msgLen],
-		TraceID: e.raw[e.traceOff : e.traceOff+uint32(e.traceLen)]}
+		Level: s.names[e.level], Raw: raw}
+	if raw != "" {
+		l.Msg, l.TraceID = raw[e.msgOff:e.msgOff+e.msgLen], raw[e.traceOff:e.traceOff+uint32(e.traceLen)]
+	}
 	if e.utc {
 		l.Time = time.Unix(0, e.unixNano).UTC()
 	} else {
@@ -327,9 +407,29 @@ func (s *LogStore) Query(f LogFilter) []LogLine {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []LogLine
+	// The fields that are not pieces of the raw text are checked first, so that blocks of
+	// lines none of which can match are not decompressed.
+	pre := f
+	pre.TraceID, pre.Text = "", ""
+	traceHash := fnv32(f.TraceID)
+	var blk *logBlock
+	var text string
 	for i := s.n - 1; i >= 0 && len(out) < f.Limit; i-- {
 		seq := s.next - uint64(s.n-i)
-		l := s.lineLocked(&s.ring[(s.start+i)%len(s.ring)], seq)
+		e := &s.ring[(s.start+i)%len(s.ring)]
+		raw := e.raw
+		if e.blk != nil {
+			if l := s.lineLocked(e, "", seq); !pre.Match(&l) {
+				continue
+			} else if f.TraceID != "" && (e.traceLen > 0 && e.traceHash != traceHash || e.traceLen == 0 && l.TraceID != f.TraceID) {
+				continue
+			}
+			if e.blk != blk {
+				blk, text = e.blk, e.blk.text()
+			}
+			raw = text[e.rawOff : e.rawOff+e.rawLen]
+		}
+		l := s.lineLocked(e, raw, seq)
 		if f.Match(&l) {
 			out = append(out, l)
 		}

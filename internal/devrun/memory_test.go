@@ -2,6 +2,7 @@ package devrun
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -471,6 +473,90 @@ func TestLogStoreBounds(t *testing.T) {
 				seq := tc.lines - n + i
 				if l.Seq != uint64(seq) || l.Raw != line(seq) || l.Msg != fmt.Sprint("line ", seq) {
 					t.Fatalf("line %d = %+v, want seq %d", i, l, seq)
+				}
+			}
+		})
+	}
+}
+
+// TestLogStoreCompressed compares queries over a store whose older lines are compressed
+// with the same filters applied to every line added, kept aside.
+func TestLogStoreCompressed(t *testing.T) {
+	g := newOrderGen(t)
+	s := NewLogStore(8_000)
+	var all []LogLine
+	for n := range 1_500 {
+		_, lines := g.next(n)
+		for _, l := range lines {
+			all = append(all, s.Add(l[0], l[1], "stdout", l[2]))
+		}
+		if n%100 == 0 {
+			all = append(all, s.Add("svckit", "dev", "devrun", fmt.Sprintf("restarted orders-1 (%d)", n)))
+		}
+	}
+	all = all[len(all)-s.Len():]
+	if s.cold == 0 {
+		t.Fatal("no line was compressed")
+	}
+	old, mid := all[10], all[len(all)/2]
+	tests := []LogFilter{
+		{},
+		{Limit: 100_000},
+		{TraceID: old.TraceID},
+		{TraceID: mid.TraceID, Limit: 1000},
+		{Text: old.TraceID[:12], Limit: 1000},
+		{Text: "RESTARTED", Limit: 1000},
+		{Service: "catalog", Limit: 100_000},
+		{Service: "gateway", Text: `"rpc_method":"PlaceOrder"`, Limit: 3},
+		{Level: "warn"},
+		{Level: "info", Service: "payments", Limit: 5000},
+	}
+	for _, f := range tests {
+		t.Run(fmt.Sprintf("%+v", f), func(t *testing.T) {
+			limit := cmp.Or(f.Limit, 500)
+			var want []LogLine
+			for i := len(all) - 1; i >= 0 && len(want) < limit; i-- {
+				if f.Match(&all[i]) {
+					want = append(want, all[i])
+				}
+			}
+			slices.Reverse(want)
+			got := s.Query(f)
+			if len(got) != len(want) {
+				t.Fatalf("%d lines, want %d", len(got), len(want))
+			}
+			for i := range got {
+				if !got[i].Time.Equal(want[i].Time) {
+					t.Fatalf("line %d: time %v, want %v", i, got[i].Time, want[i].Time)
+				}
+				got[i].Time, want[i].Time = time.Time{}, time.Time{}
+				if got[i] != want[i] {
+					t.Fatalf("line %d:\n%+v\nwant\n%+v", i, got[i], want[i])
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkLogQuery measures queries over a full store (100,000 shop lines, most of them
+// compressed): the newest 500 lines, a trace's lines (a scan of every line), a service's.
+func BenchmarkLogQuery(b *testing.B) {
+	g := newOrderGen(b)
+	s := NewLogStore(0)
+	var some LogLine
+	for n := range 100_000/len(g.o.Logs) + 1 {
+		_, lines := g.next(n)
+		for _, l := range lines {
+			if ll := s.Add(l[0], l[1], "stdout", l[2]); n == 5000 {
+				some = ll
+			}
+		}
+	}
+	for _, f := range []LogFilter{{}, {TraceID: some.TraceID, Limit: 1000}, {Service: "payments"}} {
+		b.Run(fmt.Sprintf("%+v", f), func(b *testing.B) {
+			for b.Loop() {
+				if len(s.Query(f)) == 0 {
+					b.Fatal("no line")
 				}
 			}
 		})
