@@ -60,6 +60,7 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 				dashboard.WithSecret(secret))
 		},
 	}
+	devrun.LimitMemory(os.Getenv) // a soft limit, so the heap does not grow to twice the stores
 	err = devrun.RunUntilSignal(ctx, opts, func(sys *devrun.System) {
 		fmt.Fprintf(stdout, "\n  dashboard  %s\n", dashboard.SecretURL(sys.URL, secret))
 		fmt.Fprintf(stdout, "             (open this link: killing and calling services need its secret; curl: -H \"%s: %s\")\n",

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"math"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -110,6 +111,23 @@ const (
 	// 440 bytes (the shop's are under 300).
 	DefaultLogBytes = 48 << 20
 )
+
+// DefaultMemoryLimit is the soft memory limit svckit dev sets for its own process unless the
+// GOMEMLIMIT environment variable sets one (see runtime/debug.SetMemoryLimit). The log and
+// trace stores, bounded by DefaultLogBytes and DefaultTraceBytes, are most of its heap; the
+// limit makes the garbage collector run before the heap doubles, as it otherwise would.
+const DefaultMemoryLimit = 120 << 20
+
+// LimitMemory sets DefaultMemoryLimit as the process's soft memory limit unless getenv
+// ("GOMEMLIMIT") is set, and returns the limit in effect. `svckit dev` calls it once at its
+// start.
+func LimitMemory(getenv func(string) string) int64 {
+	if getenv("GOMEMLIMIT") != "" {
+		return debug.SetMemoryLimit(-1) // the runtime read it at start
+	}
+	debug.SetMemoryLimit(DefaultMemoryLimit)
+	return DefaultMemoryLimit
+}
 
 // NewLogStore returns a store that keeps the last limit lines (default 100,000) in at most
 // DefaultLogBytes.

@@ -14,6 +14,7 @@ import (
 	"os"
 	"reflect"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -560,5 +561,30 @@ func BenchmarkLogQuery(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestLimitMemory checks that svckit dev's memory limit yields to GOMEMLIMIT.
+func TestLimitMemory(t *testing.T) {
+	prev := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+	tests := []struct {
+		env  string
+		want int64
+	}{
+		{"", DefaultMemoryLimit},
+		{"1GiB", prev}, // the runtime's, as read at start (this test's process has none set by env)
+	}
+	for _, tc := range tests {
+		debug.SetMemoryLimit(prev)
+		got := LimitMemory(func(k string) string {
+			if k == "GOMEMLIMIT" {
+				return tc.env
+			}
+			return ""
+		})
+		if got != tc.want || debug.SetMemoryLimit(-1) != tc.want {
+			t.Errorf("GOMEMLIMIT=%q: limit %d (in effect %d), want %d", tc.env, got, debug.SetMemoryLimit(-1), tc.want)
+		}
 	}
 }

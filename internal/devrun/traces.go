@@ -196,9 +196,9 @@ func NewTraceStore(limit int) *TraceStore {
 		names: []string{""}, nameIdx: map[string]uint16{"": 0}}
 }
 
-// DefaultTraceBytes bounds a TraceStore's estimated size: about 20,000 traces of the shop's
+// DefaultTraceBytes bounds a TraceStore's estimated size: about 12,000 traces of the shop's
 // 25 spans, so the count (10,000) is the bound that applies there.
-const DefaultTraceBytes = 48 << 20
+const DefaultTraceBytes = 40 << 20
 
 // SetMaxBytes changes the bound of the store's estimated size (n <= 0: DefaultTraceBytes);
 // the oldest traces beyond it are dropped at once.
