@@ -144,3 +144,48 @@ func TestLargeDocument(t *testing.T) {
 		t.Errorf("got %v, want the size refused", err)
 	}
 }
+
+// TestRunSavedDocuments is svckit gen -breaking DIR with saved documents as the old side:
+// exit 1 with the breaks on stderr, 0 for the same package (its changes listed with -v),
+// 2 without an old side.
+func TestRunSavedDocuments(t *testing.T) {
+	t.Parallel()
+	saved := saveDocs(t, "testdata/base", true)
+	for _, tc := range []struct {
+		name, against string
+		dirs          []string
+		code          int
+		stdout        []string
+		stderr        []string
+	}{
+		{"breaking", saved, []string{"testdata/cases/renamed_field"}, 1, nil, []string{
+			`testdata/cases/renamed_field/svc.go:27: Item (shop.Service.Get response): field name renamed to title (JSON "title", was "name")`,
+			"testdata/cases/renamed_field: 1 breaking change(s) against " + saved,
+		}},
+		{"compatible", saved, []string{"testdata/cases/added_method"}, 0, []string{
+			"testdata/cases/added_method/svc.go:22: method shop.Service.Delete added (compatible)",
+			"testdata/cases/added_method: compatible with " + saved + " (1 change(s), ",
+		}, nil},
+		{"no old side", "", []string{"testdata/base"}, 2, nil, []string{"want a git revision or saved"}},
+		{"not a package", saved, []string{"testdata/nonexistent"}, 1, nil, []string{"testdata/nonexistent: not a directory"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr strings.Builder
+			code := compat.Run(t.Context(), tc.against, tc.dirs, compat.Options{Verbose: true}, &stdout, &stderr)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, &stdout, &stderr)
+			}
+			for _, w := range tc.stdout {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("stdout lacks %q:\n%s", w, &stdout)
+				}
+			}
+			for _, w := range tc.stderr {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, &stderr)
+				}
+			}
+		})
+	}
+}

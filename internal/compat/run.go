@@ -36,7 +36,7 @@ func Run(ctx context.Context, against string, dirs []string, opts Options, stdou
 	}
 	gopts := gen.Options{Types: opts.Types}
 	status := 0
-	report := func(dir string, start time.Time, fs []Finding) {
+	report := func(dir string, took time.Duration, fs []Finding) {
 		n := 0
 		for _, f := range fs {
 			if f.Break {
@@ -50,7 +50,7 @@ func Run(ctx context.Context, against string, dirs []string, opts Options, stdou
 			status = 1
 			fmt.Fprintf(stderr, "%s: %d breaking change(s) against %s\n", dir, n, against)
 		} else if opts.Verbose {
-			fmt.Fprintf(stdout, "%s: compatible with %s (%d change(s), %s)\n", dir, against, len(fs), time.Since(start).Round(time.Millisecond))
+			fmt.Fprintf(stdout, "%s: compatible with %s (%d change(s), %s)\n", dir, against, len(fs), took.Round(time.Millisecond))
 		}
 	}
 	if _, err := os.Stat(against); err == nil {
@@ -70,7 +70,7 @@ func Run(ctx context.Context, against string, dirs []string, opts Options, stdou
 			}
 			cur.Services = append(cur.Services, FromPackage(pkg, relWD).Services...)
 		}
-		report(strings.Join(dirs, " "), start, Compare(old, cur))
+		report(strings.Join(dirs, " "), time.Since(start), Compare(old, cur))
 		return status
 	}
 	start := time.Now()
@@ -132,7 +132,7 @@ func Run(ctx context.Context, against string, dirs []string, opts Options, stdou
 			status = 1
 			continue
 		}
-		report(dir, time.Now().Add(-r.took), Compare(r.old, r.cur))
+		report(dir, r.took, Compare(r.old, r.cur))
 	}
 	return status
 }
