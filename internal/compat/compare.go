@@ -31,8 +31,8 @@ func Breaking(fs []Finding) []Finding {
 // every difference: the breaking ones (a removed or renamed service, method or field, a
 // changed type or field number, a field that became required, a changed HTTP route or
 // auth requirement, a method that started or stopped streaming) and the compatible
-// additions (new services, methods, optional fields and routes). Findings are in the
-// order of the new contract's declarations, removals after.
+// additions (new services, methods, optional fields and routes). Findings follow the
+// new contract's declarations, each removal where the comparison meets it.
 func Compare(old, cur *Contract) []Finding {
 	c := &comparer{http: old.HTTPKnown && cur.HTTPKnown, seen: map[seenKey]bool{}}
 	matched := map[*Service]*Service{} // new → old
@@ -194,27 +194,24 @@ func (c *comparer) method(s *Service, om, nm *Method) {
 	}
 }
 
-// stricter reports whether auth b asks callers for more than a: a token where none was
-// needed, or a role a did not require.
+// stricter reports whether auth b may refuse a caller that a accepted: a token where
+// none was needed, or another list of roles or scopes. //svckit:auth lists roles (a
+// token needs any one) or scopes (it needs all), so with both lists non-empty any change
+// may refuse someone; only dropping the list, or the token, relaxes for certain.
 func stricter(a, b string) bool {
-	if b == "public" {
+	switch {
+	case b == "public":
 		return false
-	}
-	if a == "public" {
+	case a == "public":
 		return true
 	}
-	// Both bearer: roles are any-of in the policy? Be conservative: any role that a
-	// caller's token may lack is stricter unless the old list included it.
 	as, bs := strings.Fields(a)[1:], strings.Fields(b)[1:]
-	if len(as) == 0 {
-		return len(bs) > 0
+	if len(bs) == 0 {
+		return false
 	}
-	for _, r := range bs {
-		if !slices.Contains(as, r) {
-			return true
-		}
-	}
-	return false
+	slices.Sort(as)
+	slices.Sort(bs)
+	return !slices.Equal(as, bs)
 }
 
 // message compares the messages one method sends (req) or receives. A message used in
