@@ -1,6 +1,6 @@
 // Package gen is svckit's code generator: from a plain Go service interface it writes the
-// typed endpoints, the HTTP and gRPC transports and clients, a client that implements the
-// interface, a .proto file and an OpenAPI 3.1 document. The command line is `svckit gen`
+// typed endpoints, the HTTP, gRPC and NATS transports and clients, a client that implements
+// the interface, a .proto file and an OpenAPI 3.1 document. The command line is `svckit gen`
 // (cmd/svckit); docs/generator.md is the user's guide.
 //
 // # Input
@@ -30,6 +30,8 @@
 //	//svckit:pb ../pb               on an interface: where the protobuf Go package goes
 //	//svckit:http GET /users/{id}   on a method: its route; {id} binds a request field
 //	//svckit:http -                 on a method: not served over HTTP
+//	//svckit:nats orders.place       on a method: its NATS subject (default svc.<gRPC name>.<Method>)
+//	//svckit:nats -                 on a method: not served over NATS
 //	//svckit:idempotent             on a method: retries are safe
 //
 // # Output
@@ -39,7 +41,8 @@
 //
 //	i_gen.go           request/response structs, Endpoints, MakeEndpoints, Client
 //	                   (implements I over Endpoints), RegisterHTTP, NewHTTPClient,
-//	                   RegisterGRPC, NewGRPCClient, GRPCService, Serve
+//	                   RegisterGRPC, NewGRPCClient, GRPCService, RegisterNATS,
+//	                   NewNATSClient, Serve
 //	pbconv_gen.go      conversions between the Go types and the protobuf messages
 //	pb/p_pb_gen.go     the protobuf messages (what protoc-gen-go writes for p.proto)
 //	pb/doc_gen.go      the protobuf package's doc comment
@@ -84,6 +87,12 @@
 //     Unary and ServerStream, so svckit's middleware, error mapping and propagation apply.
 //     GET routes are declared NO_SIDE_EFFECTS and PUT/DELETE/idempotent ones IDEMPOTENT in
 //     the .proto, which transport/grpc reads as endpoint.Info.Idempotent.
+//   - NATS: RegisterNATS serves the unary methods with transport/natsrpc's Handle on a
+//     natsrpc.Server (made for GRPCService, such as by App.NATSRPC), on the subjects
+//     svc.<gRPC name>.<Method> or //svckit:nats; NewNATSClient calls them with natsrpc.Call.
+//     The bodies are the JSON of the HTTP transport. Idempotency follows the .proto.
+//     Streaming methods and //svckit:nats - are not served; their NATS client endpoints
+//     fail with svcerr.Unimplemented. Two methods on one subject are an error.
 //   - OpenAPI 3.1 with JSON Schema 2020-12: nil slices, maps, pointers and byte slices are
 //     type arrays with "null", as encoding/json writes them; enums include the zero value;
 //     errors are application/problem+json with svckit's kind.

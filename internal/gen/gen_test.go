@@ -28,6 +28,7 @@ var goldenCases = map[string]Options{
 	"aliases":    {},
 	"protonames": {},
 	"bench50":    {},
+	"ledger":     {}, // the NATS transport: TestNATSRoundTrip serves and calls it
 	// Two packages named users, in protobuf packages acme.users.v1 and globex.users.v1,
 	// linked together by TestTwinsLinkTogether.
 	"twins/acme/users":   {},

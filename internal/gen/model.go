@@ -70,7 +70,8 @@ type Method struct {
 	PathFields []*Field // request fields bound from path wildcards
 	QueryField []*Field // request fields bound from the query string
 	Idempotent bool
-	Auth       *Auth // the method's //svckit:auth, else its interface's; nil if neither has one
+	Auth       *Auth  // the method's //svckit:auth, else its interface's; nil if neither has one
+	NATS       string // the //svckit:nats subject: "" for svc.<service>.<Method>, "-" for not served
 }
 
 // Param is a parameter or result of a method.

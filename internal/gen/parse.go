@@ -603,8 +603,10 @@ func (p *parser2) methodDirectives(m *Method, doc *ast.CommentGroup, where strin
 			m.Idempotent = true
 		case "auth":
 			m.Auth = p.authDirective(d, where)
+		case "nats":
+			m.NATS = p.natsDirective(m, d, where)
 		default:
-			p.errs.add(dpos, where, "unknown directive //svckit:%s on a method (known: http, idempotent, auth)", d.name)
+			p.errs.add(dpos, where, "unknown directive //svckit:%s on a method (known: http, nats, idempotent, auth)", d.name)
 		}
 	}
 	if m.Auth == nil {
@@ -1207,6 +1209,7 @@ func (p *parser2) checkNames() {
 			routes[key] = s.Name + "." + m.Name
 		}
 	}
+	p.checkNATS()
 }
 
 func normalizeRoute(p string) string {
@@ -1231,7 +1234,7 @@ func generatedNames(s *Service) []string {
 	x := s.Prefix
 	names := []string{x + "Endpoints", "Make" + x + "Endpoints", "Register" + x + "HTTP", "New" + x + "HTTPClient",
 		"Register" + x + "GRPC", "New" + x + "GRPCClient", x + "Client", "New" + x + "Client", "Serve" + x,
-		x + "GRPCService"}
+		x + "GRPCService", "Register" + x + "NATS", "New" + x + "NATSClient"}
 	for _, m := range s.Methods {
 		if m.Req.Wrapper {
 			names = append(names, m.Req.GoName)

@@ -55,6 +55,7 @@ func (w *svcGen) generate() {
 	w.httpServer()
 	w.httpClient()
 	w.grpc()
+	w.nats()
 	w.serve()
 }
 
@@ -135,7 +136,7 @@ func (w *svcGen) endpoints() {
 func (w *svcGen) client() {
 	g := w.g
 	name := w.x("Client")
-	g.docf("%s is a %s that calls another through %s: the same interface, served locally or remotely. Build the endpoints with New%sHTTPClient or New%sGRPCClient.", name, w.s.Name, w.x("Endpoints"), w.s.Prefix, w.s.Prefix)
+	g.docf("%s is a %s that calls another through %s: the same interface, served locally or remotely. Build the endpoints with New%sHTTPClient, New%sGRPCClient or New%sNATSClient.", name, w.s.Name, w.x("Endpoints"), w.s.Prefix, w.s.Prefix, w.s.Prefix)
 	g.p("type %s struct {\n\te %s\n}\n", name, w.x("Endpoints"))
 	g.p("// New%s returns a %s that calls e.", name, w.s.Name)
 	g.p("func New%s(e %s) *%s { return &%s{e: e} }\n", name, w.x("Endpoints"), name, name)
