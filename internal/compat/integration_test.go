@@ -106,17 +106,18 @@ var shopServices = []string{"catalog", "gateway", "notifications", "orders", "pa
 // the Go model agree on real services), and with the working tree where the working
 // tree's package is HEAD's (no findings).
 func TestShopAtHEAD(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	shop := filepath.Join("..", "..", "examples", "shop")
 	snap, err := compat.OpenRef(ctx, shop, "HEAD")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer snap.Close()
+	t.Cleanup(func() { snap.Close() })
 	for _, svc := range shopServices {
 		dir := filepath.Join(shop, svc)
 		t.Run(svc, func(t *testing.T) {
+			t.Parallel()
 			old, err := snap.Load(dir, gen.Options{})
 			if err != nil {
 				t.Fatal(err)
