@@ -166,6 +166,9 @@ func TestRunSavedDocuments(t *testing.T) {
 			"testdata/cases/added_method/svc.go:22: method shop.Service.Delete added (compatible)",
 			"testdata/cases/added_method: compatible with " + saved + " (1 change(s), ",
 		}, nil},
+		{"two documents", filepath.Join(saved, "shop.proto") + string(os.PathListSeparator) + filepath.Join(saved, "shop.openapi.json"), []string{"testdata/cases/route"}, 1, nil, []string{
+			"testdata/cases/route/svc.go:14: method shop.Service.Get: HTTP route changed from GET /items/{id} to GET /v2/items/{id}",
+		}},
 		{"no old side", "", []string{"testdata/base"}, 2, nil, []string{"want a git revision or saved"}},
 		{"not a package", saved, []string{"testdata/nonexistent"}, 1, nil, []string{"testdata/nonexistent: not a directory"}},
 	} {

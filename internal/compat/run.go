@@ -53,10 +53,10 @@ func Run(ctx context.Context, against string, dirs []string, opts Options, stdou
 			fmt.Fprintf(stdout, "%s: compatible with %s (%d change(s), %s)\n", dir, against, len(fs), took.Round(time.Millisecond))
 		}
 	}
-	if _, err := os.Stat(against); err == nil {
+	if paths, ok := savedPaths(against); ok {
 		// Saved documents: the packages together are the new side.
 		start := time.Now()
-		old, err := LoadFiles(strings.Split(against, string(os.PathListSeparator)), relWD)
+		old, err := LoadFiles(paths, relWD)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
@@ -135,6 +135,18 @@ func Run(ctx context.Context, against string, dirs []string, opts Options, stdou
 		report(dir, r.took, Compare(r.old, r.cur))
 	}
 	return status
+}
+
+// savedPaths splits against into paths (separated as in $PATH) and reports whether
+// each exists: then against names saved documents, not a git revision.
+func savedPaths(against string) ([]string, bool) {
+	paths := strings.Split(against, string(os.PathListSeparator))
+	for _, p := range paths {
+		if _, err := os.Stat(p); err != nil {
+			return nil, false
+		}
+	}
+	return paths, true
 }
 
 // relWD makes a path relative to the working directory when it is below it.
