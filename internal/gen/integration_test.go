@@ -48,7 +48,7 @@ func TestStandardClientInterop(t *testing.T) {
 		"store/store.go":      e2eImpl,
 		"server/main.go":      interopServer,
 		"client/main.go":      interopClient,
-		"client/stdpb/doc.go": "// Package stdpb is compiled by protoc from store/pb/store/store.proto.\npackage stdpb\n",
+		"client/stdpb/doc.go": "// Package stdpb is compiled by protoc from store/pb/e2e/v1/store.proto.\npackage stdpb\n",
 	})
 	files, err := Generate(filepath.Join(dir, "store"), Options{})
 	if err != nil {
@@ -58,11 +58,12 @@ func TestStandardClientInterop(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "client", "stdpb")
-	m := "Mstore/store.proto=example.com/e2e/client/stdpb;stdpb"
+	m := "Me2e/v1/store.proto=example.com/e2e/client/stdpb;stdpb"
 	protoc := exec.Command("protoc", "-I", filepath.Join(dir, "store", "pb"), "-I", "/usr/include",
-		"--go_out="+out, "--go_opt=paths=source_relative", "--go_opt="+m,
-		"--go-grpc_out="+out, "--go-grpc_opt=paths=source_relative", "--go-grpc_opt="+m,
-		"store/store.proto")
+		"--go_out="+out, "--go_opt=module=example.com/e2e/client/stdpb", "--go_opt="+m,
+		"--go-grpc_out="+out, "--go-grpc_opt=module=example.com/e2e/client/stdpb", "--go-grpc_opt="+m,
+		"e2e/v1/store.proto")
+	protoc.Dir = filepath.Join(dir, "store", "pb") // protoc finds the file relative to its directory
 	protoc.Env = append(os.Environ(), "PATH="+path)
 	if b, err := protoc.CombinedOutput(); err != nil {
 		t.Fatalf("protoc: %v\n%s", err, b)
@@ -125,6 +126,7 @@ func TestPBGoMatchesProtoc(t *testing.T) {
 		root, name := protoRoot(t, protoFile)
 		cmd := exec.Command("protoc", "-I", root, "-I", "/usr/include",
 			"--go_out="+out, "--go_opt=paths=source_relative", name)
+		cmd.Dir = root // protoc finds the file relative to its directory
 		cmd.Env = append(os.Environ(), "PATH="+path)
 		if b, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("protoc %s: %v\n%s", protoFile.Path, err, b)
