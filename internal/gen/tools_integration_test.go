@@ -12,7 +12,7 @@ import (
 )
 
 // The checks with other tools of what svckit gen writes. They need the Go module proxy
-// (buf and oapi-codegen run as `go run module@version`) and, for the TypeScript and
+// (buf and oapi-codegen are installed with `go install module@version`) and, for the TypeScript and
 // Redocly checks, npx and the npm registry; each fails, naming what is missing, when its
 // tool cannot be had. SVCKIT_BUF and SVCKIT_OAPI_CODEGEN name prebuilt binaries to use
 // instead (buf takes minutes to build on a busy machine).
@@ -25,12 +25,21 @@ const (
 	redoclyCLI        = "@redocly/cli@2.77.0"
 )
 
-// tool returns the command line of a Go tool: the binary in env, or go run of module.
-func tool(env, module string) []string {
+// tool returns the command line of a Go tool: the binary in env, or module installed once
+// into a temporary GOBIN (go run would link it again for every call).
+func tool(t *testing.T, env, module string) []string {
+	t.Helper()
 	if p := os.Getenv(env); p != "" {
 		return []string{p}
 	}
-	return []string{"go", "run", module}
+	gobin := t.TempDir()
+	cmd := exec.Command("go", "install", module)
+	cmd.Env = append(os.Environ(), "GOBIN="+gobin, "GOFLAGS=-mod=mod", "GOWORK=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("installing %s (needs the Go module proxy; or set %s to a binary): %v\n%s", module, env, err, out)
+	}
+	name, _, _ := strings.Cut(module[strings.LastIndexByte(module, '/')+1:], "@")
+	return []string{filepath.Join(gobin, name)}
 }
 
 func run(t *testing.T, dir string, argv ...string) (string, error) {
@@ -56,7 +65,7 @@ func exampleDocs(t *testing.T) []string {
 // module root, and the .proto of a service made by svckit new with the STANDARD rules.
 func TestExternalToolsBufLint(t *testing.T) {
 	root := moduleRoot(t)
-	buf := tool("SVCKIT_BUF", bufModule)
+	buf := tool(t, "SVCKIT_BUF", bufModule)
 	if out, err := run(t, root, append(buf, "--version")...); err != nil {
 		t.Fatalf("buf is not available (%s; set SVCKIT_BUF to a buf binary): %v\n%s", bufModule, err, out)
 	}
@@ -103,7 +112,7 @@ func TestExternalToolsOpenAPIClients(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		gen := tool("SVCKIT_OAPI_CODEGEN", oapiCodegenModule)
+		gen := tool(t, "SVCKIT_OAPI_CODEGEN", oapiCodegenModule)
 		for _, doc := range docs {
 			name := strings.TrimSuffix(filepath.Base(doc), ".openapi.json")
 			if err := os.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
