@@ -17,6 +17,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -586,5 +587,59 @@ func TestLimitMemory(t *testing.T) {
 		if got != tc.want || debug.SetMemoryLimit(-1) != tc.want {
 			t.Errorf("GOMEMLIMIT=%q: limit %d (in effect %d), want %d", tc.env, got, debug.SetMemoryLimit(-1), tc.want)
 		}
+	}
+}
+
+// TestStoresConcurrent adds lines and spans while other goroutines query, range over and
+// stream them; run it with -race.
+func TestStoresConcurrent(t *testing.T) {
+	g := newOrderGen(t)
+	logs, traces := NewLogStore(5_000), NewTraceStore(300)
+	live, stop := logs.Subscribe(16)
+	defer stop()
+	done := make(chan struct{})
+	var readers sync.WaitGroup
+	for r := range 3 {
+		readers.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				case <-live:
+				default:
+				}
+				switch r {
+				case 0:
+					for _, l := range logs.Query(LogFilter{Text: "PlaceOrder", Limit: 50}) {
+						if !strings.Contains(l.Raw, "PlaceOrder") {
+							t.Errorf("line without PlaceOrder: %q", l.Raw)
+						}
+					}
+				case 1:
+					for _, s := range traces.Query(TraceFilter{Service: "payments", Limit: 20}) {
+						if tr, ok := traces.Get(s.ID); ok && len(tr.Spans) == 0 {
+							t.Errorf("trace %s without spans", s.ID)
+						}
+					}
+				case 2:
+					traces.Range(func(tr *Trace) bool { return len(tr.Spans) > 0 })
+					_ = traces.Edges()
+				}
+			}
+		})
+	}
+	for n := range 1_000 {
+		bySvc, lines := g.next(n)
+		for _, l := range lines {
+			logs.Add(l[0], l[1], "stdout", l[2])
+		}
+		for _, spans := range bySvc {
+			traces.Add(spans)
+		}
+	}
+	close(done)
+	readers.Wait()
+	if n, _ := traces.Stats(); n != 300 || logs.Len() != 5_000 {
+		t.Errorf("kept %d traces and %d lines, want 300 and 5,000", n, logs.Len())
 	}
 }
