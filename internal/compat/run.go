@@ -2,14 +2,11 @@ package compat
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/svckit/svckit/internal/gen"
@@ -83,56 +80,24 @@ func Run(ctx context.Context, against string, dirs []string, opts Options, stdou
 	if opts.Verbose {
 		fmt.Fprintf(stdout, "%s is %.12s, extracted in %s\n", against, snap.Commit, time.Since(start).Round(time.Millisecond))
 	}
-	// Each package is loaded twice, at REF and in the working tree; the loads (mostly
-	// go list and type checking) run up to GOMAXPROCS at a time, and the results are
-	// reported in the order of dirs.
-	type result struct {
-		old, cur *Contract
-		err      error
-		took     time.Duration
-	}
-	results := make([]result, len(dirs))
-	sem := make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
-	var wg sync.WaitGroup
-	for i, dir := range dirs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			start := time.Now()
-			var oldErr, curErr error
-			var inner sync.WaitGroup
-			inner.Add(2)
-			go func() {
-				defer inner.Done()
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				results[i].old, oldErr = snap.Load(dir, gopts)
-			}()
-			go func() {
-				defer inner.Done()
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				pkg, err := gen.Load(dir, gopts)
-				if err != nil {
-					curErr = err
-					return
-				}
-				results[i].cur = FromPackage(pkg, relWD)
-			}()
-			inner.Wait()
-			results[i].err = errors.Join(oldErr, curErr)
-			results[i].took = time.Since(start)
-		}()
-	}
-	wg.Wait()
-	for i, dir := range dirs {
-		r := results[i]
-		if r.err != nil {
-			fmt.Fprintln(stderr, r.err)
+	// Each package is loaded twice, at REF and in the working tree, one load after the
+	// other: go list, which most of a load is, runs its own work in parallel already,
+	// and loading concurrently measured no faster here (docs/compat.md), for more CPU.
+	for _, dir := range dirs {
+		start := time.Now()
+		old, err := snap.Load(dir, gopts)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
 			status = 1
 			continue
 		}
-		report(dir, r.took, Compare(r.old, r.cur))
+		pkg, err := gen.Load(dir, gopts)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			status = 1
+			continue
+		}
+		report(dir, time.Since(start), Compare(old, FromPackage(pkg, relWD)))
 	}
 	return status
 }
