@@ -29,7 +29,8 @@ type Snapshot struct {
 	Ref    string // the revision as given
 	Commit string // the commit it names
 	top    string // the repository's top directory (the working tree)
-	modRel string // the module's directory below top
+	mod    string // the module's directory in the working tree
+	modRel string // ... below top
 	tmp    string // the extraction: tmp/<path of the module below top>
 }
 
@@ -44,16 +45,9 @@ func OpenRef(ctx context.Context, dir, ref string) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	mod := abs
-	for {
-		if _, err := os.Stat(filepath.Join(mod, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(mod)
-		if parent == mod {
-			return nil, fmt.Errorf("%s: not in a Go module", dir)
-		}
-		mod = parent
+	mod, err := moduleRoot(abs)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, gitTimeout)
 	defer cancel()
@@ -65,14 +59,12 @@ func OpenRef(ctx context.Context, dir, ref string) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m, err := filepath.EvalSymlinks(mod); err == nil {
-		mod = m
-	}
+
 	out, err = git(ctx, top, "rev-parse", "--verify", "--quiet", "--end-of-options", ref+"^{commit}")
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a revision of the repository at %s", ref, top)
 	}
-	s := &Snapshot{Ref: ref, Commit: strings.TrimSpace(string(out)), top: top}
+	s := &Snapshot{Ref: ref, Commit: strings.TrimSpace(string(out)), top: top, mod: mod}
 	s.tmp, err = os.MkdirTemp("", "svckit-compat-")
 	if err != nil {
 		return nil, err
@@ -117,6 +109,23 @@ func OpenRef(ctx context.Context, dir, ref string) (*Snapshot, error) {
 	return s, nil
 }
 
+// moduleRoot is the directory of the go.mod that governs dir, symbolic links resolved.
+func moduleRoot(dir string) (string, error) {
+	if d, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = d
+	}
+	for mod := dir; ; {
+		if _, err := os.Stat(filepath.Join(mod, "go.mod")); err == nil {
+			return mod, nil
+		}
+		parent := filepath.Dir(mod)
+		if parent == mod {
+			return "", errors.New("not in a Go module")
+		}
+		mod = parent
+	}
+}
+
 // Close removes the extraction.
 func (s *Snapshot) Close() error {
 	if s.tmp == "" {
@@ -140,7 +149,7 @@ func (s *Snapshot) Load(dir string, opts gen.Options) (*Contract, error) {
 	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
 		return nil, fmt.Errorf("%s is outside the repository at %s", dir, s.top)
 	}
-	if mr, err := filepath.Rel(s.modRel, rel); s.modRel != "." && (err != nil || !filepath.IsLocal(mr) && mr != ".") {
+	if mod, err := moduleRoot(abs); err != nil || mod != s.mod {
 		return nil, fmt.Errorf("%s is not in the module extracted at %s (%s): compare it in a run of its own", dir, s.Ref, filepath.ToSlash(s.modRel))
 	}
 	old := filepath.Join(s.tmp, rel)

@@ -88,6 +88,15 @@ func TestGitRevision(t *testing.T) {
 	if code := compat.Run(ctx, "HEAD~1", []string{filepath.Join(repo, "newsvc")}, compat.Options{Verbose: true}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "service shop.Service added (compatible)") {
 		t.Errorf("a new package against HEAD~1: exit %d, want 0 and the service added\nstdout:\n%s\nstderr:\n%s", code, &stdout, &stderr)
 	}
+	// A package of another module than the first directory's is an error, not an
+	// empty old side.
+	if err := os.WriteFile(filepath.Join(repo, "newsvc", "go.mod"), []byte("module example.com/newsvc\n\ngo 1.26\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stderr.Reset()
+	if code := compat.Run(ctx, "HEAD", []string{pkg, filepath.Join(repo, "newsvc")}, compat.Options{}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "is not in the module extracted at HEAD") {
+		t.Errorf("a package of another module: exit %d, stderr %q", code, &stderr)
+	}
 	stderr.Reset()
 	if code := compat.Run(ctx, "no-such-ref", []string{pkg}, compat.Options{}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "no-such-ref is not a revision of the repository") {
 		t.Errorf("an unknown revision: exit %d, stderr %q", code, &stderr)
