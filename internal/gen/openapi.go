@@ -150,7 +150,7 @@ func openAPI(pkg *Package) ([]byte, error) {
 	}
 	info := obj{{"title", pkg.Name}, {"version", "0.0.0"}}
 	if int64s {
-		descs = append(descs, "64-bit integers (format int64, and durations in nanoseconds) are sent as JSON numbers, as encoding/json writes them, not as the decimal strings protojson writes; a JavaScript client's numbers are exact only up to 2^53.")
+		descs = append(descs, "64-bit integers (format int64, and durations in nanoseconds) are sent as JSON numbers, as encoding/json writes them; requests may send them as numbers or as the decimal strings protojson writes (at most 64 strings per request), which keeps a JavaScript client's values exact above 2^53.")
 	}
 	if len(descs) > 0 {
 		info = info.set("description", strings.Join(descs, "\n\n"))

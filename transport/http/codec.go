@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 
@@ -131,25 +132,91 @@ func cutParams(ct string) (string, string, bool) {
 // unmarshalRequest decodes body into v and turns encoding/json's errors into
 // InvalidArgument errors that name the offset or the field.
 func unmarshalRequest(body []byte, v any, strict bool) error {
-	var err error
-	if strict {
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.DisallowUnknownFields()
-		if err = dec.Decode(v); err == nil && dec.More() {
-			err = errTrailing
-		} else if err == nil {
-			var extra json.RawMessage
-			if dec.Decode(&extra) != io.EOF {
-				err = errTrailing
-			}
+	for fixes := 0; ; fixes++ {
+		err := decodeRequestJSON(body, v, strict)
+		if err == nil {
+			return nil
 		}
-	} else {
-		err = json.Unmarshal(body, v)
+		fixed, ok := unquoteInteger(body, err)
+		if !ok {
+			return jsonError(err)
+		}
+		if fixes == maxQuotedIntegers {
+			return svcerr.Errorf(svcerr.InvalidArgument,
+				"malformed JSON: more than %d integers sent as strings; send them as numbers", maxQuotedIntegers)
+		}
+		body = fixed
+	}
+}
+
+// maxQuotedIntegers bounds the integers one request may send as strings: each costs a
+// decode of the body again, so a body of many (an array of a million "1") would cost a
+// million decodes.
+const maxQuotedIntegers = 64
+
+// decodeRequestJSON decodes body into v: strictly (no unknown fields, nothing after the value)
+// or as encoding/json does.
+func decodeRequestJSON(body []byte, v any, strict bool) error {
+	if !strict {
+		return json.Unmarshal(body, v)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		return errTrailing
 	}
 	if err == nil {
-		return nil
+		var extra json.RawMessage
+		if dec.Decode(&extra) != io.EOF {
+			return errTrailing
+		}
 	}
-	return jsonError(err)
+	return err
+}
+
+// unquoteInteger accepts a 64-bit integer sent as a decimal string, as protojson (grpcurl,
+// gRPC-gateway, Connect, JavaScript clients keeping precision above 2^53) writes int64
+// and uint64: when err says an integer field got a string, and the string is a decimal
+// integer, it returns body with that string's quotes removed, to decode again. Each
+// retry fixes one field and the fixed body is never longer, so the decode runs at most
+// once per such field; any other string stays an error that names its field.
+func unquoteInteger(body []byte, err error) ([]byte, bool) {
+	var typ *json.UnmarshalTypeError
+	if !errors.As(err, &typ) || typ.Value != "string" || typ.Type == nil {
+		return nil, false
+	}
+	switch typ.Type.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+	default:
+		return nil, false
+	}
+	// Offset is just past the string's closing quote.
+	end := int(typ.Offset) - 1
+	if end < 1 || end >= len(body) || body[end] != '"' {
+		return nil, false
+	}
+	start := bytes.LastIndexByte(body[:end], '"')
+	if start < 0 || (start > 0 && body[start-1] == '\\') {
+		return nil, false // an escaped quote: the string is not plain digits
+	}
+	digits := body[start+1 : end]
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || len(digits) > 20 || (len(digits) > 1 && digits[0] == '0') {
+		return nil, false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return nil, false
+		}
+	}
+	fixed := make([]byte, 0, len(body)-2)
+	fixed = append(fixed, body[:start]...)
+	fixed = append(fixed, body[start+1:end]...)
+	return append(fixed, body[end+1:]...), true
 }
 
 var errTrailing = errors.New("unexpected data after the JSON value")
