@@ -34,7 +34,7 @@ func Breaking(fs []Finding) []Finding {
 // additions (new services, methods, optional fields and routes). Findings follow the
 // new contract's declarations, each removal where the comparison meets it.
 func Compare(old, cur *Contract) []Finding {
-	c := &comparer{http: old.HTTPKnown && cur.HTTPKnown, seen: map[seenKey]bool{}}
+	c := &comparer{http: old.HTTPKnown && cur.HTTPKnown, nats: old.NATSKnown && cur.NATSKnown, seen: map[seenKey]bool{}}
 	matched := map[*Service]*Service{} // new → old
 	usedOld := map[*Service]bool{}
 	for _, ns := range cur.Services {
@@ -95,6 +95,7 @@ type seenKey struct {
 
 type comparer struct {
 	http bool
+	nats bool
 	out  []Finding
 	seen map[seenKey]bool
 }
@@ -174,6 +175,16 @@ func (c *comparer) method(s *Service, om, nm *Method) {
 	}
 	c.message(om.Req, nm.Req, true, where+" request")
 	c.message(om.Resp, nm.Resp, false, where+" response")
+	if c.nats {
+		switch {
+		case om.NATS != "" && nm.NATS == "":
+			c.add(nm.Pos, true, "method %s is no longer served over NATS (was %s)", where, om.NATS)
+		case om.NATS == "" && nm.NATS != "":
+			c.add(nm.Pos, false, "method %s is now served over NATS at %s", where, nm.NATS)
+		case om.NATS != nm.NATS:
+			c.add(nm.Pos, true, "method %s: NATS subject changed from %s to %s", where, om.NATS, nm.NATS)
+		}
+	}
 	if !c.http {
 		return
 	}

@@ -107,12 +107,20 @@ func TestCompare(t *testing.T) {
 		}},
 		{name: "grpc_name", breaking: []string{
 			"cases/grpc_name/svc.go:13: gRPC service shop.Service renamed to shop.v2.Service: callers of shop.Service get Unimplemented",
+			// The default NATS subjects follow the gRPC name.
+			"cases/grpc_name/svc.go:16: method shop.v2.Service.Get: NATS subject changed from svc.shop.Service.Get to svc.shop.v2.Service.Get",
+			"cases/grpc_name/svc.go:19: method shop.v2.Service.Put: NATS subject changed from svc.shop.Service.Put to svc.shop.v2.Service.Put",
+			"cases/grpc_name/svc.go:21: method shop.v2.Service.Count: NATS subject changed from svc.shop.Service.Count to svc.shop.v2.Service.Count",
+		}},
+		{name: "nats", breaking: []string{
+			"cases/nats/svc.go:15: method shop.Service.Get: NATS subject changed from svc.shop.Service.Get to shop.items.get",
 		}},
 		{name: "stream", breaking: []string{
 			"cases/stream/svc.go:19: method shop.Service.Count now streams its response; callers expect one message",
 			// The stream's items are a message of one field, value, and streams are
 			// not served over HTTP.
 			`cases/stream/svc.go:19: CountResponse (shop.Service.Count response): field result renamed to value (JSON "value", was "result")`,
+			"cases/stream/svc.go:19: method shop.Service.Count is no longer served over NATS (was svc.shop.Service.Count)",
 			"cases/stream/svc.go:19: method shop.Service.Count is no longer served over HTTP (was POST /count)",
 		}},
 		{name: "auth", breaking: []string{

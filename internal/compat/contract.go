@@ -36,6 +36,9 @@ type Contract struct {
 	// HTTPKnown is false when the contract was read from a .proto alone: routes and
 	// auth are then unknown and not compared.
 	HTTPKnown bool
+	// NATSKnown is true when the contract was read from Go: saved documents do not
+	// carry the NATS subjects, which are then not compared.
+	NATSKnown bool
 }
 
 // Service is one gRPC service.
@@ -54,6 +57,7 @@ type Method struct {
 	Resp   *Message
 	Stream bool   // server streaming
 	Route  string // "GET /orders/{id}"; "" when not served over HTTP
+	NATS   string // the NATS request/reply subject; "" when not served over NATS
 	// Auth is what callers must present: "public", or "bearer" followed by the
 	// required roles; "" when unknown.
 	Auth string
@@ -106,7 +110,7 @@ func FromPackage(pkg *gen.Package, rel func(string) string) *Contract {
 		rel = func(s string) string { return s }
 	}
 	b := &goBuilder{rel: rel, msgs: map[*gen.Message]*Message{}, lines: map[string]map[int]map[string]int{}}
-	c := &Contract{Source: rel(pkg.Dir), HTTPKnown: true}
+	c := &Contract{Source: rel(pkg.Dir), HTTPKnown: true, NATSKnown: true}
 	for _, s := range pkg.Services {
 		cs := &Service{GoName: s.Name, GRPC: s.GRPCName, Pos: b.pos(s.Pos)}
 		for _, m := range s.Methods {
@@ -115,6 +119,14 @@ func FromPackage(pkg *gen.Package, rel func(string) string) *Contract {
 			cm.Resp = b.message(m.Resp, cm.Pos)
 			if m.HTTPMethod != "" {
 				cm.Route = m.HTTPMethod + " " + normPath(m.HTTPPath)
+			}
+			// As the generator serves it: a unary method on its //svckit:nats subject or
+			// svc.<gRPC service>.<Method>; //svckit:nats - is not served.
+			if m.Stream == nil && m.NATS != "-" {
+				cm.NATS = m.NATS
+				if cm.NATS == "" {
+					cm.NATS = "svc." + s.GRPCName + "." + m.Name
+				}
 			}
 			cm.Auth = "public"
 			if m.Auth != nil && !m.Auth.Public {

@@ -65,7 +65,8 @@ func TestSavedDocuments(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			cur := load(t, filepath.Join("testdata/cases", name))
-			want := compat.Compare(base, cur)
+			// Saved documents carry no NATS subjects: those are compared from Go only.
+			want := slices.DeleteFunc(compat.Compare(base, cur), func(f compat.Finding) bool { return strings.Contains(f.What, "NATS") })
 			got := compat.Compare(saved, cur)
 			if !slices.Equal(whats(got, true), whats(want, true)) || !slices.Equal(whats(got, false), whats(want, false)) {
 				t.Errorf("from the saved documents:\n%v\nfrom the Go package:\n%v", got, want)
