@@ -234,8 +234,12 @@ func (d *dash) edgeList() []Edge {
 			if dest := messagingDestination(sp); dest != "" {
 				switch role = messagingRole(sp); role {
 				case "publish":
-					if sp.Attrs["svckit.outbox.relay"] == "true" {
-						break // the outbox relay's hop of an event its publish span counted
+					if sp.Attrs["svckit.outbox.relay"] == "true" && sp.ParentID != "" {
+						// The outbox relay's hop: counted once, by the event's own publish
+						// span if the span that added the event was one.
+						if p := parent(sp.ParentID); p != nil && messagingRole(p) == "publish" && messagingDestination(p) == dest {
+							break
+						}
 					}
 					counts[Edge{From: sp.Service, To: dest, Kind: "publish"}]++
 				case "consume":

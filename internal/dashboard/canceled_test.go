@@ -125,6 +125,31 @@ func TestEdgesOfARelayHop(t *testing.T) {
 	}
 }
 
+// TestEdgesOfAnOutboxRelayHop: an event added through the outbox has no publish span of
+// its own; its relay span, under the span that added it, stands for the publish.
+func TestEdgesOfAnOutboxRelayHop(t *testing.T) {
+	sys := storeSystem()
+	spans := shopTrace(3000, time.Now())
+	producer, consumer := spans[7], spans[8]
+	relay := producer
+	relay.SpanID, relay.Name = "feedfacefeedface", "relay order.placed"
+	relay.Attrs = map[string]string{"messaging.system": "nats", "messaging.destination.name": "order.placed",
+		"messaging.operation.type": "send", "svckit.outbox.relay": "true"}
+	consumer.ParentID = relay.SpanID
+	sys.Traces.Add(append(spans[:7:7], relay, consumer))
+	srv := httptest.NewServer(dashboard.Handler(sys, dashboard.WithEventSource(nil)))
+	defer srv.Close()
+	var edges []dashboard.Edge
+	getJSON(t, srv.URL+"/api/edges", &edges)
+	got := map[string]int{}
+	for _, e := range edges {
+		got[e.From+">"+e.To+">"+e.Kind] = e.Count
+	}
+	if got["orders>order.placed>publish"] != 1 || got["order.placed>notifications>consume"] != 1 || got["orders>notifications>call"] != 0 {
+		t.Errorf("edges %v: want one publish and one consume, no call", got)
+	}
+}
+
 // TestDescriptionOnce: a generated document's summary is its description's first
 // sentence, wrapped differently and without the period; the explorer shows it once. A
 // description that says more is kept.
