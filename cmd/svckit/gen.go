@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/svckit/svckit/internal/compat"
 	"github.com/svckit/svckit/internal/gen"
 )
 
@@ -19,8 +21,9 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 	types := flags.String("type", "", "comma-separated interfaces to generate (default: those marked //svckit:gen, or the only exported one)")
 	check := flags.Bool("check", false, "write nothing; exit 1 and name the files that are stale (for CI)")
 	verbose := flags.Bool("v", false, "print the files written and the time taken")
+	breaking := flags.String("breaking", "", "write nothing; compare with the interfaces at this git revision (or saved .proto/.openapi.json documents) and exit 1 naming each change that breaks callers (docs/compat.md)")
 	flags.Usage = func() {
-		fmt.Fprintln(stderr, "usage: svckit gen [-type Name[,Name]] [-check] [-v] [dir | dir/... ...]\n\nGenerates *_gen.go, pb/*_pb_gen.go, a .proto and an OpenAPI document for the service\ninterfaces of the Go package in each dir (default: the current directory, or $GOFILE's\ndirectory under go generate). dir/... means every package below dir generated before\n(with a pbconv_gen.go), so `svckit gen -check ./...` checks a whole module in CI.\nHand-written files are never overwritten.")
+		fmt.Fprintln(stderr, "usage: svckit gen [-type Name[,Name]] [-check | -breaking REF] [-v] [dir | dir/... ...]\n\nGenerates *_gen.go, pb/*_pb_gen.go, a .proto and an OpenAPI document for the service\ninterfaces of the Go package in each dir (default: the current directory, or $GOFILE's\ndirectory under go generate). dir/... means every package below dir generated before\n(with a pbconv_gen.go), so `svckit gen -check ./...` checks a whole module in CI.\nHand-written files are never overwritten.")
 		flags.PrintDefaults()
 	}
 	if err := flags.Parse(args); err != nil {
@@ -49,6 +52,9 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 	var opts gen.Options
 	if *types != "" {
 		opts.Types = strings.Split(*types, ",")
+	}
+	if *breaking != "" {
+		return compat.Run(context.Background(), *breaking, dirs, compat.Options{Types: opts.Types, Verbose: *verbose}, stdout, stderr)
 	}
 	status := 0
 	for _, dir := range dirs {
