@@ -100,7 +100,7 @@ func (s *Service) PlaceOrder(ctx context.Context, items []Item) (Order, error) {
 		}
 		id = orders.IDFor(customer, key)
 	}
-	o, err := s.orders.PlaceOrder(ctx, id, customer, in)
+	o, err := s.orders.PlaceOrder(ctx, customer, in, id)
 	if err != nil {
 		return Order{}, err
 	}

@@ -130,7 +130,7 @@ func TestReasonsHideInternals(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// A short budget: the unavailable peers never come back.
 			o := newOrders(t, tt.wrapCat, tt.wrapPay, orders.WithStepBudget(300*time.Millisecond))
-			placed, err := o.PlaceOrder(tt.ctx, orders.NewID(), "ada", []orders.Item{{ProductID: "sku-kettle", Quantity: 1}})
+			placed, err := o.PlaceOrder(tt.ctx, "ada", []orders.Item{{ProductID: "sku-kettle", Quantity: 1}}, orders.NewID())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -20,9 +20,9 @@ import (
 
 // OrdersPlaceOrderRequest is the request of Orders.PlaceOrder.
 type OrdersPlaceOrderRequest struct {
-	ID       string `json:"id"`
 	Customer string `json:"customer"`
 	Items    []Item `json:"items"`
+	ID       string `json:"id"`
 }
 
 // OrdersGetOrderRequest is the request of Orders.GetOrder.
@@ -55,7 +55,9 @@ type OrdersEndpoints struct {
 	// restarting) returns the order pending, shortly before the caller's deadline: it
 	// ends later, and GetOrder tells how. The caller chooses the id ("ord_" and 20 to 64
 	// lower-case hex digits), so a call made again — its answer was lost, this service
-	// restarted under it — places the order once and answers as the first did.
+	// restarted under it — places the order once and answers as the first did. Without
+	// an id (a caller from before ids, whose calls are not made again) the order gets a
+	// new one.
 	PlaceOrder endpoint.Endpoint[OrdersPlaceOrderRequest, Order]
 	// GetOrder returns an order.
 	GetOrder endpoint.Endpoint[OrdersGetOrderRequest, Order]
@@ -65,7 +67,7 @@ type OrdersEndpoints struct {
 func MakeOrdersEndpoints(s Orders) OrdersEndpoints {
 	return OrdersEndpoints{
 		PlaceOrder: func(ctx context.Context, req OrdersPlaceOrderRequest) (Order, error) {
-			return s.PlaceOrder(ctx, req.ID, req.Customer, req.Items)
+			return s.PlaceOrder(ctx, req.Customer, req.Items, req.ID)
 		},
 		GetOrder: func(ctx context.Context, req OrdersGetOrderRequest) (Order, error) {
 			return s.GetOrder(ctx, req.ID)
@@ -90,9 +92,11 @@ var _ Orders = (*OrdersClient)(nil)
 // restarting) returns the order pending, shortly before the caller's deadline: it
 // ends later, and GetOrder tells how. The caller chooses the id ("ord_" and 20 to 64
 // lower-case hex digits), so a call made again — its answer was lost, this service
-// restarted under it — places the order once and answers as the first did.
-func (c *OrdersClient) PlaceOrder(ctx context.Context, id string, customer string, items []Item) (Order, error) {
-	return c.e.PlaceOrder(ctx, OrdersPlaceOrderRequest{ID: id, Customer: customer, Items: items})
+// restarted under it — places the order once and answers as the first did. Without
+// an id (a caller from before ids, whose calls are not made again) the order gets a
+// new one.
+func (c *OrdersClient) PlaceOrder(ctx context.Context, customer string, items []Item, id string) (Order, error) {
+	return c.e.PlaceOrder(ctx, OrdersPlaceOrderRequest{Customer: customer, Items: items, ID: id})
 }
 
 // GetOrder returns an order.

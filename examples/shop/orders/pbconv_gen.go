@@ -11,17 +11,17 @@ import (
 
 func toPBOrdersPlaceOrderRequest(v OrdersPlaceOrderRequest) *pb.OrdersPlaceOrderRequest {
 	return &pb.OrdersPlaceOrderRequest{
-		Id:       v.ID,
 		Customer: v.Customer,
 		Items:    toPBSliceItem(v.Items),
+		Id:       v.ID,
 	}
 }
 
 func fromPBOrdersPlaceOrderRequest(m *pb.OrdersPlaceOrderRequest) OrdersPlaceOrderRequest {
 	return OrdersPlaceOrderRequest{
-		ID:       m.GetId(),
 		Customer: m.GetCustomer(),
 		Items:    fromPBSliceItem(m.GetItems()),
+		ID:       m.GetId(),
 	}
 }
 

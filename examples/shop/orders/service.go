@@ -43,9 +43,11 @@ type Orders interface {
 	// restarting) returns the order pending, shortly before the caller's deadline: it
 	// ends later, and GetOrder tells how. The caller chooses the id ("ord_" and 20 to 64
 	// lower-case hex digits), so a call made again — its answer was lost, this service
-	// restarted under it — places the order once and answers as the first did.
+	// restarted under it — places the order once and answers as the first did. Without
+	// an id (a caller from before ids, whose calls are not made again) the order gets a
+	// new one.
 	//svckit:idempotent
-	PlaceOrder(ctx context.Context, id, customer string, items []Item) (Order, error)
+	PlaceOrder(ctx context.Context, customer string, items []Item, id string) (Order, error)
 	// GetOrder returns an order.
 	//svckit:http GET /orders/{id}
 	GetOrder(ctx context.Context, id string) (Order, error)
@@ -336,7 +338,10 @@ func (s *Service) open(ctx context.Context, tx *sql.Tx, st *sagaState) error {
 // OrderPlaced event, and waits for the saga to end — at most the service's wait, and
 // only until shortly before ctx's deadline (replyMargin), so that a pending order
 // reaches a caller whose deadline ends first.
-func (s *Service) PlaceOrder(ctx context.Context, id, customer string, items []Item) (Order, error) {
+func (s *Service) PlaceOrder(ctx context.Context, customer string, items []Item, id string) (Order, error) {
+	if id == "" {
+		id = NewID()
+	}
 	if !ValidID(id) {
 		return Order{}, svcerr.Invalid("id", `must be "ord_" and 20 to 64 lower-case hex digits`)
 	}

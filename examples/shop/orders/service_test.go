@@ -90,7 +90,7 @@ func TestOrderSaga(t *testing.T) {
 	kettles := s.stock(t, "sku-kettle")
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			o, err := s.orders.PlaceOrder(ctx, orders.NewID(), tc.customer, tc.items)
+			o, err := s.orders.PlaceOrder(ctx, tc.customer, tc.items, orders.NewID())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -134,7 +134,7 @@ func TestConcurrentOrdersNeverOversell(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			o, err := s.orders.PlaceOrder(ctx, orders.NewID(), "ada", []orders.Item{{ProductID: "sku-limited", Quantity: 1}})
+			o, err := s.orders.PlaceOrder(ctx, "ada", []orders.Item{{ProductID: "sku-limited", Quantity: 1}}, orders.NewID())
 			if err != nil {
 				t.Error(err)
 				return
@@ -155,7 +155,7 @@ func TestConcurrentOrdersNeverOversell(t *testing.T) {
 func TestPlaceOrderValidation(t *testing.T) {
 	s := newShop(t)
 	for _, items := range [][]orders.Item{nil, {{ProductID: "", Quantity: 1}}, {{ProductID: "x", Quantity: 0}}} {
-		if _, err := s.orders.PlaceOrder(context.Background(), orders.NewID(), "ada", items); svcerr.KindOf(err) != svcerr.InvalidArgument {
+		if _, err := s.orders.PlaceOrder(context.Background(), "ada", items, orders.NewID()); svcerr.KindOf(err) != svcerr.InvalidArgument {
 			t.Fatalf("items %v: err %v", items, err)
 		}
 	}
@@ -166,18 +166,19 @@ func TestPlaceOrderValidation(t *testing.T) {
 
 // TestPlaceOrderOnceByID: a call made again with the same id (its answer was lost, the
 // service restarted under it) places the order once and answers as the first did; the id
-// of another customer's order is refused, and a malformed id is invalid.
+// of another customer's order is refused, a malformed id is invalid, and a call without
+// one (a caller from before ids) gets a new order.
 func TestPlaceOrderOnceByID(t *testing.T) {
 	ctx := context.Background()
 	s := newShop(t)
 	before := s.stock(t, "sku-limited")
 	id := orders.IDFor("ada", "key-1")
 	items := []orders.Item{{ProductID: "sku-limited", Quantity: 1}}
-	first, err := s.orders.PlaceOrder(ctx, id, "ada", items)
+	first, err := s.orders.PlaceOrder(ctx, "ada", items, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := s.orders.PlaceOrder(ctx, id, "ada", items)
+	again, err := s.orders.PlaceOrder(ctx, "ada", items, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,14 +188,17 @@ func TestPlaceOrderOnceByID(t *testing.T) {
 	if got := s.stock(t, "sku-limited"); got != before-1 {
 		t.Fatalf("stock %d after two calls with one id, want %d", got, before-1)
 	}
-	if _, err := s.orders.PlaceOrder(ctx, id, "eve", items); svcerr.KindOf(err) != svcerr.AlreadyExists {
+	if _, err := s.orders.PlaceOrder(ctx, "eve", items, id); svcerr.KindOf(err) != svcerr.AlreadyExists {
 		t.Fatalf("another customer's order id: err %v, want already_exists", err)
 	}
 	if orders.IDFor("eve", "key-1") == id {
 		t.Fatal("two customers' keys give one id")
 	}
-	for _, bad := range []string{"", "ord_", "ord_xyz", "ORD_0123456789abcdef0123", "ord_0123456789ABCDEF0123", "x" + id} {
-		if _, err := s.orders.PlaceOrder(ctx, bad, "ada", items); svcerr.KindOf(err) != svcerr.InvalidArgument {
+	if o, err := s.orders.PlaceOrder(ctx, "ada", items, ""); err != nil || !orders.ValidID(o.ID) || o.ID == id {
+		t.Fatalf("without an id: %+v, %v; want a new order", o, err)
+	}
+	for _, bad := range []string{"ord_", "ord_xyz", "ORD_0123456789abcdef0123", "ord_0123456789ABCDEF0123", "x" + id} {
+		if _, err := s.orders.PlaceOrder(ctx, "ada", items, bad); svcerr.KindOf(err) != svcerr.InvalidArgument {
 			t.Errorf("id %q: err %v, want invalid_argument", bad, err)
 		}
 	}

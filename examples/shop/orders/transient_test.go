@@ -79,7 +79,7 @@ func TestOrderWaitsOutRestartingCatalog(t *testing.T) {
 		g.Stop()
 	})
 
-	placed, err := o.PlaceOrder(context.Background(), orders.NewID(), "ada", []orders.Item{{ProductID: "sku-kettle", Quantity: 1}})
+	placed, err := o.PlaceOrder(context.Background(), "ada", []orders.Item{{ProductID: "sku-kettle", Quantity: 1}}, orders.NewID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestPlaceOrderAnswersPending(t *testing.T) {
 	}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	placed, err := o.PlaceOrder(ctx, orders.NewID(), "ada", []orders.Item{{ProductID: "sku-kettle", Quantity: 1}})
+	placed, err := o.PlaceOrder(ctx, "ada", []orders.Item{{ProductID: "sku-kettle", Quantity: 1}}, orders.NewID())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,9 +24,9 @@ const (
 // OrdersPlaceOrderRequest is the request of Orders.PlaceOrder.
 type OrdersPlaceOrderRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Customer      string                 `protobuf:"bytes,2,opt,name=customer,proto3" json:"customer,omitempty"`
-	Items         []*Item                `protobuf:"bytes,3,rep,name=items,proto3" json:"items,omitempty"`
+	Customer      string                 `protobuf:"bytes,1,opt,name=customer,proto3" json:"customer,omitempty"`
+	Items         []*Item                `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
+	Id            string                 `protobuf:"bytes,3,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -61,13 +61,6 @@ func (*OrdersPlaceOrderRequest) Descriptor() ([]byte, []int) {
 	return file_orders_orders_proto_rawDescGZIP(), []int{0}
 }
 
-func (x *OrdersPlaceOrderRequest) GetId() string {
-	if x != nil {
-		return x.Id
-	}
-	return ""
-}
-
 func (x *OrdersPlaceOrderRequest) GetCustomer() string {
 	if x != nil {
 		return x.Customer
@@ -80,6 +73,13 @@ func (x *OrdersPlaceOrderRequest) GetItems() []*Item {
 		return x.Items
 	}
 	return nil
+}
+
+func (x *OrdersPlaceOrderRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
 }
 
 // Item is a quantity of one product.
@@ -271,10 +271,10 @@ var File_orders_orders_proto protoreflect.FileDescriptor
 const file_orders_orders_proto_rawDesc = "" +
 	"\n" +
 	"\x13orders/orders.proto\x12\x06orders\"i\n" +
-	"\x17OrdersPlaceOrderRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
-	"\bcustomer\x18\x02 \x01(\tR\bcustomer\x12\"\n" +
-	"\x05items\x18\x03 \x03(\v2\f.orders.ItemR\x05items\"A\n" +
+	"\x17OrdersPlaceOrderRequest\x12\x1a\n" +
+	"\bcustomer\x18\x01 \x01(\tR\bcustomer\x12\"\n" +
+	"\x05items\x18\x02 \x03(\v2\f.orders.ItemR\x05items\x12\x0e\n" +
+	"\x02id\x18\x03 \x01(\tR\x02id\"A\n" +
 	"\x04Item\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12\x1a\n" +
