@@ -1,6 +1,6 @@
 // Command svckit is svckit's command line:
 //
-//	svckit gen [-type Name[,Name]] [-check] [dir]   generate transports from a service interface
+//	svckit gen [-type Name[,Name]] [-check] [-breaking REF] [dir]   generate transports; check compatibility
 //	svckit new NAME                                 scaffold a new service
 //	svckit dev [-replicas NAME=N] [DIR]             run a system of services with a dashboard
 //	svckit load -url URL | -grpc ADDR -method M | -openapi DOC -op NAME  load any endpoint
@@ -27,7 +27,7 @@ type command struct {
 // commands is the subcommand table.
 func commands() map[string]command {
 	return map[string]command{
-		"gen":    {"generate endpoints, HTTP and gRPC transports and clients, .proto and OpenAPI from a Go interface", runGen},
+		"gen":    {"generate endpoints, HTTP, gRPC and NATS transports and clients, .proto and OpenAPI from a Go interface; -breaking REF: fail on changes that break callers", runGen},
 		"new":    {"scaffold a new service: interface, implementation, main, test, Dockerfile", runNew},
 		"dev":    {"run a whole system locally: every service supervised, embedded NATS, dashboard", runDev},
 		"load":   {"load any HTTP endpoint, gRPC method or OpenAPI operation at a fixed concurrency or rate; print rate, p50/p90/p99, failures", runLoad},
