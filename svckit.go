@@ -99,6 +99,9 @@ type Config struct {
 	MaxHeaderBytes int           `flag:"max-header-bytes" default:"65536" help:"largest HTTP request header section; a larger one gets 431"`
 	// CORSOrigins lets browser applications on other origins call the HTTP listener.
 	CORSOrigins []string `flag:"cors-origins" help:"origins whose scripts may call the HTTP API, as https://app.example.com or * (empty: no CORS headers)"`
+	// TraceBodies records requests and responses on spans (observe.WithBodies), for
+	// development: svckit dev -trace-bodies turns it on.
+	TraceBodies bool `flag:"trace-bodies" env:"TRACE_BODIES" help:"record each call's request and response (JSON, up to 4 KiB) on its span — for development: bodies hold what callers send"`
 	// Pprof serves /debug/pprof on the admin listener; svckit dev turns it on.
 	Pprof bool `flag:"pprof" help:"serve /debug/pprof on the admin listener (profiles show memory and stacks: only where operators alone can reach it)"`
 	// mTLS between services (tls.go): all three files or none.
@@ -319,8 +322,12 @@ func New(ctx context.Context, name string, cfg any, opts Options) (*App, error) 
 	}
 	// The default chain, outermost first: the span covers everything and the access log
 	// line carries its ids; recovery is innermost so a panic is an error the others see.
+	var tracingOpts []observe.TracingOption
+	if c.TraceBodies {
+		tracingOpts = append(tracingOpts, observe.WithBodies(4<<10))
+	}
 	a.mws = []endpoint.Middleware{
-		observe.Tracing(tp),
+		observe.Tracing(tp, tracingOpts...),
 		observe.AccessLog(logger),
 		metrics.Middleware(),
 		resilience.Timeout(c.RequestTimeout),
@@ -333,7 +340,7 @@ func New(ctx context.Context, name string, cfg any, opts Options) (*App, error) 
 	// bounded by the request timeout, and idempotent calls retried within a budget per
 	// called service. No recovery: a client has no handler to panic.
 	a.client = []endpoint.Middleware{
-		observe.Tracing(tp),
+		observe.Tracing(tp, tracingOpts...),
 		observe.AccessLog(logger),
 		metrics.Middleware(),
 		resilience.Timeout(c.RequestTimeout),

@@ -2,6 +2,7 @@ package observe
 
 import (
 	"context"
+	"encoding/json"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -85,7 +86,17 @@ func Tracing(tp trace.TracerProvider, opts ...TracingOption) endpoint.Middleware
 				// them once more per call; samplers therefore do not see them.
 				span.SetAttributes(attrs...)
 			}
+			if recording && cfg.bodyLimit > 0 {
+				if a, ok := bodyAttr(RequestBodyKey, req, cfg.bodyLimit); ok {
+					span.SetAttributes(a)
+				}
+			}
 			resp, err := next(ctx, req)
+			if recording && cfg.bodyLimit > 0 && err == nil && !info.Streaming {
+				if a, ok := bodyAttr(ResponseBodyKey, resp, cfg.bodyLimit); ok {
+					span.SetAttributes(a)
+				}
+			}
 			if err != nil && recording {
 				k := svcerr.KindOf(err)
 				if int(k) < numKinds {
@@ -114,7 +125,35 @@ func callerCanceled(ctx context.Context) bool {
 type TracingOption func(*tracingConfig)
 
 type tracingConfig struct {
-	noAttrs bool
+	noAttrs   bool
+	bodyLimit int // > 0: request and response bodies on recording spans, cut at this many bytes
+}
+
+// Span attributes of WithBodies.
+const (
+	RequestBodyKey  = attribute.Key("rpc.request.body")
+	ResponseBodyKey = attribute.Key("rpc.response.body")
+)
+
+// WithBodies records each call's request and response, as JSON cut at limit bytes, on
+// recording spans (attributes rpc.request.body and rpc.response.body; a streamed response
+// is not recorded). For development only: bodies hold what callers send — personal data,
+// secrets — and cost a JSON encoding each. svckit turns it on with TRACE_BODIES, and
+// svckit dev with -trace-bodies.
+func WithBodies(limit int) TracingOption {
+	return func(c *tracingConfig) { c.bodyLimit = limit }
+}
+
+// bodyAttr encodes v as JSON cut at limit bytes; ok is false for what JSON cannot encode.
+func bodyAttr(key attribute.Key, v any, limit int) (attribute.KeyValue, bool) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return attribute.KeyValue{}, false
+	}
+	if len(b) > limit {
+		b = append(b[:limit:limit], "…(cut)"...)
+	}
+	return key.String(string(b)), true
 }
 
 // WithoutRPCAttributes leaves the rpc.system.name and rpc.method attributes off

@@ -240,3 +240,38 @@ func TestTracingWithoutRPCAttributes(t *testing.T) {
 		t.Errorf("failed span has attributes %v, status %v", a, spans[1].Status())
 	}
 }
+
+// TestTracingBodies: with WithBodies, a recording span carries the request and response
+// as JSON, cut at the limit; without it, neither.
+func TestTracingBodies(t *testing.T) {
+	type order struct {
+		ID    string `json:"id"`
+		Items []int  `json:"items"`
+	}
+	tests := []struct {
+		name          string
+		opts          []TracingOption
+		wantReq, want string
+	}{
+		{"off", nil, "", ""},
+		{"on", []TracingOption{WithBodies(1024)}, `{"id":"o1","items":[1,2]}`, `"confirmed"`},
+		{"cut", []TracingOption{WithBodies(8)}, `{"id":"o…(cut)`, `"confirm…(cut)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tp, rec := newRecorder(t)
+			info := endpoint.Info{Service: "orders", Method: "Place", Transport: "grpc"}
+			h := endpoint.Wrap(info, func(context.Context, order) (string, error) { return "confirmed", nil }, Tracing(tp, tt.opts...))
+			if _, err := h(context.Background(), order{ID: "o1", Items: []int{1, 2}}); err != nil {
+				t.Fatal(err)
+			}
+			got := map[attribute.Key]string{}
+			for _, a := range rec.Ended()[0].Attributes() {
+				got[a.Key] = a.Value.Emit()
+			}
+			if got[RequestBodyKey] != tt.wantReq || got[ResponseBodyKey] != tt.want {
+				t.Errorf("bodies %q, %q; want %q, %q", got[RequestBodyKey], got[ResponseBodyKey], tt.wantReq, tt.want)
+			}
+		})
+	}
+}

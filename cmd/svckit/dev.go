@@ -54,6 +54,7 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		Dir: f.Dir, Manifest: m, Replicas: f.Replicas, Out: stdout,
 		Color: !f.NoColor && isTerminal(stdout), Interactive: isTerminal(stdout),
 		Quiet: f.Quiet, StateDir: f.StateDir, Listen: f.Listen, Reload: !f.NoReload,
+		ExtraEnv: traceBodiesEnv(f.TraceBodies),
 		Handler: func(sys *devrun.System) http.Handler {
 			return dashboard.Handler(sys, dashboard.WithOpenAPIFunc(dashboard.OpenAPIFiles(sys.Manifest)),
 				dashboard.WithDevTokenFunc(func(context.Context) (string, error) { return sys.DevToken("dev-user") }),
@@ -96,4 +97,12 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// traceBodiesEnv is the services' environment for -trace-bodies.
+func traceBodiesEnv(on bool) []string {
+	if on {
+		return []string{"TRACE_BODIES=true"}
+	}
+	return nil
 }

@@ -30,6 +30,8 @@ type Flags struct {
 	Quiet bool
 	// NoReload turns off rebuilding and replacing services whose sources change.
 	NoReload bool
+	// TraceBodies records requests and responses on the services' spans (TRACE_BODIES).
+	TraceBodies bool
 }
 
 type multiFlag []string
@@ -49,6 +51,7 @@ func ParseFlags(args []string, stderr io.Writer) (Flags, error) {
 	fs.BoolVar(&f.NoColor, "no-color", false, "no ANSI colours in the output")
 	fs.BoolVar(&f.Quiet, "quiet", false, "print only svckit dev's own messages, not the services' logs")
 	fs.BoolVar(&f.NoReload, "no-reload", false, "do not rebuild and replace a running service when its sources change")
+	fs.BoolVar(&f.TraceBodies, "trace-bodies", false, "record each call's request and response on its span, shown in the dashboard's traces")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: svckit dev [flags] [DIR]\n\n"+
 			"Runs every service of the system described by DIR/svckit.yaml as supervised processes\n"+
