@@ -104,7 +104,21 @@ func TestChaosKillsEvery8s(t *testing.T) {
 	orders := sys.Instance("orders-1")
 	termDone := make(chan loadgen.Result)
 	go func() { termDone <- load(ctx, 12*time.Second) }()
-	time.Sleep(3 * time.Second) // load running before the signal
+	// The signal comes once the load runs: 100 more orders answered.
+	answeredMu.Lock()
+	target := len(answered) + 100
+	answeredMu.Unlock()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		answeredMu.Lock()
+		n := len(answered)
+		answeredMu.Unlock()
+		if n >= target {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d orders answered before the SIGTERM", n, target)
+		}
+	}
 	before := orders.Status()
 	if err := syscall.Kill(before.PID, syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -34,7 +34,7 @@ func tool(t *testing.T, env, module string) []string {
 	}
 	gobin := t.TempDir()
 	cmd := exec.Command("go", "install", module)
-	cmd.Env = append(os.Environ(), "GOBIN="+gobin, "GOFLAGS=-mod=mod", "GOWORK=off")
+	cmd.Env = append(os.Environ(), "GOBIN="+gobin, "GOWORK=off")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("installing %s (needs the Go module proxy; or set %s to a binary): %v\n%s", module, env, err, out)
 	}
