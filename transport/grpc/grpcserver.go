@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -92,11 +91,13 @@ func recoverTo(ctx context.Context, logger *slog.Logger, method string, err *err
 // Standard registers the standard grpc.health.v1 health service and server reflection (v1
 // and v1alpha) on g, and returns the health server. Its overall status ("") starts as
 // SERVING; set it, and the status of each service, as readiness changes, and call its
-// Shutdown when the server begins to stop.
+// Shutdown when the server begins to stop. Reflection serves the doc comments of the
+// files handed to a [Server] with [Server.SetFileDocs], as generated code does, also for
+// services registered after Standard; other files come from the global registry.
 func Standard(g *grpcgo.Server) *health.Server {
 	h := health.NewServer()
 	healthpb.RegisterHealthServer(g, h)
-	reflection.Register(g)
+	registerReflection(g)
 	return h
 }
 
