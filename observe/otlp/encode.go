@@ -114,6 +114,9 @@ type encoder struct {
 	spanOf   []int32 // group of each input span, -1 for a nil span
 	order    []sdktrace.ReadOnlySpan
 
+	leanGroups []leanGroup // encodeLean's groups and span order
+	leanOrder  []*span
+
 	// Used by the Exporter along with the encoded request.
 	open atomic.Int32 // request bodies over buf or zbuf that are not closed yet
 	zbuf bytes.Buffer // gzipped request
@@ -417,53 +420,78 @@ func (e *encoder) prependScopeSpans(g *group) {
 	for k := g.start + g.count - 1; k >= g.start; k-- {
 		e.prependSpan(e.order[k])
 	}
-	if g.scope != (instrumentation.Scope{}) {
-		send := e.pos()
-		for k := g.scope.Attributes.Len() - 1; k >= 0; k-- {
-			kv, _ := g.scope.Attributes.Get(k)
-			e.prependKeyValue(tagScopeAttributes, kv)
-		}
-		e.prependString(tagScopeVersion, g.scope.Version)
-		e.prependString(tagScopeName, g.scope.Name)
-		e.prependLen(tagScopeSpansScope, send)
-	}
+	e.prependScope(g.scope)
 	e.prependLen(tagResourceSpansScopeSpans, end)
 }
 
 func (e *encoder) prependSpan(s sdktrace.ReadOnlySpan) {
+	e.prependFields(&spanFields{
+		sc:            s.SpanContext(),
+		parent:        s.Parent(),
+		name:          s.Name(),
+		kind:          s.SpanKind(),
+		start:         s.StartTime(),
+		end:           s.EndTime(),
+		attrs:         s.Attributes(),
+		droppedAttrs:  s.DroppedAttributes(),
+		events:        s.Events(),
+		droppedEvents: s.DroppedEvents(),
+		links:         s.Links(),
+		droppedLinks:  s.DroppedLinks(),
+		status:        s.Status(),
+	})
+}
+
+// spanFields is what the encoder writes of a span.
+type spanFields struct {
+	sc, parent    trace.SpanContext
+	name          string
+	kind          trace.SpanKind
+	start, end    time.Time
+	attrs         []attribute.KeyValue
+	droppedAttrs  int
+	events        []sdktrace.Event
+	droppedEvents int
+	links         []sdktrace.Link
+	droppedLinks  int
+	status        sdktrace.Status
+}
+
+// prependFields writes a ScopeSpans.spans field.
+func (e *encoder) prependFields(s *spanFields) {
 	end := e.pos()
-	sc, parent := s.SpanContext(), s.Parent()
+	sc, parent := s.sc, s.parent
 
 	e.reserve(6)
 	e.putFixed32(spanFlags(sc.TraceFlags(), parent))
 	e.putByte(tagSpanFlags >> 7)
 	e.putByte(tagSpanFlags&0x7f | 0x80)
 
-	st := s.Status()
+	st := s.status
 	send := e.pos()
 	e.prependVarint(tagStatusCode, statusCode(st.Code))
 	e.prependString(tagStatusMessage, st.Description)
 	e.prependLen(tagSpanStatus, send)
 
-	e.prependCount(tagSpanDroppedLinks, s.DroppedLinks())
-	links := s.Links()
+	e.prependCount(tagSpanDroppedLinks, s.droppedLinks)
+	links := s.links
 	for i := len(links) - 1; i >= 0; i-- {
 		e.prependLink(&links[i])
 	}
-	e.prependCount(tagSpanDroppedEvents, s.DroppedEvents())
-	events := s.Events()
+	e.prependCount(tagSpanDroppedEvents, s.droppedEvents)
+	events := s.events
 	for i := len(events) - 1; i >= 0; i-- {
 		e.prependEvent(&events[i])
 	}
-	e.prependCount(tagSpanDroppedAttributes, s.DroppedAttributes())
-	attrs := s.Attributes()
+	e.prependCount(tagSpanDroppedAttributes, s.droppedAttrs)
+	attrs := s.attrs
 	for i := len(attrs) - 1; i >= 0; i-- {
 		e.prependKeyValue(tagSpanAttributes, attrs[i])
 	}
-	e.prependFixed64(tagSpanEndTime, unixNano(s.EndTime()))
-	e.prependFixed64(tagSpanStartTime, unixNano(s.StartTime()))
-	e.prependVarint(tagSpanKind, spanKind(s.SpanKind()))
-	e.prependString(tagSpanName, s.Name())
+	e.prependFixed64(tagSpanEndTime, unixNano(s.end))
+	e.prependFixed64(tagSpanStartTime, unixNano(s.start))
+	e.prependVarint(tagSpanKind, spanKind(s.kind))
+	e.prependString(tagSpanName, s.name)
 	if psid := parent.SpanID(); psid.IsValid() {
 		e.prependID(tagSpanParentSpanID, psid[:])
 	}

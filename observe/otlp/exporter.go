@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -128,11 +129,28 @@ func newTransport() *http.Transport {
 // resource and instrumentation scope, and retries as the [RetryConfig] says. It returns
 // [ErrShutdown] after Shutdown, and an error if the collector reports a partial success.
 func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	if len(spans) == 0 {
+		return e.export(ctx, nil)
+	}
+	return e.export(ctx, func(enc *encoder) int { return enc.encode(spans) })
+}
+
+// exportLean posts the spans of a [TracerProvider] as ExportSpans does.
+func (e *Exporter) exportLean(ctx context.Context, res *resource.Resource, spans []*span) error {
+	if len(spans) == 0 {
+		return e.export(ctx, nil)
+	}
+	return e.export(ctx, func(enc *encoder) int { return enc.encodeLean(res, spans) })
+}
+
+// export posts the request that encode writes into an encoder (nothing if encode is
+// nil or encodes no span).
+func (e *Exporter) export(ctx context.Context, encode func(*encoder) int) error {
 	if err := e.begin(); err != nil {
 		return err
 	}
 	defer e.end()
-	if len(spans) == 0 {
+	if encode == nil {
 		return nil
 	}
 
@@ -142,7 +160,7 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 	default:
 		enc = new(encoder)
 	}
-	if enc.encode(spans) == 0 {
+	if encode(enc) == 0 {
 		e.release(enc)
 		return nil
 	}

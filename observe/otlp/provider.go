@@ -1,0 +1,408 @@
+package otlp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/embedded"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// ProviderOptions configures [NewTracerProvider]. Zero fields take the defaults of the
+// OpenTelemetry SDK and of its batch span processor.
+type ProviderOptions struct {
+	// Resource describes the process; nil is [resource.Default].
+	Resource *resource.Resource
+	// Sampler decides which spans are recorded and exported; nil is the SDK's default,
+	// ParentBased(AlwaysSample).
+	Sampler sdktrace.Sampler
+	// SpanLimits bounds the attributes, events and links of a span; nil is
+	// [sdktrace.NewSpanLimits] (the defaults, 128 of each, or the OTEL_SPAN_*_LIMIT
+	// variables).
+	SpanLimits *sdktrace.SpanLimits
+	// ScheduleDelay is the longest an ended span waits before it is exported: 5 s by
+	// default.
+	ScheduleDelay time.Duration
+	// ExportTimeout bounds one export, retries included: 30 s by default.
+	ExportTimeout time.Duration
+	// MaxQueueSize is how many ended spans wait at most; spans that end while the queue
+	// is full are dropped and counted. 2048 by default.
+	MaxQueueSize int
+	// MaxExportBatchSize is the most spans in one export request; a full batch is
+	// exported at once. 512 by default, and never more than MaxQueueSize.
+	MaxExportBatchSize int
+}
+
+// TracerProvider is a lean implementation of the OpenTelemetry trace API that exports
+// its spans through an [Exporter], without the OpenTelemetry SDK's span machinery: a
+// recorded span is a small struct that holds its attributes inline, ending it puts it in
+// the export queue as it is (the SDK copies every span into a snapshot for its
+// processors), and the export goroutine encodes the queued spans straight into an OTLP
+// request, the resource once per request and the spans grouped by instrumentation
+// scope.
+//
+// It gives what the SDK's provider with a batch span processor gives: the configured
+// sampler (called with the span's parent context, trace id, name, kind, start attributes
+// and links; its attributes and trace state are kept), parent-based propagation,
+// non-recording spans with a valid span context for unsampled calls, span kinds,
+// attributes (deduplicated, last value wins), events, links, RecordError with an
+// optional stack, a panic recorded at End, SetStatus with the SDK's precedence, SetName,
+// instrumentation scopes with version, schema URL and attributes, and the SDK's span
+// limits with dropped counts. Spans are safe for concurrent use, and calls on an ended
+// span do nothing. What differs: nested SLICE and MAP attribute values are exported as
+// given (the SDK deduplicates their keys and bounds their depth), and span processors
+// cannot be added.
+//
+// Ended spans wait in a bounded queue (MaxQueueSize); when it is full they are dropped
+// and counted (see Dropped), never blocking the caller. The export goroutine posts a
+// batch when MaxExportBatchSize spans are queued, after ScheduleDelay, on ForceFlush and
+// on Shutdown.
+type TracerProvider struct {
+	embedded.TracerProvider
+
+	exp     *Exporter
+	res     *resource.Resource
+	sampler sdktrace.Sampler
+	limits  sdktrace.SpanLimits
+	opts    ProviderOptions
+
+	tmu     sync.Mutex
+	tracers map[instrumentation.Scope]*tracer
+
+	mu    sync.Mutex
+	queue []*span
+	spare []*span // the previous batch's slice, reused
+
+	kick    chan struct{}      // capacity 1: a full batch is waiting
+	flush   chan chan struct{} // ForceFlush requests
+	stop    chan struct{}      // closed by Shutdown
+	done    chan struct{}      // closed when the export goroutine has exported the rest
+	stopped atomic.Bool
+	dropped atomic.Int64
+	errMu   sync.Mutex
+	lastErr error
+	once    sync.Once
+}
+
+var _ trace.TracerProvider = (*TracerProvider)(nil)
+
+// NewTracerProvider returns a provider whose sampled spans are exported through exp, and
+// starts its export goroutine; Shutdown stops it and shuts exp down.
+func NewTracerProvider(exp *Exporter, opts ProviderOptions) *TracerProvider {
+	if opts.ScheduleDelay <= 0 {
+		opts.ScheduleDelay = 5 * time.Second
+	}
+	if opts.ExportTimeout <= 0 {
+		opts.ExportTimeout = 30 * time.Second
+	}
+	if opts.MaxQueueSize <= 0 {
+		opts.MaxQueueSize = 2048
+	}
+	if opts.MaxExportBatchSize <= 0 {
+		opts.MaxExportBatchSize = 512
+	}
+	opts.MaxExportBatchSize = min(opts.MaxExportBatchSize, opts.MaxQueueSize)
+	p := &TracerProvider{
+		exp:     exp,
+		res:     opts.Resource,
+		sampler: opts.Sampler,
+		opts:    opts,
+		tracers: make(map[instrumentation.Scope]*tracer),
+		queue:   make([]*span, 0, opts.MaxExportBatchSize),
+		kick:    make(chan struct{}, 1),
+		flush:   make(chan chan struct{}),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if p.res == nil {
+		p.res = resource.Default()
+	}
+	if p.sampler == nil {
+		p.sampler = sdktrace.ParentBased(sdktrace.AlwaysSample())
+	}
+	if opts.SpanLimits != nil {
+		p.limits = *opts.SpanLimits
+	} else {
+		p.limits = sdktrace.NewSpanLimits()
+	}
+	go p.loop()
+	return p
+}
+
+// defaultTracerName is the scope name of a tracer asked for with an empty name, as in
+// the SDK.
+const defaultTracerName = "go.opentelemetry.io/otel/sdk/tracer"
+
+// Tracer returns the tracer of an instrumentation scope; the same scope gives the same
+// tracer. After Shutdown it returns a tracer whose spans do nothing.
+func (p *TracerProvider) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
+	if p.stopped.Load() {
+		return noop.NewTracerProvider().Tracer(name, opts...)
+	}
+	if name == "" {
+		name = defaultTracerName
+	}
+	c := trace.NewTracerConfig(opts...)
+	scope := instrumentation.Scope{
+		Name:       name,
+		Version:    c.InstrumentationVersion(),
+		SchemaURL:  c.SchemaURL(),
+		Attributes: c.InstrumentationAttributes(),
+	}
+	p.tmu.Lock()
+	defer p.tmu.Unlock()
+	t, ok := p.tracers[scope]
+	if !ok {
+		t = &tracer{p: p, scope: scope}
+		p.tracers[scope] = t
+	}
+	return t
+}
+
+// Dropped returns how many ended spans were dropped because the queue was full.
+func (p *TracerProvider) Dropped() int64 { return p.dropped.Load() }
+
+// enqueue queues an ended, sampled span for export, or drops it.
+func (p *TracerProvider) enqueue(s *span) {
+	if p.stopped.Load() {
+		return
+	}
+	p.mu.Lock()
+	if len(p.queue) >= p.opts.MaxQueueSize {
+		p.mu.Unlock()
+		p.dropped.Add(1)
+		return
+	}
+	p.queue = append(p.queue, s)
+	full := len(p.queue) == p.opts.MaxExportBatchSize
+	p.mu.Unlock()
+	if full {
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// ForceFlush exports every span ended so far, and returns when they are exported or ctx
+// ends. It returns the error of the last failed export since the previous ForceFlush.
+func (p *TracerProvider) ForceFlush(ctx context.Context) error {
+	if p.stopped.Load() {
+		return nil
+	}
+	ack := make(chan struct{})
+	select {
+	case p.flush <- ack:
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-ack:
+		return p.takeErr()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Shutdown exports the spans still queued, stops the export goroutine and shuts the
+// exporter down. Spans that end afterwards are not exported, and tracers asked for
+// afterwards do nothing. It returns when done or when ctx ends.
+func (p *TracerProvider) Shutdown(ctx context.Context) error {
+	var err error
+	p.once.Do(func() {
+		p.stopped.Store(true)
+		close(p.stop)
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			err = ctx.Err()
+			return
+		}
+		err = errors.Join(p.takeErr(), p.exp.Shutdown(ctx))
+	})
+	return err
+}
+
+// loop is the export goroutine.
+func (p *TracerProvider) loop() {
+	defer close(p.done)
+	timer := time.NewTimer(p.opts.ScheduleDelay)
+	defer timer.Stop()
+	for {
+		select {
+		case <-p.kick:
+			p.export(false)
+		case <-timer.C:
+			p.export(true)
+		case ack := <-p.flush:
+			p.export(true)
+			close(ack)
+		case <-p.stop:
+			p.export(true)
+			return
+		}
+		timer.Reset(p.opts.ScheduleDelay)
+	}
+}
+
+// export exports full batches, and with all also the last partial one.
+func (p *TracerProvider) export(all bool) {
+	for {
+		p.mu.Lock()
+		n := len(p.queue)
+		if n == 0 || (!all && n < p.opts.MaxExportBatchSize) {
+			p.mu.Unlock()
+			return
+		}
+		batch := p.queue
+		if n > p.opts.MaxExportBatchSize {
+			rest := append(p.spare[:0], p.queue[p.opts.MaxExportBatchSize:]...)
+			batch = p.queue[:p.opts.MaxExportBatchSize]
+			p.queue = rest
+		} else {
+			p.queue = p.spare[:0]
+		}
+		p.spare = nil
+		p.mu.Unlock()
+
+		ctx, cancel := context.WithTimeout(context.Background(), p.opts.ExportTimeout)
+		err := p.exp.exportLean(ctx, p.res, batch)
+		cancel()
+		if err != nil {
+			err = fmt.Errorf("otlp: exporting %d spans: %w", len(batch), err)
+			p.errMu.Lock()
+			p.lastErr = err
+			p.errMu.Unlock()
+			otel.Handle(err)
+		}
+		clear(batch) // let the spans be collected
+		p.mu.Lock()
+		if p.spare == nil && cap(batch) >= p.opts.MaxExportBatchSize {
+			p.spare = batch[:0]
+		}
+		p.mu.Unlock()
+	}
+}
+
+func (p *TracerProvider) takeErr() error {
+	p.errMu.Lock()
+	defer p.errMu.Unlock()
+	err := p.lastErr
+	p.lastErr = nil
+	return err
+}
+
+// tracer starts the spans of one instrumentation scope.
+type tracer struct {
+	embedded.Tracer
+	p     *TracerProvider
+	scope instrumentation.Scope
+}
+
+var _ trace.Tracer = (*tracer)(nil)
+
+// Start starts a span, child of the span context in ctx unless trace.WithNewRoot is
+// given, and returns it with a context holding it.
+func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	cfg := trace.NewSpanStartConfig(opts...)
+	var psc trace.SpanContext
+	if cfg.NewRoot() {
+		ctx = trace.ContextWithSpanContext(ctx, psc)
+	} else {
+		psc = trace.SpanContextFromContext(ctx)
+	}
+	var tid trace.TraceID
+	if psc.TraceID().IsValid() {
+		tid = psc.TraceID()
+	} else {
+		tid = newTraceID()
+	}
+	sid := newSpanID()
+
+	sr := t.p.sampler.ShouldSample(sdktrace.SamplingParameters{
+		ParentContext: ctx,
+		TraceID:       tid,
+		Name:          name,
+		Kind:          cfg.SpanKind(),
+		Attributes:    cfg.Attributes(),
+		Links:         cfg.Links(),
+	})
+	scc := trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceState: sr.Tracestate}
+	if sr.Decision == sdktrace.RecordAndSample {
+		scc.TraceFlags = psc.TraceFlags() | trace.FlagsSampled
+	} else {
+		scc.TraceFlags = psc.TraceFlags() &^ trace.FlagsSampled
+	}
+	sc := trace.NewSpanContext(scc)
+	if sr.Decision != sdktrace.RecordOnly && sr.Decision != sdktrace.RecordAndSample {
+		ns := &nonRecordingSpan{p: t.p, sc: sc}
+		return trace.ContextWithSpan(ctx, ns), ns
+	}
+
+	start := cfg.Timestamp()
+	if start.IsZero() {
+		start = time.Now()
+	}
+	s := &span{
+		tracer: t,
+		sc:     sc,
+		parent: psc,
+		name:   name,
+		kind:   trace.ValidateSpanKind(cfg.SpanKind()),
+		start:  start,
+	}
+	for _, l := range cfg.Links() {
+		if !l.SpanContext.IsValid() && len(l.Attributes) == 0 && l.SpanContext.TraceState().Len() == 0 {
+			continue
+		}
+		s.addLink(l)
+	}
+	if len(sr.Attributes) > 0 {
+		s.setAttributes(sr.Attributes)
+	}
+	if a := cfg.Attributes(); len(a) > 0 {
+		s.setAttributes(a)
+	}
+	return trace.ContextWithSpan(ctx, s), s
+}
+
+// newTraceID returns a random, valid trace id.
+func newTraceID() trace.TraceID {
+	var id trace.TraceID
+	for !id.IsValid() {
+		putUint64(id[:8], rand.Uint64())
+		putUint64(id[8:], rand.Uint64())
+	}
+	return id
+}
+
+// newSpanID returns a random, valid span id.
+func newSpanID() trace.SpanID {
+	var id trace.SpanID
+	for !id.IsValid() {
+		putUint64(id[:], rand.Uint64())
+	}
+	return id
+}
+
+func putUint64(b []byte, v uint64) {
+	_ = b[7]
+	for i := range 8 {
+		b[i] = byte(v >> (8 * i))
+	}
+}
