@@ -58,7 +58,7 @@ var (
 	producers = flag.Int("producers", 32, "concurrent producer goroutines (transactions in flight, as from concurrent requests)")
 	perTx     = flag.Int("per-tx", 1, "events per producer transaction")
 	batch     = flag.Int("batch", 1000, "relay batch size")
-	mode      = flag.String("mode", "all", "sqlite, jetstream, outbox (both outbox modes), outbox-unordered, or all; a comma-separated list")
+	mode      = flag.String("mode", "all", "sqlite, jetstream, outbox (both outbox modes), outbox-ordered (the per-key order mode alone), outbox-unordered, or all; a comma-separated list")
 	keys      = flag.Int("keys", 100, "distinct event keys in the outbox modes")
 	conc      = flag.Int("concurrency", 8, "handlers at once in the outbox modes' subscription")
 	payload   = flag.Int("payload", 200, "event payload bytes")
@@ -136,7 +136,8 @@ func main() {
 	modes := strings.Split(*mode, ",")
 	selected := func(name string) bool {
 		return slices.Contains(modes, "all") || slices.Contains(modes, name) ||
-			(strings.HasPrefix(name, "outbox") && slices.Contains(modes, "outbox"))
+			(strings.HasPrefix(name, "outbox") && slices.Contains(modes, "outbox")) ||
+			(name == "outbox" && slices.Contains(modes, "outbox-ordered"))
 	}
 	all := map[string][]result{}
 	var order []string
