@@ -5,6 +5,9 @@
 #
 #   bench/shop.sh                       # 16 connections, 30 s, one-item orders
 #   CONNS=32 DURATION=60s bench/shop.sh
+#   PROFILE=/tmp/prof bench/shop.sh    # also CPU profiles of every process during the run
+#                                       # (services: /debug/pprof on their admin port; svckit
+#                                       # dev: -cpuprofile); profiling costs some CPU itself
 #
 # CPU time comes from /proc (user + system), so it is a steadier figure than orders/s on
 # a shared machine. Nothing but Go is needed.
@@ -14,6 +17,8 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-30s}
 CONNS=${CONNS:-16}
 ITEMS=${ITEMS:-'[{"productId":"sku-espresso","quantity":1}]'}
+PROFILE=${PROFILE:-}
+SVCKIT=${SVCKIT:-} # a prebuilt svckit binary (an A/B "before" build); default: build this tree
 
 work=$(mktemp -d)
 dev=""
@@ -26,8 +31,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-go build -o "$work/svckit" ./cmd/svckit
-"$work/svckit" dev -quiet -no-reload -no-color -listen 127.0.0.1:0 -state-dir "$work/state" examples/shop >"$work/dev.log" 2>&1 &
+if [ -n "$SVCKIT" ]; then cp "$SVCKIT" "$work/svckit"; else go build -o "$work/svckit" ./cmd/svckit; fi
+devflags=()
+if [ -n "$PROFILE" ]; then
+	mkdir -p "$PROFILE"
+	devflags=(-cpuprofile "$PROFILE/svckit-dev.pprof")
+fi
+"$work/svckit" dev "${devflags[@]}" -quiet -no-reload -no-color -listen 127.0.0.1:0 -state-dir "$work/state" examples/shop >"$work/dev.log" 2>&1 &
 dev=$!
 for _ in $(seq 600); do
 	grep -q '^  token ' "$work/dev.log" && break
@@ -50,9 +60,20 @@ load() { "$work/svckit" load -url "$entry" -token "$token" -c "$CONNS" -items "$
 load 5s >/dev/null # warm-up: connections, caches, JIT-free but page-faulted
 
 snapshot >"$work/before"
+if [ -n "$PROFILE" ]; then # a profile of each service over the load, less 2 s at each end
+	secs=$(($(sed 's/s$//' <<<"$DURATION") - 4)) # DURATION in seconds here: 30s, 60s
+	profs=()
+	while read -r pid name; do
+		[ "$pid" = "$dev" ] && continue
+		admin=$(tr '\0' '\n' <"/proc/$pid/environ" | sed -n 's/^ADMIN_ADDR=//p')
+		(sleep 2; curl -fsS -o "$PROFILE/$name-$pid.pprof" "http://$admin/debug/pprof/profile?seconds=$secs") &
+		profs+=($!)
+	done < <(procs)
+fi
 TIMEFORMAT='%U %S'
 { time load "$DURATION" >"$work/load.out" 2>/dev/null; } 2>"$work/load.time"
 snapshot >"$work/after"
+[ -z "$PROFILE" ] || wait "${profs[@]}" # the profiles
 
 cat "$work/load.out"
 orders=$(awk '/^orders: /{print $2; exit}' "$work/load.out")

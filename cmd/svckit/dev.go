@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/svckit/svckit/internal/dashboard"
@@ -27,6 +28,18 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
+	}
+	if f.CPUProfile != "" {
+		stop, err := startCPUProfile(f.CPUProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "svckit dev: %v\n", err)
+			return 2
+		}
+		defer func() {
+			if err := stop(); err != nil {
+				fmt.Fprintf(stderr, "svckit dev: %v\n", err)
+			}
+		}()
 	}
 	ctx := context.Background()
 	m, err := devrun.Load(ctx, f.Dir)
@@ -105,4 +118,23 @@ func traceBodiesEnv(on bool) []string {
 		return []string{"TRACE_BODIES=true"}
 	}
 	return nil
+}
+
+// startCPUProfile writes svckit dev's CPU profile to path until the returned stop runs.
+func startCPUProfile(path string) (stop func() error, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		return nil
+	}, nil
 }
