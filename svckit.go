@@ -185,7 +185,7 @@ type App struct {
 	opts     Options
 	logger   *slog.Logger
 	preg     *prometheus.Registry
-	tp       *sdktrace.TracerProvider
+	tp       *observe.TracerProvider
 	health   *health.Health
 	mws      []endpoint.Middleware // the server chain
 	client   []endpoint.Middleware // the client chain, fixed at New
@@ -366,8 +366,10 @@ func (a *App) Logger() *slog.Logger { return a.logger }
 // Registry returns the Prometheus registry served on /metrics.
 func (a *App) Registry() *prometheus.Registry { return a.preg }
 
-// TracerProvider returns the service's tracer provider.
-func (a *App) TracerProvider() *sdktrace.TracerProvider { return a.tp }
+// TracerProvider returns the service's tracer provider: svckit's lean provider when spans
+// go to the default OTLP http/protobuf exporter, an OpenTelemetry SDK provider otherwise
+// (its SDK method returns it); see observe.NewTracerProvider.
+func (a *App) TracerProvider() *observe.TracerProvider { return a.tp }
 
 // Health returns the service's health checks; add readiness checks for dependencies.
 func (a *App) Health() *health.Health { return a.health }
