@@ -5,6 +5,7 @@ import (
 
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/resource"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // leanGroup is the spans of one tracer (instrumentation scope) in a lean batch.
@@ -112,19 +113,20 @@ func (e *encoder) prependScope(scope instrumentation.Scope) {
 // prependLeanSpan writes an ended span of a TracerProvider. Nothing writes an ended
 // span's fields, so they are read without its lock.
 func (e *encoder) prependLeanSpan(s *span) {
-	e.prependFields(&spanFields{
-		sc:            s.sc,
-		parent:        s.parent,
-		name:          s.name,
-		kind:          s.kind,
-		start:         s.start,
-		end:           s.end,
-		attrs:         s.attrs,
-		droppedAttrs:  s.droppedAttrs,
-		events:        s.events,
-		droppedEvents: s.droppedEvs,
-		links:         s.links,
-		droppedLinks:  s.droppedLinks,
-		status:        s.status,
-	})
+	f := spanFields{
+		sc:           s.sc,
+		parent:       trace.NewSpanContext(trace.SpanContextConfig{SpanID: s.psid, Remote: s.remote}),
+		name:         s.name,
+		kind:         s.kind,
+		start:        s.start,
+		end:          s.start.Add(s.dur),
+		attrs:        s.attrs,
+		droppedAttrs: s.droppedAttrs,
+		status:       s.status,
+	}
+	if x := s.extra; x != nil {
+		f.events, f.droppedEvents = x.events, x.droppedEvs
+		f.links, f.droppedLinks = x.links, x.droppedLinks
+	}
+	e.prependFields(&f)
 }

@@ -361,7 +361,8 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	s := &span{
 		tracer: t,
 		sc:     sc,
-		parent: psc,
+		psid:   psc.SpanID(),
+		remote: psc.IsRemote(),
 		name:   name,
 		kind:   trace.ValidateSpanKind(cfg.SpanKind()),
 		start:  start,

@@ -17,38 +17,52 @@ import (
 )
 
 // inlineAttrs is how many attributes a span holds without a separate allocation: the
-// two RPC attributes of svckit's server and client spans and the error kind of a failed
-// call.
-const inlineAttrs = 3
+// two RPC attributes of svckit's gRPC, NATS and in-process server and client spans.
+const inlineAttrs = 2
 
 // span is a recording span of a [TracerProvider]. Its fields are guarded by mu until
 // End; after End nothing writes them any more (every mutator checks ended first), so
 // the export goroutine, which receives the span through the provider's queue, reads
-// them without the lock.
+// them without the lock. It is kept small (what is rare lives in extra), since its size
+// is most of what a span costs: allocation and garbage collection.
 type span struct {
 	embedded.Span
 
 	tracer *tracer
 	sc     trace.SpanContext // immutable
-	parent trace.SpanContext // immutable
+	psid   trace.SpanID      // the parent's span id; immutable
+	remote bool              // the parent is remote; immutable
 
 	mu     sync.Mutex
 	ended  bool
-	name   string
+	dirty  bool // attrs may hold duplicate keys
 	kind   trace.SpanKind
+	name   string
 	start  time.Time
-	end    time.Time
+	dur    time.Duration // set by End
 	status sdktrace.Status
 
 	attrs        []attribute.KeyValue // over inline until it outgrows it
-	dirty        bool                 // attrs may hold duplicate keys
 	droppedAttrs int
+	extra        *spanExtra // events and links, nil until the first
+
+	inline [inlineAttrs]attribute.KeyValue
+}
+
+// spanExtra is the events and links of a span.
+type spanExtra struct {
 	events       []sdktrace.Event
 	droppedEvs   int
 	links        []sdktrace.Link
 	droppedLinks int
+}
 
-	inline [inlineAttrs]attribute.KeyValue
+// more returns s.extra, allocating it.
+func (s *span) more() *spanExtra {
+	if s.extra == nil {
+		s.extra = new(spanExtra)
+	}
+	return s.extra
 }
 
 var _ trace.Span = (*span)(nil)
@@ -125,7 +139,10 @@ func (s *span) setAttributes(kvs []attribute.KeyValue) {
 			s.droppedAttrs++
 			continue
 		}
-		s.attrs = append(s.attrs, truncateAttr(lim.AttributeValueLengthLimit, a))
+		if lim.AttributeValueLengthLimit >= 0 {
+			a = truncateAttr(lim.AttributeValueLengthLimit, a)
+		}
+		s.attrs = append(s.attrs, a)
 		s.dirty = s.dirty || len(s.attrs) > 1
 	}
 }
@@ -225,7 +242,8 @@ func (s *span) addEvent(name string, opts ...trace.EventOption) {
 		ev.DroppedAttributeCount = len(ev.Attributes) - limit
 		ev.Attributes = ev.Attributes[:limit]
 	}
-	s.events = evict(s.events, ev, s.tracer.p.limits.EventCountLimit, &s.droppedEvs)
+	x := s.more()
+	x.events = evict(x.events, ev, s.tracer.p.limits.EventCountLimit, &x.droppedEvs)
 }
 
 // RecordError adds an exception event for err, with its stack if asked.
@@ -269,7 +287,8 @@ func (s *span) addLink(l trace.Link) {
 		sl.DroppedAttributeCount = len(sl.Attributes) - limit
 		sl.Attributes = sl.Attributes[:limit]
 	}
-	s.links = evict(s.links, sl, s.tracer.p.limits.LinkCountLimit, &s.droppedLinks)
+	x := s.more()
+	x.links = evict(x.links, sl, s.tracer.p.limits.LinkCountLimit, &x.droppedLinks)
 }
 
 // evict appends v to q, dropping (and counting) the oldest element at capacity, as the
@@ -291,7 +310,7 @@ func evict[T any](q []T, v T, capacity int, dropped *int) []T {
 // Called while a panic unwinds (deferred), it records the panic as an exception event
 // and lets it continue, as the SDK does.
 func (s *span) End(opts ...trace.SpanEndOption) {
-	et := s.start.Add(time.Since(s.start)) // monotonic, as the SDK
+	dur := time.Since(s.start) // monotonic, as the SDK
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
@@ -313,9 +332,9 @@ func (s *span) End(opts ...trace.SpanEndOption) {
 		s.addEvent(semconv.ExceptionEventName, eo...)
 	}
 	if t := cfg.Timestamp(); !t.IsZero() {
-		et = t
+		dur = t.Sub(s.start)
 	}
-	s.end = et
+	s.dur = dur
 	s.ended = true
 	s.dedup()
 	s.mu.Unlock()
