@@ -107,6 +107,11 @@ func generate(pkg *Package) ([]File, error) {
 	}
 	files = append(files, File{filepath.Join(pkg.PBDir, "doc_gen.go"), pbDoc(pkg)})
 	files = append(files, File{filepath.Join(pkg.PBDir, pkg.Name+"_pb_gen.go"), pbSrc})
+	docsSrc, err := pbDocs(pkg, withDocs, pbFile)
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, File{filepath.Join(pkg.PBDir, pbDocsFile), docsSrc})
 	files = append(files, File{filepath.Join(pkg.PBDir, filepath.FromSlash(protoFileName(pkg))), protoSrc})
 	oa, err := openAPI(pkg)
 	if err != nil {
@@ -306,7 +311,7 @@ func pbDoc(pkg *Package) []byte {
 		names = append(names, s.GRPCName)
 	}
 	g := newGoFile(pkg)
-	g.docf("Package %s holds the protobuf messages of package %s (gRPC %s), as protoc-gen-go would write them for %s. svckit gen writes them from the Go interface; the conversions to and from the Go types are in package %s, file pbconv_gen.go.",
-		pkg.PBName, pkg.Path, strings.Join(names, ", "), protoFileName(pkg), pkg.Name)
+	g.docf("Package %s holds the protobuf messages of package %s (gRPC %s), as protoc-gen-go would write them for %s. svckit gen writes them from the Go interface; the conversions to and from the Go types are in package %s, file pbconv_gen.go. %s returns the .proto's descriptor with its doc comments, which gRPC reflection serves.",
+		pkg.PBName, pkg.Path, strings.Join(names, ", "), protoFileName(pkg), pkg.Name, pbDocsFunc)
 	return []byte(header + "\n\n" + g.body.String() + "package " + pkg.PBName + "\n")
 }

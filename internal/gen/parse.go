@@ -1157,7 +1157,9 @@ func (p *parser2) enumOf(n *types.Named) *Enum {
 // checkNames gives user messages unique protobuf names and checks that generated names do
 // not clash with the package's own declarations.
 func (p *parser2) checkNames() {
-	taken := map[string]*Message{}
+	// The protobuf Go package declares pbDocsFunc besides the messages: a user's struct of
+	// that name is renamed as if another message had it.
+	taken := map[string]*Message{pbDocsFunc: {Name: pbDocsFunc}}
 	for _, m := range p.pkg.Messages {
 		if m.Wrapper {
 			if prev, dup := taken[m.Name]; dup && prev != m {

@@ -280,8 +280,9 @@ func (w *svcGen) grpc() {
 	g := w.g
 	g.p("// %s is the full name of the gRPC service of %s.", w.x("GRPCService"), w.s.Name)
 	g.p("const %s = %q\n", w.x("GRPCService"), w.s.GRPCName)
-	g.p("// Register%sGRPC serves the endpoints as the gRPC service %s.", w.s.Prefix, w.s.GRPCName)
+	g.docf("Register%sGRPC serves the endpoints as the gRPC service %s, and hands s the service's .proto with its doc comments, which gRPC reflection serves.", w.s.Prefix, w.s.GRPCName)
 	g.p("func Register%sGRPC(s *%sServer, e %s) {", w.s.Prefix, g.sgrpc(), w.x("Endpoints"))
+	g.p("\t%s", pbDocsCall(g))
 	for _, m := range w.s.Methods {
 		dec, enc := w.decodeReq(m), w.encodeResp(m)
 		fn := "Unary"

@@ -12,6 +12,7 @@ import (
 	nats "github.com/nats-io/nats.go"
 	"github.com/svckit/svckit"
 	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/examples/addsvc/pb"
 	"github.com/svckit/svckit/svcerr"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 	shttp "github.com/svckit/svckit/transport/http"
@@ -135,8 +136,10 @@ func NewHTTPClient(baseURL string, opts ...shttp.ClientOption) (Endpoints, error
 // GRPCService is the full name of the gRPC service of Service.
 const GRPCService = "addsvc.Add"
 
-// RegisterGRPC serves the endpoints as the gRPC service addsvc.Add.
+// RegisterGRPC serves the endpoints as the gRPC service addsvc.Add, and hands s the
+// service's .proto with its doc comments, which gRPC reflection serves.
 func RegisterGRPC(s *sgrpc.Server, e Endpoints) {
+	s.SetFileDocs(pb.FileDescriptorWithDocs())
 	sgrpc.Unary(s, "Sum", e.Sum, lift(fromPBSumRequest), lift(toPBSumResponse))
 	sgrpc.Unary(s, "Concat", e.Concat, lift(fromPBConcatRequest), lift(toPBConcatResponse))
 	sgrpc.ServerStream(s, "Range", e.Range, lift(fromPBRangeRequest), lift(toPBRangeResponse))

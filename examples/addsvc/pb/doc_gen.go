@@ -4,4 +4,6 @@
 // github.com/svckit/svckit/examples/addsvc/addsvc (gRPC addsvc.Add), as protoc-gen-go
 // would write them for addsvc/addsvc.proto. svckit gen writes them from the Go interface;
 // the conversions to and from the Go types are in package addsvc, file pbconv_gen.go.
+// FileDescriptorWithDocs returns the .proto's descriptor with its doc comments, which
+// gRPC reflection serves.
 package pb

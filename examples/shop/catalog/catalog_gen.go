@@ -12,6 +12,7 @@ import (
 	nats "github.com/nats-io/nats.go"
 	"github.com/svckit/svckit"
 	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/examples/shop/catalog/pb"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 	shttp "github.com/svckit/svckit/transport/http"
 	"github.com/svckit/svckit/transport/natsrpc"
@@ -164,8 +165,10 @@ func NewCatalogHTTPClient(baseURL string, opts ...shttp.ClientOption) (CatalogEn
 // CatalogGRPCService is the full name of the gRPC service of Catalog.
 const CatalogGRPCService = "catalog.Catalog"
 
-// RegisterCatalogGRPC serves the endpoints as the gRPC service catalog.Catalog.
+// RegisterCatalogGRPC serves the endpoints as the gRPC service catalog.Catalog, and hands
+// s the service's .proto with its doc comments, which gRPC reflection serves.
 func RegisterCatalogGRPC(s *sgrpc.Server, e CatalogEndpoints) {
+	s.SetFileDocs(pb.FileDescriptorWithDocs())
 	sgrpc.Unary(s, "ListProducts", e.ListProducts, lift(fromPBCatalogListProductsRequest), lift(toPBCatalogListProductsResponse))
 	sgrpc.Unary(s, "GetProduct", e.GetProduct, lift(fromPBCatalogGetProductRequest), lift(toPBProduct))
 	sgrpc.Unary(s, "Reserve", e.Reserve, lift(fromPBCatalogReserveRequest), lift(toPBReservation))

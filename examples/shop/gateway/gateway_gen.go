@@ -12,6 +12,7 @@ import (
 	nats "github.com/nats-io/nats.go"
 	"github.com/svckit/svckit"
 	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/examples/shop/gateway/pb"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 	shttp "github.com/svckit/svckit/transport/http"
 	"github.com/svckit/svckit/transport/natsrpc"
@@ -146,8 +147,10 @@ func NewGatewayHTTPClient(baseURL string, opts ...shttp.ClientOption) (GatewayEn
 // GatewayGRPCService is the full name of the gRPC service of Gateway.
 const GatewayGRPCService = "shop.Gateway"
 
-// RegisterGatewayGRPC serves the endpoints as the gRPC service shop.Gateway.
+// RegisterGatewayGRPC serves the endpoints as the gRPC service shop.Gateway, and hands s
+// the service's .proto with its doc comments, which gRPC reflection serves.
 func RegisterGatewayGRPC(s *sgrpc.Server, e GatewayEndpoints) {
+	s.SetFileDocs(pb.FileDescriptorWithDocs())
 	sgrpc.Unary(s, "PlaceOrder", e.PlaceOrder, lift(fromPBGatewayPlaceOrderRequest), lift(toPBOrder))
 	sgrpc.Unary(s, "GetOrder", e.GetOrder, lift(fromPBGatewayGetOrderRequest), lift(toPBOrder))
 	sgrpc.Unary(s, "ListProducts", e.ListProducts, lift(fromPBGatewayListProductsRequest), lift(toPBGatewayListProductsResponse))

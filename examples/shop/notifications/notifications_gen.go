@@ -12,6 +12,7 @@ import (
 	nats "github.com/nats-io/nats.go"
 	"github.com/svckit/svckit"
 	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/examples/shop/notifications/pb"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 	shttp "github.com/svckit/svckit/transport/http"
 	"github.com/svckit/svckit/transport/natsrpc"
@@ -105,8 +106,11 @@ func NewNotificationsHTTPClient(baseURL string, opts ...shttp.ClientOption) (Not
 // NotificationsGRPCService is the full name of the gRPC service of Notifications.
 const NotificationsGRPCService = "notifications.Notifications"
 
-// RegisterNotificationsGRPC serves the endpoints as the gRPC service notifications.Notifications.
+// RegisterNotificationsGRPC serves the endpoints as the gRPC service
+// notifications.Notifications, and hands s the service's .proto with its doc comments,
+// which gRPC reflection serves.
 func RegisterNotificationsGRPC(s *sgrpc.Server, e NotificationsEndpoints) {
+	s.SetFileDocs(pb.FileDescriptorWithDocs())
 	sgrpc.Unary(s, "ListNotifications", e.ListNotifications, lift(fromPBNotificationsListNotificationsRequest), lift(toPBNotificationsListNotificationsResponse))
 }
 

@@ -12,6 +12,7 @@ import (
 	nats "github.com/nats-io/nats.go"
 	"github.com/svckit/svckit"
 	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/examples/shop/orders/pb"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 	shttp "github.com/svckit/svckit/transport/http"
 	"github.com/svckit/svckit/transport/natsrpc"
@@ -129,8 +130,10 @@ func NewOrdersHTTPClient(baseURL string, opts ...shttp.ClientOption) (OrdersEndp
 // OrdersGRPCService is the full name of the gRPC service of Orders.
 const OrdersGRPCService = "orders.Orders"
 
-// RegisterOrdersGRPC serves the endpoints as the gRPC service orders.Orders.
+// RegisterOrdersGRPC serves the endpoints as the gRPC service orders.Orders, and hands s
+// the service's .proto with its doc comments, which gRPC reflection serves.
 func RegisterOrdersGRPC(s *sgrpc.Server, e OrdersEndpoints) {
+	s.SetFileDocs(pb.FileDescriptorWithDocs())
 	sgrpc.Unary(s, "PlaceOrder", e.PlaceOrder, lift(fromPBOrdersPlaceOrderRequest), lift(toPBOrder))
 	sgrpc.Unary(s, "GetOrder", e.GetOrder, lift(fromPBOrdersGetOrderRequest), lift(toPBOrder))
 }

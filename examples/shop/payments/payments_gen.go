@@ -12,6 +12,7 @@ import (
 	nats "github.com/nats-io/nats.go"
 	"github.com/svckit/svckit"
 	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/examples/shop/payments/pb"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 	shttp "github.com/svckit/svckit/transport/http"
 	"github.com/svckit/svckit/transport/natsrpc"
@@ -133,8 +134,10 @@ func NewPaymentsHTTPClient(baseURL string, opts ...shttp.ClientOption) (Payments
 // PaymentsGRPCService is the full name of the gRPC service of Payments.
 const PaymentsGRPCService = "payments.Payments"
 
-// RegisterPaymentsGRPC serves the endpoints as the gRPC service payments.Payments.
+// RegisterPaymentsGRPC serves the endpoints as the gRPC service payments.Payments, and
+// hands s the service's .proto with its doc comments, which gRPC reflection serves.
 func RegisterPaymentsGRPC(s *sgrpc.Server, e PaymentsEndpoints) {
+	s.SetFileDocs(pb.FileDescriptorWithDocs())
 	sgrpc.Unary(s, "Charge", e.Charge, lift(fromPBPaymentsChargeRequest), lift(toPBPayment))
 	sgrpc.Unary(s, "Refund", e.Refund, lift(fromPBPaymentsRefundRequest), lift(toPBPayment))
 	sgrpc.Unary(s, "GetPayment", e.GetPayment, lift(fromPBPaymentsGetPaymentRequest), lift(toPBPayment))

@@ -4,4 +4,6 @@
 // github.com/svckit/svckit/examples/shop/gateway (gRPC shop.Gateway), as protoc-gen-go
 // would write them for shop/gateway.proto. svckit gen writes them from the Go interface;
 // the conversions to and from the Go types are in package gateway, file pbconv_gen.go.
+// FileDescriptorWithDocs returns the .proto's descriptor with its doc comments, which
+// gRPC reflection serves.
 package pb

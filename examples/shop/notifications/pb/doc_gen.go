@@ -5,4 +5,6 @@
 // notifications.Notifications), as protoc-gen-go would write them for
 // notifications/notifications.proto. svckit gen writes them from the Go interface; the
 // conversions to and from the Go types are in package notifications, file pbconv_gen.go.
+// FileDescriptorWithDocs returns the .proto's descriptor with its doc comments, which
+// gRPC reflection serves.
 package pb

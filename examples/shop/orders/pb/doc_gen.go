@@ -4,4 +4,6 @@
 // github.com/svckit/svckit/examples/shop/orders (gRPC orders.Orders), as protoc-gen-go
 // would write them for orders/orders.proto. svckit gen writes them from the Go interface;
 // the conversions to and from the Go types are in package orders, file pbconv_gen.go.
+// FileDescriptorWithDocs returns the .proto's descriptor with its doc comments, which
+// gRPC reflection serves.
 package pb

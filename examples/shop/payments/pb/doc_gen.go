@@ -4,5 +4,6 @@
 // github.com/svckit/svckit/examples/shop/payments (gRPC payments.Payments), as
 // protoc-gen-go would write them for payments/payments.proto. svckit gen writes them from
 // the Go interface; the conversions to and from the Go types are in package payments,
-// file pbconv_gen.go.
+// file pbconv_gen.go. FileDescriptorWithDocs returns the .proto's descriptor with its doc
+// comments, which gRPC reflection serves.
 package pb

@@ -16,6 +16,7 @@ import (
 	nats "github.com/nats-io/nats.go"
 	"github.com/svckit/svckit"
 	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/internal/gen/testdata/bench50/pb"
 	"github.com/svckit/svckit/svcerr"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 	shttp "github.com/svckit/svckit/transport/http"
@@ -1487,8 +1488,10 @@ func NewHTTPClient(baseURL string, opts ...shttp.ClientOption) (Endpoints, error
 // GRPCService is the full name of the gRPC service of Service.
 const GRPCService = "bench50.Service"
 
-// RegisterGRPC serves the endpoints as the gRPC service bench50.Service.
+// RegisterGRPC serves the endpoints as the gRPC service bench50.Service, and hands s the
+// service's .proto with its doc comments, which gRPC reflection serves.
 func RegisterGRPC(s *sgrpc.Server, e Endpoints) {
+	s.SetFileDocs(pb.FileDescriptorWithDocs())
 	sgrpc.Unary(s, "Get0", e.Get0, lift(fromPBGet0Request), lift(toPBPtrRecord))
 	sgrpc.Unary(s, "Put1", e.Put1, lift(fromPBRecord), lift(toPBRecord))
 	sgrpc.Unary(s, "Sum2", e.Sum2, lift(fromPBSum2Request), lift(toPBSum2Response))

@@ -4,5 +4,6 @@
 // github.com/svckit/svckit/internal/gen/testdata/bench50 (gRPC bench50.Service), as
 // protoc-gen-go would write them for bench50/bench50.proto. svckit gen writes them from
 // the Go interface; the conversions to and from the Go types are in package bench50, file
-// pbconv_gen.go.
+// pbconv_gen.go. FileDescriptorWithDocs returns the .proto's descriptor with its doc
+// comments, which gRPC reflection serves.
 package pb

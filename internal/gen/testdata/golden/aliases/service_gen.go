@@ -11,6 +11,7 @@ import (
 	nats "github.com/nats-io/nats.go"
 	"github.com/svckit/svckit"
 	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/internal/gen/testdata/golden/aliases/pb"
 	"github.com/svckit/svckit/internal/gen/testdata/shared"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 	shttp "github.com/svckit/svckit/transport/http"
@@ -119,8 +120,10 @@ func NewHTTPClient(baseURL string, opts ...shttp.ClientOption) (Endpoints, error
 // GRPCService is the full name of the gRPC service of Service.
 const GRPCService = "aliases.Service"
 
-// RegisterGRPC serves the endpoints as the gRPC service aliases.Service.
+// RegisterGRPC serves the endpoints as the gRPC service aliases.Service, and hands s the
+// service's .proto with its doc comments, which gRPC reflection serves.
 func RegisterGRPC(s *sgrpc.Server, e Endpoints) {
+	s.SetFileDocs(pb.FileDescriptorWithDocs())
 	sgrpc.Unary(s, "Find", e.Find, lift(fromPBFindRequest), lift(toPBFindResponse))
 	sgrpc.Unary(s, "Shelve", e.Shelve, lift(fromPBPairStringBook), lift(toPBPageBook))
 	sgrpc.Unary(s, "Shelf", e.Shelf, lift(fromPBShelfRequest), lift(toPBPtrPageBook))

@@ -12,6 +12,7 @@ import (
 	nats "github.com/nats-io/nats.go"
 	"github.com/svckit/svckit"
 	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/internal/gen/testdata/golden/basic/pb"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 	shttp "github.com/svckit/svckit/transport/http"
 	"github.com/svckit/svckit/transport/natsrpc"
@@ -198,8 +199,10 @@ func NewHTTPClient(baseURL string, opts ...shttp.ClientOption) (Endpoints, error
 // GRPCService is the full name of the gRPC service of Service.
 const GRPCService = "basic.Service"
 
-// RegisterGRPC serves the endpoints as the gRPC service basic.Service.
+// RegisterGRPC serves the endpoints as the gRPC service basic.Service, and hands s the
+// service's .proto with its doc comments, which gRPC reflection serves.
 func RegisterGRPC(s *sgrpc.Server, e Endpoints) {
+	s.SetFileDocs(pb.FileDescriptorWithDocs())
 	sgrpc.Unary(s, "Echo", e.Echo, lift(fromPBEchoRequest), lift(toPBEchoResponse))
 	sgrpc.Unary(s, "Blob", e.Blob, lift(fromPBBlobRequest), lift(toPBBlobResponse))
 	sgrpc.Unary(s, "When", e.When, lift(fromPBWhenRequest), lift(toPBWhenResponse))

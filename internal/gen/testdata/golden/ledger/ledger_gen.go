@@ -13,6 +13,7 @@ import (
 	nats "github.com/nats-io/nats.go"
 	"github.com/svckit/svckit"
 	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/internal/gen/testdata/golden/ledger/pb"
 	"github.com/svckit/svckit/svcerr"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 	shttp "github.com/svckit/svckit/transport/http"
@@ -182,8 +183,10 @@ func NewLedgerHTTPClient(baseURL string, opts ...shttp.ClientOption) (LedgerEndp
 // LedgerGRPCService is the full name of the gRPC service of Ledger.
 const LedgerGRPCService = "ledger.Ledger"
 
-// RegisterLedgerGRPC serves the endpoints as the gRPC service ledger.Ledger.
+// RegisterLedgerGRPC serves the endpoints as the gRPC service ledger.Ledger, and hands s
+// the service's .proto with its doc comments, which gRPC reflection serves.
 func RegisterLedgerGRPC(s *sgrpc.Server, e LedgerEndpoints) {
+	s.SetFileDocs(pb.FileDescriptorWithDocs())
 	sgrpc.Unary(s, "Balance", e.Balance, lift(fromPBLedgerBalanceRequest), lift(toPBLedgerBalanceResponse))
 	sgrpc.Unary(s, "Credit", e.Credit, lift(fromPBEntry), lift(toPBPtrAccount))
 	sgrpc.Unary(s, "Audit", e.Audit, lift(fromPBLedgerAuditRequest), lift(toPBLedgerAuditResponse))

@@ -11,6 +11,7 @@ import (
 	nats "github.com/nats-io/nats.go"
 	"github.com/svckit/svckit"
 	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/internal/gen/testdata/golden/multi/pb"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 	shttp "github.com/svckit/svckit/transport/http"
 	"github.com/svckit/svckit/transport/natsrpc"
@@ -84,8 +85,10 @@ func NewGroupsHTTPClient(baseURL string, opts ...shttp.ClientOption) (GroupsEndp
 // GroupsGRPCService is the full name of the gRPC service of Groups.
 const GroupsGRPCService = "multi.v1.Groups"
 
-// RegisterGroupsGRPC serves the endpoints as the gRPC service multi.v1.Groups.
+// RegisterGroupsGRPC serves the endpoints as the gRPC service multi.v1.Groups, and hands
+// s the service's .proto with its doc comments, which gRPC reflection serves.
 func RegisterGroupsGRPC(s *sgrpc.Server, e GroupsEndpoints) {
+	s.SetFileDocs(pb.FileDescriptorWithDocs())
 	sgrpc.Unary(s, "Get", e.Get, lift(fromPBGroupsGetRequest), lift(toPBGroupsGetResponse))
 }
 

@@ -11,6 +11,7 @@ import (
 	nats "github.com/nats-io/nats.go"
 	"github.com/svckit/svckit"
 	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/internal/gen/testdata/golden/multi/pb"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 	shttp "github.com/svckit/svckit/transport/http"
 	"github.com/svckit/svckit/transport/natsrpc"
@@ -95,8 +96,10 @@ func NewUsersHTTPClient(baseURL string, opts ...shttp.ClientOption) (UsersEndpoi
 // UsersGRPCService is the full name of the gRPC service of Users.
 const UsersGRPCService = "multi.v1.Users"
 
-// RegisterUsersGRPC serves the endpoints as the gRPC service multi.v1.Users.
+// RegisterUsersGRPC serves the endpoints as the gRPC service multi.v1.Users, and hands s
+// the service's .proto with its doc comments, which gRPC reflection serves.
 func RegisterUsersGRPC(s *sgrpc.Server, e UsersEndpoints) {
+	s.SetFileDocs(pb.FileDescriptorWithDocs())
 	sgrpc.Unary(s, "Get", e.Get, lift(fromPBUsersGetRequest), lift(toPBUser))
 	sgrpc.Unary(s, "Create", e.Create, lift(fromPBUsersCreateRequest), lift(toPBUser))
 }

@@ -11,6 +11,7 @@ import (
 	nats "github.com/nats-io/nats.go"
 	"github.com/svckit/svckit"
 	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/internal/gen/testdata/golden/protonames/pb"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 	shttp "github.com/svckit/svckit/transport/http"
 	"github.com/svckit/svckit/transport/natsrpc"
@@ -85,8 +86,10 @@ func NewHTTPClient(baseURL string, opts ...shttp.ClientOption) (Endpoints, error
 // GRPCService is the full name of the gRPC service of Service.
 const GRPCService = "protonames.Service"
 
-// RegisterGRPC serves the endpoints as the gRPC service protonames.Service.
+// RegisterGRPC serves the endpoints as the gRPC service protonames.Service, and hands s
+// the service's .proto with its doc comments, which gRPC reflection serves.
 func RegisterGRPC(s *sgrpc.Server, e Endpoints) {
+	s.SetFileDocs(pb.FileDescriptorWithDocs())
 	sgrpc.Unary(s, "Box", e.Box, lift(fromPBBox), lift(toPBBox))
 	sgrpc.Unary(s, "Other", e.Other, lift(fromPBOther), lift(toPBOther))
 }

@@ -15,6 +15,7 @@ import (
 	nats "github.com/nats-io/nats.go"
 	"github.com/svckit/svckit"
 	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/internal/gen/testdata/golden/routes/pb"
 	"github.com/svckit/svckit/svcerr"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 	shttp "github.com/svckit/svckit/transport/http"
@@ -497,8 +498,10 @@ func NewProfilesHTTPClient(baseURL string, opts ...shttp.ClientOption) (Profiles
 // ProfilesGRPCService is the full name of the gRPC service of Profiles.
 const ProfilesGRPCService = "routes.Profiles"
 
-// RegisterProfilesGRPC serves the endpoints as the gRPC service routes.Profiles.
+// RegisterProfilesGRPC serves the endpoints as the gRPC service routes.Profiles, and
+// hands s the service's .proto with its doc comments, which gRPC reflection serves.
 func RegisterProfilesGRPC(s *sgrpc.Server, e ProfilesEndpoints) {
+	s.SetFileDocs(pb.FileDescriptorWithDocs())
 	sgrpc.Unary(s, "GetProfile", e.GetProfile, lift(fromPBProfilesGetProfileRequest), lift(toPBProfilesGetProfileResponse))
 	sgrpc.Unary(s, "ListProfiles", e.ListProfiles, lift(fromPBProfilesListProfilesRequest), lift(toPBProfilesListProfilesResponse))
 	sgrpc.Unary(s, "DeleteProfile", e.DeleteProfile, lift(fromPBProfilesDeleteProfileRequest), lift(toPBProfilesDeleteProfileResponse))

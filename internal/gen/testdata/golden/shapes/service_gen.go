@@ -11,6 +11,7 @@ import (
 	nats "github.com/nats-io/nats.go"
 	"github.com/svckit/svckit"
 	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/internal/gen/testdata/golden/shapes/pb"
 	"github.com/svckit/svckit/internal/gen/testdata/shared"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 	shttp "github.com/svckit/svckit/transport/http"
@@ -149,8 +150,10 @@ func NewHTTPClient(baseURL string, opts ...shttp.ClientOption) (Endpoints, error
 // GRPCService is the full name of the gRPC service of Service.
 const GRPCService = "shapes.Service"
 
-// RegisterGRPC serves the endpoints as the gRPC service shapes.Service.
+// RegisterGRPC serves the endpoints as the gRPC service shapes.Service, and hands s the
+// service's .proto with its doc comments, which gRPC reflection serves.
 func RegisterGRPC(s *sgrpc.Server, e Endpoints) {
+	s.SetFileDocs(pb.FileDescriptorWithDocs())
 	sgrpc.Unary(s, "Get", e.Get, lift(fromPBGetRequest), lift(toPBPtrProfile))
 	sgrpc.Unary(s, "Put", e.Put, lift(fromPBProfile), lift(toPBProfile))
 	sgrpc.Unary(s, "List", e.List, lift(fromPBListRequest), lift(toPBPageProfile))

@@ -12,6 +12,7 @@ import (
 	nats "github.com/nats-io/nats.go"
 	"github.com/svckit/svckit"
 	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/internal/gen/testdata/golden/stream/pb"
 	"github.com/svckit/svckit/svcerr"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 	shttp "github.com/svckit/svckit/transport/http"
@@ -135,8 +136,10 @@ func NewHTTPClient(baseURL string, opts ...shttp.ClientOption) (Endpoints, error
 // GRPCService is the full name of the gRPC service of Service.
 const GRPCService = "stream.Service"
 
-// RegisterGRPC serves the endpoints as the gRPC service stream.Service.
+// RegisterGRPC serves the endpoints as the gRPC service stream.Service, and hands s the
+// service's .proto with its doc comments, which gRPC reflection serves.
 func RegisterGRPC(s *sgrpc.Server, e Endpoints) {
+	s.SetFileDocs(pb.FileDescriptorWithDocs())
 	sgrpc.ServerStream(s, "Count", e.Count, lift(fromPBCountRequest), lift(toPBCountResponse))
 	sgrpc.ServerStream(s, "Watch", e.Watch, lift(fromPBWatchRequest), lift(toPBEvent))
 	sgrpc.ServerStream(s, "Tail", e.Tail, lift(fromPBTailRequest), lift(toPBPtrEvent))

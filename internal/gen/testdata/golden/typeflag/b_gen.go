@@ -11,6 +11,7 @@ import (
 	nats "github.com/nats-io/nats.go"
 	"github.com/svckit/svckit"
 	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/internal/gen/testdata/golden/typeflag/pb"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 	shttp "github.com/svckit/svckit/transport/http"
 	"github.com/svckit/svckit/transport/natsrpc"
@@ -84,8 +85,10 @@ func NewBHTTPClient(baseURL string, opts ...shttp.ClientOption) (BEndpoints, err
 // BGRPCService is the full name of the gRPC service of B.
 const BGRPCService = "typeflag.B"
 
-// RegisterBGRPC serves the endpoints as the gRPC service typeflag.B.
+// RegisterBGRPC serves the endpoints as the gRPC service typeflag.B, and hands s the
+// service's .proto with its doc comments, which gRPC reflection serves.
 func RegisterBGRPC(s *sgrpc.Server, e BEndpoints) {
+	s.SetFileDocs(pb.FileDescriptorWithDocs())
 	sgrpc.Unary(s, "Do", e.Do, lift(fromPBBDoRequest), lift(toPBBDoResponse))
 }
 

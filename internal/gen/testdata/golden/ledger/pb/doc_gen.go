@@ -4,5 +4,6 @@
 // github.com/svckit/svckit/internal/gen/testdata/golden/ledger (gRPC ledger.Ledger), as
 // protoc-gen-go would write them for ledger/ledger.proto. svckit gen writes them from the
 // Go interface; the conversions to and from the Go types are in package ledger, file
-// pbconv_gen.go.
+// pbconv_gen.go. FileDescriptorWithDocs returns the .proto's descriptor with its doc
+// comments, which gRPC reflection serves.
 package pb

@@ -4,5 +4,6 @@
 // github.com/svckit/svckit/internal/gen/testdata/golden/multi (gRPC multi.v1.Users,
 // multi.v1.Groups), as protoc-gen-go would write them for multi/v1/multi.proto. svckit
 // gen writes them from the Go interface; the conversions to and from the Go types are in
-// package multi, file pbconv_gen.go.
+// package multi, file pbconv_gen.go. FileDescriptorWithDocs returns the .proto's
+// descriptor with its doc comments, which gRPC reflection serves.
 package pb

@@ -4,5 +4,6 @@
 // github.com/svckit/svckit/internal/gen/testdata/golden/routes (gRPC routes.Profiles), as
 // protoc-gen-go would write them for routes/routes.proto. svckit gen writes them from the
 // Go interface; the conversions to and from the Go types are in package routes, file
-// pbconv_gen.go.
+// pbconv_gen.go. FileDescriptorWithDocs returns the .proto's descriptor with its doc
+// comments, which gRPC reflection serves.
 package pb

@@ -5,4 +5,6 @@
 // globex.users.v1.UsersService), as protoc-gen-go would write them for
 // globex/users/v1/users.proto. svckit gen writes them from the Go interface; the
 // conversions to and from the Go types are in package users, file pbconv_gen.go.
+// FileDescriptorWithDocs returns the .proto's descriptor with its doc comments, which
+// gRPC reflection serves.
 package pb
