@@ -80,8 +80,9 @@ func (s *span) IsRecording() bool {
 // TracerProvider returns the provider that created the span.
 func (s *span) TracerProvider() trace.TracerProvider { return s.tracer.p }
 
-// SetStatus sets the status as the SDK does: Error beats Ok and Unset, Ok beats Unset
-// and is final, and only an Error keeps its description.
+// SetStatus sets the status with the SDK's precedence (Unset < Error < Ok): a status
+// replaces one of the same or a lower rank, so Ok is final and Unset never replaces
+// Error; only an Error keeps its description.
 func (s *span) SetStatus(code codes.Code, description string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
