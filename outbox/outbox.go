@@ -13,10 +13,13 @@
 // The events live in the outbox table of the service's own store (package store). The
 // relay reads unsent rows in sequence order in batches, publishes each batch
 // asynchronously with the event id as the JetStream de-duplication id (Nats-Msg-Id),
-// waits for every ack, and marks the batch sent with one UPDATE. A crash between the
-// publish and the mark makes the next relay publish the batch again, which JetStream
-// drops as duplicates within its duplicate window; consumers that de-duplicate by message
-// id make delivery effectively once beyond it.
+// waits for every ack, and marks the batch sent with one UPDATE: on SQLite, whose single
+// writer commits rows in sequence order, of a cursor row (outbox_cursor) that records the
+// highest sequence number published, so a row is written once; on PostgreSQL, of the
+// batch's rows (sent_at). A crash between the publish and the mark makes the next relay
+// publish the batch again, which JetStream drops as duplicates within its duplicate
+// window; consumers that de-duplicate by message id make delivery effectively once
+// beyond it.
 //
 // Events are published in sequence order, which on SQLite is commit order. A publish that
 // fails in the middle of a batch (a cluster electing a leader) is repeated, and the
@@ -62,6 +65,10 @@ type Outbox struct {
 	notify chan struct{}
 	prop   propagation.TextMapPropagator
 	insert *sql.Stmt
+	// cursor: sent events are those at or below the relay's cursor (SQLite), not those
+	// with a sent_at (PostgreSQL).
+	cursor   bool
+	qPending string
 }
 
 // New returns the outbox of st, creating its tables (migration set "outbox") if needed.
@@ -73,12 +80,18 @@ func New(ctx context.Context, st *store.Store) (*Outbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("outbox: %w", err)
 	}
-	return &Outbox{
-		st:     st,
-		notify: make(chan struct{}, 1),
-		prop:   observe.Propagator(),
-		insert: insert,
-	}, nil
+	o := &Outbox{
+		st:       st,
+		notify:   make(chan struct{}, 1),
+		prop:     observe.Propagator(),
+		insert:   insert,
+		cursor:   st.Dialect() == store.SQLite,
+		qPending: "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL",
+	}
+	if o.cursor {
+		o.qPending = st.Rebind("SELECT COUNT(*) FROM outbox WHERE seq > (SELECT seq FROM outbox_cursor WHERE name = ?)")
+	}
+	return o, nil
 }
 
 // Store returns the outbox's store.
@@ -185,7 +198,11 @@ func (o *Outbox) Notify() {
 // Pending returns the number of unsent events; use it for a metric or a health check.
 func (o *Outbox) Pending(ctx context.Context) (int, error) {
 	var n int
-	err := o.st.ReadDB().QueryRowContext(ctx, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").Scan(&n)
+	var args []any
+	if o.cursor {
+		args = append(args, leaseName)
+	}
+	err := o.st.ReadDB().QueryRowContext(ctx, o.qPending, args...).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("outbox: pending: %w", err)
 	}

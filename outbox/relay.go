@@ -34,8 +34,9 @@ func LeaseTTL(d time.Duration) RelayOption { return func(r *Relay) { r.ttl = d }
 // owner share the lease, so give each process its own.
 func Owner(id string) RelayOption { return func(r *Relay) { r.owner = id } }
 
-// Retention sets how long sent events are kept before the relay deletes them; default one
-// hour. Zero keeps them forever.
+// Retention sets how long events are kept before the relay deletes them, once they are
+// sent; default one hour. On PostgreSQL it counts from the time they were sent, on SQLite
+// from the time they were added. Zero keeps them forever.
 func Retention(d time.Duration) RelayOption { return func(r *Relay) { r.retention = d } }
 
 // RelayLogger sets the logger for publish and store errors; default none.
@@ -53,7 +54,12 @@ type Relay struct {
 	logger    *slog.Logger
 	tp        trace.TracerProvider // relay spans (relaytrace.go); nil: none
 
-	qSelect, qMarkRange, qMarkAny, qAcquire, qRenew, qRelease, qPurge string
+	// cursor: the relay records the highest sequence number it has published in the
+	// outbox_cursor table instead of marking each row sent (SQLite, see loop).
+	cursor bool
+
+	qSelect, qMarkAny, qAcquire, qRenew, qRelease, qPurge string
+	qCursor, qAdvance, qResetCursor                       string
 }
 
 // leaseName is the name of the relay lease row.
@@ -69,8 +75,11 @@ func (o *Outbox) Relay(pub pubsub.Publisher, opts ...RelayOption) *Relay {
 		r.logger = slog.New(slog.DiscardHandler)
 	}
 	rb := o.st.Rebind
+	r.cursor = o.cursor
 	r.qSelect = rb("SELECT seq, id, subject, key, payload, headers, created_at FROM outbox WHERE sent_at IS NULL AND seq > ? ORDER BY seq LIMIT ?")
-	r.qMarkRange = rb("UPDATE outbox SET sent_at = ? WHERE seq >= ? AND seq <= ? AND sent_at IS NULL")
+	if r.cursor {
+		r.qSelect = rb("SELECT seq, id, subject, key, payload, headers, created_at FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?")
+	}
 	r.qMarkAny = rb("UPDATE outbox SET sent_at = ? WHERE seq = ANY(?)")
 	r.qAcquire = rb(`INSERT INTO outbox_lease (name, owner, expires_at) VALUES (?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
@@ -78,6 +87,16 @@ func (o *Outbox) Relay(pub pubsub.Publisher, opts ...RelayOption) *Relay {
 	r.qRenew = rb("UPDATE outbox_lease SET expires_at = ? WHERE name = ? AND owner = ?")
 	r.qRelease = rb("DELETE FROM outbox_lease WHERE name = ? AND owner = ?")
 	r.qPurge = rb("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?")
+	if r.cursor {
+		r.qCursor = rb("SELECT seq FROM outbox_cursor WHERE name = ?")
+		// Only forward, and only while this relay holds the lease: a relay that lost it
+		// cannot move the cursor of the one that took over.
+		r.qAdvance = rb(`UPDATE outbox_cursor SET seq = ? WHERE name = ? AND seq < ?
+			AND EXISTS (SELECT 1 FROM outbox_lease WHERE name = ? AND owner = ?)`)
+		r.qPurge = rb("DELETE FROM outbox WHERE seq <= (SELECT seq FROM outbox_cursor WHERE name = ?) AND created_at < ?")
+		// Once the table is empty SQLite hands out sequence numbers from 1 again.
+		r.qResetCursor = rb("UPDATE outbox_cursor SET seq = 0 WHERE name = ? AND NOT EXISTS (SELECT 1 FROM outbox)")
+	}
 	return r
 }
 
@@ -159,16 +178,22 @@ func (r *Relay) renew(ctx context.Context) {
 //
 // Marking a batch sent runs while the next batch is read and published: the relay keeps
 // a cursor, the highest sequence number it has published, and reads only rows above it,
-// so a batch that is still being marked is not read again. The cursor goes back to zero
-// whenever the outbox looks empty. On SQLite, whose single writer commits rows in
-// sequence order, no row can appear below the cursor while rows remain. On PostgreSQL a
-// transaction can commit a lower sequence number after a higher one, so there the cursor
-// also goes back to zero at every poll interval, and such a row waits at most that long
-// even under constant load.
+// so a batch that is still being marked is not read again. The cursor starts over
+// (rewinds) whenever the outbox looks empty and after a failure. On SQLite, whose single
+// writer commits rows in sequence order, no row can appear below the cursor while rows
+// remain, so the cursor itself is what the relay records: marking a batch sent is one
+// update of the outbox_cursor row, not an update of every row, and rewinding reads the
+// recorded cursor. Purging resets it to zero when it empties the table, since SQLite
+// then hands out sequence numbers from 1 again. On PostgreSQL a transaction can commit a
+// lower sequence number after a higher one, so there rows are marked sent one by one,
+// rewinding goes back to zero, and the cursor also rewinds at every poll interval, so
+// that such a row waits at most that long even under constant load.
 func (r *Relay) loop(ctx context.Context) {
 	pause := 10 * time.Millisecond
 	lastPurge, lastRewind := time.Now(), time.Now()
 	var cursor int64
+	rewind := true         // read the cursor's start before the next read
+	fresh := false         // nothing was read since the last rewind
 	var next *batch        // read ahead while the previous batch was published
 	var marking chan error // the mark in flight, if any
 	waitMark := func() {
@@ -180,14 +205,14 @@ func (r *Relay) loop(ctx context.Context) {
 				r.logger.WarnContext(ctx, "outbox: relay", slog.String("error", err.Error()))
 			}
 			// Publish the batch again; JetStream drops the duplicates.
-			cursor, next = 0, nil
+			rewind, next = true, nil
 		}
 		marking = nil
 	}
 	defer waitMark()
 	failed := func(err error) {
 		waitMark()
-		cursor, next = 0, nil
+		rewind, next = true, nil
 		if ctx.Err() != nil {
 			return
 		}
@@ -199,7 +224,15 @@ func (r *Relay) loop(ctx context.Context) {
 	for ctx.Err() == nil {
 		if rewindable && time.Since(lastRewind) > r.poll {
 			waitMark()
-			cursor, next, lastRewind = 0, nil, time.Now()
+			rewind, next, lastRewind = true, nil, time.Now()
+		}
+		if rewind {
+			start, err := r.start(ctx)
+			if err != nil {
+				failed(err)
+				continue
+			}
+			cursor, rewind, fresh = start, false, true
 		}
 		var b batch
 		if next != nil {
@@ -212,6 +245,7 @@ func (r *Relay) loop(ctx context.Context) {
 			}
 		}
 		if n := len(b.seqs); n > 0 {
+			fresh = false
 			published := make(chan error, 1)
 			go func() { published <- r.publish(ctx, b.msgs) }()
 			if n == r.batch {
@@ -239,18 +273,20 @@ func (r *Relay) loop(ctx context.Context) {
 			waitMark()
 			continue
 		}
-		if cursor != 0 {
+		if !fresh {
 			// Read once more from the start before sleeping: on PostgreSQL a lower
-			// sequence number may have committed late, and on SQLite, once purging has
-			// emptied the table, new rows may reuse sequence numbers below the cursor.
-			cursor, lastRewind = 0, time.Now()
+			// sequence number may have committed late.
+			rewind, lastRewind = true, time.Now()
 			continue
 		}
 		if r.retention > 0 && time.Since(lastPurge) > min(r.retention, time.Minute) {
 			lastPurge = time.Now()
-			if _, err := r.o.st.DB().ExecContext(ctx, r.qPurge, time.Now().Add(-r.retention).UnixNano()); err != nil && ctx.Err() == nil {
+			if err := r.purge(ctx); err != nil && ctx.Err() == nil {
 				r.logger.WarnContext(ctx, "outbox: purge", slog.String("error", err.Error()))
 			}
+			// On PostgreSQL and SQLite alike, once purging has emptied the table, new
+			// rows may reuse sequence numbers below the cursor.
+			rewind = true
 		}
 		select {
 		case <-ctx.Done():
@@ -258,6 +294,37 @@ func (r *Relay) loop(ctx context.Context) {
 		case <-time.After(r.poll):
 		}
 	}
+}
+
+// start returns where reading starts after a rewind: the recorded cursor on SQLite, zero
+// on PostgreSQL.
+func (r *Relay) start(ctx context.Context) (int64, error) {
+	if !r.cursor {
+		return 0, nil
+	}
+	var seq int64
+	if err := r.o.st.ReadDB().QueryRowContext(ctx, r.qCursor, leaseName).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("outbox: read cursor: %w", err)
+	}
+	return seq, nil
+}
+
+// purge deletes the events sent longer than the retention ago (on SQLite: added longer
+// ago, and at or below the cursor), and on SQLite resets the cursor when the table is
+// empty.
+func (r *Relay) purge(ctx context.Context) error {
+	before := time.Now().Add(-r.retention).UnixNano()
+	if !r.cursor {
+		_, err := r.o.st.DB().ExecContext(ctx, r.qPurge, before)
+		return err
+	}
+	return r.o.st.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, r.qPurge, leaseName, before); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, r.qResetCursor, leaseName)
+		return err
+	})
 }
 
 // batch is events read from the outbox, with their sequence numbers.
@@ -294,17 +361,17 @@ func (r *Relay) read(ctx context.Context, cursor int64) (batch, error) {
 }
 
 // mark marks the events with sequence numbers seqs sent. On SQLite, whose single writer
-// commits rows in sequence order, a range covers them; on PostgreSQL, where a later
-// sequence number can commit first, the list does.
+// commits rows in sequence order, the cursor moves to the last of them; on PostgreSQL,
+// where a later sequence number can commit first, the rows of the list are marked.
 func (r *Relay) mark(ctx context.Context, seqs []int64) error {
-	now := time.Now().UnixNano()
+	last := seqs[len(seqs)-1]
 	// Through InTx, so that on SQLite the update shares a group commit with producers.
 	err := r.o.st.InTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		if r.o.st.Dialect() == store.Postgres {
-			_, err = tx.ExecContext(ctx, r.qMarkAny, now, seqs)
+		if r.cursor {
+			_, err = tx.ExecContext(ctx, r.qAdvance, last, leaseName, last, leaseName, r.owner)
 		} else {
-			_, err = tx.ExecContext(ctx, r.qMarkRange, now, seqs[0], seqs[len(seqs)-1])
+			_, err = tx.ExecContext(ctx, r.qMarkAny, time.Now().UnixNano(), seqs)
 		}
 		return err
 	})
