@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,8 +74,11 @@ type TracerProvider struct {
 	exp     *Exporter
 	res     *resource.Resource
 	sampler sdktrace.Sampler
-	limits  sdktrace.SpanLimits
-	opts    ProviderOptions
+	// fastSampler is set when sampler is one of the SDK's samplers whose decision Start
+	// makes itself, with the same result, without the interface call.
+	fastSampler fastSampler
+	limits      sdktrace.SpanLimits
+	opts        ProviderOptions
 
 	tmu     sync.Mutex
 	tracers map[instrumentation.Scope]*tracer
@@ -130,6 +134,12 @@ func NewTracerProvider(exp *Exporter, opts ProviderOptions) *TracerProvider {
 	if p.sampler == nil {
 		p.sampler = sdktrace.ParentBased(sdktrace.AlwaysSample())
 	}
+	// The SDK's own types (not a look-alike), with the same configuration.
+	if on := sdktrace.AlwaysSample(); reflect.TypeOf(p.sampler) == reflect.TypeOf(on) {
+		p.fastSampler = alwaysOn
+	} else if pb := sdktrace.ParentBased(on); reflect.TypeOf(p.sampler) == reflect.TypeOf(pb) && p.sampler.Description() == pb.Description() {
+		p.fastSampler = parentBasedAlwaysOn
+	}
 	if opts.SpanLimits != nil {
 		p.limits = *opts.SpanLimits
 	} else {
@@ -138,6 +148,15 @@ func NewTracerProvider(exp *Exporter, opts ProviderOptions) *TracerProvider {
 	go p.loop()
 	return p
 }
+
+// fastSampler names an SDK sampler that Start applies itself.
+type fastSampler uint8
+
+const (
+	otherSampler        fastSampler = iota
+	alwaysOn                        // sdktrace.AlwaysSample()
+	parentBasedAlwaysOn             // sdktrace.ParentBased(sdktrace.AlwaysSample()), the default
+)
 
 // defaultTracerName is the scope name of a tracer asked for with an empty name, as in
 // the SDK.
@@ -334,14 +353,25 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	}
 	sid := newSpanID()
 
-	sr := t.p.sampler.ShouldSample(sdktrace.SamplingParameters{
-		ParentContext: ctx,
-		TraceID:       tid,
-		Name:          name,
-		Kind:          cfg.SpanKind(),
-		Attributes:    cfg.Attributes(),
-		Links:         cfg.Links(),
-	})
+	var sr sdktrace.SamplingResult
+	switch t.p.fastSampler {
+	case alwaysOn:
+		sr = sdktrace.SamplingResult{Decision: sdktrace.RecordAndSample, Tracestate: psc.TraceState()}
+	case parentBasedAlwaysOn:
+		sr.Tracestate = psc.TraceState()
+		if !psc.IsValid() || psc.IsSampled() {
+			sr.Decision = sdktrace.RecordAndSample
+		}
+	default:
+		sr = t.p.sampler.ShouldSample(sdktrace.SamplingParameters{
+			ParentContext: ctx,
+			TraceID:       tid,
+			Name:          name,
+			Kind:          cfg.SpanKind(),
+			Attributes:    cfg.Attributes(),
+			Links:         cfg.Links(),
+		})
+	}
 	scc := trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceState: sr.Tracestate}
 	if sr.Decision == sdktrace.RecordAndSample {
 		scc.TraceFlags = psc.TraceFlags() | trace.FlagsSampled

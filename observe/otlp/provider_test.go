@@ -199,6 +199,11 @@ var comparisonCases = []struct {
 		_, s = tp.Tracer("svc").Start(remoteCtx, "ratio ignores the parent", startAt)
 		s.End(endAt)
 	}},
+	{name: "always on, unsampled parent", spans: 1, sampler: sdktrace.AlwaysSample(), run: func(tp trace.TracerProvider) {
+		ctx := trace.ContextWithRemoteSpanContext(context.Background(), unsampled)
+		_, s := tp.Tracer("svc").Start(ctx, "sampled anyway", startAt)
+		s.End(endAt)
+	}},
 	{name: "record only", spans: 0, sampler: recordOnly{}, run: func(tp trace.TracerProvider) {
 		_, s := tp.Tracer("svc").Start(remoteCtx, "recorded, not sampled", startAt)
 		s.End(endAt)
@@ -582,5 +587,25 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestFastSamplers(t *testing.T) {
+	for _, tt := range []struct {
+		sampler sdktrace.Sampler
+		want    fastSampler
+	}{
+		{nil, parentBasedAlwaysOn},
+		{sdktrace.AlwaysSample(), alwaysOn},
+		{sdktrace.ParentBased(sdktrace.AlwaysSample()), parentBasedAlwaysOn},
+		{sdktrace.ParentBased(sdktrace.AlwaysSample(), sdktrace.WithRemoteParentNotSampled(sdktrace.AlwaysSample())), otherSampler},
+		{sdktrace.ParentBased(sdktrace.NeverSample()), otherSampler},
+		{sdktrace.TraceIDRatioBased(1), otherSampler},
+		{taggingSampler{}, otherSampler},
+	} {
+		tp, _ := newLean(t, ProviderOptions{Sampler: tt.sampler})
+		if tp.fastSampler != tt.want {
+			t.Errorf("%v: fast sampler %d, want %d", tt.sampler, tp.fastSampler, tt.want)
+		}
 	}
 }
