@@ -3,6 +3,7 @@ package grpc
 import (
 	"context"
 	"strings"
+	"sync"
 
 	"go.opentelemetry.io/otel/propagation"
 	grpcgo "google.golang.org/grpc"
@@ -61,10 +62,19 @@ func (c incomingCarrier) Keys() []string {
 
 // pairsCarrier collects what a propagator injects as key/value pairs for
 // metadata.AppendToOutgoingContext.
-type pairsCarrier struct{ kv *[]string }
+type pairsCarrier struct{ p *pairs }
+
+// pairs is the buffer of key/value pairs that outgoing fills for one call.
+type pairs struct{ kv []string }
+
+// pairsPool recycles the buffers of outgoing: the propagator takes its carrier as an
+// interface, which would move a buffer on outgoing's stack to the heap on every call, and
+// metadata.AppendToOutgoingContext copies the pairs, so a buffer is free again once it
+// returns.
+var pairsPool = sync.Pool{New: func() any { return &pairs{kv: make([]string, 0, 8)} }}
 
 func (c pairsCarrier) Get(key string) string {
-	kv := *c.kv
+	kv := c.p.kv
 	for i := 0; i+1 < len(kv); i += 2 {
 		if strings.EqualFold(kv[i], key) {
 			return kv[i+1]
@@ -74,18 +84,18 @@ func (c pairsCarrier) Get(key string) string {
 }
 
 func (c pairsCarrier) Set(key, value string) {
-	kv := *c.kv
+	kv := c.p.kv
 	for i := 0; i+1 < len(kv); i += 2 {
 		if strings.EqualFold(kv[i], key) {
 			kv[i+1] = value
 			return
 		}
 	}
-	*c.kv = append(kv, strings.ToLower(key), value)
+	c.p.kv = append(kv, strings.ToLower(key), value)
 }
 
 func (c pairsCarrier) Keys() []string {
-	kv := *c.kv
+	kv := c.p.kv
 	keys := make([]string, 0, len(kv)/2)
 	for i := 0; i+1 < len(kv); i += 2 {
 		keys = append(keys, kv[i])
@@ -123,10 +133,22 @@ func requestIDHeader(id string) metadata.MD {
 	return metadata.MD{meta.RequestIDMetadataKey: []string{id}}
 }
 
+// headerMDs recycles the one-key metadata that setRequestIDHeader hands to grpc-go.
+// grpc.SetHeader copies what it is given into the stream's own header (metadata.Join), so
+// the map and its value slice can be used again at once.
+var headerMDs = sync.Pool{New: func() any {
+	return metadata.MD{meta.RequestIDMetadataKey: make([]string, 1)}
+}}
+
 // setRequestIDHeader sends the request id back in the response header of a unary call.
 // A failure (the header was sent already) is not worth failing the call for.
 func setRequestIDHeader(ctx context.Context, id string) {
-	_ = grpcgo.SetHeader(ctx, requestIDHeader(id))
+	md := headerMDs.Get().(metadata.MD)
+	v := md[meta.RequestIDMetadataKey]
+	v[0] = id
+	_ = grpcgo.SetHeader(ctx, md)
+	v[0] = ""
+	headerMDs.Put(md)
 }
 
 // outgoing adds the context's request id, the trace context of ctx and the headers set
@@ -134,15 +156,18 @@ func setRequestIDHeader(ctx context.Context, id string) {
 // request carries no request id: the server assigns one and returns it in the response
 // header, so the cost of a header is paid only where it correlates something.
 func outgoing(ctx context.Context, prop propagation.TextMapPropagator) context.Context {
-	var buf [8]string
-	kv := buf[:0]
+	p := pairsPool.Get().(*pairs)
 	if id := meta.RequestID(ctx); id != "" {
-		kv = append(kv, meta.RequestIDMetadataKey, id)
+		p.kv = append(p.kv, meta.RequestIDMetadataKey, id)
 	}
-	prop.Inject(ctx, pairsCarrier{&kv})
-	meta.OutgoingHeaders(ctx, pairsCarrier{&kv}.Set)
-	if len(kv) == 0 {
-		return ctx
+	c := pairsCarrier{p}
+	prop.Inject(ctx, c)
+	meta.OutgoingHeaders(ctx, c.Set)
+	if len(p.kv) > 0 {
+		ctx = metadata.AppendToOutgoingContext(ctx, p.kv...)
 	}
-	return metadata.AppendToOutgoingContext(ctx, kv...)
+	clear(p.kv)
+	p.kv = p.kv[:0]
+	pairsPool.Put(p)
+	return ctx
 }
