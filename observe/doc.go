@@ -6,8 +6,9 @@
 //   - Metrics: [Metrics] keeps Prometheus RED metrics (requests, errors by kind, duration)
 //     per endpoint, transport and side; [NewRegistry] adds the Go runtime and process
 //     collectors, and [MetricsHandler] serves them.
-//   - Tracing: [NewTracerProvider] builds an OpenTelemetry SDK provider configured by the
-//     standard OTEL_* environment variables; [Tracing] starts a span per call, and
+//   - Tracing: [NewTracerProvider] builds a tracer provider configured by the standard
+//     OTEL_* environment variables (svckit's lean one on the default OTLP http/protobuf
+//     path, an OpenTelemetry SDK provider otherwise); [Tracing] starts a span per call, and
 //     [Propagator] carries W3C traceparent and baggage across processes.
 //   - Request ids live in package transport/meta (meta.RequestID, meta.WithRequestID,
 //     meta.NewRequestID), next to the rest of what travels on the wire; the log handler

@@ -14,4 +14,13 @@
 // one difference: an invalid value is an error naming the variable, not a logged
 // warning. Retries follow otlptracehttp too: 429, 502, 503 and 504 responses and
 // failed connections are retried with exponential backoff, honouring Retry-After.
+//
+// [TracerProvider] is a lean implementation of the OpenTelemetry trace API over an
+// Exporter, used by observe.NewTracerProvider when spans go to the default OTLP
+// http/protobuf exporter. It skips the SDK's span machinery: a recorded span is a
+// ~350-byte struct (the SDK's is ~1 KB, copied into a snapshot at End), queued as it is
+// when it ends and encoded by the export goroutine straight from its fields, one
+// resource per request and the spans grouped by scope. The requests it sends are the
+// ones the SDK with an Exporter sends for the same spans (the tests compare them field
+// by field), with the same sampler, span limits and batching options.
 package otlp
