@@ -41,22 +41,46 @@ func (c MetadataCarrier) Keys() []string {
 	return keys
 }
 
-// incomingCarrier reads the incoming metadata of a server context without copying all of
-// it, as metadata.FromIncomingContext would.
-type incomingCarrier struct{ ctx context.Context }
+// callContext is the context of a served call as incoming prepares it: the request id
+// and the endpoint's Info in one allocation, where meta.WithRequestID and
+// endpoint.WithInfo would make two (it answers their keys). It is also the carrier the
+// propagator reads trace context from: the incoming metadata of the server context,
+// without copying all of it as metadata.FromIncomingContext would.
+type callContext struct {
+	context.Context
+	id   string
+	info *endpoint.Info
+}
 
-func (c incomingCarrier) Get(key string) string {
-	v := metadata.ValueFromIncomingContext(c.ctx, key)
+// Value answers meta.RequestIDKey and, when the call has one, endpoint.InfoKey; other
+// keys are the parent's.
+func (c *callContext) Value(key any) any {
+	switch key.(type) {
+	case meta.RequestIDKey:
+		return c.id
+	case endpoint.InfoKey:
+		if c.info != nil {
+			return c.info
+		}
+	}
+	return c.Context.Value(key)
+}
+
+// Get returns the first value of the incoming metadata key, or "".
+func (c *callContext) Get(key string) string {
+	v := metadata.ValueFromIncomingContext(c.Context, key)
 	if len(v) == 0 {
 		return ""
 	}
 	return v[0]
 }
 
-func (incomingCarrier) Set(string, string) {}
+// Set does nothing: incoming metadata is read-only.
+func (*callContext) Set(string, string) {}
 
-func (c incomingCarrier) Keys() []string {
-	md, _ := metadata.FromIncomingContext(c.ctx)
+// Keys returns the keys of the incoming metadata.
+func (c *callContext) Keys() []string {
+	md, _ := metadata.FromIncomingContext(c.Context)
 	return MetadataCarrier(md).Keys()
 }
 
@@ -114,18 +138,13 @@ func defaultPropagator() propagation.TextMapPropagator {
 // the remote trace context and the endpoint's Info. It returns the request id, which the
 // caller sends back in the response header.
 func incoming(ctx context.Context, prop propagation.TextMapPropagator, info *endpoint.Info) (context.Context, string) {
-	id := ""
+	c := &callContext{Context: ctx, info: info}
 	if v := metadata.ValueFromIncomingContext(ctx, meta.RequestIDMetadataKey); len(v) > 0 && meta.ValidRequestID(v[0]) {
-		id = v[0]
+		c.id = v[0]
 	} else {
-		id = meta.NewRequestID()
+		c.id = meta.NewRequestID()
 	}
-	ctx = meta.WithRequestID(ctx, id)
-	ctx = prop.Extract(ctx, incomingCarrier{ctx})
-	if info != nil {
-		ctx = endpoint.WithInfo(ctx, info)
-	}
-	return ctx, id
+	return prop.Extract(c, c), c.id
 }
 
 // requestIDHeader returns the response header that echoes the request id.

@@ -16,7 +16,11 @@ const RequestIDMetadataKey = "x-request-id"
 // accepts.
 const maxRequestIDLen = 128
 
-type requestIDKey struct{}
+// RequestIDKey is the context key under which [WithRequestID] stores a request id (a
+// string). [RequestID] reads it; a transport that gives a served call's context its own
+// type may answer this key in the type's Value method instead of adding a
+// context.WithValue per call.
+type RequestIDKey struct{}
 
 const hexDigits = "0123456789abcdef"
 
@@ -41,12 +45,12 @@ func appendHex64(dst []byte, v uint64) []byte {
 // for every served call, with the caller's id when [ValidRequestID] accepts it and a
 // [NewRequestID] otherwise; clients forward the id of their context.
 func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey{}, id)
+	return context.WithValue(ctx, RequestIDKey{}, id)
 }
 
 // RequestID returns the request id carried by ctx, or "" when it carries none.
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
+	id, _ := ctx.Value(RequestIDKey{}).(string)
 	return id
 }
 
