@@ -15,7 +15,7 @@ import (
 // (buf and oapi-codegen are installed with `go install module@version`) and, for the TypeScript and
 // Redocly checks, npx and the npm registry; each fails, naming what is missing, when its
 // tool cannot be had. SVCKIT_BUF and SVCKIT_OAPI_CODEGEN name prebuilt binaries to use
-// instead (buf takes minutes to build on a busy machine).
+// instead (buf takes minutes to build on a busy machine), and SVCKIT_GRPCURL a grpcurl.
 const (
 	bufModule         = "github.com/bufbuild/buf/cmd/buf@v1.75.0"
 	oapiCodegenModule = "github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@v2.8.2"
@@ -23,6 +23,7 @@ const (
 	openapiTypescript = "openapi-typescript@7.13.0"
 	typescript        = "typescript@5.9.3"
 	redoclyCLI        = "@redocly/cli@2.77.0"
+	grpcurlModule     = "github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4"
 )
 
 // tool returns the command line of a Go tool: the binary in env, or module installed once
@@ -174,4 +175,44 @@ func npxOrFail(t *testing.T) string {
 		t.Fatalf("npx is not installed (apt-get install -y npm): %v", err)
 	}
 	return p
+}
+
+// TestExternalToolsGRPCurlDescribe serves generated services with svckit's reflection on
+// loopback and runs grpcurl describe on them: the doc comments of the Go interface, its
+// methods and a struct's fields are in what grpcurl prints.
+func TestExternalToolsGRPCurlDescribe(t *testing.T) {
+	grpcurl := tool(t, "SVCKIT_GRPCURL", grpcurlModule)
+	for _, tc := range reflectionCases {
+		t.Run(tc.name, func(t *testing.T) {
+			cc := serveWithReflection(t, tc.service, tc.register)
+			src := goDocs(t, tc.source)
+			describe := func(symbol string) string {
+				t.Helper()
+				out, err := run(t, t.TempDir(), append(grpcurl, "-plaintext", "-max-time", "30", cc.Target(), "describe", symbol)...)
+				if err != nil {
+					t.Fatalf("grpcurl describe %s (%s; or set SVCKIT_GRPCURL to a binary): %v\n%s", symbol, grpcurlModule, err, out)
+				}
+				t.Logf("grpcurl describe %s:\n%s", symbol, out)
+				return out
+			}
+			want := map[string][]string{tc.service: {src[tc.iface], src[tc.iface+"."+tc.method]}}
+			if tc.message != "" {
+				want[tc.message] = []string{src[tc.goStruct+"."+tc.goField]}
+			}
+			for symbol, docs := range want {
+				out := describe(symbol)
+				for _, doc := range docs {
+					if doc == "" {
+						t.Fatalf("%s: no Go doc comment to look for", symbol)
+					}
+					// grpcurl prints a comment as protoc has it: "// " before each line.
+					comment := "// " + strings.ReplaceAll(strings.TrimSuffix(doc, "\n"), "\n", "\n// ")
+					comment = strings.ReplaceAll(comment, "// \n", "//\n")
+					if !strings.Contains(out, comment) {
+						t.Errorf("grpcurl describe %s does not show %q:\n%s", symbol, comment, out)
+					}
+				}
+			}
+		})
+	}
 }
