@@ -3,6 +3,7 @@ package resilience
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -12,15 +13,28 @@ import (
 // (a JSON handler that does no I/O), so the timer is pure overhead for them. Err reports
 // DeadlineExceeded once the deadline has passed whether or not Done was called, and
 // Deadline reports the deadline so it propagates downstream (gRPC timeouts, SQL drivers).
+//
+// The first Done call arms it: it makes a context.WithDeadline of the parent, whose Done,
+// Err and values it reports from then on. Its values then include that context's own
+// cancellation, so a context.WithCancel (or WithTimeout, or AfterFunc) derived from it
+// registers as the armed context's child, as it would under a context.WithTimeout.
+// Without that, the context package would start a goroutine per derived context to watch
+// a parent it does not know — one per gRPC client call, as grpc-go derives a cancelable
+// context from the caller's for every call.
 type deadlineCtx struct {
 	context.Context // the parent
 	deadline        time.Time
 
-	mu         sync.Mutex
-	done       chan struct{} // created by the first Done call
-	err        error
-	timer      *time.Timer
-	stopParent func() bool
+	armed atomic.Pointer[armedDeadline] // set by the first Done call while not yet done
+
+	mu  sync.Mutex
+	err error // before arming: the parent's error, DeadlineExceeded, or Canceled at release
+}
+
+// armedDeadline is the context.WithDeadline of an armed deadlineCtx.
+type armedDeadline struct {
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
@@ -40,22 +54,23 @@ func newLazyDeadline(parent context.Context, d time.Time) *deadlineCtx {
 func (c *deadlineCtx) Deadline() (time.Time, bool) { return c.deadline, true }
 
 func (c *deadlineCtx) Done() <-chan struct{} {
+	if a := c.armed.Load(); a != nil {
+		return a.ctx.Done()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.done != nil {
-		return c.done
+	if a := c.armed.Load(); a != nil {
+		return a.ctx.Done()
 	}
 	if c.err == nil {
 		c.err = c.expiredLocked()
 	}
 	if c.err != nil {
-		c.done = closedChan
-		return c.done
+		return closedChan
 	}
-	c.done = make(chan struct{})
-	c.timer = time.AfterFunc(time.Until(c.deadline), func() { c.cancel(context.DeadlineExceeded) })
-	c.stopParent = context.AfterFunc(c.Context, func() { c.cancel(c.Context.Err()) })
-	return c.done
+	ctx, cancel := context.WithDeadline(c.Context, c.deadline)
+	c.armed.Store(&armedDeadline{ctx: ctx, cancel: cancel})
+	return ctx.Done()
 }
 
 // expiredLocked returns the parent's error or DeadlineExceeded once the deadline passed.
@@ -72,40 +87,42 @@ func (c *deadlineCtx) expiredLocked() error {
 // Err follows the context contract: nil until Done is closed. Before anyone has called
 // Done there is no channel, so Err decides from the parent and the clock.
 func (c *deadlineCtx) Err() error {
+	if a := c.armed.Load(); a != nil {
+		return a.ctx.Err()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.err == nil && c.done == nil {
+	if a := c.armed.Load(); a != nil {
+		return a.ctx.Err()
+	}
+	if c.err == nil {
 		c.err = c.expiredLocked()
 	}
 	return c.err
 }
 
-// cancel records err (the first one wins) and closes Done if it exists.
-func (c *deadlineCtx) cancel(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return
+// Value returns the parent's values; once armed, those of the armed context, which are the
+// parent's and the armed context's own cancellation (see deadlineCtx).
+func (c *deadlineCtx) Value(key any) any {
+	if a := c.armed.Load(); a != nil {
+		return a.ctx.Value(key)
 	}
-	c.err = err
-	if c.done != nil && c.done != closedChan {
-		close(c.done)
-	}
+	return c.Context.Value(key)
 }
 
 // release ends the context when the call returns, as the cancel func of
-// context.WithTimeout does: timers stop and a waiter on Done is released with Canceled.
+// context.WithTimeout does: the timer stops and waiters on Done and derived contexts are
+// released with Canceled.
 func (c *deadlineCtx) release() {
 	c.mu.Lock()
-	timer, stop := c.timer, c.stopParent
+	a := c.armed.Load()
+	if a == nil && c.err == nil {
+		c.err = context.Canceled
+	}
 	c.mu.Unlock()
-	if timer != nil {
-		timer.Stop()
+	if a != nil {
+		a.cancel()
 	}
-	if stop != nil {
-		stop()
-	}
-	c.cancel(context.Canceled)
 }
 
 func (c *deadlineCtx) String() string { return "resilience.deadlineCtx" }

@@ -3,6 +3,7 @@ package resilience
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -79,6 +80,34 @@ func TestLazyDeadlineContext(t *testing.T) {
 		}
 		if !errors.Is(ctx.Err(), context.Canceled) {
 			t.Fatalf("Err = %v", ctx.Err())
+		}
+	})
+	t.Run("derived contexts need no goroutine", func(t *testing.T) {
+		// grpc-go derives a cancelable context from the caller's for every call; the
+		// context package starts a goroutine per derived context of a parent it cannot
+		// see through, unless the parent's values lead to a context it knows.
+		outer, releaseOuter := withLazyDeadline(context.Background(), time.Now().Add(time.Hour))
+		defer releaseOuter()
+		ctx, release := withLazyDeadline(context.WithValue(outer, struct{}{}, 1), time.Now().Add(time.Minute))
+		before := runtime.NumGoroutine()
+		var children []context.Context
+		for range 100 {
+			child, cancel := context.WithCancel(context.WithValue(ctx, struct{}{}, 2))
+			defer cancel()
+			children = append(children, child)
+		}
+		if n := runtime.NumGoroutine() - before; n > 10 {
+			t.Errorf("%d goroutines started for 100 derived contexts", n)
+		}
+		release()
+		for _, child := range children {
+			<-child.Done()
+		}
+		if !errors.Is(ctx.Err(), context.Canceled) || outer.Err() != nil {
+			t.Errorf("Err = %v, outer %v", ctx.Err(), outer.Err())
+		}
+		if dl, _ := children[0].Deadline(); !dl.Equal(ctx.deadline) {
+			t.Errorf("child's deadline %v, want %v", dl, ctx.deadline)
 		}
 	})
 	t.Run("values come from the parent", func(t *testing.T) {
