@@ -211,6 +211,8 @@ var comparisonCases = []struct {
 	{name: "times from the clock, panic at End", spans: 1, times: true, run: func(tp trace.TracerProvider) {
 		_, s := tp.Tracer("svc").Start(remoteCtx, "clock")
 		s.AddEvent("now")
+		s.RecordError(errBoom)
+		s.RecordError(fmt.Errorf("wrapped: %w", errBoom))
 		s.RecordError(errBoom, trace.WithStackTrace(true))
 		func() {
 			defer func() { _ = recover() }()

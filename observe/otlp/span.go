@@ -236,7 +236,11 @@ func (s *span) AddEvent(name string, opts ...trace.EventOption) {
 
 func (s *span) addEvent(name string, opts ...trace.EventOption) {
 	c := trace.NewEventConfig(opts...)
-	ev := sdktrace.Event{Name: name, Attributes: c.Attributes(), Time: c.Timestamp()}
+	s.appendEvent(sdktrace.Event{Name: name, Attributes: c.Attributes(), Time: c.Timestamp()})
+}
+
+// appendEvent adds ev within the span limits.
+func (s *span) appendEvent(ev sdktrace.Event) {
 	if limit := s.tracer.p.limits.AttributePerEventCountLimit; limit == 0 {
 		ev.DroppedAttributeCount, ev.Attributes = len(ev.Attributes), nil
 	} else if limit > 0 && len(ev.Attributes) > limit {
@@ -255,6 +259,12 @@ func (s *span) RecordError(err error, opts ...trace.EventOption) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
+		return
+	}
+	if len(opts) == 0 {
+		// The common case, without the options' closures: the event the SDK records.
+		attrs := []attribute.KeyValue{semconv.ExceptionType(typeStr(err)), semconv.ExceptionMessage(err.Error())}
+		s.appendEvent(sdktrace.Event{Name: semconv.ExceptionEventName, Attributes: attrs, Time: time.Now()})
 		return
 	}
 	opts = append(opts, trace.WithAttributes(
