@@ -45,10 +45,13 @@ type Config struct {
 	// Source is the CloudEvents source of published events, such as the service name;
 	// default "svckit".
 	Source string
-	// AckTimeout is how long Publish waits for JetStream to acknowledge a message before
-	// it publishes it again (the message id makes that safe); default 5s. Acks go missing
-	// when the connection moves to another server of a cluster.
+	// AckTimeout is how long Publish waits for JetStream to acknowledge a message (or a
+	// batch) before it publishes it again (the message id makes that safe); default 5s.
+	// Acks go missing when the connection moves to another server of a cluster.
 	AckTimeout time.Duration
+	// NoBatchPublish makes Publish wait for one acknowledgement per message even where
+	// the server takes fast batches (see Bus.Publish).
+	NoBatchPublish bool
 }
 
 // Option configures a Bus.
@@ -76,6 +79,7 @@ type Bus struct {
 	tp       trace.TracerProvider
 	prop     propagation.TextMapPropagator
 	natsOpts []nats.Option
+	fast     *fastBatches // nil: the stream takes no fast batches
 
 	mu   sync.Mutex
 	subs map[*subscription]struct{}
@@ -173,6 +177,8 @@ func newBus(ctx context.Context, nc *nats.Conn, b *Bus) (*Bus, error) {
 		Replicas:   b.cfg.Replicas,
 		MaxAge:     b.cfg.MaxAge,
 		Duplicates: b.cfg.DuplicateWindow,
+		// Fast batches: one acknowledgement per Publish call of many messages (the relay's).
+		AllowBatchPublish: true,
 	}, {
 		Name:       b.cfg.Stream + "_DLQ",
 		Subjects:   []string{"dlq." + b.cfg.Stream + ".>"},
@@ -181,9 +187,15 @@ func newBus(ctx context.Context, nc *nats.Conn, b *Bus) (*Bus, error) {
 		MaxAge:     b.cfg.MaxAge,
 		Duplicates: b.cfg.DuplicateWindow,
 	}}
-	for _, sc := range streams {
-		if _, err := jsx.CreateStream(ctx, js, sc); err != nil {
+	for i, sc := range streams {
+		s, err := jsx.CreateStream(ctx, js, sc)
+		if err != nil {
 			return nil, fmt.Errorf("pubsub: stream %s: %w", sc.Name, err)
+		}
+		if i == 0 && s.CachedInfo().Config.AllowBatchPublish && !b.cfg.NoBatchPublish {
+			if b.fast, err = startFastBatches(nc); err != nil {
+				return nil, fmt.Errorf("pubsub: %w", err)
+			}
 		}
 	}
 	return b, nil
@@ -226,6 +238,9 @@ func (b *Bus) Close(ctx context.Context) error {
 	for _, s := range subs {
 		errs = append(errs, s.Stop(ctx))
 	}
+	if b.fast != nil {
+		_ = b.fast.sub.Unsubscribe()
+	}
 	if b.ownConn {
 		errs = append(errs, b.nc.FlushTimeout(5*time.Second))
 		b.nc.Close()
@@ -262,6 +277,13 @@ func logicalSubject(s string) string {
 // Publish publishes msgs asynchronously and waits until JetStream has acknowledged every
 // one, republishing those that failed with a transient error (the Nats-Msg-Id makes that
 // safe) until ctx ends.
+//
+// Where the server takes fast batches (nats-server 2.14 and later; the stream is created
+// with allow_batched unless Config.NoBatchPublish), a call with several messages, such as
+// an outbox relay's batch, publishes them as fast batches of up to 1,000: the server
+// acknowledges each batch once, after storing all of it, instead of each message, which
+// saves the server and the client an acknowledgement per message. A batch the server
+// refuses or does not acknowledge in time is published again one message at a time.
 func (b *Bus) Publish(ctx context.Context, msgs ...*Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -288,6 +310,21 @@ func (b *Bus) Publish(ctx context.Context, msgs ...*Message) error {
 		out[i] = nm
 	}
 	pending := out
+	if b.fast != nil && len(pending) >= fastBatchMin {
+		var rest []*nats.Msg
+		for len(pending) > 0 {
+			chunk := pending[:min(len(pending), fastBatchMax)]
+			pending = pending[len(chunk):]
+			n, err := b.publishFast(ctx, chunk)
+			if err != nil && ctx.Err() != nil {
+				return fmt.Errorf("pubsub: publish: %w", err)
+			}
+			rest = append(rest, chunk[n:]...)
+		}
+		if pending = rest; len(pending) == 0 {
+			return nil
+		}
+	}
 	pause := 20 * time.Millisecond
 	for {
 		failed, err := b.publishAll(ctx, pending)

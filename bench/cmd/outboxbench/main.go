@@ -67,6 +67,7 @@ var (
 	pgDSN     = flag.String("postgres", "", "a postgres:// DSN: measure the store modes on PostgreSQL instead of SQLite (each run in a new schema)")
 	verbose   = flag.Bool("v", false, "print progress details")
 	cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	noBatch   = flag.Bool("no-batch-publish", false, "outbox modes: the relay waits for an acknowledgement per event instead of publishing fast batches (pubsub.Config.NoBatchPublish)")
 )
 
 type result struct {
@@ -360,7 +361,7 @@ func benchOutbox(ctx context.Context, dir string, body []byte, ordered bool) res
 	srv, nc := startNATS(ctx, dir)
 	defer srv.Shutdown(ctx)
 	defer nc.Close()
-	bus, err := pubsub.New(ctx, nc, pubsub.Config{Source: "outboxbench"})
+	bus, err := pubsub.New(ctx, nc, pubsub.Config{Source: "outboxbench", NoBatchPublish: *noBatch})
 	if err != nil {
 		log.Fatal(err)
 	}
