@@ -230,26 +230,48 @@ func HandleWith[Req, Resp any](s *Server, pattern, name string, e endpoint.Endpo
 // requestContext returns the request's context with its request id, the caller's trace
 // context and the request as a meta.Source, and echoes the request id in the response.
 func (s *Server) requestContext(w http.ResponseWriter, r *http.Request) context.Context {
-	ctx := meta.WithSource(r.Context(), requestSource{r})
+	c := &requestContext{Context: r.Context(), src: requestSource{r}}
 	// The caller's id is echoed with the request's own header slice (one value, valid),
-	// which saves an allocation; a new id gets a slice of its own.
+	// which saves an allocation; a new id gets the slice in c.
 	v := r.Header[meta.RequestIDHeader]
-	var rid string
 	if len(v) > 0 && meta.ValidRequestID(v[0]) {
-		rid = v[0]
+		c.id = v[0]
 		v = v[:1:1]
 	} else {
-		rid = meta.NewRequestID()
-		v = []string{rid}
+		c.id = meta.NewRequestID()
+		c.header[0] = c.id
+		v = c.header[:]
 	}
 	w.Header()[meta.RequestIDHeader] = v
-	ctx = meta.WithRequestID(ctx, rid)
+	var ctx context.Context = c
 	if _, ok := r.Header["Traceparent"]; ok {
 		ctx = s.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	} else if _, ok := r.Header["Baggage"]; ok {
 		ctx = s.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	}
 	return ctx
+}
+
+// requestContext is the context of a served request as Server.requestContext prepares
+// it: the request as a meta.Source, its request id and the response header's value slice
+// for a new id, in one allocation where meta.WithSource, meta.WithRequestID and the slice
+// would make three (it answers their keys).
+type requestContext struct {
+	context.Context
+	src    requestSource
+	id     string
+	header [1]string
+}
+
+// Value answers meta.SourceKey and meta.RequestIDKey; other keys are the parent's.
+func (c *requestContext) Value(key any) any {
+	switch key.(type) {
+	case meta.SourceKey:
+		return c.src
+	case meta.RequestIDKey:
+		return c.id
+	}
+	return c.Context.Value(key)
 }
 
 // defaultPropagator returns the propagator servers and clients use unless told otherwise:

@@ -42,17 +42,20 @@ type Source interface {
 	Peer() string
 }
 
-type sourceKey struct{}
+// SourceKey is the context key under which [WithSource] stores a [Source]. [SourceFrom]
+// reads it; a transport that gives a served call's context its own type may answer this
+// key in the type's Value method instead of adding a context.WithValue per call.
+type SourceKey struct{}
 
 // WithSource returns a context that carries the incoming request src. Transports call it
 // once per request; gRPC servers need not, as their contexts carry metadata and peer.
 func WithSource(ctx context.Context, src Source) context.Context {
-	return context.WithValue(ctx, sourceKey{}, src)
+	return context.WithValue(ctx, SourceKey{}, src)
 }
 
 // SourceFrom returns the Source a transport put in ctx, or nil.
 func SourceFrom(ctx context.Context) Source {
-	s, _ := ctx.Value(sourceKey{}).(Source)
+	s, _ := ctx.Value(SourceKey{}).(Source)
 	return s
 }
 
