@@ -26,6 +26,7 @@ func Example() {
 	// pbconv_gen.go
 	// pb/doc_gen.go
 	// pb/stream_pb_gen.go
+	// pb/descriptor_gen.go
 	// pb/stream/stream.proto
 	// stream.openapi.json
 }
