@@ -149,6 +149,13 @@ func retryAfter(err error) time.Duration {
 // the step, so its writes to the service's store commit if and only if the step does. Set
 // at most one of Action and ActionTx, and at most one of Compensate and CompensateTx.
 //
+// A step with a compensation and no action is a guard: it does nothing going forward,
+// and its compensation runs when a later step fails — the way to undo a call that may
+// have taken effect although it failed (its reply was lost), by compensating on a step of
+// its own before the call's. A guard followed by another step has no transaction of its
+// own: it is recorded in the transaction that records the next step (or the failure that
+// compensates it), and a saga resumed before that runs from the guard again.
+//
 // An action that returns an error leaves no effect behind: a failed ActionTx is rolled
 // back, and a failed Action must have done nothing or must complete when it is called
 // again with the same [Key]. Changes an action makes to the state are checkpointed with
@@ -195,6 +202,9 @@ func (s *Step[S]) budget() time.Duration {
 
 func (s *Step[S]) hasCompensation() bool { return s.Compensate != nil || s.CompensateTx != nil }
 
+// guard reports whether the step has no action, only a compensation.
+func (s *Step[S]) guard() bool { return s.Action == nil && s.ActionTx == nil }
+
 // Definition is a named sequence of steps over a state of type S, made by [Define].
 type Definition[S any] struct {
 	name  string
@@ -202,16 +212,20 @@ type Definition[S any] struct {
 }
 
 // Define returns the definition of the saga named name with the given steps, run in
-// order. It panics if there are no steps, if a step has no action or two actions, or if
-// two steps have the same name: definitions are static, so those are programming errors.
+// order. It panics if there are no steps, if a step has two actions, or neither an action
+// nor a compensation, or if two steps have the same name: definitions are static, so
+// those are programming errors.
 func Define[S any](name string, steps ...Step[S]) *Definition[S] {
 	if name == "" || len(steps) == 0 {
 		panic("saga: Define needs a name and at least one step")
 	}
 	seen := map[string]bool{}
 	for i, s := range steps {
-		if (s.Action == nil) == (s.ActionTx == nil) {
-			panic(fmt.Sprintf("saga %s: step %d (%s) needs exactly one of Action and ActionTx", name, i, s.Name))
+		if s.Action != nil && s.ActionTx != nil {
+			panic(fmt.Sprintf("saga %s: step %d (%s) has both Action and ActionTx", name, i, s.Name))
+		}
+		if s.Action == nil && s.ActionTx == nil && !s.hasCompensation() {
+			panic(fmt.Sprintf("saga %s: step %d (%s) needs an action (Action or ActionTx) or, for a guard, a compensation", name, i, s.Name))
 		}
 		if s.Compensate != nil && s.CompensateTx != nil {
 			panic(fmt.Sprintf("saga %s: step %d (%s) has both Compensate and CompensateTx", name, i, s.Name))
@@ -330,6 +344,16 @@ type instance struct {
 	// first is the failed first attempt of the first action, made by Start; the run
 	// takes it as its own first attempt.
 	first *attempt
+	// passed are the guards (steps without an action) the run has gone past since the
+	// last checkpoint: the next checkpoint records them, and until then the store has
+	// the saga at the first of them.
+	passed []passedGuard
+}
+
+// passedGuard is a guard step the run went past, not yet recorded.
+type passedGuard struct {
+	step int
+	name string
 }
 
 // attempt is a failed attempt of an action: its error and when the action was begun.
@@ -1071,6 +1095,9 @@ var (
 func (o *Orchestrator) checkpoint(ctx context.Context, tx *sql.Tx, in *instance, step int, name, phase, errMsg string,
 	next int, state State, data []byte, sagaErr string) error {
 	now := time.Now().UnixNano()
+	if err := o.recordPassed(ctx, tx, in, now); err != nil {
+		return err
+	}
 	if _, err := tx.StmtContext(ctx, o.insertStep).ExecContext(ctx, in.id, step, phase, name, errMsg, now); err != nil {
 		if o.st.Dialect().IsUniqueViolation(err) {
 			return errStepDone
@@ -1084,6 +1111,20 @@ func (o *Orchestrator) checkpoint(ctx context.Context, tx *sql.Tx, in *instance,
 	}
 	if n, err := res.RowsAffected(); err == nil && n == 0 {
 		return errLostClaim
+	}
+	return nil
+}
+
+// recordPassed records the guards in went past since its last checkpoint, in tx, as run.
+// The caller clears in.passed once tx commits.
+func (o *Orchestrator) recordPassed(ctx context.Context, tx *sql.Tx, in *instance, now int64) error {
+	for _, g := range in.passed {
+		if _, err := tx.StmtContext(ctx, o.insertStep).ExecContext(ctx, in.id, g.step, phaseAction, g.name, "", now); err != nil {
+			if o.st.Dialect().IsUniqueViolation(err) {
+				return errStepDone
+			}
+			return fmt.Errorf("saga: checkpoint: %w", err)
+		}
 	}
 	return nil
 }
@@ -1106,7 +1147,7 @@ func (o *Orchestrator) reload(ctx context.Context, in *instance) error {
 		o.ownerLost()
 		return errLostClaim
 	}
-	in.state, in.data = State(state), []byte(data)
+	in.state, in.data, in.passed = State(state), []byte(data), nil
 	return nil
 }
 
@@ -1169,7 +1210,7 @@ func (d *Definition[S]) fail(ctx context.Context, o *Orchestrator, in *instance,
 		return o.checkpoint(ctx, tx, in, in.step, "", phaseInvalid, cause.Error(), in.step, Failed, in.data, cause.Error())
 	})
 	if err == nil {
-		in.state, in.errMsg = Failed, cause.Error()
+		in.state, in.errMsg, in.passed = Failed, cause.Error(), nil
 	}
 	return err
 }
@@ -1196,6 +1237,12 @@ func (d *Definition[S]) runAction(ctx context.Context, o *Orchestrator, in *inst
 	if next == len(d.steps) {
 		nextState = Completed
 	}
+	if step.guard() && next < len(d.steps) {
+		// Nothing to do going forward: the next checkpoint records the guard.
+		in.passed = append(in.passed, passedGuard{step: i, name: step.Name})
+		in.step = next
+		return nil
+	}
 	first := time.Now() // the budget runs from the first attempt in this run
 	carried := in.first
 	in.first = nil
@@ -1215,6 +1262,12 @@ func (d *Definition[S]) runAction(ctx context.Context, o *Orchestrator, in *inst
 			}
 			sctx, cancel := d.stepCtx(ctx, in, i, phaseAction, attempt)
 			defer cancel()
+			if step.guard() { // the last step: its checkpoint completes the saga
+				return nil, o.st.InTx(sctx, func(tx *sql.Tx) error {
+					data = in.data
+					return o.checkpoint(sctx, tx, in, i, step.Name, phaseAction, "", next, nextState, data, "")
+				})
+			}
 			if step.ActionTx != nil {
 				tries := 0
 				err = o.st.InTx(sctx, func(tx *sql.Tx) error {
@@ -1259,7 +1312,7 @@ func (d *Definition[S]) runAction(ctx context.Context, o *Orchestrator, in *inst
 		}
 		if actErr == nil {
 			if !moved {
-				in.step, in.state, in.data = next, nextState, data
+				in.step, in.state, in.data, in.passed = next, nextState, data, nil
 			}
 			return nil
 		}
@@ -1335,7 +1388,7 @@ func (d *Definition[S]) checkpointWithNext(ctx context.Context, o *Orchestrator,
 		return o.checkpoint(sctx, tx, in, j, stepJ.Name, phaseAction, "", next, nextState, dataJ, "")
 	})
 	if err == nil {
-		in.step, in.state, in.data = next, nextState, dataJ
+		in.step, in.state, in.data, in.passed = next, nextState, dataJ, nil
 		return nil
 	}
 	if err := o.st.InTx(cctx, func(tx *sql.Tx) error {
@@ -1343,7 +1396,7 @@ func (d *Definition[S]) checkpointWithNext(ctx context.Context, o *Orchestrator,
 	}); err != nil {
 		return err
 	}
-	in.step, in.state, in.data = j, Running, data
+	in.step, in.state, in.data, in.passed = j, Running, data, nil
 	if actErr != nil && err == actErr {
 		in.first = &attempt{err: actErr, begun: begun}
 	}
@@ -1376,7 +1429,7 @@ func (d *Definition[S]) startCompensation(ctx context.Context, o *Orchestrator, 
 	if err != nil {
 		return err
 	}
-	in.step, in.state, in.errMsg = next, state, msg
+	in.step, in.state, in.errMsg, in.passed = next, state, msg, nil
 	return nil
 }
 

@@ -34,6 +34,7 @@ func suite(t *testing.T, open func(testing.TB) *store.Store) {
 		{"FirstStepInStart", testFirstStepInStart},
 		{"StartTwiceFirstStepInStart", testStartTwiceFirstStepInStart},
 		{"ActionTxAfterPlainStep", testActionTxAfterPlainStep},
+		{"GuardSteps", testGuardSteps},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
 	}
@@ -388,7 +389,7 @@ func TestDefinePanics(t *testing.T) {
 	noop := func(context.Context, *counter) error { return nil }
 	tests := map[string][]saga.Step[counter]{
 		"no steps":     nil,
-		"no action":    {{Name: "a"}},
+		"no action":    {{Name: "a"}}, // a guard needs a compensation
 		"two actions":  {{Name: "a", Action: noop, ActionTx: func(context.Context, *sql.Tx, *counter) error { return nil }}},
 		"repeated":     {{Name: "a", Action: noop}, {Name: "a", Action: noop}},
 		"unnamed step": {{Action: noop}},
