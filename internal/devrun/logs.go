@@ -158,13 +158,7 @@ func (s *LogStore) Add(service, instance, stream, raw string) LogLine {
 	l := LogLine{Time: time.Now(), Service: service, Instance: instance, Stream: stream, Raw: raw}
 	if strings.HasPrefix(raw, "{") {
 		// Only the fields the filters need; the rest stays in Raw.
-		var m struct {
-			Time    string `json:"time"`
-			Level   string `json:"level"`
-			Msg     string `json:"msg"`
-			TraceID string `json:"trace_id"`
-		}
-		if json.Unmarshal([]byte(raw), &m) == nil {
+		if m, ok := parseLogFields(raw); ok {
 			l.Level, l.Msg, l.TraceID = m.Level, m.Msg, m.TraceID
 			if t, err := time.Parse(time.RFC3339Nano, m.Time); err == nil {
 				l.Time = t

@@ -613,12 +613,12 @@ func (s *TraceStore) OTLPHandler() http.Handler {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		var req collectortrace.ExportTraceServiceRequest
-		if err := proto.Unmarshal(body, &req); err != nil {
-			http.Error(w, "malformed OTLP request: "+err.Error(), http.StatusBadRequest)
+		spans, err := decodeOTLPSpans(body) // SpansFromOTLP, straight from the wire
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		s.Add(SpansFromOTLP(&req))
+		s.Add(spans)
 		out, _ := proto.Marshal(&collectortrace.ExportTraceServiceResponse{})
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		_, _ = w.Write(out)

@@ -1,0 +1,154 @@
+package devrun
+
+import (
+	"reflect"
+	"testing"
+
+	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+)
+
+func kv(k string, v *commonpb.AnyValue) *commonpb.KeyValue { return &commonpb.KeyValue{Key: k, Value: v} }
+func str(s string) *commonpb.AnyValue {
+	return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: s}}
+}
+
+// otlpRequests are export requests with every kind of field the collector reads, and
+// some it skips.
+func otlpRequests() map[string][]byte {
+	span := func(name string, kind tracepb.Span_SpanKind, parent []byte, status *tracepb.Status, attrs ...*commonpb.KeyValue) *tracepb.Span {
+		return &tracepb.Span{
+			TraceId: []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, SpanId: []byte{1, 2, 3, 4, 5, 6, 7, byte(len(name))},
+			ParentSpanId: parent, Name: name, Kind: kind, StartTimeUnixNano: 1_700_000_000_123_456_789, EndTimeUnixNano: 1_700_000_000_223_456_789,
+			Attributes: attrs, Status: status, TraceState: "k=v", Flags: 0x301,
+			Events: []*tracepb.Span_Event{{Name: "exception", Attributes: []*commonpb.KeyValue{kv("exception.message", str("boom"))}}},
+		}
+	}
+	full := &collectortrace.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{
+		{
+			Resource: &resourcepb.Resource{Attributes: []*commonpb.KeyValue{kv("host.name", str("h")), kv("service.name", str("orders"))}},
+			ScopeSpans: []*tracepb.ScopeSpans{{
+				Scope: &commonpb.InstrumentationScope{Name: "svckit", Version: "1"},
+				Spans: []*tracepb.Span{
+					span("orders.Orders/PlaceOrder", tracepb.Span_SPAN_KIND_SERVER, nil, &tracepb.Status{Code: tracepb.Status_STATUS_CODE_OK},
+						kv("rpc.system", str("grpc")), kv("rpc.grpc.status_code", &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: -3}}),
+						kv("ok", &commonpb.AnyValue{Value: &commonpb.AnyValue_BoolValue{BoolValue: true}}),
+						kv("ratio", &commonpb.AnyValue{Value: &commonpb.AnyValue_DoubleValue{DoubleValue: 0.25}}),
+						kv("list", &commonpb.AnyValue{Value: &commonpb.AnyValue_ArrayValue{ArrayValue: &commonpb.ArrayValue{Values: []*commonpb.AnyValue{str("a"), str("b")}}}}),
+						kv("raw", &commonpb.AnyValue{Value: &commonpb.AnyValue_BytesValue{BytesValue: []byte{0xff}}}),
+						kv("empty", nil), kv("rpc.system", str("grpc, again"))),
+					span("INSERT orders", tracepb.Span_SPAN_KIND_CLIENT, []byte{9, 9, 9, 9, 9, 9, 9, 9}, &tracepb.Status{Code: tracepb.Status_STATUS_CODE_ERROR, Message: "constraint failed"}),
+					span("cancelled", tracepb.Span_SPAN_KIND_SERVER, nil, &tracepb.Status{Code: tracepb.Status_STATUS_CODE_ERROR, Message: "context canceled"},
+						kv("rpc.grpc.status_code", &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: 1}})),
+					span("odd kind", tracepb.Span_SpanKind(42), nil, nil),
+				},
+			}},
+		},
+		{ScopeSpans: []*tracepb.ScopeSpans{{Spans: []*tracepb.Span{span("no resource", tracepb.Span_SPAN_KIND_INTERNAL, nil, nil)}}}},
+		{
+			Resource:   &resourcepb.Resource{Attributes: []*commonpb.KeyValue{kv("service.name", &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: 7}})}},
+			ScopeSpans: []*tracepb.ScopeSpans{{Spans: []*tracepb.Span{span("numeric service", tracepb.Span_SPAN_KIND_PRODUCER, nil, nil)}}},
+		},
+	}}
+	b, err := proto.Marshal(full)
+	if err != nil {
+		panic(err)
+	}
+	// A ResourceSpans whose resource follows its spans on the wire (two encodings of one
+	// message merge).
+	spans, _ := proto.Marshal(&tracepb.ResourceSpans{ScopeSpans: []*tracepb.ScopeSpans{{Spans: []*tracepb.Span{span("early", tracepb.Span_SPAN_KIND_CONSUMER, nil, nil)}}}})
+	res, _ := proto.Marshal(&tracepb.ResourceSpans{Resource: &resourcepb.Resource{Attributes: []*commonpb.KeyValue{kv("service.name", str("late"))}}})
+	late := protowire.AppendTag(nil, 1, protowire.BytesType)
+	late = protowire.AppendBytes(late, append(spans, res...))
+	return map[string][]byte{"full": b, "resource after spans": late, "empty": nil}
+}
+
+// TestDecodeOTLPSpans: the collector's wire decoder gives what SpansFromOTLP gives for the
+// decoded request, and refuses what proto.Unmarshal refuses.
+func TestDecodeOTLPSpans(t *testing.T) {
+	for name, b := range otlpRequests() {
+		t.Run(name, func(t *testing.T) {
+			var req collectortrace.ExportTraceServiceRequest
+			if err := proto.Unmarshal(b, &req); err != nil {
+				t.Fatal(err)
+			}
+			want := SpansFromOTLP(&req)
+			got, err := decodeOTLPSpans(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("decoded\n%+v\nwant\n%+v", got, want)
+			}
+		})
+	}
+	full := otlpRequests()["full"]
+	for _, tc := range []struct {
+		name string
+		b    []byte
+	}{
+		{"truncated", full[:len(full)/2]},
+		{"bad tag", []byte{0x00}},
+		{"length past the end", []byte{0x0a, 0x7f, 0x01}},
+		{"span name not UTF-8", func() []byte {
+			b, _ := proto.Marshal(&collectortrace.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{ScopeSpans: []*tracepb.ScopeSpans{{Spans: []*tracepb.Span{{Name: "\xff"}}}}}}})
+			return b
+		}()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := proto.Unmarshal(tc.b, new(collectortrace.ExportTraceServiceRequest)); err == nil {
+				t.Fatal("proto.Unmarshal takes it")
+			}
+			if _, err := decodeOTLPSpans(tc.b); err == nil {
+				t.Error("decodeOTLPSpans takes it")
+			}
+		})
+	}
+}
+
+// FuzzDecodeOTLPSpans: no input makes the decoder panic, and wherever proto.Unmarshal
+// takes the request, the decoder gives what SpansFromOTLP does.
+func FuzzDecodeOTLPSpans(f *testing.F) {
+	for _, b := range otlpRequests() {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := decodeOTLPSpans(b)
+		var req collectortrace.ExportTraceServiceRequest
+		if proto.Unmarshal(b, &req) != nil {
+			return
+		}
+		if err != nil {
+			t.Fatalf("proto.Unmarshal takes it, decodeOTLPSpans: %v", err)
+		}
+		if want := SpansFromOTLP(&req); !reflect.DeepEqual(got, want) {
+			t.Fatalf("decoded\n%+v\nwant\n%+v", got, want)
+		}
+	})
+}
+
+func BenchmarkOTLPDecode(b *testing.B) {
+	body := otlpRequests()["full"]
+	b.Run("proto", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var req collectortrace.ExportTraceServiceRequest
+			if err := proto.Unmarshal(body, &req); err != nil {
+				b.Fatal(err)
+			}
+			_ = SpansFromOTLP(&req)
+		}
+	})
+	b.Run("wire", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := decodeOTLPSpans(body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
