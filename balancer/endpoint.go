@@ -18,15 +18,23 @@ func WithInstance(ctx context.Context, inst discovery.Instance) context.Context 
 	return &instanceCtx{Context: ctx, inst: inst}
 }
 
-// instanceCtx carries the instance in the same allocation as the context.
+// instanceCtx carries the instance in the same allocation as the context. When addr is
+// set (by Balancer.Middleware), it also answers resilience.InstanceKey with the instance's
+// address, as resilience.WithInstance would in a context of its own.
 type instanceCtx struct {
 	context.Context
 	inst discovery.Instance
+	addr any // inst.Addr, converted once; nil if not set
 }
 
 func (c *instanceCtx) Value(key any) any {
-	if key == (instanceKey{}) {
+	switch key.(type) {
+	case instanceKey:
 		return &c.inst
+	case resilience.InstanceKey:
+		if c.addr != nil {
+			return c.addr
+		}
 	}
 	return c.Context.Value(key)
 }
@@ -55,7 +63,7 @@ func (b *Balancer) Middleware() endpoint.Middleware {
 			if err != nil {
 				return nil, err
 			}
-			ctx = resilience.WithInstance(WithInstance(ctx, inst), inst.Addr)
+			ctx = &instanceCtx{Context: ctx, inst: inst, addr: inst.Addr}
 			resp, err := next(ctx, req)
 			done(err)
 			return resp, err
