@@ -256,6 +256,48 @@ func TestCursorCrashBetweenPublishAndMark(t *testing.T) {
 	}
 }
 
+// TestCursorRowsDeletedByHand: the outbox emptied by hand (or by the relay's purge) hands
+// out no sequence number again (AUTOINCREMENT), so the events added afterwards are above
+// the cursor and published.
+func TestCursorRowsDeletedByHand(t *testing.T) {
+	ctx := context.Background()
+	st := openSQLite(t)
+	ob, err := New(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus := startBus(t)
+	var got deliveries
+	sub, err := bus.Subscribe(ctx, "events.cursor", "c", got.handler, pubsub.Concurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop(ctx)
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- ob.Relay(bus, PollInterval(20*time.Millisecond)).Run(rctx) }()
+	addEvents(t, st, ob, "a", "b", "c")
+	waitFor(t, "the cursor at 3", func() bool { return cursorOf(t, st) == 3 })
+	for round, ids := range [][]string{{"d", "e"}, {"f"}} {
+		if _, err := st.DB().ExecContext(ctx, "DELETE FROM outbox"); err != nil {
+			t.Fatal(err)
+		}
+		addEvents(t, st, ob, ids...)
+		want := int64(3 + 2*round + len(ids))
+		waitFor(t, fmt.Sprintf("round %d: the cursor at %d", round, want), func() bool { return cursorOf(t, st) == want })
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "6 events", func() bool { got.mu.Lock(); defer got.mu.Unlock(); return len(got.order) >= 6 })
+	got.mu.Lock()
+	defer got.mu.Unlock()
+	if want := []string{"a", "b", "c", "d", "e", "f"}; fmt.Sprint(got.order) != fmt.Sprint(want) {
+		t.Fatalf("delivered %v, want %v", got.order, want)
+	}
+}
+
 // TestCursorLeaseAndOrder: the cursor moves only forward, and only for the relay that
 // holds the lease, so a relay that lost its lease cannot move the cursor of the one that
 // took over (backwards, or forwards past rows it did not publish).

@@ -59,7 +59,7 @@ type Relay struct {
 	cursor bool
 
 	qSelect, qMarkAny, qAcquire, qRenew, qRelease, qPurge string
-	qCursor, qAdvance, qResetCursor                       string
+	qCursor, qAdvance                                     string
 }
 
 // leaseName is the name of the relay lease row.
@@ -93,9 +93,9 @@ func (o *Outbox) Relay(pub pubsub.Publisher, opts ...RelayOption) *Relay {
 		// cannot move the cursor of the one that took over.
 		r.qAdvance = rb(`UPDATE outbox_cursor SET seq = ? WHERE name = ? AND seq < ?
 			AND EXISTS (SELECT 1 FROM outbox_lease WHERE name = ? AND owner = ?)`)
+		// Sequence numbers are never handed out again (AUTOINCREMENT, migration 003), so
+		// rows may be deleted up to the cursor, the last one too.
 		r.qPurge = rb("DELETE FROM outbox WHERE seq <= (SELECT seq FROM outbox_cursor WHERE name = ?) AND created_at < ?")
-		// Once the table is empty SQLite hands out sequence numbers from 1 again.
-		r.qResetCursor = rb("UPDATE outbox_cursor SET seq = 0 WHERE name = ? AND NOT EXISTS (SELECT 1 FROM outbox)")
 	}
 	return r
 }
@@ -183,8 +183,8 @@ func (r *Relay) renew(ctx context.Context) {
 // writer commits rows in sequence order, no row can appear below the cursor while rows
 // remain, so the cursor itself is what the relay records: marking a batch sent is one
 // update of the outbox_cursor row, not an update of every row, and rewinding reads the
-// recorded cursor. Purging resets it to zero when it empties the table, since SQLite
-// then hands out sequence numbers from 1 again. On PostgreSQL a transaction can commit a
+// recorded cursor; sequence numbers are never handed out again (AUTOINCREMENT), so no
+// new row can get a number at or below it. On PostgreSQL a transaction can commit a
 // lower sequence number after a higher one, so there rows are marked sent one by one,
 // rewinding goes back to zero, and the cursor also rewinds at every poll interval, so
 // that such a row waits at most that long even under constant load.
@@ -273,7 +273,7 @@ func (r *Relay) loop(ctx context.Context) {
 			waitMark()
 			continue
 		}
-		if !fresh {
+		if !fresh && rewindable {
 			// Read once more from the start before sleeping: on PostgreSQL a lower
 			// sequence number may have committed late.
 			rewind, lastRewind = true, time.Now()
@@ -284,9 +284,6 @@ func (r *Relay) loop(ctx context.Context) {
 			if err := r.purge(ctx); err != nil && ctx.Err() == nil {
 				r.logger.WarnContext(ctx, "outbox: purge", slog.String("error", err.Error()))
 			}
-			// On PostgreSQL and SQLite alike, once purging has emptied the table, new
-			// rows may reuse sequence numbers below the cursor.
-			rewind = true
 		}
 		select {
 		case <-ctx.Done():
@@ -310,21 +307,14 @@ func (r *Relay) start(ctx context.Context) (int64, error) {
 }
 
 // purge deletes the events sent longer than the retention ago (on SQLite: added longer
-// ago, and at or below the cursor), and on SQLite resets the cursor when the table is
-// empty.
+// ago, and at or below the cursor).
 func (r *Relay) purge(ctx context.Context) error {
-	before := time.Now().Add(-r.retention).UnixNano()
-	if !r.cursor {
-		_, err := r.o.st.DB().ExecContext(ctx, r.qPurge, before)
-		return err
+	args := []any{time.Now().Add(-r.retention).UnixNano()}
+	if r.cursor {
+		args = append([]any{leaseName}, args...)
 	}
-	return r.o.st.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, r.qPurge, leaseName, before); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, r.qResetCursor, leaseName)
-		return err
-	})
+	_, err := r.o.st.DB().ExecContext(ctx, r.qPurge, args...)
+	return err
 }
 
 // batch is events read from the outbox, with their sequence numbers.
