@@ -316,8 +316,11 @@ func (b *Bus) Publish(ctx context.Context, msgs ...*Message) error {
 			chunk := pending[:min(len(pending), fastBatchMax)]
 			pending = pending[len(chunk):]
 			n, err := b.publishFast(ctx, chunk)
-			if err != nil && ctx.Err() != nil {
-				return fmt.Errorf("pubsub: publish: %w", err)
+			if err != nil {
+				if ctx.Err() != nil {
+					return fmt.Errorf("pubsub: publish: %w", err)
+				}
+				b.logger.Debug("pubsub: fast batch, publishing one message at a time", slog.Int("messages", len(chunk)-n), slog.String("error", err.Error()))
 			}
 			rest = append(rest, chunk[n:]...)
 		}

@@ -38,6 +38,7 @@ const fastBatchFlow = 500
 // fastBatches routes the server's answers to the batches waiting for them.
 type fastBatches struct {
 	prefix string // reply subjects: prefix.<batch id>.<flow>.fail.<seq>.<op>.$FI
+	dotted string // prefix + "."
 	sub    *nats.Subscription
 
 	mu      sync.Mutex
@@ -47,6 +48,7 @@ type fastBatches struct {
 // startFastBatches subscribes to the answers of this bus's fast batches.
 func startFastBatches(nc *nats.Conn) (*fastBatches, error) {
 	f := &fastBatches{prefix: nc.NewInbox(), waiting: map[string]chan []byte{}}
+	f.dotted = f.prefix + "."
 	sub, err := nc.Subscribe(f.prefix+".>", f.answer)
 	if err != nil {
 		return nil, err
@@ -58,7 +60,7 @@ func startFastBatches(nc *nats.Conn) (*fastBatches, error) {
 // answer takes one message from the server: flow control, which needs nothing from us
 // (the batch is bounded), or the batch's final answer, a PubAck or an error.
 func (f *fastBatches) answer(m *nats.Msg) {
-	rest := strings.TrimPrefix(m.Subject, f.prefix+".")
+	rest := strings.TrimPrefix(m.Subject, f.dotted)
 	id, _, ok := strings.Cut(rest, ".")
 	if !ok {
 		return
@@ -115,7 +117,7 @@ func (b *Bus) publishFast(ctx context.Context, msgs []*nats.Msg) (int, error) {
 		delete(f.waiting, id)
 		f.mu.Unlock()
 	}()
-	base := f.prefix + "." + id + "." + strconv.Itoa(fastBatchFlow) + ".fail."
+	base := f.dotted + id + "." + strconv.Itoa(fastBatchFlow) + ".fail."
 	buf := make([]byte, 0, len(base)+16)
 	for i, m := range msgs {
 		op := "1" // append

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/svckit/svckit/natsserver"
 )
@@ -146,6 +147,45 @@ func TestFastBatchRefused(t *testing.T) {
 	}
 	if ids := streamIDs(t, b); len(ids) != 50 || ids[0] != msgs[0].ID || ids[49] != msgs[49].ID {
 		t.Fatalf("stream holds %d messages (%v…), want the 50 published, in order", len(ids), ids[:min(len(ids), 3)])
+	}
+}
+
+// TestFastBatchExistingStream: a stream created before fast batches (by an older
+// version) is updated to take them.
+func TestFastBatchExistingStream(t *testing.T) {
+	ctx := context.Background()
+	srv, err := natsserver.Start(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "EVENTS", Subjects: []string{"events.>"}, Storage: jetstream.FileStorage,
+		MaxAge: 7 * 24 * time.Hour, Duplicates: 2 * time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(ctx, nc, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(ctx)
+	if b.fast == nil {
+		t.Fatal("fast batches off on an existing stream")
+	}
+	msgs := batchOf(100, "old")
+	if err := b.Publish(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	if ids := streamIDs(t, b); len(ids) != 100 {
+		t.Fatalf("stream holds %d messages, want 100", len(ids))
 	}
 }
 
