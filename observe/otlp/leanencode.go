@@ -125,8 +125,14 @@ func (e *encoder) prependLeanSpan(s *span) {
 		status:       s.status,
 	}
 	if x := s.extra; x != nil {
-		f.events, f.droppedEvents = x.events, x.droppedEvs
-		f.links, f.droppedLinks = x.links, x.droppedLinks
+		// As the SDK's snapshot: dropped counts only alongside kept events or links (a
+		// limit of 0 drops them all without a count on the wire).
+		if len(x.events) > 0 {
+			f.events, f.droppedEvents = x.events, x.droppedEvs
+		}
+		if len(x.links) > 0 {
+			f.links, f.droppedLinks = x.links, x.droppedLinks
+		}
 	}
 	e.prependFields(&f)
 }

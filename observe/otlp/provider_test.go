@@ -85,6 +85,7 @@ var comparisonCases = []struct {
 	sampler sdktrace.Sampler // nil: the default
 	times   bool             // times are not all given: compare that they are set, not their values
 	spans   int              // spans exported
+	limits  *sdktrace.SpanLimits
 	run     func(tp trace.TracerProvider)
 }{
 	{name: "server span with RPC attributes", spans: 1, run: func(tp trace.TracerProvider) {
@@ -170,6 +171,29 @@ var comparisonCases = []struct {
 		s.AddLink(trace.Link{SpanContext: linkedSC, Attributes: manyAttrs(129)})
 		s.End(endAt)
 	}},
+	{name: "small limits, value length", spans: 1, limits: &sdktrace.SpanLimits{
+		AttributeValueLengthLimit: 3, AttributeValueDepthLimit: 64, AttributeCountLimit: 5, EventCountLimit: 2,
+		LinkCountLimit: 1, AttributePerEventCountLimit: 1, AttributePerLinkCountLimit: 0,
+	}, run: func(tp trace.TracerProvider) {
+		_, s := tp.Tracer("svc").Start(remoteCtx, "small", startAt, trace.WithAttributes(
+			attribute.String("long", "abcdef"), attribute.String("utf8", "héllo"), attribute.String("bad", "a\xffbcd"),
+			attribute.StringSlice("ss", []string{"abcd", "ab"}), attribute.String("short", "ab"),
+		))
+		s.SetAttributes(attribute.String("long", "xyzxyz"), attribute.Int("over", 1))
+		for i := range 3 {
+			s.AddEvent(fmt.Sprintf("e%d", i), trace.WithTimestamp(t0), trace.WithAttributes(manyAttrs(2)...))
+		}
+		s.AddLink(trace.Link{SpanContext: remoteSC, Attributes: manyAttrs(2)})
+		s.AddLink(trace.Link{SpanContext: linkedSC})
+		s.End(endAt)
+	}},
+	{name: "zero limits", spans: 1, limits: &sdktrace.SpanLimits{AttributeValueLengthLimit: -1, AttributeValueDepthLimit: 64}, run: func(tp trace.TracerProvider) {
+		_, s := tp.Tracer("svc").Start(remoteCtx, "zero", startAt, trace.WithAttributes(manyAttrs(3)...))
+		s.SetAttributes(manyAttrs(2)...)
+		s.AddEvent("e", trace.WithTimestamp(t0))
+		s.AddLink(trace.Link{SpanContext: remoteSC})
+		s.End(endAt)
+	}},
 	{name: "scopes", spans: 6, run: func(tp trace.TracerProvider) {
 		a := tp.Tracer("scope.a", trace.WithInstrumentationVersion("v1.2.3"), trace.WithSchemaURL("https://opentelemetry.io/schemas/1.26.0"),
 			trace.WithInstrumentationAttributes(attribute.String("lib", "a")))
@@ -235,11 +259,15 @@ func TestMatchesSDK(t *testing.T) {
 				sampler = sdktrace.ParentBased(sdktrace.AlwaysSample())
 			}
 			want := exportThrough(t, tc.run, func(exp *Exporter) flusher {
-				return sdktrace.NewTracerProvider(sdktrace.WithResource(testResource()), sdktrace.WithSampler(sampler),
-					sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(time.Hour)))
+				opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(testResource()), sdktrace.WithSampler(sampler),
+					sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(time.Hour))}
+				if tc.limits != nil {
+					opts = append(opts, sdktrace.WithRawSpanLimits(*tc.limits))
+				}
+				return sdktrace.NewTracerProvider(opts...)
 			})
 			got := exportThrough(t, tc.run, func(exp *Exporter) flusher {
-				return NewTracerProvider(exp, ProviderOptions{Resource: testResource(), Sampler: sampler, ScheduleDelay: time.Hour})
+				return NewTracerProvider(exp, ProviderOptions{Resource: testResource(), Sampler: sampler, ScheduleDelay: time.Hour, SpanLimits: tc.limits})
 			})
 			canonicalize(t, want, tc.times)
 			canonicalize(t, got, tc.times)
