@@ -64,6 +64,26 @@ func BenchmarkHop(b *testing.B) {
 	}
 }
 
+// BenchmarkCatalogCall runs one side of BenchmarkHop alone (plaintext), so that a CPU
+// profile shows where one kind of call spends its time without the other's samples:
+//
+//	go test -run '^$' -bench CatalogCall/svckit -benchtime 40000x -cpuprofile cpu.out ./examples/shop/
+func BenchmarkCatalogCall(b *testing.B) {
+	for name, call := range map[string]func(*testing.B, *hopPKI) getProduct{"grpc-go": bareCatalogCall, "svckit": svckitCatalogCall} {
+		b.Run(name, func(b *testing.B) {
+			b.Setenv("OTEL_TRACES_SAMPLER", "always_on")
+			get := call(b, nil)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := get(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 type getProduct func(ctx context.Context) error
 
 // hopProduct is what both servers answer.
