@@ -382,18 +382,34 @@ func (s *Service) PlaceOrder(ctx context.Context, customer string, items []Item,
 	}
 	waitCtx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	if _, err := s.sagas.Wait(waitCtx, id); err != nil {
+	status, err := s.sagas.Wait(waitCtx, id)
+	if err != nil {
 		// Still running (a dependency is slow): the caller polls GetOrder.
 		if o, err := s.GetOrder(context.WithoutCancel(ctx), id); err == nil {
 			return ownOrder(o, customer)
 		}
 		return Order{ID: id, Customer: customer, Status: "pending", Items: items}, nil
 	}
+	if o, ok := confirmedOrder(status); ok {
+		return ownOrder(o, customer)
+	}
 	o, err := s.GetOrder(ctx, id)
 	if err != nil {
 		return Order{}, err
 	}
 	return ownOrder(o, customer)
+}
+
+// confirmedOrder returns the order of a saga that completed, from its final state: the
+// confirm step wrote that state's customer, items and total to the order's row, so
+// reading the row back would only repeat them. Other ends (a cancellation, whose row the
+// compensation may or may not have written) are read from the row.
+func confirmedOrder(status saga.Status) (Order, bool) {
+	var st sagaState
+	if status.State != saga.Completed || json.Unmarshal(status.Data, &st) != nil || st.OrderID != status.ID {
+		return Order{}, false
+	}
+	return Order{ID: st.OrderID, Customer: st.Customer, Status: "confirmed", TotalCents: st.Total, Items: st.Items}, true
 }
 
 // ownOrder returns o if customer placed it: an id that another customer's order has is

@@ -3,6 +3,7 @@ package orders_test
 import (
 	"context"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -100,6 +101,11 @@ func TestOrderSaga(t *testing.T) {
 			got, err := s.orders.GetOrder(ctx, o.ID)
 			if err != nil || got.Status != tc.status {
 				t.Fatalf("GetOrder = %+v, %v", got, err)
+			}
+			// PlaceOrder answers a confirmed order from its saga's state, the others from
+			// the row: either way, what GetOrder reads.
+			if !reflect.DeepEqual(o, got) {
+				t.Fatalf("PlaceOrder answered %+v, GetOrder reads %+v", o, got)
 			}
 			pay, err := s.payments.GetPayment(ctx, o.ID)
 			if tc.payment == "" {
