@@ -27,7 +27,8 @@ type ProviderOptions struct {
 	// Sampler decides which spans are recorded and exported; nil is the SDK's default,
 	// ParentBased(AlwaysSample).
 	Sampler sdktrace.Sampler
-	// SpanLimits bounds the attributes, events and links of a span; nil is
+	// SpanLimits bounds the attributes, events and links of a span, used as is (as
+	// [sdktrace.WithRawSpanLimits] does: a depth limit of 0 is the default, 64); nil is
 	// [sdktrace.NewSpanLimits] (the defaults, 128 of each, or the OTEL_SPAN_*_LIMIT
 	// variables).
 	SpanLimits *sdktrace.SpanLimits
@@ -59,10 +60,10 @@ type ProviderOptions struct {
 // attributes (deduplicated, last value wins), events, links, RecordError with an
 // optional stack, a panic recorded at End, SetStatus with the SDK's precedence, SetName,
 // instrumentation scopes with version, schema URL and attributes, and the SDK's span
-// limits with dropped counts. Spans are safe for concurrent use, and calls on an ended
-// span do nothing. What differs: nested SLICE and MAP attribute values are exported as
-// given (the SDK deduplicates their keys and bounds their depth), and span processors
-// cannot be added.
+// limits with dropped counts and the SDK's normalization of attribute values (lengths,
+// nested depth, duplicate map keys). Spans are safe for concurrent use, and calls on an
+// ended span do nothing. What it does not have: span processors, ID generators and
+// runtime/trace tasks.
 //
 // Ended spans wait in a bounded queue (MaxQueueSize); when it is full they are dropped
 // and counted (see Dropped), never blocking the caller. The export goroutine posts a
@@ -144,6 +145,9 @@ func NewTracerProvider(exp *Exporter, opts ProviderOptions) *TracerProvider {
 		p.limits = *opts.SpanLimits
 	} else {
 		p.limits = sdktrace.NewSpanLimits()
+	}
+	if p.limits.AttributeValueDepthLimit == 0 {
+		p.limits.AttributeValueDepthLimit = sdktrace.DefaultAttributeValueDepthLimit
 	}
 	go p.loop()
 	return p

@@ -121,7 +121,9 @@ var comparisonCases = []struct {
 			attribute.StringSlice("ss", []string{"x", "", "y"}), attribute.String("s", "last"),
 			attribute.KeyValue{}, // invalid: dropped and counted
 		)
-		s.SetAttributes(attribute.Int64("i", 42), attribute.String("empty", ""))
+		s.SetAttributes(attribute.Int64("i", 42), attribute.String("empty", ""),
+			attribute.Slice("mixed", attribute.StringValue("a"), attribute.IntValue(1), attribute.SliceValue(attribute.BoolValue(true))),
+			attribute.Map("m", attribute.String("k", "v"), attribute.Map("inner", attribute.Float64("x", 0.5))))
 		s.End(endAt)
 	}},
 	{name: "events", spans: 1, run: func(tp trace.TracerProvider) {
@@ -180,6 +182,7 @@ var comparisonCases = []struct {
 			attribute.StringSlice("ss", []string{"abcd", "ab"}), attribute.String("short", "ab"),
 		))
 		s.SetAttributes(attribute.String("long", "xyzxyz"), attribute.Int("over", 1))
+		s.SetAttributes(attribute.Map("short", attribute.String("k", "abcdef"), attribute.Slice("s", attribute.StringValue("uvwxyz"), attribute.ByteSliceValue([]byte("12345")))))
 		for i := range 3 {
 			s.AddEvent(fmt.Sprintf("e%d", i), trace.WithTimestamp(t0), trace.WithAttributes(manyAttrs(2)...))
 		}
@@ -192,6 +195,37 @@ var comparisonCases = []struct {
 		s.SetAttributes(manyAttrs(2)...)
 		s.AddEvent("e", trace.WithTimestamp(t0))
 		s.AddLink(trace.Link{SpanContext: remoteSC})
+		s.End(endAt)
+	}},
+	{name: "nested values: duplicate map keys, depth", spans: 1, limits: &sdktrace.SpanLimits{
+		AttributeValueLengthLimit: -1, AttributeValueDepthLimit: 2, AttributeCountLimit: 128, EventCountLimit: 128,
+		LinkCountLimit: 128, AttributePerEventCountLimit: 128, AttributePerLinkCountLimit: 128,
+	}, run: func(tp trace.TracerProvider) {
+		dup := attribute.Map("dup", attribute.String("k", "first"), attribute.Int("n", 1), attribute.String("k", "last"))
+		deep := attribute.Slice("deep", attribute.SliceValue(attribute.SliceValue(attribute.IntValue(1)), attribute.Int64SliceValue([]int64{1})), attribute.IntValue(2))
+		deepMap := attribute.Map("deepmap", attribute.Map("a", attribute.Map("b", attribute.Int("c", 1)), attribute.String("k", "v")))
+		_, s := tp.Tracer("svc").Start(remoteCtx, "nested", startAt, trace.WithAttributes(dup, deep))
+		s.SetAttributes(deepMap, attribute.Int64Slice("flat", []int64{1, 2}))
+		s.AddEvent("e", trace.WithTimestamp(t0), trace.WithAttributes(dup, deep, deepMap))
+		s.AddLink(trace.Link{SpanContext: linkedSC, Attributes: []attribute.KeyValue{dup, deep}})
+		s.End(endAt)
+	}},
+	{name: "depth 1", spans: 1, limits: &sdktrace.SpanLimits{
+		AttributeValueLengthLimit: -1, AttributeValueDepthLimit: 1, AttributeCountLimit: 128, EventCountLimit: 128,
+		LinkCountLimit: 128, AttributePerEventCountLimit: 128, AttributePerLinkCountLimit: 128,
+	}, run: func(tp trace.TracerProvider) {
+		_, s := tp.Tracer("svc").Start(remoteCtx, "depth1", startAt, trace.WithAttributes(
+			attribute.Int64Slice("flat", []int64{1}), attribute.Slice("s", attribute.IntValue(1), attribute.SliceValue(attribute.IntValue(2))),
+			attribute.Map("m", attribute.Int("a", 1), attribute.Map("b", attribute.Int("c", 1))), attribute.String("x", "y")))
+		s.AddEvent("e", trace.WithTimestamp(t0), trace.WithAttributes(attribute.Int64Slice("flat", []int64{1}), attribute.Slice("s", attribute.Int64SliceValue([]int64{3})), attribute.String("x", "y")))
+		s.End(endAt)
+	}},
+	{name: "depth 0 is the default", spans: 1, limits: &sdktrace.SpanLimits{
+		AttributeValueLengthLimit: -1, AttributeValueDepthLimit: 0, AttributeCountLimit: 128, EventCountLimit: 128,
+		LinkCountLimit: 128, AttributePerEventCountLimit: 128, AttributePerLinkCountLimit: 128,
+	}, run: func(tp trace.TracerProvider) {
+		_, s := tp.Tracer("svc").Start(remoteCtx, "depth0", startAt, trace.WithAttributes(
+			attribute.Int64Slice("flat", []int64{1}), attribute.Slice("s", attribute.IntValue(1)), attribute.Map("m", attribute.Int("a", 1))))
 		s.End(endAt)
 	}},
 	{name: "scopes", spans: 6, run: func(tp trace.TracerProvider) {

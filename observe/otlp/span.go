@@ -140,8 +140,8 @@ func (s *span) setAttributes(kvs []attribute.KeyValue) {
 			s.droppedAttrs++
 			continue
 		}
-		if lim.AttributeValueLengthLimit >= 0 {
-			a = truncateAttr(lim.AttributeValueLengthLimit, a)
+		if t := a.Value.Type(); lim.AttributeValueLengthLimit >= 0 || t == attribute.SLICE || t == attribute.MAP {
+			a = s.normAttr(a)
 		}
 		s.attrs = append(s.attrs, a)
 		s.dirty = s.dirty || len(s.attrs) > 1
@@ -152,14 +152,13 @@ func (s *span) setAttributes(kvs []attribute.KeyValue) {
 // values of keys already set, and drops new keys once limit is reached.
 func (s *span) addOverCap(limit int, kvs []attribute.KeyValue) {
 	s.dedup()
-	lengthLimit := s.tracer.p.limits.AttributeValueLengthLimit
 	for _, a := range kvs {
 		if !a.Valid() {
 			s.droppedAttrs++
 			continue
 		}
 		if i := s.indexOf(a.Key); i >= 0 {
-			s.attrs[i] = truncateAttr(lengthLimit, a)
+			s.attrs[i] = s.normAttr(a)
 			continue
 		}
 		if len(s.attrs) >= limit {
@@ -169,7 +168,7 @@ func (s *span) addOverCap(limit int, kvs []attribute.KeyValue) {
 		if s.attrs == nil {
 			s.attrs = s.inline[:0]
 		}
-		s.attrs = append(s.attrs, truncateAttr(lengthLimit, a))
+		s.attrs = append(s.attrs, s.normAttr(a))
 	}
 }
 
@@ -236,7 +235,7 @@ func (s *span) AddEvent(name string, opts ...trace.EventOption) {
 
 func (s *span) addEvent(name string, opts ...trace.EventOption) {
 	c := trace.NewEventConfig(opts...)
-	s.appendEvent(sdktrace.Event{Name: name, Attributes: c.Attributes(), Time: c.Timestamp()})
+	s.appendEvent(sdktrace.Event{Name: name, Attributes: normAttrs(c.Attributes(), s.tracer.p.limits.AttributeValueDepthLimit), Time: c.Timestamp()})
 }
 
 // appendEvent adds ev within the span limits.
@@ -291,7 +290,7 @@ func (s *span) AddLink(l trace.Link) {
 }
 
 func (s *span) addLink(l trace.Link) {
-	sl := sdktrace.Link{SpanContext: l.SpanContext, Attributes: l.Attributes}
+	sl := sdktrace.Link{SpanContext: l.SpanContext, Attributes: normAttrs(l.Attributes, s.tracer.p.limits.AttributeValueDepthLimit)}
 	if limit := s.tracer.p.limits.AttributePerLinkCountLimit; limit == 0 {
 		sl.DroppedAttributeCount, sl.Attributes = len(sl.Attributes), nil
 	} else if limit > 0 && len(sl.Attributes) > limit {
@@ -372,32 +371,15 @@ func stackTrace() string {
 	return string(b[:runtime.Stack(b, false)])
 }
 
-// truncateAttr cuts string values to limit characters (a negative limit: no cut), as
-// the SDK does for strings, string slices and byte slices.
-func truncateAttr(limit int, kv attribute.KeyValue) attribute.KeyValue {
-	if limit < 0 {
-		return kv
+// normAttr normalizes a span attribute as the SDK does: nested SLICE and MAP values by
+// normValue, then string values cut at the length limit (negative: no limit).
+func (s *span) normAttr(kv attribute.KeyValue) attribute.KeyValue {
+	lim := &s.tracer.p.limits
+	if t := kv.Value.Type(); t == attribute.SLICE || t == attribute.MAP {
+		kv.Value, _ = normValue(kv.Value, lim.AttributeValueDepthLimit)
 	}
-	switch kv.Value.Type() {
-	case attribute.STRING:
-		if s := kv.Value.AsString(); len(s) > limit {
-			kv.Value = attribute.StringValue(truncateString(limit, s))
-		}
-	case attribute.BYTESLICE:
-		if s := kv.Value.AsString(); len(s) > limit {
-			kv.Value = attribute.ByteSliceValue([]byte(s[:limit]))
-		}
-	case attribute.STRINGSLICE:
-		xs := kv.Value.AsStringSlice()
-		changed := false
-		for i, x := range xs {
-			if len(x) > limit {
-				xs[i], changed = truncateString(limit, x), true
-			}
-		}
-		if changed {
-			kv.Value = attribute.StringSliceValue(xs)
-		}
+	if lim.AttributeValueLengthLimit >= 0 {
+		kv.Value, _ = truncateValue(lim.AttributeValueLengthLimit, kv.Value)
 	}
 	return kv
 }
