@@ -168,7 +168,9 @@ func decodeSpan(b []byte) (Span, error) {
 		return s, err
 	}
 	if nattrs > 0 {
-		s.Attrs = make(map[string]string, nattrs)
+		// As pairs: TraceStore.Add finds the map of a set it holds already (most spans
+		// repeat one) without building one per span; spanAttrs builds it for others.
+		s.pairs = make([]attrPair, 0, nattrs)
 		err = eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 			if num != fieldSpanAttributes || typ != protowire.BytesType {
 				return nil
@@ -177,7 +179,7 @@ func decodeSpan(b []byte) (Span, error) {
 			if err != nil {
 				return err
 			}
-			s.Attrs[k] = val.str
+			s.pairs = append(s.pairs, attrPair{k, val.str})
 			return nil
 		})
 		if err != nil {
@@ -191,6 +193,21 @@ func decodeSpan(b []byte) (Span, error) {
 		s.Canceled, s.Error = true, false
 	}
 	return s, nil
+}
+
+// spanAttrs moves the pairs of spans decoded by decodeOTLPSpans into their Attrs maps,
+// for callers other than TraceStore.Add.
+func spanAttrs(spans []Span) {
+	for i := range spans {
+		sp := &spans[i]
+		if sp.Attrs == nil && len(sp.pairs) > 0 {
+			sp.Attrs = make(map[string]string, len(sp.pairs))
+			for _, p := range sp.pairs {
+				sp.Attrs[p.k] = p.v
+			}
+		}
+		sp.pairs = nil
+	}
 }
 
 // spanKinds are the span kinds' names as SpansFromOTLP writes them.

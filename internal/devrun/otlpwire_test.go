@@ -3,6 +3,7 @@ package devrun
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
@@ -12,7 +13,9 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-func kv(k string, v *commonpb.AnyValue) *commonpb.KeyValue { return &commonpb.KeyValue{Key: k, Value: v} }
+func kv(k string, v *commonpb.AnyValue) *commonpb.KeyValue {
+	return &commonpb.KeyValue{Key: k, Value: v}
+}
 func str(s string) *commonpb.AnyValue {
 	return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: s}}
 }
@@ -81,6 +84,7 @@ func TestDecodeOTLPSpans(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			spanAttrs(got)
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("decoded\n%+v\nwant\n%+v", got, want)
 			}
@@ -125,6 +129,7 @@ func FuzzDecodeOTLPSpans(f *testing.F) {
 		if err != nil {
 			t.Fatalf("proto.Unmarshal takes it, decodeOTLPSpans: %v", err)
 		}
+		spanAttrs(got)
 		if want := SpansFromOTLP(&req); !reflect.DeepEqual(got, want) {
 			t.Fatalf("decoded\n%+v\nwant\n%+v", got, want)
 		}
@@ -149,6 +154,86 @@ func BenchmarkOTLPDecode(b *testing.B) {
 			if _, err := decodeOTLPSpans(body); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+}
+
+// TestTraceStorePairs: spans whose attributes come as decoded pairs are stored as the same
+// spans with maps are, and share the maps of repeated sets (three sightings each, with a
+// repeated key in one set).
+func TestTraceStorePairs(t *testing.T) {
+	body := otlpRequests()["full"]
+	viaPairs, viaMaps := NewTraceStore(100), NewTraceStore(100)
+	for range 3 {
+		spans, err := decodeOTLPSpans(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		viaPairs.Add(spans)
+		var req collectortrace.ExportTraceServiceRequest
+		if err := proto.Unmarshal(body, &req); err != nil {
+			t.Fatal(err)
+		}
+		viaMaps.Add(SpansFromOTLP(&req))
+	}
+	got, ok1 := viaPairs.Get("0102030405060708090a0b0c0d0e0f10")
+	want, ok2 := viaMaps.Get("0102030405060708090a0b0c0d0e0f10")
+	if !ok1 || !ok2 || len(got.Spans) != 18 {
+		t.Fatalf("stored %d spans (%v, %v), want 18", len(got.Spans), ok1, ok2)
+	}
+	got.Received, want.Received = time.Time{}, time.Time{}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("stored from pairs\n%+v\nfrom maps\n%+v", got, want)
+	}
+	for _, i := range []int{6, 8} { // with a repeated key; without
+		if a, b := got.Spans[i].Attrs, got.Spans[i+6].Attrs; len(a) == 0 || reflect.ValueOf(a).UnsafePointer() != reflect.ValueOf(b).UnsafePointer() {
+			t.Errorf("span %d: a repeated attribute set is not shared", i)
+		}
+	}
+}
+
+// BenchmarkCollect is the collector's work per export request, decoding and storing:
+// through the generated types and maps, and from the wire with pairs.
+func BenchmarkCollect(b *testing.B) {
+	var req collectortrace.ExportTraceServiceRequest
+	if err := proto.Unmarshal(otlpRequests()["full"], &req); err != nil {
+		b.Fatal(err)
+	}
+	bodies := make([][]byte, 512)
+	for i := range bodies { // a trace per request, as a service's batch of one request's spans
+		for _, rs := range req.ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				for _, sp := range ss.Spans {
+					sp.TraceId = []byte{byte(i), byte(i >> 8), 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+				}
+			}
+		}
+		bodies[i], _ = proto.Marshal(&req)
+	}
+	b.Run("proto", func(b *testing.B) {
+		b.ReportAllocs()
+		st := NewTraceStore(256)
+		i := 0
+		for b.Loop() {
+			var req collectortrace.ExportTraceServiceRequest
+			if err := proto.Unmarshal(bodies[i%len(bodies)], &req); err != nil {
+				b.Fatal(err)
+			}
+			st.Add(SpansFromOTLP(&req))
+			i++
+		}
+	})
+	b.Run("wire", func(b *testing.B) {
+		b.ReportAllocs()
+		st := NewTraceStore(256)
+		i := 0
+		for b.Loop() {
+			spans, err := decodeOTLPSpans(bodies[i%len(bodies)])
+			if err != nil {
+				b.Fatal(err)
+			}
+			st.Add(spans)
+			i++
 		}
 	})
 }

@@ -36,17 +36,38 @@ type Span struct {
 	Canceled bool              `json:"canceled,omitempty"` // ended because its caller went away; then not Error
 	Status   string            `json:"status,omitempty"`
 	Attrs    map[string]string `json:"attrs,omitempty"`
+
+	// pairs are the attributes as the collector decoded them, when Attrs is nil: the
+	// store shares a map it holds already instead of building one per span.
+	pairs []attrPair
+}
+
+// attrPair is one attribute; a later pair with the same key wins, as in a map.
+type attrPair struct{ k, v string }
+
+// attr returns the value of the attribute k.
+func (s *Span) attr(k string) string {
+	if s.Attrs != nil || len(s.pairs) == 0 {
+		return s.Attrs[k]
+	}
+	v := ""
+	for i := range s.pairs {
+		if s.pairs[i].k == k {
+			v = s.pairs[i].v
+		}
+	}
+	return v
 }
 
 // canceled tells a span of a request its client cancelled — svcerr's kind canceled
 // (svckit.error.kind), HTTP 499, gRPC CANCELLED, error.type canceled, or a status that
 // says context canceled — from a failure: the server did nothing wrong.
 func canceled(s *Span) bool {
-	a := s.Attrs
+	a := s.attr
 	switch {
-	case a["svckit.error.kind"] == "canceled", a["http.response.status_code"] == "499", a["http.status_code"] == "499",
-		a["rpc.grpc.status_code"] == "1", a["rpc.response.status_code"] == "CANCELLED", // semconv before v1.40 and from it
-		strings.EqualFold(a["error.type"], "canceled"), a["error.type"] == "context.Canceled":
+	case a("svckit.error.kind") == "canceled", a("http.response.status_code") == "499", a("http.status_code") == "499",
+		a("rpc.grpc.status_code") == "1", a("rpc.response.status_code") == "CANCELLED", // semconv before v1.40 and from it
+		strings.EqualFold(a("error.type"), "canceled"), a("error.type") == "context.Canceled":
 		return true
 	}
 	st := strings.ToLower(s.Status)
@@ -301,6 +322,43 @@ func (s *TraceStore) attrs(a map[string]string) (map[string]string, int) {
 	return m, size
 }
 
+// attrsOfPairs is attrs for attributes as pairs: a set the store shares already is found
+// without building a map.
+func (s *TraceStore) attrsOfPairs(pairs []attrPair) (map[string]string, int) {
+	var sum uint64
+	var h maphash.Hash
+	h.SetSeed(s.seed)
+	for i := range pairs {
+		h.Reset()
+		h.WriteString(pairs[i].k)
+		h.WriteByte(0)
+		h.WriteString(pairs[i].v)
+		sum += h.Sum64()
+	}
+	// Pairs with a repeated key hash differently from their map, so are not found here;
+	// the map built below settles them.
+	for _, m := range s.attrSets[sum] {
+		if len(m) == len(pairs) && pairsIn(pairs, m) {
+			return m, 0
+		}
+	}
+	a := make(map[string]string, len(pairs))
+	for i := range pairs {
+		a[pairs[i].k] = pairs[i].v
+	}
+	return s.attrs(a)
+}
+
+// pairsIn reports whether every pair is in m.
+func pairsIn(pairs []attrPair, m map[string]string) bool {
+	for i := range pairs {
+		if v, ok := m[pairs[i].k]; !ok || v != pairs[i].v {
+			return false
+		}
+	}
+	return true
+}
+
 // Add stores spans.
 func (s *TraceStore) Add(spans []Span) {
 	if len(spans) == 0 {
@@ -430,7 +488,13 @@ func (s *TraceStore) store(t *storedTrace, sp *Span) (storedSpan, int) {
 		size += len(parentID)
 	}
 	ss.spanID, ss.parentID = spanID, parentID
-	a, n := s.attrs(sp.Attrs)
+	var a map[string]string
+	var n int
+	if sp.Attrs == nil && len(sp.pairs) > 0 {
+		a, n = s.attrsOfPairs(sp.pairs)
+	} else {
+		a, n = s.attrs(sp.Attrs)
+	}
 	ss.attrs = a
 	return ss, size + n
 }
