@@ -67,3 +67,25 @@ func TestDevNothingToRun(t *testing.T) {
 		})
 	}
 }
+
+// TestDevCPUProfile: -cpuprofile writes svckit dev's profile when it stops, also when it
+// stops early, and an unwritable path is an error before anything runs.
+func TestDevCPUProfile(t *testing.T) {
+	t.Setenv("GOWORK", "off")
+	dir := t.TempDir()
+	prof := filepath.Join(dir, "dev.pprof")
+	var stdout, stderr bytes.Buffer
+	if code := runDev([]string{"-cpuprofile", prof, dir}, &stdout, &stderr); code != 2 {
+		t.Fatalf("exit %d, want 2 (nothing to run): %s", code, stderr.String())
+	}
+	if st, err := os.Stat(prof); err != nil {
+		t.Fatal(err)
+	} else if st.Size() == 0 {
+		t.Fatal("empty profile")
+	}
+	stderr.Reset()
+	if code := runDev([]string{"-cpuprofile", filepath.Join(dir, "no", "such", "dir", "p"), dir}, &stdout, &stderr); code != 2 ||
+		!strings.Contains(stderr.String(), "-cpuprofile") {
+		t.Fatalf("exit %d, stderr %q; want 2 and the flag named", code, stderr.String())
+	}
+}
