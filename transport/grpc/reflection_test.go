@@ -7,6 +7,7 @@ import (
 
 	grpcgo "google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
@@ -18,7 +19,7 @@ import (
 
 // echoWithDocs returns the test .proto's descriptor with a comment on the Echo service
 // (service 0, path [6, 0]) and on its first method ([6, 0, 2, 0]), changed by edit.
-func echoWithDocs(t *testing.T, edit func(*descriptorpb.FileDescriptorProto)) []byte {
+func echoWithDocs(t testing.TB, edit func(*descriptorpb.FileDescriptorProto)) []byte {
 	t.Helper()
 	fd := protodesc.ToFileDescriptorProto(testpb.File_transport_grpc_internal_testpb_echo_proto)
 	fd.SourceCodeInfo = &descriptorpb.SourceCodeInfo{Location: []*descriptorpb.SourceCodeInfo_Location{
@@ -139,4 +140,56 @@ func reflectFile(t *testing.T, cc *grpcgo.ClientConn, symbol string) *descriptor
 		t.Fatal(err)
 	}
 	return &fd
+}
+
+// BenchmarkReflection asks for the file of the Echo service over one reflection stream on
+// loopback: grpc-go's own reflection.Register (the global registry, no comments) against
+// Standard with a commented file, on plain grpc.Servers so that only reflection differs.
+func BenchmarkReflection(b *testing.B) {
+	docs := echoWithDocs(b, nil)
+	for _, bc := range []struct {
+		name     string
+		register func(*grpcgo.Server)
+	}{
+		{"grpc-go", func(g *grpcgo.Server) {
+			g.RegisterService(&bareDesc, nil)
+			reflection.Register(g)
+		}},
+		{"svckit-docs", func(g *grpcgo.Server) {
+			srv := svcgrpc.NewServer(echoService)
+			srv.SetFileDocs(docs)
+			newService().register(srv)
+			srv.Register(g)
+			svcgrpc.Standard(g)
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			cc := benchConn(b, bc.register)
+			stream, err := reflectionpb.NewServerReflectionClient(cc).ServerReflectionInfo(b.Context())
+			if err != nil {
+				b.Fatal(err)
+			}
+			req := &reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_FileContainingSymbol{FileContainingSymbol: echoService}}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := stream.Send(req); err != nil {
+					b.Fatal(err)
+				}
+				resp, err := stream.Recv()
+				if err != nil || len(resp.GetFileDescriptorResponse().GetFileDescriptorProto()) == 0 {
+					b.Fatal(err, resp)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSetFileDocs is the start-up cost of handing a server its commented file:
+// decoding, building the descriptor and comparing it with the registered one.
+func BenchmarkSetFileDocs(b *testing.B) {
+	docs := echoWithDocs(b, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		svcgrpc.NewServer(echoService).SetFileDocs(docs)
+	}
 }
