@@ -5,6 +5,9 @@
 #
 #   bench/shop.sh                       # 16 connections, 30 s, one-item orders
 #   CONNS=32 DURATION=60s bench/shop.sh
+#   RATE=120 bench/shop.sh              # a fixed 120 orders/s (open model) instead of as fast
+#                                       # as CONNS go: CPU per order of two builds compares
+#                                       # fairly only at the same rate (some costs are per second)
 #   PROFILE=/tmp/prof bench/shop.sh    # also CPU profiles of every process during the run
 #                                       # (services: /debug/pprof on their admin port; svckit
 #                                       # dev: -cpuprofile); profiling costs some CPU itself
@@ -18,6 +21,7 @@ DURATION=${DURATION:-30s}
 CONNS=${CONNS:-16}
 ITEMS=${ITEMS:-'[{"productId":"sku-espresso","quantity":1}]'}
 PROFILE=${PROFILE:-}
+RATE=${RATE:-0}
 SVCKIT=${SVCKIT:-} # a prebuilt svckit binary (an A/B "before" build); default: build this tree
 
 work=$(mktemp -d)
@@ -56,7 +60,7 @@ procs() { # "pid name" of svckit dev and its children
 }
 snapshot() { procs | while read -r pid name; do echo "$name/$pid $(ticks "$pid")"; done | sort; }
 
-load() { "$work/svckit" load -url "$entry" -token "$token" -c "$CONNS" -items "$ITEMS" -d "$1"; }
+load() { "$work/svckit" load -url "$entry" -token "$token" -c "$CONNS" -rate "$RATE" -items "$ITEMS" -d "$1"; }
 load 5s >/dev/null # warm-up: connections, caches, JIT-free but page-faulted
 
 snapshot >"$work/before"
