@@ -12,6 +12,11 @@
 //	          is its order number modulo -keys)
 //	outbox-unordered
 //	          the same with pubsub.Unordered(): keys' order given up
+//	outbox-ordered
+//	          the per-key order mode alone (-mode outbox runs both), for profiles
+//
+// The relay publishes fast batches, one acknowledgement per batch, where the server
+// takes them; -no-batch-publish makes it wait for one per event, as before.
 //
 // For each it prints events/s, the p50/p99 latency (commit for sqlite; publish → consumer
 // for jetstream; Add → consumer for outbox), and the process's CPU time per event, which
