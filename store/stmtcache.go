@@ -4,18 +4,22 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"io"
+	"reflect"
 )
 
-// stmtCacheSize bounds the statements one SQLite writer connection keeps prepared.
+// stmtCacheSize bounds the statements one SQLite connection keeps prepared.
 const stmtCacheSize = 128
 
-// openSQLiteWriter opens the SQLite write pool like openTraced (its statements make
-// spans), and its connection keeps the statements that Exec calls run prepared: a
-// transaction's tx.ExecContext(ctx, "INSERT …", …) parses its SQL once per connection
-// instead of at every call. SQLite re-prepares a kept statement by itself after a schema
-// change, and clears its parameters after each execution.
-func openSQLiteWriter(dsn string) (*sql.DB, error) {
+// openSQLiteKept opens a SQLite pool (the writer or the readers) like openTraced (its
+// statements make spans), whose connections keep the statements that Exec and Query
+// calls run prepared: a transaction's tx.ExecContext(ctx, "INSERT …", …) or
+// tx.QueryRowContext(ctx, "SELECT …", …) parses its SQL once per connection instead of at
+// every call. SQLite re-prepares a kept statement by itself after a schema change
+// (sqlite3_prepare_v2), and clears its parameters after each execution; rows read from a
+// kept statement reset it when they are closed.
+func openSQLiteKept(dsn string) (*sql.DB, error) {
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
@@ -31,7 +35,7 @@ func openSQLiteWriter(dsn string) (*sql.DB, error) {
 	return sql.OpenDB(&tracedConnector{Connector: cachingConnector{c}, sys: "sqlite"}), nil
 }
 
-// cachingConnector makes connections that keep their Exec statements prepared.
+// cachingConnector makes connections that keep their statements prepared.
 type cachingConnector struct{ driver.Connector }
 
 func (c cachingConnector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -39,7 +43,7 @@ func (c cachingConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &cachingConn{Conn: conn, stmts: make(map[string]driver.Stmt)}, nil
+	return &cachingConn{Conn: conn, stmts: make(map[string]*keptStmt)}, nil
 }
 
 // Close closes the wrapped connector if it has resources of its own.
@@ -50,12 +54,28 @@ func (c cachingConnector) Close() error {
 	return nil
 }
 
-// cachingConn runs ExecContext through statements it keeps, at most stmtCacheSize of
-// them, and passes everything else to the driver's connection. database/sql uses a
-// connection from one goroutine at a time, so the map needs no lock.
+// keptStmt is a statement a connection keeps prepared. busy: rows read from it are open
+// (SQLite steps the statement itself as they are read), so it can neither run again nor
+// be finalized until they are closed; evicted: it left the cache while busy, and is
+// finalized when its rows are closed.
+type keptStmt struct {
+	st      driver.Stmt
+	busy    bool
+	evicted bool
+}
+
+// cachingConn runs ExecContext and QueryContext through statements it keeps, at most
+// stmtCacheSize of them, and passes everything else to the driver's connection.
+// database/sql uses a connection from one goroutine at a time, so the map needs no lock.
+// A statement whose rows are still open is not run again: a second query of the same SQL
+// on the connection before the first one's rows are closed is prepared for that call.
 type cachingConn struct {
 	driver.Conn
-	stmts map[string]driver.Stmt
+	stmts map[string]*keptStmt
+
+	// prepared and reused count the statements prepared to be kept and the calls that
+	// ran a kept one (for tests).
+	prepared, reused int
 }
 
 var (
@@ -69,42 +89,136 @@ var (
 	_ driver.NamedValueChecker  = (*cachingConn)(nil)
 )
 
-func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	st, ok := c.stmts[query]
-	if !ok {
-		var err error
-		if st, err = c.PrepareContext(ctx, query); err != nil {
-			return nil, err
+// kept returns the kept statement for query, preparing and keeping it if there is none;
+// nil (and no error) when query must run without one: its statement is busy, or the
+// driver's statement cannot run with a context.
+func (c *cachingConn) kept(ctx context.Context, query string) (*keptStmt, error) {
+	if k, ok := c.stmts[query]; ok {
+		if k.busy {
+			return nil, nil
 		}
-		ec, ok := st.(driver.StmtExecContext)
-		if !ok {
-			_ = st.Close()
-			return c.execDirect(ctx, query, args)
-		}
-		if len(c.stmts) >= stmtCacheSize {
-			for q, old := range c.stmts { // any one: the map's order is random
-				_ = old.Close()
-				delete(c.stmts, q)
-				break
-			}
-		}
-		c.stmts[query] = st
-		return ec.ExecContext(ctx, args)
+		c.reused++
+		return k, nil
 	}
-	return st.(driver.StmtExecContext).ExecContext(ctx, args)
+	st, err := c.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	_, ec := st.(driver.StmtExecContext)
+	_, qc := st.(driver.StmtQueryContext)
+	if !ec || !qc {
+		_ = st.Close()
+		return nil, nil
+	}
+	if len(c.stmts) >= stmtCacheSize {
+		for q, old := range c.stmts { // any one: the map's order is random
+			delete(c.stmts, q)
+			if old.busy {
+				old.evicted = true
+			} else {
+				_ = old.st.Close()
+			}
+			break
+		}
+	}
+	k := &keptStmt{st: st}
+	c.stmts[query] = k
+	c.prepared++
+	return k, nil
+}
+
+func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	k, err := c.kept(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if k == nil {
+		return c.execDirect(ctx, query, args)
+	}
+	return k.st.(driver.StmtExecContext).ExecContext(ctx, args)
+}
+
+func (c *cachingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	k, err := c.kept(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if k == nil {
+		if qc, ok := c.Conn.(driver.QueryerContext); ok {
+			return qc.QueryContext(ctx, query, args)
+		}
+		return nil, driver.ErrSkip
+	}
+	rows, err := k.st.(driver.StmtQueryContext).QueryContext(ctx, args)
+	if err != nil {
+		return nil, err
+	}
+	k.busy = true
+	return &keptRows{Rows: rows, k: k}, nil
+}
+
+// keptRows are rows read from a kept statement; closing them frees the statement for
+// the next call (or finalizes it if it was evicted meanwhile).
+type keptRows struct {
+	driver.Rows
+	k *keptStmt
+}
+
+func (r *keptRows) Close() error {
+	err := r.Rows.Close()
+	if r.k != nil {
+		k := r.k
+		r.k = nil
+		k.busy = false
+		if k.evicted {
+			err = errors.Join(err, k.st.Close())
+		}
+	}
+	return err
+}
+
+// The column-type methods pass on what the driver's rows tell, falling back to what
+// database/sql assumes of rows that do not implement them.
+
+func (r *keptRows) ColumnTypeDatabaseTypeName(i int) string {
+	if t, ok := r.Rows.(driver.RowsColumnTypeDatabaseTypeName); ok {
+		return t.ColumnTypeDatabaseTypeName(i)
+	}
+	return ""
+}
+
+func (r *keptRows) ColumnTypeLength(i int) (int64, bool) {
+	if t, ok := r.Rows.(driver.RowsColumnTypeLength); ok {
+		return t.ColumnTypeLength(i)
+	}
+	return 0, false
+}
+
+func (r *keptRows) ColumnTypeNullable(i int) (nullable, ok bool) {
+	if t, ok := r.Rows.(driver.RowsColumnTypeNullable); ok {
+		return t.ColumnTypeNullable(i)
+	}
+	return false, false
+}
+
+func (r *keptRows) ColumnTypePrecisionScale(i int) (precision, scale int64, ok bool) {
+	if t, ok := r.Rows.(driver.RowsColumnTypePrecisionScale); ok {
+		return t.ColumnTypePrecisionScale(i)
+	}
+	return 0, 0, false
+}
+
+func (r *keptRows) ColumnTypeScanType(i int) reflect.Type {
+	if t, ok := r.Rows.(driver.RowsColumnTypeScanType); ok {
+		return t.ColumnTypeScanType(i)
+	}
+	return reflect.TypeFor[any]()
 }
 
 // execDirect runs query without keeping its statement.
 func (c *cachingConn) execDirect(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	if ec, ok := c.Conn.(driver.ExecerContext); ok {
 		return ec.ExecContext(ctx, query, args)
-	}
-	return nil, driver.ErrSkip
-}
-
-func (c *cachingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	if qc, ok := c.Conn.(driver.QueryerContext); ok {
-		return qc.QueryContext(ctx, query, args)
 	}
 	return nil, driver.ErrSkip
 }
@@ -153,8 +267,12 @@ func (c *cachingConn) CheckNamedValue(nv *driver.NamedValue) error {
 
 // Close finalizes the kept statements and closes the connection.
 func (c *cachingConn) Close() error {
-	for q, st := range c.stmts {
-		_ = st.Close()
+	for q, k := range c.stmts {
+		if !k.busy {
+			_ = k.st.Close()
+		} else {
+			k.evicted = true
+		}
 		delete(c.stmts, q)
 	}
 	return c.Conn.Close()

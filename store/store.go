@@ -205,7 +205,7 @@ func openSQLite(path string, o options) (write, read *sql.DB, err error) {
 	if strings.HasSuffix(name, "?") {
 		sep = ""
 	}
-	write, err = openSQLiteWriter(name + sep + pragmas() + "&_txlock=immediate")
+	write, err = openSQLiteKept(name + sep + pragmas() + "&_txlock=immediate")
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
@@ -218,7 +218,7 @@ func openSQLite(path string, o options) (write, read *sql.DB, err error) {
 		write.Close()
 		return nil, nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
 	}
-	read, err = openTraced("sqlite", name+sep+pragmas("query_only(1)"), SQLite)
+	read, err = openSQLiteKept(name + sep + pragmas("query_only(1)"))
 	if err != nil {
 		write.Close()
 		return nil, nil, fmt.Errorf("store: open sqlite: %w", err)
