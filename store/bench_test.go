@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -54,4 +55,56 @@ func BenchmarkInTx(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkQueryInTx runs, in one write transaction, what a service's handler does
+// (catalog, payments): a SELECT of one row, then an UPDATE of it; and a SELECT of one row
+// on the read pool. The SQL text is the same at each call, so a connection that keeps its
+// statements prepared parses it once.
+func BenchmarkQueryInTx(b *testing.B) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(b.TempDir(), "b.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.DB().Exec(`CREATE TABLE stock (sku TEXT PRIMARY KEY, name TEXT NOT NULL, price INTEGER NOT NULL, qty INTEGER NOT NULL)`); err != nil {
+		b.Fatal(err)
+	}
+	for i := range 100 {
+		if _, err := st.DB().Exec(`INSERT INTO stock VALUES (?, ?, ?, ?)`, fmt.Sprint("sku-", i), "a product", 100+i, 1<<40); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("write-tx", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			i++
+			sku := fmt.Sprint("sku-", i%100)
+			if err := st.InTx(ctx, func(tx *sql.Tx) error {
+				var name string
+				var price, qty int64
+				if err := tx.QueryRowContext(ctx, `SELECT name, price, qty FROM stock WHERE sku = ?`, sku).Scan(&name, &price, &qty); err != nil {
+					return err
+				}
+				_, err := tx.ExecContext(ctx, `UPDATE stock SET qty = ? WHERE sku = ?`, qty-1, sku)
+				return err
+			}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("read", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			i++
+			var name string
+			var price, qty int64
+			if err := st.ReadDB().QueryRowContext(ctx, `SELECT name, price, qty FROM stock WHERE sku = ?`, fmt.Sprint("sku-", i%100)).Scan(&name, &price, &qty); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
