@@ -58,6 +58,9 @@ type Relay struct {
 	// outbox_cursor table instead of marking each row sent (SQLite, see loop).
 	cursor bool
 
+	// The relay's statements, each built once with a constant text: the store's SQLite
+	// connections keep the statements of the texts they run prepared (per connection), and
+	// pgx does on PostgreSQL, so polling parses none of them again.
 	qSelect, qMarkAny, qAcquire, qRenew, qRelease, qPurge string
 	qCursor, qAdvance                                     string
 }
