@@ -2,21 +2,19 @@ package otlp
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/embedded"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/svckit/svckit/observe/internal/spanqueue"
 )
 
 // ProviderOptions configures [NewTracerProvider]. Zero fields take the defaults of the
@@ -84,19 +82,7 @@ type TracerProvider struct {
 	tmu     sync.Mutex
 	tracers map[instrumentation.Scope]*tracer
 
-	mu    sync.Mutex
-	queue []*span
-	spare []*span // the previous batch's slice, reused
-
-	kick    chan struct{}      // capacity 1: a full batch is waiting
-	flush   chan chan struct{} // ForceFlush requests
-	stop    chan struct{}      // closed by Shutdown
-	done    chan struct{}      // closed when the export goroutine has exported the rest
-	stopped atomic.Bool
-	dropped atomic.Int64
-	errMu   sync.Mutex
-	lastErr error
-	once    sync.Once
+	q *spanqueue.Queue[*span]
 }
 
 var _ trace.TracerProvider = (*TracerProvider)(nil)
@@ -104,34 +90,22 @@ var _ trace.TracerProvider = (*TracerProvider)(nil)
 // NewTracerProvider returns a provider whose sampled spans are exported through exp, and
 // starts its export goroutine; Shutdown stops it and shuts exp down.
 func NewTracerProvider(exp *Exporter, opts ProviderOptions) *TracerProvider {
-	if opts.ScheduleDelay <= 0 {
-		opts.ScheduleDelay = 5 * time.Second
-	}
-	if opts.ExportTimeout <= 0 {
-		opts.ExportTimeout = 30 * time.Second
-	}
-	if opts.MaxQueueSize <= 0 {
-		opts.MaxQueueSize = 2048
-	}
-	if opts.MaxExportBatchSize <= 0 {
-		opts.MaxExportBatchSize = 512
-	}
-	opts.MaxExportBatchSize = min(opts.MaxExportBatchSize, opts.MaxQueueSize)
 	p := &TracerProvider{
 		exp:     exp,
 		res:     opts.Resource,
 		sampler: opts.Sampler,
 		opts:    opts,
 		tracers: make(map[instrumentation.Scope]*tracer),
-		queue:   make([]*span, 0, opts.MaxExportBatchSize),
-		kick:    make(chan struct{}, 1),
-		flush:   make(chan chan struct{}),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
 	}
 	if p.res == nil {
 		p.res = resource.Default()
 	}
+	p.q = spanqueue.New(spanqueue.Options{
+		ScheduleDelay:      opts.ScheduleDelay,
+		ExportTimeout:      opts.ExportTimeout,
+		MaxQueueSize:       opts.MaxQueueSize,
+		MaxExportBatchSize: opts.MaxExportBatchSize,
+	}, "otlp", func(ctx context.Context, batch []*span) error { return exp.exportLean(ctx, p.res, batch) })
 	if p.sampler == nil {
 		p.sampler = sdktrace.ParentBased(sdktrace.AlwaysSample())
 	}
@@ -149,7 +123,6 @@ func NewTracerProvider(exp *Exporter, opts ProviderOptions) *TracerProvider {
 	if p.limits.AttributeValueDepthLimit == 0 {
 		p.limits.AttributeValueDepthLimit = sdktrace.DefaultAttributeValueDepthLimit
 	}
-	go p.loop()
 	return p
 }
 
@@ -169,7 +142,7 @@ const defaultTracerName = "go.opentelemetry.io/otel/sdk/tracer"
 // Tracer returns the tracer of an instrumentation scope; the same scope gives the same
 // tracer. After Shutdown it returns a tracer whose spans do nothing.
 func (p *TracerProvider) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
-	if p.stopped.Load() {
+	if p.q.Stopped() {
 		return noop.NewTracerProvider().Tracer(name, opts...)
 	}
 	if name == "" {
@@ -193,138 +166,20 @@ func (p *TracerProvider) Tracer(name string, opts ...trace.TracerOption) trace.T
 }
 
 // Dropped returns how many ended spans were dropped because the queue was full.
-func (p *TracerProvider) Dropped() int64 { return p.dropped.Load() }
+func (p *TracerProvider) Dropped() int64 { return p.q.Dropped() }
 
 // enqueue queues an ended, sampled span for export, or drops it.
-func (p *TracerProvider) enqueue(s *span) {
-	if p.stopped.Load() {
-		return
-	}
-	p.mu.Lock()
-	if len(p.queue) >= p.opts.MaxQueueSize {
-		p.mu.Unlock()
-		p.dropped.Add(1)
-		return
-	}
-	p.queue = append(p.queue, s)
-	full := len(p.queue) == p.opts.MaxExportBatchSize
-	p.mu.Unlock()
-	if full {
-		select {
-		case p.kick <- struct{}{}:
-		default:
-		}
-	}
-}
+func (p *TracerProvider) enqueue(s *span) { p.q.Add(s) }
 
 // ForceFlush exports every span ended so far, and returns when they are exported or ctx
 // ends. It returns the error of the last failed export since the previous ForceFlush.
-func (p *TracerProvider) ForceFlush(ctx context.Context) error {
-	if p.stopped.Load() {
-		return nil
-	}
-	ack := make(chan struct{})
-	select {
-	case p.flush <- ack:
-	case <-p.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case <-ack:
-		return p.takeErr()
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (p *TracerProvider) ForceFlush(ctx context.Context) error { return p.q.ForceFlush(ctx) }
 
 // Shutdown exports the spans still queued, stops the export goroutine and shuts the
 // exporter down. Spans that end afterwards are not exported, and tracers asked for
 // afterwards do nothing. It returns when done or when ctx ends.
 func (p *TracerProvider) Shutdown(ctx context.Context) error {
-	var err error
-	p.once.Do(func() {
-		p.stopped.Store(true)
-		close(p.stop)
-		select {
-		case <-p.done:
-		case <-ctx.Done():
-			err = ctx.Err()
-			return
-		}
-		err = errors.Join(p.takeErr(), p.exp.Shutdown(ctx))
-	})
-	return err
-}
-
-// loop is the export goroutine.
-func (p *TracerProvider) loop() {
-	defer close(p.done)
-	timer := time.NewTimer(p.opts.ScheduleDelay)
-	defer timer.Stop()
-	for {
-		select {
-		case <-p.kick:
-			p.export(false)
-		case <-timer.C:
-			p.export(true)
-		case ack := <-p.flush:
-			p.export(true)
-			close(ack)
-		case <-p.stop:
-			p.export(true)
-			return
-		}
-		timer.Reset(p.opts.ScheduleDelay)
-	}
-}
-
-// export exports full batches, and with all also the last partial one.
-func (p *TracerProvider) export(all bool) {
-	for {
-		p.mu.Lock()
-		n := len(p.queue)
-		if n == 0 || (!all && n < p.opts.MaxExportBatchSize) {
-			p.mu.Unlock()
-			return
-		}
-		batch := p.queue
-		if n > p.opts.MaxExportBatchSize {
-			rest := append(p.spare[:0], p.queue[p.opts.MaxExportBatchSize:]...)
-			batch = p.queue[:p.opts.MaxExportBatchSize]
-			p.queue = rest
-		} else {
-			p.queue = p.spare[:0]
-		}
-		p.spare = nil
-		p.mu.Unlock()
-
-		ctx, cancel := context.WithTimeout(context.Background(), p.opts.ExportTimeout)
-		err := p.exp.exportLean(ctx, p.res, batch)
-		cancel()
-		if err != nil {
-			err = fmt.Errorf("otlp: exporting %d spans: %w", len(batch), err)
-			p.errMu.Lock()
-			p.lastErr = err
-			p.errMu.Unlock()
-			otel.Handle(err)
-		}
-		clear(batch) // let the spans be collected
-		p.mu.Lock()
-		if p.spare == nil && cap(batch) >= p.opts.MaxExportBatchSize {
-			p.spare = batch[:0]
-		}
-		p.mu.Unlock()
-	}
-}
-
-func (p *TracerProvider) takeErr() error {
-	p.errMu.Lock()
-	defer p.errMu.Unlock()
-	err := p.lastErr
-	p.lastErr = nil
-	return err
+	return p.q.Shutdown(ctx, p.exp.Shutdown)
 }
 
 // tracer starts the spans of one instrumentation scope.
