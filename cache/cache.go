@@ -111,6 +111,11 @@ type Cache[K comparable, V any] struct {
 
 	mu      sync.Mutex
 	flights map[K]*flight[V]
+	// writeMu orders, on a backend that is not a VersionedBackend, a load's check that it
+	// is not stale and its write with the invalidations of Set and Delete: without it, a
+	// load could write its result just after an invalidation reached the backend, and a
+	// Get after Set or Delete had returned could see that older value.
+	writeMu sync.Mutex
 
 	hits, negHits, loads, shared, discarded atomic.Uint64
 }
@@ -234,37 +239,37 @@ func (c *Cache[K, V]) isStale(f *flight[V]) bool {
 
 // store caches the result of the load f unless the key was set or deleted since f began.
 func (c *Cache[K, V]) store(ctx context.Context, key K, f *flight[V], e Entry[V], ttl time.Duration) {
-	if c.isStale(f) {
-		c.discarded.Add(1)
-		return
-	}
 	e.Expires = time.Now().Add(c.jittered(ttl))
-	if c.vb != nil {
-		// The write is conditional on the version the load began from; a Set or Delete
-		// through any Cache on the backend changes it. Unknown (the backend failed): no write.
-		if !f.known {
+	if c.vb == nil {
+		// The check and the write under writeMu, which invalidate holds too: a Set or
+		// Delete either marked f stale before, or its backend write comes after this one.
+		// The lock is per Cache, so a slow backend write delays other keys' Sets and
+		// Deletes (never Gets); a remote backend should be a VersionedBackend.
+		c.writeMu.Lock()
+		defer c.writeMu.Unlock()
+		if c.isStale(f) {
+			c.discarded.Add(1)
 			return
 		}
-		ok, err := c.vb.SetIfVersion(ctx, key, e, f.ver)
-		if err != nil {
+		if err := c.b.Set(ctx, key, e); err != nil {
 			c.o.onError(err)
-		} else if !ok {
-			c.discarded.Add(1)
 		}
 		return
 	}
-	if err := c.b.Set(ctx, key, e); err != nil {
-		c.o.onError(err)
-		return
-	}
-	// A Set or Delete that marked f stale between the check above and the write may have
-	// reached the backend before it: undo the write. At worst a newer entry is removed
-	// too — a miss, never a stale hit.
 	if c.isStale(f) {
 		c.discarded.Add(1)
-		if err := c.b.Delete(ctx, key); err != nil {
-			c.o.onError(err)
-		}
+		return
+	}
+	// The write is conditional on the version the load began from; a Set or Delete
+	// through any Cache on the backend changes it. Unknown (the backend failed): no write.
+	if !f.known {
+		return
+	}
+	ok, err := c.vb.SetIfVersion(ctx, key, e, f.ver)
+	if err != nil {
+		c.o.onError(err)
+	} else if !ok {
+		c.discarded.Add(1)
 	}
 }
 
@@ -303,6 +308,10 @@ func (c *Cache[K, V]) Delete(ctx context.Context, key K) error {
 // their own. It comes before the backend write, so the load's own write either sees the
 // mark or reaches the backend first (and is then overwritten, or undone by store).
 func (c *Cache[K, V]) invalidate(key K) {
+	if c.vb == nil {
+		c.writeMu.Lock()
+		defer c.writeMu.Unlock()
+	}
 	c.mu.Lock()
 	if f, ok := c.flights[key]; ok {
 		f.stale = true

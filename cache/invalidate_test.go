@@ -250,3 +250,76 @@ func TestInvalidationUnderLoad(t *testing.T) {
 		})
 	}
 }
+
+// pausingBackend is a Memory backend whose Set of a value named "old" pauses before the
+// write until release is closed, then closes written and pauses until settled is closed.
+type pausingBackend struct {
+	*cache.Memory[int, user]
+	entered, release, written, settled chan struct{}
+}
+
+func (b *pausingBackend) Set(ctx context.Context, key int, e cache.Entry[user]) error {
+	if e.Value.Name != "old" {
+		return b.Memory.Set(ctx, key, e)
+	}
+	close(b.entered)
+	<-b.release
+	err := b.Memory.Set(ctx, key, e)
+	close(b.written)
+	<-b.settled
+	return err
+}
+
+// TestDeleteWaitsForALoadsWrite pins the interleaving that TestInvalidationUnderLoad only
+// hits now and then on a backend that is not versioned: a load has checked that no Set or
+// Delete came since it began and is about to write its result when Delete runs. Delete
+// must not return before that write is settled, or a Get after it finds the older value.
+func TestDeleteWaitsForALoadsWrite(t *testing.T) {
+	ctx := context.Background()
+	b := &pausingBackend{Memory: cache.NewMemory[int, user](10),
+		entered: make(chan struct{}), release: make(chan struct{}), written: make(chan struct{}), settled: make(chan struct{})}
+	c := cache.New[int, user](b, cache.WithTTL(time.Hour))
+	var source atomic.Value
+	source.Store("old")
+	load := func(context.Context, int) (user, error) { return user{ID: 1, Name: source.Load().(string)}, nil }
+
+	got := make(chan user, 1)
+	go func() {
+		u, err := c.Get(ctx, 1, load)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- u
+	}()
+	<-b.entered // the load is writing "old" to the backend
+
+	source.Store("new")
+	deleted := make(chan error, 1)
+	go func() { deleted <- c.Delete(ctx, 1) }()
+	select {
+	case err := <-deleted:
+		// Delete returned before the load's write: once that write lands, a Get must
+		// still not see it.
+		if err != nil {
+			t.Fatal(err)
+		}
+		close(b.release)
+		<-b.written
+		u, err := c.Get(ctx, 1, load)
+		close(b.settled)
+		if err != nil || u.Name != "new" {
+			t.Fatalf("Get after Delete returned: %+v %v, want the new value", u, err)
+		}
+	case <-time.After(100 * time.Millisecond):
+		// Delete waits for the load's write, as it must; let the write finish.
+		close(b.release)
+		close(b.settled)
+		if err := <-deleted; err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-got
+	if u, err := c.Get(ctx, 1, load); err != nil || u.Name != "new" {
+		t.Fatalf("Get after Delete: %+v %v, want the new value", u, err)
+	}
+}
