@@ -490,8 +490,17 @@ func TestDrainFinishesCallsInFlight(t *testing.T) {
 	srv2 := natsrpc.NewServer("slow")
 	natsrpc.Handle(srv2, "Do", func(context.Context, struct{}) (string, error) { return "second", nil })
 	serve(t, srv2, connect(t, ns.ClientURL()))
+	subs := ns.Server().NumSubscriptions()
 	drained := make(chan error, 1)
 	go func() { drained <- sv1.Drain(context.Background()) }()
+	// The queue group stops choosing the first replica once the NATS server has its
+	// unsubscribe, which Drain sends from its own goroutine: wait for that.
+	for deadline := time.Now().Add(10 * time.Second); ns.Server().NumSubscriptions() >= subs; {
+		if time.Now().After(deadline) {
+			t.Fatal("the draining replica's unsubscribe never reached the server")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	// New calls go to the second replica while the first finishes its call.
 	for range 5 {
 		if got, err := call(context.Background(), struct{}{}); err != nil || got != "second" {
