@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -245,10 +246,24 @@ func TestCursorCrashBetweenPublishAndMark(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if si, err := info.Info(ctx); err != nil || si.State.Msgs != 30 {
-		t.Fatalf("stream holds %v messages (%v), want 30: the republished batch was not de-duplicated", si.State.Msgs, err)
+	si, err := info.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // a duplicate delivery would arrive meanwhile
+	if si.State.Msgs != 30 {
+		t.Fatalf("stream holds %v messages, want 30: the republished batch was not de-duplicated", si.State.Msgs)
+	}
+	// The stream holds each event once, so a duplicate delivery could only be a
+	// redelivery: once the subscription's consumer has every message acknowledged and
+	// none pending, none can come.
+	waitFor(t, "every event acknowledged", func() bool {
+		for ci := range info.ListConsumers(ctx).Info() {
+			if ci.Config.FilterSubject == "events.cursor" || slices.Contains(ci.Config.FilterSubjects, "events.cursor") {
+				return ci.NumAckPending == 0 && ci.NumPending == 0 && ci.AckFloor.Stream >= si.State.LastSeq
+			}
+		}
+		return false
+	})
 	got.mu.Lock()
 	defer got.mu.Unlock()
 	if fmt.Sprint(got.order) != fmt.Sprint(want) {

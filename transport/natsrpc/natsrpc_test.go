@@ -495,12 +495,7 @@ func TestDrainFinishesCallsInFlight(t *testing.T) {
 	go func() { drained <- sv1.Drain(context.Background()) }()
 	// The queue group stops choosing the first replica once the NATS server has its
 	// unsubscribe, which Drain sends from its own goroutine: wait for that.
-	for deadline := time.Now().Add(10 * time.Second); ns.Server().NumSubscriptions() >= subs; {
-		if time.Now().After(deadline) {
-			t.Fatal("the draining replica's unsubscribe never reached the server")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, func() bool { return ns.Server().NumSubscriptions() < subs })
 	// New calls go to the second replica while the first finishes its call.
 	for range 5 {
 		if got, err := call(context.Background(), struct{}{}); err != nil || got != "second" {
