@@ -461,10 +461,21 @@ func (s *Service) getOrderStmt(ctx context.Context) (*sql.Stmt, error) {
 	return s.getStmt, nil
 }
 
-// NewID returns a new random order id.
-func NewID() string {
-	var b [10]byte
-	_, _ = rand.Read(b[:])
+// NewID returns a new order id: "ord_", the time in milliseconds (12 hex digits), then 80
+// random bits (20 hex digits). Ids placed later sort later, so the indexes keyed by order
+// id — the order's row, its saga, catalog's reservation, payments' charge, the
+// notifications — grow at one end: a group commit of many orders writes a few pages of
+// each index instead of one page per order (random ids touch pages all over the b-tree).
+func NewID() string { return newID(time.Now()) }
+
+func newID(now time.Time) string {
+	var b [16]byte
+	ms := uint64(now.UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	_, _ = rand.Read(b[6:])
 	return "ord_" + hex.EncodeToString(b[:])
 }
 
