@@ -27,6 +27,12 @@
 // holds when no publish fails. On PostgreSQL, where a later sequence number can commit
 // first, events of concurrent transactions can be published in either order.
 //
+// On SQLite the relay does not read back the rows it has just been told about: Add keeps
+// the rows of each transaction in memory once it commits (bounded), and the relay
+// publishes from there a run of rows that starts right after its cursor and has no gap;
+// for anything else (rows written outside Add or by another process, a full queue, a
+// restart) it reads the table, which stays the truth.
+//
 // The relay wakes up when a transaction that added events commits (through
 // store.AfterCommit; no polling on the fast path), and polls slowly as a fallback for
 // rows written by other processes or outside Store.InTx. Only one relay per store
@@ -35,6 +41,7 @@
 package outbox
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"embed"
@@ -69,6 +76,8 @@ type Outbox struct {
 	// with a sent_at (PostgreSQL).
 	cursor   bool
 	qPending string
+	// recent: the rows of committed transactions, for the relay (cursor mode only).
+	recent recent
 }
 
 // New returns the outbox of st, creating its tables (migration set "outbox") if needed.
@@ -116,6 +125,10 @@ func (o *Outbox) Add(ctx context.Context, tx *sql.Tx, msgs ...*pubsub.Message) e
 	now := time.Now()
 	insert := tx.StmtContext(ctx, o.insert)
 	parent := trace.SpanFromContext(ctx)
+	var rows []row // for the relay, once tx has committed (cursor mode)
+	if o.cursor {
+		rows = make([]row, 0, len(msgs))
+	}
 	for _, m := range msgs {
 		if m.Subject == "" {
 			return errors.New("outbox: message without subject")
@@ -146,7 +159,15 @@ func (o *Outbox) Add(ctx context.Context, tx *sql.Tx, msgs ...*pubsub.Message) e
 		} else {
 			h = appendHeader(h, hTime, m.Time.UTC().Format(time.RFC3339Nano))
 		}
-		_, err := insert.ExecContext(ctx, m.ID, m.Subject, m.Key, m.Data, string(h), now.UnixNano())
+		hs := string(h)
+		res, err := insert.ExecContext(ctx, m.ID, m.Subject, m.Key, m.Data, hs, now.UnixNano())
+		if err == nil && rows != nil {
+			var seq int64
+			if seq, err = res.LastInsertId(); err == nil {
+				rows = append(rows, row{seq: seq, id: m.ID, subject: m.Subject, key: m.Key,
+					payload: bytes.Clone(m.Data), headers: hs, created: now.UnixNano()})
+			}
+		}
 		if span != nil {
 			if err != nil {
 				span.RecordError(err)
@@ -158,7 +179,14 @@ func (o *Outbox) Add(ctx context.Context, tx *sql.Tx, msgs ...*pubsub.Message) e
 			return fmt.Errorf("outbox: add: %w", err)
 		}
 	}
-	o.st.AfterCommit(tx, o.Notify)
+	if rows == nil {
+		o.st.AfterCommit(tx, o.Notify)
+		return nil
+	}
+	o.st.AfterCommit(tx, func() {
+		o.recent.push(rows)
+		o.Notify()
+	})
 	return nil
 }
 

@@ -329,6 +329,21 @@ type batch struct {
 // read reads the oldest unsent events above cursor, up to a batch.
 func (r *Relay) read(ctx context.Context, cursor int64) (batch, error) {
 	var b batch
+	if r.cursor {
+		// The rows that Add wrote and that committed, if the next ones are in memory.
+		if rows := r.o.recent.take(cursor, r.batch); len(rows) > 0 {
+			b.msgs, b.seqs = make([]*pubsub.Message, 0, len(rows)), make([]int64, 0, len(rows))
+			for i := range rows {
+				rw := &rows[i]
+				m, err := decode(rw.id, rw.subject, rw.key, rw.payload, rw.headers, rw.created)
+				if err != nil {
+					return batch{}, err
+				}
+				b.msgs, b.seqs = append(b.msgs, m), append(b.seqs, rw.seq)
+			}
+			return b, nil
+		}
+	}
 	rows, err := r.o.st.ReadDB().QueryContext(ctx, r.qSelect, cursor, r.batch)
 	if err != nil {
 		return b, fmt.Errorf("outbox: read: %w", err)

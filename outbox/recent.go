@@ -1,0 +1,117 @@
+package outbox
+
+import (
+	"slices"
+	"sync"
+)
+
+// The rows that Add wrote in transactions that have since committed, kept in memory so
+// that the relay can publish them without reading them back from the table (SQLite
+// only). The table stays the truth: the relay takes rows from here only as a run that
+// starts right after its cursor and has no gap, so a row it does not find here (written
+// outside Add, by another process, or not recorded because the queue was full) makes it
+// read the table as before. On SQLite, whose single writer hands out sequence numbers in
+// commit order, every row below a committed one has committed too, so a run without a
+// gap that starts at cursor+1 is exactly what the table would return.
+
+// maxRecentRows and maxRecentBytes bound the rows kept in memory; past them, Add records
+// no more until the relay has taken some, and the relay reads the table instead.
+const (
+	maxRecentRows  = 16384
+	maxRecentBytes = 32 << 20
+)
+
+// row is one outbox row as Add wrote it.
+type row struct {
+	seq     int64
+	id      string
+	subject string
+	key     string
+	payload []byte
+	headers string
+	created int64
+}
+
+// size is what r holds in memory, roughly.
+func (r *row) size() int {
+	return len(r.id) + len(r.subject) + len(r.key) + len(r.payload) + len(r.headers) + 64
+}
+
+// recent is the committed rows, sorted by sequence number.
+type recent struct {
+	mu    sync.Mutex
+	rows  []row
+	bytes int
+	taken int // rows handed to the relay, for tests
+}
+
+// push records rows of a transaction that has committed. Transactions' hooks run in
+// their callers' goroutines, so rows arrive out of order: each is inserted in its place.
+// Rows past the bounds are not recorded.
+func (q *recent) push(rows []row) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, r := range rows {
+		if len(q.rows) >= maxRecentRows || q.bytes+r.size() > maxRecentBytes {
+			return
+		}
+		i := len(q.rows)
+		for i > 0 && q.rows[i-1].seq > r.seq {
+			i--
+		}
+		if i > 0 && q.rows[i-1].seq == r.seq {
+			continue
+		}
+		q.rows = slices.Insert(q.rows, i, r)
+		q.bytes += r.size()
+	}
+}
+
+// take removes and returns the rows from cursor+1 on without a gap, up to limit, and
+// forgets the rows at or below cursor (the relay has published them). It returns nil
+// when the row after cursor is not here.
+func (q *recent) take(cursor int64, limit int) []row {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	drop := 0
+	for drop < len(q.rows) && q.rows[drop].seq <= cursor {
+		q.bytes -= q.rows[drop].size()
+		drop++
+	}
+	q.consume(drop)
+	if len(q.rows) == 0 || q.rows[0].seq != cursor+1 {
+		return nil
+	}
+	n := 1
+	for n < len(q.rows) && n < limit && q.rows[n].seq == q.rows[n-1].seq+1 {
+		n++
+	}
+	out := slices.Clone(q.rows[:n])
+	q.taken += n
+	for i := range n {
+		q.bytes -= q.rows[i].size()
+	}
+	q.consume(n)
+	return out
+}
+
+// consume removes the first n rows, letting go of their payloads; the rest move to the
+// front, so the array is reused.
+func (q *recent) consume(n int) {
+	if n == 0 {
+		return
+	}
+	m := copy(q.rows, q.rows[n:])
+	clear(q.rows[m:])
+	q.rows = q.rows[:m]
+	if m == 0 {
+		q.bytes = 0
+	}
+}
+
+// len returns how many rows are kept.
+func (q *recent) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.rows)
+}
