@@ -152,40 +152,37 @@ func (s *Service) Reserve(ctx context.Context, orderID string, items []Item) (Re
 		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
+		// Stock first, each product in one statement (taken only if enough is left; the
+		// price and what is left come back), then the reservation with its total: two
+		// statements per order fewer than inserting it first and updating its total.
 		res = Reservation{OrderID: orderID}
-		if _, err := tx.ExecContext(ctx, s.st.Rebind(`INSERT INTO reservations (order_id, status, total_cents, created_at) VALUES (?, 'reserved', 0, ?)`),
-			orderID, time.Now().UnixMilli()); err != nil {
-			return err
-		}
 		var events []*pubsub.Message
 		for _, id := range ids {
 			q := merged[id]
-			var price, stock int64
-			err := tx.QueryRowContext(ctx, s.st.Rebind(`SELECT price_cents, stock FROM products WHERE id = ?`), id).Scan(&price, &stock)
+			var price, left int64
+			err := tx.QueryRowContext(ctx, s.st.Rebind(`UPDATE products SET stock = stock - ? WHERE id = ? AND stock >= ? RETURNING price_cents, stock`), q, id, q).
+				Scan(&price, &left)
 			if errors.Is(err, sql.ErrNoRows) {
-				return svcerr.Errorf(svcerr.NotFound, "product %q does not exist", id)
+				return s.notReserved(ctx, tx, id, q)
 			}
 			if err != nil {
 				return err
 			}
-			if stock < q {
-				return svcerr.Errorf(svcerr.FailedPrecondition, "not enough stock of %s: %d left, %d wanted", id, stock, q)
-			}
-			if _, err := tx.ExecContext(ctx, s.st.Rebind(`UPDATE products SET stock = stock - ? WHERE id = ?`), q, id); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, s.st.Rebind(`INSERT INTO reservation_items (order_id, product_id, quantity) VALUES (?, ?, ?)`), orderID, id, q); err != nil {
-				return err
-			}
 			res.TotalCents += price * q
 			res.Items = append(res.Items, Item{ProductID: id, Quantity: q})
-			if left := stock - q; left < s.lowStock && stock >= s.lowStock {
+			if stock := left + q; left < s.lowStock && stock >= s.lowStock {
 				data, _ := json.Marshal(StockLow{ProductID: id, Stock: left})
 				events = append(events, &pubsub.Message{Subject: SubjectStockLow, Key: id, Type: "StockLow", Data: data})
 			}
 		}
-		if _, err := tx.ExecContext(ctx, s.st.Rebind(`UPDATE reservations SET total_cents = ? WHERE order_id = ?`), res.TotalCents, orderID); err != nil {
+		if _, err := tx.ExecContext(ctx, s.st.Rebind(`INSERT INTO reservations (order_id, status, total_cents, created_at) VALUES (?, 'reserved', ?, ?)`),
+			orderID, res.TotalCents, time.Now().UnixMilli()); err != nil {
 			return err
+		}
+		for _, it := range res.Items {
+			if _, err := tx.ExecContext(ctx, s.st.Rebind(`INSERT INTO reservation_items (order_id, product_id, quantity) VALUES (?, ?, ?)`), orderID, it.ProductID, it.Quantity); err != nil {
+				return err
+			}
 		}
 		if len(events) > 0 {
 			return s.ob.Add(ctx, tx, events...)
@@ -196,6 +193,20 @@ func (s *Service) Reserve(ctx context.Context, orderID string, items []Item) (Re
 		return Reservation{}, err
 	}
 	return res, nil
+}
+
+// notReserved returns why q of product id could not be taken: the product does not
+// exist, or too little of it is left.
+func (s *Service) notReserved(ctx context.Context, tx *sql.Tx, id string, q int64) error {
+	var stock int64
+	err := tx.QueryRowContext(ctx, s.st.Rebind(`SELECT stock FROM products WHERE id = ?`), id).Scan(&stock)
+	if errors.Is(err, sql.ErrNoRows) {
+		return svcerr.Errorf(svcerr.NotFound, "product %q does not exist", id)
+	}
+	if err != nil {
+		return err
+	}
+	return svcerr.Errorf(svcerr.FailedPrecondition, "not enough stock of %s: %d left, %d wanted", id, stock, q)
 }
 
 func (s *Service) loadItems(ctx context.Context, tx *sql.Tx, res *Reservation) error {

@@ -94,6 +94,9 @@ func TestReserveErrors(t *testing.T) {
 		{"zero quantity", "o", []catalog.Item{{ProductID: "sku-filter", Quantity: 0}}, svcerr.InvalidArgument},
 		{"unknown product", "o", []catalog.Item{{ProductID: "nope", Quantity: 1}}, svcerr.NotFound},
 		{"not enough stock", "o", []catalog.Item{{ProductID: "sku-limited", Quantity: 11}}, svcerr.FailedPrecondition},
+		// The first product is taken before the second fails: the transaction gives it back.
+		{"unknown second product", "o", []catalog.Item{{ProductID: "sku-limited", Quantity: 1}, {ProductID: "zzz", Quantity: 1}}, svcerr.NotFound},
+		{"not enough of the second", "o", []catalog.Item{{ProductID: "sku-filter", Quantity: 1}, {ProductID: "sku-limited", Quantity: 11}}, svcerr.FailedPrecondition},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -104,6 +107,17 @@ func TestReserveErrors(t *testing.T) {
 	}
 	if got := stock(t, c, "sku-limited"); got != 10 {
 		t.Fatalf("a failed reservation changed stock: %d", got)
+	}
+	if got := stock(t, c, "sku-filter"); got != 1000000 {
+		t.Fatalf("a failed reservation changed stock: %d", got)
+	}
+	_, err := c.Reserve(ctx, "o", []catalog.Item{{ProductID: "sku-limited", Quantity: 11}})
+	if want := "not enough stock of sku-limited: 10 left, 11 wanted"; svcerr.From(err).Message != want {
+		t.Fatalf("err = %v, want the message %q", err, want)
+	}
+	// The order reserves once its items are there: the failures left no reservation.
+	if r, err := c.Reserve(ctx, "o", []catalog.Item{{ProductID: "sku-limited", Quantity: 1}}); err != nil || r.TotalCents != 1900 {
+		t.Fatalf("reserve after failures = %+v, %v", r, err)
 	}
 }
 
