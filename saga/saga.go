@@ -159,7 +159,10 @@ func retryAfter(err error) time.Duration {
 // An action that returns an error leaves no effect behind: a failed ActionTx is rolled
 // back, and a failed Action must have done nothing or must complete when it is called
 // again with the same [Key]. Changes an action makes to the state are checkpointed with
-// the step; a retried action starts from the last checkpointed state.
+// the step; a retried action starts from the last checkpointed state. Within one run, a
+// step that follows a checkpoint is given the value the checkpoint encoded, not one
+// decoded from it again; a saga resumed after a crash or taken over decodes its state
+// from the checkpoint. Keep in the state only what JSON encodes and decodes alike.
 type Step[S any] struct {
 	// Name names the step; it must be unique within the saga.
 	Name string
@@ -348,12 +351,23 @@ type instance struct {
 	// last checkpoint: the next checkpoint records them, and until then the store has
 	// the saga at the first of them.
 	passed []passedGuard
+	// decoded is data decoded (a *S), when the run has it: the state value the last
+	// checkpoint encoded, which no action has had since. The next step takes it instead
+	// of decoding data again; nil means decode data.
+	decoded any
 }
 
 // passedGuard is a guard step the run went past, not yet recorded.
 type passedGuard struct {
 	step int
 	name string
+}
+
+// stepRecord is one row of saga_steps that a checkpoint writes.
+type stepRecord struct {
+	step        int
+	name, phase string
+	errMsg      string
 }
 
 // attempt is a failed attempt of an action: its error and when the action was begun.
@@ -426,6 +440,7 @@ type Orchestrator struct {
 
 	insertInstance, insertStep, updateInstance *sql.Stmt
 	selectState, selectHeld                    *sql.Stmt
+	stepsSQL                                   [5]string // stepsSQL[n] inserts n step records (n ≥ 2)
 
 	stopOnce sync.Once
 
@@ -472,6 +487,9 @@ func New(ctx context.Context, st *store.Store, opts ...Option) (*Orchestrator, e
 	}
 	for _, fn := range opts {
 		fn(o)
+	}
+	for n := 2; n < len(o.stepsSQL); n++ {
+		o.stepsSQL[n] = st.Rebind(stepsSQL(n))
 	}
 	// Prepared once: parsing SQL costs more than running these statements.
 	for _, p := range []struct {
@@ -716,8 +734,10 @@ func (d *Definition[S]) startWithFirstStep(ctx context.Context, o *Orchestrator,
 	defer cancel()
 	var actErr error
 	var data []byte
+	var cur *S
 	err := o.st.InTx(ctx, func(tx *sql.Tx) error {
 		actErr = nil
+		// Decoded, not the caller's value: the action gets a state of its own.
 		state, err := d.decode(in.data)
 		if err != nil {
 			return err
@@ -729,6 +749,7 @@ func (d *Definition[S]) startWithFirstStep(ctx context.Context, o *Orchestrator,
 		if data, err = json.Marshal(state); err != nil {
 			return fmt.Errorf("saga %s: encode state: %w", d.name, err)
 		}
+		cur = state
 		now := time.Now().UnixNano()
 		after := &instance{id: in.id, name: in.name, state: nextState, step: next, data: data}
 		if err := o.insert(ctx, tx, after, now); err != nil {
@@ -739,7 +760,7 @@ func (d *Definition[S]) startWithFirstStep(ctx context.Context, o *Orchestrator,
 	})
 	switch {
 	case err == nil:
-		in.step, in.state, in.data = next, nextState, data
+		in.step, in.state, in.data, in.decoded = next, nextState, data, cur
 		return nil
 	case actErr != nil && err == actErr:
 		if err := o.record(ctx, in); err != nil {
@@ -1089,20 +1110,22 @@ var (
 	errOwnerTaken = errors.New("saga: owner taken over")
 )
 
-// checkpoint records step (phase) of in and moves in to next/state/data, in tx. It fails
-// with errStepDone if the step was recorded already and errLostClaim if another owner
-// holds the saga.
+// checkpoint records step (phase) of in and moves in to next/state/data, in tx. The
+// records of the guards in went past since its last checkpoint, and before (a step
+// recorded in the same transaction), are written with the step's, in one statement. It
+// fails with errStepDone if a step was recorded already and errLostClaim if another owner
+// holds the saga. The caller clears in.passed once tx commits.
 func (o *Orchestrator) checkpoint(ctx context.Context, tx *sql.Tx, in *instance, step int, name, phase, errMsg string,
-	next int, state State, data []byte, sagaErr string) error {
+	next int, state State, data []byte, sagaErr string, before ...stepRecord) error {
 	now := time.Now().UnixNano()
-	if err := o.recordPassed(ctx, tx, in, now); err != nil {
-		return err
+	var buf [4]stepRecord
+	recs := buf[:0]
+	for _, g := range in.passed {
+		recs = append(recs, stepRecord{step: g.step, name: g.name, phase: phaseAction})
 	}
-	if _, err := tx.StmtContext(ctx, o.insertStep).ExecContext(ctx, in.id, step, phase, name, errMsg, now); err != nil {
-		if o.st.Dialect().IsUniqueViolation(err) {
-			return errStepDone
-		}
-		return fmt.Errorf("saga: checkpoint: %w", err)
+	recs = append(append(recs, before...), stepRecord{step: step, name: name, phase: phase, errMsg: errMsg})
+	if err := o.insertSteps(ctx, tx, in.id, now, recs); err != nil {
+		return err
 	}
 	res, err := tx.StmtContext(ctx, o.updateInstance).ExecContext(ctx, string(state), next, string(data), sagaErr,
 		now+int64(o.lease), now, in.id, o.owner, o.owner, o.instance)
@@ -1115,18 +1138,46 @@ func (o *Orchestrator) checkpoint(ctx context.Context, tx *sql.Tx, in *instance,
 	return nil
 }
 
-// recordPassed records the guards in went past since its last checkpoint, in tx, as run.
-// The caller clears in.passed once tx commits.
-func (o *Orchestrator) recordPassed(ctx context.Context, tx *sql.Tx, in *instance, now int64) error {
-	for _, g := range in.passed {
-		if _, err := tx.StmtContext(ctx, o.insertStep).ExecContext(ctx, in.id, g.step, phaseAction, g.name, "", now); err != nil {
-			if o.st.Dialect().IsUniqueViolation(err) {
-				return errStepDone
-			}
-			return fmt.Errorf("saga: checkpoint: %w", err)
+// insertSteps writes recs, the step records of saga id, in tx, in one statement. It fails
+// with errStepDone if one was recorded already.
+func (o *Orchestrator) insertSteps(ctx context.Context, tx *sql.Tx, id string, now int64, recs []stepRecord) error {
+	var err error
+	if len(recs) == 1 {
+		r := recs[0]
+		_, err = tx.StmtContext(ctx, o.insertStep).ExecContext(ctx, id, r.step, r.phase, r.name, r.errMsg, now)
+	} else {
+		args := make([]any, 0, 6*len(recs))
+		for _, r := range recs {
+			args = append(args, id, r.step, r.phase, r.name, r.errMsg, now)
 		}
+		_, err = tx.ExecContext(ctx, o.insertStepsSQL(len(recs)), args...)
+	}
+	if err != nil {
+		if o.st.Dialect().IsUniqueViolation(err) {
+			return errStepDone
+		}
+		return fmt.Errorf("saga: checkpoint: %w", err)
 	}
 	return nil
+}
+
+// insertStepsSQL returns the statement that inserts n step records, rebound for the
+// store's dialect: made once for the usual counts, at each call for more.
+func (o *Orchestrator) insertStepsSQL(n int) string {
+	if n < len(o.stepsSQL) {
+		return o.stepsSQL[n]
+	}
+	return o.st.Rebind(stepsSQL(n))
+}
+
+// stepsSQL returns the INSERT of n rows of saga_steps, with ? placeholders.
+func stepsSQL(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO saga_steps (saga_id, step, phase, name, error, at) VALUES (?, ?, ?, ?, ?, ?)`)
+	for range n - 1 {
+		b.WriteString(`, (?, ?, ?, ?, ?, ?)`)
+	}
+	return b.String()
 }
 
 // reload reads in from the store again after another process moved it on. It fails with
@@ -1147,7 +1198,7 @@ func (o *Orchestrator) reload(ctx context.Context, in *instance) error {
 		o.ownerLost()
 		return errLostClaim
 	}
-	in.state, in.data, in.passed = State(state), []byte(data), nil
+	in.state, in.data, in.passed, in.decoded = State(state), []byte(data), nil, nil
 	return nil
 }
 
@@ -1194,6 +1245,17 @@ func (d *Definition[S]) execute(ctx context.Context, o *Orchestrator, in *instan
 			}
 		}
 	}
+}
+
+// state returns the state the next attempt of a step of in starts from: the value the
+// run kept decoded since the last checkpoint (taken from in: the attempt may change it,
+// and a failed one leaves it changed), or else in.data decoded.
+func (d *Definition[S]) state(in *instance) (*S, error) {
+	if s, ok := in.decoded.(*S); ok && s != nil {
+		in.decoded = nil
+		return s, nil
+	}
+	return d.decode(in.data)
 }
 
 func (d *Definition[S]) decode(data []byte) (*S, error) {
@@ -1250,7 +1312,7 @@ func (d *Definition[S]) runAction(ctx context.Context, o *Orchestrator, in *inst
 		first = carried.begun
 	}
 	for attempt := 1; ; attempt++ {
-		state, err := d.decode(in.data)
+		state, err := d.state(in)
 		if err != nil {
 			return d.fail(ctx, o, in, err)
 		}
@@ -1299,7 +1361,7 @@ func (d *Definition[S]) runAction(ctx context.Context, o *Orchestrator, in *inst
 			}
 			if next < len(d.steps) && d.steps[next].ActionTx != nil && ctx.Err() == nil {
 				moved = true
-				return nil, d.checkpointWithNext(ctx, o, in, i, data)
+				return nil, d.checkpointWithNext(ctx, o, in, i, state, data)
 			}
 			// The action took effect: record it even if the orchestrator is closing.
 			cctx := context.WithoutCancel(ctx)
@@ -1312,7 +1374,7 @@ func (d *Definition[S]) runAction(ctx context.Context, o *Orchestrator, in *inst
 		}
 		if actErr == nil {
 			if !moved {
-				in.step, in.state, in.data, in.passed = next, nextState, data, nil
+				in.step, in.state, in.data, in.passed, in.decoded = next, nextState, data, nil, state
 			}
 			return nil
 		}
@@ -1347,12 +1409,12 @@ func (d *Definition[S]) runAction(ctx context.Context, o *Orchestrator, in *inst
 }
 
 // checkpointWithNext records the plain action i of in, which took effect leaving the
-// state data, in the transaction that makes the first attempt of step i+1, an ActionTx:
+// state state, encoded as data, in the transaction that makes the first attempt of step i+1, an ActionTx:
 // one transaction instead of two, and the saga moves on past both steps. When that
 // attempt fails, or the transaction does, step i is recorded by itself, as
 // runAction records a plain action, and a failed attempt is handed to the run of step
 // i+1 (in.first), which counts it as its first. It moves in on as far as it recorded.
-func (d *Definition[S]) checkpointWithNext(ctx context.Context, o *Orchestrator, in *instance, i int, data []byte) error {
+func (d *Definition[S]) checkpointWithNext(ctx context.Context, o *Orchestrator, in *instance, i int, state *S, data []byte) error {
 	j := i + 1
 	step, stepJ := &d.steps[i], &d.steps[j]
 	next, nextState := j+1, Running
@@ -1366,29 +1428,31 @@ func (d *Definition[S]) checkpointWithNext(ctx context.Context, o *Orchestrator,
 	defer cancel()
 	var actErr error
 	var dataJ []byte
+	var cur *S
+	tries := 0
 	err := o.st.InTx(cctx, func(tx *sql.Tx) error {
 		actErr = nil
-		if _, err := tx.StmtContext(cctx, o.insertStep).ExecContext(cctx, in.id, i, phaseAction, step.Name, "", time.Now().UnixNano()); err != nil {
-			if o.st.Dialect().IsUniqueViolation(err) {
-				return errStepDone
+		cur = state
+		if tries++; tries > 1 { // a retried transaction starts from step i's state again
+			var err error
+			if cur, err = d.decode(data); err != nil {
+				return err
 			}
-			return fmt.Errorf("saga: checkpoint: %w", err)
 		}
-		state, err := d.decode(data)
-		if err != nil {
-			return err
-		}
-		if err := stepJ.ActionTx(sctx, tx, state); err != nil {
+		if err := stepJ.ActionTx(sctx, tx, cur); err != nil {
 			actErr = err
 			return err
 		}
-		if dataJ, err = json.Marshal(state); err != nil {
+		var err error
+		if dataJ, err = json.Marshal(cur); err != nil {
 			return fmt.Errorf("saga %s: encode state: %w", d.name, err)
 		}
-		return o.checkpoint(sctx, tx, in, j, stepJ.Name, phaseAction, "", next, nextState, dataJ, "")
+		// Step i's record goes with step j's, in one statement.
+		return o.checkpoint(sctx, tx, in, j, stepJ.Name, phaseAction, "", next, nextState, dataJ, "",
+			stepRecord{step: i, name: step.Name, phase: phaseAction})
 	})
 	if err == nil {
-		in.step, in.state, in.data, in.passed = next, nextState, dataJ, nil
+		in.step, in.state, in.data, in.passed, in.decoded = next, nextState, dataJ, nil, cur
 		return nil
 	}
 	if err := o.st.InTx(cctx, func(tx *sql.Tx) error {
@@ -1396,7 +1460,7 @@ func (d *Definition[S]) checkpointWithNext(ctx context.Context, o *Orchestrator,
 	}); err != nil {
 		return err
 	}
-	in.step, in.state, in.data, in.passed = j, Running, data, nil
+	in.step, in.state, in.data, in.passed, in.decoded = j, Running, data, nil, nil
 	if actErr != nil && err == actErr {
 		in.first = &attempt{err: actErr, begun: begun}
 	}
@@ -1466,7 +1530,7 @@ func (d *Definition[S]) runCompensation(ctx context.Context, o *Orchestrator, in
 		nextState = Compensated
 	}
 	for attempt := 1; ; attempt++ {
-		state, err := d.decode(in.data)
+		state, err := d.state(in)
 		if err != nil {
 			return d.fail(ctx, o, in, err)
 		}
@@ -1512,7 +1576,7 @@ func (d *Definition[S]) runCompensation(ctx context.Context, o *Orchestrator, in
 			return err
 		}
 		if compErr == nil {
-			in.step, in.state, in.data = next, nextState, data
+			in.step, in.state, in.data, in.decoded = next, nextState, data, state
 			return nil
 		}
 		if ctx.Err() != nil {

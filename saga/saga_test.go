@@ -35,6 +35,7 @@ func suite(t *testing.T, open func(testing.TB) *store.Store) {
 		{"StartTwiceFirstStepInStart", testStartTwiceFirstStepInStart},
 		{"ActionTxAfterPlainStep", testActionTxAfterPlainStep},
 		{"GuardSteps", testGuardSteps},
+		{"RetryStartsFromCheckpoint", testRetryStartsFromCheckpoint},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
 	}
