@@ -90,28 +90,33 @@ func (s *Service) Charge(ctx context.Context, orderID, customer string, amountCe
 	}
 	var p Payment
 	err := s.st.InTx(ctx, func(tx *sql.Tx) error {
-		existing, err := s.get(ctx, tx, orderID)
-		if err == nil {
-			if existing.Status == "voided" {
-				return svcerr.Errorf(svcerr.FailedPrecondition, "order %s was cancelled before it was charged", orderID).WithMeta("reason", "voided")
-			}
-			if existing.AmountCents != amountCents || existing.Customer != customer {
-				return svcerr.Errorf(svcerr.AlreadyExists, "order %s was charged with different details", orderID)
-			}
-			p = existing
-			return nil
-		}
-		if svcerr.KindOf(err) != svcerr.NotFound {
-			return err
-		}
+		// The charge is inserted unless the order has one: the common case, a first
+		// charge, takes one statement; the order's payment is read only when it exists.
 		p = Payment{ID: newID(), OrderID: orderID, Customer: customer, AmountCents: amountCents, Status: "charged"}
 		if reason := s.rule.declines(customer, amountCents); reason != "" {
 			p.Status, p.Reason = "declined", reason
 		}
 		now := time.Now().UnixMilli()
-		_, err = tx.ExecContext(ctx, s.st.Rebind(`INSERT INTO payments (id, order_id, customer, amount_cents, status, reason, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), p.ID, p.OrderID, p.Customer, p.AmountCents, p.Status, p.Reason, now, now)
-		return err
+		res, err := tx.ExecContext(ctx, s.st.Rebind(`INSERT INTO payments (id, order_id, customer, amount_cents, status, reason, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING`), p.ID, p.OrderID, p.Customer, p.AmountCents, p.Status, p.Reason, now, now)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		existing, err := s.get(ctx, tx, orderID)
+		if err != nil {
+			return err
+		}
+		if existing.Status == "voided" {
+			return svcerr.Errorf(svcerr.FailedPrecondition, "order %s was cancelled before it was charged", orderID).WithMeta("reason", "voided")
+		}
+		if existing.AmountCents != amountCents || existing.Customer != customer {
+			return svcerr.Errorf(svcerr.AlreadyExists, "order %s was charged with different details", orderID)
+		}
+		p = existing
+		return nil
 	})
 	if err != nil {
 		return Payment{}, err
