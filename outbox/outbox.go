@@ -71,7 +71,9 @@ type Outbox struct {
 	st     *store.Store
 	notify chan struct{}
 	prop   propagation.TextMapPropagator
-	insert *sql.Stmt
+	// qInsert adds a row; run as text, so the store's connection keeps it prepared
+	// (SQLite) or pgx does (PostgreSQL).
+	qInsert string
 	// cursor: sent events are those at or below the relay's cursor (SQLite), not those
 	// with a sent_at (PostgreSQL).
 	cursor   bool
@@ -85,15 +87,11 @@ func New(ctx context.Context, st *store.Store) (*Outbox, error) {
 	if err := st.Migrate(ctx, migrations, store.WithSet(MigrationSet), store.WithDir("migrations")); err != nil {
 		return nil, fmt.Errorf("outbox: %w", err)
 	}
-	insert, err := st.DB().PrepareContext(ctx, st.Rebind("INSERT INTO outbox (id, subject, key, payload, headers, created_at) VALUES (?, ?, ?, ?, ?, ?)"))
-	if err != nil {
-		return nil, fmt.Errorf("outbox: %w", err)
-	}
 	o := &Outbox{
 		st:       st,
 		notify:   make(chan struct{}, 1),
 		prop:     observe.Propagator(),
-		insert:   insert,
+		qInsert:  st.Rebind("INSERT INTO outbox (id, subject, key, payload, headers, created_at) VALUES (?, ?, ?, ?, ?, ?)"),
 		cursor:   st.Dialect() == store.SQLite,
 		qPending: "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL",
 	}
@@ -123,7 +121,6 @@ const (
 // rows at its next poll.
 func (o *Outbox) Add(ctx context.Context, tx *sql.Tx, msgs ...*pubsub.Message) error {
 	now := time.Now()
-	insert := tx.StmtContext(ctx, o.insert)
 	parent := trace.SpanFromContext(ctx)
 	var rows []row // for the relay, once tx has committed (cursor mode)
 	if o.cursor {
@@ -160,7 +157,7 @@ func (o *Outbox) Add(ctx context.Context, tx *sql.Tx, msgs ...*pubsub.Message) e
 			h = appendHeader(h, hTime, m.Time.UTC().Format(time.RFC3339Nano))
 		}
 		hs := string(h)
-		res, err := insert.ExecContext(ctx, m.ID, m.Subject, m.Key, m.Data, hs, now.UnixNano())
+		res, err := tx.ExecContext(ctx, o.qInsert, m.ID, m.Subject, m.Key, m.Data, hs, now.UnixNano())
 		if err == nil && rows != nil {
 			var seq int64
 			if seq, err = res.LastInsertId(); err == nil {

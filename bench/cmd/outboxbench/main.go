@@ -40,6 +40,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -72,6 +73,7 @@ var (
 	pgDSN     = flag.String("postgres", "", "a postgres:// DSN: measure the store modes on PostgreSQL instead of SQLite (each run in a new schema)")
 	verbose   = flag.Bool("v", false, "print progress details")
 	cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	memprof   = flag.String("memprofile", "", "write an allocation profile of the run to this file")
 	noBatch   = flag.Bool("no-batch-publish", false, "outbox modes: the relay waits for an acknowledgement per event instead of publishing fast batches (pubsub.Config.NoBatchPublish)")
 )
 
@@ -80,6 +82,8 @@ type result struct {
 	events    int
 	elapsed   time.Duration
 	cpu       time.Duration // process CPU time (user + system) during the run
+	mallocs   uint64        // heap allocations during the run (the whole process: engines too)
+	allocated uint64        // heap bytes allocated during the run
 	latencies []time.Duration
 	// violations counts per-key order violations, -1 where not measured.
 	violations int
@@ -104,10 +108,11 @@ func (r result) String() string {
 	if r.violations >= 0 {
 		order = fmt.Sprintf("  %d per-key order violations", r.violations)
 	}
-	return fmt.Sprintf("%-16s %7d events %6.2fs %8.0f events/s  p50 %9s  p99 %9s  CPU %5.1fµs/event (%6.0f events per CPU-second)%s",
+	return fmt.Sprintf("%-16s %7d events %6.2fs %8.0f events/s  p50 %9s  p99 %9s  CPU %5.1fµs/event (%6.0f events per CPU-second)  %4.0f allocs %5.0f B/event%s",
 		r.name, r.events, r.elapsed.Seconds(), float64(r.events)/r.elapsed.Seconds(),
 		pct(0.50).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond),
-		float64(r.cpu.Microseconds())/float64(r.events), float64(r.events)/r.cpu.Seconds(), order)
+		float64(r.cpu.Microseconds())/float64(r.events), float64(r.events)/r.cpu.Seconds(),
+		float64(r.mallocs)/float64(r.events), float64(r.allocated)/float64(r.events), order)
 }
 
 func main() {
@@ -119,6 +124,19 @@ func main() {
 		}
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
+	}
+	if *memprof != "" {
+		runtime.MemProfileRate = 64 << 10
+		defer func() {
+			f, err := os.Create(*memprof)
+			if err != nil {
+				log.Fatal(err)
+			}
+			defer f.Close()
+			if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+				log.Fatal(err)
+			}
+		}()
 	}
 	dir, err := os.MkdirTemp("", "outboxbench")
 	if err != nil {
@@ -155,9 +173,13 @@ func main() {
 			order = append(order, name)
 		}
 		d := filepath.Join(dir, fmt.Sprintf("%s-%d", name, round))
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
 		c := cpuTime()
 		r := fn(d)
 		r.cpu = cpuTime() - c
+		runtime.ReadMemStats(&after)
+		r.mallocs, r.allocated = after.Mallocs-before.Mallocs, after.TotalAlloc-before.TotalAlloc
 		all[name] = append(all[name], r)
 		fmt.Println(r)
 		os.RemoveAll(d)
