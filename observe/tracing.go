@@ -78,14 +78,20 @@ func Tracing(tp trace.TracerProvider, opts ...TracingOption) endpoint.Middleware
 			}
 		}
 		client := info.Client
+		fast, _ := tracer.(spanStarter)
 		return func(ctx context.Context, req any) (any, error) {
-			ctx, span := tracer.Start(ctx, name, opts...)
-			recording := span.IsRecording()
-			if recording && len(attrs) > 0 {
-				// Set after the start rather than with trace.WithAttributes, which copies
-				// them once more per call; samplers therefore do not see them.
-				span.SetAttributes(attrs...)
+			var span trace.Span
+			if fast != nil {
+				ctx, span = fast.StartSpan(ctx, name, kind, attrs)
+			} else {
+				ctx, span = tracer.Start(ctx, name, opts...)
+				if len(attrs) > 0 && span.IsRecording() {
+					// Set after the start rather than with trace.WithAttributes, which
+					// copies them once more per call; samplers therefore do not see them.
+					span.SetAttributes(attrs...)
+				}
 			}
+			recording := span.IsRecording()
 			if recording && cfg.bodyLimit > 0 {
 				if a, ok := bodyAttr(RequestBodyKey, req, cfg.bodyLimit); ok {
 					span.SetAttributes(a)
@@ -113,6 +119,14 @@ func Tracing(tp trace.TracerProvider, opts ...TracingOption) endpoint.Middleware
 			return resp, err
 		}
 	}
+}
+
+// spanStarter is implemented by the tracers of svckit's lean OTLP provider
+// (observe/otlp): StartSpan starts a span of a kind and sets attributes on it after
+// sampling, as Start with trace.WithSpanKind followed by SetAttributes does, without
+// building a trace.SpanConfig on every call.
+type spanStarter interface {
+	StartSpan(ctx context.Context, name string, kind trace.SpanKind, attrs []attribute.KeyValue) (context.Context, trace.Span)
 }
 
 // callerCanceled reports whether ctx, the context a call was made with, was canceled (not

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -198,8 +199,26 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 		ctx = context.Background()
 	}
 	cfg := trace.NewSpanStartConfig(opts...)
+	return t.start(ctx, name, cfg.SpanKind(), &cfg, nil)
+}
+
+// StartSpan starts a span of the given kind, child of the span context in ctx, and sets
+// attrs on it after the sampler has decided (the sampler does not see them, as with
+// Span.SetAttributes right after Start). It is Start without building a
+// trace.SpanConfig from options on every call: observe.Tracing, which starts a span per
+// served and per made call, uses it when the tracer has it.
+func (t *tracer) StartSpan(ctx context.Context, name string, kind trace.SpanKind, attrs []attribute.KeyValue) (context.Context, trace.Span) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return t.start(ctx, name, kind, nil, attrs)
+}
+
+// start starts a span; cfg, when not nil, holds the options of Start, and attrs are set
+// after sampling.
+func (t *tracer) start(ctx context.Context, name string, kind trace.SpanKind, cfg *trace.SpanConfig, attrs []attribute.KeyValue) (context.Context, trace.Span) {
 	var psc trace.SpanContext
-	if cfg.NewRoot() {
+	if cfg != nil && cfg.NewRoot() {
 		ctx = trace.ContextWithSpanContext(ctx, psc)
 	} else {
 		psc = trace.SpanContextFromContext(ctx)
@@ -222,14 +241,11 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 			sr.Decision = sdktrace.RecordAndSample
 		}
 	default:
-		sr = t.p.sampler.ShouldSample(sdktrace.SamplingParameters{
-			ParentContext: ctx,
-			TraceID:       tid,
-			Name:          name,
-			Kind:          cfg.SpanKind(),
-			Attributes:    cfg.Attributes(),
-			Links:         cfg.Links(),
-		})
+		sp := sdktrace.SamplingParameters{ParentContext: ctx, TraceID: tid, Name: name, Kind: kind}
+		if cfg != nil {
+			sp.Attributes, sp.Links = cfg.Attributes(), cfg.Links()
+		}
+		sr = t.p.sampler.ShouldSample(sp)
 	}
 	scc := trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceState: sr.Tracestate}
 	if sr.Decision == sdktrace.RecordAndSample {
@@ -243,7 +259,10 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 		return trace.ContextWithSpan(ctx, ns), ns
 	}
 
-	start := cfg.Timestamp()
+	var start time.Time
+	if cfg != nil {
+		start = cfg.Timestamp()
+	}
 	if start.IsZero() {
 		start = time.Now()
 	}
@@ -253,20 +272,25 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 		psid:   psc.SpanID(),
 		remote: psc.IsRemote(),
 		name:   name,
-		kind:   trace.ValidateSpanKind(cfg.SpanKind()),
+		kind:   trace.ValidateSpanKind(kind),
 		start:  start,
 	}
-	for _, l := range cfg.Links() {
-		if !l.SpanContext.IsValid() && len(l.Attributes) == 0 && l.SpanContext.TraceState().Len() == 0 {
-			continue
+	if cfg != nil {
+		for _, l := range cfg.Links() {
+			if !l.SpanContext.IsValid() && len(l.Attributes) == 0 && l.SpanContext.TraceState().Len() == 0 {
+				continue
+			}
+			s.addLink(l)
 		}
-		s.addLink(l)
 	}
 	if len(sr.Attributes) > 0 {
 		s.setAttributes(sr.Attributes)
 	}
-	if a := cfg.Attributes(); len(a) > 0 {
-		s.setAttributes(a)
+	if cfg != nil {
+		attrs = cfg.Attributes()
+	}
+	if len(attrs) > 0 {
+		s.setAttributes(attrs)
 	}
 	return trace.ContextWithSpan(ctx, s), s
 }

@@ -266,6 +266,28 @@ var comparisonCases = []struct {
 		_, s := tp.Tracer("svc").Start(remoteCtx, "recorded, not sampled", startAt)
 		s.End(endAt)
 	}},
+	{name: "StartSpan: kinds, attributes, a child", spans: 3, times: true, run: func(tp trace.TracerProvider) {
+		tr := tp.Tracer("github.com/svckit/svckit/observe")
+		rpc := []attribute.KeyValue{attribute.String("rpc.system.name", "grpc"), attribute.String("rpc.method", "a.B/C")}
+		ctx, s := startSpan(tr, remoteCtx, "a.B/C", trace.SpanKindServer, rpc)
+		_, c := startSpan(tr, ctx, "d.E/F", trace.SpanKindClient, rpc[:1])
+		c.SetAttributes(attribute.Int("later", 1))
+		c.End()
+		s.End()
+		_, r := startSpan(tr, context.Background(), "root", trace.SpanKindUnspecified, nil)
+		r.End()
+	}},
+	{name: "StartSpan: sampler attributes first", spans: 1, times: true, sampler: taggingSampler{}, run: func(tp trace.TracerProvider) {
+		_, s := startSpan(tp.Tracer("svc"), remoteCtx, "tagged", trace.SpanKindClient, []attribute.KeyValue{attribute.Int("x", 1)})
+		s.End()
+	}},
+	{name: "StartSpan: not sampled", spans: 0, times: true, sampler: sdktrace.NeverSample(), run: func(tp trace.TracerProvider) {
+		_, s := startSpan(tp.Tracer("svc"), remoteCtx, "never", trace.SpanKindServer, []attribute.KeyValue{attribute.Int("x", 1)})
+		if s.IsRecording() || !s.SpanContext().IsValid() {
+			panic("an unsampled span must not record and must have a valid span context")
+		}
+		s.End()
+	}},
 	{name: "times from the clock, panic at End", spans: 1, times: true, run: func(tp trace.TracerProvider) {
 		_, s := tp.Tracer("svc").Start(remoteCtx, "clock")
 		s.AddEvent("now")
@@ -672,4 +694,19 @@ func TestFastSamplers(t *testing.T) {
 			t.Errorf("%v: fast sampler %d, want %d", tt.sampler, tp.fastSampler, tt.want)
 		}
 	}
+}
+
+// startSpan starts a span as observe.Tracing does: with the lean tracer's StartSpan when
+// it has it, else with Start and the attributes set right after it.
+func startSpan(tr trace.Tracer, ctx context.Context, name string, kind trace.SpanKind, attrs []attribute.KeyValue) (context.Context, trace.Span) {
+	if st, ok := tr.(interface {
+		StartSpan(context.Context, string, trace.SpanKind, []attribute.KeyValue) (context.Context, trace.Span)
+	}); ok {
+		return st.StartSpan(ctx, name, kind, attrs)
+	}
+	ctx, s := tr.Start(ctx, name, trace.WithSpanKind(kind))
+	if len(attrs) > 0 && s.IsRecording() {
+		s.SetAttributes(attrs...)
+	}
+	return ctx, s
 }
