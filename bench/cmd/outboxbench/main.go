@@ -84,9 +84,27 @@ type result struct {
 	cpu       time.Duration // process CPU time (user + system) during the run
 	mallocs   uint64        // heap allocations during the run (the whole process: engines too)
 	allocated uint64        // heap bytes allocated during the run
+	writes    int64         // write system calls (write, pwrite…) during the run, -1 if unknown
 	latencies []time.Duration
 	// violations counts per-key order violations, -1 where not measured.
 	violations int
+}
+
+// writeCalls returns how many write system calls the process has made (syscw in
+// /proc/self/io), or -1 where that is not available.
+func writeCalls() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "syscw: "); ok {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				return n
+			}
+		}
+	}
+	return -1
 }
 
 // cpuTime returns the CPU time the process has used.
@@ -104,6 +122,10 @@ func (r result) String() string {
 		}
 		return r.latencies[min(len(r.latencies)-1, int(float64(len(r.latencies))*p))]
 	}
+	writes := ""
+	if r.writes >= 0 {
+		writes = fmt.Sprintf("  %.2f write syscalls/event", float64(r.writes)/float64(r.events))
+	}
 	order := ""
 	if r.violations >= 0 {
 		order = fmt.Sprintf("  %d per-key order violations", r.violations)
@@ -112,7 +134,7 @@ func (r result) String() string {
 		r.name, r.events, r.elapsed.Seconds(), float64(r.events)/r.elapsed.Seconds(),
 		pct(0.50).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond),
 		float64(r.cpu.Microseconds())/float64(r.events), float64(r.events)/r.cpu.Seconds(),
-		float64(r.mallocs)/float64(r.events), float64(r.allocated)/float64(r.events), order)
+		float64(r.mallocs)/float64(r.events), float64(r.allocated)/float64(r.events), order) + writes
 }
 
 func main() {
@@ -175,9 +197,13 @@ func main() {
 		d := filepath.Join(dir, fmt.Sprintf("%s-%d", name, round))
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
+		w := writeCalls()
 		c := cpuTime()
 		r := fn(d)
 		r.cpu = cpuTime() - c
+		if r.writes = -1; w >= 0 {
+			r.writes = writeCalls() - w
+		}
 		runtime.ReadMemStats(&after)
 		r.mallocs, r.allocated = after.Mallocs-before.Mallocs, after.TotalAlloc-before.TotalAlloc
 		all[name] = append(all[name], r)
