@@ -69,6 +69,9 @@ func decodeMessage(subject string, h nats.Header, data []byte) *Message {
 			continue
 		}
 		v := vs[0]
+		if k == nats.MsgIdHdr { // as publishers write it: no lower-case copy of the name
+			continue
+		}
 		switch strings.ToLower(k) {
 		case HeaderID:
 			m.ID = v
