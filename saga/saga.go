@@ -437,6 +437,7 @@ type Orchestrator struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	work   chan func() // sagas handed to idle workers
 
 	insertInstance, insertStep, updateInstance *sql.Stmt
 	selectState, selectHeld                    *sql.Stmt
@@ -483,7 +484,7 @@ func New(ctx context.Context, st *store.Store, opts ...Option) (*Orchestrator, e
 	o := &Orchestrator{
 		st: st, owner: "local", lease: 30 * time.Second, sem: make(chan struct{}, 256),
 		log: slog.New(slog.DiscardHandler), compMax: 5 * time.Second,
-		defs: map[string]Runner{}, running: map[string]*run{},
+		defs: map[string]Runner{}, running: map[string]*run{}, work: make(chan func()),
 	}
 	for _, fn := range opts {
 		fn(o)
@@ -691,6 +692,7 @@ func (o *Orchestrator) record(ctx context.Context, in *instance) error {
 // insert writes the row of the new saga in, as in holds it, within tx. It fails with
 // errOwnerTaken when another orchestrator holds this one's owner.
 func (o *Orchestrator) insert(ctx context.Context, tx *sql.Tx, in *instance, now int64) error {
+	ctx = o.stmtCtx(ctx)
 	args := []any{in.id, in.name, string(in.state), in.step, string(in.data), o.owner, now + int64(o.lease), now, now}
 	if o.st.Dialect() != store.SQLite {
 		var held int
@@ -755,7 +757,8 @@ func (d *Definition[S]) startWithFirstStep(ctx context.Context, o *Orchestrator,
 		if err := o.insert(ctx, tx, after, now); err != nil {
 			return err
 		}
-		_, err = tx.StmtContext(ctx, o.insertStep).ExecContext(ctx, in.id, 0, phaseAction, step.Name, "", now)
+		sc := o.stmtCtx(ctx)
+		_, err = tx.StmtContext(sc, o.insertStep).ExecContext(sc, in.id, 0, phaseAction, step.Name, "", now)
 		return err
 	})
 	switch {
@@ -798,10 +801,7 @@ func (o *Orchestrator) launch(d Runner, in *instance) bool {
 	}
 	r := &run{done: make(chan struct{}), in: in}
 	o.running[in.id] = r
-	o.wg.Add(1)
-	o.mu.Unlock()
-	go func() {
-		defer o.wg.Done()
+	job := func() {
 		defer func() {
 			o.mu.Lock()
 			delete(o.running, in.id)
@@ -815,8 +815,38 @@ func (o *Orchestrator) launch(d Runner, in *instance) bool {
 		}
 		defer func() { <-o.sem }()
 		d.execute(o.ctx, o, in)
-	}()
+	}
+	select {
+	case o.work <- job: // an idle worker runs it
+	default:
+		o.wg.Add(1)
+		go o.worker(job)
+	}
+	o.mu.Unlock()
 	return true
+}
+
+// workerIdle is how long a worker goroutine waits for another saga before it exits.
+const workerIdle = 5 * time.Second
+
+// worker runs job, then the sagas launch hands it, until it has waited workerIdle for
+// one or the orchestrator stops. Reused goroutines keep the stack that running a saga
+// grew (a new goroutine for each saga grew and copied its stack every time).
+func (o *Orchestrator) worker(job func()) {
+	defer o.wg.Done()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		job()
+		idle.Reset(workerIdle)
+		select {
+		case job = <-o.work:
+		case <-idle.C:
+			return
+		case <-o.ctx.Done():
+			return
+		}
+	}
 }
 
 // Resume claims every saga in the store that has not ended, whose definition is
@@ -1117,6 +1147,7 @@ var (
 // holds the saga. The caller clears in.passed once tx commits.
 func (o *Orchestrator) checkpoint(ctx context.Context, tx *sql.Tx, in *instance, step int, name, phase, errMsg string,
 	next int, state State, data []byte, sagaErr string, before ...stepRecord) error {
+	ctx = o.stmtCtx(ctx)
 	now := time.Now().UnixNano()
 	var buf [4]stepRecord
 	recs := buf[:0]
@@ -1136,6 +1167,18 @@ func (o *Orchestrator) checkpoint(ctx context.Context, tx *sql.Tx, in *instance,
 		return errLostClaim
 	}
 	return nil
+}
+
+// stmtCtx returns the context for the orchestrator's own statements in a transaction.
+// On SQLite they are short (rows by their keys, on the single writer, which waits for no
+// lock), and a context that can be canceled costs the driver a goroutine for each
+// statement, so they run without ctx's cancellation; on PostgreSQL, where one may wait
+// for another replica's row lock, they keep it.
+func (o *Orchestrator) stmtCtx(ctx context.Context) context.Context {
+	if o.st.Dialect() == store.SQLite && ctx.Done() != nil {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
 }
 
 // insertSteps writes recs, the step records of saga id, in tx, in one statement. It fails
