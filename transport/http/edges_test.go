@@ -185,7 +185,9 @@ func TestClientHidesNonProblemBodies(t *testing.T) {
 }
 
 // BenchmarkProblemListener compares a keep-alive loopback request with and without
-// ProblemListener around the listener: the wrapper looks at the first line of each write.
+// ProblemListener around the listener: the wrapper looks at the first line of each write
+// and sets read deadlines on the socket only when a read starts. The server has svckit's
+// timeouts (header, whole request, idle), which set read deadlines on every request.
 func BenchmarkProblemListener(b *testing.B) {
 	for _, tc := range []struct {
 		name string
@@ -199,7 +201,8 @@ func BenchmarkProblemListener(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			srv := &http.Server{Handler: sumServer()}
+			srv := &http.Server{Handler: sumServer(), ReadHeaderTimeout: 10 * time.Second,
+				ReadTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
 			go func() { _ = srv.Serve(tc.wrap(ln)) }()
 			defer srv.Close()
 			url := "http://" + ln.Addr().String() + "/sum"

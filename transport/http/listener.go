@@ -3,9 +3,14 @@ package http
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
+	"time"
 
 	"github.com/svckit/svckit/svcerr"
 )
@@ -28,21 +33,122 @@ func ProblemListener(ln net.Listener) net.Listener { return problemListener{ln} 
 type problemListener struct{ net.Listener }
 
 // Accept returns the next connection, wrapped. A *net.TCPConn keeps its other methods
-// (CloseWrite, ReadFrom for sendfile), which net/http looks for.
+// (CloseWrite, ReadFrom for sendfile), which net/http looks for, and its read deadlines
+// are applied lazily (see problemTCPConn).
 func (l problemListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
-		return problemTCPConn{tc}, nil
+		return &problemTCPConn{TCPConn: tc}, nil
 	}
 	return problemConn{c}, nil
 }
 
-type problemTCPConn struct{ *net.TCPConn }
+// problemTCPConn is a TCP connection whose refusals are rewritten (Write) and whose read
+// deadline reaches the socket only when it can matter: when a read starts, or at once
+// while a read is in progress. net/http sets the read deadline up to six times per
+// keep-alive request (idle, header and whole-request timeouts, and around the background
+// read that watches for the client going away) while reading the socket only about twice
+// — the next request is usually in its buffer whole — and each deadline set on the socket
+// costs a runtime timer update. A read always runs under the deadline last set before it
+// or during it, as it would unwrapped; once raw access is handed out (SyscallConn, File),
+// every deadline is applied at once.
+type problemTCPConn struct {
+	*net.TCPConn
 
-func (c problemTCPConn) Write(p []byte) (int, error) { return writeRefusal(c.TCPConn, p) }
+	mu      sync.Mutex
+	pending time.Time // the read deadline last set
+	applied time.Time // the read deadline the socket has
+	reading int       // reads in progress
+	eager   bool      // apply every read deadline at once
+}
+
+func (c *problemTCPConn) Write(p []byte) (int, error) { return writeRefusal(c.TCPConn, p) }
+
+// Read reads from the connection under the read deadline last set.
+func (c *problemTCPConn) Read(p []byte) (int, error) {
+	c.beginRead()
+	n, err := c.TCPConn.Read(p)
+	c.endRead()
+	return n, err
+}
+
+// WriteTo copies the connection's data to w (splice on Linux) under the read deadline last
+// set, like Read.
+func (c *problemTCPConn) WriteTo(w io.Writer) (int64, error) {
+	c.beginRead()
+	n, err := c.TCPConn.WriteTo(w)
+	c.endRead()
+	return n, err
+}
+
+// SetReadDeadline records t, and sets it on the socket now if a read is in progress;
+// otherwise the next read does.
+func (c *problemTCPConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pending = t
+	if c.reading > 0 || c.eager {
+		return c.applyLocked()
+	}
+	return nil
+}
+
+// SetDeadline sets the write deadline at once and the read deadline as SetReadDeadline does.
+func (c *problemTCPConn) SetDeadline(t time.Time) error {
+	if err := c.TCPConn.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return c.SetReadDeadline(t)
+}
+
+// SyscallConn returns the raw connection; from then on read deadlines are set at once,
+// since reads through it do not pass here.
+func (c *problemTCPConn) SyscallConn() (syscall.RawConn, error) {
+	c.goEager()
+	return c.TCPConn.SyscallConn()
+}
+
+// File returns a copy of the socket's file; from then on read deadlines are set at once.
+func (c *problemTCPConn) File() (*os.File, error) {
+	c.goEager()
+	return c.TCPConn.File()
+}
+
+func (c *problemTCPConn) goEager() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.eager = true
+	_ = c.applyLocked()
+}
+
+func (c *problemTCPConn) beginRead() {
+	c.mu.Lock()
+	c.reading++
+	// An error here (a closed connection) is the read's to report.
+	_ = c.applyLocked()
+	c.mu.Unlock()
+}
+
+func (c *problemTCPConn) endRead() {
+	c.mu.Lock()
+	c.reading--
+	c.mu.Unlock()
+}
+
+// applyLocked sets the pending read deadline on the socket unless it has it already.
+func (c *problemTCPConn) applyLocked() error {
+	if c.pending.Equal(c.applied) {
+		return nil
+	}
+	if err := c.TCPConn.SetReadDeadline(c.pending); err != nil {
+		return err
+	}
+	c.applied = c.pending
+	return nil
+}
 
 type problemConn struct{ net.Conn }
 
