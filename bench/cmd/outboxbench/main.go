@@ -6,6 +6,9 @@
 //	          (with -postgres DSN, PostgreSQL instead, for this mode and outbox)
 //	jetstream raw JetStream: async publish with Nats-Msg-Id, a durable pull consumer with
 //	          explicit acks, on the embedded server
+//	jetstream-batch
+//	          the same, published as fast batches of -batch messages with one
+//	          acknowledgement each, as the outbox relay publishes
 //	outbox    end to end: producers commit an order and its event through outbox.Add,
 //	          the relay publishes, a pubsub subscription consumes and acks; the
 //	          subscription is a default one, which keeps each key's order (an event's key
@@ -64,7 +67,7 @@ var (
 	producers = flag.Int("producers", 32, "concurrent producer goroutines (transactions in flight, as from concurrent requests)")
 	perTx     = flag.Int("per-tx", 1, "events per producer transaction")
 	batch     = flag.Int("batch", 1000, "relay batch size")
-	mode      = flag.String("mode", "all", "sqlite, jetstream, outbox (both outbox modes), outbox-ordered (the per-key order mode alone), outbox-unordered, or all; a comma-separated list")
+	mode      = flag.String("mode", "all", "sqlite, jetstream, jetstream-batch, outbox (both outbox modes), outbox-ordered (the per-key order mode alone), outbox-unordered, or all; a comma-separated list")
 	keys      = flag.Int("keys", 100, "distinct event keys in the outbox modes")
 	conc      = flag.Int("concurrency", 8, "handlers at once in the outbox modes' subscription")
 	payload   = flag.Int("payload", 200, "event payload bytes")
@@ -215,7 +218,8 @@ func main() {
 			fmt.Printf("round %d\n", round+1)
 		}
 		run(round, "sqlite", func(d string) result { return benchSQLite(ctx, d, body) })
-		run(round, "jetstream", func(d string) result { return benchJetStream(ctx, d, body) })
+		run(round, "jetstream", func(d string) result { return benchJetStream(ctx, d, body, false) })
+		run(round, "jetstream-batch", func(d string) result { return benchJetStream(ctx, d, body, true) })
 		run(round, "outbox", func(d string) result { return benchOutbox(ctx, d, body, true) })
 		run(round, "outbox-unordered", func(d string) result { return benchOutbox(ctx, d, body, false) })
 	}
@@ -344,7 +348,10 @@ func startNATS(ctx context.Context, dir string) (*natsserver.Server, *nats.Conn)
 	return srv, nc
 }
 
-func benchJetStream(ctx context.Context, dir string, body []byte) result {
+// benchJetStream runs the raw JetStream mode; batched publishes each batch as one fast
+// batch with one acknowledgement (as the outbox relay does) instead of an
+// acknowledgement per message.
+func benchJetStream(ctx context.Context, dir string, body []byte, batched bool) result {
 	srv, nc := startNATS(ctx, dir)
 	defer srv.Shutdown(ctx)
 	defer nc.Close()
@@ -352,7 +359,7 @@ func benchJetStream(ctx context.Context, dir string, body []byte) result {
 	if err != nil {
 		log.Fatal(err)
 	}
-	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RAW", Subjects: []string{"raw.>"}, Duplicates: 2 * time.Minute})
+	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RAW", Subjects: []string{"raw.>"}, Duplicates: 2 * time.Minute, AllowBatchPublish: batched})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -376,6 +383,11 @@ func benchJetStream(ctx context.Context, dir string, body []byte) result {
 	}
 	defer cc.Stop()
 	start := time.Now()
+	if batched {
+		publishFastBatches(nc, body, start)
+		<-done
+		return result{name: "jetstream-batch", events: *n, elapsed: time.Since(start), latencies: lat, violations: -1}
+	}
 	for i := 0; i < *n; i += *batch {
 		var futs []jetstream.PubAckFuture
 		for j := i; j < min(i+*batch, *n); j++ {
@@ -400,6 +412,56 @@ func benchJetStream(ctx context.Context, dir string, body []byte) result {
 	}
 	<-done
 	return result{name: "jetstream", events: *n, elapsed: time.Since(start), latencies: lat, violations: -1}
+}
+
+// publishFastBatches publishes the -n messages as JetStream fast batches of -batch
+// messages ("fail" gap mode, a flow-control message every 500), each with a
+// Nats-Msg-Id, and waits for each batch's acknowledgement before the next, as the
+// outbox relay does through pubsub.
+func publishFastBatches(nc *nats.Conn, body []byte, start time.Time) {
+	inbox := nc.NewInbox()
+	answers := make(chan []byte, 16)
+	sub, err := nc.Subscribe(inbox+".>", func(m *nats.Msg) {
+		if len(m.Data) > 8 && string(m.Data[:8]) == `{"type":` {
+			return // flow control
+		}
+		answers <- m.Data
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	for i, id := 0, 0; i < *n; i, id = i+*batch, id+1 {
+		last := min(i+*batch, *n)
+		base := inbox + "." + strconv.Itoa(id) + ".500.fail."
+		for j := i; j < last; j++ {
+			if *rate > 0 {
+				time.Sleep(time.Until(start.Add(time.Duration(j) * time.Second / time.Duration(*rate))))
+			}
+			op := "1"
+			switch {
+			case j == last-1:
+				op = "2"
+			case j == i:
+				op = "0"
+			}
+			m := &nats.Msg{Subject: "raw.orders", Data: body, Header: nats.Header{},
+				Reply: base + strconv.Itoa(j-i+1) + "." + op + ".$FI"}
+			m.Header.Set(nats.MsgIdHdr, "ev-"+strconv.Itoa(j))
+			m.Header.Set("sent", strconv.FormatInt(time.Now().UnixNano(), 10))
+			if err := nc.PublishMsg(m); err != nil {
+				log.Fatal(err)
+			}
+		}
+		select {
+		case a := <-answers:
+			if strings.Contains(string(a), `"error"`) {
+				log.Fatalf("fast batch: %s", a)
+			}
+		case <-time.After(10 * time.Second):
+			log.Fatal("fast batch: no acknowledgement")
+		}
+	}
 }
 
 // benchOutbox runs the end-to-end mode; ordered keeps each key's order in the
