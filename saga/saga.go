@@ -441,7 +441,10 @@ type Orchestrator struct {
 
 	insertInstance, insertStep, updateInstance *sql.Stmt
 	selectState, selectHeld                    *sql.Stmt
-	stepsSQL                                   [5]string // stepsSQL[n] inserts n step records (n ≥ 2)
+	// The text of insertInstance, insertStep and updateInstance, rebound: on SQLite the
+	// writer keeps them prepared by their text (see exec).
+	insertInstanceSQL, insertStepSQL, updateInstanceSQL string
+	stepsSQL                                            [5]string // stepsSQL[n] inserts n step records (n ≥ 2)
 
 	stopOnce sync.Once
 
@@ -492,22 +495,25 @@ func New(ctx context.Context, st *store.Store, opts ...Option) (*Orchestrator, e
 	for n := 2; n < len(o.stepsSQL); n++ {
 		o.stepsSQL[n] = st.Rebind(stepsSQL(n))
 	}
+	o.insertInstanceSQL = st.Rebind(insertInstanceSQL(st.Dialect()))
+	o.insertStepSQL = st.Rebind(stepsSQL(1))
+	o.updateInstanceSQL = st.Rebind(`UPDATE saga_instances
+		SET status = ?, step = ?, state = ?, error = ?, lease_until = ?, updated_at = ?
+		WHERE id = ? AND owner = ? AND ` + fence)
 	// Prepared once: parsing SQL costs more than running these statements.
 	for _, p := range []struct {
 		stmt **sql.Stmt
 		db   *sql.DB
 		sql  string
 	}{
-		{&o.insertInstance, st.DB(), insertInstanceSQL(st.Dialect())},
-		{&o.insertStep, st.DB(), `INSERT INTO saga_steps (saga_id, step, phase, name, error, at) VALUES (?, ?, ?, ?, ?, ?)`},
-		{&o.updateInstance, st.DB(), `UPDATE saga_instances
-			SET status = ?, step = ?, state = ?, error = ?, lease_until = ?, updated_at = ?
-			WHERE id = ? AND owner = ? AND ` + fence},
-		{&o.selectState, st.ReadDB(), `SELECT status FROM saga_instances WHERE id = ?`},
+		{&o.insertInstance, st.DB(), o.insertInstanceSQL},
+		{&o.insertStep, st.DB(), o.insertStepSQL},
+		{&o.updateInstance, st.DB(), o.updateInstanceSQL},
+		{&o.selectState, st.ReadDB(), st.Rebind(`SELECT status FROM saga_instances WHERE id = ?`)},
 		// In the transaction that records a new saga, on the writer.
-		{&o.selectHeld, st.DB(), `SELECT 1 FROM saga_owners WHERE owner = ? AND instance = ?`},
+		{&o.selectHeld, st.DB(), st.Rebind(`SELECT 1 FROM saga_owners WHERE owner = ? AND instance = ?`)},
 	} {
-		stmt, err := p.db.PrepareContext(ctx, st.Rebind(p.sql))
+		stmt, err := p.db.PrepareContext(ctx, p.sql)
 		if err != nil {
 			o.closeStmts()
 			return nil, fmt.Errorf("saga: prepare: %w", err)
@@ -703,10 +709,10 @@ func (o *Orchestrator) insert(ctx context.Context, tx *sql.Tx, in *instance, now
 		if err != nil {
 			return err
 		}
-		_, err = tx.StmtContext(ctx, o.insertInstance).ExecContext(ctx, args...)
+		_, err = o.exec(ctx, tx, o.insertInstance, o.insertInstanceSQL, args...)
 		return err
 	}
-	res, err := tx.StmtContext(ctx, o.insertInstance).ExecContext(ctx, append(args, o.owner, o.instance)...)
+	res, err := o.exec(ctx, tx, o.insertInstance, o.insertInstanceSQL, append(args, o.owner, o.instance)...)
 	if err != nil {
 		return err
 	}
@@ -758,7 +764,7 @@ func (d *Definition[S]) startWithFirstStep(ctx context.Context, o *Orchestrator,
 			return err
 		}
 		sc := o.stmtCtx(ctx)
-		_, err = tx.StmtContext(sc, o.insertStep).ExecContext(sc, in.id, 0, phaseAction, step.Name, "", now)
+		_, err = o.exec(sc, tx, o.insertStep, o.insertStepSQL, in.id, 0, phaseAction, step.Name, "", now)
 		return err
 	})
 	switch {
@@ -1158,7 +1164,7 @@ func (o *Orchestrator) checkpoint(ctx context.Context, tx *sql.Tx, in *instance,
 	if err := o.insertSteps(ctx, tx, in.id, now, recs); err != nil {
 		return err
 	}
-	res, err := tx.StmtContext(ctx, o.updateInstance).ExecContext(ctx, string(state), next, string(data), sagaErr,
+	res, err := o.exec(ctx, tx, o.updateInstance, o.updateInstanceSQL, string(state), next, string(data), sagaErr,
 		now+int64(o.lease), now, in.id, o.owner, o.owner, o.instance)
 	if err != nil {
 		return fmt.Errorf("saga: checkpoint: %w", err)
@@ -1167,6 +1173,16 @@ func (o *Orchestrator) checkpoint(ctx context.Context, tx *sql.Tx, in *instance,
 		return errLostClaim
 	}
 	return nil
+}
+
+// exec runs one of the orchestrator's statements, stmt, whose text is text, in tx: on
+// SQLite by its text, which the store's writer keeps prepared (binding stmt to the
+// transaction at each call costs more), elsewhere as stmt.
+func (o *Orchestrator) exec(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, text string, args ...any) (sql.Result, error) {
+	if o.st.Dialect() == store.SQLite {
+		return tx.ExecContext(ctx, text, args...)
+	}
+	return tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
 }
 
 // stmtCtx returns the context for the orchestrator's own statements in a transaction.
@@ -1187,7 +1203,7 @@ func (o *Orchestrator) insertSteps(ctx context.Context, tx *sql.Tx, id string, n
 	var err error
 	if len(recs) == 1 {
 		r := recs[0]
-		_, err = tx.StmtContext(ctx, o.insertStep).ExecContext(ctx, id, r.step, r.phase, r.name, r.errMsg, now)
+		_, err = o.exec(ctx, tx, o.insertStep, o.insertStepSQL, id, r.step, r.phase, r.name, r.errMsg, now)
 	} else {
 		args := make([]any, 0, 6*len(recs))
 		for _, r := range recs {
