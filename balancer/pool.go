@@ -8,6 +8,8 @@ import (
 
 	grpcgo "google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	sgrpc "github.com/svckit/svckit/transport/grpc"
 )
 
 // ConnPool keeps one gRPC client connection per instance address for the factories of a
@@ -26,8 +28,9 @@ type ConnPool struct {
 // PoolOption configures a ConnPool.
 type PoolOption func(*ConnPool)
 
-// WithDial sets how connections are made; the default is grpc.NewClient(addr) without
-// transport security. Pass the options for TLS, interceptors or stats handlers here.
+// WithDial sets how connections are made; the default is grpc.NewClient(addr) with
+// transport/grpc's DialOptions (fixed flow-control windows) and without transport
+// security. Pass the options for TLS, interceptors or stats handlers here.
 func WithDial(dial func(addr string) (*grpcgo.ClientConn, error)) PoolOption {
 	return func(p *ConnPool) { p.dial = dial }
 }
@@ -44,7 +47,7 @@ func NewConnPool(b *Balancer, opts ...PoolOption) *ConnPool {
 		leaving: map[*grpcgo.ClientConn]*time.Timer{},
 	}
 	p.dial = func(addr string) (*grpcgo.ClientConn, error) {
-		return grpcgo.NewClient(addr, grpcgo.WithTransportCredentials(insecure.NewCredentials()))
+		return grpcgo.NewClient(addr, append(sgrpc.DialOptions(), grpcgo.WithTransportCredentials(insecure.NewCredentials()))...)
 	}
 	for _, o := range opts {
 		o(p)

@@ -16,6 +16,33 @@ import (
 	"github.com/svckit/svckit/svcerr"
 )
 
+// WindowSize and ConnWindowSize are the HTTP/2 flow-control windows of svckit's gRPC
+// connections, per stream and per connection, in bytes: [DialOptions] sets them on
+// clients and [NewGRPCServer] on servers. Fixed windows turn off grpc-go's bandwidth-delay
+// estimation, which otherwise sends a PING, and has it acknowledged, whenever a side
+// receives data after the last estimate was taken: on sequential unary calls that is four
+// extra frames per call, both ends, about 6 µs of CPU per call over loopback (of ~105,
+// bare grpc-go client and server, alternated blocks). At 1 MiB per stream a call moves a
+// megabyte per round trip — a gigabyte a second at a millisecond of latency — and the
+// estimation grows windows to 16 MiB at most, so only bulk transfers over long
+// high-latency links would notice.
+const (
+	WindowSize     = 1 << 20
+	ConnWindowSize = 2 << 20
+)
+
+// DialOptions returns svckit's default options for a client connection, to pass to
+// grpc.NewClient beside the credentials ([DialCredentials]): the fixed flow-control
+// windows of [WindowSize].
+//
+//	cc, err := grpcgo.NewClient(addr, append(sgrpc.DialOptions(), sgrpc.DialCredentials(nil))...)
+func DialOptions() []grpcgo.DialOption {
+	return []grpcgo.DialOption{
+		grpcgo.WithInitialWindowSize(WindowSize),
+		grpcgo.WithInitialConnWindowSize(ConnWindowSize),
+	}
+}
+
 // Client calls the methods of one gRPC service. [UnaryCall] and [StreamCall] turn its
 // methods into endpoints, wrapped with the client's middleware.
 type Client struct {

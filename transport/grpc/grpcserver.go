@@ -30,6 +30,8 @@ const DefaultMaxRecvMsgSize = 4 << 20
 //   - keepalive enforcement that lets clients ping every 10s, even between calls, and
 //     server pings after 1 minute of silence that drop connections dead for 20s more;
 //   - requests of at most [DefaultMaxRecvMsgSize];
+//   - fixed flow-control windows, [WindowSize] and [ConnWindowSize], instead of grpc-go's
+//     bandwidth-delay estimation and its PING per call;
 //   - a pool of goroutines that serve calls, 64 per GOMAXPROCS, so that a call does not
 //     pay for a new goroutine and the growth of its stack (grpc.NumStreamWorkers);
 //   - interceptors that turn a panic in any handler, svckit's or not, into codes.Internal for
@@ -46,6 +48,8 @@ func NewGRPCServer(logger *slog.Logger, opts ...grpcgo.ServerOption) *grpcgo.Ser
 		grpcgo.ChainUnaryInterceptor(recoveryUnary(logger)),
 		grpcgo.ChainStreamInterceptor(recoveryStream(logger)),
 		grpcgo.NumStreamWorkers(streamWorkers()),
+		grpcgo.InitialWindowSize(WindowSize),
+		grpcgo.InitialConnWindowSize(ConnWindowSize),
 	}
 	return grpcgo.NewServer(append(defaults, opts...)...)
 }
