@@ -51,6 +51,7 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // decodeJSON is the default decoder. An empty body decodes to the zero request (so methods
 // without parameters need no body); a non-empty body must be JSON within the size limit.
 func decodeJSON[Req any](maxBytes int64, strict bool) DecodeFunc[Req] {
+	_, binds := any((*Req)(nil)).(RequestBinder)
 	return func(r *http.Request) (Req, error) {
 		var req Req
 		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
@@ -75,6 +76,9 @@ func decodeJSON[Req any](maxBytes int64, strict bool) DecodeFunc[Req] {
 					return req, err
 				}
 			}
+		}
+		if !binds {
+			return req, nil
 		}
 		if b, ok := any(&req).(RequestBinder); ok {
 			if err := b.BindRequest(r); err != nil {

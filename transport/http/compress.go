@@ -3,6 +3,7 @@ package http
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -61,14 +62,35 @@ func readBody(r *http.Request, buf *bytes.Buffer, limit int64) error {
 		err: svcerr.Errorf(svcerr.InvalidArgument, "unsupported content encoding %q: send gzip or no encoding", truncate(strings.Join(ce, ", "), 64))}
 }
 
+// readPlain reads body into buf up to its end; a body longer than limit bytes is a 413
+// once one byte more has been read. It reads straight into buf's free space, as
+// bytes.Buffer.ReadFrom does, bounded by hand: an io.LimitReader would be an allocation
+// per request.
 func readPlain(body io.Reader, buf *bytes.Buffer, limit int64) error {
-	if _, err := buf.ReadFrom(io.LimitReader(body, limit+1)); err != nil {
-		return bodyError(err)
+	for {
+		if buf.Available() < bytes.MinRead {
+			buf.Grow(bytes.MinRead)
+		}
+		free := buf.AvailableBuffer()
+		free = free[:cap(free)]
+		if room := limit + 1 - int64(buf.Len()); int64(len(free)) > room {
+			free = free[:room]
+		}
+		n, err := body.Read(free)
+		if n < 0 || n > len(free) {
+			return bodyError(errors.New("the body reader returned an invalid count"))
+		}
+		buf.Write(free[:n])
+		if err != nil && err != io.EOF {
+			return bodyError(err)
+		}
+		if int64(buf.Len()) > limit {
+			return tooLarge(limit)
+		}
+		if err == io.EOF {
+			return nil
+		}
 	}
-	if int64(buf.Len()) > limit {
-		return tooLarge(limit)
-	}
-	return nil
 }
 
 func readGzip(body io.Reader, buf *bytes.Buffer, limit int64) error {

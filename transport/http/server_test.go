@@ -349,3 +349,73 @@ func TestRoutesThatShareAPrefix(t *testing.T) {
 		}
 	}
 }
+
+// oneByteReader returns its data one byte per Read, so that a body arrives in many chunks.
+type oneByteReader struct{ s string }
+
+func (r *oneByteReader) Read(p []byte) (int, error) {
+	if r.s == "" {
+		return 0, io.EOF
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	p[0] = r.s[0]
+	r.s = r.s[1:]
+	return 1, nil
+}
+
+// TestBodyLimitUnknownLength sends bodies without a Content-Length (chunked) around the
+// body limit, whole and in many small chunks: a body of exactly the limit is served, one
+// byte more is a 413, and a body larger than the read buffer's first growth is read whole.
+func TestBodyLimitUnknownLength(t *testing.T) {
+	const limit = 1000
+	srv := newTestServer(t, shttp.WithMaxBodyBytes(limit))
+	// pad makes a valid sum request of n bytes by padding with spaces.
+	pad := func(n int) string {
+		body := `{"a":1,"b":2}`
+		return body + strings.Repeat(" ", n-len(body))
+	}
+	for _, tc := range []struct {
+		name    string
+		body    string
+		chunked bool // one byte per read on the client side
+		status  int
+	}{
+		{"small", pad(13), false, 200},
+		{"over 512 bytes", pad(700), false, 200},
+		{"exactly the limit", pad(limit), false, 200},
+		{"exactly the limit, byte by byte", pad(limit), true, 200},
+		{"one byte over", pad(limit + 1), false, 413},
+		{"one byte over, byte by byte", pad(limit + 1), true, 413},
+		{"far over", pad(10 * limit), false, 413},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var body io.Reader = strings.NewReader(tc.body)
+			if tc.chunked {
+				body = &oneByteReader{tc.body}
+			}
+			// io.NopCloser hides the length: the client sends the body chunked.
+			req, err := http.NewRequest(http.MethodPost, srv.URL+"/sum", io.NopCloser(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			raw, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, raw)
+			}
+			if tc.status == 200 && strings.TrimSpace(string(raw)) != `{"v":3}` {
+				t.Fatalf("body %s", raw)
+			}
+			if tc.status == 413 && !strings.Contains(string(raw), "limit of 1000 bytes") {
+				t.Fatalf("problem %s does not name the limit", raw)
+			}
+		})
+	}
+}
