@@ -299,10 +299,30 @@ var ErrNoInstances = errors.New("balancer: no instances")
 // must call once with the call's error (nil on success) when the call ends. Pick fails with
 // an Unavailable error when the service has no instances.
 func (b *Balancer) Pick(ctx context.Context) (discovery.Instance, func(error), error) {
+	p, err := b.start(ctx)
+	if err != nil {
+		return discovery.Instance{}, nil, err
+	}
+	return p.h.inst, p.end, nil
+}
+
+// picked is one call's pick, as [Balancer.Pick] makes it: the host, when the call started
+// and the attempts of the call it belongs to (nil outside [Attempts]).
+type picked struct {
+	b   *Balancer
+	h   *host
+	now int64
+	a   *attempts
+}
+
+// start picks the host for one call and counts the call in flight; the caller must call
+// end with the call's error. Middleware keeps the result on its stack, where Pick's
+// closure would be an allocation per call.
+func (b *Balancer) start(ctx context.Context) (picked, error) {
 	now := time.Now().UnixNano()
 	h := b.pick(ctx, now)
 	if h == nil {
-		return discovery.Instance{}, nil, svcerr.Wrap(svcerr.Unavailable, "no instances of "+b.service, ErrNoInstances)
+		return picked{}, svcerr.Wrap(svcerr.Unavailable, "no instances of "+b.service, ErrNoInstances)
 	}
 	a, _ := ctx.Value(attemptsKey{}).(*attempts)
 	if a != nil && a.failed(h) {
@@ -311,12 +331,15 @@ func (b *Balancer) Pick(ctx context.Context) (discovery.Instance, func(error), e
 		}
 	}
 	h.inflight.Add(1)
-	return h.inst, func(err error) {
-		b.done(h, now, err)
-		if a != nil && err != nil && b.cfg.failure(err) {
-			a.add(h)
-		}
-	}, nil
+	return picked{b: b, h: h, now: now, a: a}, nil
+}
+
+// end reports the outcome of the call p was picked for.
+func (p picked) end(err error) {
+	p.b.done(p.h, p.now, err)
+	if p.a != nil && err != nil && p.b.cfg.failure(err) {
+		p.a.add(p.h)
+	}
 }
 
 // avoid returns the best host the call may go to that has not failed this call before and
@@ -549,6 +572,7 @@ func (b *Balancer) done(h *host, start int64, err error) {
 type host struct {
 	inst   discovery.Instance
 	weight float64
+	addr   any // inst.Addr as an interface value, converted once: what instanceCtx answers resilience.InstanceKey with
 
 	inflight  atomic.Int64
 	ewma      atomic.Uint64 // float64 bits, nanoseconds
@@ -563,6 +587,10 @@ type host struct {
 	winFails  int  // failures in the current window
 	probation bool // readmitted after an ejection; one failure ejects again
 	level     int  // ejections in a row; the next lasts Base << level
+}
+
+func newHost(inst discovery.Instance) *host {
+	return &host{inst: inst, weight: inst.Weight(), addr: inst.Addr}
 }
 
 func (h *host) ejected(now int64) bool {

@@ -59,13 +59,12 @@ func InstanceFrom(ctx context.Context) *discovery.Instance {
 func (b *Balancer) Middleware() endpoint.Middleware {
 	return func(_ endpoint.Info, next endpoint.Handler) endpoint.Handler {
 		return func(ctx context.Context, req any) (any, error) {
-			inst, done, err := b.Pick(ctx)
+			p, err := b.start(ctx)
 			if err != nil {
 				return nil, err
 			}
-			ctx = &instanceCtx{Context: ctx, inst: inst, addr: inst.Addr}
-			resp, err := next(ctx, req)
-			done(err)
+			resp, err := next(&instanceCtx{Context: ctx, inst: p.h.inst, addr: p.h.addr}, req)
+			p.end(err)
 			return resp, err
 		}
 	}
@@ -95,13 +94,14 @@ func Dispatch[Req, Resp any](b *Balancer, factory Factory[Req, Resp]) endpoint.E
 		if inst := InstanceFrom(ctx); inst != nil {
 			return call(ctx, inst, req)
 		}
-		inst, done, err := b.Pick(ctx)
+		p, err := b.start(ctx)
 		if err != nil {
 			var zero Resp
 			return zero, err
 		}
-		resp, err := call(WithInstance(ctx, inst), &inst, req)
-		done(err)
+		ictx := &instanceCtx{Context: ctx, inst: p.h.inst}
+		resp, err := call(ictx, &ictx.inst, req)
+		p.end(err)
 		return resp, err
 	}
 }

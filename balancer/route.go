@@ -159,7 +159,7 @@ func (b *Balancer) build(instances []discovery.Instance, old *state) *state {
 	for _, in := range instances {
 		h, ok := prev[in.Key()]
 		if !ok || !h.inst.Equal(in) {
-			h = &host{inst: in, weight: in.Weight()}
+			h = newHost(in)
 		}
 		hosts = append(hosts, h)
 		st.addrs[in.Addr] = struct{}{}

@@ -84,6 +84,9 @@ func Timeout(d time.Duration) endpoint.Middleware {
 		}
 		timedOut := fmt.Sprintf("%s timed out after %s", info.FullName(), d)
 		callerDeadline := info.FullName() + ": deadline exceeded"
+		if info.Client {
+			return clientTimeout(d, timedOut, callerDeadline, next)
+		}
 		return func(ctx context.Context, req any) (any, error) {
 			msg := timedOut
 			if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {
@@ -101,6 +104,28 @@ func Timeout(d time.Duration) endpoint.Middleware {
 			}
 			return resp, err
 		}
+	}
+}
+
+// clientTimeout is Timeout for a client endpoint, with a plain context.WithTimeout: every
+// client transport waits on the context's Done for each call (grpc-go derives a
+// cancelable context from it, net/http and nats.go select on it), which would arm a lazy
+// deadline on every call anyway, after its own allocation, a lock and a second allocation.
+func clientTimeout(d time.Duration, timedOut, callerDeadline string, next endpoint.Handler) endpoint.Handler {
+	return func(ctx context.Context, req any) (any, error) {
+		msg := timedOut
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {
+			msg = callerDeadline
+		} else {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+		resp, err := next(ctx, req)
+		if err != nil && ctx.Err() == context.DeadlineExceeded && !isDeadlineError(err) {
+			err = svcerr.Wrap(svcerr.DeadlineExceeded, msg, err)
+		}
+		return resp, err
 	}
 }
 

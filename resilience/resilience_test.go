@@ -222,40 +222,48 @@ func TestTimeoutExceeded(t *testing.T) {
 			wantKind: svcerr.DeadlineExceeded, wantSame: downstream},
 		{name: "late success", after: func(context.Context) (any, error) { return "late", nil }, wantResp: "late"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			slow := func(ctx context.Context, _ any) (any, error) {
-				if err := waitForDone(ctx); err != context.DeadlineExceeded {
-					return nil, fmt.Errorf("ctx.Err() = %v, want deadline exceeded", err)
+	// A server endpoint gets a lazy deadline and a client endpoint a plain one; both must
+	// end the call alike.
+	for _, client := range []bool{false, true} {
+		for _, tt := range tests {
+			name := "server/" + tt.name
+			if client {
+				name = "client/" + tt.name
+			}
+			t.Run(name, func(t *testing.T) {
+				slow := func(ctx context.Context, _ any) (any, error) {
+					if err := waitForDone(ctx); err != context.DeadlineExceeded {
+						return nil, fmt.Errorf("ctx.Err() = %v, want deadline exceeded", err)
+					}
+					return tt.after(ctx)
 				}
-				return tt.after(ctx)
-			}
-			h := resilience.Timeout(time.Millisecond)(endpoint.Info{Service: "calc", Method: "Slow"}, slow)
-			resp, err := h(context.Background(), nil)
-			if resp != tt.wantResp {
-				t.Errorf("resp = %v, want %v", resp, tt.wantResp)
-			}
-			if tt.wantKind == svcerr.Unknown {
-				if err != nil {
-					t.Errorf("err = %v, want nil", err)
+				h := resilience.Timeout(time.Millisecond)(endpoint.Info{Service: "calc", Method: "Slow", Client: client}, slow)
+				resp, err := h(context.Background(), nil)
+				if resp != tt.wantResp {
+					t.Errorf("resp = %v, want %v", resp, tt.wantResp)
 				}
-				return
-			}
-			if k := svcerr.KindOf(err); k != tt.wantKind {
-				t.Fatalf("kind = %v (%v), want %v", k, err, tt.wantKind)
-			}
-			if tt.wantSame != nil && err != tt.wantSame {
-				t.Errorf("err = %v, want %v unchanged", err, tt.wantSame)
-			}
-			if tt.wantMsg != "" {
-				if msg := svcerr.From(err).Message; msg != tt.wantMsg {
-					t.Errorf("message = %q, want %q", msg, tt.wantMsg)
+				if tt.wantKind == svcerr.Unknown {
+					if err != nil {
+						t.Errorf("err = %v, want nil", err)
+					}
+					return
 				}
-			}
-			if tt.wantCause != nil && !errors.Is(err, tt.wantCause) {
-				t.Errorf("errors.Is(%v, %v) = false", err, tt.wantCause)
-			}
-		})
+				if k := svcerr.KindOf(err); k != tt.wantKind {
+					t.Fatalf("kind = %v (%v), want %v", k, err, tt.wantKind)
+				}
+				if tt.wantSame != nil && err != tt.wantSame {
+					t.Errorf("err = %v, want %v unchanged", err, tt.wantSame)
+				}
+				if tt.wantMsg != "" {
+					if msg := svcerr.From(err).Message; msg != tt.wantMsg {
+						t.Errorf("message = %q, want %q", msg, tt.wantMsg)
+					}
+				}
+				if tt.wantCause != nil && !errors.Is(err, tt.wantCause) {
+					t.Errorf("errors.Is(%v, %v) = false", err, tt.wantCause)
+				}
+			})
+		}
 	}
 }
 

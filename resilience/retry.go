@@ -157,8 +157,10 @@ func (r *retrier) attempt(ctx context.Context, req any) (any, error) {
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= r.cfg.AttemptTimeout {
 		return r.next(ctx, req)
 	}
-	actx := newLazyDeadline(ctx, time.Now().Add(r.cfg.AttemptTimeout))
-	defer actx.release()
+	// A plain context.WithTimeout: the client transport inside waits on Done for every
+	// call, which would arm a lazy deadline anyway (see clientTimeout).
+	actx, cancel := context.WithTimeout(ctx, r.cfg.AttemptTimeout)
+	defer cancel()
 	resp, err := r.next(actx, req)
 	if err != nil && actx.Err() == context.DeadlineExceeded && ctx.Err() == nil && !isDeadlineError(err) {
 		err = svcerr.Wrap(svcerr.DeadlineExceeded, r.info.FullName()+": attempt timed out after "+r.cfg.AttemptTimeout.String(), err)
