@@ -10,6 +10,7 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/svckit/svckit/examples/shop/orders"
@@ -39,10 +40,30 @@ type Notification struct {
 }
 
 // Service is the notifications implementation.
-type Service struct{ st *store.Store }
+type Service struct {
+	st  *store.Store
+	rec *recorder
+}
+
+// Option configures the service.
+type Option func(*Service)
+
+// WithBatch sets how events are recorded: the first event of a batch waits up to linger
+// for others, and a batch holds at most max events, all committed in one transaction;
+// default 5 ms and 32. Linger 0 records each event in a transaction of its own.
+func WithBatch(linger time.Duration, max int) Option {
+	return func(s *Service) { s.rec.linger, s.rec.max = linger, max }
+}
 
 // New returns the service over its store.
-func New(st *store.Store) *Service { return &Service{st: st} }
+func New(st *store.Store, opts ...Option) *Service {
+	s := &Service{st: st, rec: &recorder{st: st, linger: 5 * time.Millisecond, max: 32}}
+	for _, fn := range opts {
+		fn(s)
+	}
+	s.rec.max = max(s.rec.max, 1)
+	return s
+}
 
 var _ Notifications = (*Service)(nil)
 
@@ -64,11 +85,104 @@ func (s *Service) Handle(ctx context.Context, msg *pubsub.Message) error {
 	default:
 		return nil
 	}
-	return s.st.InTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.st.Rebind(`INSERT INTO notifications (message_id, order_id, customer, kind, text, created_at)
-			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING`),
-			msg.ID, e.OrderID, e.Customer, msg.Type, text, time.Now().UnixMilli())
-		return err
+	return s.rec.record(ctx, notificationRow{ctx: ctx, messageID: msg.ID, orderID: e.OrderID, customer: e.Customer,
+		kind: msg.Type, text: text, at: time.Now().UnixMilli()})
+}
+
+// notificationRow is one notification to record, with the context of the event it tells
+// of (its trace).
+type notificationRow struct {
+	ctx                                      context.Context
+	messageID, orderID, customer, kind, text string
+	at                                       int64
+}
+
+// recorder records notifications in batches: events arrive a few at a time, and a
+// transaction for each cost a begin and a commit (a WAL write) per event — most of the
+// service's CPU. The first event of a batch waits up to linger for others (events are
+// asynchronous: a few milliseconds is no one's wait), then one transaction inserts them
+// all. A batch that fails is recorded event by event, so one bad event fails alone.
+type recorder struct {
+	st     *store.Store
+	linger time.Duration
+	max    int
+
+	mu   sync.Mutex
+	open *rowBatch // the batch events join; nil: the next event opens one
+}
+
+// rowBatch is a batch of notifications; done is closed once it is recorded, with err.
+type rowBatch struct {
+	rows []notificationRow
+	full chan struct{} // closed when the batch reached max
+	done chan struct{}
+	err  error
+}
+
+// record records r, in a batch with the events that arrive with it, and returns once that
+// batch is committed. The insert is idempotent per message id, so an event redelivered,
+// or recorded again alone after its batch failed, is recorded once.
+func (rc *recorder) record(ctx context.Context, r notificationRow) error {
+	if rc.linger <= 0 || rc.max == 1 {
+		return rc.commit(ctx, []notificationRow{r})
+	}
+	rc.mu.Lock()
+	b, first := rc.open, rc.open == nil
+	if first {
+		b = &rowBatch{full: make(chan struct{}), done: make(chan struct{})}
+		rc.open = b
+	}
+	b.rows = append(b.rows, r)
+	if len(b.rows) == rc.max {
+		rc.open = nil // no more joins
+		close(b.full)
+	}
+	rc.mu.Unlock()
+	if !first {
+		select {
+		case <-b.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if b.err != nil {
+			return rc.commit(ctx, []notificationRow{r})
+		}
+		return nil
+	}
+	// The first event's handler records the batch.
+	t := time.NewTimer(rc.linger)
+	select {
+	case <-t.C:
+	case <-b.full:
+	case <-ctx.Done():
+	}
+	t.Stop()
+	rc.mu.Lock()
+	if rc.open == b {
+		rc.open = nil
+	}
+	rows := b.rows
+	rc.mu.Unlock()
+	b.err = rc.commit(context.WithoutCancel(ctx), rows)
+	close(b.done)
+	if b.err != nil && len(rows) > 1 {
+		return rc.commit(ctx, []notificationRow{r})
+	}
+	return b.err
+}
+
+// commit inserts rows in one transaction, each statement in its event's context (its
+// span in that event's trace).
+func (rc *recorder) commit(ctx context.Context, rows []notificationRow) error {
+	q := rc.st.Rebind(`INSERT INTO notifications (message_id, order_id, customer, kind, text, created_at)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING`)
+	return rc.st.InTx(ctx, func(tx *sql.Tx) error {
+		for _, r := range rows {
+			if _, err := tx.ExecContext(context.WithoutCancel(r.ctx), q, r.messageID, r.orderID, r.customer, r.kind, r.text, r.at); err != nil {
+				return fmt.Errorf("notifications: record %s: %w", r.messageID, err)
+			}
+		}
+		return nil
 	})
 }
 

@@ -41,7 +41,9 @@ func main() {
 		mws := pubsub.Default(app.Logger(), app.TracerProvider(), metrics, 10*time.Second)
 		app.Go("orders-events", func(ctx context.Context) error {
 			sub, err := bus.Subscribe(ctx, "shop.orders.>", "notifications", svc.Handle,
-				pubsub.WithMiddleware(mws...), pubsub.MaxAttempts(5))
+				// 32 events in flight (8 by default), so that a batch of the recorder
+				// (notifications.WithBatch) can hold that many.
+				pubsub.WithMiddleware(mws...), pubsub.MaxAttempts(5), pubsub.Concurrency(32))
 			if err != nil {
 				return err
 			}
