@@ -121,7 +121,7 @@ func (e *encoder) prependLeanSpan(s *span) {
 		start:        s.start,
 		end:          s.start.Add(s.dur),
 		attrs:        s.attrs,
-		droppedAttrs: s.droppedAttrs,
+		droppedAttrs: int(s.droppedAttrs),
 		status:       s.status,
 	}
 	if x := s.extra; x != nil {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -709,4 +710,12 @@ func startSpan(tr trace.Tracer, ctx context.Context, name string, kind trace.Spa
 		s.SetAttributes(attrs...)
 	}
 	return ctx, s
+}
+
+// TestSpanSize keeps a recorded span in the 352-byte allocation size class: every sampled
+// call allocates one, and the next class is 384 bytes.
+func TestSpanSize(t *testing.T) {
+	if n := unsafe.Sizeof(span{}); n > 352 {
+		t.Errorf("span is %d bytes, want at most 352", n)
+	}
 }
