@@ -10,6 +10,7 @@
 #
 #   bench/run.sh              # HTTP and gRPC, 5 rounds of 10s each
 #   ROUNDS=3 DURATION=5s bench/run.sh http
+#   GRPC_PORT=28081 ADMIN_PORT=29090 SINK_PORT=24318 bench/run.sh grpc   # beside another run
 #
 # Needs: wrk and taskset (Debian: apt-get install -y wrk util-linux).
 set -euo pipefail
@@ -21,6 +22,11 @@ CONNS=${CONNS:-64}
 WHAT=${1:-all}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
+# Ports, so that two runs on one machine do not collide.
+HTTP_PORT=${HTTP_PORT:-18080}
+GRPC_PORT=${GRPC_PORT:-18081}
+ADMIN_PORT=${ADMIN_PORT:-19090}
+SINK_PORT=${SINK_PORT:-14318}
 
 for tool in wrk taskset; do
 	command -v $tool >/dev/null || { echo "bench: $tool is not installed (apt-get install -y wrk)"; exit 1; }
@@ -32,8 +38,8 @@ go build -o "$bin/benchserver" ./bench/cmd/benchserver
 go build -o "$bin/grpcload" ./bench/cmd/grpcload
 
 # The OTLP sink receives the svckit servers' batched span exports.
-taskset -c "$LOAD_CPU" "$bin/benchserver" -mode otlp-sink -addr 127.0.0.1:14318 &
-export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:14318
+taskset -c "$LOAD_CPU" "$bin/benchserver" -mode otlp-sink -addr "127.0.0.1:$SINK_PORT" &
+export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT
 export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
 export OTEL_TRACES_SAMPLER=always_on
 
@@ -41,7 +47,7 @@ wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/nul
 
 start_server() { # mode port
 	# Log lines go to /dev/null: the write syscall per access-log line is still paid.
-	taskset -c "$SERVER_CPU" "$bin/benchserver" -mode "$1" -addr "127.0.0.1:$2" -admin 127.0.0.1:19090 >/dev/null 2>&1 &
+	taskset -c "$SERVER_CPU" "$bin/benchserver" -mode "$1" -addr "127.0.0.1:$2" -admin "127.0.0.1:$ADMIN_PORT" >/dev/null 2>&1 &
 	server_pid=$!
 	wait_port "$2"
 }
@@ -52,11 +58,11 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
 hz=$(getconf CLK_TCK)
 
 http_round() { # mode -> requests/s
-	start_server "$1" 18080
-	taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s -s bench/sum.lua http://127.0.0.1:18080 >/dev/null # warm-up
+	start_server "$1" "$HTTP_PORT"
+	taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s -s bench/sum.lua "http://127.0.0.1:$HTTP_PORT" >/dev/null # warm-up
 	local out t0 t1
 	t0=$(cpu_ticks)
-	out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s bench/sum.lua http://127.0.0.1:18080)
+	out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s bench/sum.lua "http://127.0.0.1:$HTTP_PORT")
 	t1=$(cpu_ticks)
 	stop_server
 	if grep -q "Non-2xx" <<<"$out"; then echo "bench: $1 returned errors:"; echo "$out"; exit 1; fi
@@ -67,11 +73,11 @@ http_round() { # mode -> requests/s
 }
 
 grpc_round() {
-	start_server "$1" 18081
-	taskset -c "$LOAD_CPU" "$bin/grpcload" -addr 127.0.0.1:18081 -c "$CONNS" -conns 4 -d 2s >/dev/null
+	start_server "$1" "$GRPC_PORT"
+	taskset -c "$LOAD_CPU" "$bin/grpcload" -addr "127.0.0.1:$GRPC_PORT" -c "$CONNS" -conns 4 -d 2s >/dev/null
 	local out t0 t1
 	t0=$(cpu_ticks)
-	out=$(taskset -c "$LOAD_CPU" "$bin/grpcload" -addr 127.0.0.1:18081 -c "$CONNS" -conns 4 -d "$DURATION")
+	out=$(taskset -c "$LOAD_CPU" "$bin/grpcload" -addr "127.0.0.1:$GRPC_PORT" -c "$CONNS" -conns 4 -d "$DURATION")
 	t1=$(cpu_ticks)
 	stop_server
 	if ! grep -q "failed: 0 " <<<"$out"; then echo "bench: $1 had failures: $out"; exit 1; fi
