@@ -43,6 +43,11 @@ type recent struct {
 	rows  []row
 	bytes int
 	taken int // rows handed to the relay, for tests
+	// drops counts the rows push did not record (the queue was full); seen is the count
+	// the relay had when it last read the table to its end. While they are equal, every
+	// row that Add committed is here or published.
+	drops, seen uint64
+	limit       int // rows kept at most; 0 is maxRecentRows (tests set less)
 }
 
 // push records rows of a transaction that has committed. Transactions' hooks run in
@@ -52,8 +57,13 @@ func (q *recent) push(rows []row) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, r := range rows {
-		if len(q.rows) >= maxRecentRows || q.bytes+r.size() > maxRecentBytes {
-			return
+		limit := q.limit
+		if limit <= 0 {
+			limit = maxRecentRows
+		}
+		if len(q.rows) >= limit || q.bytes+r.size() > maxRecentBytes {
+			q.drops++
+			continue
 		}
 		i := len(q.rows)
 		for i > 0 && q.rows[i-1].seq > r.seq {
@@ -65,6 +75,30 @@ func (q *recent) push(rows []row) {
 		q.rows = slices.Insert(q.rows, i, r)
 		q.bytes += r.size()
 	}
+}
+
+// complete reports whether every row that Add committed and the relay has not published
+// is here: none was left out since the table was last read to its end (see drained).
+// The caller has just taken what there was.
+func (q *recent) complete() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.rows) == 0 && q.drops == q.seen
+}
+
+// drops returns the count of rows left out so far; pass it to drained once a read of the
+// table that started after this call has reached its end.
+func (q *recent) dropCount() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.drops
+}
+
+// drained records that the table was read to its end after n rows had been left out.
+func (q *recent) drained(n uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.seen = max(q.seen, n)
 }
 
 // take removes and returns the rows from cursor+1 on without a gap, up to limit, and

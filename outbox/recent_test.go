@@ -87,6 +87,72 @@ func TestRecentBounds(t *testing.T) {
 	if big.len() != 0 {
 		t.Fatal("a row over the byte bound was kept")
 	}
+	// Rows left out make the queue incomplete until the table has been read to its end
+	// after them.
+	if q.take(maxRecentRows+20, 1); q.len() != 0 {
+		t.Fatalf("%d rows left", q.len())
+	}
+	if q.complete() {
+		t.Fatal("complete with rows left out")
+	}
+	q.drained(q.dropCount())
+	if !q.complete() {
+		t.Fatal("not complete after the table was read past the rows left out")
+	}
+	q.push(rowsAt(maxRecentRows + 30))
+	if q.complete() {
+		t.Fatal("complete with a row kept")
+	}
+}
+
+// TestRelayRowsLeftOut: rows that Add committed while the queue was full are read from
+// the table right after the ones in memory, not at the next poll; and rows written
+// outside Add are read at a notification.
+func TestRelayRowsLeftOut(t *testing.T) {
+	ctx := context.Background()
+	st := openSQLite(t)
+	ob, err := New(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob.recent.limit = 2
+	bus := startBus(t)
+	var got deliveries
+	sub, err := bus.Subscribe(ctx, "events.cursor", "c", got.handler, pubsub.Concurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop(ctx)
+	for _, id := range []string{"a", "b", "c", "d", "e"} {
+		addEvents(t, st, ob, id)
+	}
+	if n := ob.recent.len(); n != 2 {
+		t.Fatalf("%d rows in memory, want 2", n)
+	}
+	// The adds' notification was taken already (by a relay busy with an earlier batch):
+	// only the count of rows left out tells the relay to read the table.
+	select {
+	case <-ob.notify:
+	default:
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- ob.Relay(bus, PollInterval(time.Hour)).Run(rctx) }()
+	waitFor(t, "5 events", func() bool { got.mu.Lock(); defer got.mu.Unlock(); return len(got.order) >= 5 })
+	if _, err := st.DB().ExecContext(ctx, "INSERT INTO outbox (id, subject, key, payload, headers, created_at) VALUES ('f', 'events.cursor', 'k', 'by hand', '', ?)", time.Now().UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	ob.Notify()
+	waitFor(t, "6 events", func() bool { got.mu.Lock(); defer got.mu.Unlock(); return len(got.order) >= 6 })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got.mu.Lock()
+	defer got.mu.Unlock()
+	if want := "[a b c d e f]"; fmt.Sprint(got.order) != want {
+		t.Fatalf("delivered %v, want %s", got.order, want)
+	}
 }
 
 // TestRelayFromMemoryAndTable: the relay publishes the rows that Add committed from

@@ -199,6 +199,7 @@ func (r *Relay) loop(ctx context.Context) {
 	fresh := false         // nothing was read since the last rewind
 	var next *batch        // read ahead while the previous batch was published
 	var marking chan error // the mark in flight, if any
+	drain := false         // the last batch came from memory: the next read may skip the table
 	waitMark := func() {
 		if marking == nil {
 			return
@@ -235,14 +236,14 @@ func (r *Relay) loop(ctx context.Context) {
 				failed(err)
 				continue
 			}
-			cursor, rewind, fresh = start, false, true
+			cursor, rewind, fresh, drain = start, false, true, false
 		}
 		var b batch
 		if next != nil {
 			b, next = *next, nil
 		} else {
 			var err error
-			if b, err = r.read(ctx, cursor); err != nil {
+			if b, err = r.read(ctx, cursor, drain); err != nil {
 				failed(err)
 				continue
 			}
@@ -253,7 +254,7 @@ func (r *Relay) loop(ctx context.Context) {
 			go func() { published <- r.publish(ctx, b.msgs) }()
 			if n == r.batch {
 				// More rows are likely waiting: read them while this batch is published.
-				if nb, err := r.read(ctx, b.seqs[n-1]); err == nil && len(nb.seqs) > 0 {
+				if nb, err := r.read(ctx, b.seqs[n-1], false); err == nil && len(nb.seqs) > 0 {
 					next = &nb
 				}
 			}
@@ -263,7 +264,7 @@ func (r *Relay) loop(ctx context.Context) {
 			}
 			pause = 10 * time.Millisecond
 			waitMark()
-			cursor = b.seqs[n-1]
+			cursor, drain = b.seqs[n-1], b.memory
 			marking = make(chan error, 1)
 			go func(done chan<- error, seqs []int64) { done <- r.mark(ctx, seqs) }(marking, b.seqs)
 			if n == r.batch || next != nil {
@@ -288,6 +289,7 @@ func (r *Relay) loop(ctx context.Context) {
 				r.logger.WarnContext(ctx, "outbox: purge", slog.String("error", err.Error()))
 			}
 		}
+		drain = false
 		select {
 		case <-ctx.Done():
 		case <-r.o.notify:
@@ -322,16 +324,25 @@ func (r *Relay) purge(ctx context.Context) error {
 
 // batch is events read from the outbox, with their sequence numbers.
 type batch struct {
-	msgs []*pubsub.Message
-	seqs []int64
+	msgs   []*pubsub.Message
+	seqs   []int64
+	memory bool // taken from the rows Add committed, not read from the table
 }
 
-// read reads the oldest unsent events above cursor, up to a batch.
-func (r *Relay) read(ctx context.Context, cursor int64) (batch, error) {
+// read reads the oldest unsent events above cursor, up to a batch. On SQLite it takes
+// them from the rows that Add committed (Outbox.recent) when the next ones are there, and
+// reads the table otherwise, unless drain: then, when every row Add committed has been
+// taken and none was left out, there is nothing to read before the next notification
+// (rows written outside Add are found at the poll, as always).
+func (r *Relay) read(ctx context.Context, cursor int64, drain bool) (batch, error) {
 	var b batch
 	if r.cursor {
 		// The rows that Add wrote and that committed, if the next ones are in memory.
-		if rows := r.o.recent.take(cursor, r.batch); len(rows) > 0 {
+		rows := r.o.recent.take(cursor, r.batch)
+		if len(rows) == 0 && drain && r.o.recent.complete() {
+			return b, nil
+		}
+		if len(rows) > 0 {
 			b.msgs, b.seqs = make([]*pubsub.Message, 0, len(rows)), make([]int64, 0, len(rows))
 			for i := range rows {
 				rw := &rows[i]
@@ -341,8 +352,13 @@ func (r *Relay) read(ctx context.Context, cursor int64) (batch, error) {
 				}
 				b.msgs, b.seqs = append(b.msgs, m), append(b.seqs, rw.seq)
 			}
+			b.memory = true
 			return b, nil
 		}
+	}
+	var drops uint64
+	if r.cursor {
+		drops = r.o.recent.dropCount()
 	}
 	rows, err := r.o.st.ReadDB().QueryContext(ctx, r.qSelect, cursor, r.batch)
 	if err != nil {
@@ -364,6 +380,9 @@ func (r *Relay) read(ctx context.Context, cursor int64) (batch, error) {
 	}
 	if err := rows.Err(); err != nil {
 		return batch{}, fmt.Errorf("outbox: read: %w", err)
+	}
+	if r.cursor && len(b.seqs) < r.batch {
+		r.o.recent.drained(drops)
 	}
 	return b, nil
 }
