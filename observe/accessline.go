@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -25,6 +26,45 @@ type lineFormat struct {
 	attrs      []byte        // the logger's own attributes, pre-encoded: `,"service":"shop"`
 	flush      Flusher       // nil: none
 	flushLevel slog.Level
+	clock      atomic.Pointer[secondPrefix] // the second of the latest line, formatted
+}
+
+// secondPrefix is an RFC 3339 timestamp formatted up to its seconds, and its zone, for
+// one second in one location: consecutive lines mostly share them, so a line formats
+// only its fraction of a second.
+type secondPrefix struct {
+	sec  int64
+	loc  *time.Location
+	date []byte // 2006-01-02T15:04:05
+	zone []byte // Z, or -07:00
+}
+
+// appendTime appends t as time.RFC3339Nano formats it (slog's JSONHandler's format),
+// formatting the date, the time to the second and the zone once per second.
+func (j *lineFormat) appendTime(b []byte, t time.Time) []byte {
+	sec, loc := t.Unix(), t.Location()
+	p := j.clock.Load()
+	if p == nil || p.sec != sec || p.loc != loc {
+		p = &secondPrefix{sec: sec, loc: loc,
+			date: t.AppendFormat(nil, "2006-01-02T15:04:05"), zone: t.AppendFormat(nil, "Z07:00")}
+		j.clock.Store(p)
+	}
+	b = append(b, p.date...)
+	if ns := t.Nanosecond(); ns != 0 {
+		// The fraction with its trailing zeros trimmed, as the layout's ".999999999".
+		var frac [10]byte
+		frac[0] = '.'
+		for i := 9; i >= 1; i-- {
+			frac[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 10
+		for frac[n-1] == '0' {
+			n--
+		}
+		b = append(b, frac[:n]...)
+	}
+	return append(b, p.zone...)
 }
 
 // enabled reports whether lines at level are written.
@@ -100,7 +140,7 @@ func (a *accessLine) levelField(level slog.Level) []byte {
 func (a *accessLine) write(ctx context.Context, end time.Time, level slog.Level, d time.Duration, kind, errText string, failed bool) {
 	bp := linePool.Get().(*[]byte)
 	b := append((*bp)[:0], `{"time":"`...)
-	b = end.AppendFormat(b, time.RFC3339Nano)
+	b = a.j.appendTime(b, end)
 	b = append(b, `",`...)
 	b = append(b, a.levelField(level)...)
 	b = append(b, a.msg...)

@@ -143,3 +143,34 @@ func TestAccessLogFlushesErrors(t *testing.T) {
 		t.Fatalf("after an Error line, %d lines written, want 2:\n%s", n, out.String())
 	}
 }
+
+// TestAppendTime checks the access log's cached timestamp formatting against
+// time.RFC3339Nano over fractions, second and zone changes, and locations with the same
+// instant.
+func TestAppendTime(t *testing.T) {
+	ist := time.FixedZone("IST", 5*3600+1800)
+	west := time.FixedZone("", -(3*3600 + 30*60))
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		ny = time.FixedZone("EST", -5*3600)
+	}
+	base := time.Date(2026, 3, 8, 6, 59, 59, 0, time.UTC) // 01:59:59 in New York, before DST
+	var times []time.Time
+	for _, d := range []time.Duration{0, 1, 10, 100 * time.Millisecond, 123456789, 999999999, time.Second, time.Second + 5000, 2 * time.Second, time.Hour} {
+		for _, loc := range []*time.Location{time.UTC, ist, west, ny, time.Local} {
+			times = append(times, base.Add(d).In(loc))
+		}
+	}
+	times = append(times, time.Date(-1, 1, 1, 0, 0, 0, 5, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Time{})
+	var j lineFormat
+	for _, tm := range times {
+		want := tm.Format(time.RFC3339Nano)
+		if got := string(j.appendTime(nil, tm)); got != want {
+			t.Errorf("appendTime(%v) = %s, want %s", tm, got, want)
+		}
+		// A second line in the same second takes the cached prefix.
+		if got := string(j.appendTime(nil, tm)); got != want {
+			t.Errorf("appendTime(%v), cached = %s, want %s", tm, got, want)
+		}
+	}
+}
