@@ -152,7 +152,7 @@ func Call[Req, Resp any](c *Client, pattern, name string, opts ...RouteOption) e
 				hr.Header[TimeoutHeader] = []string{strconv.FormatInt(int64(ms), 10)}
 			}
 		}
-		c.prop.Inject(ctx, propagation.HeaderCarrier(hr.Header))
+		c.prop.Inject(ctx, headerCarrier(hr.Header))
 		meta.OutgoingHeaders(ctx, hr.Header.Set)
 		resp, err := doUnsent(ctx, c.hc, hr)
 		if err != nil {

@@ -245,9 +245,9 @@ func (s *Server) requestContext(w http.ResponseWriter, r *http.Request) context.
 	w.Header()[meta.RequestIDHeader] = v
 	var ctx context.Context = c
 	if _, ok := r.Header["Traceparent"]; ok {
-		ctx = s.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
+		ctx = s.prop.Extract(ctx, headerCarrier(r.Header))
 	} else if _, ok := r.Header["Baggage"]; ok {
-		ctx = s.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
+		ctx = s.prop.Extract(ctx, headerCarrier(r.Header))
 	}
 	return ctx
 }
