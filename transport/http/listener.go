@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,6 +29,12 @@ import (
 // It is for plaintext HTTP/1 only. Under TLS net/http needs the *tls.Conn itself and the
 // bytes are encrypted by then, so a TLS listener is served unwrapped and its refusals stay
 // plain text; so do HTTP/2's.
+//
+// A wrapped TCP connection also sets its read deadline on the socket only when a read
+// starts (at once while one is in progress): net/http's header, body and idle timeouts
+// set it several times per keep-alive request but read the socket about twice, and each
+// deadline the socket gets is a runtime timer update. Every read still runs under the
+// deadline last set.
 func ProblemListener(ln net.Listener) net.Listener { return problemListener{ln} }
 
 type problemListener struct{ net.Listener }
@@ -58,10 +65,11 @@ func (l problemListener) Accept() (net.Conn, error) {
 type problemTCPConn struct {
 	*net.TCPConn
 
+	reading atomic.Int32 // reads in progress: counted before a read takes mu, so a deadline set later sees it
+
 	mu      sync.Mutex
 	pending time.Time // the read deadline last set
 	applied time.Time // the read deadline the socket has
-	reading int       // reads in progress
 	eager   bool      // apply every read deadline at once
 }
 
@@ -90,7 +98,7 @@ func (c *problemTCPConn) SetReadDeadline(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.pending = t
-	if c.reading > 0 || c.eager {
+	if c.reading.Load() > 0 || c.eager {
 		return c.applyLocked()
 	}
 	return nil
@@ -125,18 +133,16 @@ func (c *problemTCPConn) goEager() {
 }
 
 func (c *problemTCPConn) beginRead() {
+	c.reading.Add(1)
 	c.mu.Lock()
-	c.reading++
 	// An error here (a closed connection) is the read's to report.
 	_ = c.applyLocked()
 	c.mu.Unlock()
 }
 
-func (c *problemTCPConn) endRead() {
-	c.mu.Lock()
-	c.reading--
-	c.mu.Unlock()
-}
+// endRead needs no lock: a deadline set while the count still includes a finished read
+// is applied at once, which is only earlier than needed.
+func (c *problemTCPConn) endRead() { c.reading.Add(-1) }
 
 // applyLocked sets the pending read deadline on the socket unless it has it already.
 func (c *problemTCPConn) applyLocked() error {
