@@ -77,6 +77,7 @@ var (
 	verbose   = flag.Bool("v", false, "print progress details")
 	cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memprof   = flag.String("memprofile", "", "write an allocation profile of the run to this file")
+	ceHeaders = flag.Bool("ce-headers", false, "raw JetStream modes: also send the CloudEvents and key headers that pubsub adds to each event (ce-id, ce-source, ce-type, ce-specversion, ce-time, content-type, svckit-key), to measure what they cost")
 	noBatch   = flag.Bool("no-batch-publish", false, "outbox modes: the relay waits for an acknowledgement per event instead of publishing fast batches (pubsub.Config.NoBatchPublish)")
 )
 
@@ -396,6 +397,7 @@ func benchJetStream(ctx context.Context, dir string, body []byte, batched bool) 
 			}
 			m := &nats.Msg{Subject: "raw.orders", Data: body, Header: nats.Header{}}
 			m.Header.Set("sent", strconv.FormatInt(time.Now().UnixNano(), 10))
+			addCEHeaders(m.Header, j)
 			f, err := js.PublishMsgAsync(m, jetstream.WithMsgID("ev-"+strconv.Itoa(j)))
 			if err != nil {
 				log.Fatal(err)
@@ -412,6 +414,21 @@ func benchJetStream(ctx context.Context, dir string, body []byte, batched bool) 
 	}
 	<-done
 	return result{name: "jetstream", events: *n, elapsed: time.Since(start), latencies: lat, violations: -1}
+}
+
+// addCEHeaders adds, with -ce-headers, the headers pubsub gives event i besides its
+// Nats-Msg-Id.
+func addCEHeaders(h nats.Header, i int) {
+	if !*ceHeaders {
+		return
+	}
+	h.Set(pubsub.HeaderID, "ev-"+strconv.Itoa(i))
+	h.Set(pubsub.HeaderSource, "outboxbench")
+	h.Set(pubsub.HeaderType, "events.orders.created")
+	h.Set(pubsub.HeaderSpecVersion, pubsub.SpecVersion)
+	h.Set(pubsub.HeaderTime, time.Now().UTC().Format(time.RFC3339Nano))
+	h.Set(pubsub.HeaderContentType, "application/json")
+	h.Set(pubsub.HeaderKey, strconv.Itoa(i%max(*keys, 1)))
 }
 
 // publishFastBatches publishes the -n messages as JetStream fast batches of -batch
@@ -449,6 +466,7 @@ func publishFastBatches(nc *nats.Conn, body []byte, start time.Time) {
 				Reply: base + strconv.Itoa(j-i+1) + "." + op + ".$FI"}
 			m.Header.Set(nats.MsgIdHdr, "ev-"+strconv.Itoa(j))
 			m.Header.Set("sent", strconv.FormatInt(time.Now().UnixNano(), 10))
+			addCEHeaders(m.Header, j)
 			if err := nc.PublishMsg(m); err != nil {
 				log.Fatal(err)
 			}
