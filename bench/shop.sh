@@ -58,7 +58,10 @@ procs() { # "pid name" of svckit dev and its children
 	echo "$dev svckit-dev"
 	ps -o pid=,comm= --ppid "$dev"
 }
-snapshot() { procs | while read -r pid name; do echo "$name/$pid $(ticks "$pid")"; done | sort; }
+# ticks, then write(2)-family calls and bytes written (sockets, SQLite's WAL, logs) from
+# /proc/PID/io: the writes per order hardly depend on how busy the machine is.
+io() { awk '/^syscw:/{c=$2} /^wchar:/{w=$2} END{print c + 0, w + 0}' "/proc/$1/io"; }
+snapshot() { procs | while read -r pid name; do echo "$name/$pid $(ticks "$pid") $(io "$pid")"; done | sort; }
 
 load() { "$work/svckit" load -url "$entry" -token "$token" -c "$CONNS" -rate "$RATE" -items "$ITEMS" -d "$1"; }
 load 5s >/dev/null # warm-up: connections, caches, JIT-free but page-faulted
@@ -85,10 +88,11 @@ failures=$(awk '/^failures: /{print $2; exit}' "$work/load.out")
 ok=$((orders - failures))
 echo
 echo "CPU per order ($ok orders in $DURATION, $CONNS connections):"
-printf '%-22s %10s %12s\n' process "cpu s" "ms/order"
+printf '%-22s %10s %12s %14s %14s\n' process "cpu s" "ms/order" "writes/order" "KB/order"
 join "$work/before" "$work/after" | awk -v hz="$hz" -v n="$ok" '
-	{ s = ($3 - $2) / hz; total += s; printf "%-22s %10.2f %12.3f\n", $1, s, 1000 * s / n }
-	END { printf "%-22s %10.2f %12.3f\n", "total (dev, services)", total, 1000 * total / n }' | sort -k3 -g -r
+	{ s = ($5 - $2) / hz; c = $6 - $3; w = $7 - $4; total += s; tc += c; tw += w
+	  printf "%-22s %10.2f %12.3f %14.1f %14.2f\n", $1, s, 1000 * s / n, c / n, w / n / 1024 }
+	END { printf "%-22s %10.2f %12.3f %14.1f %14.2f\n", "total (dev, services)", total, 1000 * total / n, tc / n, tw / n / 1024 }' | sort -k3 -g -r
 read -r u s <"$work/load.time"
 awk -v u="$u" -v s="$s" -v n="$ok" 'BEGIN { printf "%-22s %10.2f %12.3f\n", "svckit load", u + s, 1000 * (u + s) / n }'
 echo

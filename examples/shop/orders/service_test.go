@@ -24,7 +24,7 @@ type shop struct {
 	outbox   *outbox.Outbox
 }
 
-func newShop(t *testing.T) *shop {
+func newShop(t testing.TB) *shop {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
