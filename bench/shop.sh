@@ -13,7 +13,10 @@
 #                                       # dev: -cpuprofile); profiling costs some CPU itself
 #
 # CPU time comes from /proc (user + system), so it is a steadier figure than orders/s on
-# a shared machine. Nothing but Go is needed.
+# a shared machine. Beside it, each process's write calls and KB written per order
+# (/proc/PID/io: sockets, SQLite's WAL, logs); with SQLite's group commits these fall as
+# groups grow, so they too depend on the rate and the machine's load. Nothing but Go is
+# needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
