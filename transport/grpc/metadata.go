@@ -50,6 +50,10 @@ type callContext struct {
 	context.Context
 	id   string
 	info *endpoint.Info
+	// md is the incoming metadata itself, not a copy, when every key in it is lowercase
+	// (always so for metadata grpc-go decoded from the wire: HTTP/2 forbids uppercase
+	// header names); nil otherwise, and Get then asks grpc-go as before.
+	md metadata.MD
 }
 
 // Value answers meta.RequestIDKey and, when the call has one, endpoint.InfoKey; other
@@ -68,11 +72,85 @@ func (c *callContext) Value(key any) any {
 
 // Get returns the first value of the incoming metadata key, or "".
 func (c *callContext) Get(key string) string {
-	v := metadata.ValueFromIncomingContext(c.Context, key)
+	return incomingValue(c.Context, c.md, key)
+}
+
+// incomingValue returns the first value of key in the incoming metadata of ctx, or "".
+// md is that metadata when it is known to hold lowercase keys only (see incomingMD):
+// a lowercase key is then looked up directly, without the walk up the context chain,
+// the case-insensitive scan of every key on a miss and the copy of the values on a hit
+// that metadata.ValueFromIncomingContext makes.
+func incomingValue(ctx context.Context, md metadata.MD, key string) string {
+	if md != nil && isLower(key) {
+		if v := md[key]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	v := metadata.ValueFromIncomingContext(ctx, key)
 	if len(v) == 0 {
 		return ""
 	}
 	return v[0]
+}
+
+// incomingMDKey is the context key under which grpc-go keeps the incoming metadata of a
+// served call, or nil if it could not be learned. metadata.ValueFromIncomingContext
+// asks the context for it; keyProbe records what it asks, once, and the key is checked
+// to retrieve metadata set with metadata.NewIncomingContext, so that a grpc-go that
+// stores it otherwise only turns the fast path of incomingMD off.
+var incomingMDKey = func() any {
+	var p keyProbe
+	metadata.ValueFromIncomingContext(&p, "k")
+	if p.key == nil {
+		return nil
+	}
+	want := metadata.Pairs("k", "v")
+	md, _ := metadata.NewIncomingContext(context.Background(), want).Value(p.key).(metadata.MD)
+	if len(md["k"]) != 1 || md["k"][0] != "v" {
+		return nil
+	}
+	return p.key
+}()
+
+// keyProbe is a context that records the first key it is asked for.
+type keyProbe struct {
+	context.Context
+	key any
+}
+
+func (p *keyProbe) Value(key any) any {
+	if p.key == nil {
+		p.key = key
+	}
+	return nil
+}
+
+// incomingMD returns the incoming metadata of ctx, not a copy, if every key in it is
+// lowercase, as in metadata grpc-go decoded from the wire; nil otherwise (none, or keys
+// that metadata replaced by an interceptor holds in another case, which only
+// metadata.ValueFromIncomingContext finds). The caller must not modify it.
+func incomingMD(ctx context.Context) metadata.MD {
+	if incomingMDKey == nil {
+		return nil
+	}
+	md, _ := ctx.Value(incomingMDKey).(metadata.MD)
+	for k := range md {
+		if !isLower(k) {
+			return nil
+		}
+	}
+	return md
+}
+
+// isLower reports whether s has no ASCII uppercase letter.
+func isLower(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return false
+		}
+	}
+	return true
 }
 
 // Set does nothing: incoming metadata is read-only.
@@ -138,9 +216,9 @@ func defaultPropagator() propagation.TextMapPropagator {
 // the remote trace context and the endpoint's Info. It returns the request id, which the
 // caller sends back in the response header.
 func incoming(ctx context.Context, prop propagation.TextMapPropagator, info *endpoint.Info) (context.Context, string) {
-	c := &callContext{Context: ctx, info: info}
-	if v := metadata.ValueFromIncomingContext(ctx, meta.RequestIDMetadataKey); len(v) > 0 && meta.ValidRequestID(v[0]) {
-		c.id = v[0]
+	c := &callContext{Context: ctx, info: info, md: incomingMD(ctx)}
+	if id := incomingValue(ctx, c.md, meta.RequestIDMetadataKey); meta.ValidRequestID(id) {
+		c.id = id
 	} else {
 		c.id = meta.NewRequestID()
 	}
