@@ -100,7 +100,7 @@ func incomingValue(ctx context.Context, md metadata.MD, key string) string {
 // to retrieve metadata set with metadata.NewIncomingContext, so that a grpc-go that
 // stores it otherwise only turns the fast path of incomingMD off.
 var incomingMDKey = func() any {
-	var p keyProbe
+	p := keyProbe{Context: context.Background()}
 	metadata.ValueFromIncomingContext(&p, "k")
 	if p.key == nil {
 		return nil
@@ -119,6 +119,7 @@ type keyProbe struct {
 	key any
 }
 
+// Value records key if it is the first asked for, and answers nil.
 func (p *keyProbe) Value(key any) any {
 	if p.key == nil {
 		p.key = key
