@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"strings"
 )
 
 // stmtCacheSize bounds the statements one SQLite connection keeps prepared.
@@ -32,18 +33,37 @@ func openSQLiteKept(dsn string) (*sql.DB, error) {
 			return nil, err
 		}
 	}
-	return sql.OpenDB(&tracedConnector{Connector: cachingConnector{c}, sys: "sqlite"}), nil
+	return sql.OpenDB(&tracedConnector{Connector: cachingConnector{Connector: c, begin: beginSQL(dsn)}, sys: "sqlite"}), nil
+}
+
+// beginSQL returns the statement that begins a read-write transaction on a connection
+// opened with dsn: BEGIN, or BEGIN IMMEDIATE (or DEFERRED, EXCLUSIVE) when dsn asks for
+// it with _txlock, as the driver does.
+func beginSQL(dsn string) string {
+	_, q, _ := strings.Cut(dsn, "?")
+	for p := range strings.SplitSeq(q, "&") {
+		if mode, ok := strings.CutPrefix(p, "_txlock="); ok {
+			switch mode = strings.ToUpper(mode); mode {
+			case "DEFERRED", "IMMEDIATE", "EXCLUSIVE":
+				return "BEGIN " + mode
+			}
+		}
+	}
+	return "BEGIN"
 }
 
 // cachingConnector makes connections that keep their statements prepared.
-type cachingConnector struct{ driver.Connector }
+type cachingConnector struct {
+	driver.Connector
+	begin string // see beginSQL
+}
 
 func (c cachingConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	conn, err := c.Connector.Connect(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &cachingConn{Conn: conn, stmts: make(map[string]*keptStmt)}, nil
+	return &cachingConn{Conn: conn, stmts: make(map[string]*keptStmt), begin: c.begin}, nil
 }
 
 // Close closes the wrapped connector if it has resources of its own.
@@ -72,6 +92,12 @@ type keptStmt struct {
 type cachingConn struct {
 	driver.Conn
 	stmts map[string]*keptStmt
+
+	// begin begins a read-write transaction (see beginSQL); txStmts keeps the statements
+	// that begin and end transactions, by their text, apart from stmts, so none is
+	// evicted.
+	begin   string
+	txStmts map[string]driver.StmtExecContext
 
 	// prepared and reused count the statements prepared to be kept and the calls that
 	// ran a kept one (for tests).
@@ -230,11 +256,75 @@ func (c *cachingConn) PrepareContext(ctx context.Context, query string) (driver.
 	return c.Conn.Prepare(query)
 }
 
+// BeginTx begins a transaction with a kept BEGIN statement (BEGIN IMMEDIATE on the
+// writer, as its DSN asks; BEGIN for a read-only one), and the transaction ends with a
+// kept COMMIT or ROLLBACK: the driver would prepare and finalize each of them at every
+// transaction. Like the driver, it ignores the isolation level (SQLite's transactions are
+// serializable). A connection whose driver cannot run a kept statement with a context
+// begins through the driver.
 func (c *cachingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	q := c.begin
+	if opts.ReadOnly || q == "" {
+		q = "BEGIN"
+	}
+	if _, err := c.txExec(ctx, q); err != errNotKept {
+		if err != nil {
+			return nil, err
+		}
+		return &keptTx{c: c, ctx: ctx}, nil
+	}
 	if bt, ok := c.Conn.(driver.ConnBeginTx); ok {
 		return bt.BeginTx(ctx, opts)
 	}
 	return (&tracedConn{Conn: c.Conn}).BeginTx(ctx, opts)
+}
+
+// errNotKept says that the driver's statement cannot run with a context.
+var errNotKept = errors.New("store: statement cannot be kept")
+
+// txExec runs q, one of the statements that begin and end transactions, through the
+// statement the connection keeps for it, preparing it the first time.
+func (c *cachingConn) txExec(ctx context.Context, q string) (driver.Result, error) {
+	st, ok := c.txStmts[q]
+	if !ok {
+		ps, err := c.PrepareContext(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		if st, ok = ps.(driver.StmtExecContext); !ok {
+			_ = ps.Close()
+			return nil, errNotKept
+		}
+		if c.txStmts == nil {
+			c.txStmts = make(map[string]driver.StmtExecContext, 3)
+		}
+		c.txStmts[q] = st
+	}
+	return st.ExecContext(ctx, nil)
+}
+
+// keptTx is a transaction begun by cachingConn.BeginTx. Commit runs with the context the
+// transaction began with (a wait for a lock ends when it is done), as the driver's does.
+type keptTx struct {
+	c   *cachingConn
+	ctx context.Context
+}
+
+// Commit commits the transaction. If COMMIT fails, the transaction may still be open
+// (SQLITE_BUSY, or a context that ended); it is rolled back, so that the connection goes
+// back to the pool outside any transaction, and Commit returns COMMIT's error.
+func (t *keptTx) Commit() error {
+	_, err := t.c.txExec(t.ctx, "COMMIT")
+	if err != nil {
+		_, _ = t.c.txExec(context.Background(), "ROLLBACK")
+	}
+	return err
+}
+
+// Rollback rolls the transaction back.
+func (t *keptTx) Rollback() error {
+	_, err := t.c.txExec(context.Background(), "ROLLBACK")
+	return err
 }
 
 func (c *cachingConn) Ping(ctx context.Context) error {
@@ -267,6 +357,10 @@ func (c *cachingConn) CheckNamedValue(nv *driver.NamedValue) error {
 
 // Close finalizes the kept statements and closes the connection.
 func (c *cachingConn) Close() error {
+	for q, st := range c.txStmts {
+		_ = st.(driver.Stmt).Close()
+		delete(c.txStmts, q)
+	}
 	for q, k := range c.stmts {
 		if !k.busy {
 			_ = k.st.Close()
