@@ -18,7 +18,8 @@
 // (group commit), which is what makes many small transactions fast. Each SQLite
 // connection, the writer's and each reader's, keeps the statements its Exec and Query
 // calls run prepared (at most 128 per connection, one evicted past that), so the same SQL
-// text is parsed once per connection, not at every call; SQLite prepares a kept statement
+// text is parsed once per connection, not at every call, and keeps those that begin and
+// end its transactions (BEGIN IMMEDIATE on the writer, COMMIT, ROLLBACK); SQLite prepares a kept statement
 // again by itself after a schema change, and a statement whose rows are still open is not
 // run again (the second call prepares its own) nor finalized until they are closed. On
 // PostgreSQL pgx keeps statements prepared by itself. Each service has its own DSN, so no
