@@ -28,7 +28,8 @@
 // first, events of concurrent transactions can be published in either order.
 //
 // On SQLite the relay does not read back the rows it has just been told about: Add keeps
-// the rows of each transaction in memory once it commits (bounded), and the relay
+// the rows of each transaction in memory once it commits (bounded, and only while a relay
+// of the Outbox holds the lease in this process), and the relay
 // publishes from there a run of rows that starts right after its cursor and has no gap;
 // for anything else (rows written outside Add or by another process, a full queue, a
 // restart) it reads the table, which stays the truth.
@@ -122,8 +123,8 @@ const (
 func (o *Outbox) Add(ctx context.Context, tx *sql.Tx, msgs ...*pubsub.Message) error {
 	now := time.Now()
 	parent := trace.SpanFromContext(ctx)
-	var rows []row // for the relay, once tx has committed (cursor mode)
-	if o.cursor {
+	var rows []row // for the relay, once tx has committed (cursor mode, a relay running)
+	if o.cursor && o.recent.on.Load() {
 		rows = make([]row, 0, len(msgs))
 	}
 	for _, m := range msgs {

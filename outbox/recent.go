@@ -3,6 +3,7 @@ package outbox
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // The rows that Add wrote in transactions that have since committed, kept in memory so
@@ -13,6 +14,9 @@ import (
 // read the table as before. On SQLite, whose single writer hands out sequence numbers in
 // commit order, every row below a committed one has committed too, so a run without a
 // gap that starts at cursor+1 is exactly what the table would return.
+
+// Rows are kept only while a relay of the Outbox holds the lease in this process: a
+// process whose relay runs elsewhere, or waits for the lease, keeps none.
 
 // maxRecentRows and maxRecentBytes bound the rows kept in memory; past them, Add records
 // no more until the relay has taken some, and the relay reads the table instead.
@@ -39,10 +43,12 @@ func (r *row) size() int {
 
 // recent is the committed rows, sorted by sequence number.
 type recent struct {
-	mu    sync.Mutex
-	rows  []row
-	bytes int
-	taken int // rows handed to the relay, for tests
+	on     atomic.Bool // a relay holds the lease; Add records rows only then
+	mu     sync.Mutex
+	relays int // relays holding the lease (one, unless several share an owner)
+	rows   []row
+	bytes  int
+	taken  int // rows handed to the relay, for tests
 	// drops counts the rows push did not record (the queue was full); seen is the count
 	// the relay had when it last read the table to its end. While they are equal, every
 	// row that Add committed is here or published.
@@ -56,6 +62,9 @@ type recent struct {
 func (q *recent) push(rows []row) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.relays == 0 { // the relay stopped since Add checked
+		return
+	}
 	for _, r := range rows {
 		limit := q.limit
 		if limit <= 0 {
@@ -75,6 +84,28 @@ func (q *recent) push(rows []row) {
 		q.rows = slices.Insert(q.rows, i, r)
 		q.bytes += r.size()
 	}
+}
+
+// start records that a relay holds the lease: Add records rows from now on.
+func (q *recent) start() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.relays++
+	q.on.Store(true)
+}
+
+// stop records that a relay let go of the lease; when none holds it, the rows are
+// dropped and Add records no more.
+func (q *recent) stop() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.relays--; q.relays > 0 {
+		return
+	}
+	q.relays = 0
+	q.on.Store(false)
+	q.consume(len(q.rows))
+	q.bytes = 0
 }
 
 // complete reports whether every row that Add committed and the relay has not published

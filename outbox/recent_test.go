@@ -51,6 +51,7 @@ func TestRecentTake(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var q recent
+			q.start()
 			for _, p := range tt.pushes {
 				q.push(rowsAt(p...))
 			}
@@ -69,6 +70,7 @@ func TestRecentTake(t *testing.T) {
 // makes room again.
 func TestRecentBounds(t *testing.T) {
 	var q recent
+	q.start()
 	for s := int64(1); s <= maxRecentRows+10; s++ {
 		q.push(rowsAt(s))
 	}
@@ -83,6 +85,7 @@ func TestRecentBounds(t *testing.T) {
 		t.Fatalf("%d rows kept after taking 100 and pushing 1", q.len())
 	}
 	var big recent
+	big.start()
 	big.push([]row{{seq: 1, payload: make([]byte, maxRecentBytes)}})
 	if big.len() != 0 {
 		t.Fatal("a row over the byte bound was kept")
@@ -116,6 +119,7 @@ func TestRelayRowsLeftOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	ob.recent.limit = 2
+	ob.recent.start() // as if a relay held the lease while the events are added
 	bus := startBus(t)
 	var got deliveries
 	sub, err := bus.Subscribe(ctx, "events.cursor", "c", got.handler, pubsub.Concurrency(1))
@@ -180,6 +184,7 @@ func TestRelayFromMemoryAndTable(t *testing.T) {
 	}
 	defer sub.Stop(ctx)
 
+	ob.recent.start() // as if a relay held the lease while the events are added
 	when := time.Date(2026, 12, 6, 10, 0, 0, 123456789, time.UTC)
 	full := &pubsub.Message{ID: "a", Subject: "events.cursor", Key: "k", Type: "t.a", Source: "src",
 		ContentType: "text/plain", Time: when, Data: []byte("payload a"), Headers: map[string]string{"x-one": "1"}}
@@ -244,5 +249,49 @@ func TestRelayFromMemoryAndTable(t *testing.T) {
 	}
 	if x := got["x"]; string(x.Data) != "by hand" {
 		t.Errorf("event x arrived with %q", x.Data)
+	}
+}
+
+// TestRecentOnlyWhileRelaying: rows are kept only while a relay of the Outbox holds the
+// lease in this process, and dropped when the last one lets go of it, so a process whose
+// relay runs elsewhere holds none.
+func TestRecentOnlyWhileRelaying(t *testing.T) {
+	ctx := context.Background()
+	st := openSQLite(t)
+	ob, err := New(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addEvents(t, st, ob, "a")
+	if n := ob.recent.len(); n != 0 {
+		t.Fatalf("%d rows kept without a relay", n)
+	}
+	ob.recent.start()
+	addEvents(t, st, ob, "b", "c")
+	if n := ob.recent.len(); n != 2 {
+		t.Fatalf("%d rows kept with a relay, want 2", n)
+	}
+	ob.recent.stop()
+	if n := ob.recent.len(); n != 0 {
+		t.Fatalf("%d rows kept after the relay stopped", n)
+	}
+	addEvents(t, st, ob, "d")
+	if n := ob.recent.len(); n != 0 {
+		t.Fatalf("%d rows kept after the relay stopped", n)
+	}
+	// A relay that runs holds the lease, and lets go of it when it ends.
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- ob.Relay(startBus(t), PollInterval(20*time.Millisecond)).Run(rctx) }()
+	waitFor(t, "the relay to publish a to d", func() bool { return cursorOf(t, st) == 4 })
+	addEvents(t, st, ob, "e")
+	waitFor(t, "the relay to publish e", func() bool { return cursorOf(t, st) == 5 })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	addEvents(t, st, ob, "f")
+	if n := ob.recent.len(); n != 0 {
+		t.Fatalf("%d rows kept after Run returned", n)
 	}
 }

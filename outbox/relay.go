@@ -126,7 +126,13 @@ func (r *Relay) Run(ctx context.Context) error {
 			r.renew(lctx)
 			cancel()
 		}()
+		if r.cursor {
+			r.o.recent.start()
+		}
 		r.loop(lctx)
+		if r.cursor {
+			r.o.recent.stop()
+		}
 		cancel()
 		<-lost
 	}
