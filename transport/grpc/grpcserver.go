@@ -32,7 +32,7 @@ const DefaultMaxRecvMsgSize = 4 << 20
 //   - requests of at most [DefaultMaxRecvMsgSize];
 //   - fixed flow-control windows, [WindowSize] and [ConnWindowSize], instead of grpc-go's
 //     bandwidth-delay estimation and its PING per call;
-//   - a pool of goroutines that serve calls, 64 per GOMAXPROCS, so that a call does not
+//   - a pool of goroutines that serve calls, 16 per GOMAXPROCS, so that a call does not
 //     pay for a new goroutine and the growth of its stack (grpc.NumStreamWorkers);
 //   - interceptors that turn a panic in any handler, svckit's or not, into codes.Internal for
 //     that call, logged to logger (nil discards) with its stack. Interceptors in opts added
@@ -54,16 +54,25 @@ func NewGRPCServer(logger *slog.Logger, opts ...grpcgo.ServerOption) *grpcgo.Ser
 	return grpcgo.NewServer(append(defaults, opts...)...)
 }
 
-// streamWorkers is how many goroutines the server keeps to serve calls: 64 per GOMAXPROCS,
+// streamWorkers is how many goroutines the server keeps to serve calls: 16 per GOMAXPROCS,
 // at most 1024. grpc-go otherwise starts a goroutine per call, whose stack then grows, by
 // copying, to the depth of the middleware chain (runtime.copystack: a tenth of a busy
-// server's CPU in svckit's profiles); a worker keeps its grown stack for the next call. A
-// worker is busy from a call's headers to its end, waiting for the request message too,
-// so a few per core are not enough: with 64 callers on one core, 4 workers saved nothing
-// measurable and 64 saved ~4 µs of CPU per call. When every worker is busy, grpc-go falls
-// back to a goroutine per call, so a slow handler never holds up others.
+// server's CPU in svckit's profiles); a worker keeps its grown stack for the next call —
+// until a GC cycle finds it idle and halves it (the runtime shrinks stacks that use less
+// than a quarter). Workers take calls in turn (grpc-go hands calls over a channel, whose
+// waiting receivers are served first come, first served), so with many workers a call
+// lands on one that sat idle through a GC cycle and grows its stack again: with 128
+// workers (64 per GOMAXPROCS on 2 cores) the copying cost 5.8 µs of CPU per sequential
+// call (BenchmarkCatalogCall profile, 40,000 calls), more than a goroutine per call (3.0),
+// and with 8 workers 0.5; the shop's hop overhead (BenchmarkHop) fell from +44/+43 µs
+// (plaintext/mTLS, 128 workers) to +28/+32 with 32 and +38/+35 with 8 (medians of 4
+// alternated runs, load ~16). A worker is busy from a call's headers to its end, waiting
+// for the request message too; with 64 concurrent callers on 2 cores, 8, 32 and 128
+// workers measured alike (93–96 µs CPU per call, 4 runs, load ~20). When every worker is
+// busy, grpc-go falls back to a goroutine per call, so a slow handler never holds up
+// others.
 func streamWorkers() uint32 {
-	return uint32(min(64*runtime.GOMAXPROCS(0), 1024))
+	return uint32(min(16*runtime.GOMAXPROCS(0), 1024))
 }
 
 func recoveryUnary(logger *slog.Logger) grpcgo.UnaryServerInterceptor {
