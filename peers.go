@@ -95,7 +95,7 @@ func (a *App) Dial(ctx context.Context, peer, target string) (grpcgo.ClientConnI
 	b := balancer.New(service)
 	go b.Follow(ch)
 	pool := balancer.NewConnPool(b, balancer.WithDial(func(addr string) (*grpcgo.ClientConn, error) {
-		return grpcgo.NewClient(addr, a.DialCredentials(peer), reconnect())
+		return grpcgo.NewClient(addr, append(sgrpc.DialOptions(), a.DialCredentials(peer), reconnect())...)
 	}))
 	// The pool's connections fail fast: a refused call is retried by balancedConn on
 	// another instance rather than waiting for this one.
@@ -124,7 +124,7 @@ func (a *App) dialList(peer, addrs string) (*grpcgo.ClientConn, error) {
 	}
 	r := manual.NewBuilderWithScheme("svckit-" + strings.ToLower(envName(peer)))
 	r.InitialState(resolver.State{Addresses: list})
-	cc, err := grpcgo.NewClient(r.Scheme()+":///"+peer,
+	cc, err := grpcgo.NewClient(r.Scheme()+":///"+peer, append(sgrpc.DialOptions(),
 		grpcgo.WithResolvers(r),
 		a.DialCredentials(peer),
 		reconnect(),
@@ -132,7 +132,7 @@ func (a *App) dialList(peer, addrs string) (*grpcgo.ClientConn, error) {
 		// A call waits for a ready instance within its deadline instead of failing at
 		// once while every instance is down (a single replica restarting); round robin
 		// sends it only to instances whose connection is up, so it never left if it waits.
-		grpcgo.WithDefaultCallOptions(grpcgo.WaitForReady(true)))
+		grpcgo.WithDefaultCallOptions(grpcgo.WaitForReady(true)))...)
 	if err != nil {
 		return nil, fmt.Errorf("svckit: peer %s: %w", peer, err)
 	}
