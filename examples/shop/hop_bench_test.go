@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sync"
@@ -11,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	grpcgo "google.golang.org/grpc"
 
 	"github.com/svckit/svckit"
@@ -25,9 +26,9 @@ import (
 // a caller asks catalog for a product (GetProduct), sequentially, with the same in-memory
 // lookup behind both servers, so that only the way there and back differs.
 //
-//   - svckit: catalog is a svckit.App (its default chain: a span sampled at 100% into the
-//     batch processor, the JSON access log, RED metrics, the request timeout and panic
-//     recovery) serving the generated gRPC transport; the caller is the generated client
+//   - svckit: catalog is a svckit.App (its default chain: a span sampled at 100% and
+//     exported over OTLP/HTTP to a loopback sink, the JSON access log, RED metrics, the
+//     request timeout and panic recovery) serving the generated gRPC transport; the caller is the generated client
 //     over App.Dial with App.GRPCClientOptions — the same chain around the call — as
 //     the gateway calls catalog under `svckit dev`.
 //   - grpc-go: a grpc-go server with a hand-written service descriptor and ClientConn.Invoke,
@@ -190,14 +191,24 @@ func bareCatalogCall(b *testing.B, pki *hopPKI) getProduct {
 	}
 }
 
-// dropSpans receives span batches and drops them.
-type dropSpans struct{}
-
-func (dropSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
-func (dropSpans) Shutdown(context.Context) error                             { return nil }
+// otlpSink starts a loopback OTLP/HTTP collector that reads each span export and drops
+// it, and points the process's OTEL_* environment at it, so that the svckit apps export
+// their spans the way a deployed service does: the default OTLP http/protobuf exporter,
+// sampled at 100%. Its CPU counts in the benchmark's figures, as a collector's would not.
+func otlpSink(b *testing.B) {
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.WriteHeader(http.StatusOK)
+	}))
+	b.Cleanup(sink.Close)
+	b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", sink.URL)
+	b.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+	b.Setenv("OTEL_TRACES_SAMPLER", "always_on")
+}
 
 // hopApp builds a svckit.App named name with loopback listeners on free ports and, with
-// pki, mTLS.
+// pki, mTLS. Its spans go to the sink otlpSink set up.
 func hopApp(b *testing.B, name string, pki *hopPKI) *svckit.App {
 	env := map[string]string{"HTTP_ADDR": "127.0.0.1:0", "GRPC_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0"}
 	if pki != nil {
@@ -206,7 +217,7 @@ func hopApp(b *testing.B, name string, pki *hopPKI) *svckit.App {
 		}
 	}
 	app, err := svckit.New(context.Background(), name, &svckit.Config{}, svckit.Options{
-		Stdout: io.Discard, Args: []string{}, Signals: []os.Signal{}, SpanExporter: dropSpans{},
+		Stdout: io.Discard, Args: []string{}, Signals: []os.Signal{},
 		Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
 	})
 	if err != nil {
@@ -216,6 +227,7 @@ func hopApp(b *testing.B, name string, pki *hopPKI) *svckit.App {
 }
 
 func svckitCatalogCall(b *testing.B, pki *hopPKI) getProduct {
+	otlpSink(b)
 	srv := hopApp(b, "catalog", pki)
 	if err := catalog.ServeCatalog(srv, memCatalog{}); err != nil {
 		b.Fatal(err)
@@ -237,6 +249,9 @@ func svckitCatalogCall(b *testing.B, pki *hopPKI) getProduct {
 
 	gw := hopApp(b, "gateway", pki)
 	b.Cleanup(func() { _ = gw.TracerProvider().Shutdown(context.Background()) })
+	if gw.TracerProvider().Lean() == nil || srv.TracerProvider().Lean() == nil {
+		b.Fatal("the apps do not export over the default OTLP path")
+	}
 	cc, err := gw.Dial(context.Background(), "catalog", addr.String())
 	if err != nil {
 		b.Fatal(err)
