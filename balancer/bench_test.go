@@ -2,7 +2,10 @@ package balancer_test
 
 import (
 	"context"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"syscall"
 	"testing"
@@ -11,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	grpcgo "google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -56,6 +60,31 @@ func bareServer(b testing.TB) string {
 }
 
 type sumFunc func(ctx context.Context, a, b int64) error
+
+// exportingProvider returns the tracer provider a deployed service has when it samples
+// every call: observe.NewTracerProvider with the default OTLP http/protobuf exporter
+// (the lean provider), exporting to a loopback sink that reads each request and drops it.
+// The sink's CPU counts in the benchmark's figures, as a collector's would not.
+func exportingProvider(b testing.TB) trace.TracerProvider {
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.WriteHeader(http.StatusOK)
+	}))
+	b.Cleanup(sink.Close)
+	b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", sink.URL)
+	b.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+	b.Setenv("OTEL_TRACES_SAMPLER", "always_on")
+	tp, err := observe.NewTracerProvider(context.Background(), observe.TracingOptions{Service: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if tp.Lean() == nil {
+		b.Fatal("observe.NewTracerProvider: not the lean OTLP provider")
+	}
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	return tp
+}
 
 // benchClients returns a bare grpc-go call to one server and a call through svckit's full
 // client stack to two servers found in a NATS KV registry: tracing (sampled as given),
@@ -119,8 +148,14 @@ func benchClientsWith(b testing.TB, sampler sdktrace.Sampler, instances int, ful
 		time.Sleep(time.Millisecond)
 	}
 
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler), sdktrace.WithBatcher(tracetest.NewNoopExporter()))
-	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	var tp trace.TracerProvider
+	if sampler.Description() == sdktrace.AlwaysSample().Description() {
+		tp = exportingProvider(b)
+	} else {
+		sdk := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler), sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+		b.Cleanup(func() { _ = sdk.Shutdown(context.Background()) })
+		tp = sdk
+	}
 	breaker := resilience.NewBreaker(resilience.BreakerConfig{})
 	bal.OnRemove(breaker.Forget)
 	pool := balancer.NewConnPool(bal)
