@@ -32,8 +32,9 @@ const DefaultMaxRecvMsgSize = 4 << 20
 //   - requests of at most [DefaultMaxRecvMsgSize];
 //   - fixed flow-control windows, [WindowSize] and [ConnWindowSize], instead of grpc-go's
 //     bandwidth-delay estimation and its PING per call;
-//   - a pool of goroutines that serve calls, 16 per GOMAXPROCS, so that a call does not
-//     pay for a new goroutine and the growth of its stack (grpc.NumStreamWorkers);
+//   - a pool of goroutines that serve calls, 16 per GOMAXPROCS but at least 32, so that a
+//     call does not pay for a new goroutine and the growth of its stack
+//     (grpc.NumStreamWorkers);
 //   - interceptors that turn a panic in any handler, svckit's or not, into codes.Internal for
 //     that call, logged to logger (nil discards) with its stack. Interceptors in opts added
 //     with grpc.ChainUnaryInterceptor run inside them.
@@ -47,32 +48,42 @@ func NewGRPCServer(logger *slog.Logger, opts ...grpcgo.ServerOption) *grpcgo.Ser
 		grpcgo.MaxRecvMsgSize(DefaultMaxRecvMsgSize),
 		grpcgo.ChainUnaryInterceptor(recoveryUnary(logger)),
 		grpcgo.ChainStreamInterceptor(recoveryStream(logger)),
-		grpcgo.NumStreamWorkers(streamWorkers()),
+		grpcgo.NumStreamWorkers(streamWorkers(runtime.GOMAXPROCS(0))),
 		grpcgo.InitialWindowSize(WindowSize),
 		grpcgo.InitialConnWindowSize(ConnWindowSize),
 	}
 	return grpcgo.NewServer(append(defaults, opts...)...)
 }
 
-// streamWorkers is how many goroutines the server keeps to serve calls: 16 per GOMAXPROCS,
-// at most 1024. grpc-go otherwise starts a goroutine per call, whose stack then grows, by
-// copying, to the depth of the middleware chain (runtime.copystack: a tenth of a busy
-// server's CPU in svckit's profiles); a worker keeps its grown stack for the next call —
-// until a GC cycle finds it idle and halves it (the runtime shrinks stacks that use less
-// than a quarter). Workers take calls in turn (grpc-go hands calls over a channel, whose
-// waiting receivers are served first come, first served), so with many workers a call
-// lands on one that sat idle through a GC cycle and grows its stack again: with 128
-// workers (64 per GOMAXPROCS on 2 cores) the copying cost 5.8 µs of CPU per sequential
-// call (BenchmarkCatalogCall profile, 40,000 calls), more than a goroutine per call (3.0),
-// and with 8 workers 0.5; the shop's hop overhead (BenchmarkHop) fell from +44/+43 µs
-// (plaintext/mTLS, 128 workers) to +28/+32 with 32 and +38/+35 with 8 (medians of 4
-// alternated runs, load ~16). A worker is busy from a call's headers to its end, waiting
-// for the request message too; with 64 concurrent callers on 2 cores, 8, 32 and 128
-// workers measured alike (93–96 µs CPU per call, 4 runs, load ~20). When every worker is
-// busy, grpc-go falls back to a goroutine per call, so a slow handler never holds up
-// others.
-func streamWorkers() uint32 {
-	return uint32(min(16*runtime.GOMAXPROCS(0), 1024))
+// streamWorkers is how many goroutines the server keeps to serve calls, given GOMAXPROCS:
+// 16 per GOMAXPROCS, at least 32 and at most 1024. grpc-go otherwise starts a goroutine per
+// call, whose stack then grows, by copying, to the depth of the middleware chain
+// (runtime.copystack: a tenth of a busy server's CPU in svckit's profiles); a worker keeps
+// its grown stack for the next call — until a GC cycle finds it idle and halves it (the
+// runtime shrinks stacks that use less than a quarter). When every worker is busy, grpc-go
+// falls back to a goroutine per call, so a slow handler never holds up others.
+//
+// Two shapes pull the count in opposite directions. Sequential calls: workers take calls in
+// turn (grpc-go hands calls over a channel, whose waiting receivers are served first come,
+// first served), so the more workers, the likelier a call lands on one that sat idle
+// through a GC cycle and regrows its stack: with 128 workers the copying cost 5.8 µs of
+// CPU per call (BenchmarkCatalogCall profile), with 32 2.5, with 8 0.5. Concurrent calls:
+// too few workers and most calls fall back to a fresh goroutine. Measured on 2 shared cores
+// (load 9–23), medians of alternated rounds, by total workers:
+//
+//   - 64 concurrent callers, server on one CPU (GOMAXPROCS 1; bench/run.sh's gRPC half),
+//     server CPU per call: none 43.9 µs, 4 44.3, 16 35.5, 32 33.3, 64 37.7 (bare grpc-go
+//     26.1); 32 beat 16 in 8 of 9 paired rounds, and matched 64;
+//   - sequential calls (GOMAXPROCS 2): BenchmarkHop's plaintext overhead 31.9 µs CPU per
+//     call with 32 workers against 37.7 with 64 (10 rounds; mTLS 36.3 and 36.2), and
+//     balancer BenchmarkClient's seq CPU ratio to bare 0.869/0.889 (sampled/unsampled)
+//     against 0.824/0.857 with 64.
+//
+// 32 workers is the best measured in both shapes, hence the floor, which also serves a
+// one-CPU container (Go sets GOMAXPROCS from its CPU limit); above two CPUs the count
+// scales at 16 per GOMAXPROCS, as concurrent load does.
+func streamWorkers(procs int) uint32 {
+	return uint32(min(max(32, 16*procs), 1024))
 }
 
 func recoveryUnary(logger *slog.Logger) grpcgo.UnaryServerInterceptor {
