@@ -72,14 +72,16 @@ func NewGRPCServer(logger *slog.Logger, opts ...grpcgo.ServerOption) *grpcgo.Ser
 // (load 9–23), medians of alternated rounds, by total workers:
 //
 //   - 64 concurrent callers, server on one CPU (GOMAXPROCS 1; bench/run.sh's gRPC half),
-//     server CPU per call: none 43.9 µs, 4 44.3, 16 35.5, 32 33.3, 64 37.7 (bare grpc-go
-//     26.1); 32 beat 16 in 8 of 9 paired rounds, and matched 64;
+//     server CPU per call in 5 rounds: none 43.9 µs, 4 44.3, 16 39.7, 32 38.9, 64 37.7
+//     (bare grpc-go 28.0), and in 4 more 16 35.2, 32 33.2 (bare 25.1); 32 beat 16 in 8 of
+//     9 paired rounds and 64 in 3 of 5;
 //   - sequential calls (GOMAXPROCS 2): BenchmarkHop's plaintext overhead 31.9 µs CPU per
 //     call with 32 workers against 37.7 with 64 (10 rounds; mTLS 36.3 and 36.2), and
 //     balancer BenchmarkClient's seq CPU ratio to bare 0.869/0.889 (sampled/unsampled)
-//     against 0.824/0.857 with 64.
+//     against 0.824/0.857 with 64 (10 rounds).
 //
-// 32 workers is the best measured in both shapes, hence the floor, which also serves a
+// 32 workers is the best measured for sequential calls and within noise of the best for
+// concurrent ones, hence the floor, which also serves a
 // one-CPU container (Go sets GOMAXPROCS from its CPU limit); above two CPUs the count
 // scales at 16 per GOMAXPROCS, as concurrent load does.
 func streamWorkers(procs int) uint32 {
