@@ -58,6 +58,7 @@ type LogStore struct {
 	cold     int               // the oldest lines, in compressed blocks
 	zw       *flate.Writer     // reused for every block
 	zbuf     bytes.Buffer
+	ztext    []byte // reused: the text of the block being compressed
 }
 
 // Older lines are compressed: the newest hotLines lines stay as they are, and every
@@ -228,12 +229,13 @@ func (s *LogStore) compressLocked() {
 	}
 	s.zbuf.Reset()
 	s.zw.Reset(&s.zbuf)
-	size := 0
+	text := s.ztext[:0] // the block's lines, copied once into a reused buffer
 	for i := range blockLines {
-		e := &s.ring[(s.start+s.cold+i)%len(s.ring)]
-		_, _ = s.zw.Write([]byte(e.raw)) // a bytes.Buffer does not fail
-		size += len(e.raw)
+		text = append(text, s.ring[(s.start+s.cold+i)%len(s.ring)].raw...)
 	}
+	s.ztext = text
+	size := len(text)
+	_, _ = s.zw.Write(text) // a bytes.Buffer does not fail
 	_ = s.zw.Close()
 	b := &logBlock{z: bytes.Clone(s.zbuf.Bytes()), size: size, live: blockLines}
 	off := 0

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -57,23 +59,58 @@ const (
 )
 
 // decodeOTLPSpans returns the spans of an ExportTraceServiceRequest in its protobuf
-// encoding, as SpansFromOTLP does for the decoded message.
+// encoding, as SpansFromOTLP does for the decoded message. Their strings are views of b
+// (see otlpDecoder).
 func decodeOTLPSpans(b []byte) ([]Span, error) {
-	var out []Span
+	var d otlpDecoder
+	return d.decode(b)
+}
+
+// otlpDecoder decodes export requests into Spans without a copy per string: names,
+// attributes and statuses are views of the request's bytes, and ids and formatted numbers
+// views of the decoder's text buffer. TraceStore.Add copies what it keeps, so a decoder
+// and the request's buffer are reused for the next request once the spans are stored
+// (reset). What the spans were decoded from must not change while they are used.
+type otlpDecoder struct {
+	spans []Span
+	pairs []attrPair // the spans' attributes, each span's a piece of it
+	text  []byte     // hex ids and formatted numbers
+}
+
+// reset forgets the spans of the last request, keeping the buffers.
+func (d *otlpDecoder) reset() {
+	clear(d.spans) // no pointers into the last request stay reachable from here
+	clear(d.pairs)
+	d.spans, d.pairs, d.text = d.spans[:0], d.pairs[:0], d.text[:0]
+}
+
+// decode returns the spans of the request b, after the spans decoded since the last reset.
+func (d *otlpDecoder) decode(b []byte) ([]Span, error) {
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 		if num == fieldRequestResourceSpans && typ == protowire.BytesType {
-			var err error
-			out, err = decodeResourceSpans(v, out)
-			return err
+			return d.resourceSpans(v)
 		}
 		return nil
 	})
-	return out, err
+	return d.spans, err
 }
 
-// decodeResourceSpans appends the spans of one ResourceSpans to out.
-func decodeResourceSpans(b []byte, out []Span) ([]Span, error) {
-	first := len(out)
+// view returns b as a string without copying it.
+func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// hex returns v in hexadecimal, in d.text.
+func (d *otlpDecoder) hex(v []byte) string {
+	if len(v) == 0 {
+		return ""
+	}
+	n := len(d.text)
+	d.text = hex.AppendEncode(d.text, v)
+	return view(d.text[n:])
+}
+
+// resourceSpans appends the spans of one ResourceSpans to d.spans.
+func (d *otlpDecoder) resourceSpans(b []byte) error {
+	first := len(d.spans)
 	service := "unknown"
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 		if typ != protowire.BytesType {
@@ -85,7 +122,7 @@ func decodeResourceSpans(b []byte, out []Span) ([]Span, error) {
 				if num != fieldResourceAttributes || typ != protowire.BytesType {
 					return nil
 				}
-				k, val, err := decodeKeyValue(v)
+				k, val, err := d.keyValue(v)
 				if err != nil {
 					return err
 				}
@@ -102,28 +139,24 @@ func decodeResourceSpans(b []byte, out []Span) ([]Span, error) {
 				if num != fieldScopeSpansSpans || typ != protowire.BytesType {
 					return nil
 				}
-				sp, err := decodeSpan(v)
-				if err != nil {
-					return err
-				}
-				out = append(out, sp)
-				return nil
+				return d.span(v)
 			})
 		}
 		return nil
 	})
 	if err != nil {
-		return out, err
+		return err
 	}
-	for i := first; i < len(out); i++ { // the resource may follow its spans on the wire
-		out[i].Service = service
+	for i := first; i < len(d.spans); i++ { // the resource may follow its spans on the wire
+		d.spans[i].Service = service
 	}
-	return out, nil
+	return nil
 }
 
-// decodeSpan decodes one Span message.
-func decodeSpan(b []byte) (Span, error) {
-	var s Span
+// span decodes one Span message and appends it to d.spans.
+func (d *otlpDecoder) span(b []byte) error {
+	d.spans = append(d.spans, Span{})
+	s := &d.spans[len(d.spans)-1]
 	var kind uint64
 	var start, end uint64
 	var code uint64
@@ -131,11 +164,11 @@ func decodeSpan(b []byte) (Span, error) {
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
 		switch {
 		case num == fieldSpanTraceID && typ == protowire.BytesType:
-			s.TraceID = hex.EncodeToString(v)
+			s.TraceID = d.hex(v)
 		case num == fieldSpanSpanID && typ == protowire.BytesType:
-			s.SpanID = hex.EncodeToString(v)
+			s.SpanID = d.hex(v)
 		case num == fieldSpanParentSpanID && typ == protowire.BytesType:
-			s.ParentID = hex.EncodeToString(v) // "" when empty
+			s.ParentID = d.hex(v) // "" when empty
 		case num == fieldSpanName && typ == protowire.BytesType:
 			name, err := wireString(v)
 			s.Name = name
@@ -165,34 +198,36 @@ func decodeSpan(b []byte) (Span, error) {
 		return nil
 	})
 	if err != nil {
-		return s, err
+		return err
 	}
 	if nattrs > 0 {
 		// As pairs: TraceStore.Add finds the map of a set it holds already (most spans
 		// repeat one) without building one per span; spanAttrs builds it for others.
-		s.pairs = make([]attrPair, 0, nattrs)
+		first := len(d.pairs)
+		d.pairs = slices.Grow(d.pairs, nattrs)
 		err = eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 			if num != fieldSpanAttributes || typ != protowire.BytesType {
 				return nil
 			}
-			k, val, err := decodeKeyValue(v)
+			k, val, err := d.keyValue(v)
 			if err != nil {
 				return err
 			}
-			s.pairs = append(s.pairs, attrPair{k, val.str})
+			d.pairs = append(d.pairs, attrPair{k, val.str})
 			return nil
 		})
 		if err != nil {
-			return s, err
+			return err
 		}
+		s.pairs = d.pairs[first:len(d.pairs):len(d.pairs)]
 	}
 	s.Kind = spanKind(int32(kind))
 	s.Start, s.End = time.Unix(0, int64(start)), time.Unix(0, int64(end))
 	s.Error = int32(code) == int32(tracepb.Status_STATUS_CODE_ERROR)
-	if canceled(&s) {
+	if canceled(s) {
 		s.Canceled, s.Error = true, false
 	}
-	return s, nil
+	return nil
 }
 
 // spanAttrs moves the pairs of spans decoded by decodeOTLPSpans into their Attrs maps,
@@ -226,8 +261,8 @@ type wireValue struct {
 	kind protowire.Number // fieldAnyString … fieldAnyDouble, or 0 for others
 }
 
-// decodeKeyValue decodes one KeyValue message.
-func decodeKeyValue(b []byte) (string, wireValue, error) {
+// keyValue decodes one KeyValue message.
+func (d *otlpDecoder) keyValue(b []byte) (string, wireValue, error) {
 	var key string
 	val := wireValue{str: "<nil>"} // anyValue of a missing value
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
@@ -239,17 +274,17 @@ func decodeKeyValue(b []byte) (string, wireValue, error) {
 		case fieldKeyValueKey:
 			key, err = wireString(v)
 		case fieldKeyValueValue:
-			val, err = decodeAnyValue(v)
+			val, err = d.anyValue(v)
 		}
 		return err
 	})
 	return key, val, err
 }
 
-// decodeAnyValue returns an AnyValue as anyValue does. Values other than strings,
-// booleans, integers and doubles (arrays, lists of key-values, bytes), rare on spans, go
-// through the generated type.
-func decodeAnyValue(b []byte) (wireValue, error) {
+// anyValue returns an AnyValue as anyValue does. Values other than strings, booleans,
+// integers and doubles (arrays, lists of key-values, bytes), rare on spans, go through the
+// generated type.
+func (d *otlpDecoder) anyValue(b []byte) (wireValue, error) {
 	var val wireValue
 	other := false
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
@@ -261,7 +296,9 @@ func decodeAnyValue(b []byte) (wireValue, error) {
 		case num == fieldAnyBool && typ == protowire.VarintType:
 			val = wireValue{str: strconv.FormatBool(x != 0), kind: fieldAnyBool}
 		case num == fieldAnyInt && typ == protowire.VarintType:
-			val = wireValue{str: strconv.FormatInt(int64(x), 10), kind: fieldAnyInt}
+			n := len(d.text)
+			d.text = strconv.AppendInt(d.text, int64(x), 10)
+			val = wireValue{str: view(d.text[n:]), kind: fieldAnyInt}
 		case num == fieldAnyDouble && typ == protowire.Fixed64Type:
 			val = wireValue{str: fmt.Sprint(math.Float64frombits(x)), kind: fieldAnyDouble}
 		default:
@@ -283,12 +320,12 @@ func decodeAnyValue(b []byte) (wireValue, error) {
 	return val, nil
 }
 
-// wireString returns a protobuf string field, which must be UTF-8.
+// wireString returns a protobuf string field, which must be UTF-8, as a view of v.
 func wireString(v []byte) (string, error) {
 	if !utf8.Valid(v) {
 		return "", fmt.Errorf("%w: a string field is not valid UTF-8", errOTLPWire)
 	}
-	return string(v), nil
+	return view(v), nil
 }
 
 // eachField calls f with each field of the message b: its number, wire type, and value

@@ -1,7 +1,12 @@
 package devrun
 
 import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -236,4 +241,104 @@ func BenchmarkCollect(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// TestTraceStoreCopiesDecoded: the decoder's spans are views of the request's bytes and of
+// the decoder's buffers, which the handler reuses; what TraceStore.Add keeps must be copies.
+// After the spans are stored, the request and the buffers are overwritten: the stored
+// trace must not change. Attribute keys and values longer than the interned ones, and an
+// error status, are among them.
+func TestTraceStoreCopiesDecoded(t *testing.T) {
+	long := strings.Repeat("k", maxInternLen+5)
+	req := &collectortrace.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
+		Resource: &resourcepb.Resource{Attributes: []*commonpb.KeyValue{{Key: "service.name", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: "svc"}}}}},
+		ScopeSpans: []*tracepb.ScopeSpans{{Spans: []*tracepb.Span{
+			{TraceId: bytes.Repeat([]byte{1}, 16), SpanId: bytes.Repeat([]byte{2}, 8), Name: "root", Kind: tracepb.Span_SPAN_KIND_SERVER,
+				StartTimeUnixNano: 1, EndTimeUnixNano: 2, Status: &tracepb.Status{Code: tracepb.Status_STATUS_CODE_ERROR, Message: "boom"},
+				Attributes: []*commonpb.KeyValue{
+					{Key: long, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: long + "v"}}},
+					{Key: "n", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: 42}}},
+				}},
+			{TraceId: bytes.Repeat([]byte{1}, 16), SpanId: bytes.Repeat([]byte{3}, 8), ParentSpanId: bytes.Repeat([]byte{4}, 8), Name: "child",
+				StartTimeUnixNano: 1, EndTimeUnixNano: 2,
+				Attributes: []*commonpb.KeyValue{{Key: "n", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: 42}}}}},
+		}}},
+	}}}
+	body, err := proto.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := NewTraceStore(10)
+	want.Add(SpansFromOTLP(req))
+	got := NewTraceStore(10)
+	for range 3 { // the second and third sightings share stored attribute sets
+		var d otlpDecoder
+		b := bytes.Clone(body)
+		spans, err := d.decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got.Add(spans)
+		d.reset()
+		for i := range b {
+			b[i] = 0xff
+		}
+		for i := range d.text[:cap(d.text)] {
+			d.text[:cap(d.text)][i] = 0xff
+		}
+	}
+	id := strings.Repeat("01", 16)
+	g, ok1 := got.Get(id)
+	w, ok2 := want.Get(id)
+	if !ok1 || !ok2 || len(g.Spans) != 6 {
+		t.Fatalf("stored %d spans (%v, %v), want 6", len(g.Spans), ok1, ok2)
+	}
+	g.Received, w.Received = time.Time{}, time.Time{}
+	g.Spans = g.Spans[:2]
+	if !reflect.DeepEqual(g, w) {
+		t.Errorf("stored after the request's bytes changed\n%+v\nwant\n%+v", g, w)
+	}
+}
+
+// TestOTLPHandlerBounds: a body over the bound is refused with 413 before it is read
+// whole, and a body that is not a request with 400; the next request is stored.
+func TestOTLPHandlerBounds(t *testing.T) {
+	st := NewTraceStore(10)
+	h := st.OTLPHandler()
+	post := func(body io.Reader, size int64) int {
+		r := httptest.NewRequest(http.MethodPost, "/v1/traces", body)
+		r.ContentLength = size
+		r.Header.Set("Content-Type", "application/x-protobuf")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	big := io.LimitReader(zeros{}, maxOTLPBody+1)
+	tests := []struct {
+		name string
+		body io.Reader
+		size int64
+		want int
+	}{
+		{"declared too large", strings.NewReader(""), maxOTLPBody + 1, http.StatusRequestEntityTooLarge},
+		{"too large, length unknown", big, -1, http.StatusRequestEntityTooLarge},
+		{"malformed", strings.NewReader("\xff\xff\xff"), 3, http.StatusBadRequest},
+		{"good", bytes.NewReader(otlpRequests()["full"]), -1, http.StatusOK},
+	}
+	for _, tc := range tests {
+		if got := post(tc.body, tc.size); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	if n, _ := st.Stats(); n == 0 {
+		t.Error("the good request was not stored")
+	}
+}
+
+// zeros reads zero bytes forever.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }

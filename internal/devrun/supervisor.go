@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // State is the life-cycle state of a supervised process.
@@ -313,17 +314,15 @@ func (in *Instance) spawn(logs *LogStore, extraEnv ...string) (*proc, error) {
 	var wg sync.WaitGroup
 	pump := func(r io.Reader, stream string) {
 		defer wg.Done()
-		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			logs.Add(in.Service, in.ID, stream, line)
+		scanLines(r, func(line string) { // line is valid during the call only
+			logs.Add(in.Service, in.ID, stream, line) // stores a copy
 			if readyLine(line) {
 				readyOnce.Do(func() { close(p.ready) })
 			}
 			if stream != "stderr" || strings.TrimSpace(line) == "" {
-				continue
+				return
 			}
+			line = strings.Clone(line) // kept below
 			// Only this goroutine writes res's stderr fields until wg.Wait.
 			res.panicked = res.panicked || crashLine(line)
 			if res.panicMsg == "" && (strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ")) {
@@ -333,7 +332,7 @@ func (in *Instance) spawn(logs *LogStore, extraEnv ...string) (*proc, error) {
 				res.tail = slices.Delete(res.tail, 0, 1)
 			}
 			res.tail = append(res.tail, line)
-		}
+		})
 	}
 	wg.Add(2)
 	go pump(stdout, "stdout")
@@ -518,4 +517,17 @@ func (in *Instance) Kill() error {
 		return err
 	}
 	return p.Kill()
+}
+
+// scanLines calls each with every line r reads (up to 1 MiB; a longer one ends the
+// scan). The line's text is only valid during the call: it is a view of the scanner's
+// buffer, not a copy, so that a line that is stored is copied once (by LogStore.Add), not
+// twice. What each keeps it must copy.
+func scanLines(r io.Reader, each func(line string)) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		b := sc.Bytes()
+		each(unsafe.String(unsafe.SliceData(b), len(b)))
+	}
 }

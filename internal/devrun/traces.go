@@ -3,6 +3,7 @@ package devrun
 import (
 	"cmp"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"io"
@@ -19,7 +20,6 @@ import (
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-	"google.golang.org/protobuf/proto"
 )
 
 // Span is one span received over OTLP.
@@ -167,6 +167,7 @@ type TraceStore struct {
 	seed     maphash.Seed
 	names    []string          // services, span names and kinds, never forgotten; 0 is ""
 	nameIdx  map[string]uint16 // index in names
+	batch    map[string]int    // Add's, reused: spans per trace of the call
 }
 
 // storedTrace is a trace as the store keeps it.
@@ -299,6 +300,10 @@ func (s *TraceStore) attrs(a map[string]string) (map[string]string, int) {
 	size := 48 + len(a)*40
 	for k, v := range a {
 		k2, v2 := s.intern(k), s.intern(v)
+		if len(k) > maxInternLen { // not interned: a copy, never a piece of the caller's buffer
+			k2 = strings.Clone(k)
+			size += len(k)
+		}
 		if len(v) > maxInternLen {
 			v2 = strings.Clone(v)
 			size += len(v)
@@ -368,7 +373,11 @@ func (s *TraceStore) Add(spans []Span) {
 	defer s.mu.Unlock()
 	var batch map[string]int // spans per trace in this call, to grow each trace once
 	if len(spans) > 1 {
-		batch = make(map[string]int)
+		if s.batch == nil {
+			s.batch = make(map[string]int)
+		}
+		batch = s.batch
+		defer clear(batch) // keeps none of the caller's strings
 		for i := range spans {
 			batch[spans[i].TraceID]++
 		}
@@ -661,8 +670,19 @@ func (s *TraceStore) Edges() map[[2]string]int {
 	return edges
 }
 
+// maxOTLPBody bounds an OTLP export request's body.
+const maxOTLPBody = 32 << 20
+
+// otlpScratch is what the OTLP handler reuses from one request to the next: the body's
+// buffer and the decoder's.
+type otlpScratch struct {
+	body []byte
+	dec  otlpDecoder
+}
+
 // OTLPHandler receives OTLP/HTTP trace exports (POST /v1/traces, protobuf) into s.
 func (s *TraceStore) OTLPHandler() http.Handler {
+	var pool sync.Pool // of *otlpScratch: the decoded spans are views of its buffers
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			http.Error(w, "POST only", http.StatusMethodNotAllowed)
@@ -672,21 +692,66 @@ func (s *TraceStore) OTLPHandler() http.Handler {
 			http.Error(w, fmt.Sprintf("unsupported content type %q: send application/x-protobuf", ct), http.StatusUnsupportedMediaType)
 			return
 		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, 32<<20))
+		sc, _ := pool.Get().(*otlpScratch)
+		if sc == nil {
+			sc = new(otlpScratch)
+		}
+		body, err := readBody(sc.body[:0], r.Body, r.ContentLength, maxOTLPBody)
+		sc.body = body
+		if err != nil {
+			code := http.StatusBadRequest
+			if errors.Is(err, errBodyTooLarge) {
+				code = http.StatusRequestEntityTooLarge
+			}
+			http.Error(w, err.Error(), code)
+			return // the scratch is dropped: it may be large
+		}
+		spans, err := sc.dec.decode(body) // SpansFromOTLP, straight from the wire
+		if err == nil {
+			s.Add(spans) // copies what it keeps
+		}
+		sc.dec.reset()
+		if cap(sc.body) <= 1<<20 && cap(sc.dec.text) <= 1<<20 && cap(sc.dec.spans) <= 1<<14 {
+			pool.Put(sc)
+		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		spans, err := decodeOTLPSpans(body) // SpansFromOTLP, straight from the wire
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		s.Add(spans)
-		out, _ := proto.Marshal(&collectortrace.ExportTraceServiceResponse{})
+		// The response, an empty ExportTraceServiceResponse, is no bytes.
 		w.Header().Set("Content-Type", "application/x-protobuf")
-		_, _ = w.Write(out)
+		w.WriteHeader(http.StatusOK)
 	})
+}
+
+// errBodyTooLarge is readBody's error for a body over its bound.
+var errBodyTooLarge = errors.New("request body too large")
+
+// readBody appends the body r to buf (size: its Content-Length, or -1) and returns it, or
+// an error when it is longer than limit bytes.
+func readBody(buf []byte, r io.Reader, size int64, limit int) ([]byte, error) {
+	if size > int64(limit) {
+		return buf, fmt.Errorf("%w: %d bytes, at most %d", errBodyTooLarge, size, limit)
+	}
+	if size > 0 {
+		buf = slices.Grow(buf, int(size)+1) // +1: EOF is read without growing
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, max(512, cap(buf)))
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), limit+1)])
+		buf = buf[:len(buf)+n]
+		if len(buf) > limit {
+			return buf, fmt.Errorf("%w: more than %d bytes", errBodyTooLarge, limit)
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, fmt.Errorf("read the request: %w", err)
+		}
+	}
 }
 
 // SpansFromOTLP flattens an OTLP export request.
