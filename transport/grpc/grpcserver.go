@@ -69,16 +69,17 @@ func NewGRPCServer(logger *slog.Logger, opts ...grpcgo.ServerOption) *grpcgo.Ser
 // through a GC cycle and regrows its stack: with 128 workers the copying cost 5.8 µs of
 // CPU per call (BenchmarkCatalogCall profile), with 32 2.5, with 8 0.5. Concurrent calls:
 // too few workers and most calls fall back to a fresh goroutine. Measured on 2 shared cores
-// (load 9–23), medians of alternated rounds, by total workers:
+// (load 7–23), medians of alternated rounds, by total workers:
 //
 //   - 64 concurrent callers, server on one CPU (GOMAXPROCS 1; bench/run.sh's gRPC half),
 //     server CPU per call in 5 rounds: none 43.9 µs, 4 44.3, 16 39.7, 32 38.9, 64 37.7
-//     (bare grpc-go 28.0), and in 4 more 16 35.2, 32 33.2 (bare 25.1); 32 beat 16 in 8 of
-//     9 paired rounds and 64 in 3 of 5;
-//   - sequential calls (GOMAXPROCS 2): BenchmarkHop's plaintext overhead 31.9 µs CPU per
-//     call with 32 workers against 37.7 with 64 (10 rounds; mTLS 36.3 and 36.2), and
-//     balancer BenchmarkClient's seq CPU ratio to bare 0.869/0.889 (sampled/unsampled)
-//     against 0.824/0.857 with 64 (10 rounds).
+//     (bare grpc-go 28.0), in 4 more 16 35.2, 32 33.2 (bare 25.1), and at load 7–9 in 5
+//     more 16 23.7, 32 23.0, 64 22.7 (bare 15.4); 32 beat 16 in 13 of 14 paired rounds,
+//     and 64 in 5 of 10;
+//   - sequential calls (GOMAXPROCS 2): BenchmarkHop's plaintext overhead 29.5 µs CPU per
+//     call with 32 workers against 40.3 with 64 (15 rounds; mTLS 37.9 and 36.1), and
+//     balancer BenchmarkClient's seq CPU ratio to bare 0.852/0.886 (sampled/unsampled)
+//     against 0.823/0.864 with 64 (15 rounds).
 //
 // 32 workers is the best measured for sequential calls and within noise of the best for
 // concurrent ones, hence the floor, which also serves a
