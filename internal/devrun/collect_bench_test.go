@@ -40,7 +40,7 @@ func (w *discardResponse) WriteHeader(code int)        { w.code = code }
 func BenchmarkCollectShop(b *testing.B) {
 	g := newOrderGen(b)
 	traces0 := NewTraceStore(0) // shared by the rounds of "exports": filled once
-	logs := NewLogStore(0) // shared by the rounds of "lines"
+	logs := NewLogStore(0)      // shared by the rounds of "lines"
 	var text bytes.Buffer
 	for n := range 4000 {
 		_, lines := g.next(n)

@@ -1,7 +1,10 @@
 package devrun
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"sort"
@@ -164,6 +167,38 @@ func quantile(buckets map[float64]float64, q float64) float64 {
 	return prevLe
 }
 
+// maxMetricsPage bounds a /metrics page.
+const maxMetricsPage = 16 << 20
+
+// redPrefix begins the names of the families the RED series are computed from
+// (svckit_requests_total, svckit_request_errors_total, svckit_request_duration_seconds).
+const redPrefix = "svckit_request"
+
+// redLines keeps, in place, the lines of a Prometheus text page that belong to the RED
+// families — their samples and their HELP and TYPE lines — and drops the rest (the Go
+// runtime's, the process's, other svckit families: most of a page), which the parser
+// would otherwise build objects for on every scrape. Every line of a family begins with
+// its name, so the families kept are whole.
+func redLines(page []byte) []byte {
+	out := page[:0]
+	for len(page) > 0 {
+		line := page
+		if i := bytes.IndexByte(page, '\n'); i >= 0 {
+			line, page = page[:i+1], page[i+1:]
+		} else {
+			page = nil
+		}
+		name := line
+		if bytes.HasPrefix(name, []byte("# HELP ")) || bytes.HasPrefix(name, []byte("# TYPE ")) {
+			name = name[len("# HELP "):]
+		}
+		if bytes.HasPrefix(name, []byte(redPrefix)) {
+			out = append(out, line...) // out never passes line: it only shrinks the page
+		}
+	}
+	return out
+}
+
 func (m *MetricsStore) scrape(ctx context.Context, addr string) (scrape, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	if err != nil {
@@ -174,8 +209,15 @@ func (m *MetricsStore) scrape(ctx context.Context, addr string) (scrape, error) 
 		return scrape{}, err
 	}
 	defer resp.Body.Close()
+	page, err := io.ReadAll(io.LimitReader(resp.Body, maxMetricsPage+1))
+	if err != nil {
+		return scrape{}, fmt.Errorf("read %s/metrics: %w", addr, err)
+	}
+	if len(page) > maxMetricsPage {
+		return scrape{}, fmt.Errorf("%s/metrics: larger than %d bytes", addr, maxMetricsPage)
+	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(resp.Body)
+	fams, err := parser.TextToMetricFamilies(bytes.NewReader(redLines(page)))
 	if err != nil {
 		return scrape{}, err
 	}
