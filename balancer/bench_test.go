@@ -2,10 +2,7 @@ package balancer_test
 
 import (
 	"context"
-	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"sync"
 	"syscall"
 	"testing"
@@ -26,6 +23,7 @@ import (
 	"github.com/svckit/svckit/examples/addsvc/pb"
 	"github.com/svckit/svckit/natsserver"
 	"github.com/svckit/svckit/observe"
+	"github.com/svckit/svckit/observe/otlp/otlptest"
 	"github.com/svckit/svckit/resilience"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 )
@@ -63,18 +61,10 @@ type sumFunc func(ctx context.Context, a, b int64) error
 
 // exportingProvider returns the tracer provider a deployed service has when it samples
 // every call: observe.NewTracerProvider with the default OTLP http/protobuf exporter
-// (the lean provider), exporting to a loopback sink that reads each request and drops it.
-// The sink's CPU counts in the benchmark's figures, as a collector's would not.
+// (the lean provider), exporting to a loopback collector that drops the spans. The
+// collector's CPU counts in the benchmark's figures, as a real one's would not.
 func exportingProvider(b testing.TB) trace.TracerProvider {
-	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		w.WriteHeader(http.StatusOK)
-	}))
-	b.Cleanup(sink.Close)
-	b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", sink.URL)
-	b.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
-	b.Setenv("OTEL_TRACES_SAMPLER", "always_on")
+	otlptest.Discard(b)
 	tp, err := observe.NewTracerProvider(context.Background(), observe.TracingOptions{Service: "bench"})
 	if err != nil {
 		b.Fatal(err)

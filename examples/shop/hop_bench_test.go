@@ -4,8 +4,6 @@ import (
 	"context"
 	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sync"
@@ -19,6 +17,7 @@ import (
 	"github.com/svckit/svckit/examples/shop/catalog"
 	"github.com/svckit/svckit/examples/shop/catalog/pb"
 	"github.com/svckit/svckit/mtls"
+	"github.com/svckit/svckit/observe/otlp/otlptest"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 )
 
@@ -191,24 +190,8 @@ func bareCatalogCall(b *testing.B, pki *hopPKI) getProduct {
 	}
 }
 
-// otlpSink starts a loopback OTLP/HTTP collector that reads each span export and drops
-// it, and points the process's OTEL_* environment at it, so that the svckit apps export
-// their spans the way a deployed service does: the default OTLP http/protobuf exporter,
-// sampled at 100%. Its CPU counts in the benchmark's figures, as a collector's would not.
-func otlpSink(b *testing.B) {
-	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		w.WriteHeader(http.StatusOK)
-	}))
-	b.Cleanup(sink.Close)
-	b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", sink.URL)
-	b.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
-	b.Setenv("OTEL_TRACES_SAMPLER", "always_on")
-}
-
 // hopApp builds a svckit.App named name with loopback listeners on free ports and, with
-// pki, mTLS. Its spans go to the sink otlpSink set up.
+// pki, mTLS. Its spans go to the collector otlptest.Discard set up.
 func hopApp(b *testing.B, name string, pki *hopPKI) *svckit.App {
 	env := map[string]string{"HTTP_ADDR": "127.0.0.1:0", "GRPC_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0"}
 	if pki != nil {
@@ -227,7 +210,7 @@ func hopApp(b *testing.B, name string, pki *hopPKI) *svckit.App {
 }
 
 func svckitCatalogCall(b *testing.B, pki *hopPKI) getProduct {
-	otlpSink(b)
+	otlptest.Discard(b) // spans exported over OTLP, as a deployed service does
 	srv := hopApp(b, "catalog", pki)
 	if err := catalog.ServeCatalog(srv, memCatalog{}); err != nil {
 		b.Fatal(err)
