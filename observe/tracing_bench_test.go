@@ -3,13 +3,12 @@ package observe
 import (
 	"context"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/observe/otlp/otlptest"
 )
 
 // BenchmarkLeanStack measures the server middleware of svckit.App's default chain on the
@@ -17,13 +16,7 @@ import (
 // loopback collector that discards, the JSON access log to io.Discard, RED metrics. Each
 // middleware alone, then the three together, over endpoint.Wrap with a no-op middleware.
 func BenchmarkLeanStack(b *testing.B) {
-	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/x-protobuf")
-	}))
-	defer sink.Close()
-	b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", sink.URL)
-	b.Setenv("OTEL_TRACES_SAMPLER", "always_on")
+	otlptest.Discard(b)
 	tp, err := NewTracerProvider(context.Background(), TracingOptions{Service: "bench"})
 	if err != nil {
 		b.Fatal(err)

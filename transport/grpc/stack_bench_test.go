@@ -4,8 +4,6 @@ import (
 	"context"
 	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"sync"
 	"syscall"
 	"testing"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/svckit/svckit/endpoint"
 	"github.com/svckit/svckit/observe"
+	"github.com/svckit/svckit/observe/otlp/otlptest"
 	"github.com/svckit/svckit/resilience"
 	svcgrpc "github.com/svckit/svckit/transport/grpc"
 	"github.com/svckit/svckit/transport/grpc/internal/testpb"
@@ -29,14 +28,7 @@ import (
 // difference in allocs/op and cpu-µs/op (process CPU time from getrusage, both ends of
 // the call) is the server stack's.
 func BenchmarkServerStack(b *testing.B) {
-	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/x-protobuf")
-	}))
-	defer sink.Close()
-	b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", sink.URL)
-	b.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
-	b.Setenv("OTEL_TRACES_SAMPLER", "always_on")
+	otlptest.Discard(b)
 	b.Setenv("OTEL_TRACES_EXPORTER", "otlp")
 
 	b.Run("grpc-go", func(b *testing.B) {
