@@ -51,7 +51,7 @@ type Client struct {
 	service  string
 	label    string
 	mws      []endpoint.Middleware
-	prop     propagation.TextMapPropagator
+	prop     propagation.TextMapPropagator // nil: the default, written by injectW3C
 	callOpts []grpcgo.CallOption
 	sd       protoreflect.ServiceDescriptor
 }
@@ -68,7 +68,12 @@ func WithClientMiddleware(mws ...endpoint.Middleware) ClientOption {
 // WithClientPropagator sets how trace context is written to request metadata. The default
 // writes W3C traceparent, tracestate and baggage.
 func WithClientPropagator(p propagation.TextMapPropagator) ClientOption {
-	return func(c *Client) { c.prop = p }
+	return func(c *Client) {
+		if p == nil {
+			p = defaultPropagator()
+		}
+		c.prop = p
+	}
 }
 
 // WithClientServiceLabel sets the service name that client middleware sees in
@@ -86,7 +91,7 @@ func WithCallOptions(opts ...grpcgo.CallOption) ClientOption {
 // one target). As with [NewServer], methods are checked against the service's descriptor
 // when the global protobuf registry has it.
 func NewClient(cc grpcgo.ClientConnInterface, service string, opts ...ClientOption) *Client {
-	c := &Client{cc: cc, service: service, label: service, prop: defaultPropagator()}
+	c := &Client{cc: cc, service: service, label: service}
 	for _, o := range opts {
 		o(c)
 	}
@@ -112,7 +117,8 @@ func (c *Client) methodInfo(method string, streaming bool, in, out protoreflect.
 // UnaryCall returns an endpoint that calls the unary method of the client's service. enc
 // turns the endpoint's request into the request message and dec turns the response
 // message into the endpoint's response. Every call carries the request id of its context
-// (or a new one) and the context's trace context. A failed call returns an *svcerr.Error:
+// (or a new one, so that the server need not make one and send it back) and the context's
+// trace context. A failed call returns an *svcerr.Error:
 // the server's error, with the same kind, message, fields and metadata, for a svckit
 // server (see [FromStatus]). UnaryCall panics if the method does not match the service's
 // descriptor.
@@ -128,7 +134,7 @@ func UnaryCall[Req, Resp any, WReq, WResp proto.Message](c *Client, method strin
 			return zero, encodeError(fullMethod, err)
 		}
 		out := newResp()
-		if err := c.cc.Invoke(outgoing(ctx, c.prop), fullMethod, in, out, c.callOpts...); err != nil {
+		if err := c.cc.Invoke(outgoingMD(ctx, c.prop), fullMethod, in, out, c.callOpts...); err != nil {
 			return zero, callError(ctx, c.service, err)
 		}
 		resp, err := dec(out)
@@ -167,7 +173,7 @@ func StreamCall[Req, T any, WReq, WItem proto.Message](c *Client, method string,
 		}
 		callCtx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		cs, err := c.cc.NewStream(outgoing(callCtx, c.prop), desc, fullMethod, c.callOpts...)
+		cs, err := c.cc.NewStream(outgoingMD(callCtx, c.prop), desc, fullMethod, c.callOpts...)
 		if err != nil {
 			return nil, callError(ctx, c.service, err)
 		}
