@@ -58,10 +58,16 @@ func TestOutgoingMDMatchesPropagator(t *testing.T) {
 		}, map[string]string{"x-request-id": "req-1", "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}},
 		{"outgoing headers replace", []func(context.Context) context.Context{
 			span(trace.FlagsSampled, trace.TraceState{}),
-			func(ctx context.Context) context.Context { return meta.WithOutgoingHeader(ctx, "Authorization", "Bearer a") },
+			func(ctx context.Context) context.Context {
+				return meta.WithOutgoingHeader(ctx, "Authorization", "Bearer a")
+			},
 			func(ctx context.Context) context.Context { return meta.WithOutgoingHeader(ctx, "TraceParent", "mine") },
-			func(ctx context.Context) context.Context { return meta.WithOutgoingHeader(ctx, "X-Request-Id", "theirs") },
-			func(ctx context.Context) context.Context { return meta.WithOutgoingHeader(ctx, "authorization", "Bearer b") },
+			func(ctx context.Context) context.Context {
+				return meta.WithOutgoingHeader(ctx, "X-Request-Id", "theirs")
+			},
+			func(ctx context.Context) context.Context {
+				return meta.WithOutgoingHeader(ctx, "authorization", "Bearer b")
+			},
 		}, map[string]string{"authorization": "Bearer b", "traceparent": "mine", "x-request-id": "theirs"}},
 		{"more pairs than the stack buffer", func() []func(context.Context) context.Context {
 			var fs []func(context.Context) context.Context
