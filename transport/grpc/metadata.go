@@ -2,7 +2,6 @@ package grpc
 
 import (
 	"context"
-	"strings"
 	"sync"
 
 	"go.opentelemetry.io/otel/propagation"
@@ -163,49 +162,6 @@ func (c *callContext) Keys() []string {
 	return MetadataCarrier(md).Keys()
 }
 
-// pairsCarrier collects what a propagator injects as key/value pairs for
-// metadata.AppendToOutgoingContext.
-type pairsCarrier struct{ p *pairs }
-
-// pairs is the buffer of key/value pairs that outgoing fills for one call.
-type pairs struct{ kv []string }
-
-// pairsPool recycles the buffers of outgoing: the propagator takes its carrier as an
-// interface, which would move a buffer on outgoing's stack to the heap on every call, and
-// metadata.AppendToOutgoingContext copies the pairs, so a buffer is free again once it
-// returns.
-var pairsPool = sync.Pool{New: func() any { return &pairs{kv: make([]string, 0, 8)} }}
-
-func (c pairsCarrier) Get(key string) string {
-	kv := c.p.kv
-	for i := 0; i+1 < len(kv); i += 2 {
-		if strings.EqualFold(kv[i], key) {
-			return kv[i+1]
-		}
-	}
-	return ""
-}
-
-func (c pairsCarrier) Set(key, value string) {
-	kv := c.p.kv
-	for i := 0; i+1 < len(kv); i += 2 {
-		if strings.EqualFold(kv[i], key) {
-			kv[i+1] = value
-			return
-		}
-	}
-	c.p.kv = append(kv, strings.ToLower(key), value)
-}
-
-func (c pairsCarrier) Keys() []string {
-	kv := c.p.kv
-	keys := make([]string, 0, len(kv)/2)
-	for i := 0; i+1 < len(kv); i += 2 {
-		keys = append(keys, kv[i])
-	}
-	return keys
-}
-
 // defaultPropagator returns the propagator servers and clients use unless told otherwise:
 // W3C trace context (traceparent, tracestate) and W3C baggage, the same as
 // observe.Propagator, built here so that this package does not depend on observe.
@@ -247,25 +203,4 @@ func setRequestIDHeader(ctx context.Context, id string) {
 	_ = grpcgo.SetHeader(ctx, md)
 	v[0] = ""
 	headerMDs.Put(md)
-}
-
-// outgoing adds the context's request id, the trace context of ctx and the headers set
-// with meta.WithOutgoingHeader to the outgoing metadata of a call. A call made outside any
-// request carries no request id: the server assigns one and returns it in the response
-// header, so the cost of a header is paid only where it correlates something.
-func outgoing(ctx context.Context, prop propagation.TextMapPropagator) context.Context {
-	p := pairsPool.Get().(*pairs)
-	if id := meta.RequestID(ctx); id != "" {
-		p.kv = append(p.kv, meta.RequestIDMetadataKey, id)
-	}
-	c := pairsCarrier{p}
-	prop.Inject(ctx, c)
-	meta.OutgoingHeaders(ctx, c.Set)
-	if len(p.kv) > 0 {
-		ctx = metadata.AppendToOutgoingContext(ctx, p.kv...)
-	}
-	clear(p.kv)
-	p.kv = p.kv[:0]
-	pairsPool.Put(p)
-	return ctx
 }
