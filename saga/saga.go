@@ -194,6 +194,16 @@ type Step[S any] struct {
 	// could take it twice, so the saga compensates instead (unless Retry.Attempts asks
 	// for more tries).
 	Idempotent bool
+	// NoCheckpoint records a plain Action's completion with the saga's next checkpoint
+	// instead of in a transaction of its own: one transaction fewer per saga. Until that
+	// checkpoint the store has the saga before the step, so a saga resumed after a crash
+	// in between runs the step again: set it only on an action that may run again after
+	// it succeeded (a call to a peer that deduplicates on [Key] and answers a repeat as
+	// it answered the first) and whose changes to the state running it again makes
+	// anew. The last step, a step followed by an ActionTx (whose transaction records the
+	// step anyway) and a failure (which compensates) are checkpointed as before. Define
+	// panics if it is set on an ActionTx or a guard.
+	NoCheckpoint bool
 }
 
 func (s *Step[S]) budget() time.Duration {
@@ -232,6 +242,9 @@ func Define[S any](name string, steps ...Step[S]) *Definition[S] {
 		}
 		if s.Compensate != nil && s.CompensateTx != nil {
 			panic(fmt.Sprintf("saga %s: step %d (%s) has both Compensate and CompensateTx", name, i, s.Name))
+		}
+		if s.NoCheckpoint && s.Action == nil {
+			panic(fmt.Sprintf("saga %s: step %d (%s): NoCheckpoint needs a plain Action", name, i, s.Name))
 		}
 		if s.Name == "" || seen[s.Name] {
 			panic(fmt.Sprintf("saga %s: step %d has an empty or repeated name %q", name, i, s.Name))
@@ -347,9 +360,9 @@ type instance struct {
 	// first is the failed first attempt of the first action, made by Start; the run
 	// takes it as its own first attempt.
 	first *attempt
-	// passed are the guards (steps without an action) the run has gone past since the
-	// last checkpoint: the next checkpoint records them, and until then the store has
-	// the saga at the first of them.
+	// passed are the guards (steps without an action) and the NoCheckpoint steps the run
+	// has gone past since the last checkpoint: the next checkpoint records them, and until
+	// then the store has the saga at the first of them.
 	passed []passedGuard
 	// decoded is data decoded (a *S), when the run has it: the state value the last
 	// checkpoint encoded, which no action has had since. The next step takes it instead
@@ -357,7 +370,7 @@ type instance struct {
 	decoded any
 }
 
-// passedGuard is a guard step the run went past, not yet recorded.
+// passedGuard is a guard or NoCheckpoint step the run went past, not yet recorded.
 type passedGuard struct {
 	step int
 	name string
@@ -1376,7 +1389,8 @@ func (d *Definition[S]) runAction(ctx context.Context, o *Orchestrator, in *inst
 			return d.fail(ctx, o, in, err)
 		}
 		var data []byte
-		moved := false // in was moved on by checkpointWithNext
+		moved := false      // in was moved on by checkpointWithNext
+		unrecorded := false // a NoCheckpoint step: the next checkpoint records it
 		actErr, err := func() (actErr, err error) {
 			if attempt == 1 && carried != nil { // made before the run, with the step before
 				return carried.err, nil
@@ -1422,6 +1436,10 @@ func (d *Definition[S]) runAction(ctx context.Context, o *Orchestrator, in *inst
 				moved = true
 				return nil, d.checkpointWithNext(ctx, o, in, i, state, data)
 			}
+			if step.NoCheckpoint && next < len(d.steps) {
+				unrecorded = true
+				return nil, nil
+			}
 			// The action took effect: record it even if the orchestrator is closing.
 			cctx := context.WithoutCancel(ctx)
 			return nil, o.st.InTx(cctx, func(tx *sql.Tx) error {
@@ -1432,7 +1450,13 @@ func (d *Definition[S]) runAction(ctx context.Context, o *Orchestrator, in *inst
 			return err
 		}
 		if actErr == nil {
-			if !moved {
+			switch {
+			case unrecorded:
+				// The store keeps the saga where it was; data is what a retried next
+				// step and the compensations start from.
+				in.passed = append(in.passed, passedGuard{step: i, name: step.Name})
+				in.step, in.data, in.decoded = next, data, state
+			case !moved:
 				in.step, in.state, in.data, in.passed, in.decoded = next, nextState, data, nil, state
 			}
 			return nil

@@ -35,6 +35,7 @@ func suite(t *testing.T, open func(testing.TB) *store.Store) {
 		{"StartTwiceFirstStepInStart", testStartTwiceFirstStepInStart},
 		{"ActionTxAfterPlainStep", testActionTxAfterPlainStep},
 		{"GuardSteps", testGuardSteps},
+		{"NoCheckpoint", testNoCheckpoint},
 		{"RetryStartsFromCheckpoint", testRetryStartsFromCheckpoint},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -389,11 +390,13 @@ func testOwners(t *testing.T, openStore func(testing.TB) *store.Store) {
 func TestDefinePanics(t *testing.T) {
 	noop := func(context.Context, *counter) error { return nil }
 	tests := map[string][]saga.Step[counter]{
-		"no steps":     nil,
-		"no action":    {{Name: "a"}}, // a guard needs a compensation
-		"two actions":  {{Name: "a", Action: noop, ActionTx: func(context.Context, *sql.Tx, *counter) error { return nil }}},
-		"repeated":     {{Name: "a", Action: noop}, {Name: "a", Action: noop}},
-		"unnamed step": {{Action: noop}},
+		"no steps":                    nil,
+		"no action":                   {{Name: "a"}}, // a guard needs a compensation
+		"two actions":                 {{Name: "a", Action: noop, ActionTx: func(context.Context, *sql.Tx, *counter) error { return nil }}},
+		"repeated":                    {{Name: "a", Action: noop}, {Name: "a", Action: noop}},
+		"unnamed step":                {{Action: noop}},
+		"NoCheckpoint on an ActionTx": {{Name: "a", NoCheckpoint: true, ActionTx: func(context.Context, *sql.Tx, *counter) error { return nil }}},
+		"NoCheckpoint on a guard":     {{Name: "a", NoCheckpoint: true, Compensate: noop}},
 	}
 	for name, steps := range tests {
 		t.Run(name, func(t *testing.T) {

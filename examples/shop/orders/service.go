@@ -260,9 +260,13 @@ func New(st *store.Store, ob *outbox.Outbox, sagas *saga.Orchestrator, cat catal
 			},
 			Timeout: 5 * time.Second,
 			Retry:   retry,
-			// Reserve is idempotent per order: a timed-out call may be made again.
-			Idempotent: true,
-			Budget:     s.budget,
+			// Reserve is idempotent per order: a timed-out call may be made again, and
+			// so may one that succeeded, which answers with the same reservation and
+			// total. So the reservation is recorded with the charge, not in a
+			// transaction of its own: a crash in between reserves again, harmlessly.
+			Idempotent:   true,
+			NoCheckpoint: true,
+			Budget:       s.budget,
 		},
 		saga.Step[sagaState]{
 			// As for stock: a charge that took effect in payments but failed here is
