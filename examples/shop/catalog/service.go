@@ -138,20 +138,12 @@ func (s *Service) Reserve(ctx context.Context, orderID string, items []Item) (Re
 		ids = append(ids, id)
 	}
 	sort.Strings(ids) // a fixed order of row updates
+	// The first call for an order, the usual one, takes the stock and records the
+	// reservation without reading first: the reservation's INSERT does nothing when the
+	// order has one already (a call made again, or a release that came first), and the
+	// transaction is then rolled back and the recorded reservation answered instead.
 	var res Reservation
 	err := s.st.InTx(ctx, func(tx *sql.Tx) error {
-		var status string
-		err := tx.QueryRowContext(ctx, s.st.Rebind(`SELECT status, total_cents FROM reservations WHERE order_id = ?`), orderID).
-			Scan(&status, &res.TotalCents)
-		switch {
-		case err == nil && status == "reserved":
-			res.OrderID = orderID
-			return s.loadItems(ctx, tx, &res)
-		case err == nil:
-			return svcerr.Errorf(svcerr.FailedPrecondition, "order %s was released already", orderID)
-		case !errors.Is(err, sql.ErrNoRows):
-			return err
-		}
 		// Stock first, each product in one statement (taken only if enough is left; the
 		// price and what is left come back), then the reservation with its total: two
 		// statements per order fewer than inserting it first and updating its total.
@@ -163,6 +155,14 @@ func (s *Service) Reserve(ctx context.Context, orderID string, items []Item) (Re
 			err := tx.QueryRowContext(ctx, s.st.Rebind(`UPDATE products SET stock = stock - ? WHERE id = ? AND stock >= ? RETURNING price_cents, stock`), q, id, q).
 				Scan(&price, &left)
 			if errors.Is(err, sql.ErrNoRows) {
+				// A call made again after the stock ran out answers the reservation.
+				var one int
+				switch err := tx.QueryRowContext(ctx, s.st.Rebind(`SELECT 1 FROM reservations WHERE order_id = ?`), orderID).Scan(&one); {
+				case err == nil:
+					return errReservedBefore
+				case !errors.Is(err, sql.ErrNoRows):
+					return err
+				}
 				return s.notReserved(ctx, tx, id, q)
 			}
 			if err != nil {
@@ -175,9 +175,15 @@ func (s *Service) Reserve(ctx context.Context, orderID string, items []Item) (Re
 				events = append(events, &pubsub.Message{Subject: SubjectStockLow, Key: id, Type: "StockLow", Data: data})
 			}
 		}
-		if _, err := tx.ExecContext(ctx, s.st.Rebind(`INSERT INTO reservations (order_id, status, total_cents, created_at) VALUES (?, 'reserved', ?, ?)`),
-			orderID, res.TotalCents, time.Now().UnixMilli()); err != nil {
+		r, err := tx.ExecContext(ctx, s.st.Rebind(`INSERT INTO reservations (order_id, status, total_cents, created_at) VALUES (?, 'reserved', ?, ?) ON CONFLICT (order_id) DO NOTHING`),
+			orderID, res.TotalCents, time.Now().UnixMilli())
+		if err != nil {
 			return err
+		}
+		if n, err := r.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return errReservedBefore // rolls back the stock taken above
 		}
 		for _, it := range res.Items {
 			if _, err := tx.ExecContext(ctx, s.st.Rebind(`INSERT INTO reservation_items (order_id, product_id, quantity) VALUES (?, ?, ?)`), orderID, it.ProductID, it.Quantity); err != nil {
@@ -189,10 +195,34 @@ func (s *Service) Reserve(ctx context.Context, orderID string, items []Item) (Re
 		}
 		return nil
 	})
+	if errors.Is(err, errReservedBefore) {
+		err = s.st.InTx(ctx, func(tx *sql.Tx) error {
+			res = Reservation{OrderID: orderID}
+			return s.recorded(ctx, tx, &res)
+		})
+	}
 	if err != nil {
 		return Reservation{}, err
 	}
 	return res, nil
+}
+
+// errReservedBefore says that the order has a reservation (or a release) already.
+var errReservedBefore = errors.New("catalog: order reserved or released before")
+
+// recorded reads the reservation of res.OrderID into res: the answer to a Reserve made
+// again. A released order's is refused.
+func (s *Service) recorded(ctx context.Context, tx *sql.Tx, res *Reservation) error {
+	var status string
+	err := tx.QueryRowContext(ctx, s.st.Rebind(`SELECT status, total_cents FROM reservations WHERE order_id = ?`), res.OrderID).
+		Scan(&status, &res.TotalCents)
+	if err != nil {
+		return fmt.Errorf("catalog: reservation of %s: %w", res.OrderID, err)
+	}
+	if status != "reserved" {
+		return svcerr.Errorf(svcerr.FailedPrecondition, "order %s was released already", res.OrderID)
+	}
+	return s.loadItems(ctx, tx, res)
 }
 
 // notReserved returns why q of product id could not be taken: the product does not

@@ -80,6 +80,50 @@ func TestReserveAndRelease(t *testing.T) {
 	}
 }
 
+// TestReserveAgainAfterStockRanOut: a Reserve made again answers the order's
+// reservation (or refuses its release) also when the stock it took has run out since.
+func TestReserveAgainAfterStockRanOut(t *testing.T) {
+	ctx := context.Background()
+	all := []catalog.Item{{ProductID: "sku-limited", Quantity: 10}}
+	for _, tc := range []struct {
+		name, order string
+		release     bool
+		refused     bool // with FailedPrecondition, else answered the reservation
+	}{
+		{"reserved", "o1", false, false},
+		{"released", "o2", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := newCatalog(t)
+			first, err := c.Reserve(ctx, tc.order, all)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.release {
+				if err := c.Release(ctx, tc.order); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := c.Reserve(ctx, "other", all); err != nil { // the stock runs out again
+					t.Fatal(err)
+				}
+			}
+			if got := stock(t, c, "sku-limited"); got != 0 {
+				t.Fatalf("stock = %d, want 0", got)
+			}
+			again, err := c.Reserve(ctx, tc.order, all)
+			if tc.refused {
+				if svcerr.KindOf(err) != svcerr.FailedPrecondition {
+					t.Fatalf("Reserve again = %+v, %v; want failed_precondition", again, err)
+				}
+				return
+			}
+			if err != nil || again.TotalCents != first.TotalCents || len(again.Items) != 1 || again.Items[0] != all[0] {
+				t.Fatalf("Reserve again = %+v, %v; want %+v", again, err, first)
+			}
+		})
+	}
+}
+
 func TestReserveErrors(t *testing.T) {
 	ctx := context.Background()
 	c, _ := newCatalog(t)
