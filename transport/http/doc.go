@@ -2,6 +2,13 @@
 // Go's pattern routing and a JSON codec, and calls them from other services with a client
 // that runs the same middleware.
 //
+// Routing is http.ServeMux's, with one shortcut: a request whose method and path are
+// exactly a route's, for a route without wildcards ("POST /sum"), goes straight to it with
+// Request.Pattern set, as the ServeMux would route it, without the ServeMux's path
+// cleaning and pattern matching. Other requests, and every request once [Server.Mux] has
+// been handed out (a handler registered there with a host takes precedence), go through
+// the ServeMux.
+//
 // Every failure leaves as application/problem+json (RFC 9457) with a "kind" member naming
 // the svcerr kind, so a svckit client turns it back into the same *svcerr.Error:
 //

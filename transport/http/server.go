@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path"
 	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/propagation"
@@ -42,6 +44,16 @@ type Server struct {
 	rejMws  []endpoint.Middleware   // see WithRejectMiddleware
 	unmatch endpoint.Handler        // rejMws around the rejections of requests no route matched
 	cors    *corsPolicy             // nil: no CORS headers (WithCORS)
+	exact   map[string][]exactRoute // routes without wildcards, by path (see ServeHTTP)
+	shared  atomic.Bool             // Mux was handed out: only the mux routes
+}
+
+// exactRoute is a route whose path has no wildcards, served without the ServeMux's
+// pattern matching when a request's path is exactly its path.
+type exactRoute struct {
+	method  string
+	pattern string // as registered, for Request.Pattern
+	h       http.HandlerFunc
 }
 
 type pathMethods struct {
@@ -126,6 +138,7 @@ func NewServer(service string, opts ...ServerOption) *Server {
 		logger:  slog.New(slog.DiscardHandler),
 		paths:   make(map[string]*pathMethods),
 		pathMux: http.NewServeMux(),
+		exact:   make(map[string][]exactRoute),
 	}
 	for _, o := range opts {
 		o(s)
@@ -137,18 +150,40 @@ func NewServer(service string, opts ...ServerOption) *Server {
 
 // ServeHTTP routes the request. With [WithCORS] a request from an allowed origin gets the
 // CORS response headers, and a preflight request is answered here.
+//
+// A request whose method and path are exactly those of a route without wildcards goes
+// straight to that route, as the ServeMux would send it, without the ServeMux's path
+// cleaning and pattern matching; every other request goes through the ServeMux. Once
+// [Server.Mux] has been called, every request goes through the ServeMux, since a handler
+// registered there with a host ("POST api.example.com/sum") takes precedence.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.cors != nil {
 		if o, ok := r.Header["Origin"]; ok && len(o) == 1 && s.cors.serve(s, w, r, o[0]) {
 			return
 		}
 	}
+	// RawPath is set only when the path's escaping is not the default one ("/a%2Fb"): the
+	// ServeMux matches such paths segment by segment on the escaped form, so they take
+	// its way.
+	if r.URL.RawPath == "" && !s.shared.Load() {
+		for _, e := range s.exact[r.URL.Path] {
+			if e.method == r.Method {
+				r.Pattern = e.pattern
+				e.h(w, r)
+				return
+			}
+		}
+	}
 	s.mux.ServeHTTP(w, r)
 }
 
 // Mux returns the underlying ServeMux, for plain http.Handlers that live beside the
-// endpoints (webhooks, static files). They get none of the endpoint middleware.
-func (s *Server) Mux() *http.ServeMux { return s.mux }
+// endpoints (webhooks, static files). They get none of the endpoint middleware. From the
+// first call on, every request is routed by the ServeMux (see [Server.ServeHTTP]).
+func (s *Server) Mux() *http.ServeMux {
+	s.shared.Store(true)
+	return s.mux
+}
 
 // RouteOption configures one route.
 type RouteOption func(*routeConfig)
@@ -225,6 +260,18 @@ func HandleWith[Req, Resp any](s *Server, pattern, name string, e endpoint.Endpo
 	}
 	s.mux.HandleFunc(method+" "+path, h)
 	s.addMethod(method, path)
+	if isExactPath(path) {
+		s.exact[path] = append(s.exact[path], exactRoute{method: method, pattern: method + " " + path, h: h})
+	}
+}
+
+// isExactPath reports whether a route's path matches only itself: it starts with "/" (no
+// host), has no wildcards and no escapes, does not end in "/" (which would match a
+// subtree) and is clean, so that the ServeMux would neither redirect a request for it nor
+// match it against another pattern first.
+func isExactPath(p string) bool {
+	return strings.HasPrefix(p, "/") && !strings.HasSuffix(p, "/") &&
+		!strings.ContainsAny(p, "{}%") && path.Clean(p) == p
 }
 
 // requestContext returns the request's context with its request id, the caller's trace
