@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -287,4 +288,63 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestStmtCtx: on the writer, a statement runs without its context's cancellation (the
+// driver would watch it from a goroutine per statement) but fails before it starts once
+// the context has ended; readers keep the context as it is.
+func TestStmtCtx(t *testing.T) {
+	live, cancelLive := context.WithCancel(context.Background())
+	defer cancelLive()
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name       string
+		writer     bool
+		ctx        context.Context
+		err        error
+		cancelable bool // the context the statement runs with can end
+	}{
+		{"writer, background", true, context.Background(), nil, false},
+		{"writer, cancelable", true, live, nil, false},
+		{"writer, canceled", true, ended, context.Canceled, false},
+		{"reader, cancelable", false, live, nil, true},
+		{"reader, canceled", false, ended, nil, true}, // the driver fails it
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &cachingConn{writer: tc.writer}
+			ctx, err := c.stmtCtx(tc.ctx)
+			if err != tc.err {
+				t.Fatalf("err = %v, want %v", err, tc.err)
+			}
+			if err != nil {
+				return
+			}
+			if got := ctx.Done() != nil; got != tc.cancelable {
+				t.Fatalf("cancelable = %v, want %v", got, tc.cancelable)
+			}
+		})
+	}
+	// On a real writer, a statement with an ended context fails and leaves nothing.
+	st := openKeptTest(t)
+	if _, err := st.DB().ExecContext(context.Background(), `CREATE TABLE t (v INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	err := st.InTx(context.Background(), func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ended, `INSERT INTO t (v) VALUES (1)`)
+		return err
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("InTx = %v, want context.Canceled", err)
+	}
+	if err := st.InTx(live, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(live, `INSERT INTO t (v) VALUES (2)`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var sum int
+	if err := st.ReadDB().QueryRow(`SELECT COALESCE(SUM(v), 0) FROM t`).Scan(&sum); err != nil || sum != 2 {
+		t.Fatalf("sum = %d, %v; want 2", sum, err)
+	}
 }

@@ -21,8 +21,12 @@
 // text is parsed once per connection, not at every call, and keeps those that begin and
 // end its transactions (BEGIN IMMEDIATE on the writer, COMMIT, ROLLBACK); SQLite prepares a kept statement
 // again by itself after a schema change, and a statement whose rows are still open is not
-// run again (the second call prepares its own) nor finalized until they are closed. On
-// PostgreSQL pgx keeps statements prepared by itself. Each service has its own DSN, so no
+// run again (the second call prepares its own) nor finalized until they are closed. A
+// statement on the SQLite writer fails at once when its context has ended, and once it
+// has started runs to its end without watching the context (the driver would watch it
+// from a goroutine per statement; the writer's statements are short and wait for no lock
+// of this process, and at most the busy timeout for another's); queries on the readers
+// end when their context does. On PostgreSQL pgx keeps statements prepared by itself. Each service has its own DSN, so no
 // service reaches another's data.
 package store
 
@@ -212,7 +216,7 @@ func openSQLite(path string, o options) (write, read *sql.DB, err error) {
 	if strings.HasSuffix(name, "?") {
 		sep = ""
 	}
-	write, err = openSQLiteKept(name + sep + pragmas() + "&_txlock=immediate")
+	write, err = openSQLiteKept(name+sep+pragmas()+"&_txlock=immediate", true)
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
@@ -225,7 +229,7 @@ func openSQLite(path string, o options) (write, read *sql.DB, err error) {
 		write.Close()
 		return nil, nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
 	}
-	read, err = openSQLiteKept(name + sep + pragmas("query_only(1)"))
+	read, err = openSQLiteKept(name+sep+pragmas("query_only(1)"), false)
 	if err != nil {
 		write.Close()
 		return nil, nil, fmt.Errorf("store: open sqlite: %w", err)
