@@ -106,14 +106,15 @@ func requestID(ctx context.Context) string {
 // propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 // would set them (TestOutgoingMDMatchesPropagator compares the two).
 func injectW3C(ctx context.Context, kv []string) []string {
+	// The keys differ from one another and from the request id's: append, no search.
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 		if ts := sc.TraceState().String(); ts != "" {
-			kv = setPair(kv, "tracestate", ts)
+			kv = append(kv, "tracestate", ts)
 		}
-		kv = setPair(kv, "traceparent", traceparent(sc))
+		kv = append(kv, "traceparent", traceparent(sc))
 	}
 	if s := baggage.FromContext(ctx).String(); s != "" {
-		kv = setPair(kv, "baggage", s)
+		kv = append(kv, "baggage", s)
 	}
 	return kv
 }
