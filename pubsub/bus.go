@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"net/url"
 	"strconv"
@@ -250,9 +249,18 @@ func (b *Bus) Close(ctx context.Context) error {
 
 // partition returns the key partition of key.
 func (b *Bus) partition(key string) int {
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	return int(h.Sum32() % uint32(b.cfg.Partitions))
+	return int(fnv32a(key) % uint32(b.cfg.Partitions))
+}
+
+// fnv32a is the 32-bit FNV-1a hash of s (hash/fnv's New32a, without its allocations).
+func fnv32a(s string) uint32 {
+	const offset, prime = 2166136261, 16777619
+	h := uint32(offset)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= prime
+	}
+	return h
 }
 
 // keyToken separates a subject from its key partition.
@@ -289,8 +297,7 @@ func (b *Bus) Publish(ctx context.Context, msgs ...*Message) error {
 		return nil
 	}
 	now := time.Now()
-	out := make([]*nats.Msg, len(msgs))
-	for i, m := range msgs {
+	for _, m := range msgs {
 		if m.Subject == "" {
 			return errors.New("pubsub: message without subject")
 		}
@@ -303,19 +310,15 @@ func (b *Bus) Publish(ctx context.Context, msgs ...*Message) error {
 		if m.Time.IsZero() {
 			m.Time = now
 		}
-		nm := &nats.Msg{Subject: b.wireSubject(m), Data: m.Data, Header: encodeHeaders(m)}
-		if _, ok := m.Headers["traceparent"]; !ok {
-			b.inject(ctx, m, nm)
-		}
-		out[i] = nm
 	}
-	pending := out
+	pending := msgs
 	if b.fast != nil && len(pending) >= fastBatchMin {
-		var rest []*nats.Msg
+		var rest []*Message
+		w := newWireEncoder(b)
 		for len(pending) > 0 {
 			chunk := pending[:min(len(pending), fastBatchMax)]
 			pending = pending[len(chunk):]
-			n, err := b.publishFast(ctx, chunk)
+			n, err := b.publishFast(ctx, w, chunk)
 			if err != nil {
 				if ctx.Err() != nil {
 					return fmt.Errorf("pubsub: publish: %w", err)
@@ -328,16 +331,24 @@ func (b *Bus) Publish(ctx context.Context, msgs ...*Message) error {
 			return nil
 		}
 	}
+	out := make([]*nats.Msg, len(pending))
+	for i, m := range pending {
+		nm := &nats.Msg{Subject: b.wireSubject(m), Data: m.Data, Header: encodeHeaders(m)}
+		if _, ok := m.Headers["traceparent"]; !ok {
+			b.inject(ctx, m, nm.Header)
+		}
+		out[i] = nm
+	}
 	pause := 20 * time.Millisecond
 	for {
-		failed, err := b.publishAll(ctx, pending)
+		failed, err := b.publishAll(ctx, out)
 		if err == nil {
 			return nil
 		}
 		if !jsx.Transient(err) || ctx.Err() != nil {
 			return fmt.Errorf("pubsub: publish: %w", err)
 		}
-		pending = failed
+		out = failed
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("pubsub: publish: %w", errors.Join(err, ctx.Err()))
@@ -345,6 +356,61 @@ func (b *Bus) Publish(ctx context.Context, msgs ...*Message) error {
 		}
 		pause = min(pause*2, time.Second)
 	}
+}
+
+// wireEncoder puts the messages of one fast batch on the wire one after the other
+// through one nats.Msg, one header map and one array of header values: the client
+// encodes a message's headers into its write buffer before the next is filled, so a
+// message costs none of them. Key partitions' subjects are remembered for the batch.
+type wireEncoder struct {
+	b        *Bus
+	nm       nats.Msg
+	vals     []string
+	subjects []wireSubject // a few (subject, partition) pairs seen in this batch
+}
+
+// wireSubject is a keyed message's subject on the wire.
+type wireSubject struct {
+	subject string
+	part    int
+	wire    string
+}
+
+// maxWireSubjects bounds what a wireEncoder remembers.
+const maxWireSubjects = 64
+
+func newWireEncoder(b *Bus) *wireEncoder {
+	return &wireEncoder{b: b, nm: nats.Msg{Header: make(nats.Header, 12)}, vals: make([]string, 0, 12)}
+}
+
+// msg returns m as the encoder's nats.Msg, valid until the next call.
+func (w *wireEncoder) msg(ctx context.Context, m *Message) *nats.Msg {
+	clear(w.nm.Header)
+	w.vals = fillHeaders(w.nm.Header, w.vals, m)
+	w.nm.Subject, w.nm.Data = w.subject(m), m.Data
+	if _, ok := m.Headers["traceparent"]; !ok {
+		w.b.inject(ctx, m, w.nm.Header)
+	}
+	return &w.nm
+}
+
+// subject returns m's subject on the wire, reusing the string of an earlier message of
+// the batch with the same subject and key partition.
+func (w *wireEncoder) subject(m *Message) string {
+	if m.Key == "" {
+		return m.Subject
+	}
+	p := w.b.partition(m.Key)
+	for _, s := range w.subjects {
+		if s.part == p && s.subject == m.Subject {
+			return s.wire
+		}
+	}
+	wire := m.Subject + keyToken + strconv.Itoa(p)
+	if len(w.subjects) < maxWireSubjects {
+		w.subjects = append(w.subjects, wireSubject{m.Subject, p, wire})
+	}
+	return wire
 }
 
 // publishAll publishes msgs asynchronously and waits for their acks; it returns the
@@ -381,7 +447,7 @@ func (b *Bus) publishAll(ctx context.Context, msgs []*nats.Msg) ([]*nats.Msg, er
 
 // inject writes the trace context of ctx into the message headers, in a producer span if
 // the bus has a tracer provider.
-func (b *Bus) inject(ctx context.Context, m *Message, nm *nats.Msg) {
+func (b *Bus) inject(ctx context.Context, m *Message, h nats.Header) {
 	if b.tp != nil {
 		var span trace.Span
 		ctx, span = b.tp.Tracer(observe.ScopeName).Start(ctx, "publish "+m.Subject, trace.WithSpanKind(trace.SpanKindProducer))
@@ -390,7 +456,7 @@ func (b *Bus) inject(ctx context.Context, m *Message, nm *nats.Msg) {
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		return
 	}
-	b.prop.Inject(ctx, natsCarrier(nm.Header))
+	b.prop.Inject(ctx, natsCarrier(h))
 }
 
 // redactURL hides the passwords and tokens of NATS URLs (nats://user:pass@host) in

@@ -103,9 +103,9 @@ type batchAck struct {
 // errFastBatch is returned by publishFast when the server does not take fast batches.
 var errFastBatch = errors.New("pubsub: fast batch refused")
 
-// publishFast publishes msgs as one fast batch and returns how many of them, from the
-// first, the server has stored.
-func (b *Bus) publishFast(ctx context.Context, msgs []*nats.Msg) (int, error) {
+// publishFast publishes msgs as one fast batch, encoded by w, and returns how many of
+// them, from the first, the server has stored.
+func (b *Bus) publishFast(ctx context.Context, w *wireEncoder, msgs []*Message) (int, error) {
 	f := b.fast
 	id := nuid.Next()
 	ch := make(chan []byte, 1)
@@ -132,9 +132,9 @@ func (b *Bus) publishFast(ctx context.Context, msgs []*nats.Msg) (int, error) {
 		buf = append(buf, '.')
 		buf = append(buf, op...)
 		buf = append(buf, ".$FI"...)
-		m.Reply = string(buf)
-		err := b.nc.PublishMsg(m)
-		m.Reply = ""
+		nm := w.msg(ctx, m)
+		nm.Reply = string(buf)
+		err := b.nc.PublishMsg(nm)
 		if err != nil {
 			return 0, fmt.Errorf("pubsub: publish: %w", err)
 		}

@@ -9,6 +9,10 @@
 //	jetstream-batch
 //	          the same, published as fast batches of -batch messages with one
 //	          acknowledgement each, as the outbox relay publishes
+//	jetstream-batch-ce
+//	          the same with the eight headers pubsub gives an event (Nats-Msg-Id and the
+//	          CloudEvents and key headers, set as pubsub sets them), the JetStream
+//	          part of the outbox path with the same messages on the wire
 //	outbox    end to end: producers commit an order and its event through outbox.Add,
 //	          the relay publishes, a pubsub subscription consumes and acks; the
 //	          subscription is a default one, which keeps each key's order (an event's key
@@ -68,7 +72,7 @@ var (
 	producers = flag.Int("producers", 32, "concurrent producer goroutines (transactions in flight, as from concurrent requests)")
 	perTx     = flag.Int("per-tx", 1, "events per producer transaction")
 	batch     = flag.Int("batch", 1000, "relay batch size")
-	mode      = flag.String("mode", "all", "sqlite, jetstream, jetstream-batch, outbox (both outbox modes), outbox-ordered (the per-key order mode alone), outbox-unordered, or all; a comma-separated list")
+	mode      = flag.String("mode", "all", "sqlite, jetstream, jetstream-batch, jetstream-batch-ce, outbox (both outbox modes), outbox-ordered (the per-key order mode alone), outbox-unordered, or all; a comma-separated list")
 	keys      = flag.Int("keys", 100, "distinct event keys in the outbox modes")
 	conc      = flag.Int("concurrency", 8, "handlers at once in the outbox modes' subscription")
 	payload   = flag.Int("payload", 200, "event payload bytes")
@@ -220,8 +224,9 @@ func main() {
 			fmt.Printf("round %d\n", round+1)
 		}
 		run(round, "sqlite", func(d string) result { return benchSQLite(ctx, d, body) })
-		run(round, "jetstream", func(d string) result { return benchJetStream(ctx, d, body, false) })
-		run(round, "jetstream-batch", func(d string) result { return benchJetStream(ctx, d, body, true) })
+		run(round, "jetstream", func(d string) result { return benchJetStream(ctx, d, body, false, *ceHeaders) })
+		run(round, "jetstream-batch", func(d string) result { return benchJetStream(ctx, d, body, true, *ceHeaders) })
+		run(round, "jetstream-batch-ce", func(d string) result { return benchJetStream(ctx, d, body, true, true) })
 		run(round, "outbox", func(d string) result { return benchOutbox(ctx, d, body, true) })
 		run(round, "outbox-unordered", func(d string) result { return benchOutbox(ctx, d, body, false) })
 	}
@@ -352,8 +357,8 @@ func startNATS(ctx context.Context, dir string) (*natsserver.Server, *nats.Conn)
 
 // benchJetStream runs the raw JetStream mode; batched publishes each batch as one fast
 // batch with one acknowledgement (as the outbox relay does) instead of an
-// acknowledgement per message.
-func benchJetStream(ctx context.Context, dir string, body []byte, batched bool) result {
+// acknowledgement per message; ce gives each message the headers pubsub gives it.
+func benchJetStream(ctx context.Context, dir string, body []byte, batched, ce bool) result {
 	srv, nc := startNATS(ctx, dir)
 	defer srv.Shutdown(ctx)
 	defer nc.Close()
@@ -373,8 +378,15 @@ func benchJetStream(ctx context.Context, dir string, body []byte, batched bool) 
 	var got atomic.Int64
 	done := make(chan struct{})
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		t, _ := strconv.ParseInt(m.Headers().Get("sent"), 10, 64)
-		lat = append(lat, time.Since(time.Unix(0, t)))
+		var sent time.Time
+		if ce { // the time as pubsub's consumer reads it
+			if v := m.Headers()[pubsub.HeaderTime]; len(v) > 0 {
+				sent, _ = time.Parse(time.RFC3339Nano, v[0])
+			}
+		} else if t, err := strconv.ParseInt(m.Headers().Get("sent"), 10, 64); err == nil {
+			sent = time.Unix(0, t)
+		}
+		lat = append(lat, time.Since(sent))
 		m.Ack()
 		if got.Add(1) == int64(*n) {
 			close(done)
@@ -386,9 +398,13 @@ func benchJetStream(ctx context.Context, dir string, body []byte, batched bool) 
 	defer cc.Stop()
 	start := time.Now()
 	if batched {
-		publishFastBatches(nc, body, start)
+		publishFastBatches(nc, body, start, ce)
 		<-done
-		return result{name: "jetstream-batch", events: *n, elapsed: time.Since(start), latencies: lat, violations: -1}
+		name := "jetstream-batch"
+		if ce && !*ceHeaders {
+			name = "jetstream-batch-ce"
+		}
+		return result{name: name, events: *n, elapsed: time.Since(start), latencies: lat, violations: -1}
 	}
 	for i := 0; i < *n; i += *batch {
 		var futs []jetstream.PubAckFuture
@@ -397,8 +413,7 @@ func benchJetStream(ctx context.Context, dir string, body []byte, batched bool) 
 				time.Sleep(time.Until(start.Add(time.Duration(j) * time.Second / time.Duration(*rate))))
 			}
 			m := &nats.Msg{Subject: "raw.orders", Data: body, Header: nats.Header{}}
-			m.Header.Set("sent", strconv.FormatInt(time.Now().UnixNano(), 10))
-			addCEHeaders(m.Header, j)
+			setHeaders(m.Header, j, ce)
 			f, err := js.PublishMsgAsync(m, jetstream.WithMsgID("ev-"+strconv.Itoa(j)))
 			if err != nil {
 				log.Fatal(err)
@@ -417,26 +432,32 @@ func benchJetStream(ctx context.Context, dir string, body []byte, batched bool) 
 	return result{name: "jetstream", events: *n, elapsed: time.Since(start), latencies: lat, violations: -1}
 }
 
-// addCEHeaders adds, with -ce-headers, the headers pubsub gives event i besides its
-// Nats-Msg-Id.
-func addCEHeaders(h nats.Header, i int) {
-	if !*ceHeaders {
+// setHeaders gives event i the headers of a raw JetStream mode: with ce, the eight that
+// pubsub gives an event — Nats-Msg-Id, ce-id, ce-source, ce-type, ce-specversion,
+// ce-time, content-type, svckit-key — set the way pubsub sets them (names as they are,
+// one value each; the consumer reads the latency from ce-time); otherwise Nats-Msg-Id
+// and the time sent.
+func setHeaders(h nats.Header, i int, ce bool) {
+	id := "ev-" + strconv.Itoa(i)
+	h[nats.MsgIdHdr] = []string{id}
+	if !ce {
+		h["sent"] = []string{strconv.FormatInt(time.Now().UnixNano(), 10)}
 		return
 	}
-	h.Set(pubsub.HeaderID, "ev-"+strconv.Itoa(i))
-	h.Set(pubsub.HeaderSource, "outboxbench")
-	h.Set(pubsub.HeaderType, "events.orders.created")
-	h.Set(pubsub.HeaderSpecVersion, pubsub.SpecVersion)
-	h.Set(pubsub.HeaderTime, time.Now().UTC().Format(time.RFC3339Nano))
-	h.Set(pubsub.HeaderContentType, "application/json")
-	h.Set(pubsub.HeaderKey, strconv.Itoa(i%max(*keys, 1)))
+	h[pubsub.HeaderID] = []string{id}
+	h[pubsub.HeaderSource] = []string{"outboxbench"}
+	h[pubsub.HeaderType] = []string{"events.orders.created"}
+	h[pubsub.HeaderSpecVersion] = []string{pubsub.SpecVersion}
+	h[pubsub.HeaderTime] = []string{time.Now().UTC().Format(time.RFC3339Nano)}
+	h[pubsub.HeaderContentType] = []string{"application/json"}
+	h[pubsub.HeaderKey] = []string{strconv.Itoa(i % max(*keys, 1))}
 }
 
 // publishFastBatches publishes the -n messages as JetStream fast batches of -batch
 // messages ("fail" gap mode, a flow-control message every 500), each with a
 // Nats-Msg-Id, and waits for each batch's acknowledgement before the next, as the
 // outbox relay does through pubsub.
-func publishFastBatches(nc *nats.Conn, body []byte, start time.Time) {
+func publishFastBatches(nc *nats.Conn, body []byte, start time.Time, ce bool) {
 	inbox := nc.NewInbox()
 	answers := make(chan []byte, 16)
 	sub, err := nc.Subscribe(inbox+".>", func(m *nats.Msg) {
@@ -465,9 +486,7 @@ func publishFastBatches(nc *nats.Conn, body []byte, start time.Time) {
 			}
 			m := &nats.Msg{Subject: "raw.orders", Data: body, Header: nats.Header{},
 				Reply: base + strconv.Itoa(j-i+1) + "." + op + ".$FI"}
-			m.Header.Set(nats.MsgIdHdr, "ev-"+strconv.Itoa(j))
-			m.Header.Set("sent", strconv.FormatInt(time.Now().UnixNano(), 10))
-			addCEHeaders(m.Header, j)
+			setHeaders(m.Header, j, ce)
 			if err := nc.PublishMsg(m); err != nil {
 				log.Fatal(err)
 			}
