@@ -34,8 +34,11 @@
 // a handler fails that call with codes.Internal while the server keeps serving.
 //
 // Calls carry a request id in the "x-request-id" metadata key (taken from the caller when
-// valid, generated otherwise, and returned in the response header; endpoints and clients
-// read it with meta.RequestID) and W3C trace context (traceparent, tracestate, baggage).
+// valid, generated otherwise; endpoints and clients read it with meta.RequestID) and W3C
+// trace context (traceparent, tracestate, baggage). The server returns the id in the
+// response header only when it generated it: a caller that sent a valid id has it already,
+// and echoing it would cost every call a header map and the HPACK encoding of a value
+// seen once (svckit's clients send one on every call).
 // The transport only moves them; spans are started by tracing middleware such as
 // observe.Tracing. The package itself depends on endpoint, svcerr, transport/meta, the
 // OpenTelemetry propagation API and grpc-go, not on observe or the OpenTelemetry SDK. Deadlines travel as gRPC deadlines. Endpoint

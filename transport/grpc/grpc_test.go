@@ -657,59 +657,94 @@ func TestRequestID(t *testing.T) {
 	if id := meta.RequestID(<-f.svc.seen); !meta.ValidRequestID(id) {
 		t.Errorf("server saw request id %q", id)
 	}
+}
 
-	// Echoed in the response header; replaced when invalid.
-	tests := []struct {
-		name, sent string
-		same       bool
+// TestRequestIDHeader checks when the response header carries x-request-id: only when the
+// server generated the id (the caller sent none, or an invalid one), never when it echoes
+// what the caller sent, which the caller has already. The same for a Server and for the
+// interceptors of generated services, on success, on errors and on streams.
+func TestRequestIDHeader(t *testing.T) {
+	f := newEchoFixture(t, nil)
+	f.svc.seen = make(chan context.Context, 1)
+	plain := &plainServer{seen: make(chan context.Context, 1)}
+	pcc := serve(t, nil, func(g *grpcgo.Server) { g.RegisterService(&plainDesc, plain) },
+		grpcgo.ChainUnaryInterceptor(svcgrpc.UnaryServerInterceptor("svckit.test.Plain")),
+		grpcgo.ChainStreamInterceptor(svcgrpc.StreamServerInterceptor("svckit.test.Plain")))
+	servers := []struct {
+		name    string
+		cc      *grpcgo.ClientConn
+		service string
+		seen    chan context.Context
+		failure string // the Echo text that fails the call
 	}{
-		{"valid", "abc-42", true},
-		{"invalid", "no spaces allowed", false},
-		{"missing", "", false},
+		{"Server", f.cc, "svckit.test.Echo", f.svc.seen, "kind:not_found"},
+		{"interceptors", pcc, "svckit.test.Plain", plain.seen, "status"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ctx := t.Context()
-			if tt.sent != "" {
-				ctx = metadata.AppendToOutgoingContext(ctx, "x-request-id", tt.sent)
+	sent := []struct {
+		name, id  string
+		generated bool
+	}{
+		{"valid", "abc-42", false},
+		{"invalid", "no spaces allowed", true},
+		{"missing", "", true},
+	}
+	for _, srv := range servers {
+		for _, tt := range sent {
+			for _, call := range []string{"unary", "error", "stream"} {
+				t.Run(srv.name+"/"+tt.name+"/"+call, func(t *testing.T) {
+					ctx := t.Context()
+					if tt.id != "" {
+						ctx = metadata.AppendToOutgoingContext(ctx, "x-request-id", tt.id)
+					}
+					var header metadata.MD
+					switch call {
+					case "unary", "error":
+						text := ""
+						if call == "error" {
+							text = srv.failure
+						}
+						var out testpb.EchoReply
+						err := srv.cc.Invoke(ctx, "/"+srv.service+"/Echo", &testpb.EchoRequest{Text: text}, &out, grpcgo.Header(&header))
+						if (err != nil) != (call == "error") {
+							t.Fatalf("call error %v", err)
+						}
+					case "stream":
+						cs, err := srv.cc.NewStream(ctx, &grpcgo.StreamDesc{ServerStreams: true}, "/"+srv.service+"/Count")
+						if err != nil {
+							t.Fatal(err)
+						}
+						if err := cs.SendMsg(&testpb.CountRequest{N: 1}); err != nil {
+							t.Fatal(err)
+						}
+						_ = cs.CloseSend()
+						if header, err = cs.Header(); err != nil {
+							t.Fatal(err)
+						}
+						for cs.RecvMsg(new(testpb.CountReply)) == nil {
+						}
+					}
+					got := header.Get("x-request-id")
+					if call == "stream" && srv.name == "Server" {
+						// The test service's Count does not report its context: the
+						// generated id is the one in the header.
+						if len(got) == 1 {
+							srv.seen <- meta.WithRequestID(t.Context(), got[0])
+						} else {
+							srv.seen <- meta.WithRequestID(t.Context(), tt.id)
+						}
+					}
+					seen := meta.RequestID(<-srv.seen)
+					switch {
+					case !meta.ValidRequestID(seen) || (seen == tt.id) == tt.generated:
+						t.Errorf("server saw request id %q, sent %q", seen, tt.id)
+					case tt.generated && !slices.Equal(got, []string{seen}):
+						t.Errorf("response header %q, want the generated %q", got, seen)
+					case !tt.generated && len(got) != 0:
+						t.Errorf("response header %q, want none: the caller sent %q", got, tt.id)
+					}
+				})
 			}
-			var header metadata.MD
-			var out testpb.EchoReply
-			if err := f.cc.Invoke(ctx, "/svckit.test.Echo/Echo", &testpb.EchoRequest{}, &out, grpcgo.Header(&header)); err != nil {
-				t.Fatal(err)
-			}
-			got := header.Get("x-request-id")
-			seen := meta.RequestID(<-f.svc.seen)
-			if len(got) != 1 || got[0] != seen || !meta.ValidRequestID(got[0]) || (got[0] == tt.sent) != tt.same {
-				t.Errorf("header %q, server saw %q, sent %q", got, seen, tt.sent)
-			}
-		})
-	}
-
-	// Also on errors and on streams.
-	var header metadata.MD
-	var out testpb.EchoReply
-	ctx = metadata.AppendToOutgoingContext(t.Context(), "x-request-id", "err-1")
-	_ = f.cc.Invoke(ctx, "/svckit.test.Echo/Echo", &testpb.EchoRequest{Text: "kind:not_found"}, &out, grpcgo.Header(&header))
-	<-f.svc.seen
-	if got := header.Get("x-request-id"); !slices.Equal(got, []string{"err-1"}) {
-		t.Errorf("error response header %q", got)
-	}
-	ctx = metadata.AppendToOutgoingContext(t.Context(), "x-request-id", "stream-1")
-	cs, err := f.cc.NewStream(ctx, &grpcgo.StreamDesc{ServerStreams: true}, "/svckit.test.Echo/Count")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cs.SendMsg(&testpb.CountRequest{N: 1}); err != nil {
-		t.Fatal(err)
-	}
-	_ = cs.CloseSend()
-	header, err = cs.Header()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := header.Get("x-request-id"); !slices.Equal(got, []string{"stream-1"}) {
-		t.Errorf("stream response header %q", got)
+		}
 	}
 }
 

@@ -157,8 +157,10 @@ func UnaryServerInterceptor(service string, opts ...ServerOption) grpcgo.UnarySe
 		}
 		m := s.intercepted(&cache, method, false, inner)
 		defer s.recoverPanic(ctx, info.FullMethod, &err)
-		ctx, id := incoming(ctx, s.prop, m.info)
-		setRequestIDHeader(ctx, id)
+		ctx, id, generated := incoming(ctx, s.prop, m.info)
+		if generated {
+			setRequestIDHeader(ctx, id)
+		}
 		resp, err = m.h(context.WithValue(ctx, handlerKey{}, handler), req)
 		if err != nil {
 			return nil, statusError(s.service, err)
@@ -189,8 +191,10 @@ func StreamServerInterceptor(service string, opts ...ServerOption) grpcgo.Stream
 		m := s.intercepted(&cache, method, true, inner)
 		ctx := ss.Context()
 		defer s.recoverPanic(ctx, info.FullMethod, &err)
-		ctx, id := incoming(ctx, s.prop, m.info)
-		_ = ss.SetHeader(requestIDHeader(id))
+		ctx, id, generated := incoming(ctx, s.prop, m.info)
+		if generated {
+			_ = ss.SetHeader(requestIDHeader(id))
+		}
 		if _, err := m.h(context.WithValue(ctx, handlerKey{}, &streamCall{srv, ss, handler}), nil); err != nil {
 			return statusError(s.service, err)
 		}

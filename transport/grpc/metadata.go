@@ -170,19 +170,22 @@ func defaultPropagator() propagation.TextMapPropagator {
 }
 
 // incoming prepares the context of a served call: the caller's request id (or a new one),
-// the remote trace context and the endpoint's Info. It returns the request id, which the
-// caller sends back in the response header.
-func incoming(ctx context.Context, prop propagation.TextMapPropagator, info *endpoint.Info) (context.Context, string) {
+// the remote trace context and the endpoint's Info. It returns the request id and whether
+// the server generated it (the caller sent none, or an invalid one): only then does the
+// caller send it back in the response header, as a caller that sent a valid id has it
+// already.
+func incoming(ctx context.Context, prop propagation.TextMapPropagator, info *endpoint.Info) (_ context.Context, id string, generated bool) {
 	c := &callContext{Context: ctx, info: info, md: incomingMD(ctx)}
 	if id := incomingValue(ctx, c.md, meta.RequestIDMetadataKey); meta.ValidRequestID(id) {
 		c.id = id
 	} else {
-		c.id = meta.NewRequestID()
+		c.id, generated = meta.NewRequestID(), true
 	}
-	return prop.Extract(c, c), c.id
+	return prop.Extract(c, c), c.id, generated
 }
 
-// requestIDHeader returns the response header that echoes the request id.
+// requestIDHeader returns the response header that carries a request id the server
+// generated.
 func requestIDHeader(id string) metadata.MD {
 	return metadata.MD{meta.RequestIDMetadataKey: []string{id}}
 }
@@ -194,8 +197,9 @@ var headerMDs = sync.Pool{New: func() any {
 	return metadata.MD{meta.RequestIDMetadataKey: make([]string, 1)}
 }}
 
-// setRequestIDHeader sends the request id back in the response header of a unary call.
-// A failure (the header was sent already) is not worth failing the call for.
+// setRequestIDHeader sends a request id the server generated back in the response header
+// of a unary call. A failure (the header was sent already) is not worth failing the call
+// for.
 func setRequestIDHeader(ctx context.Context, id string) {
 	md := headerMDs.Get().(metadata.MD)
 	v := md[meta.RequestIDMetadataKey]

@@ -127,8 +127,10 @@ func Unary[Req, Resp any, WReq, WResp proto.Message](s *Server, method string, e
 	fullMethod := "/" + s.service + "/" + method
 	handle := func(ctx context.Context, in any) (out any, err error) {
 		defer s.recoverPanic(ctx, fullMethod, &err)
-		ctx, id := incoming(ctx, s.prop, info)
-		setRequestIDHeader(ctx, id)
+		ctx, id, generated := incoming(ctx, s.prop, info)
+		if generated {
+			setRequestIDHeader(ctx, id)
+		}
 		req, err := dec(in.(WReq))
 		if err != nil {
 			return nil, s.rejected(ctx, fullMethod, decodeError(err))
@@ -210,8 +212,10 @@ func ServerStream[Req, T any, WReq, WItem proto.Message](s *Server, method strin
 		Handler: func(srv any, ss grpcgo.ServerStream) (err error) {
 			ctx := ss.Context()
 			defer s.recoverPanic(ctx, fullMethod, &err)
-			ctx, id := incoming(ctx, s.prop, info)
-			_ = ss.SetHeader(requestIDHeader(id))
+			ctx, id, generated := incoming(ctx, s.prop, info)
+			if generated {
+				_ = ss.SetHeader(requestIDHeader(id))
+			}
 			in := newReq()
 			if err := ss.RecvMsg(in); err != nil {
 				return err // grpc-go has sent its own status, as for unary calls
