@@ -3,6 +3,7 @@ package balancer_test
 import (
 	"context"
 	"net"
+	"runtime/metrics"
 	"sync"
 	"syscall"
 	"testing"
@@ -175,9 +176,10 @@ func benchClientsWith(b testing.TB, sampler sdktrace.Sampler, instances int, ful
 // (NATS KV discovery, P2C balancer, retry, per-instance breaker, tracing) with a bare
 // grpc-go call to the same kind of server. The "ratio" sub-benchmarks run both in
 // alternating blocks in one run and report the stack's throughput as a fraction of the
-// bare client's (stack/bare), and the process's CPU time per call of each with their
-// ratio (cpu-stack/bare, bare over stack), the steadier figure on a shared machine; the
-// target is at least 0.9.
+// bare client's (stack/bare), the process's CPU time per call of each with their
+// ratio (cpu-stack/bare, bare over stack), the steadier figure on a shared machine (the
+// target is at least 0.9), and the heap bytes and objects allocated per call, servers
+// included (bare-B/call, stack-B/call, bare-allocs/call, stack-allocs/call).
 func BenchmarkClient(b *testing.B) {
 	samplers := []struct {
 		name    string
@@ -251,11 +253,14 @@ func ratio(b *testing.B, bare, stack sumFunc, par int) {
 	ctx := context.Background()
 	const block = 200
 	var tBare, tStack, cBare, cStack time.Duration
+	var hBare, hStack heapAllocs
 	var nBare, nStack int
 	// timed returns the wall time and the process's CPU time (user + system: client,
-	// server, discovery and span processing alike) of n calls. On a shared machine the CPU
-	// time is the steadier figure.
-	timed := func(call sumFunc, n int) (time.Duration, time.Duration) {
+	// server, discovery and span processing alike) of n calls, and what the process
+	// allocated on the heap meanwhile. On a shared machine the CPU time is the steadier
+	// figure.
+	timed := func(call sumFunc, n int) (time.Duration, time.Duration, heapAllocs) {
+		h0 := readHeapAllocs()
 		cpu0 := processCPU(b)
 		start := time.Now()
 		var wg sync.WaitGroup
@@ -270,7 +275,8 @@ func ratio(b *testing.B, bare, stack sumFunc, par int) {
 			})
 		}
 		wg.Wait()
-		return time.Since(start), processCPU(b) - cpu0
+		t, c := time.Since(start), processCPU(b)-cpu0
+		return t, c, readHeapAllocs().sub(h0)
 	}
 	// Warm up both (connections, pools).
 	timed(bare, block)
@@ -278,10 +284,10 @@ func ratio(b *testing.B, bare, stack sumFunc, par int) {
 	b.ResetTimer()
 	for done := 0; done < b.N; done += block {
 		n := min(block, b.N-done)
-		t, c := timed(bare, n)
-		tBare, cBare = tBare+t, cBare+c
-		t, c = timed(stack, n)
-		tStack, cStack = tStack+t, cStack+c
+		t, c, h := timed(bare, n)
+		tBare, cBare, hBare = tBare+t, cBare+c, hBare.add(h)
+		t, c, h = timed(stack, n)
+		tStack, cStack, hStack = tStack+t, cStack+c, hStack.add(h)
 		nBare += n
 		nStack += n
 	}
@@ -296,6 +302,29 @@ func ratio(b *testing.B, bare, stack sumFunc, par int) {
 	b.ReportMetric(cpuBare, "bare-cpu-µs/call")
 	b.ReportMetric(cpuStack, "stack-cpu-µs/call")
 	b.ReportMetric(cpuBare/cpuStack, "cpu-stack/bare")
+	b.ReportMetric(float64(hBare.bytes)/float64(nBare), "bare-B/call")
+	b.ReportMetric(float64(hStack.bytes)/float64(nStack), "stack-B/call")
+	b.ReportMetric(float64(hBare.objects)/float64(nBare), "bare-allocs/call")
+	b.ReportMetric(float64(hStack.objects)/float64(nStack), "stack-allocs/call")
+}
+
+// heapAllocs counts what the process allocated on the heap, all goroutines included.
+type heapAllocs struct{ bytes, objects uint64 }
+
+func (h heapAllocs) sub(o heapAllocs) heapAllocs {
+	return heapAllocs{h.bytes - o.bytes, h.objects - o.objects}
+}
+
+func (h heapAllocs) add(o heapAllocs) heapAllocs {
+	return heapAllocs{h.bytes + o.bytes, h.objects + o.objects}
+}
+
+// readHeapAllocs reads the process's cumulative heap allocations from runtime/metrics,
+// which, unlike runtime.ReadMemStats, does not stop the world.
+func readHeapAllocs() heapAllocs {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/allocs:objects"}}
+	metrics.Read(s)
+	return heapAllocs{s[0].Value.Uint64(), s[1].Value.Uint64()}
 }
 
 // processCPU returns the CPU time this process has used, user and system.

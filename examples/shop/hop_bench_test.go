@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"sync"
 	"syscall"
 	"testing"
@@ -40,9 +41,12 @@ import (
 // (overhead-µs/call) and svckit's throughput as a fraction of grpc-go's (svckit/grpc-go),
 // and the same for the process's CPU time per call (both ends of the call, span export and
 // GC included): grpc-go-cpu-µs/call, svckit-cpu-µs/call and overhead-cpu-µs/call, the
-// steadier figures on a shared machine.
-// Spans go to an exporter that drops them and the access log to io.Discard: the hop pays
-// for recording, batching and formatting them, not for a network export or a pipe.
+// steadier figures on a shared machine; and the heap bytes and objects both ends allocate
+// per call (grpc-go-B/call, svckit-B/call, grpc-go-allocs/call, svckit-allocs/call), which
+// drive the GC's share.
+// Spans are exported over OTLP/HTTP to a loopback collector that drops them (its CPU
+// counts too) and the access log goes to io.Discard: the hop pays for recording, batching,
+// encoding and sending spans and for formatting log lines, not for a pipe.
 //
 //	go test -run '^$' -bench Hop -benchtime 20000x -count 5 ./examples/shop/
 func BenchmarkHop(b *testing.B) {
@@ -263,7 +267,8 @@ func hopRatio(b *testing.B, bare, hop getProduct) {
 	// the call and everything in the background: span export, GC) of n calls. On a shared
 	// machine the CPU time is the steadier figure: other tenants delay calls, but do not
 	// add to what this process spends.
-	timed := func(call getProduct, n int) (time.Duration, time.Duration) {
+	timed := func(call getProduct, n int) (time.Duration, time.Duration, heapAllocs) {
+		h0 := readHeapAllocs()
 		cpu0 := processCPU(b)
 		start := time.Now()
 		for range n {
@@ -271,18 +276,20 @@ func hopRatio(b *testing.B, bare, hop getProduct) {
 				b.Fatal(err)
 			}
 		}
-		return time.Since(start), processCPU(b) - cpu0
+		t, c := time.Since(start), processCPU(b)-cpu0
+		return t, c, readHeapAllocs().sub(h0)
 	}
 	timed(bare, block) // connections, pools, first spans
 	timed(hop, block)
 	var tBare, tHop, cBare, cHop time.Duration
+	var hBare, hHop heapAllocs
 	b.ResetTimer()
 	for done := 0; done < b.N; done += block {
 		n := min(block, b.N-done)
-		t, c := timed(bare, n)
-		tBare, cBare = tBare+t, cBare+c
-		t, c = timed(hop, n)
-		tHop, cHop = tHop+t, cHop+c
+		t, c, h := timed(bare, n)
+		tBare, cBare, hBare = tBare+t, cBare+c, hBare.add(h)
+		t, c, h = timed(hop, n)
+		tHop, cHop, hHop = tHop+t, cHop+c, hHop.add(h)
 	}
 	b.StopTimer()
 	perBare := float64(tBare) / float64(b.N)
@@ -296,6 +303,29 @@ func hopRatio(b *testing.B, bare, hop getProduct) {
 	b.ReportMetric(cpuBare, "grpc-go-cpu-µs/call")
 	b.ReportMetric(cpuHop, "svckit-cpu-µs/call")
 	b.ReportMetric(cpuHop-cpuBare, "overhead-cpu-µs/call")
+	b.ReportMetric(float64(hBare.bytes)/float64(b.N), "grpc-go-B/call")
+	b.ReportMetric(float64(hHop.bytes)/float64(b.N), "svckit-B/call")
+	b.ReportMetric(float64(hBare.objects)/float64(b.N), "grpc-go-allocs/call")
+	b.ReportMetric(float64(hHop.objects)/float64(b.N), "svckit-allocs/call")
+}
+
+// heapAllocs counts what the process allocated on the heap, all goroutines included.
+type heapAllocs struct{ bytes, objects uint64 }
+
+func (h heapAllocs) sub(o heapAllocs) heapAllocs {
+	return heapAllocs{h.bytes - o.bytes, h.objects - o.objects}
+}
+
+func (h heapAllocs) add(o heapAllocs) heapAllocs {
+	return heapAllocs{h.bytes + o.bytes, h.objects + o.objects}
+}
+
+// readHeapAllocs reads the process's cumulative heap allocations from runtime/metrics,
+// which, unlike runtime.ReadMemStats, does not stop the world.
+func readHeapAllocs() heapAllocs {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/allocs:objects"}}
+	metrics.Read(s)
+	return heapAllocs{s[0].Value.Uint64(), s[1].Value.Uint64()}
 }
 
 // processCPU returns the CPU time this process has used, user and system.
