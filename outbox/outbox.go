@@ -138,8 +138,7 @@ func (o *Outbox) Add(ctx context.Context, tx *sql.Tx, msgs ...*pubsub.Message) e
 		// its CloudEvents attributes, later pairs overriding earlier ones with the same
 		// key. The time is kept only when the caller set it; otherwise it is the row's
 		// created_at.
-		var h []byte
-		span := o.inject(ctx, parent, m, &h)
+		h, span := o.inject(ctx, parent, m)
 		for k, v := range m.Headers {
 			h = appendHeader(h, k, v)
 		}
@@ -188,15 +187,17 @@ func (o *Outbox) Add(ctx context.Context, tx *sql.Tx, msgs ...*pubsub.Message) e
 	return nil
 }
 
-// inject writes the trace context of the message m into h. When ctx carries a recording
-// span (parent), the message gets a producer span of its own, "publish SUBJECT", a child
-// of parent, which the consumer's span then continues: the waterfall shows the event
-// leaving the service that added it. The caller ends the returned span once the row is
-// written; it is nil when there is none.
-func (o *Outbox) inject(ctx context.Context, parent trace.Span, m *pubsub.Message, h *[]byte) trace.Span {
+// inject returns the start of the message m's headers column: its trace context. When
+// ctx carries a recording span (parent), the message gets a producer span of its own,
+// "publish SUBJECT", a child of parent, which the consumer's span then continues: the
+// waterfall shows the event leaving the service that added it. The caller ends the
+// returned span once the row is written; it is nil when there is none. Without a span
+// context, it returns nothing and allocates nothing.
+func (o *Outbox) inject(ctx context.Context, parent trace.Span, m *pubsub.Message) ([]byte, trace.Span) {
 	if !parent.SpanContext().IsValid() {
-		return nil
+		return nil, nil
 	}
+	h := new([]byte)
 	var span trace.Span
 	if parent.IsRecording() {
 		ctx, span = parent.TracerProvider().Tracer(observe.ScopeName).Start(ctx, "publish "+m.Subject,
@@ -210,7 +211,7 @@ func (o *Outbox) inject(ctx context.Context, parent trace.Span, m *pubsub.Messag
 			))
 	}
 	o.prop.Inject(ctx, headerWriter{h})
-	return span
+	return *h, span
 }
 
 // Notify wakes the relay of this Outbox to look for new rows.

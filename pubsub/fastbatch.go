@@ -117,9 +117,12 @@ func (b *Bus) publishFast(ctx context.Context, w *wireEncoder, msgs []*Message) 
 		delete(f.waiting, id)
 		f.mu.Unlock()
 	}()
+	// The reply subjects of all the messages, built as one string: a message's is a
+	// substring of it, not an allocation of its own.
 	base := f.dotted + id + "." + strconv.Itoa(fastBatchFlow) + ".fail."
-	buf := make([]byte, 0, len(base)+16)
-	for i, m := range msgs {
+	buf := make([]byte, 0, len(msgs)*(len(base)+12))
+	ends := make([]int, len(msgs))
+	for i := range msgs {
 		op := "1" // append
 		switch {
 		case i == len(msgs)-1:
@@ -127,15 +130,19 @@ func (b *Bus) publishFast(ctx context.Context, w *wireEncoder, msgs []*Message) 
 		case i == 0:
 			op = "0" // start
 		}
-		buf = append(buf[:0], base...)
+		buf = append(buf, base...)
 		buf = strconv.AppendInt(buf, int64(i+1), 10)
 		buf = append(buf, '.')
 		buf = append(buf, op...)
 		buf = append(buf, ".$FI"...)
+		ends[i] = len(buf)
+	}
+	replies := string(buf)
+	start := 0
+	for i, m := range msgs {
 		nm := w.msg(ctx, m)
-		nm.Reply = string(buf)
-		err := b.nc.PublishMsg(nm)
-		if err != nil {
+		nm.Reply, start = replies[start:ends[i]], ends[i]
+		if err := b.nc.PublishMsg(nm); err != nil {
 			return 0, fmt.Errorf("pubsub: publish: %w", err)
 		}
 	}
