@@ -11,6 +11,9 @@
 #   bench/run.sh              # HTTP and gRPC, 5 rounds of 10s each
 #   ROUNDS=3 DURATION=5s bench/run.sh http
 #   GRPC_PORT=28081 ADMIN_PORT=29090 SINK_PORT=24318 bench/run.sh grpc   # beside another run
+#   REQUEST_ID=1 bench/run.sh grpc   # every gRPC call carries an x-request-id, as svckit's
+#                                    # client sends; the default sends none, as bare grpc-go
+#                                    # does, and a svckit server then returns the one it made
 #
 # Needs: wrk and taskset (Debian: apt-get install -y wrk util-linux).
 set -euo pipefail
@@ -27,6 +30,8 @@ HTTP_PORT=${HTTP_PORT:-18080}
 GRPC_PORT=${GRPC_PORT:-18081}
 ADMIN_PORT=${ADMIN_PORT:-19090}
 SINK_PORT=${SINK_PORT:-14318}
+GRPCLOAD_ARGS=()
+[ -n "${REQUEST_ID:-}" ] && GRPCLOAD_ARGS+=(-request-id)
 
 for tool in wrk taskset; do
 	command -v $tool >/dev/null || { echo "bench: $tool is not installed (apt-get install -y wrk)"; exit 1; }
@@ -74,10 +79,10 @@ http_round() { # mode -> requests/s
 
 grpc_round() {
 	start_server "$1" "$GRPC_PORT"
-	taskset -c "$LOAD_CPU" "$bin/grpcload" -addr "127.0.0.1:$GRPC_PORT" -c "$CONNS" -conns 4 -d 2s >/dev/null
+	taskset -c "$LOAD_CPU" "$bin/grpcload" "${GRPCLOAD_ARGS[@]}" -addr "127.0.0.1:$GRPC_PORT" -c "$CONNS" -conns 4 -d 2s >/dev/null
 	local out t0 t1
 	t0=$(cpu_ticks)
-	out=$(taskset -c "$LOAD_CPU" "$bin/grpcload" -addr "127.0.0.1:$GRPC_PORT" -c "$CONNS" -conns 4 -d "$DURATION")
+	out=$(taskset -c "$LOAD_CPU" "$bin/grpcload" "${GRPCLOAD_ARGS[@]}" -addr "127.0.0.1:$GRPC_PORT" -c "$CONNS" -conns 4 -d "$DURATION")
 	t1=$(cpu_ticks)
 	stop_server
 	if ! grep -q "failed: 0 " <<<"$out"; then echo "bench: $1 had failures: $out"; exit 1; fi
@@ -92,7 +97,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 compare() { # kind round-func bare-mode svckit-mode target
 	local kind=$1 fn=$2 bare=$3 kit=$4
 	local b=() k=() bc_=() kc=()
-	echo "== $kind: $bare vs $kit, $ROUNDS rounds of $DURATION, $CONNS connections, server on CPU $SERVER_CPU, load on CPU $LOAD_CPU"
+	echo "== $kind: $bare vs $kit, $ROUNDS rounds of $DURATION, $CONNS connections, server on CPU $SERVER_CPU, load on CPU $LOAD_CPU${REQUEST_ID:+, callers send x-request-id}, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	for r in $(seq "$ROUNDS"); do
 		local rb rk
 		rb=$($fn "$bare"); rk=$($fn "$kit")

@@ -11,6 +11,7 @@ import (
 
 	grpcgo "google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/svckit/svckit/endpoint"
 	"github.com/svckit/svckit/observe"
@@ -18,6 +19,7 @@ import (
 	"github.com/svckit/svckit/resilience"
 	svcgrpc "github.com/svckit/svckit/transport/grpc"
 	"github.com/svckit/svckit/transport/grpc/internal/testpb"
+	"github.com/svckit/svckit/transport/meta"
 )
 
 // BenchmarkServerStack compares the server side of a unary call through svckit's full
@@ -26,44 +28,56 @@ import (
 // timeout and recovery, the request id echoed, NewGRPCServer's stream workers — with bare
 // grpc-go. Both are called by the same bare grpc-go client with 16 callers, so the
 // difference in allocs/op and cpu-µs/op (process CPU time from getrusage, both ends of
-// the call) is the server stack's.
+// the call) is the server stack's. The callers send no request id, as bare grpc-go
+// clients do, so svckit makes one per call and returns it in the response header; in the
+// "+request-id" runs every call carries a new x-request-id, as svckit's client sends, and
+// nothing comes back.
 func BenchmarkServerStack(b *testing.B) {
 	otlptest.Discard(b)
 	b.Setenv("OTEL_TRACES_EXPORTER", "otlp")
-
-	b.Run("grpc-go", func(b *testing.B) {
-		g := grpcgo.NewServer()
-		g.RegisterService(&bareDesc, struct{}{})
-		runStackBench(b, g)
-	})
-	b.Run("svckit", func(b *testing.B) {
-		ctx := context.Background()
-		tp, err := observe.NewTracerProvider(ctx, observe.TracingOptions{Service: "bench"})
-		if err != nil {
-			b.Fatal(err)
+	for _, withID := range []bool{false, true} {
+		suffix := ""
+		if withID {
+			suffix = "+request-id"
 		}
-		defer func() { _ = tp.Shutdown(ctx) }()
-		if tp.Lean() == nil {
-			b.Fatal("not the lean OTLP provider")
-		}
-		logger := observe.NewLogger(io.Discard, observe.LogOptions{Format: "json", Service: "bench"})
-		metrics, err := observe.NewMetrics(observe.NewRegistry())
-		if err != nil {
-			b.Fatal(err)
-		}
-		srv := svcgrpc.NewServer(echoService, svcgrpc.WithServiceLabel("bench"), svcgrpc.WithLogger(logger),
-			svcgrpc.WithMiddleware(
-				observe.Tracing(tp), observe.AccessLog(logger), metrics.Middleware(),
-				resilience.Timeout(10*time.Second), resilience.Recover(logger)))
-		echo := func(_ context.Context, m msg) (msg, error) { return msg{m.Text, m.N + 1}, nil }
-		svcgrpc.Unary(srv, "Echo", endpoint.Endpoint[msg, msg](echo), decEchoRequest, encEchoReply)
-		g := svcgrpc.NewGRPCServer(logger)
-		srv.Register(g)
-		runStackBench(b, g)
-	})
+		b.Run("grpc-go"+suffix, func(b *testing.B) { benchBareStack(b, withID) })
+		b.Run("svckit"+suffix, func(b *testing.B) { benchSvckitStack(b, withID) })
+	}
 }
 
-func runStackBench(b *testing.B, g *grpcgo.Server) {
+func benchBareStack(b *testing.B, withID bool) {
+	g := grpcgo.NewServer()
+	g.RegisterService(&bareDesc, struct{}{})
+	runStackBench(b, g, withID)
+}
+
+func benchSvckitStack(b *testing.B, withID bool) {
+	ctx := context.Background()
+	tp, err := observe.NewTracerProvider(ctx, observe.TracingOptions{Service: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = tp.Shutdown(ctx) }()
+	if tp.Lean() == nil {
+		b.Fatal("not the lean OTLP provider")
+	}
+	logger := observe.NewLogger(io.Discard, observe.LogOptions{Format: "json", Service: "bench"})
+	metrics, err := observe.NewMetrics(observe.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := svcgrpc.NewServer(echoService, svcgrpc.WithServiceLabel("bench"), svcgrpc.WithLogger(logger),
+		svcgrpc.WithMiddleware(
+			observe.Tracing(tp), observe.AccessLog(logger), metrics.Middleware(),
+			resilience.Timeout(10*time.Second), resilience.Recover(logger)))
+	echo := func(_ context.Context, m msg) (msg, error) { return msg{m.Text, m.N + 1}, nil }
+	svcgrpc.Unary(srv, "Echo", endpoint.Endpoint[msg, msg](echo), decEchoRequest, encEchoReply)
+	g := svcgrpc.NewGRPCServer(logger)
+	srv.Register(g)
+	runStackBench(b, g, withID)
+}
+
+func runStackBench(b *testing.B, g *grpcgo.Server, withID bool) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -76,8 +90,12 @@ func runStackBench(b *testing.B, g *grpcgo.Server) {
 	}
 	defer func() { _ = cc.Close() }()
 	call := func() error {
+		ctx := context.Background()
+		if withID {
+			ctx = metadata.AppendToOutgoingContext(ctx, meta.RequestIDMetadataKey, meta.NewRequestID())
+		}
 		var out testpb.EchoReply
-		return cc.Invoke(context.Background(), "/svckit.test.Echo/Echo", &testpb.EchoRequest{Text: "hello", N: 1}, &out)
+		return cc.Invoke(ctx, "/svckit.test.Echo/Echo", &testpb.EchoRequest{Text: "hello", N: 1}, &out)
 	}
 	if err := call(); err != nil {
 		b.Fatal(err)

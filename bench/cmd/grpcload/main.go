@@ -2,6 +2,11 @@
 // time and prints the rate and latency percentiles, like wrk does for HTTP.
 //
 //	grpcload -addr 127.0.0.1:18081 -c 64 -conns 4 -d 10s
+//
+// With -request-id, every call carries a new x-request-id, as a call through svckit's
+// client does (it forwards the id of its request, or makes one): a svckit server then uses
+// it and sends no id back. Without it, calls carry none, as a bare grpc-go client's do,
+// and a svckit server generates one per call and returns it in the response header.
 package main
 
 import (
@@ -16,8 +21,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/svckit/svckit/examples/addsvc/pb"
+	"github.com/svckit/svckit/transport/meta"
 )
 
 func main() {
@@ -25,6 +32,7 @@ func main() {
 	conc := flag.Int("c", 64, "concurrent callers")
 	conns := flag.Int("conns", 4, "connections (callers are spread over them)")
 	dur := flag.Duration("d", 10*time.Second, "duration")
+	withID := flag.Bool("request-id", false, "send a new x-request-id with every call, as svckit's client does")
 	flag.Parse()
 
 	ccs := make([]*grpc.ClientConn, *conns)
@@ -59,7 +67,11 @@ func main() {
 			for ctx.Err() == nil {
 				t0 := time.Now()
 				var out pb.SumResponse
-				err := cc.Invoke(context.Background(), "/addsvc.Add/Sum", in, &out)
+				cctx := context.Background()
+				if *withID {
+					cctx = metadata.AppendToOutgoingContext(cctx, meta.RequestIDMetadataKey, meta.NewRequestID())
+				}
+				err := cc.Invoke(cctx, "/addsvc.Add/Sum", in, &out)
 				if err != nil || out.V != in.A+in.B {
 					failed.Add(1)
 					continue
