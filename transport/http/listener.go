@@ -33,24 +33,102 @@ import (
 // A wrapped TCP connection also sets its read deadline on the socket only when a read
 // starts (at once while one is in progress): net/http's header, body and idle timeouts
 // set it several times per keep-alive request but read the socket about twice, and each
-// deadline the socket gets is a runtime timer update. Every read still runs under the
-// deadline last set.
-func ProblemListener(ln net.Listener) net.Listener { return problemListener{ln} }
+// deadline the socket gets is a runtime timer update and two clock reads. A deadline
+// more than 300ms away is left to a watch that the listener's connections share, which
+// gives it to the socket of a connection that is reading once it is nearer (it looks
+// every 100ms), so that a keep-alive request costs no timer at all: a read never ends
+// before the deadline last set, and ends at it unless the process is starved of CPU for
+// longer than the watch's margin.
+func ProblemListener(ln net.Listener) net.Listener {
+	return &problemListener{Listener: ln, watch: &deadlineWatch{conns: make(map[*problemTCPConn]struct{})}}
+}
 
-type problemListener struct{ net.Listener }
+type problemListener struct {
+	net.Listener
+	watch *deadlineWatch
+}
 
 // Accept returns the next connection, wrapped. A *net.TCPConn keeps its other methods
 // (CloseWrite, ReadFrom for sendfile), which net/http looks for, and its read deadlines
 // are applied lazily (see problemTCPConn).
-func (l problemListener) Accept() (net.Conn, error) {
+func (l *problemListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
-		return &problemTCPConn{TCPConn: tc}, nil
+		pc := &problemTCPConn{TCPConn: tc, watch: l.watch}
+		l.watch.add(pc)
+		return pc, nil
 	}
 	return problemConn{c}, nil
+}
+
+// Read deadlines further than farDeadline from the watch's clock are not given to the
+// socket; the watch looks at the reading connections every watchTick and gives each its
+// deadline once it is nearer. The margin between the two covers the watch's clock being a
+// tick behind and the next tick.
+const (
+	watchTick   = 100 * time.Millisecond
+	farDeadline = 3 * watchTick
+)
+
+// deadlineWatch gives far read deadlines to the sockets of a listener's connections when
+// they come near (see problemTCPConn.applyLocked). Its goroutine runs while connections
+// are open, and ends within a tick of the last one closing.
+type deadlineWatch struct {
+	now atomic.Int64 // the watch's clock (Unix nanoseconds), at most a tick behind
+
+	mu      sync.Mutex
+	conns   map[*problemTCPConn]struct{}
+	running bool
+}
+
+func (w *deadlineWatch) add(c *problemTCPConn) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.conns[c] = struct{}{}
+	if !w.running {
+		w.running = true
+		w.now.Store(time.Now().UnixNano())
+		go w.loop()
+	}
+}
+
+func (w *deadlineWatch) remove(c *problemTCPConn) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.conns, c)
+}
+
+// loop advances the clock every tick and brings the deadlines of the connections that
+// are reading up to date, until no connection is left.
+func (w *deadlineWatch) loop() {
+	t := time.NewTicker(watchTick)
+	defer t.Stop()
+	var reading []*problemTCPConn
+	for range t.C {
+		w.now.Store(time.Now().UnixNano())
+		w.mu.Lock()
+		if len(w.conns) == 0 {
+			w.running = false
+			w.mu.Unlock()
+			return
+		}
+		for c := range w.conns {
+			if c.reading.Load() > 0 {
+				reading = append(reading, c)
+			}
+		}
+		w.mu.Unlock()
+		for i, c := range reading {
+			c.mu.Lock()
+			_ = c.applyLocked() // an error (a closed connection) is the read's to report
+			c.mu.Unlock()
+			reading[i] = nil
+		}
+		reading = reading[:0]
+	}
 }
 
 // problemTCPConn is a TCP connection whose refusals are rewritten (Write) and whose read
@@ -60,10 +138,13 @@ func (l problemListener) Accept() (net.Conn, error) {
 // read that watches for the client going away) while reading the socket only about twice
 // — the next request is usually in its buffer whole — and each deadline set on the socket
 // costs a runtime timer update. A read always runs under the deadline last set before it
-// or during it, as it would unwrapped; once raw access is handed out (SyscallConn, File),
-// every deadline is applied at once.
+// or during it, as it would unwrapped — a deadline more than farDeadline away reaches the
+// socket through the listener's deadlineWatch as it comes near, so a read never ends
+// before it; once raw access is handed out (SyscallConn, File), every deadline is applied
+// at once.
 type problemTCPConn struct {
 	*net.TCPConn
+	watch *deadlineWatch
 
 	reading atomic.Int32 // reads in progress: counted before a read takes mu, so a deadline set later sees it
 
@@ -144,16 +225,32 @@ func (c *problemTCPConn) beginRead() {
 // is applied at once, which is only earlier than needed.
 func (c *problemTCPConn) endRead() { c.reading.Add(-1) }
 
-// applyLocked sets the pending read deadline on the socket unless it has it already.
+// applyLocked sets the pending read deadline on the socket unless it has it already. A
+// far deadline is left to the watch: the socket keeps the deadline it has unless that one
+// is earlier, which is cleared (no timer, no clock read), so that no read ends before the
+// deadline last set.
 func (c *problemTCPConn) applyLocked() error {
-	if c.pending.Equal(c.applied) {
+	p := c.pending
+	if !c.eager && !p.IsZero() && p.UnixNano() > c.watch.now.Load()+int64(farDeadline) {
+		if c.applied.IsZero() || !c.applied.Before(p) {
+			return nil
+		}
+		p = time.Time{}
+	}
+	if p.Equal(c.applied) {
 		return nil
 	}
-	if err := c.TCPConn.SetReadDeadline(c.pending); err != nil {
+	if err := c.TCPConn.SetReadDeadline(p); err != nil {
 		return err
 	}
-	c.applied = c.pending
+	c.applied = p
 	return nil
+}
+
+// Close closes the connection and takes it off the deadline watch.
+func (c *problemTCPConn) Close() error {
+	c.watch.remove(c)
+	return c.TCPConn.Close()
 }
 
 type problemConn struct{ net.Conn }

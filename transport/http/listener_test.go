@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -266,4 +267,100 @@ func TestProblemListenerServerTimeouts(t *testing.T) {
 			t.Fatalf("idle connection closed after %v; want about IdleTimeout (200ms)", d)
 		}
 	})
+}
+
+// TestProblemListenerFarDeadlines checks read deadlines further away than the socket is
+// told at once: a blocked read ends at its deadline (through the listener's watch), not
+// before; data that comes in time is read; a far deadline set after a past one lets the
+// read wait; and a far deadline set during a blocked read ends it.
+func TestProblemListenerFarDeadlines(t *testing.T) {
+	const far = 700 * time.Millisecond
+	for _, tc := range []struct {
+		name    string
+		setup   func(srv net.Conn) time.Time // sets deadlines before the read; returns the one that counts
+		during  bool                         // the deadline is set while the read is blocked
+		send    bool                         // the client sends a byte once the read is blocked
+		timeout bool
+	}{
+		{"far deadline ends a blocked read", func(srv net.Conn) time.Time {
+			d := time.Now().Add(far)
+			_ = srv.SetReadDeadline(d)
+			return d
+		}, false, false, true},
+		{"past then far: the read waits for it", func(srv net.Conn) time.Time {
+			_ = srv.SetReadDeadline(time.Unix(1, 0))
+			d := time.Now().Add(far)
+			_ = srv.SetReadDeadline(d)
+			return d
+		}, false, false, true},
+		{"near then far: the far one counts", func(srv net.Conn) time.Time {
+			_ = srv.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			var b [1]byte
+			_, _ = srv.Read(b[:]) // applies the near deadline to the socket; times out
+			d := time.Now().Add(far)
+			_ = srv.SetReadDeadline(d)
+			return d
+		}, false, false, true},
+		{"data before a far deadline", func(srv net.Conn) time.Time {
+			d := time.Now().Add(far)
+			_ = srv.SetReadDeadline(d)
+			return d
+		}, false, true, false},
+		{"far deadline set during the read", func(srv net.Conn) time.Time { return time.Time{} }, true, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, cli := acceptedPair(t)
+			want := tc.setup(srv)
+			done := make(chan error, 1)
+			go func() {
+				var b [1]byte
+				_, err := srv.Read(b[:])
+				done <- err
+			}()
+			if tc.during || tc.send {
+				waitReading(t, srv)
+			}
+			if tc.send {
+				if _, err := cli.Write([]byte("x")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.during {
+				want = time.Now().Add(far)
+				if err := srv.SetReadDeadline(want); err != nil {
+					t.Fatal(err)
+				}
+			}
+			select {
+			case err := <-done:
+				ended := time.Now()
+				if !tc.timeout {
+					if err != nil {
+						t.Fatalf("read: %v; want the byte sent", err)
+					}
+					return
+				}
+				if !errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Fatalf("read: %v; want a deadline error", err)
+				}
+				if ended.Before(want) {
+					t.Fatalf("the read ended %v before its deadline", want.Sub(ended))
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the far deadline never ended the read")
+			}
+		})
+	}
+}
+
+// waitReading polls until a read is in progress on c, a connection from ProblemListener.
+func waitReading(t *testing.T, c net.Conn) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for shttp.ReadsInProgress(c) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the read never started")
+		}
+		runtime.Gosched()
+	}
 }
