@@ -326,7 +326,15 @@ func (s *Service) publish(ctx context.Context, tx *sql.Tx, subject string, e Eve
 	if err != nil {
 		return err
 	}
-	typ := map[string]string{SubjectPlaced: "OrderPlaced", SubjectConfirmed: "OrderConfirmed", SubjectCancelled: "OrderCancelled"}[subject]
+	var typ string
+	switch subject {
+	case SubjectPlaced:
+		typ = "OrderPlaced"
+	case SubjectConfirmed:
+		typ = "OrderConfirmed"
+	case SubjectCancelled:
+		typ = "OrderCancelled"
+	}
 	return s.ob.Add(ctx, tx, &pubsub.Message{Subject: subject, Key: e.OrderID, Type: typ, Data: data})
 }
 
