@@ -3,17 +3,16 @@ package devrun
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
-
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	"unicode/utf8"
+	"unsafe"
 )
 
 // REDPoint is one sample of an endpoint's rate, errors and duration, computed from two
@@ -43,6 +42,7 @@ type MetricsStore struct {
 	prev   map[string]scrape // per instance
 	keep   int
 	client *http.Client
+	pages  sync.Pool // of *[]byte: the buffers pages are read into, one per scrape in progress
 }
 
 type scrape struct {
@@ -170,34 +170,17 @@ func quantile(buckets map[float64]float64, q float64) float64 {
 // maxMetricsPage bounds a /metrics page.
 const maxMetricsPage = 16 << 20
 
-// redPrefix begins the names of the families the RED series are computed from
-// (svckit_requests_total, svckit_request_errors_total, svckit_request_duration_seconds).
-const redPrefix = "svckit_request"
-
-// redLines keeps, in place, the lines of a Prometheus text page that belong to the RED
-// families — their samples and their HELP and TYPE lines — and drops the rest (the Go
-// runtime's, the process's, other svckit families: most of a page), which the parser
-// would otherwise build objects for on every scrape. Every line of a family begins with
-// its name, so the families kept are whole.
-func redLines(page []byte) []byte {
-	out := page[:0]
-	for len(page) > 0 {
-		line := page
-		if i := bytes.IndexByte(page, '\n'); i >= 0 {
-			line, page = page[:i+1], page[i+1:]
-		} else {
-			page = nil
-		}
-		name := line
-		if bytes.HasPrefix(name, []byte("# HELP ")) || bytes.HasPrefix(name, []byte("# TYPE ")) {
-			name = name[len("# HELP "):]
-		}
-		if bytes.HasPrefix(name, []byte(redPrefix)) {
-			out = append(out, line...) // out never passes line: it only shrinks the page
-		}
-	}
-	return out
-}
+// The families the RED series are computed from, and the sample names they are read from.
+const (
+	redPrefix      = "svckit_request"
+	redRequests    = "svckit_requests_total"
+	redErrors      = "svckit_request_errors_total"
+	redBucket      = "svckit_request_duration_seconds_bucket"
+	redCount       = "svckit_request_duration_seconds_count"
+	redSum         = "svckit_request_duration_seconds_sum"
+	redHistogram   = "svckit_request_duration_seconds"
+	maxMetricsLine = 64 << 10 // a longer RED sample line is an error
+)
 
 func (m *MetricsStore) scrape(ctx context.Context, addr string) (scrape, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
@@ -209,71 +192,305 @@ func (m *MetricsStore) scrape(ctx context.Context, addr string) (scrape, error) 
 		return scrape{}, err
 	}
 	defer resp.Body.Close()
-	page, err := io.ReadAll(io.LimitReader(resp.Body, maxMetricsPage+1))
+	bp, _ := m.pages.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	defer m.pages.Put(bp)
+	page, err := readBody((*bp)[:0], resp.Body, resp.ContentLength, maxMetricsPage)
+	if cap(page) <= 1<<20 {
+		*bp = page[:0] // a larger page's buffer is not kept
+	}
 	if err != nil {
-		return scrape{}, fmt.Errorf("read %s/metrics: %w", addr, err)
+		return scrape{}, fmt.Errorf("%s/metrics: %w", addr, err)
 	}
-	if len(page) > maxMetricsPage {
-		return scrape{}, fmt.Errorf("%s/metrics: larger than %d bytes", addr, maxMetricsPage)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(bytes.NewReader(redLines(page)))
+	sc, err := parseRED(page)
 	if err != nil {
-		return scrape{}, err
+		return scrape{}, fmt.Errorf("%s/metrics: %w", addr, err)
 	}
+	return sc, nil
+}
+
+// parseRED reads the RED families' server-side samples from a Prometheus text page
+// (version 0.0.4): svckit_requests_total, svckit_request_errors_total by kind, and the
+// buckets of svckit_request_duration_seconds, whose _count is the +Inf bucket. Samples
+// with the same service, transport and method are summed. Every other line — comments,
+// other families, the histogram's _sum — is skipped after its first bytes, so a scrape
+// costs a pass over the page and a few allocations per series, not objects per sample.
+//
+// A RED sample line is read as the text format defines it (labels in braces with quoted,
+// escaped values, blanks and tabs between tokens, a float value as strconv.ParseFloat
+// reads it, an optional integer timestamp); one that does not parse is an error naming
+// its line, and so is a line over 64 KiB. It gives what the client_model parser (expfmt)
+// gave for well-formed pages (TestParseREDMatchesExpfmt, FuzzParseRED), but bucket counts
+// that are not integers are taken as they are rather than as 0.
+func parseRED(page []byte) (scrape, error) {
 	sc := scrape{requests: map[SeriesKey]float64{}, errors: map[SeriesKey]map[string]float64{}, buckets: map[SeriesKey]map[float64]float64{}}
-	key := func(m *dto.Metric) (SeriesKey, string, bool) {
-		var k SeriesKey
-		side, kind := "", ""
-		for _, l := range m.GetLabel() {
-			switch l.GetName() {
-			case "service":
-				k.Service = l.GetValue()
-			case "transport":
-				k.Transport = l.GetValue()
-			case "method":
-				k.Method = l.GetValue()
-			case "side":
-				side = l.GetValue()
-			case "kind":
-				kind = l.GetValue()
-			}
+	strs := map[string]string{} // label values, one string each per scrape
+	var scratch []byte          // escaped label values are unescaped into it
+	intern := func(b []byte) string {
+		if v, ok := strs[string(b)]; ok {
+			return v
 		}
-		return k, kind, side == "server"
+		v := string(b)
+		strs[v] = v
+		return v
 	}
-	if f := fams["svckit_requests_total"]; f != nil {
-		for _, mt := range f.GetMetric() {
-			if k, _, ok := key(mt); ok {
-				sc.requests[k] += mt.GetCounter().GetValue()
-			}
+	for n := 1; len(page) > 0; n++ {
+		line := page
+		if i := bytes.IndexByte(page, '\n'); i >= 0 {
+			line, page = page[:i], page[i+1:]
+		} else {
+			page = nil
 		}
-	}
-	if f := fams["svckit_request_errors_total"]; f != nil {
-		for _, mt := range f.GetMetric() {
-			if k, kind, ok := key(mt); ok {
-				if sc.errors[k] == nil {
-					sc.errors[k] = map[string]float64{}
-				}
-				sc.errors[k][kind] += mt.GetCounter().GetValue()
-			}
+		line = bytes.TrimLeft(line, " \t")
+		if !bytes.HasPrefix(line, []byte(redPrefix)) {
+			continue
 		}
-	}
-	if f := fams["svckit_request_duration_seconds"]; f != nil {
-		for _, mt := range f.GetMetric() {
-			if k, _, ok := key(mt); ok {
-				if sc.buckets[k] == nil {
-					sc.buckets[k] = map[float64]float64{}
-				}
-				for _, b := range mt.GetHistogram().GetBucket() {
-					if !math.IsInf(b.GetUpperBound(), 1) { // +Inf is the sample count, added below
-						sc.buckets[k][b.GetUpperBound()] += float64(b.GetCumulativeCount())
-					}
-				}
-				sc.buckets[k][math.Inf(1)] += float64(mt.GetHistogram().GetSampleCount())
+		if len(line) > maxMetricsLine {
+			return scrape{}, fmt.Errorf("line %d: longer than %d bytes", n, maxMetricsLine)
+		}
+		s, err := parseSample(line, intern, &scratch)
+		if err != nil {
+			return scrape{}, fmt.Errorf("line %d: %w", n, err)
+		}
+		if !s.server {
+			continue
+		}
+		switch s.name {
+		case redRequests:
+			sc.requests[s.key] += s.value
+		case redErrors:
+			e := sc.errors[s.key]
+			if e == nil {
+				e = map[string]float64{}
+				sc.errors[s.key] = e
+			}
+			e[s.kind] += s.value
+		case redBucket, redCount, redSum, redHistogram:
+			b := sc.buckets[s.key]
+			if b == nil {
+				b = map[float64]float64{math.Inf(1): 0} // +Inf is the sample count, the _count line
+				sc.buckets[s.key] = b
+			}
+			switch {
+			case s.name == redCount:
+				b[math.Inf(1)] += s.value
+			case s.name != redBucket:
+			case !s.hasLe:
+				return scrape{}, fmt.Errorf("line %d: a bucket without an le label", n)
+			case !math.IsInf(s.le, 1):
+				b[s.le] += s.value
 			}
 		}
 	}
 	return sc, nil
+}
+
+// redSample is one sample line of a RED family.
+type redSample struct {
+	name   string // one of the red* sample names, or "" for another svckit_request* line
+	key    SeriesKey
+	kind   string
+	le     float64
+	hasLe  bool
+	server bool // side="server"
+	value  float64
+}
+
+// parseSample parses one sample line (without its newline) whose name begins with
+// redPrefix; intern turns the label values it keeps into strings.
+func parseSample(line []byte, intern func([]byte) string, scratch *[]byte) (redSample, error) {
+	var s redSample
+	i := 0
+	for i < len(line) && line[i] != '{' && line[i] != ' ' && line[i] != '\t' {
+		i++
+	}
+	switch name := line[:i]; string(name) {
+	case redRequests:
+		s.name = redRequests
+	case redErrors:
+		s.name = redErrors
+	case redBucket:
+		s.name = redBucket
+	case redCount:
+		s.name = redCount
+	case redSum:
+		s.name = redSum
+	case redHistogram:
+		s.name = redHistogram
+	default:
+		if !validMetricName(name) {
+			return s, fmt.Errorf("invalid metric name %q", name)
+		}
+	}
+	i = skipBlank(line, i)
+	if i < len(line) && line[i] == '{' {
+		var seen [6]bool // service, transport, method, side, kind, le
+		for i = skipBlank(line, i+1); ; i = skipBlank(line, i) {
+			if i >= len(line) {
+				return s, errors.New("unexpected end of line in labels")
+			}
+			if line[i] == '}' {
+				i++
+				break
+			}
+			start := i
+			for i < len(line) && line[i] != '=' && line[i] != ' ' && line[i] != '\t' {
+				i++
+			}
+			label := line[start:i]
+			if !validLabelName(label) {
+				return s, fmt.Errorf("invalid label name %q", label)
+			}
+			if i = skipBlank(line, i); i >= len(line) || line[i] != '=' {
+				return s, fmt.Errorf("expected '=' after label name %q", label)
+			}
+			if i = skipBlank(line, i+1); i >= len(line) || line[i] != '"' {
+				return s, fmt.Errorf("expected '\"' at start of the value of label %q", label)
+			}
+			var val []byte
+			var err error
+			if val, i, err = labelValue(line, i+1, scratch); err != nil {
+				return s, fmt.Errorf("label %q: %w", label, err)
+			}
+			slot := -1
+			switch string(label) {
+			case "service":
+				slot, s.key.Service = 0, intern(val)
+			case "transport":
+				slot, s.key.Transport = 1, intern(val)
+			case "method":
+				slot, s.key.Method = 2, intern(val)
+			case "side":
+				slot, s.server = 3, string(val) == "server"
+			case "kind":
+				slot, s.kind = 4, intern(val)
+			case "le":
+				slot = 5
+				if s.name == redBucket {
+					le, err := strconv.ParseFloat(bytesView(val), 64)
+					if err != nil {
+						return s, fmt.Errorf("expected a float as the value of label le, got %q", val)
+					}
+					s.le, s.hasLe = le, true
+				}
+			case "__name__":
+				return s, errors.New(`label name "__name__" is reserved`)
+			}
+			if slot >= 0 {
+				if seen[slot] {
+					return s, fmt.Errorf("duplicate label %q", label)
+				}
+				seen[slot] = true
+			}
+			if i = skipBlank(line, i); i < len(line) && line[i] == ',' {
+				i++
+			} else if i >= len(line) || line[i] != '}' {
+				return s, fmt.Errorf("expected ',' or '}' after the value of label %q", label)
+			}
+		}
+		i = skipBlank(line, i)
+	}
+	start := i
+	for i < len(line) && line[i] != ' ' && line[i] != '\t' {
+		i++
+	}
+	v, err := strconv.ParseFloat(bytesView(line[start:i]), 64)
+	if err != nil {
+		return s, fmt.Errorf("expected a float as the value, got %q", line[start:i])
+	}
+	s.value = v
+	if i = skipBlank(line, i); i < len(line) { // a timestamp, ignored
+		start = i
+		for i < len(line) && line[i] != ' ' && line[i] != '\t' {
+			i++
+		}
+		if _, err := strconv.ParseInt(bytesView(line[start:i]), 10, 64); err != nil {
+			return s, fmt.Errorf("expected an integer as the timestamp, got %q", line[start:i])
+		}
+		if i = skipBlank(line, i); i < len(line) {
+			return s, fmt.Errorf("unexpected %q after the timestamp", line[i:])
+		}
+	}
+	return s, nil
+}
+
+// labelValue returns the value of a quoted label value beginning at line[i] (after its
+// opening quote), unescaping \\, \" and \n, with the index after the closing quote. A value
+// without escapes is a piece of line; one with escapes is written into *scratch, which
+// grows as it needs to.
+func labelValue(line []byte, i int, scratch *[]byte) ([]byte, int, error) {
+	start := i
+	for i < len(line) && line[i] != '"' && line[i] != '\\' {
+		i++
+	}
+	if i < len(line) && line[i] == '"' {
+		if v := line[start:i]; utf8.Valid(v) {
+			return v, i + 1, nil
+		}
+		return nil, i, fmt.Errorf("invalid UTF-8 in value %q", line[start:i])
+	}
+	buf := append((*scratch)[:0], line[start:i]...)
+	defer func() { *scratch = buf[:0] }()
+	for ; i < len(line); i++ {
+		switch c := line[i]; c {
+		case '"':
+			if !utf8.Valid(buf) {
+				return nil, i, fmt.Errorf("invalid UTF-8 in value %q", buf)
+			}
+			return buf, i + 1, nil
+		case '\\':
+			if i++; i >= len(line) {
+				return nil, i, errors.New("unexpected end of line in value")
+			}
+			switch line[i] {
+			case '\\', '"':
+				buf = append(buf, line[i])
+			case 'n':
+				buf = append(buf, '\n')
+			default:
+				return nil, i, fmt.Errorf("invalid escape sequence '\\%c'", line[i])
+			}
+		default:
+			buf = append(buf, c)
+		}
+	}
+	return nil, i, errors.New("unexpected end of line in value")
+}
+
+// bytesView is b as a string without a copy, for strconv's parsers: they keep nothing of
+// their input (an error holds a copy).
+func bytesView(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// skipBlank returns the index of the first byte at or after i that is not a blank or tab.
+func skipBlank(line []byte, i int) int {
+	for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+		i++
+	}
+	return i
+}
+
+// validMetricName reports whether b is a metric name of the text format's classic
+// charset ([a-zA-Z_:][a-zA-Z0-9_:]*).
+func validMetricName(b []byte) bool {
+	for i, c := range b {
+		if !(c == '_' || c == ':' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+// validLabelName reports whether b is a label name of the classic charset
+// ([a-zA-Z_][a-zA-Z0-9_]*).
+func validLabelName(b []byte) bool {
+	for i, c := range b {
+		if !(c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return len(b) > 0
 }
 
 // Series returns a copy of every series.
