@@ -90,6 +90,15 @@ func TestLoad(t *testing.T) {
 		t.Errorf("orders/s = %d, want > 0", rate)
 	}
 
+	// -cpuprofile writes the generator's own profile.
+	prof := filepath.Join(t.TempDir(), "load.pprof")
+	if code, _, errs := loadOut(context.Background(), "-url", srv.URL, "-token", "tok", "-c", "2", "-n", "20", "-cpuprofile", prof); code != 0 {
+		t.Fatalf("-cpuprofile: exit %d: %s", code, errs)
+	}
+	if st, err := os.Stat(prof); err != nil || st.Size() == 0 {
+		t.Errorf("-cpuprofile wrote no profile: %v", err)
+	}
+
 	// Without -url or -token it says what is missing.
 	errb.Reset()
 	if code := run([]string{"load", "-token", "tok"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "-url and -token are required") {
@@ -437,6 +446,7 @@ func TestLoadFlagErrors(t *testing.T) {
 		{"shop with path", []string{"-shop", "-url", srv.URL, "-token", "t", "-path", "/x"}, "-shop places orders: it takes no -path"},
 		{"shop without token", []string{"-url", srv.URL}, "-url and -token are required to place the shop's orders"},
 		{"argument", []string{"-url", srv.URL, "extra"}, `unexpected argument "extra"`},
+		{"cpuprofile", []string{"-url", srv.URL + "/x", "-cpuprofile", "/no/such/dir/p"}, "-cpuprofile: open /no/such/dir/p"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("SVCKIT_TOKEN", "")
