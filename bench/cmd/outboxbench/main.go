@@ -83,6 +83,7 @@ var (
 	cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memprof   = flag.String("memprofile", "", "write an allocation profile of the run to this file")
 	ceHeaders = flag.Bool("ce-headers", false, "raw JetStream modes: also send the CloudEvents and key headers that pubsub adds to each event (ce-id, ce-source, ce-type, ce-specversion, ce-time, content-type, svckit-key), to measure what they cost")
+	overTCP   = flag.Bool("tcp", false, "connect the clients to the embedded NATS server over TCP on the loopback interface (as a service under svckit dev or in production connects) instead of in process (net.Pipe)")
 	noBatch   = flag.Bool("no-batch-publish", false, "outbox modes: the relay waits for an acknowledgement per event instead of publishing fast batches (pubsub.Config.NoBatchPublish)")
 )
 
@@ -348,7 +349,12 @@ func startNATS(ctx context.Context, dir string) (*natsserver.Server, *nats.Conn)
 	if err != nil {
 		log.Fatal(err)
 	}
-	nc, err := srv.Connect()
+	var nc *nats.Conn
+	if *overTCP {
+		nc, err = nats.Connect(srv.ClientURL())
+	} else {
+		nc, err = srv.Connect()
+	}
 	if err != nil {
 		log.Fatal(err)
 	}
