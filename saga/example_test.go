@@ -47,6 +47,9 @@ func Example() {
 				return nil
 			},
 			Compensate: func(ctx context.Context, o *Order) error { return nil }, // refund
+			// Charging again with the same key charges once and sets the same Payment,
+			// so the charge is recorded with the next checkpoint: one transaction fewer.
+			NoCheckpoint: true,
 		},
 		saga.Step[Order]{
 			Name: "ship",
