@@ -3,12 +3,12 @@
 // process that runs it.
 //
 // A saga is defined in code with [Define] and run by an [Orchestrator]. The orchestrator
-// checkpoints the saga's state (a JSON-encoded Go value) after every step (a guard, and a
+// checkpoints the saga's state (a JSON-encoded Go value) after every step; a guard, and a
 // step marked [Step.NoCheckpoint] whose action may run again, go with the next
-// checkpoint: fewer transactions per saga). When a step
-// fails for good, the completed steps are compensated in reverse order, and every
-// compensation is retried, with backoff, until it succeeds. When the process restarts,
-// [Orchestrator.Resume] picks up every saga that had not ended, from its last checkpoint.
+// checkpoint (fewer transactions per saga). When a step fails for good, the completed
+// steps are compensated in reverse order, and every compensation is retried, with
+// backoff, until it succeeds. When the process restarts, [Orchestrator.Resume] picks up
+// every saga that had not ended, from its last checkpoint.
 //
 // Each step is recorded once per saga and phase in saga_steps, under a unique key
 // (saga id, step, phase). A step's local effects made with [Step.ActionTx] or
