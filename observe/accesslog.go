@@ -61,7 +61,7 @@ func AccessLog(logger *slog.Logger) endpoint.Middleware {
 			if !h.Enabled(ctx, slog.LevelError) {
 				return next(ctx, req)
 			}
-			start := time.Now()
+			start := callStartOr(ctx)
 			resp, err := next(ctx, req)
 			end := time.Now()
 			level := slog.LevelInfo
@@ -109,7 +109,7 @@ func fastAccessLog(j *lineFormat) endpoint.Middleware {
 			if !j.enabled(slog.LevelError) {
 				return next(ctx, req)
 			}
-			start := time.Now()
+			start := callStartOr(ctx)
 			resp, err := next(ctx, req)
 			end := time.Now()
 			level := slog.LevelInfo

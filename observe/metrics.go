@@ -183,7 +183,7 @@ func (m *Metrics) Middleware() endpoint.Middleware {
 		}
 		return func(ctx context.Context, req any) (any, error) {
 			inFlight.Inc()
-			start := time.Now()
+			start := callStartOr(ctx)
 			resp, err := next(ctx, req)
 			duration.Observe(time.Since(start).Seconds())
 			inFlight.Dec()

@@ -83,6 +83,7 @@ func Tracing(tp trace.TracerProvider, opts ...TracingOption) endpoint.Middleware
 			var span trace.Span
 			if fast != nil {
 				ctx, span = fast.StartSpan(ctx, name, kind, attrs)
+				ctx = withCallStart(ctx, span)
 			} else {
 				ctx, span = tracer.Start(ctx, name, opts...)
 				if len(attrs) > 0 && span.IsRecording() {

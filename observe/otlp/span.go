@@ -324,6 +324,9 @@ func evict[T any](q []T, v T, capacity int, dropped *int) []T {
 	return append(q, v)
 }
 
+// StartTime returns when the span started.
+func (s *span) StartTime() time.Time { return s.start }
+
 // End ends the span and queues it for export if it is sampled. Later calls do nothing.
 // Called while a panic unwinds (deferred), it records the panic as an exception event
 // and lets it continue, as the SDK does.
