@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"strconv"
 	"strings"
@@ -312,9 +313,10 @@ func (b *Bus) Publish(ctx context.Context, msgs ...*Message) error {
 		}
 	}
 	pending := msgs
+	var w *wireEncoder
 	if b.fast != nil && len(pending) >= fastBatchMin {
 		var rest []*Message
-		w := newWireEncoder(b)
+		w = newWireEncoder(b)
 		for len(pending) > 0 {
 			chunk := pending[:min(len(pending), fastBatchMax)]
 			pending = pending[len(chunk):]
@@ -334,7 +336,9 @@ func (b *Bus) Publish(ctx context.Context, msgs ...*Message) error {
 	out := make([]*nats.Msg, len(pending))
 	for i, m := range pending {
 		nm := &nats.Msg{Subject: b.wireSubject(m), Data: m.Data, Header: encodeHeaders(m)}
-		if _, ok := m.Headers["traceparent"]; !ok {
+		if th, ok := w.tracedHeaders(m); ok { // its producer span began in a fast batch
+			maps.Copy(nm.Header, th)
+		} else if _, ok := m.Headers["traceparent"]; !ok {
 			b.inject(ctx, m, nm.Header)
 		}
 		out[i] = nm
@@ -367,6 +371,10 @@ type wireEncoder struct {
 	nm       nats.Msg
 	vals     []string
 	subjects []wireSubject // a few (subject, partition) pairs seen in this batch
+	// traced keeps the trace headers of the messages given a producer span here (the bus
+	// has a tracer provider), so that a message published again one at a time after a
+	// failed batch carries the same span instead of starting another.
+	traced map[*Message]nats.Header
 }
 
 // wireSubject is a keyed message's subject on the wire.
@@ -389,9 +397,29 @@ func (w *wireEncoder) msg(ctx context.Context, m *Message) *nats.Msg {
 	w.vals = fillHeaders(w.nm.Header, w.vals, m)
 	w.nm.Subject, w.nm.Data = w.subject(m), m.Data
 	if _, ok := m.Headers["traceparent"]; !ok {
-		w.b.inject(ctx, m, w.nm.Header)
+		if w.b.tp == nil {
+			w.b.inject(ctx, m, w.nm.Header)
+		} else {
+			th := make(nats.Header, 2)
+			w.b.inject(ctx, m, th)
+			if w.traced == nil {
+				w.traced = make(map[*Message]nats.Header)
+			}
+			w.traced[m] = th
+			maps.Copy(w.nm.Header, th)
+		}
 	}
 	return &w.nm
+}
+
+// tracedHeaders returns the trace headers that msg gave m, if it started a producer
+// span for it; w may be nil.
+func (w *wireEncoder) tracedHeaders(m *Message) (nats.Header, bool) {
+	if w == nil {
+		return nil, false
+	}
+	th, ok := w.traced[m]
+	return th, ok
 }
 
 // subject returns m's subject on the wire, reusing the string of an earlier message of

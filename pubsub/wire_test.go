@@ -1,12 +1,16 @@
 package pubsub
 
 import (
+	"context"
 	"hash/fnv"
 	"maps"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 )
 
 func TestFNV32a(t *testing.T) {
@@ -48,5 +52,46 @@ func TestWireEncoderMatchesEncodeHeaders(t *testing.T) {
 		if string(nm.Data) != string(m.Data) {
 			t.Errorf("message %s: data %q", m.ID, nm.Data)
 		}
+	}
+}
+
+// TestFastBatchRefusedTraced: with a tracer provider, a message of a refused fast batch
+// is published again one at a time under the producer span it got in the batch: one
+// span per message, and the stored message carries that span.
+func TestFastBatchRefusedTraced(t *testing.T) {
+	ctx := context.Background()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	b := newFastBus(t, Config{AckTimeout: 2 * time.Second})
+	b.tp = tp
+	s, err := b.js.Stream(ctx, b.cfg.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.AllowBatchPublish = false
+	if _, err := b.js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	msgs := batchOf(20, "traced")
+	if err := b.Publish(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	spans := map[string]bool{}
+	for _, sp := range rec.Ended() {
+		if sp.SpanKind() == trace.SpanKindProducer {
+			spans[sp.SpanContext().SpanID().String()] = true
+		}
+	}
+	if len(spans) != len(msgs) {
+		t.Fatalf("%d producer spans, want one per message (%d)", len(spans), len(msgs))
+	}
+	stored, err := s.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpHeader := stored.Header.Get("traceparent")
+	if len(tpHeader) != 55 || !spans[tpHeader[36:52]] {
+		t.Fatalf("stored traceparent %q is not one of the producer spans", tpHeader)
 	}
 }
