@@ -298,7 +298,7 @@ func (s *LogStore) entryLocked(l *LogLine) logEntry {
 		}
 	}
 	if extra {
-		e.extra = &x
+		e.extra = new(x) // a copy: x itself stays off the heap for the common line without one
 	}
 	return e
 }
