@@ -3,9 +3,7 @@ package balancer_test
 import (
 	"context"
 	"net"
-	"runtime/metrics"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 	"github.com/svckit/svckit/endpoint"
 	"github.com/svckit/svckit/examples/addsvc/addsvc"
 	"github.com/svckit/svckit/examples/addsvc/pb"
+	"github.com/svckit/svckit/internal/cpumeter"
 	"github.com/svckit/svckit/natsserver"
 	"github.com/svckit/svckit/observe"
 	"github.com/svckit/svckit/observe/otlp/otlptest"
@@ -253,15 +252,15 @@ func ratio(b *testing.B, bare, stack sumFunc, par int) {
 	ctx := context.Background()
 	const block = 200
 	var tBare, tStack, cBare, cStack time.Duration
-	var hBare, hStack heapAllocs
+	var hBare, hStack cpumeter.Heap
 	var nBare, nStack int
 	// timed returns the wall time and the process's CPU time (user + system: client,
 	// server, discovery and span processing alike) of n calls, and what the process
 	// allocated on the heap meanwhile. On a shared machine the CPU time is the steadier
 	// figure.
-	timed := func(call sumFunc, n int) (time.Duration, time.Duration, heapAllocs) {
-		h0 := readHeapAllocs()
-		cpu0 := processCPU(b)
+	timed := func(call sumFunc, n int) (time.Duration, time.Duration, cpumeter.Heap) {
+		h0 := cpumeter.ReadHeap()
+		cpu0 := cpumeter.Process()
 		start := time.Now()
 		var wg sync.WaitGroup
 		for g := range par {
@@ -275,8 +274,8 @@ func ratio(b *testing.B, bare, stack sumFunc, par int) {
 			})
 		}
 		wg.Wait()
-		t, c := time.Since(start), processCPU(b)-cpu0
-		return t, c, readHeapAllocs().sub(h0)
+		t, c := time.Since(start), cpumeter.Process()-cpu0
+		return t, c, cpumeter.ReadHeap().Sub(h0)
 	}
 	// Warm up both (connections, pools).
 	timed(bare, block)
@@ -285,9 +284,9 @@ func ratio(b *testing.B, bare, stack sumFunc, par int) {
 	for done := 0; done < b.N; done += block {
 		n := min(block, b.N-done)
 		t, c, h := timed(bare, n)
-		tBare, cBare, hBare = tBare+t, cBare+c, hBare.add(h)
+		tBare, cBare, hBare = tBare+t, cBare+c, hBare.Add(h)
 		t, c, h = timed(stack, n)
-		tStack, cStack, hStack = tStack+t, cStack+c, hStack.add(h)
+		tStack, cStack, hStack = tStack+t, cStack+c, hStack.Add(h)
 		nBare += n
 		nStack += n
 	}
@@ -302,36 +301,8 @@ func ratio(b *testing.B, bare, stack sumFunc, par int) {
 	b.ReportMetric(cpuBare, "bare-cpu-µs/call")
 	b.ReportMetric(cpuStack, "stack-cpu-µs/call")
 	b.ReportMetric(cpuBare/cpuStack, "cpu-stack/bare")
-	b.ReportMetric(float64(hBare.bytes)/float64(nBare), "bare-B/call")
-	b.ReportMetric(float64(hStack.bytes)/float64(nStack), "stack-B/call")
-	b.ReportMetric(float64(hBare.objects)/float64(nBare), "bare-allocs/call")
-	b.ReportMetric(float64(hStack.objects)/float64(nStack), "stack-allocs/call")
-}
-
-// heapAllocs counts what the process allocated on the heap, all goroutines included.
-type heapAllocs struct{ bytes, objects uint64 }
-
-func (h heapAllocs) sub(o heapAllocs) heapAllocs {
-	return heapAllocs{h.bytes - o.bytes, h.objects - o.objects}
-}
-
-func (h heapAllocs) add(o heapAllocs) heapAllocs {
-	return heapAllocs{h.bytes + o.bytes, h.objects + o.objects}
-}
-
-// readHeapAllocs reads the process's cumulative heap allocations from runtime/metrics,
-// which, unlike runtime.ReadMemStats, does not stop the world.
-func readHeapAllocs() heapAllocs {
-	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/allocs:objects"}}
-	metrics.Read(s)
-	return heapAllocs{s[0].Value.Uint64(), s[1].Value.Uint64()}
-}
-
-// processCPU returns the CPU time this process has used, user and system.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64(hBare.Bytes)/float64(nBare), "bare-B/call")
+	b.ReportMetric(float64(hStack.Bytes)/float64(nStack), "stack-B/call")
+	b.ReportMetric(float64(hBare.Objects)/float64(nBare), "bare-allocs/call")
+	b.ReportMetric(float64(hStack.Objects)/float64(nStack), "stack-allocs/call")
 }

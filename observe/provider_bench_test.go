@@ -15,6 +15,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/svckit/svckit/internal/cpumeter"
 	"github.com/svckit/svckit/observe/otlp"
 )
 
@@ -119,7 +120,7 @@ func BenchmarkSpan(b *testing.B) {
 					}
 					var before, after runtime.MemStats
 					runtime.ReadMemStats(&before)
-					cpu := cpuTime()
+					cpu := cpumeter.Process()
 					b.ResetTimer()
 					for b.Loop() {
 						one()
@@ -128,7 +129,7 @@ func BenchmarkSpan(b *testing.B) {
 						b.Fatal(err)
 					}
 					b.StopTimer()
-					cpu = cpuTime() - cpu
+					cpu = cpumeter.Process() - cpu
 					runtime.ReadMemStats(&after)
 					n := float64(b.N)
 					b.ReportMetric(float64(cpu.Nanoseconds())/n, "cpu-ns/span")

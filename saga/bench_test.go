@@ -5,10 +5,10 @@ import (
 	"database/sql"
 	"encoding/json"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/svckit/svckit/internal/cpumeter"
 	"github.com/svckit/svckit/saga"
 	"github.com/svckit/svckit/store"
 )
@@ -45,7 +45,7 @@ func benchSaga(b *testing.B, st *store.Store) {
 	)
 	b.ReportAllocs()
 	b.SetParallelism(32)
-	start, cpu := time.Now(), cpuTime()
+	start, cpu := time.Now(), cpumeter.Process()
 	var mu sync.Mutex
 	var failed int
 	b.RunParallel(func(pb *testing.PB) {
@@ -66,15 +66,8 @@ func benchSaga(b *testing.B, st *store.Store) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "sagas/s")
-	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/saga")
+	b.ReportMetric(float64((cpumeter.Process()-cpu).Microseconds())/float64(b.N), "cpu-µs/saga")
 	if failed > 0 {
 		b.Fatalf("%d sagas did not complete", failed)
 	}
-}
-
-// cpuTime returns the CPU time (user + system) the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

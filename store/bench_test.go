@@ -5,24 +5,17 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/svckit/svckit/internal/cpumeter"
 	"github.com/svckit/svckit/store"
 )
-
-// cpuTime returns the CPU time (user + system) the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // reportCPU reports the process's CPU time per operation since start (cpu-µs/op), which
 // on a shared machine is steadier than ns/op.
 func reportCPU(b *testing.B, start time.Duration) {
-	b.ReportMetric(float64((cpuTime()-start).Microseconds())/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64((cpumeter.Process()-start).Microseconds())/float64(b.N), "cpu-µs/op")
 }
 
 // BenchmarkInTx commits one-row transactions on SQLite, one caller at a time and from
@@ -56,7 +49,7 @@ func BenchmarkInTx(b *testing.B) {
 				}
 			}
 			b.ReportAllocs()
-			start := cpuTime()
+			start := cpumeter.Process()
 			defer func() { reportCPU(b, start) }()
 			if bc.parallel {
 				b.SetParallelism(16)
@@ -95,7 +88,7 @@ func BenchmarkQueryInTx(b *testing.B) {
 	}
 	b.Run("write-tx", func(b *testing.B) {
 		b.ReportAllocs()
-		defer reportCPU(b, cpuTime())
+		defer reportCPU(b, cpumeter.Process())
 		i := 0
 		for b.Loop() {
 			i++
@@ -115,7 +108,7 @@ func BenchmarkQueryInTx(b *testing.B) {
 	})
 	b.Run("read", func(b *testing.B) {
 		b.ReportAllocs()
-		defer reportCPU(b, cpuTime())
+		defer reportCPU(b, cpumeter.Process())
 		i := 0
 		for b.Loop() {
 			i++

@@ -6,9 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime/metrics"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/svckit/svckit"
 	"github.com/svckit/svckit/examples/shop/catalog"
 	"github.com/svckit/svckit/examples/shop/catalog/pb"
+	"github.com/svckit/svckit/internal/cpumeter"
 	"github.com/svckit/svckit/mtls"
 	"github.com/svckit/svckit/observe/otlp/otlptest"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
@@ -80,13 +79,13 @@ func BenchmarkCatalogCall(b *testing.B) {
 			get := call(b, nil)
 			ctx := context.Background()
 			b.ReportAllocs()
-			cpu0 := processCPU(b)
+			cpu0 := cpumeter.Process()
 			for b.Loop() {
 				if err := get(ctx); err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N)/1000, "cpu-µs/call")
+			b.ReportMetric(float64(cpumeter.Process()-cpu0)/float64(b.N)/1000, "cpu-µs/call")
 		})
 	}
 }
@@ -267,29 +266,29 @@ func hopRatio(b *testing.B, bare, hop getProduct) {
 	// the call and everything in the background: span export, GC) of n calls. On a shared
 	// machine the CPU time is the steadier figure: other tenants delay calls, but do not
 	// add to what this process spends.
-	timed := func(call getProduct, n int) (time.Duration, time.Duration, heapAllocs) {
-		h0 := readHeapAllocs()
-		cpu0 := processCPU(b)
+	timed := func(call getProduct, n int) (time.Duration, time.Duration, cpumeter.Heap) {
+		h0 := cpumeter.ReadHeap()
+		cpu0 := cpumeter.Process()
 		start := time.Now()
 		for range n {
 			if err := call(ctx); err != nil {
 				b.Fatal(err)
 			}
 		}
-		t, c := time.Since(start), processCPU(b)-cpu0
-		return t, c, readHeapAllocs().sub(h0)
+		t, c := time.Since(start), cpumeter.Process()-cpu0
+		return t, c, cpumeter.ReadHeap().Sub(h0)
 	}
 	timed(bare, block) // connections, pools, first spans
 	timed(hop, block)
 	var tBare, tHop, cBare, cHop time.Duration
-	var hBare, hHop heapAllocs
+	var hBare, hHop cpumeter.Heap
 	b.ResetTimer()
 	for done := 0; done < b.N; done += block {
 		n := min(block, b.N-done)
 		t, c, h := timed(bare, n)
-		tBare, cBare, hBare = tBare+t, cBare+c, hBare.add(h)
+		tBare, cBare, hBare = tBare+t, cBare+c, hBare.Add(h)
 		t, c, h = timed(hop, n)
-		tHop, cHop, hHop = tHop+t, cHop+c, hHop.add(h)
+		tHop, cHop, hHop = tHop+t, cHop+c, hHop.Add(h)
 	}
 	b.StopTimer()
 	perBare := float64(tBare) / float64(b.N)
@@ -303,36 +302,8 @@ func hopRatio(b *testing.B, bare, hop getProduct) {
 	b.ReportMetric(cpuBare, "grpc-go-cpu-µs/call")
 	b.ReportMetric(cpuHop, "svckit-cpu-µs/call")
 	b.ReportMetric(cpuHop-cpuBare, "overhead-cpu-µs/call")
-	b.ReportMetric(float64(hBare.bytes)/float64(b.N), "grpc-go-B/call")
-	b.ReportMetric(float64(hHop.bytes)/float64(b.N), "svckit-B/call")
-	b.ReportMetric(float64(hBare.objects)/float64(b.N), "grpc-go-allocs/call")
-	b.ReportMetric(float64(hHop.objects)/float64(b.N), "svckit-allocs/call")
-}
-
-// heapAllocs counts what the process allocated on the heap, all goroutines included.
-type heapAllocs struct{ bytes, objects uint64 }
-
-func (h heapAllocs) sub(o heapAllocs) heapAllocs {
-	return heapAllocs{h.bytes - o.bytes, h.objects - o.objects}
-}
-
-func (h heapAllocs) add(o heapAllocs) heapAllocs {
-	return heapAllocs{h.bytes + o.bytes, h.objects + o.objects}
-}
-
-// readHeapAllocs reads the process's cumulative heap allocations from runtime/metrics,
-// which, unlike runtime.ReadMemStats, does not stop the world.
-func readHeapAllocs() heapAllocs {
-	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/allocs:objects"}}
-	metrics.Read(s)
-	return heapAllocs{s[0].Value.Uint64(), s[1].Value.Uint64()}
-}
-
-// processCPU returns the CPU time this process has used, user and system.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64(hBare.Bytes)/float64(b.N), "grpc-go-B/call")
+	b.ReportMetric(float64(hHop.Bytes)/float64(b.N), "svckit-B/call")
+	b.ReportMetric(float64(hBare.Objects)/float64(b.N), "grpc-go-allocs/call")
+	b.ReportMetric(float64(hHop.Objects)/float64(b.N), "svckit-allocs/call")
 }

@@ -17,6 +17,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/svckit/svckit/internal/cpumeter"
 )
 
 const benchBatch = 512
@@ -122,7 +124,7 @@ func BenchmarkExport(b *testing.B) {
 				}
 				var before, after runtime.MemStats
 				runtime.ReadMemStats(&before)
-				cpu := cpuTime()
+				cpu := cpumeter.Process()
 				b.ResetTimer()
 				for b.Loop() {
 					if err := exp.ExportSpans(ctx, spans); err != nil {
@@ -130,7 +132,7 @@ func BenchmarkExport(b *testing.B) {
 					}
 				}
 				b.StopTimer()
-				cpu = cpuTime() - cpu
+				cpu = cpumeter.Process() - cpu
 				runtime.ReadMemStats(&after)
 				n := float64(b.N) * benchBatch
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/span")
@@ -149,11 +151,11 @@ func BenchmarkEncode(b *testing.B) {
 	enc.encode(spans)
 	b.SetBytes(int64(len(enc.bytes())))
 	b.ReportAllocs()
-	cpu := cpuTime()
+	cpu := cpumeter.Process()
 	for b.Loop() {
 		enc.encode(spans)
 	}
-	cpu = cpuTime() - cpu
+	cpu = cpumeter.Process() - cpu
 	n := float64(b.N * benchBatch)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/span")
 	b.ReportMetric(float64(cpu.Nanoseconds())/n, "cpu-ns/span")

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/internal/cpumeter"
 	"github.com/svckit/svckit/observe"
 	"github.com/svckit/svckit/observe/otlp/otlptest"
 	"github.com/svckit/svckit/resilience"
@@ -103,7 +103,7 @@ func runStackBench(b *testing.B, g *grpcgo.Server, withID bool) {
 	const callers = 16
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := processCPU()
+	cpu0 := cpumeter.Process()
 	var wg sync.WaitGroup
 	next := make(chan struct{}, callers)
 	go func() {
@@ -130,14 +130,5 @@ func runStackBench(b *testing.B, g *grpcgo.Server, withID bool) {
 		b.Fatal(err)
 	default:
 	}
-	b.ReportMetric(float64(processCPU()-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
-}
-
-// processCPU returns the user and system CPU time the process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64(cpumeter.Process()-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
 }

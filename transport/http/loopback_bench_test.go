@@ -14,12 +14,12 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/svckit/svckit/internal/cpumeter"
 	"github.com/svckit/svckit/observe"
 	"github.com/svckit/svckit/observe/otlp/otlptest"
 	"github.com/svckit/svckit/resilience"
@@ -85,9 +85,9 @@ func BenchmarkLoopbackStack(b *testing.B) {
 	b.ResetTimer()
 	for done := 0; done < b.N; done += 2 * block {
 		for i, c := range clients {
-			t0 := processCPU()
+			t0 := cpumeter.Process()
 			c.run(b, block)
-			cpu[i] += processCPU() - t0
+			cpu[i] += cpumeter.Process() - t0
 			n[i] += block
 		}
 	}
@@ -202,13 +202,4 @@ func (c *loopConn) roundTrip() error {
 	}
 	_, err = c.r.Discard(length)
 	return err
-}
-
-// processCPU returns the process's user and system CPU time so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
