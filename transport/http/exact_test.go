@@ -119,3 +119,31 @@ func TestMuxHandlersWithAHostTakePrecedence(t *testing.T) {
 		}
 	}
 }
+
+// TestRoutesWithAHostTakePrecedence checks that a route added with a host wins over an
+// exact route without one for that host, as the ServeMux decides, whichever was added
+// first.
+func TestRoutesWithAHostTakePrecedence(t *testing.T) {
+	e := func(_ context.Context, p patternReq) (patternReq, error) { return p, nil }
+	for _, order := range [][]string{
+		{"POST /sum", "POST api.example/sum"},
+		{"POST api.example/sum", "POST /sum"},
+	} {
+		s := shttp.NewServer("hosts")
+		for _, pattern := range order {
+			shttp.HandleWith(s, pattern, "M", e, decodePattern, encodePattern)
+		}
+		for _, tc := range []struct{ host, want string }{
+			{"api.example", "POST api.example/sum|"},
+			{"other.example", "POST /sum|"},
+		} {
+			req := httptest.NewRequest("POST", "/sum", strings.NewReader(""))
+			req.Host = tc.host
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, req)
+			if rec.Code != http.StatusOK || rec.Body.String() != tc.want {
+				t.Errorf("routes %q, host %s: %d %q, want 200 %q", order, tc.host, rec.Code, rec.Body, tc.want)
+			}
+		}
+	}
+}

@@ -45,7 +45,7 @@ type Server struct {
 	unmatch endpoint.Handler        // rejMws around the rejections of requests no route matched
 	cors    *corsPolicy             // nil: no CORS headers (WithCORS)
 	exact   map[string][]exactRoute // routes without wildcards, by path (see ServeHTTP)
-	shared  atomic.Bool             // Mux was handed out: only the mux routes
+	shared  atomic.Bool             // Mux was handed out or a route has a host: only the mux routes
 }
 
 // exactRoute is a route whose path has no wildcards, served without the ServeMux's
@@ -154,8 +154,9 @@ func NewServer(service string, opts ...ServerOption) *Server {
 // A request whose method and path are exactly those of a route without wildcards goes
 // straight to that route, as the ServeMux would send it, without the ServeMux's path
 // cleaning and pattern matching; every other request goes through the ServeMux. Once
-// [Server.Mux] has been called, every request goes through the ServeMux, since a handler
-// registered there with a host ("POST api.example.com/sum") takes precedence.
+// [Server.Mux] has been called or a route with a host has been added, every request goes
+// through the ServeMux, since a pattern with a host ("POST api.example.com/sum") takes
+// precedence for that host.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.cors != nil {
 		if o, ok := r.Header["Origin"]; ok && len(o) == 1 && s.cors.serve(s, w, r, o[0]) {
@@ -260,7 +261,12 @@ func HandleWith[Req, Resp any](s *Server, pattern, name string, e endpoint.Endpo
 	}
 	s.mux.HandleFunc(method+" "+path, h)
 	s.addMethod(method, path)
-	if isExactPath(path) {
+	switch {
+	case !strings.HasPrefix(path, "/"):
+		// A route with a host ("POST api.example.com/sum") takes precedence over one
+		// without for that host: only the ServeMux routes from now on.
+		s.shared.Store(true)
+	case isExactPath(path):
 		s.exact[path] = append(s.exact[path], exactRoute{method: method, pattern: method + " " + path, h: h})
 	}
 }
