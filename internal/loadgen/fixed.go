@@ -43,6 +43,7 @@ type FixedHTTP struct {
 // fixedConn is a worker's connection.
 type fixedConn struct {
 	c    net.Conn
+	lim  budgetReader // c, read within one answer's bounds
 	br   *bufio.Reader
 	body []byte // the last answer's body, reused
 	used bool   // a call was answered on it
@@ -182,6 +183,7 @@ func (f *FixedHTTP) try(ctx context.Context, worker int) (status int, body []byt
 		}
 		return fail(err)
 	}
+	fc.lim.n = MaxResponseHeaderBytes
 	if _, err := fc.br.Peek(1); err != nil { // no byte of an answer
 		if reused && ctx.Err() == nil && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
 			fc.close()
@@ -191,8 +193,13 @@ func (f *FixedHTTP) try(ctx context.Context, worker int) (status int, body []byt
 	}
 	resp, err := http.ReadResponse(fc.br, nil)
 	if err != nil {
+		if errors.Is(err, errOverBudget) {
+			err = fmt.Errorf("loadgen: an answer's status line and headers over %d bytes", MaxResponseHeaderBytes)
+		}
 		return fail(err)
 	}
+	// The body: what is kept, what is discarded after it, and its framing.
+	fc.lim.n = MaxResponseBytes + 16<<20 + 64<<10
 	b := fc.body[:0]
 	b, err = readAtMost(b, resp.Body, MaxResponseBytes)
 	if err == nil {
@@ -258,10 +265,11 @@ func (f *FixedHTTP) dial(ctx context.Context, fc *fixedConn) error {
 		c = tc
 	}
 	fc.c, fc.used = c, false
+	fc.lim = budgetReader{r: c}
 	if fc.br == nil {
-		fc.br = bufio.NewReaderSize(c, 16<<10)
+		fc.br = bufio.NewReaderSize(&fc.lim, 16<<10)
 	} else {
-		fc.br.Reset(c)
+		fc.br.Reset(&fc.lim)
 	}
 	return nil
 }
@@ -281,4 +289,31 @@ func (f *FixedHTTP) Close() {
 			fc.close()
 		}
 	}
+}
+
+// MaxResponseHeaderBytes bounds an answer's status line and headers, as net/http's
+// Transport does with its MaxResponseHeaderBytes: a server that sends headers without
+// end fails the call instead of growing the generator's memory.
+const MaxResponseHeaderBytes = 1 << 20
+
+// errOverBudget is budgetReader's error once its budget is spent.
+var errOverBudget = errors.New("loadgen: answer over its bound")
+
+// budgetReader reads from r at most n bytes before it is given more: the connection
+// under a worker's buffered reader, given one answer's bounds at a time.
+type budgetReader struct {
+	r io.Reader
+	n int64
+}
+
+func (b *budgetReader) Read(p []byte) (int, error) {
+	if b.n <= 0 {
+		return 0, errOverBudget
+	}
+	if int64(len(p)) > b.n {
+		p = p[:b.n]
+	}
+	n, err := b.r.Read(p)
+	b.n -= int64(n)
+	return n, err
 }

@@ -230,3 +230,48 @@ func TestNewFixedHTTPRefuses(t *testing.T) {
 		t.Error("worker 1 of 1: no error")
 	}
 }
+
+// TestFixedHTTPHeadersBounded: a server that sends headers without end fails the call at
+// MaxResponseHeaderBytes, long before the call's timeout, naming the bound.
+func TestFixedHTTPHeadersBounded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Endless: ")
+		line := []byte(strings.Repeat("a", 64<<10))
+		for range 4 * MaxResponseHeaderBytes / len(line) {
+			if _, err := c.Write(line); err != nil {
+				return
+			}
+		}
+		<-done // keep the connection open: only the bound can end the call
+	}()
+	f, err := NewFixedHTTP(Request{URL: "http://" + ln.Addr().String() + "/orders", Body: []byte(`{}`)}, 1, nil, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, _, err = f.Call(ctx, 0, 0)
+	if err == nil || !strings.Contains(err.Error(), "headers over") {
+		t.Fatalf("Call = %v; want the header bound's error", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the call ended at the test's deadline, not at the bound")
+	}
+}
