@@ -96,14 +96,14 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 
 compare() { # kind round-func bare-mode svckit-mode target
 	local kind=$1 fn=$2 bare=$3 kit=$4
-	local b=() k=() bc_=() kc=()
+	local b=() k=() bc_=() kc=() rr=()
 	echo "== $kind: $bare vs $kit, $ROUNDS rounds of $DURATION, $CONNS connections, server on CPU $SERVER_CPU, load on CPU $LOAD_CPU${REQUEST_ID:+, callers send x-request-id}, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	for r in $(seq "$ROUNDS"); do
 		local rb rk
 		rb=$($fn "$bare"); rk=$($fn "$kit")
 		read -r rb_rps rb_cpu rb_lat <<<"$rb"
 		read -r rk_rps rk_cpu rk_lat <<<"$rk"
-		b+=("$rb_rps"); k+=("$rk_rps"); bc_+=("$rb_cpu"); kc+=("$rk_cpu")
+		b+=("$rb_rps"); k+=("$rk_rps"); bc_+=("$rb_cpu"); kc+=("$rk_cpu"); rr+=("$(echo "$rb_cpu / $rk_cpu" | bc -l)")
 		printf '  round %d: %-11s %7.0f req/s %6.1f us-cpu/req %s | %-11s %7.0f req/s %6.1f us-cpu/req %s | ratio %.3f (cpu %.3f)\n' "$r" \
 			"$bare" "$rb_rps" "$rb_cpu" "$rb_lat" "$kit" "$rk_rps" "$rk_cpu" "$rk_lat" \
 			"$(echo "$rk_rps / $rb_rps" | bc -l)" "$(echo "$rb_cpu / $rk_cpu" | bc -l)"
@@ -113,6 +113,9 @@ compare() { # kind round-func bare-mode svckit-mode target
 	mbc=$(printf '%s\n' "${bc_[@]}" | median); mkc=$(printf '%s\n' "${kc[@]}" | median)
 	printf '  median: %s %.0f req/s (%.1f us CPU/req), %s %.0f req/s (%.1f us CPU/req)\n' "$bare" "$mb" "$mbc" "$kit" "$mk" "$mkc"
 	printf '  ratio svckit/bare: throughput %.3f, CPU per request %.3f\n' "$(echo "$mk / $mb" | bc -l)" "$(echo "$mbc / $mkc" | bc -l)"
+	# Each round's bare and svckit ran back to back, so the median of the rounds' own
+	# ratios is less exposed to a round that other tenants slowed on one side only.
+	printf '  median of the per-round CPU ratios: %.3f\n' "$(printf '%s\n' "${rr[@]}" | median)"
 }
 
 case $WHAT in
