@@ -24,7 +24,6 @@ func testGuardSteps(t *testing.T, openStore func(testing.TB) *store.Store) {
 			return nil
 		}}
 	}
-	type rec struct{ step, phase string }
 	for _, tc := range []struct {
 		name   string
 		failB  int // b's failures; < 0 for good
@@ -64,18 +63,7 @@ func testGuardSteps(t *testing.T, openStore func(testing.TB) *store.Store) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got []rec
-			for _, r := range full.Steps {
-				got = append(got, rec{r.Name, r.Phase})
-			}
-			if !slices.Equal(got, tc.steps) {
-				t.Fatalf("steps recorded %v, want %v", got, tc.steps)
-			}
-			for _, p := range tc.sameAt {
-				if a, b := full.Steps[p[0]].At, full.Steps[p[1]].At; !a.Equal(b) {
-					t.Errorf("%s recorded at %v, %s at %v: want one checkpoint", full.Steps[p[0]].Name, a, full.Steps[p[1]].Name, b)
-				}
-			}
+			checkRecorded(t, full.Steps, tc.steps, tc.sameAt)
 		})
 	}
 
@@ -137,4 +125,25 @@ func testGuardSteps(t *testing.T, openStore func(testing.TB) *store.Store) {
 			t.Errorf("steps recorded %+v", full.Steps)
 		}
 	})
+}
+
+// rec is a step record as a test expects it: the step's name and the phase recorded.
+type rec struct{ step, phase string }
+
+// checkRecorded checks the step records of a saga against want, in order, and that each
+// pair in sameAt (indexes into them) was recorded by one checkpoint (the same time).
+func checkRecorded(t *testing.T, steps []saga.StepRecord, want []rec, sameAt [][2]int) {
+	t.Helper()
+	var got []rec
+	for _, r := range steps {
+		got = append(got, rec{r.Name, r.Phase})
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("steps recorded %v, want %v", got, want)
+	}
+	for _, p := range sameAt {
+		if a, b := steps[p[0]].At, steps[p[1]].At; !a.Equal(b) {
+			t.Errorf("%s recorded at %v, %s at %v: want one checkpoint", steps[p[0]].Name, a, steps[p[1]].Name, b)
+		}
+	}
 }

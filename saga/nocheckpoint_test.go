@@ -16,7 +16,6 @@ import (
 // the next checkpoint runs it again when resumed.
 func testNoCheckpoint(t *testing.T, openStore func(testing.TB) *store.Store) {
 	ctx := context.Background()
-	type rec struct{ step, phase string }
 	for _, tc := range []struct {
 		name   string
 		failC  int // c's failures; < 0 for good
@@ -63,18 +62,7 @@ func testNoCheckpoint(t *testing.T, openStore func(testing.TB) *store.Store) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got []rec
-			for _, r := range full.Steps {
-				got = append(got, rec{r.Name, r.Phase})
-			}
-			if !slices.Equal(got, tc.steps) {
-				t.Fatalf("steps recorded %v, want %v", got, tc.steps)
-			}
-			for _, p := range tc.sameAt {
-				if a, b := full.Steps[p[0]].At, full.Steps[p[1]].At; !a.Equal(b) {
-					t.Errorf("%s recorded at %v, %s at %v: want one checkpoint", full.Steps[p[0]].Name, a, full.Steps[p[1]].Name, b)
-				}
-			}
+			checkRecorded(t, full.Steps, tc.steps, tc.sameAt)
 			if string(full.Data) != tc.data {
 				t.Errorf("final state %s, want %s", full.Data, tc.data)
 			}
