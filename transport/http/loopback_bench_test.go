@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -62,15 +61,7 @@ func BenchmarkLoopbackStack(b *testing.B) {
 		return sumResp{V: r.A + r.B}, nil
 	})
 	bare := http.NewServeMux()
-	bare.HandleFunc("POST /sum", func(w http.ResponseWriter, r *http.Request) {
-		var req sumReq
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(sumResp{V: req.A + req.B})
-	})
+	bare.HandleFunc("POST /sum", bareSum)
 	bareAddr := serveLoopback(b, &http.Server{Handler: bare}, false)
 	kitAddr := serveLoopback(b, &http.Server{Handler: kit, ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}, true)
