@@ -27,20 +27,27 @@ func TestClientWaitsForRestartingServer(t *testing.T) {
 		calls.Add(1)
 		return greet(context.Background(), r)
 	})
+	// The server starts a second later on its own goroutine, with its own variables; the
+	// test closes it through the channel when it ends.
+	started := make(chan *http.Server, 1)
+	t.Cleanup(func() {
+		select {
+		case hs := <-started:
+			_ = hs.Close()
+		default:
+		}
+	})
 	time.AfterFunc(time.Second, func() {
-		var l net.Listener
 		for range 100 {
-			if l, err = net.Listen("tcp", addr); err == nil {
-				break
+			l, lerr := net.Listen("tcp", addr)
+			if lerr == nil {
+				hs := &http.Server{Handler: srv}
+				started <- hs
+				_ = hs.Serve(l)
+				return
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		if l == nil {
-			return
-		}
-		hs := &http.Server{Handler: srv}
-		go func() { _ = hs.Serve(l) }()
-		t.Cleanup(func() { _ = hs.Close() })
 	})
 	c, err := shttp.NewClient("http://"+addr, "greeter")
 	if err != nil {
