@@ -34,7 +34,8 @@ func deadAddr(t *testing.T) string {
 }
 
 // serveHealthOn starts a gRPC health server on addr, retrying the bind for a while (the
-// port was in use a moment ago).
+// port was in use a moment ago). It may run on a goroutine other than the test's, so a
+// failure to bind is reported with Errorf, not Fatalf.
 func serveHealthOn(t *testing.T, addr string) {
 	t.Helper()
 	var ln net.Listener
@@ -46,7 +47,8 @@ func serveHealthOn(t *testing.T, addr string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if err != nil {
-		t.Fatalf("listen %s: %v", addr, err)
+		t.Errorf("listen %s: %v", addr, err)
+		return
 	}
 	srv := grpc.NewServer()
 	healthpb.RegisterHealthServer(srv, health.NewServer())
