@@ -35,7 +35,9 @@
 // restart) it reads the table, which stays the truth.
 //
 // The relay wakes up when a transaction that added events commits (through
-// store.AfterCommit; no polling on the fast path), and polls slowly as a fallback for
+// store.AfterCommit; no polling on the fast path), waits a short linger (2ms by default,
+// see [Linger]) so that the events of the transactions committing meanwhile go out in
+// the same batch, and polls slowly as a fallback for
 // rows written by other processes or outside Store.InTx. Only one relay per store
 // publishes at a time: it holds a lease row that it renews, and that another relay takes
 // over once it expires.

@@ -24,6 +24,19 @@ func BatchSize(n int) RelayOption { return func(r *Relay) { r.batch = max(n, 1) 
 // another process, or outside Store.InTx); default 1s.
 func PollInterval(d time.Duration) RelayOption { return func(r *Relay) { r.poll = d } }
 
+// Linger sets how long the relay waits, once a committed transaction has woken it from
+// idle, for more events to commit before it reads and publishes; default 2ms (DefaultLinger). Each
+// wake-up costs a read, a publish to JetStream and its acknowledgement, and a mark of
+// what was sent, whatever the number of events: at a moderate rate, where every event
+// would otherwise go out on its own, a short linger gathers the events of several
+// transactions into one batch, at the price of that much more latency per event. It never
+// delays a full batch, nor the batches that follow one while events keep coming. Zero
+// publishes at once.
+func Linger(d time.Duration) RelayOption { return func(r *Relay) { r.linger = max(d, 0) } }
+
+// DefaultLinger is the relay's linger unless Linger sets another.
+const DefaultLinger = 2 * time.Millisecond
+
 // LeaseTTL sets how long the relay's lease lasts without renewal; another relay takes
 // over that long after this one died. It is renewed every third of it. Default 10s.
 // Relays compare expiry times taken from their own clocks, so on a PostgreSQL store
@@ -48,6 +61,7 @@ type Relay struct {
 	pub       pubsub.Publisher
 	batch     int
 	poll      time.Duration
+	linger    time.Duration
 	ttl       time.Duration
 	owner     string
 	retention time.Duration
@@ -70,7 +84,7 @@ const leaseName = "relay"
 
 // Relay returns a relay that publishes the outbox's events with pub. Start it with Run.
 func (o *Outbox) Relay(pub pubsub.Publisher, opts ...RelayOption) *Relay {
-	r := &Relay{o: o, pub: pub, batch: 1000, poll: time.Second, ttl: 10 * time.Second, owner: nuid.Next(), retention: time.Hour}
+	r := &Relay{o: o, pub: pub, batch: 1000, poll: time.Second, linger: DefaultLinger, ttl: 10 * time.Second, owner: nuid.Next(), retention: time.Hour}
 	for _, fn := range opts {
 		fn(r)
 	}
@@ -299,6 +313,10 @@ func (r *Relay) loop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 		case <-r.o.notify:
+			if r.linger > 0 {
+				// Gather what commits meanwhile into this batch (see Linger).
+				sleep(ctx, r.linger)
+			}
 		case <-time.After(r.poll):
 		}
 	}

@@ -84,6 +84,7 @@ var (
 	memprof   = flag.String("memprofile", "", "write an allocation profile of the run to this file")
 	ceHeaders = flag.Bool("ce-headers", false, "raw JetStream modes: also send the CloudEvents and key headers that pubsub adds to each event (ce-id, ce-source, ce-type, ce-specversion, ce-time, content-type, svckit-key), to measure what they cost")
 	overTCP   = flag.Bool("tcp", false, "connect the clients to the embedded NATS server over TCP on the loopback interface (as a service under svckit dev or in production connects) instead of in process (net.Pipe)")
+	linger    = flag.Duration("linger", -1, "outbox modes: how long the relay waits after a wake-up for more events (outbox.Linger); negative: the relay's default (outbox.DefaultLinger)")
 	noBatch   = flag.Bool("no-batch-publish", false, "outbox modes: the relay waits for an acknowledgement per event instead of publishing fast batches (pubsub.Config.NoBatchPublish)")
 )
 
@@ -564,7 +565,11 @@ func benchOutbox(ctx context.Context, dir string, body []byte, ordered bool) res
 		pub = tp
 		defer tp.report()
 	}
-	go func() { relayDone <- ob.Relay(pub, outbox.BatchSize(*batch)).Run(rctx) }()
+	ropts := []outbox.RelayOption{outbox.BatchSize(*batch)}
+	if *linger >= 0 {
+		ropts = append(ropts, outbox.Linger(*linger))
+	}
+	go func() { relayDone <- ob.Relay(pub, ropts...).Run(rctx) }()
 	order := prepare(ctx, st, st.Rebind("INSERT INTO orders (id, amount, body) VALUES (?, ?, ?)"))
 	start := time.Now()
 	produce(ctx, st, func(tx *sql.Tx, i int) error {
