@@ -1,14 +1,18 @@
 package grpc
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
+	"weak"
 
 	grpcgo "google.golang.org/grpc"
 	"google.golang.org/grpc/reflection"
 	v1reflectiongrpc "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	v1alphareflectiongrpc "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -26,16 +30,21 @@ import (
 //
 // Call SetFileDocs before [Server.Register]. The file must be the one that declares the
 // service, the same file (comments aside) as in the global registry when it is there,
-// and its imports must be in the global registry. Otherwise SetFileDocs logs why at error
-// level to the server's logger and reflection keeps serving the file without comments.
+// and its imports must be in the global registry. SetFileDocs keeps only the bytes:
+// the file is decoded and checked when reflection is first asked for it, and decoded
+// again when the garbage collector has taken the decoded copy, so that a serving process
+// does not keep the descriptor, nor the reflection tables of descriptorpb's messages
+// that decoding builds (~100 KB, which would shorten every GC cycle's runway at Go's
+// minimum heap target). If the file is bad, that first request logs why at error level
+// to the server's logger, and reflection serves the file without comments.
 func (s *Server) SetFileDocs(file []byte) {
-	d, err := newFileDocs(s.service, s.sd, file)
-	if err != nil {
-		s.logger.LogAttrs(context.Background(), slog.LevelError, "gRPC reflection serves the service without its doc comments",
-			slog.String("service", s.service), slog.String("error", err.Error()))
-		return
+	s.desc.Metadata = &fileDocs{
+		service: s.service,
+		global:  s.sd,
+		raw:     bytes.Clone(file),
+		path:    docsPath(s.sd, file),
+		logger:  s.logger,
 	}
-	s.desc.Metadata = d
 }
 
 // fileDocs is the grpc.ServiceDesc.Metadata of a service with a commented file: where
@@ -43,17 +52,79 @@ func (s *Server) SetFileDocs(file []byte) {
 // the reflection service of [Standard] finds it through grpc.Server.GetServiceInfo. Its
 // String is the path.
 type fileDocs struct {
+	service string
+	global  protoreflect.ServiceDescriptor // nil when the registry does not have it
+	raw     []byte
+	path    string
+	logger  *slog.Logger
+
+	mu     sync.Mutex
+	bad    bool                     // decoding or checking failed, and was logged
+	parsed weak.Pointer[parsedDocs] // the decoded file, while something holds it
+}
+
+// parsedDocs is a commented file decoded and checked.
+type parsedDocs struct {
 	fd    protoreflect.FileDescriptor
 	files *protoregistry.Files // fd alone, to look names up in
 }
 
 // String returns the path of the file, as protoc-gen-go-grpc's Metadata is.
-func (d *fileDocs) String() string { return d.fd.Path() }
+func (d *fileDocs) String() string { return d.path }
+
+// docsPath is the path of the file: the registered one's, or else the name field of raw.
+func docsPath(global protoreflect.ServiceDescriptor, raw []byte) string {
+	if global != nil {
+		return global.ParentFile().Path()
+	}
+	for b := raw; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return ""
+		}
+		b = b[n:]
+		if num == 1 && typ == protowire.BytesType { // FileDescriptorProto.name
+			v, m := protowire.ConsumeBytes(b)
+			if m < 0 {
+				return ""
+			}
+			return string(v)
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return ""
+		}
+		b = b[m:]
+	}
+	return ""
+}
+
+// load returns the decoded file, decoding and checking it if the last decoded copy is
+// gone, or nil if the file is bad (logged once, the first time).
+func (d *fileDocs) load() *parsedDocs {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.bad {
+		return nil
+	}
+	if p := d.parsed.Value(); p != nil {
+		return p
+	}
+	p, err := newFileDocs(d.service, d.global, d.raw)
+	if err != nil {
+		d.bad = true
+		d.logger.LogAttrs(context.Background(), slog.LevelError, "gRPC reflection serves the service without its doc comments",
+			slog.String("service", d.service), slog.String("error", err.Error()))
+		return nil
+	}
+	d.parsed = weak.Make(p)
+	return p
+}
 
 // newFileDocs parses raw, a FileDescriptorProto with source info, and checks it against
 // the service it documents and against global, the service's descriptor in the global
 // registry (nil when it is not there).
-func newFileDocs(service string, global protoreflect.ServiceDescriptor, raw []byte) (*fileDocs, error) {
+func newFileDocs(service string, global protoreflect.ServiceDescriptor, raw []byte) (*parsedDocs, error) {
 	var fdp descriptorpb.FileDescriptorProto
 	if err := proto.Unmarshal(raw, &fdp); err != nil {
 		return nil, fmt.Errorf("svckit/transport/grpc: %s: decoding the file descriptor with docs: %w", service, err)
@@ -78,7 +149,7 @@ func newFileDocs(service string, global protoreflect.ServiceDescriptor, raw []by
 			return nil, fmt.Errorf("svckit/transport/grpc: the file descriptor with docs %s differs from the registered %s beyond its comments (regenerate the package)", fd.Path(), global.ParentFile().Path())
 		}
 	}
-	return &fileDocs{fd: fd, files: files}, nil
+	return &parsedDocs{fd: fd, files: files}, nil
 }
 
 // registerReflection registers server reflection, v1 and v1alpha, on g. It describes the
@@ -98,10 +169,15 @@ type docsResolver struct {
 	g reflection.ServiceInfoProvider
 }
 
-// documented calls yield for each commented file of g's services until it returns false.
-func (r docsResolver) documented(yield func(*fileDocs) bool) {
+// documented calls yield for each good commented file of g's services until it returns
+// false.
+func (r docsResolver) documented(yield func(*parsedDocs) bool) {
 	for _, info := range r.g.GetServiceInfo() {
-		if d, ok := info.Metadata.(*fileDocs); ok && !yield(d) {
+		d, ok := info.Metadata.(*fileDocs)
+		if !ok {
+			continue
+		}
+		if p := d.load(); p != nil && !yield(p) {
 			return
 		}
 	}

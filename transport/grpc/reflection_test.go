@@ -2,6 +2,7 @@ package grpc_test
 
 import (
 	"log/slog"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -87,6 +88,46 @@ func TestSetFileDocs(t *testing.T) {
 			}
 			if tt.log != "" && (!strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), tt.log)) {
 				t.Errorf("logged %q, want an error with %q", logs, tt.log)
+			}
+		})
+	}
+}
+
+// TestFileDocsDecodedWhenAsked: SetFileDocs keeps the bytes only, so a bad file is
+// reported by the first reflection request, not before and only once; a good file is
+// served with its comments again after garbage collections have taken the decoded copy.
+func TestFileDocsDecodedWhenAsked(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		docs    []byte
+		locs    int // source locations served
+		errLogs int
+	}{
+		{name: "good", docs: echoWithDocs(t, nil), locs: 2},
+		{name: "bad", docs: []byte{0xff, 0xff, 0xff}, errLogs: 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			logs := &syncBuffer{}
+			logger := slog.New(slog.NewTextHandler(logs, nil))
+			cc := serve(t, nil, func(g *grpcgo.Server) {
+				srv := svcgrpc.NewServer(echoService, svcgrpc.WithLogger(logger))
+				srv.SetFileDocs(tt.docs)
+				newService().register(srv)
+				srv.Register(g)
+				svcgrpc.Standard(g)
+			})
+			if logs.String() != "" {
+				t.Fatalf("logged before reflection was asked: %s", logs)
+			}
+			for i := range 3 {
+				if n := len(reflectFile(t, cc, echoService).GetSourceCodeInfo().GetLocation()); n != tt.locs {
+					t.Errorf("request %d: %d source locations, want %d", i, n, tt.locs)
+				}
+				runtime.GC()
+				runtime.GC()
+			}
+			if n := strings.Count(logs.String(), "level=ERROR"); n != tt.errLogs {
+				t.Errorf("%d error lines, want %d: %s", n, tt.errLogs, logs)
 			}
 		})
 	}
