@@ -71,38 +71,65 @@ func fillHeaders(h nats.Header, vals []string, m *Message) []string {
 }
 
 // decodeMessage makes a Message of the headers and data of a received NATS message.
+// Header names are matched without regard to case, allocation-free: publishers write
+// them in lower case (Nats-Msg-Id as nats.go spells it), and only others are folded.
 func decodeMessage(subject string, h nats.Header, data []byte) *Message {
 	m := &Message{Subject: logicalSubject(subject), Data: data}
 	for k, vs := range h {
-		if len(vs) == 0 {
+		if len(vs) == 0 || k == nats.MsgIdHdr {
 			continue
 		}
-		v := vs[0]
-		if k == nats.MsgIdHdr { // as publishers write it: no lower-case copy of the name
-			continue
-		}
-		switch strings.ToLower(k) {
-		case HeaderID:
-			m.ID = v
-		case HeaderSource:
-			m.Source = v
-		case HeaderType:
-			m.Type = v
-		case HeaderTime:
-			m.Time, _ = time.Parse(time.RFC3339Nano, v)
-		case HeaderContentType:
-			m.ContentType = v
-		case HeaderKey:
-			m.Key = v
-		case HeaderSpecVersion, strings.ToLower(nats.MsgIdHdr):
-		default:
-			m.SetHeader(k, v)
+		if !m.setAttribute(k, vs[0]) {
+			if f := foldName(k); f == k || !m.setAttribute(f, vs[0]) {
+				m.SetHeader(k, vs[0])
+			}
 		}
 	}
 	if m.ID == "" {
 		m.ID = h.Get(nats.MsgIdHdr)
 	}
 	return m
+}
+
+// setAttribute sets the CloudEvents attribute (or key) that header name carries, and
+// reports whether name is one: a name in lower case, as publishers write them.
+func (m *Message) setAttribute(name, v string) bool {
+	switch name {
+	case HeaderID:
+		m.ID = v
+	case HeaderSource:
+		m.Source = v
+	case HeaderType:
+		m.Type = v
+	case HeaderTime:
+		m.Time, _ = time.Parse(time.RFC3339Nano, v)
+	case HeaderContentType:
+		m.ContentType = v
+	case HeaderKey:
+		m.Key = v
+	case HeaderSpecVersion, msgIDLower:
+	default:
+		return false
+	}
+	return true
+}
+
+// msgIDLower is nats.MsgIdHdr in lower case.
+const msgIDLower = "nats-msg-id"
+
+// foldName returns the header name setAttribute knows that k is in another case, or k.
+func foldName(k string) string {
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; 'A' <= c && c <= 'Z' {
+			for _, n := range [...]string{HeaderID, HeaderSource, HeaderType, HeaderTime, HeaderContentType, HeaderKey, HeaderSpecVersion, msgIDLower} {
+				if strings.EqualFold(k, n) {
+					return n
+				}
+			}
+			return k
+		}
+	}
+	return k
 }
 
 // natsCarrier is a propagation.TextMapCarrier on NATS headers that keeps keys as given

@@ -26,11 +26,15 @@ type dispatcher struct {
 	refresh time.Duration // how often waiting messages are marked in progress
 
 	mu      sync.Mutex
-	cond    *sync.Cond // signals work, room, or closing
-	ready   []*delivery
-	keys    map[string][]*delivery // a key's held messages, the head first
+	work    *sync.Cond  // a message is ready, or the dispatcher is closing
+	room    *sync.Cond  // held fell below limit, or the dispatcher is closing
+	ready   []*delivery // messages that can run, from ready[first] on
+	first   int
+	keys    map[string]*delivery   // a key's held messages: the head, linked through next
 	waiting map[string]*time.Timer // keys whose head waits for a retry
 	held    int
+	full    bool      // Consume's callback waits for room
+	free    *delivery // finished deliveries, linked through next, for the next messages
 	closed  bool
 	stop    chan struct{}
 }
@@ -43,6 +47,8 @@ type delivery struct {
 	delay   time.Duration // the wait before the next retry
 	since   time.Time     // when the message was received or last marked in progress
 	running bool
+	next    *delivery // the key's next message (or the next free delivery)
+	tail    *delivery // on a key's head: the key's last message
 }
 
 func newDispatcher(s *subscription, keyed bool) *dispatcher {
@@ -50,7 +56,7 @@ func newDispatcher(s *subscription, keyed bool) *dispatcher {
 		s: s, keyed: keyed,
 		limit:   s.opts.maxAckPending,
 		refresh: s.opts.ackWait / 3,
-		keys:    map[string][]*delivery{},
+		keys:    map[string]*delivery{},
 		waiting: map[string]*time.Timer{},
 		stop:    make(chan struct{}),
 	}
@@ -60,9 +66,10 @@ func newDispatcher(s *subscription, keyed bool) *dispatcher {
 	if d.refresh <= 0 {
 		d.refresh = 10 * time.Second
 	}
-	d.cond = sync.NewCond(&d.mu)
+	d.work = sync.NewCond(&d.mu)
+	d.room = sync.NewCond(&d.mu)
 	for range s.opts.concurrency {
-		s.wg.Go(d.work)
+		s.wg.Go(d.run)
 	}
 	if keyed {
 		s.wg.Go(d.keepAlive)
@@ -85,25 +92,80 @@ func messageKey(h nats.Header) string {
 
 // add takes a message from the consumer; it waits while the dispatcher holds its limit.
 func (d *dispatcher) add(m jetstream.Msg) {
-	dv := &delivery{m: m, since: time.Now()}
+	var key string
 	if d.keyed {
-		dv.key = messageKey(m.Headers())
+		key = messageKey(m.Headers())
 	}
+	now := time.Now()
 	d.mu.Lock()
 	for d.held >= d.limit && !d.closed {
-		d.cond.Wait()
+		d.full = true
+		d.room.Wait()
 	}
-	d.held++
-	if dv.key == "" {
-		d.ready = append(d.ready, dv)
-	} else if q, ok := d.keys[dv.key]; ok {
-		d.keys[dv.key] = append(q, dv)
+	dv := d.free
+	if dv != nil {
+		d.free = dv.next
+		dv.next = nil
 	} else {
-		d.keys[dv.key] = []*delivery{dv}
+		dv = &delivery{}
+	}
+	dv.m, dv.key, dv.since = m, key, now
+	d.held++
+	ready := true
+	if key != "" {
+		if head, ok := d.keys[key]; ok {
+			head.tail.next = dv
+			head.tail = dv
+			ready = false
+		} else {
+			dv.tail = dv
+			d.keys[key] = dv
+		}
+	}
+	if ready {
 		d.ready = append(d.ready, dv)
 	}
 	d.mu.Unlock()
-	d.cond.Signal()
+	if ready {
+		d.work.Signal()
+	}
+}
+
+// popReady takes the first ready message; d.mu is held and one is ready. The array is
+// used again from its start when it drains, or moved down when its taken half is large.
+func (d *dispatcher) popReady() *delivery {
+	dv := d.ready[d.first]
+	d.ready[d.first] = nil
+	d.first++
+	switch {
+	case d.first == len(d.ready):
+		d.ready, d.first = d.ready[:0], 0
+	case d.first >= 64 && 2*d.first >= len(d.ready):
+		n := copy(d.ready, d.ready[d.first:])
+		clear(d.ready[n:])
+		d.ready, d.first = d.ready[:n], 0
+	}
+	return dv
+}
+
+// release puts a finished delivery on the free list; d.mu is held.
+func (d *dispatcher) release(dv *delivery) {
+	*dv = delivery{next: d.free}
+	d.free = dv
+}
+
+// dropKey gives the held messages of a key, from its head dv on, back to JetStream, naked
+// with dv's delay; d.mu is held.
+func (d *dispatcher) dropKey(dv *delivery) {
+	delete(d.keys, dv.key)
+	delay := dv.delay
+	for q := dv; q != nil; {
+		next := q.next
+		_ = q.m.NakWithDelay(delay)
+		d.held--
+		d.release(q)
+		q = next
+	}
 }
 
 // close is called once no more messages will be added: the workers finish the messages
@@ -116,32 +178,29 @@ func (d *dispatcher) close() {
 	for key, t := range d.waiting {
 		if t.Stop() {
 			delete(d.waiting, key)
-			q := d.keys[key]
-			delete(d.keys, key)
-			d.held -= len(q)
-			for _, dv := range q {
-				_ = dv.m.NakWithDelay(q[0].delay)
-			}
+			d.dropKey(d.keys[key])
 		}
 	}
 	d.mu.Unlock()
-	d.cond.Broadcast()
+	d.work.Broadcast()
+	d.room.Broadcast()
 }
 
-// work runs messages until the dispatcher is closed and nothing is left to run.
-func (d *dispatcher) work() {
+// run runs messages until the dispatcher is closed and nothing is left to run. A worker
+// that finishes a message wakes no other: it runs the key's next message itself, and the
+// callback that adds a message wakes one worker.
+func (d *dispatcher) run() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for {
-		for len(d.ready) == 0 && (!d.closed || len(d.waiting) > 0) {
-			d.cond.Wait()
+		for d.first == len(d.ready) && (!d.closed || len(d.waiting) > 0) {
+			d.work.Wait()
 		}
-		if len(d.ready) == 0 {
+		if d.first == len(d.ready) {
+			d.work.Broadcast() // the other workers see the end too
 			return
 		}
-		dv := d.ready[0]
-		d.ready[0] = nil
-		d.ready = d.ready[1:]
+		dv := d.popReady()
 		dv.running = true
 		d.mu.Unlock()
 		var retry bool
@@ -156,13 +215,9 @@ func (d *dispatcher) work() {
 			dv.retries++
 			dv.since = time.Now()
 			if d.closed || d.s.ctx.Err() != nil {
-				q := d.keys[dv.key]
-				delete(d.keys, dv.key)
-				d.held -= len(q)
-				for _, m := range q {
-					_ = m.m.NakWithDelay(dv.delay)
-				}
-				d.cond.Broadcast()
+				d.dropKey(dv)
+				d.wakeAdder()
+				d.work.Broadcast()
 				continue
 			}
 			d.waiting[dv.key] = time.AfterFunc(dv.delay, func() {
@@ -172,20 +227,33 @@ func (d *dispatcher) work() {
 					d.ready = append(d.ready, dv)
 				}
 				d.mu.Unlock()
-				d.cond.Broadcast()
+				d.work.Broadcast()
 			})
 			continue
 		}
 		d.held--
 		if dv.key != "" {
-			if q := d.keys[dv.key][1:]; len(q) == 0 {
+			if next := dv.next; next == nil {
 				delete(d.keys, dv.key)
 			} else {
-				d.keys[dv.key] = q
-				d.ready = append(d.ready, q[0])
+				next.tail = dv.tail
+				d.keys[dv.key] = next
+				d.ready = append(d.ready, next)
 			}
 		}
-		d.cond.Broadcast()
+		d.release(dv)
+		d.wakeAdder()
+		if d.closed {
+			d.work.Broadcast() // workers waiting for retries may be done
+		}
+	}
+}
+
+// wakeAdder wakes Consume's callback if it waits for room; d.mu is held.
+func (d *dispatcher) wakeAdder() {
+	if d.full && d.held < d.limit {
+		d.full = false
+		d.room.Broadcast()
 	}
 }
 
@@ -202,8 +270,8 @@ func (d *dispatcher) keepAlive() {
 		case now := <-t.C:
 			due = due[:0]
 			d.mu.Lock()
-			for _, q := range d.keys {
-				for _, dv := range q {
+			for _, head := range d.keys {
+				for dv := head; dv != nil; dv = dv.next {
 					if !dv.running && now.Sub(dv.since) >= d.refresh {
 						dv.since = now
 						due = append(due, dv.m)

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime/debug"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,20 +21,26 @@ import (
 )
 
 // Logging logs each handled message: at debug level when the handler succeeded, at warn
-// level with the error when it failed.
+// level with the error when it failed. A record the logger would drop (debug records
+// under the usual info level) costs neither its attributes nor a clock read.
 func Logging(logger *slog.Logger) Middleware {
 	return func(next Handler) Handler {
 		return func(ctx context.Context, msg *Message) error {
 			start := time.Now()
 			err := next(ctx, msg)
 			level := slog.LevelDebug
+			if err != nil {
+				level = slog.LevelWarn
+			}
+			if !logger.Enabled(ctx, level) {
+				return err
+			}
 			attrs := []slog.Attr{
 				slog.String("subject", msg.Subject), slog.String("id", msg.ID),
 				slog.String("group", msg.Group), slog.Int("attempt", msg.Attempt),
 				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 			}
 			if err != nil {
-				level = slog.LevelWarn
 				attrs = append(attrs, slog.String("error", err.Error()))
 			}
 			logger.LogAttrs(ctx, level, "message handled", attrs...)
@@ -86,18 +95,69 @@ func (m *Metrics) Counter(subject, group, outcome string) (prometheus.Counter, e
 // Middleware returns the metrics middleware.
 func (m *Metrics) Middleware() Middleware {
 	return func(next Handler) Handler {
+		var cache seriesCache
 		return func(ctx context.Context, msg *Message) error {
 			start := time.Now()
 			err := next(ctx, msg)
-			outcome := "ok"
+			ser := cache.get(m, msg.Subject, msg.Group)
 			if err != nil {
-				outcome = "error"
+				ser.failed.Inc()
+			} else {
+				ser.ok.Inc()
 			}
-			m.handled.WithLabelValues(msg.Subject, msg.Group, outcome).Inc()
-			m.duration.WithLabelValues(msg.Subject, msg.Group).Observe(time.Since(start).Seconds())
+			ser.duration.Observe(time.Since(start).Seconds())
 			return err
 		}
 	}
+}
+
+// series are the metrics of one subject and group.
+type series struct {
+	ok, failed prometheus.Counter
+	duration   prometheus.Observer
+}
+
+// seriesKey names the series of a subject and group.
+type seriesKey struct{ subject, group string }
+
+// seriesCache keeps the series of the subjects and groups a handler has seen, so that a
+// message costs a map lookup instead of hashing its label values into the vectors three
+// times. The map is replaced, never changed, when a pair is added: lookups take no lock.
+// Pairs are few (a handler's subjects are those of one subscription), and the cache keeps
+// at most maxSeries of them; beyond that the vectors are asked each time.
+type seriesCache struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[seriesKey]*series]
+}
+
+// maxSeries bounds a seriesCache (a wildcard subscription on subjects without end).
+const maxSeries = 256
+
+func (c *seriesCache) get(m *Metrics, subject, group string) *series {
+	k := seriesKey{subject, group}
+	if p := c.m.Load(); p != nil {
+		if s, ok := (*p)[k]; ok {
+			return s
+		}
+	}
+	s := &series{
+		ok:       m.handled.WithLabelValues(subject, group, "ok"),
+		failed:   m.handled.WithLabelValues(subject, group, "error"),
+		duration: m.duration.WithLabelValues(subject, group),
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var old map[seriesKey]*series
+	if p := c.m.Load(); p != nil {
+		old = *p
+	}
+	if len(old) < maxSeries {
+		next := make(map[seriesKey]*series, len(old)+1)
+		maps.Copy(next, old)
+		next[k] = s
+		c.m.Store(&next)
+	}
+	return s
 }
 
 // Tracing starts a consumer span "process <subject>" per message. Its parent is the
@@ -108,17 +168,24 @@ func Tracing(tp trace.TracerProvider) Middleware {
 		return func(next Handler) Handler { return next }
 	}
 	tracer := tp.Tracer(observe.ScopeName)
+	fast, _ := tracer.(spanStarter)
+	// The arrays the span attributes are built in: StartSpan copies them into the span.
+	attrPool := &sync.Pool{New: func() any { return new([5]attribute.KeyValue) }}
 	return func(next Handler) Handler {
+		var names spanNames
 		return func(ctx context.Context, msg *Message) error {
-			ctx, span := tracer.Start(ctx, "process "+msg.Subject, trace.WithSpanKind(trace.SpanKindConsumer))
-			if span.IsRecording() {
-				span.SetAttributes(
-					attribute.String("messaging.system", "nats"),
-					attribute.String("messaging.destination.name", msg.Subject),
-					attribute.String("messaging.message.id", msg.ID),
-					attribute.String("messaging.consumer.group.name", msg.Group),
-					attribute.String("messaging.delivery.attempt", strconv.Itoa(msg.Attempt)),
-				)
+			name := names.get(msg.Subject)
+			var span trace.Span
+			if fast != nil {
+				a := attrPool.Get().(*[5]attribute.KeyValue)
+				ctx, span = fast.StartSpan(ctx, name, trace.SpanKindConsumer, messageAttrs(a, msg))
+				attrPool.Put(a)
+			} else {
+				ctx, span = tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindConsumer))
+				if span.IsRecording() {
+					var a [5]attribute.KeyValue
+					span.SetAttributes(messageAttrs(&a, msg)...)
+				}
 			}
 			err := next(ctx, msg)
 			if err != nil {
@@ -129,6 +196,53 @@ func Tracing(tp trace.TracerProvider) Middleware {
 			return err
 		}
 	}
+}
+
+// spanStarter is implemented by the tracers of svckit's lean OTLP provider
+// (observe/otlp): a span of a kind with attributes set after sampling, as Start with
+// trace.WithSpanKind followed by SetAttributes, without building a trace.SpanConfig.
+type spanStarter interface {
+	StartSpan(ctx context.Context, name string, kind trace.SpanKind, attrs []attribute.KeyValue) (context.Context, trace.Span)
+}
+
+// messageAttrs fills a with the messaging attributes of msg's span.
+func messageAttrs(a *[5]attribute.KeyValue, msg *Message) []attribute.KeyValue {
+	a[0] = attribute.String("messaging.system", "nats")
+	a[1] = attribute.String("messaging.destination.name", msg.Subject)
+	a[2] = attribute.String("messaging.message.id", msg.ID)
+	a[3] = attribute.String("messaging.consumer.group.name", msg.Group)
+	a[4] = attribute.String("messaging.delivery.attempt", strconv.Itoa(msg.Attempt))
+	return a[:]
+}
+
+// spanNames keeps the span name of each subject a handler has seen ("process " +
+// subject), built once instead of per message; like seriesCache, copied on write and
+// bounded.
+type spanNames struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[string]string]
+}
+
+func (c *spanNames) get(subject string) string {
+	if p := c.m.Load(); p != nil {
+		if n, ok := (*p)[subject]; ok {
+			return n
+		}
+	}
+	name := "process " + subject
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var old map[string]string
+	if p := c.m.Load(); p != nil {
+		old = *p
+	}
+	if len(old) < maxSeries {
+		next := make(map[string]string, len(old)+1)
+		maps.Copy(next, old)
+		next[subject] = name
+		c.m.Store(&next)
+	}
+	return name
 }
 
 // Recover turns a handler panic into an error, logged with its stack, so the message is

@@ -247,7 +247,9 @@ func (s *subscription) consumeErr(_ jetstream.ConsumeContext, err error) {
 func (s *subscription) handle(m jetstream.Msg, retries int, local bool) (delay time.Duration, retry bool) {
 	msg := decodeMessage(m.Subject(), m.Headers(), m.Data())
 	msg.Group = s.group
-	if meta, err := m.Metadata(); err == nil {
+	if delivered, seq, ok := ackMetadata(m.Reply()); ok {
+		msg.Attempt, msg.Sequence = int(delivered), seq
+	} else if meta, err := m.Metadata(); err == nil {
 		msg.Attempt, msg.Sequence = int(meta.NumDelivered), meta.Sequence.Stream
 	}
 	msg.Attempt += retries
@@ -270,6 +272,58 @@ func (s *subscription) handle(m jetstream.Msg, retries int, local bool) (delay t
 		_ = m.NakWithDelay(s.delay(msg.Attempt))
 	}
 	return 0, false
+}
+
+// ackMetadata reads the delivery count and the stream sequence from the reply subject of
+// a JetStream message, as Msg.Metadata does, without building its MsgMetadata:
+//
+//	$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>
+//	$JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>[.<token>]
+//
+// ok is false when reply is neither.
+func ackMetadata(reply string) (delivered, seq uint64, ok bool) {
+	const prefix = "$JS.ACK."
+	if !strings.HasPrefix(reply, prefix) {
+		return 0, 0, false
+	}
+	n := strings.Count(reply, ".") + 1
+	var at int // the position of <delivered>
+	switch {
+	case n == 9:
+		at = 4
+	case n >= 11:
+		at = 6
+	default:
+		return 0, 0, false
+	}
+	rest := reply
+	for range at {
+		_, rest, _ = strings.Cut(rest, ".")
+	}
+	d, rest, _ := strings.Cut(rest, ".")
+	sq, _, _ := strings.Cut(rest, ".")
+	delivered, ok1 := parseUint(d)
+	seq, ok2 := parseUint(sq)
+	if !ok1 || !ok2 {
+		return 0, 0, false
+	}
+	return delivered, seq, true
+}
+
+// parseUint parses a non-empty decimal number of at most 19 digits.
+func parseUint(s string) (uint64, bool) {
+	if len(s) == 0 || len(s) > 19 {
+		return 0, false
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n, true
 }
 
 func (s *subscription) call(ctx context.Context, msg *Message) (err error) {
