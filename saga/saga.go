@@ -459,7 +459,7 @@ type Orchestrator struct {
 	// The text of insertInstance, insertStep and updateInstance, rebound: on SQLite the
 	// writer keeps them prepared by their text (see exec).
 	insertInstanceSQL, insertStepSQL, updateInstanceSQL string
-	stepsSQL                                            [5]string // stepsSQL[n] inserts n step records (n ≥ 2)
+	stepsSQL                                            [9]string // stepsSQL[n] inserts n step records (2 ≤ n ≤ 8: a checkpoint after guards and NoCheckpoint steps writes several)
 
 	stopOnce sync.Once
 
