@@ -11,6 +11,9 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/svckit/svckit/internal/cpumeter"
 )
 
 // discardResponse is a ResponseWriter that keeps nothing, so that the collector's own
@@ -28,9 +31,11 @@ func (w *discardResponse) WriteHeader(code int)        { w.code = code }
 // full at its default retention (100,000 lines, 10,000 traces) as it is after the first
 // minute or two of load:
 //
-//   - lines: a service's stdout, read line by line and stored (op: one access-log line);
+//   - lines: a service's stdout, read line by line and stored (op: one access-log line;
+//     cpu-ns/line is the process's CPU time per line, from getrusage);
 //   - exports: OTLP/HTTP export requests through the collector's handler, each with the
-//     spans of 16 orders of one service (op: one request; spans/op says how many spans);
+//     spans of 16 orders of one service (op: one request; spans/op says how many spans,
+//     ns/span, cpu-ns/span, B/span and allocs/span the cost per span);
 //   - scrape: one /metrics scrape of the shop's gateway (testdata/scrape/gateway.txt, as
 //     it answered under load) over loopback, parsed into the RED series' counters.
 //
@@ -57,6 +62,7 @@ func BenchmarkCollectShop(b *testing.B) {
 		}
 		b.ReportAllocs()
 		b.ResetTimer()
+		cpu := cpumeter.Process()
 		for done := 0; done < b.N; done += nlines {
 			r := bytes.NewReader(all)
 			if left := b.N - done; left < nlines {
@@ -64,13 +70,15 @@ func BenchmarkCollectShop(b *testing.B) {
 			}
 			pumpBench(r, logs)
 		}
+		b.ReportMetric(float64(cpumeter.Process()-cpu)/float64(b.N), "cpu-ns/line")
 	})
 	b.Run("exports", func(b *testing.B) {
 		// Bodies of 16 orders each; every export gets fresh trace ids (patched in place
 		// where the template's are), so that each op stores new traces as under load.
 		type export struct {
-			body []byte
-			ids  [][]int // offsets of each order's trace id
+			body  []byte
+			ids   [][]int // offsets of each order's trace id
+			spans int
 		}
 		var exports []export
 		spans := 0
@@ -89,7 +97,7 @@ func BenchmarkCollectShop(b *testing.B) {
 				}
 			}
 			for svc, sp := range pending {
-				e := export{body: otlpBody(b, svc, sp)}
+				e := export{body: otlpBody(b, svc, sp), spans: len(sp)}
 				for _, id := range traceIDs {
 					var offs []int
 					for off := 0; ; {
@@ -131,10 +139,19 @@ func BenchmarkCollectShop(b *testing.B) {
 		}
 		b.ReportAllocs()
 		b.ResetTimer()
+		start, cpu, heap := time.Now(), cpumeter.Process(), cpumeter.ReadHeap()
+		posted := 0
 		for i := 0; i < b.N; i++ {
-			post(exports[i%len(exports)])
+			e := exports[i%len(exports)]
+			post(e)
+			posted += e.spans
 		}
+		wall, cpu, heap := time.Since(start), cpumeter.Process()-cpu, cpumeter.ReadHeap().Sub(heap)
 		b.ReportMetric(float64(spans)/float64(len(exports)), "spans/op")
+		b.ReportMetric(float64(wall)/float64(posted), "ns/span")
+		b.ReportMetric(float64(cpu)/float64(posted), "cpu-ns/span")
+		b.ReportMetric(float64(heap.Bytes)/float64(posted), "B/span")
+		b.ReportMetric(float64(heap.Objects)/float64(posted), "allocs/span")
 	})
 	b.Run("scrape", func(b *testing.B) {
 		page, err := os.ReadFile("testdata/scrape/gateway.txt")

@@ -140,8 +140,8 @@ func otlpBody(tb testing.TB, service string, spans []Span) []byte {
 		p := &tracepb.Span{TraceId: tid, SpanId: sid, ParentSpanId: pid, Name: sp.Name,
 			Kind:              tracepb.Span_SpanKind(tracepb.Span_SpanKind_value["SPAN_KIND_"+strings.ToUpper(sp.Kind)]),
 			StartTimeUnixNano: uint64(sp.Start.UnixNano()), EndTimeUnixNano: uint64(sp.End.UnixNano())}
-		for k, v := range sp.Attrs {
-			p.Attributes = append(p.Attributes, &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}})
+		for _, k := range slices.Sorted(maps.Keys(sp.Attrs)) { // one order, as an SDK's call site
+			p.Attributes = append(p.Attributes, &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: sp.Attrs[k]}}})
 		}
 		ss.Spans = append(ss.Spans, p)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"slices"
 	"strconv"
@@ -71,10 +72,15 @@ func decodeOTLPSpans(b []byte) ([]Span, error) {
 // views of the decoder's text buffer. TraceStore.Add copies what it keeps, so a decoder
 // and the request's buffer are reused for the next request once the spans are stored
 // (reset). What the spans were decoded from must not change while they are used.
+//
+// With a store, a span whose attributes' bytes are those of a set the store shares gets
+// the store's map without decoding them (Span.shared); decode reads the store's raw sets
+// under its read lock.
 type otlpDecoder struct {
 	spans []Span
 	pairs []attrPair // the spans' attributes, each span's a piece of it
 	text  []byte     // hex ids and formatted numbers
+	store *TraceStore
 }
 
 // reset forgets the spans of the last request, keeping the buffers.
@@ -86,6 +92,10 @@ func (d *otlpDecoder) reset() {
 
 // decode returns the spans of the request b, after the spans decoded since the last reset.
 func (d *otlpDecoder) decode(b []byte) ([]Span, error) {
+	if d.store != nil {
+		d.store.mu.RLock()
+		defer d.store.mu.RUnlock()
+	}
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 		if num == fieldRequestResourceSpans && typ == protowire.BytesType {
 			return d.resourceSpans(v)
@@ -161,7 +171,16 @@ func (d *otlpDecoder) span(b []byte) error {
 	var start, end uint64
 	var code uint64
 	nattrs := 0
-	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+	from, to, run := 0, 0, true // the attributes' fields: b[from:to] when they are one run
+	err := eachFieldAt(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64, fieldStart, fieldEnd int) error {
+		if num == fieldSpanAttributes && typ == protowire.BytesType {
+			if nattrs == 0 {
+				from = fieldStart
+			} else if fieldStart != to {
+				run = false
+			}
+			to = fieldEnd
+		}
 		switch {
 		case num == fieldSpanTraceID && typ == protowire.BytesType:
 			s.TraceID = d.hex(v)
@@ -200,7 +219,17 @@ func (d *otlpDecoder) span(b []byte) error {
 	if err != nil {
 		return err
 	}
-	if nattrs > 0 {
+	var set *rawAttrSet
+	if nattrs > 0 && run && d.store != nil && to-from <= maxRawSet {
+		raw := b[from:to]
+		h := maphash.Bytes(d.store.seed, raw)
+		if set = d.store.lookupRawLocked(h, raw); set != nil {
+			s.Attrs, s.shared = set.m, true // the same bytes as a set the store holds: valid
+		} else {
+			s.raw, s.rawHash = raw, h
+		}
+	}
+	if nattrs > 0 && set == nil {
 		// As pairs: TraceStore.Add finds the map of a set it holds already (most spans
 		// repeat one) without building one per span; spanAttrs builds it for others.
 		first := len(d.pairs)
@@ -224,7 +253,7 @@ func (d *otlpDecoder) span(b []byte) error {
 	s.Kind = spanKind(int32(kind))
 	s.Start, s.End = time.Unix(0, int64(start)), time.Unix(0, int64(end))
 	s.Error = int32(code) == int32(tracepb.Status_STATUS_CODE_ERROR)
-	if canceled(s) {
+	if set != nil && (set.canceled || canceledStatus(s.Status)) || set == nil && canceled(s) {
 		s.Canceled, s.Error = true, false
 	}
 	return nil
@@ -326,6 +355,47 @@ func wireString(v []byte) (string, error) {
 		return "", fmt.Errorf("%w: a string field is not valid UTF-8", errOTLPWire)
 	}
 	return view(v), nil
+}
+
+// eachFieldAt is eachField that also gives each field's place in b: b[start:end] is the
+// field, its tag included.
+func eachFieldAt(b []byte, f func(num protowire.Number, typ protowire.Type, v []byte, x uint64, start, end int) error) error {
+	for off := 0; off < len(b); {
+		start := off
+		num, typ, n := protowire.ConsumeTag(b[off:])
+		if n < 0 {
+			return fmt.Errorf("%w: %w", errOTLPWire, protowire.ParseError(n))
+		}
+		off += n
+		var v []byte
+		var x uint64
+		switch typ {
+		case protowire.BytesType:
+			v, n = protowire.ConsumeBytes(b[off:])
+		case protowire.VarintType:
+			x, n = protowire.ConsumeVarint(b[off:])
+		case protowire.Fixed64Type:
+			x, n = protowire.ConsumeFixed64(b[off:])
+		case protowire.Fixed32Type:
+			var x32 uint32
+			x32, n = protowire.ConsumeFixed32(b[off:])
+			x = uint64(x32)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b[off:])
+			if n >= 0 {
+				off += n
+				continue
+			}
+		}
+		if n < 0 {
+			return fmt.Errorf("%w: %w", errOTLPWire, protowire.ParseError(n))
+		}
+		off += n
+		if err := f(num, typ, v, x, start, off); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // eachField calls f with each field of the message b: its number, wire type, and value

@@ -40,6 +40,14 @@ type Span struct {
 	// pairs are the attributes as the collector decoded them, when Attrs is nil: the
 	// store shares a map it holds already instead of building one per span.
 	pairs []attrPair
+	// shared says Attrs is a map the store holds already (the collector found the span's
+	// attributes' bytes among the store's raw sets), which it keeps as it is.
+	shared bool
+	// raw is the span's attributes as they were on the wire (a view of the request) and
+	// rawHash its hash, when they were one run of fields: the store remembers the bytes of
+	// a set it shares, so that the collector finds the set from them the next time.
+	raw     []byte
+	rawHash uint64
 }
 
 // attrPair is one attribute; a later pair with the same key wins, as in a map.
@@ -63,14 +71,27 @@ func (s *Span) attr(k string) string {
 // (svckit.error.kind), HTTP 499, gRPC CANCELLED, error.type canceled, or a status that
 // says context canceled — from a failure: the server did nothing wrong.
 func canceled(s *Span) bool {
-	a := s.attr
+	return canceledAttrs(s.attr) || canceledStatus(s.Status)
+}
+
+// canceledAttrs is the part of canceled that reads the attributes (a returns the value of
+// one).
+func canceledAttrs(a func(string) string) bool {
 	switch {
 	case a("svckit.error.kind") == "canceled", a("http.response.status_code") == "499", a("http.status_code") == "499",
 		a("rpc.grpc.status_code") == "1", a("rpc.response.status_code") == "CANCELLED", // semconv before v1.40 and from it
 		strings.EqualFold(a("error.type"), "canceled"), a("error.type") == "context.Canceled":
 		return true
 	}
-	st := strings.ToLower(s.Status)
+	return false
+}
+
+// canceledStatus is the part of canceled that reads the status message.
+func canceledStatus(status string) bool {
+	if status == "" {
+		return false
+	}
+	st := strings.ToLower(status)
 	return strings.Contains(st, "context canceled") || strings.Contains(st, "request canceled")
 }
 
@@ -165,9 +186,50 @@ type TraceStore struct {
 	attrSets map[uint64][]map[string]string // by a hash of their contents, forgotten when full
 	seenSets map[uint64]struct{}            // hashes of sets seen once, forgotten when full
 	seed     maphash.Seed
-	names    []string          // services, span names and kinds, never forgotten; 0 is ""
-	nameIdx  map[string]uint16 // index in names
-	batch    map[string]int    // Add's, reused: spans per trace of the call
+	names    []string                // services, span names and kinds, never forgotten; 0 is ""
+	nameIdx  map[string]uint16       // index in names
+	batch    map[string]int          // Add's, reused: spans per trace of the call
+	rawSets  map[uint64][]rawAttrSet // shared sets by a hash of their wire bytes, forgotten when full
+	nraw     int                     // sets in rawSets
+}
+
+// rawAttrSet is an attribute set the store shares, as the bytes of its KeyValue fields on
+// the wire (one order of them): the collector finds the set's map from a span's bytes
+// without decoding them.
+type rawAttrSet struct {
+	raw      string
+	m        map[string]string
+	canceled bool // canceledAttrs of m
+}
+
+// maxRawSet bounds the wire bytes of an attribute set the store remembers in rawSets.
+const maxRawSet = 1024
+
+// lookupRawLocked returns the shared set whose wire bytes are raw (of hash h), if the
+// store has one; s.mu is held, for reading at least.
+func (s *TraceStore) lookupRawLocked(h uint64, raw []byte) *rawAttrSet {
+	sets := s.rawSets[h]
+	for i := range sets {
+		if sets[i].raw == string(raw) {
+			return &sets[i]
+		}
+	}
+	return nil
+}
+
+// rememberRawLocked remembers raw (of hash h) as the wire bytes of the shared set m.
+func (s *TraceStore) rememberRawLocked(h uint64, raw []byte, m map[string]string) {
+	if len(raw) > maxRawSet || s.lookupRawLocked(h, raw) != nil {
+		return
+	}
+	if s.nraw >= maxAttrSets {
+		clear(s.rawSets)
+		s.nraw = 0
+	}
+	set := rawAttrSet{raw: string(raw), m: m}
+	set.canceled = canceledAttrs(func(k string) string { return m[k] })
+	s.rawSets[h] = append(s.rawSets[h], set)
+	s.nraw++
 }
 
 // storedTrace is a trace as the store keeps it.
@@ -215,7 +277,7 @@ func NewTraceStore(limit int) *TraceStore {
 	return &TraceStore{traces: make(map[string]*storedTrace), limit: limit, maxBytes: DefaultTraceBytes,
 		strs: map[string]string{}, attrSets: map[uint64][]map[string]string{}, seenSets: map[uint64]struct{}{},
 		seed:  maphash.MakeSeed(),
-		names: []string{""}, nameIdx: map[string]uint16{"": 0}}
+		names: []string{""}, nameIdx: map[string]uint16{"": 0}, rawSets: map[uint64][]rawAttrSet{}}
 }
 
 // DefaultTraceBytes bounds a TraceStore's estimated size: about 12,000 traces of the shop's
@@ -499,9 +561,15 @@ func (s *TraceStore) store(t *storedTrace, sp *Span) (storedSpan, int) {
 	ss.spanID, ss.parentID = spanID, parentID
 	var a map[string]string
 	var n int
-	if sp.Attrs == nil && len(sp.pairs) > 0 {
+	switch {
+	case sp.shared:
+		a = sp.Attrs // the store's already
+	case sp.Attrs == nil && len(sp.pairs) > 0:
 		a, n = s.attrsOfPairs(sp.pairs)
-	} else {
+		if n == 0 && sp.raw != nil { // a set the store shares: found by its bytes next time
+			s.rememberRawLocked(sp.rawHash, sp.raw, a)
+		}
+	default:
 		a, n = s.attrs(sp.Attrs)
 	}
 	ss.attrs = a
@@ -694,7 +762,7 @@ func (s *TraceStore) OTLPHandler() http.Handler {
 		}
 		sc, _ := pool.Get().(*otlpScratch)
 		if sc == nil {
-			sc = new(otlpScratch)
+			sc = &otlpScratch{dec: otlpDecoder{store: s}}
 		}
 		body, err := readBody(sc.body[:0], r.Body, r.ContentLength, maxOTLPBody)
 		sc.body = body
