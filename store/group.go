@@ -24,17 +24,30 @@ type txReq struct {
 // errClosed is returned by InTx on a closed Store.
 var errClosed = errors.New("store: closed")
 
-// grouped hands fn to the writer goroutine and waits for its group to commit.
+// grouped queues fn and waits for its group to commit. The group commits run in the
+// callers' own goroutines: a caller that finds no commit under way takes the leader's
+// token and commits the waiting functions, its own among them, in groups; the others
+// wait for their group's end or for the token. A caller alone on an idle store so runs
+// its transaction in its own goroutine, with no hand-off to a writer goroutine and back
+// (two wake-ups of another goroutine, often of another thread, per transaction).
 func (s *Store) grouped(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	req := &txReq{ctx: ctx, fn: fn, done: make(chan struct{})}
-	select {
-	case s.group <- req:
-	case <-s.closed:
-		return errClosed
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	<-req.done
+	req := &txReq{ctx: ctx, fn: fn, done: make(chan struct{})}
+	s.qmu.Lock()
+	if s.closing {
+		s.qmu.Unlock()
+		return errClosed
+	}
+	s.queue = append(s.queue, req)
+	s.qmu.Unlock()
+	select {
+	case s.leader <- struct{}{}:
+		s.lead(req)
+		<-req.done // closed by its group, or by Close
+	case <-req.done:
+	}
 	if req.panic != nil {
 		panic(req.panic)
 	}
@@ -47,42 +60,69 @@ func (s *Store) grouped(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return nil
 }
 
-// writer runs the SQLite group commits until the Store closes.
-func (s *Store) writer() {
-	batch := make([]*txReq, 0, maxGroup)
+// lead commits the queued functions in groups, holding the leader's token, until own's
+// group has committed, and then gives the token up: a caller still waiting takes it and
+// commits the rest. If it is left by a panic (the driver's, as a function's own panic is
+// caught), the group under way fails and the token is given up, so that no caller waits
+// for ever.
+func (s *Store) lead(own *txReq) {
+	var batch []*txReq
+	defer func() {
+		if p := recover(); p != nil {
+			for _, r := range batch {
+				r.err, r.panic, r.hooks = errors.New("store: the group commit failed"), nil, nil
+				close(r.done)
+			}
+			<-s.leader
+			panic(p)
+		}
+		<-s.leader
+	}()
 	for {
 		select {
-		case <-s.closed:
-			// Fail whatever is still queued.
-			for {
-				select {
-				case r := <-s.group:
-					r.err = errClosed
-					close(r.done)
-				default:
-					return
-				}
-			}
-		case r := <-s.group:
-			batch = append(batch[:0], r)
+		case <-own.done:
+			return
+		default:
 		}
 		// Let callers that are ready to run queue their transactions too: on a busy
 		// machine, this one yield makes groups several times larger.
 		runtime.Gosched()
-	more:
-		for len(batch) < maxGroup {
-			select {
-			case r := <-s.group:
-				batch = append(batch, r)
-			default:
-				break more
-			}
+		s.qmu.Lock()
+		n := min(len(s.queue), maxGroup)
+		batch = append(s.batch[:0], s.queue[:n]...)
+		rest := copy(s.queue, s.queue[n:])
+		clear(s.queue[rest:])
+		s.queue = s.queue[:rest]
+		s.qmu.Unlock()
+		if n == 0 {
+			return // own was taken by Close, which fails it
 		}
 		s.commitGroup(batch)
 		for _, r := range batch {
 			close(r.done)
 		}
+		clear(batch)
+		s.batch, batch = batch[:0], nil
 	}
+}
+
+// closeGroup fails the queued transactions, waits for the group under way to end, and
+// keeps the leader's token, so that no group commits after it returns.
+func (s *Store) closeGroup() {
+	s.qmu.Lock()
+	if s.closing {
+		s.qmu.Unlock()
+		return
+	}
+	s.closing = true
+	queued := s.queue
+	s.queue = nil
+	s.qmu.Unlock()
+	for _, r := range queued {
+		r.err = errClosed
+		close(r.done)
+	}
+	s.leader <- struct{}{}
 }
 
 // commitGroup runs the functions of batch one after another in one transaction and

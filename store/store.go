@@ -15,7 +15,10 @@
 // For SQLite the Store keeps two pools on one file: a single writer connection, which
 // serializes writers in Go instead of making them fight over SQLite's lock, and a pool of
 // read-only connections for queries. Concurrent InTx calls share the writer's commits
-// (group commit), which is what makes many small transactions fast. Each SQLite
+// (group commit), which is what makes many small transactions fast; a group runs in the
+// goroutine of one of its callers, so a lone caller's transaction needs no hand-off to
+// another goroutine. An InTx call that races Close either commits or fails with a
+// "store: closed" error; it does not wait for ever. Each SQLite
 // connection, the writer's and each reader's, keeps the statements its Exec and Query
 // calls run prepared (at most 128 per connection, one evicted past that), so the same SQL
 // text is parsed once per connection, not at every call, and keeps those that begin and
@@ -121,9 +124,15 @@ type Store struct {
 	mu      sync.Mutex
 	current map[*sql.Tx]*txReq // the request whose function runs in tx now
 
-	group  chan *txReq // SQLite group commit queue; nil for PostgreSQL
-	closed chan struct{}
-	wg     sync.WaitGroup
+	// SQLite's group commit (see grouped): the transactions waiting for a group, the
+	// leader's token (held by the goroutine that commits groups, and by Close at the
+	// end), and the leader's batch.
+	sqlite  bool
+	qmu     sync.Mutex
+	queue   []*txReq
+	closing bool
+	leader  chan struct{}
+	batch   []*txReq
 }
 
 // Open opens the database named by dsn and checks that it answers. A DSN without a
@@ -138,7 +147,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	o.sync = mode
-	s := &Store{dsn: dsn, retries: o.retries, current: make(map[*sql.Tx]*txReq), closed: make(chan struct{})}
+	s := &Store{dsn: dsn, retries: o.retries, current: make(map[*sql.Tx]*txReq)}
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		if err := needDriver("pgx", "postgres"); err != nil {
@@ -172,8 +181,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 			return nil, err
 		}
 		s.dialect, s.write, s.read = SQLite, w, r
-		s.group = make(chan *txReq, 256)
-		s.wg.Go(s.writer)
+		s.sqlite, s.leader = true, make(chan struct{}, 1)
 	}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
@@ -269,8 +277,9 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the pools. Transactions must have ended.
 func (s *Store) Close() error {
-	close(s.closed)
-	s.wg.Wait()
+	if s.sqlite {
+		s.closeGroup()
+	}
 	err := s.write.Close()
 	if s.read != s.write {
 		err = errors.Join(err, s.read.Close())
@@ -285,9 +294,11 @@ func (s *Store) Close() error {
 // have effects outside tx. Hooks that fn registers with AfterCommit run after the commit.
 //
 // On SQLite, transactions from concurrent callers are committed in groups (group
-// commit): one writer goroutine runs the waiting functions one after another in one
-// SQLite transaction and commits once, and each caller returns when its group has
-// committed. When a function fails, the group is rolled back and the others run again
+// commit): the waiting functions run one after another in one SQLite transaction, which
+// commits once, and each caller returns when its group has committed. The groups run in
+// the callers' goroutines: a caller that finds no commit under way commits the waiting
+// functions, its own among them, so a caller alone on an idle store runs its transaction
+// in its own goroutine, with no hand-off to another goroutine and back. When a function fails, the group is rolled back and the others run again
 // without it, so a failure affects no other caller. The result is the same as running
 // the functions one after another, while a commit's cost is shared by the group. A
 // function that panics makes InTx panic in the caller's goroutine.
