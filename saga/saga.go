@@ -714,7 +714,8 @@ func (o *Orchestrator) record(ctx context.Context, in *instance) error {
 // errOwnerTaken when another orchestrator holds this one's owner.
 func (o *Orchestrator) insert(ctx context.Context, tx *sql.Tx, in *instance, now int64) error {
 	ctx = o.stmtCtx(ctx)
-	args := []any{in.id, in.name, string(in.state), in.step, string(in.data), o.owner, now + int64(o.lease), now, now}
+	args := make([]any, 0, 11) // SQLite's statement takes two more, below
+	args = append(args, in.id, in.name, string(in.state), in.step, string(in.data), o.owner, now+int64(o.lease), now, now)
 	if o.st.Dialect() != store.SQLite {
 		var held int
 		err := tx.StmtContext(ctx, o.selectHeld).QueryRowContext(ctx, o.owner, o.instance).Scan(&held)
