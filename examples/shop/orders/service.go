@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/propagation"
@@ -97,7 +98,16 @@ type Service struct {
 
 	getMu   sync.Mutex
 	getStmt *sql.Stmt // GetOrder's query, prepared on first use
+
+	// waiting holds, for each order a PlaceOrder call waits for in this process, where
+	// the confirm step leaves the order's final state once its transaction has committed
+	// (order id → *finalState): the answer is built from it instead of decoding the
+	// saga's state again.
+	waiting sync.Map
 }
+
+// finalState is the state a confirmed order's saga ended with, once it is known.
+type finalState struct{ st atomic.Pointer[sagaState] }
 
 // Option configures the orders service.
 type Option func(*Service)
@@ -296,7 +306,14 @@ func New(st *store.Store, ob *outbox.Outbox, sagas *saga.Orchestrator, cat catal
 			Name: "confirm",
 			ActionTx: func(ctx context.Context, tx *sql.Tx, st *sagaState) error {
 				st.Reason = ""
-				return s.finish(traced(ctx, st), tx, st, "confirmed", SubjectConfirmed)
+				if err := s.finish(traced(ctx, st), tx, st, "confirmed", SubjectConfirmed); err != nil {
+					return err
+				}
+				if w, ok := s.waiting.Load(st.OrderID); ok {
+					final := *st // the saga ends with this step: nothing changes it any more
+					s.st.AfterCommit(tx, func() { w.(*finalState).st.Store(&final) })
+				}
+				return nil
 			},
 		},
 	)
@@ -384,6 +401,9 @@ func (s *Service) PlaceOrder(ctx context.Context, customer string, items []Item,
 	carrier := propagation.MapCarrier{}
 	observe.Propagator().Inject(ctx, carrier)
 	state := sagaState{OrderID: id, Customer: customer, Items: items, Trace: carrier}
+	final := &finalState{}
+	s.waiting.Store(id, final)
+	defer s.waiting.CompareAndDelete(id, final)
 	if _, err := saga.Start(sagaCtx, s.sagas, s.def, state, saga.WithID(id)); err != nil {
 		return Order{}, fmt.Errorf("orders: start saga: %w", err)
 	}
@@ -402,6 +422,9 @@ func (s *Service) PlaceOrder(ctx context.Context, customer string, items []Item,
 		}
 		return Order{ID: id, Customer: customer, Status: "pending", Items: items}, nil
 	}
+	if st := final.st.Load(); st != nil && status.State == saga.Completed {
+		return ownOrder(Order{ID: st.OrderID, Customer: st.Customer, Status: "confirmed", TotalCents: st.Total, Items: st.Items}, customer)
+	}
 	if o, ok := confirmedOrder(status); ok {
 		return ownOrder(o, customer)
 	}
@@ -412,7 +435,9 @@ func (s *Service) PlaceOrder(ctx context.Context, customer string, items []Item,
 	return ownOrder(o, customer)
 }
 
-// confirmedOrder returns the order of a saga that completed, from its final state: the
+// confirmedOrder returns the order of a saga that completed, from its final state as
+// the status holds it (when the confirm step did not hand it over in memory: the saga
+// was started by an earlier call, or resumed): the
 // confirm step wrote that state's customer, items and total to the order's row, so
 // reading the row back would only repeat them. Other ends (a cancellation, whose row the
 // compensation may or may not have written) are read from the row.
