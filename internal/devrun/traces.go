@@ -191,6 +191,32 @@ type TraceStore struct {
 	batch    map[string]int          // Add's, reused: spans per trace of the call
 	rawSets  map[uint64][]rawAttrSet // shared sets by a hash of their wire bytes, forgotten when full
 	nraw     int                     // sets in rawSets
+	ids      idArena                 // trace and span ids' copies
+}
+
+// idArena copies short strings (trace and span ids) into shared chunks instead of one
+// allocation each. The chunks' bytes are never written again once handed out; a chunk is
+// freed when none of its strings is stored any more. Traces are dropped oldest first, and
+// the ids of a trace arrive within moments of each other, so a chunk outlives its traces
+// little.
+type idArena struct{ chunk []byte }
+
+const (
+	idChunk  = 4 << 10 // bytes of an idArena's chunk
+	maxIDLen = 64      // longer strings get an allocation of their own
+)
+
+// clone returns a copy of v that shares no memory with v.
+func (a *idArena) clone(v string) string {
+	if len(v) == 0 || len(v) > maxIDLen {
+		return strings.Clone(v)
+	}
+	if cap(a.chunk)-len(a.chunk) < len(v) {
+		a.chunk = make([]byte, 0, idChunk)
+	}
+	n := len(a.chunk)
+	a.chunk = append(a.chunk, v...)
+	return unsafe.String(&a.chunk[n], len(v))
 }
 
 // rawAttrSet is an attribute set the store shares, as the bytes of its KeyValue fields on
@@ -451,7 +477,7 @@ func (s *TraceStore) Add(spans []Span) {
 			if s.added-s.dropped >= uint64(s.limit) {
 				s.dropOldestLocked()
 			}
-			t = &storedTrace{id: strings.Clone(sp.TraceID), received: time.Now(), seq: s.added, bytes: traceBytes}
+			t = &storedTrace{id: s.ids.clone(sp.TraceID), received: time.Now(), seq: s.added, bytes: traceBytes}
 			if len(s.order) < s.limit {
 				s.order = append(s.order, t.id)
 			} else {
@@ -534,7 +560,9 @@ func (s *TraceStore) store(t *storedTrace, sp *Span) (storedSpan, int) {
 	}
 	size := 0
 	if extra {
-		ss.extra = &x
+		xp := new(spanExtra) // only now: &x would put every span's on the heap
+		*xp = x
+		ss.extra = xp
 		size += spanExtraBytes + len(x.status) + len(x.service) + len(x.name) + len(x.kind)
 	}
 	// A span id is stored once: a parent's id and its children's parent ids share it.
@@ -551,11 +579,11 @@ func (s *TraceStore) store(t *storedTrace, sp *Span) (storedSpan, int) {
 		}
 	}
 	if spanID == "" {
-		spanID = strings.Clone(sp.SpanID)
+		spanID = s.ids.clone(sp.SpanID)
 		size += len(spanID)
 	}
 	if parentID == "" && sp.ParentID != "" {
-		parentID = strings.Clone(sp.ParentID)
+		parentID = s.ids.clone(sp.ParentID)
 		size += len(parentID)
 	}
 	ss.spanID, ss.parentID = spanID, parentID
