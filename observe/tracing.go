@@ -79,9 +79,14 @@ func Tracing(tp trace.TracerProvider, opts ...TracingOption) endpoint.Middleware
 		}
 		client := info.Client
 		fast, _ := tracer.(spanStarter)
+		shared, _ := tracer.(sharedSpanStarter)
 		return func(ctx context.Context, req any) (any, error) {
 			var span trace.Span
-			if fast != nil {
+			if shared != nil {
+				// attrs is this endpoint's and never changes: the span refers to it.
+				ctx, span = shared.StartSpanShared(ctx, name, kind, attrs)
+				ctx = withCallStart(ctx, span)
+			} else if fast != nil {
 				ctx, span = fast.StartSpan(ctx, name, kind, attrs)
 				ctx = withCallStart(ctx, span)
 			} else {
@@ -128,6 +133,12 @@ func Tracing(tp trace.TracerProvider, opts ...TracingOption) endpoint.Middleware
 // building a trace.SpanConfig on every call.
 type spanStarter interface {
 	StartSpan(ctx context.Context, name string, kind trace.SpanKind, attrs []attribute.KeyValue) (context.Context, trace.Span)
+}
+
+// sharedSpanStarter is StartSpan for attributes no one changes while the span may read
+// them (observe/otlp's tracers have it): the span refers to attrs instead of copying them.
+type sharedSpanStarter interface {
+	StartSpanShared(ctx context.Context, name string, kind trace.SpanKind, attrs []attribute.KeyValue) (context.Context, trace.Span)
 }
 
 // callerCanceled reports whether ctx, the context a call was made with, was canceled (not

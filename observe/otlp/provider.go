@@ -46,7 +46,8 @@ type ProviderOptions struct {
 
 // TracerProvider is a lean implementation of the OpenTelemetry trace API that exports
 // its spans through an [Exporter], without the OpenTelemetry SDK's span machinery: a
-// recorded span is a small struct that holds its attributes inline, ending it puts it in
+// recorded span is a small struct (224 bytes) that refers to the attributes it starts with
+// when they are an endpoint's fixed ones (StartSpanShared), ending it puts it in
 // the export queue as it is (the SDK copies every span into a snapshot for its
 // processors), and the export goroutine encodes the queued spans straight into an OTLP
 // request, the resource once per request and the spans grouped by instrumentation
@@ -199,7 +200,7 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 		ctx = context.Background()
 	}
 	cfg := trace.NewSpanStartConfig(opts...)
-	return t.start(ctx, name, cfg.SpanKind(), &cfg, nil)
+	return t.start(ctx, name, cfg.SpanKind(), &cfg, nil, false)
 }
 
 // StartSpan starts a span of the given kind, child of the span context in ctx, and sets
@@ -211,12 +212,23 @@ func (t *tracer) StartSpan(ctx context.Context, name string, kind trace.SpanKind
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	return t.start(ctx, name, kind, nil, attrs)
+	return t.start(ctx, name, kind, nil, attrs, false)
+}
+
+// StartSpanShared is StartSpan for attrs that no one changes while the span may still
+// read them — a slice built once per endpoint: the span refers to attrs instead of
+// copying them (it copies them before setting more), so a span is 144 bytes smaller.
+// observe.Tracing uses it when the tracer has it.
+func (t *tracer) StartSpanShared(ctx context.Context, name string, kind trace.SpanKind, attrs []attribute.KeyValue) (context.Context, trace.Span) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return t.start(ctx, name, kind, nil, attrs, true)
 }
 
 // start starts a span; cfg, when not nil, holds the options of Start, and attrs are set
-// after sampling.
-func (t *tracer) start(ctx context.Context, name string, kind trace.SpanKind, cfg *trace.SpanConfig, attrs []attribute.KeyValue) (context.Context, trace.Span) {
+// after sampling (without a copy when shared, see StartSpanShared).
+func (t *tracer) start(ctx context.Context, name string, kind trace.SpanKind, cfg *trace.SpanConfig, attrs []attribute.KeyValue, shared bool) (context.Context, trace.Span) {
 	var psc trace.SpanContext
 	if cfg != nil && cfg.NewRoot() {
 		ctx = trace.ContextWithSpanContext(ctx, psc)
@@ -289,7 +301,7 @@ func (t *tracer) start(ctx context.Context, name string, kind trace.SpanKind, cf
 	if cfg != nil {
 		attrs = cfg.Attributes()
 	}
-	if len(attrs) > 0 {
+	if len(attrs) > 0 && !(shared && s.attrs == nil && s.setShared(attrs)) {
 		s.setAttributes(attrs)
 	}
 	return trace.ContextWithSpan(ctx, s), s

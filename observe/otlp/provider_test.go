@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -326,9 +328,16 @@ func TestMatchesSDK(t *testing.T) {
 			got := exportThrough(t, tc.run, func(exp *Exporter) flusher {
 				return NewTracerProvider(exp, ProviderOptions{Resource: testResource(), Sampler: sampler, ScheduleDelay: time.Hour, SpanLimits: tc.limits})
 			})
+			// The same spans with their start attributes referred to, not copied, as
+			// observe.Tracing's are (StartSpanShared).
+			shared := exportThrough(t, tc.run, func(exp *Exporter) flusher {
+				return sharedProvider{NewTracerProvider(exp, ProviderOptions{Resource: testResource(), Sampler: sampler, ScheduleDelay: time.Hour, SpanLimits: tc.limits})}
+			})
 			canonicalize(t, want, tc.times)
 			canonicalize(t, got, tc.times)
+			canonicalize(t, shared, tc.times)
 			requireEqual(t, want, got)
+			requireEqual(t, want, shared)
 			n := 0
 			for _, rs := range want.ResourceSpans {
 				for _, ss := range rs.ScopeSpans {
@@ -339,6 +348,87 @@ func TestMatchesSDK(t *testing.T) {
 				t.Errorf("the SDK exported %d spans, want %d", n, tc.spans)
 			}
 		})
+	}
+}
+
+// sharedProvider is a TracerProvider whose tracers' StartSpan is StartSpanShared.
+type sharedProvider struct{ *TracerProvider }
+
+func (p sharedProvider) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
+	return sharedTracer{p.TracerProvider.Tracer(name, opts...).(*tracer)}
+}
+
+type sharedTracer struct{ *tracer }
+
+func (t sharedTracer) StartSpan(ctx context.Context, name string, kind trace.SpanKind, attrs []attribute.KeyValue) (context.Context, trace.Span) {
+	return t.StartSpanShared(ctx, name, kind, attrs)
+}
+
+// TestSharedAttributesUntouched starts spans concurrently with one shared attribute
+// slice, as observe.Tracing does for an endpoint, and changes their attributes every way
+// a span allows (a new key, a shared key's value, beyond the count limit, duplicates):
+// the shared slice stays as it was (and the race detector sees no write to it), and each
+// span exports its own attributes.
+func TestSharedAttributesUntouched(t *testing.T) {
+	tp, c := newLean(t, ProviderOptions{ScheduleDelay: time.Hour, SpanLimits: &sdktrace.SpanLimits{
+		AttributeCountLimit: 4, AttributeValueLengthLimit: -1, EventCountLimit: 8, LinkCountLimit: 8,
+		AttributePerEventCountLimit: 8, AttributePerLinkCountLimit: 8, AttributeValueDepthLimit: 8}})
+	tr := tp.Tracer("shared").(*tracer)
+	attrs := []attribute.KeyValue{attribute.String("a", "1"), attribute.String("b", "2"), attribute.String("c", "3")}
+	dups := []attribute.KeyValue{attribute.String("a", "1"), attribute.String("b", "2"), attribute.String("a", "3")}
+	orig, origDups := slices.Clone(attrs), slices.Clone(dups)
+	var wg sync.WaitGroup
+	for i := range 80 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i >= 64 {
+				_, s := tr.StartSpanShared(context.Background(), "op", trace.SpanKindServer, dups)
+				s.End()
+				return
+			}
+			_, s := tr.StartSpanShared(context.Background(), "op", trace.SpanKindServer, attrs)
+			switch i % 4 {
+			case 1:
+				s.SetAttributes(attribute.String("b", "changed"))
+			case 2:
+				s.SetAttributes(attribute.String("d", "4"), attribute.String("e", "dropped"))
+			case 3:
+				s.SetAttributes(attribute.String("a", "x"), attribute.String("a", "y"))
+			}
+			s.End()
+		}()
+	}
+	wg.Wait()
+	if !slices.Equal(attrs, orig) || !slices.Equal(dups, origDups) {
+		t.Fatalf("shared attributes changed: %v and %v, want %v and %v", attrs, dups, orig, origDups)
+	}
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, r := range c.got() {
+		for _, rs := range decode(t, r.body).ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				for _, sp := range ss.Spans {
+					var kv []string
+					for _, a := range sp.Attributes {
+						kv = append(kv, a.Key+"="+a.Value.GetStringValue())
+					}
+					seen[strings.Join(kv, ",")+fmt.Sprintf(" dropped=%d", sp.DroppedAttributesCount)]++
+				}
+			}
+		}
+	}
+	want := map[string]int{
+		"a=1,b=2,c=3 dropped=0":       16,
+		"a=1,b=changed,c=3 dropped=0": 16,
+		"a=1,b=2,c=3,d=4 dropped=1":   16,
+		"a=y,b=2,c=3 dropped=0":       16,
+		"a=3,b=2 dropped=0":           16,
+	}
+	if !maps.Equal(seen, want) {
+		t.Errorf("exported %v, want %v", seen, want)
 	}
 }
 
@@ -712,10 +802,11 @@ func startSpan(tr trace.Tracer, ctx context.Context, name string, kind trace.Spa
 	return ctx, s
 }
 
-// TestSpanSize keeps a recorded span in the 352-byte allocation size class: every sampled
-// call allocates one, and the next class is 384 bytes.
+// TestSpanSize keeps a recorded span in the 224-byte allocation size class: every sampled
+// call allocates one, and the next class is 240 bytes. (It was 352 while it held two
+// attributes inline; StartSpanShared refers to the caller's instead.)
 func TestSpanSize(t *testing.T) {
-	if n := unsafe.Sizeof(span{}); n > 352 {
-		t.Errorf("span is %d bytes, want at most 352", n)
+	if n := unsafe.Sizeof(span{}); n > 224 {
+		t.Errorf("span is %d bytes, want at most 224", n)
 	}
 }

@@ -17,10 +17,6 @@ import (
 	"go.opentelemetry.io/otel/trace/embedded"
 )
 
-// inlineAttrs is how many attributes a span holds without a separate allocation: the
-// two RPC attributes of svckit's gRPC, NATS and in-process server and client spans.
-const inlineAttrs = 2
-
 // span is a recording span of a [TracerProvider]. Its fields are guarded by mu until
 // End; after End nothing writes them any more (every mutator checks ended first), so
 // the export goroutine, which receives the span through the provider's queue, reads
@@ -37,8 +33,11 @@ type span struct {
 	remote bool // the parent is remote; immutable
 	ended  bool
 	dirty  bool // attrs may hold duplicate keys
+	// shared: attrs is the caller's slice of StartSpanShared, read-only (its capacity is
+	// its length, so an append copies); own copies it before any write in place.
+	shared bool
 	// droppedAttrs counts the attributes dropped by the limits, saturating; an int32
-	// beside the flags keeps the span in the 352-byte size class, not the 384-byte one.
+	// beside the flags keeps the span in the 224-byte size class, not the 240-byte one.
 	droppedAttrs int32
 	kind         trace.SpanKind
 	name         string
@@ -46,10 +45,8 @@ type span struct {
 	dur          time.Duration // set by End
 	status       sdktrace.Status
 
-	attrs []attribute.KeyValue // over inline until it outgrows it
-	extra *spanExtra           // events and links, nil until the first
-
-	inline [inlineAttrs]attribute.KeyValue
+	attrs []attribute.KeyValue
+	extra *spanExtra // events and links, nil until the first
 }
 
 // spanExtra is the events and links of a span.
@@ -141,8 +138,9 @@ func (s *span) setAttributes(kvs []attribute.KeyValue) {
 		return
 	}
 	if s.attrs == nil {
-		s.attrs = s.inline[:0]
+		s.attrs = make([]attribute.KeyValue, 0, len(kvs))
 	}
+	s.own(len(kvs))
 	for _, a := range kvs {
 		if !a.Valid() {
 			s.dropAttrs(1)
@@ -159,6 +157,7 @@ func (s *span) setAttributes(kvs []attribute.KeyValue) {
 // addOverCap adds kvs when they may exceed limit: it deduplicates first, replaces the
 // values of keys already set, and drops new keys once limit is reached.
 func (s *span) addOverCap(limit int, kvs []attribute.KeyValue) {
+	s.own(len(kvs))
 	s.dedup()
 	for _, a := range kvs {
 		if !a.Valid() {
@@ -172,9 +171,6 @@ func (s *span) addOverCap(limit int, kvs []attribute.KeyValue) {
 		if len(s.attrs) >= limit {
 			s.dropAttrs(1)
 			continue
-		}
-		if s.attrs == nil {
-			s.attrs = s.inline[:0]
 		}
 		s.attrs = append(s.attrs, s.normAttr(a))
 	}
@@ -190,6 +186,40 @@ func (s *span) indexOf(key attribute.Key) int {
 	return -1
 }
 
+// own makes attrs the span's own slice if it is the caller's, before a write in place.
+func (s *span) own(extra int) {
+	if s.shared {
+		s.attrs = append(make([]attribute.KeyValue, 0, len(s.attrs)+extra), s.attrs...)
+		s.shared = false
+	}
+}
+
+// setShared sets kvs, the first attributes of a new span, without copying them when
+// that keeps what the span records the same: every attribute valid, none to normalize,
+// within the count limit. The span then only reads kvs. It reports whether it did.
+func (s *span) setShared(kvs []attribute.KeyValue) bool {
+	lim := &s.tracer.p.limits
+	if lim.AttributeValueLengthLimit >= 0 || lim.AttributeCountLimit >= 0 && len(kvs) > lim.AttributeCountLimit {
+		return false
+	}
+	dirty := false
+	for i, a := range kvs {
+		if !a.Valid() {
+			return false
+		}
+		if t := a.Value.Type(); t == attribute.SLICE || t == attribute.MAP {
+			return false
+		}
+		for _, b := range kvs[:i] {
+			dirty = dirty || b.Key == a.Key
+		}
+	}
+	s.attrs = kvs[:len(kvs):len(kvs)]
+	s.shared = true
+	s.dirty = dirty
+	return true
+}
+
 // dedup removes duplicate keys: each key keeps the position where it was first set and
 // the value it was last set to, as the SDK's snapshot does.
 func (s *span) dedup() {
@@ -197,6 +227,7 @@ func (s *span) dedup() {
 		return
 	}
 	s.dirty = false
+	s.own(0)
 	if len(s.attrs) <= 16 {
 		unique := s.attrs[:0]
 		for _, a := range s.attrs {
