@@ -132,7 +132,8 @@ func (s *Store) closeGroup() {
 // that would otherwise cost every transaction in the common case where all succeed. A
 // request's err is set when its function failed or the group could not commit.
 func (s *Store) commitGroup(batch []*txReq) {
-	live := make([]*txReq, 0, len(batch))
+	live := s.live[:0] // the leader's, as batch is
+	defer func() { clear(live[:cap(live)]); s.live = live[:0] }()
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.err = err

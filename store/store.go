@@ -133,6 +133,7 @@ type Store struct {
 	closing bool
 	leader  chan struct{}
 	batch   []*txReq
+	live    []*txReq // commitGroup's, reused by the leader
 }
 
 // Open opens the database named by dsn and checks that it answers. A DSN without a
