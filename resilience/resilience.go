@@ -107,19 +107,20 @@ func Timeout(d time.Duration) endpoint.Middleware {
 	}
 }
 
-// clientTimeout is Timeout for a client endpoint, with a plain context.WithTimeout: every
-// client transport waits on the context's Done for each call (grpc-go derives a
-// cancelable context from it, net/http and nats.go select on it), which would arm a lazy
-// deadline on every call anyway, after its own allocation, a lock and a second allocation.
+// clientTimeout is Timeout for a client endpoint. Every client transport waits on the
+// context's Done for each call (grpc-go derives a cancelable context from it, net/http and
+// nats.go select on it), which would arm the server side's lazy deadline on every call;
+// instead the endpoint's calls share one timer (callDeadlines): no runtime timer per call.
 func clientTimeout(d time.Duration, timedOut, callerDeadline string, next endpoint.Handler) endpoint.Handler {
+	w := &callDeadlines{d: d}
 	return func(ctx context.Context, req any) (any, error) {
 		msg := timedOut
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {
 			msg = callerDeadline
 		} else {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, d)
-			defer cancel()
+			c := w.start(ctx)
+			defer c.release() // a direct call: a method value would be allocated
+			ctx = c
 		}
 		resp, err := next(ctx, req)
 		if err != nil && ctx.Err() == context.DeadlineExceeded && !isDeadlineError(err) {
