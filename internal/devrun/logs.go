@@ -3,9 +3,7 @@ package devrun
 import (
 	"bytes"
 	"cmp"
-	"compress/flate"
 	"encoding/json"
-	"io"
 	"math"
 	"runtime/debug"
 	"slices"
@@ -13,6 +11,8 @@ import (
 	"sync"
 	"time"
 	"unsafe"
+
+	"github.com/klauspost/compress/s2"
 )
 
 // LogLine is one line a service process wrote, parsed when it is a JSON log record.
@@ -56,13 +56,14 @@ type LogStore struct {
 	names    []string          // services, instances, streams and levels; 0 is ""
 	nameIdx  map[string]uint16 // index in names
 	cold     int               // the oldest lines, in compressed blocks
-	zw       *flate.Writer     // reused for every block
-	zbuf     bytes.Buffer
-	ztext    []byte // reused: the text of the block being compressed
+	zbuf     []byte            // reused: the block being compressed
+	ztext    []byte            // reused: the text of the block being compressed
 }
 
 // Older lines are compressed: the newest hotLines lines stay as they are, and every
-// blockLines lines beyond them become one flate block. Access logs compress about 5:1.
+// blockLines lines beyond them become one S2 block (github.com/klauspost/compress/s2, a
+// Snappy extension: about 2/3 of flate's ratio on the shop's access logs for 1/6 of its
+// CPU, which was half of a line's intake).
 const (
 	hotLines   = 2048
 	blockLines = 512
@@ -77,9 +78,8 @@ type logBlock struct {
 
 // text decompresses the block.
 func (b *logBlock) text() string {
-	buf := make([]byte, b.size)
-	r := flate.NewReader(bytes.NewReader(b.z))
-	if _, err := io.ReadFull(r, buf); err != nil {
+	buf, err := s2.Decode(make([]byte, b.size), b.z)
+	if err != nil || len(buf) != b.size {
 		return "" // cannot happen: the store wrote the block
 	}
 	return unsafe.String(unsafe.SliceData(buf), len(buf)) // buf is never written again
@@ -224,20 +224,17 @@ func fnv32(s string) uint32 {
 
 // compressLocked compresses the blockLines oldest lines that are not compressed yet.
 func (s *LogStore) compressLocked() {
-	if s.zw == nil {
-		s.zw, _ = flate.NewWriter(&s.zbuf, flate.BestSpeed) // cannot fail with a valid level
-	}
-	s.zbuf.Reset()
-	s.zw.Reset(&s.zbuf)
 	text := s.ztext[:0] // the block's lines, copied once into a reused buffer
 	for i := range blockLines {
 		text = append(text, s.ring[(s.start+s.cold+i)%len(s.ring)].raw...)
 	}
 	s.ztext = text
 	size := len(text)
-	_, _ = s.zw.Write(text) // a bytes.Buffer does not fail
-	_ = s.zw.Close()
-	b := &logBlock{z: bytes.Clone(s.zbuf.Bytes()), size: size, live: blockLines}
+	if n := s2.MaxEncodedLen(size); cap(s.zbuf) < n {
+		s.zbuf = make([]byte, n)
+	}
+	z := s2.Encode(s.zbuf[:cap(s.zbuf)], text)
+	b := &logBlock{z: bytes.Clone(z), size: size, live: blockLines}
 	off := 0
 	for i := range blockLines {
 		e := &s.ring[(s.start+s.cold+i)%len(s.ring)]
