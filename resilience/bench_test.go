@@ -41,6 +41,28 @@ func BenchmarkMiddleware(b *testing.B) {
 		benchCall(b, bg, resilience.Retry(resilience.RetryConfig{AttemptTimeout: time.Second}), clientInfo)
 	})
 	b.Run("Timeout", func(b *testing.B) { benchCall(b, bg, resilience.Timeout(time.Second), clientInfo) })
+	b.Run("Timeout/derived", func(b *testing.B) {
+		// As a gRPC client call uses it: grpc-go derives a cancelable context from the
+		// call's and waits on its Done.
+		h := resilience.Timeout(30*time.Second)(clientInfo, func(ctx context.Context, req any) (any, error) {
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			default:
+				return req, nil
+			}
+		})
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := h(bg, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
 	b.Run("Breaker/endpoint", func(b *testing.B) {
 		benchCall(b, bg, resilience.NewBreaker(resilience.BreakerConfig{}).Middleware(), clientInfo)
 	})
