@@ -2,6 +2,8 @@ package balancer_test
 
 import (
 	"context"
+	"encoding/binary"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	grpcgo "google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/svckit/svckit/balancer"
 	"github.com/svckit/svckit/discovery"
@@ -26,6 +29,7 @@ import (
 	"github.com/svckit/svckit/observe/otlp/otlptest"
 	"github.com/svckit/svckit/resilience"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
+	"github.com/svckit/svckit/transport/meta"
 )
 
 // bareAdd serves addsvc.Add/Sum with grpc-go alone, as generated code would, so that the
@@ -218,6 +222,14 @@ func BenchmarkClient(b *testing.B) {
 		bare, stack := benchClientsWith(b, samplers[0].sampler, 2, false)
 		ratio(b, bare, stack, 1)
 	})
+	// The floor the stack's wire metadata sets: a bare grpc-go call against the same call
+	// carrying what every call of the unsampled stack sends, a new x-request-id and a
+	// traceparent (grpc-go encodes them into HPACK on one end and decodes them into an
+	// incoming metadata map on the other), with no svckit code at all.
+	b.Run("ratio-headers-seq", func(b *testing.B) {
+		bare, _ := benchClientsN(b, samplers[0].sampler, 1)
+		ratio(b, bare, withHeaders(b, bareServer(b)), 1)
+	})
 	b.Run("ratio-unsampled-seq-1instance", func(b *testing.B) {
 		bare, stack := benchClientsN(b, samplers[0].sampler, 1)
 		ratio(b, bare, stack, 1)
@@ -233,6 +245,28 @@ func BenchmarkClient(b *testing.B) {
 				ratio(b, bare, stack, par)
 			})
 		}
+	}
+}
+
+// withHeaders returns a bare grpc-go call to addr that carries the metadata svckit's client
+// stack sends on every call outside a sampled trace: a new request id and a traceparent
+// with a new span id.
+func withHeaders(b testing.TB, addr string) sumFunc {
+	cc, err := grpcgo.NewClient(addr, grpcgo.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cc.Close() })
+	return func(ctx context.Context, x, y int64) error {
+		var tid trace.TraceID // a new trace per call, as a call outside any trace makes
+		var sid trace.SpanID
+		binary.LittleEndian.PutUint64(tid[:8], rand.Uint64())
+		binary.LittleEndian.PutUint64(tid[8:], rand.Uint64())
+		binary.LittleEndian.PutUint64(sid[:], rand.Uint64())
+		tp := "00-" + tid.String() + "-" + sid.String() + "-00"
+		ctx = metadata.AppendToOutgoingContext(ctx, meta.RequestIDMetadataKey, meta.NewRequestID(), "traceparent", tp)
+		var out pb.SumResponse
+		return cc.Invoke(ctx, "/addsvc.Add/Sum", &pb.SumRequest{A: x, B: y}, &out)
 	}
 }
 
