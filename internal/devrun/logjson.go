@@ -51,15 +51,23 @@ func scanLogFields(raw string) (logFields, bool) {
 		}
 		i = skipWS(raw, i+1)
 		var dst *string
-		switch {
-		case strings.EqualFold(key, "time"):
-			dst = &f.Time
-		case strings.EqualFold(key, "level"):
-			dst = &f.Level
-		case strings.EqualFold(key, "msg"):
-			dst = &f.Msg
-		case strings.EqualFold(key, "trace_id"):
-			dst = &f.TraceID
+		switch len(key) { // EqualFold only for a key of a wanted field's length
+		case len("time"):
+			if strings.EqualFold(key, "time") {
+				dst = &f.Time
+			}
+		case len("level"):
+			if strings.EqualFold(key, "level") {
+				dst = &f.Level
+			}
+		case len("msg"):
+			if strings.EqualFold(key, "msg") {
+				dst = &f.Msg
+			}
+		case len("trace_id"):
+			if strings.EqualFold(key, "trace_id") {
+				dst = &f.TraceID
+			}
 		}
 		if dst != nil && strings.HasPrefix(raw[i:], "null") {
 			i += 4 // null leaves the field as it is
@@ -147,10 +155,48 @@ func skipValue(raw string, i int) (int, bool) {
 	for j < len(raw) && raw[j] != ',' && raw[j] != '}' && raw[j] != ']' && !isWS(raw[j]) {
 		j++
 	}
-	if !json.Valid([]byte(raw[i:j])) {
+	if v := raw[i:j]; v != "true" && v != "false" && v != "null" && !jsonNumber(v) {
 		return i, false
 	}
 	return j, true
+}
+
+// jsonNumber reports whether v is a number by JSON's grammar:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func jsonNumber(v string) bool {
+	i := 0
+	if i < len(v) && v[i] == '-' {
+		i++
+	}
+	digits := func() bool {
+		j := i
+		for i < len(v) && v[i] >= '0' && v[i] <= '9' {
+			i++
+		}
+		return i > j
+	}
+	switch {
+	case i < len(v) && v[i] == '0':
+		i++
+	case !digits():
+		return false
+	}
+	if i < len(v) && v[i] == '.' {
+		i++
+		if !digits() {
+			return false
+		}
+	}
+	if i < len(v) && (v[i] == 'e' || v[i] == 'E') {
+		i++
+		if i < len(v) && (v[i] == '+' || v[i] == '-') {
+			i++
+		}
+		if !digits() {
+			return false
+		}
+	}
+	return i == len(v)
 }
 
 // skipString returns the index after the JSON string at raw[i].

@@ -67,3 +67,31 @@ func BenchmarkParseLogFields(b *testing.B) {
 		}
 	})
 }
+
+// TestJSONNumber: the scanner's number check agrees with encoding/json on numbers and on
+// what only looks like one.
+func TestJSONNumber(t *testing.T) {
+	for _, v := range []string{"0", "-0", "1", "-12", "4.331629", "0.5", "1e9", "1E+9", "2.5e-3", "-0.0e0",
+		"", "-", "01", "1.", ".5", "1e", "1e+", "+1", "0x10", "1.2.3", "--1", "1-", "Infinity", "NaN", "1 ", "tru"} {
+		if got, want := jsonNumber(v), isJSONNumber(v); got != want {
+			t.Errorf("jsonNumber(%q) = %v; json.Valid says %v", v, got, want)
+		}
+	}
+}
+
+// isJSONNumber is jsonNumber by encoding/json: a valid JSON value that starts with a
+// number's first character and ends with a digit (no blanks around it).
+func isJSONNumber(v string) bool {
+	return json.Valid([]byte(v)) && v != "" && (v[0] == '-' || v[0] >= '0' && v[0] <= '9') && v[len(v)-1] >= '0' && v[len(v)-1] <= '9'
+}
+
+func FuzzJSONNumber(f *testing.F) {
+	for _, v := range []string{"0", "-1.5e3", "01", "1."} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if got, want := jsonNumber(v), isJSONNumber(v); got != want {
+			t.Errorf("jsonNumber(%q) = %v; json.Valid says %v", v, got, want)
+		}
+	})
+}
