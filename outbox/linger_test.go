@@ -101,3 +101,59 @@ func TestRelayLinger(t *testing.T) {
 		})
 	}
 }
+
+// TestRelayWakeFromAdd: a wake-up from Add's commits whose rows the relay has taken
+// already costs no read of the table, while Notify (rows written outside Add) still
+// makes the relay read it.
+func TestRelayWakeFromAdd(t *testing.T) {
+	ctx := context.Background()
+	st := openSQLite(t)
+	ob, err := New(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus := startBus(t)
+	var got deliveries
+	sub, err := bus.Subscribe(ctx, "events.cursor", "c", got.handler, pubsub.Concurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop(ctx)
+	relay := ob.Relay(bus, Linger(0), PollInterval(time.Hour))
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- relay.Run(rctx) }()
+	delivered := func(n int) func() bool {
+		return func() bool { got.mu.Lock(); defer got.mu.Unlock(); return len(got.order) >= n }
+	}
+	addEvents(t, st, ob, "a")
+	waitFor(t, "a", delivered(1))
+	waitFor(t, "a marked", func() bool { return cursorOf(t, st) == 1 })
+	reads := relay.tableReads.Load()
+	// A wake-up as Add's commit gives, for rows taken already: nothing to read.
+	ob.wake()
+	waitFor(t, "the wake-up taken", func() bool { return len(ob.notify) == 0 })
+	// A row written by hand, announced by Notify: the relay reads the table for it.
+	if _, err := st.DB().ExecContext(ctx, "INSERT INTO outbox (id, subject, key, payload, headers, created_at) VALUES ('b', 'events.cursor', 'k', 'by hand', '', ?)", time.Now().UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	ob.Notify()
+	waitFor(t, "b", delivered(2))
+	addEvents(t, st, ob, "c")
+	waitFor(t, "c", delivered(3))
+	waitFor(t, "c marked", func() bool { return cursorOf(t, st) == 3 })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// For the row written by hand: the read that finds it and the one that finds the
+	// table drained after it.
+	if n := relay.tableReads.Load() - reads; n != 2 {
+		t.Errorf("%d reads of the table after the first event, want 2 (for the row written by hand)", n)
+	}
+	got.mu.Lock()
+	defer got.mu.Unlock()
+	if want := "[a b c]"; fmt.Sprint(got.order) != want {
+		t.Fatalf("delivered %v, want %s", got.order, want)
+	}
+}

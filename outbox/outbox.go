@@ -50,6 +50,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nuid"
@@ -73,7 +74,10 @@ const MigrationSet = "outbox"
 type Outbox struct {
 	st     *store.Store
 	notify chan struct{}
-	prop   propagation.TextMapPropagator
+	// told: Notify was called since the relay last woke up, so rows may have been
+	// written outside Add (wakes from Add's own commits leave it unset).
+	told atomic.Bool
+	prop propagation.TextMapPropagator
 	// qInsert adds a row; run as text, so the store's connection keeps it prepared
 	// (SQLite) or pgx does (PostgreSQL).
 	qInsert string
@@ -184,7 +188,7 @@ func (o *Outbox) Add(ctx context.Context, tx *sql.Tx, msgs ...*pubsub.Message) e
 	}
 	o.st.AfterCommit(tx, func() {
 		o.recent.push(rows)
-		o.Notify()
+		o.wake()
 	})
 	return nil
 }
@@ -218,6 +222,13 @@ func (o *Outbox) inject(ctx context.Context, parent trace.Span, m *pubsub.Messag
 
 // Notify wakes the relay of this Outbox to look for new rows.
 func (o *Outbox) Notify() {
+	o.told.Store(true)
+	o.wake()
+}
+
+// wake wakes the relay for rows that Add has handed to it in memory (Outbox.recent): the
+// relay then reads the table only if some row did not make it there.
+func (o *Outbox) wake() {
 	select {
 	case o.notify <- struct{}{}:
 	default:
