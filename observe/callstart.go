@@ -17,11 +17,22 @@ type callStart struct {
 	at time.Time
 }
 
+// CallStart returns when the call started.
+func (c *callStart) CallStart() time.Time { return c.at }
+
+// callStarter is a context that knows when its call started: a *callStart, or the
+// context a recording span of observe/otlp starts, which carries the span's start itself.
+type callStarter interface{ CallStart() time.Time }
+
 // startTimer is implemented by the recording spans of observe/otlp.
 type startTimer interface{ StartTime() time.Time }
 
-// withCallStart returns ctx carrying span's start time when span reports one.
+// withCallStart returns ctx carrying span's start time when span reports one and ctx
+// does not carry it already.
 func withCallStart(ctx context.Context, span trace.Span) context.Context {
+	if _, ok := ctx.(callStarter); ok {
+		return ctx
+	}
 	if st, ok := span.(startTimer); ok {
 		return &callStart{Context: ctx, at: st.StartTime()}
 	}
@@ -31,8 +42,8 @@ func withCallStart(ctx context.Context, span trace.Span) context.Context {
 // callStartOr returns when the call started: the start time Tracing left in ctx when ctx
 // is the context it handed on (no other middleware wrapped it since), otherwise now.
 func callStartOr(ctx context.Context) time.Time {
-	if c, ok := ctx.(*callStart); ok {
-		return c.at
+	if c, ok := ctx.(callStarter); ok {
+		return c.CallStart()
 	}
 	return time.Now()
 }

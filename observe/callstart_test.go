@@ -58,7 +58,7 @@ func TestCallStart(t *testing.T) {
 			h := func(ctx context.Context, _ any) (any, error) {
 				before := time.Now()
 				got = callStartOr(ctx)
-				_, isCallStart = ctx.(*callStart)
+				_, isCallStart = ctx.(callStarter)
 				if st, ok := trace.SpanFromContext(ctx).(startTimer); ok {
 					spanStart = st.StartTime()
 				}

@@ -304,7 +304,61 @@ func (t *tracer) start(ctx context.Context, name string, kind trace.SpanKind, cf
 	if len(attrs) > 0 && !(shared && s.attrs == nil && s.setShared(attrs)) {
 		s.setAttributes(attrs)
 	}
+	if spanKey != nil {
+		return &spanContext{Context: ctx, s: s}, s
+	}
 	return trace.ContextWithSpan(ctx, s), s
+}
+
+// spanContext is the context a recording span starts: what trace.ContextWithSpan
+// returns, plus the span's start for the handler it is handed to (CallStart, which
+// observe's access log and metrics read instead of the clock), in one allocation of 24
+// bytes where trace.ContextWithSpan and observe's own call-start context took two of 48.
+type spanContext struct {
+	context.Context
+	s *span
+}
+
+// Value answers the OpenTelemetry trace API's key of the current span with the span.
+func (c *spanContext) Value(key any) any {
+	if key == spanKey {
+		return trace.Span(c.s)
+	}
+	return c.Context.Value(key)
+}
+
+// CallStart returns when the span started.
+func (c *spanContext) CallStart() time.Time { return c.s.start }
+
+// spanKey is the context key under which the OpenTelemetry trace API keeps the current
+// span (trace.ContextWithSpan; the key's type is unexported), learned once by asking
+// trace.SpanFromContext through a probe, and checked: nil if either fails, and spans
+// then go in contexts through trace.ContextWithSpan.
+var spanKey = func() any {
+	p := &keyProbe{Context: context.Background()}
+	trace.SpanFromContext(p)
+	if p.key == nil {
+		return nil
+	}
+	want := &nonRecordingSpan{}
+	if got, _ := trace.ContextWithSpan(context.Background(), want).Value(p.key).(*nonRecordingSpan); got != want {
+		return nil
+	}
+	return p.key
+}()
+
+// keyProbe is a context that records the first key it is asked for.
+type keyProbe struct {
+	context.Context
+	key any
+}
+
+// Value records key if it is the first asked for, and answers nil.
+func (p *keyProbe) Value(key any) any {
+	if p.key == nil {
+		p.key = key
+	}
+	return nil
 }
 
 // newTraceID returns a random, valid trace id.

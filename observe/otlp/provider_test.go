@@ -810,3 +810,43 @@ func TestSpanSize(t *testing.T) {
 		t.Errorf("span is %d bytes, want at most 224", n)
 	}
 }
+
+// TestSpanInContext: the context a recording span starts answers the trace API as
+// trace.ContextWithSpan's does, also through contexts derived from it, carries the span's
+// start, and costs one allocation besides the span.
+func TestSpanInContext(t *testing.T) {
+	if spanKey == nil {
+		t.Fatal("the trace API's context key was not learned: spans go in contexts through trace.ContextWithSpan, one allocation more")
+	}
+	tp, _ := newLean(t, ProviderOptions{ScheduleDelay: time.Hour})
+	tr := tp.Tracer("ctx").(*tracer)
+	attrs := []attribute.KeyValue{attribute.String("a", "1")}
+	ctx, s := tr.StartSpanShared(context.Background(), "op", trace.SpanKindServer, attrs)
+	derived := context.WithValue(ctx, otherKey{}, 1)
+	for _, c := range []context.Context{ctx, derived} {
+		if got := trace.SpanFromContext(c); got != s {
+			t.Errorf("SpanFromContext = %v, want the span", got)
+		}
+		if got := trace.SpanContextFromContext(c); !got.Equal(s.SpanContext()) {
+			t.Errorf("SpanContextFromContext = %v, want %v", got, s.SpanContext())
+		}
+	}
+	cs, ok := ctx.(interface{ CallStart() time.Time })
+	if !ok || !cs.CallStart().Equal(s.(*span).StartTime()) {
+		t.Errorf("the span's context does not carry its start")
+	}
+	_, child := tr.Start(derived, "child")
+	if got := child.(*span).psid; got != s.SpanContext().SpanID() {
+		t.Errorf("child's parent %v, want %v", got, s.SpanContext().SpanID())
+	}
+	s.End()
+	child.End()
+	if n := testing.AllocsPerRun(100, func() {
+		_, s := tr.StartSpanShared(context.Background(), "op", trace.SpanKindServer, attrs)
+		s.End()
+	}); n > 2.1 {
+		t.Errorf("%.1f allocations per started and ended span, want 2 (the span and its context)", n)
+	}
+}
+
+type otherKey struct{}
