@@ -99,30 +99,31 @@ func (m *Metrics) Middleware() Middleware {
 		return func(ctx context.Context, msg *Message) error {
 			start := time.Now()
 			err := next(ctx, msg)
-			ser := cache.get(m, msg.Subject, msg.Group)
-			if err != nil {
-				ser.failed.Inc()
-			} else {
-				ser.ok.Inc()
+			if err != nil { // rare: asked of the vectors, so each series appears with its first use
+				m.handled.WithLabelValues(msg.Subject, msg.Group, "error").Inc()
+				m.duration.WithLabelValues(msg.Subject, msg.Group).Observe(time.Since(start).Seconds())
+				return err
 			}
+			ser := cache.get(m, msg.Subject, msg.Group)
+			ser.ok.Inc()
 			ser.duration.Observe(time.Since(start).Seconds())
-			return err
+			return nil
 		}
 	}
 }
 
-// series are the metrics of one subject and group.
+// series are the metrics of one subject and group that a successfully handled message
+// updates.
 type series struct {
-	ok, failed prometheus.Counter
-	duration   prometheus.Observer
+	ok       prometheus.Counter
+	duration prometheus.Observer
 }
 
 // seriesKey names the series of a subject and group.
 type seriesKey struct{ subject, group string }
 
 // seriesCache keeps the series of the subjects and groups a handler has seen, so that a
-// message costs a map lookup instead of hashing its label values into the vectors three
-// times. The map is replaced, never changed, when a pair is added: lookups take no lock.
+// message costs a map lookup instead of hashing its label values into the vectors twice. The map is replaced, never changed, when a pair is added: lookups take no lock.
 // Pairs are few (a handler's subjects are those of one subscription), and the cache keeps
 // at most maxSeries of them; beyond that the vectors are asked each time.
 type seriesCache struct {
@@ -142,7 +143,6 @@ func (c *seriesCache) get(m *Metrics, subject, group string) *series {
 	}
 	s := &series{
 		ok:       m.handled.WithLabelValues(subject, group, "ok"),
-		failed:   m.handled.WithLabelValues(subject, group, "error"),
 		duration: m.duration.WithLabelValues(subject, group),
 	}
 	c.mu.Lock()
