@@ -96,14 +96,18 @@ func Retry(cfg RetryConfig) endpoint.Middleware {
 			return next
 		}
 		r := &retrier{cfg: &cfg, info: info, next: next}
+		if cfg.AttemptTimeout > 0 {
+			r.attempts = &callDeadlines{d: cfg.AttemptTimeout}
+		}
 		return r.call
 	}
 }
 
 type retrier struct {
-	cfg  *RetryConfig
-	info endpoint.Info
-	next endpoint.Handler
+	cfg      *RetryConfig
+	info     endpoint.Info
+	next     endpoint.Handler
+	attempts *callDeadlines // the attempt timeout's shared timer; nil without one
 }
 
 func (r *retrier) call(ctx context.Context, req any) (any, error) {
@@ -157,10 +161,9 @@ func (r *retrier) attempt(ctx context.Context, req any) (any, error) {
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= r.cfg.AttemptTimeout {
 		return r.next(ctx, req)
 	}
-	// A plain context.WithTimeout: the client transport inside waits on Done for every
-	// call, which would arm a lazy deadline anyway (see clientTimeout).
-	actx, cancel := context.WithTimeout(ctx, r.cfg.AttemptTimeout)
-	defer cancel()
+	// The endpoint's attempts share one timer, as clientTimeout's calls do.
+	actx := r.attempts.start(ctx)
+	defer actx.release()
 	resp, err := r.next(actx, req)
 	if err != nil && actx.Err() == context.DeadlineExceeded && ctx.Err() == nil && !isDeadlineError(err) {
 		err = svcerr.Wrap(svcerr.DeadlineExceeded, r.info.FullName()+": attempt timed out after "+r.cfg.AttemptTimeout.String(), err)
