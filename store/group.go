@@ -18,35 +18,43 @@ type txReq struct {
 	hooks []func()
 	err   error
 	panic any
-	done  chan struct{}
+	// wake receives one signal: the request's group has ended (err, panic and hooks are
+	// set), or the request is to lead (lead is set).
+	wake chan struct{}
+	lead bool // set under Store.qmu
 }
 
 // errClosed is returned by InTx on a closed Store.
 var errClosed = errors.New("store: closed")
 
 // grouped queues fn and waits for its group to commit. The group commits run in the
-// callers' own goroutines: a caller that finds no commit under way takes the leader's
-// token and commits the waiting functions, its own among them, in groups; the others
-// wait for their group's end or for the token. A caller alone on an idle store so runs
-// its transaction in its own goroutine, with no hand-off to a writer goroutine and back
-// (two wake-ups of another goroutine, often of another thread, per transaction).
+// callers' own goroutines: a caller that finds no commit under way leads, committing the
+// waiting functions, its own among them, in groups; when its own has committed, it hands
+// the lead to the first caller still waiting, if any. A caller alone on an idle store so
+// runs its transaction in its own goroutine, with no hand-off to a writer goroutine and
+// back (two wake-ups of another goroutine, often of another thread, per transaction).
 func (s *Store) grouped(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	req := &txReq{ctx: ctx, fn: fn, done: make(chan struct{})}
+	req := &txReq{ctx: ctx, fn: fn, wake: make(chan struct{}, 1)}
 	s.qmu.Lock()
 	if s.closing {
 		s.qmu.Unlock()
 		return errClosed
 	}
 	s.queue = append(s.queue, req)
+	leads := s.leader == nil
+	if leads {
+		s.leader = req
+	}
 	s.qmu.Unlock()
-	select {
-	case s.leader <- struct{}{}:
+	if !leads {
+		<-req.wake
+		leads = req.lead // set before the signal
+	}
+	if leads {
 		s.lead(req)
-		<-req.done // closed by its group, or by Close
-	case <-req.done:
 	}
 	if req.panic != nil {
 		panic(req.panic)
@@ -60,54 +68,75 @@ func (s *Store) grouped(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return nil
 }
 
-// lead commits the queued functions in groups, holding the leader's token, until own's
-// group has committed, and then gives the token up: a caller still waiting takes it and
-// commits the rest. If it is left by a panic (the driver's, as a function's own panic is
-// caught), the group under way fails and the token is given up, so that no caller waits
-// for ever.
+// lead commits the queued functions in groups until own's group has ended, and then
+// hands the lead to the first request still queued, or, with none, ends it. If it is
+// left by a panic (the driver's: a function's own panic is caught), the group under way
+// fails and the lead is handed on all the same, so that no caller waits for ever.
 func (s *Store) lead(own *txReq) {
 	var batch []*txReq
 	defer func() {
-		if p := recover(); p != nil {
+		p := recover()
+		if p != nil {
 			for _, r := range batch {
 				r.err, r.panic, r.hooks = errors.New("store: the group commit failed"), nil, nil
-				close(r.done)
+				if r != own {
+					r.wake <- struct{}{}
+				}
 			}
-			<-s.leader
+		}
+		s.qmu.Lock()
+		switch {
+		case s.closing:
+			s.leader = nil
+			s.qmu.Unlock()
+			s.idle <- struct{}{}
+		case len(s.queue) > 0:
+			next := s.queue[0]
+			next.lead, s.leader = true, next
+			s.qmu.Unlock()
+			next.wake <- struct{}{}
+		default:
+			s.leader = nil
+			s.qmu.Unlock()
+		}
+		if p != nil {
 			panic(p)
 		}
-		<-s.leader
 	}()
 	for {
-		select {
-		case <-own.done:
-			return
-		default:
-		}
 		// Let callers that are ready to run queue their transactions too: on a busy
 		// machine, this one yield makes groups several times larger.
 		runtime.Gosched()
 		s.qmu.Lock()
+		if s.closing {
+			s.qmu.Unlock()
+			return // Close took own from the queue and failed it (under qmu)
+		}
 		n := min(len(s.queue), maxGroup)
 		batch = append(s.batch[:0], s.queue[:n]...)
 		rest := copy(s.queue, s.queue[n:])
 		clear(s.queue[rest:])
 		s.queue = s.queue[:rest]
 		s.qmu.Unlock()
-		if n == 0 {
-			return // own was taken by Close, which fails it
-		}
 		s.commitGroup(batch)
+		mine := false
 		for _, r := range batch {
-			close(r.done)
+			if r == own {
+				mine = true
+				continue
+			}
+			r.wake <- struct{}{}
 		}
 		clear(batch)
 		s.batch, batch = batch[:0], nil
+		if mine {
+			return
+		}
 	}
 }
 
-// closeGroup fails the queued transactions, waits for the group under way to end, and
-// keeps the leader's token, so that no group commits after it returns.
+// closeGroup fails the queued transactions and waits for the group under way, if any,
+// to end; no group commits after it returns.
 func (s *Store) closeGroup() {
 	s.qmu.Lock()
 	if s.closing {
@@ -117,12 +146,19 @@ func (s *Store) closeGroup() {
 	s.closing = true
 	queued := s.queue
 	s.queue = nil
-	s.qmu.Unlock()
+	leader := s.leader
 	for _, r := range queued {
 		r.err = errClosed
-		close(r.done)
 	}
-	s.leader <- struct{}{}
+	s.qmu.Unlock()
+	for _, r := range queued {
+		if r != leader { // the leader finds the store closing, and its request failed
+			r.wake <- struct{}{}
+		}
+	}
+	if leader != nil {
+		<-s.idle
+	}
 }
 
 // commitGroup runs the functions of batch one after another in one transaction and

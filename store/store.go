@@ -125,15 +125,16 @@ type Store struct {
 	current map[*sql.Tx]*txReq // the request whose function runs in tx now
 
 	// SQLite's group commit (see grouped): the transactions waiting for a group, the
-	// leader's token (held by the goroutine that commits groups, and by Close at the
-	// end), and the leader's batch.
+	// request whose caller leads (nil when none does), Close's wait for the last leader
+	// (idle), and the leader's slices.
 	sqlite  bool
 	qmu     sync.Mutex
 	queue   []*txReq
 	closing bool
-	leader  chan struct{}
+	leader  *txReq
+	idle    chan struct{}
 	batch   []*txReq
-	live    []*txReq // commitGroup's, reused by the leader
+	live    []*txReq // commitGroup's
 }
 
 // Open opens the database named by dsn and checks that it answers. A DSN without a
@@ -182,7 +183,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 			return nil, err
 		}
 		s.dialect, s.write, s.read = SQLite, w, r
-		s.sqlite, s.leader = true, make(chan struct{}, 1)
+		s.sqlite, s.idle = true, make(chan struct{}, 1)
 	}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
