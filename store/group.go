@@ -18,21 +18,22 @@ type txReq struct {
 	hooks []func()
 	err   error
 	panic any
-	// wake receives one signal: the request's group has ended (err, panic and hooks are
-	// set), or the request is to lead (lead is set).
+	// wake receives one signal when the request's group has ended (err, panic and
+	// hooks are set).
 	wake chan struct{}
-	lead bool // set under Store.qmu
 }
 
 // errClosed is returned by InTx on a closed Store.
 var errClosed = errors.New("store: closed")
 
-// grouped queues fn and waits for its group to commit. The group commits run in the
-// callers' own goroutines: a caller that finds no commit under way leads, committing the
-// waiting functions, its own among them, in groups; when its own has committed, it hands
-// the lead to the first caller still waiting, if any. A caller alone on an idle store so
-// runs its transaction in its own goroutine, with no hand-off to a writer goroutine and
-// back (two wake-ups of another goroutine, often of another thread, per transaction).
+// grouped queues fn and waits for its group to commit. A caller that finds no commit
+// under way leads: it commits the waiting functions, its own among them, in its own
+// goroutine, so a caller alone on an idle store needs no hand-off to a writer goroutine
+// and back (two wake-ups of another goroutine, often of another thread, per
+// transaction). When its own function has committed and others wait, the leader hands
+// the rest to a writer goroutine (drain), which commits groups until none waits: under
+// load, groups follow one another in one goroutine, as they would with a writer that
+// runs all the time.
 func (s *Store) grouped(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -44,17 +45,13 @@ func (s *Store) grouped(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return errClosed
 	}
 	s.queue = append(s.queue, req)
-	leads := s.leader == nil
-	if leads {
-		s.leader = req
-	}
+	leads := !s.leading
+	s.leading = true
 	s.qmu.Unlock()
-	if !leads {
-		<-req.wake
-		leads = req.lead // set before the signal
-	}
 	if leads {
 		s.lead(req)
+	} else {
+		<-req.wake
 	}
 	if req.panic != nil {
 		panic(req.panic)
@@ -68,12 +65,15 @@ func (s *Store) grouped(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return nil
 }
 
-// lead commits the queued functions in groups until own's group has ended, and then
-// hands the lead to the first request still queued, or, with none, ends it. If it is
-// left by a panic (the driver's: a function's own panic is caught), the group under way
-// fails and the lead is handed on all the same, so that no caller waits for ever.
+// lead commits the queued functions in groups, holding the lead (Store.leading), until
+// own's group has ended, or, with own nil (drain), until none is queued. A leader whose
+// own has committed while others wait hands the lead to a new drain goroutine; at the
+// end, the lead ends (or, when the store is closing, Close is told). If it is left by a
+// panic (the driver's: a function's own panic is caught), the group under way fails and
+// the lead goes on all the same, so that no caller waits for ever.
 func (s *Store) lead(own *txReq) {
 	var batch []*txReq
+	ended := false // the lead ended under qmu, as the queue was seen empty
 	defer func() {
 		p := recover()
 		if p != nil {
@@ -84,20 +84,20 @@ func (s *Store) lead(own *txReq) {
 				}
 			}
 		}
-		s.qmu.Lock()
-		switch {
-		case s.closing:
-			s.leader = nil
-			s.qmu.Unlock()
-			s.idle <- struct{}{}
-		case len(s.queue) > 0:
-			next := s.queue[0]
-			next.lead, s.leader = true, next
-			s.qmu.Unlock()
-			next.wake <- struct{}{}
-		default:
-			s.leader = nil
-			s.qmu.Unlock()
+		if !ended {
+			s.qmu.Lock()
+			switch {
+			case s.closing:
+				s.leading = false
+				s.qmu.Unlock()
+				s.idle <- struct{}{}
+			case len(s.queue) > 0:
+				s.qmu.Unlock()
+				go s.lead(nil)
+			default:
+				s.leading = false
+				s.qmu.Unlock()
+			}
 		}
 		if p != nil {
 			panic(p)
@@ -110,9 +110,14 @@ func (s *Store) lead(own *txReq) {
 		s.qmu.Lock()
 		if s.closing {
 			s.qmu.Unlock()
-			return // Close took own from the queue and failed it (under qmu)
+			return // Close took own, if any, from the queue and failed it (under qmu)
 		}
 		n := min(len(s.queue), maxGroup)
+		if n == 0 { // only a drain finds none: own is queued until its group
+			s.leading, ended = false, true
+			s.qmu.Unlock()
+			return
+		}
 		batch = append(s.batch[:0], s.queue[:n]...)
 		rest := copy(s.queue, s.queue[n:])
 		clear(s.queue[rest:])
@@ -146,17 +151,17 @@ func (s *Store) closeGroup() {
 	s.closing = true
 	queued := s.queue
 	s.queue = nil
-	leader := s.leader
+	leading := s.leading
 	for _, r := range queued {
 		r.err = errClosed
 	}
 	s.qmu.Unlock()
+	// A leader's own request may be among them: a signal it does not read is left in
+	// its buffer, and the leader finds the store closing and its request failed.
 	for _, r := range queued {
-		if r != leader { // the leader finds the store closing, and its request failed
-			r.wake <- struct{}{}
-		}
+		r.wake <- struct{}{}
 	}
-	if leader != nil {
+	if leading {
 		<-s.idle
 	}
 }

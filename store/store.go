@@ -124,14 +124,14 @@ type Store struct {
 	mu      sync.Mutex
 	current map[*sql.Tx]*txReq // the request whose function runs in tx now
 
-	// SQLite's group commit (see grouped): the transactions waiting for a group, the
-	// request whose caller leads (nil when none does), Close's wait for the last leader
-	// (idle), and the leader's slices.
+	// SQLite's group commit (see grouped): the transactions waiting for a group, whether
+	// a goroutine leads (commits groups), Close's wait for the last leader (idle), and
+	// the leader's slices.
 	sqlite  bool
 	qmu     sync.Mutex
 	queue   []*txReq
 	closing bool
-	leader  *txReq
+	leading bool
 	idle    chan struct{}
 	batch   []*txReq
 	live    []*txReq // commitGroup's
