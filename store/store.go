@@ -15,10 +15,10 @@
 // For SQLite the Store keeps two pools on one file: a single writer connection, which
 // serializes writers in Go instead of making them fight over SQLite's lock, and a pool of
 // read-only connections for queries. Concurrent InTx calls share the writer's commits
-// (group commit), which is what makes many small transactions fast; a group runs in the
-// goroutine of one of its callers, so a lone caller's transaction needs no hand-off to
-// another goroutine. An InTx call that races Close either commits or fails with a
-// "store: closed" error; it does not wait for ever. Each SQLite
+// (group commit), which is what makes many small transactions fast; a lone caller's
+// transaction commits in its own goroutine, with no hand-off to a writer goroutine. An
+// InTx call that races Close either commits or fails with a "store: closed" error; it
+// does not wait for ever. Each SQLite
 // connection, the writer's and each reader's, keeps the statements its Exec and Query
 // calls run prepared (at most 128 per connection, one evicted past that), so the same SQL
 // text is parsed once per connection, not at every call, and keeps those that begin and
@@ -297,10 +297,10 @@ func (s *Store) Close() error {
 //
 // On SQLite, transactions from concurrent callers are committed in groups (group
 // commit): the waiting functions run one after another in one SQLite transaction, which
-// commits once, and each caller returns when its group has committed. The groups run in
-// the callers' goroutines: a caller that finds no commit under way commits the waiting
-// functions, its own among them, so a caller alone on an idle store runs its transaction
-// in its own goroutine, with no hand-off to another goroutine and back. When a function fails, the group is rolled back and the others run again
+// commits once, and each caller returns when its group has committed. A caller that
+// finds no commit under way commits in its own goroutine, so a caller alone on an idle
+// store needs no hand-off to another goroutine and back; while others wait, a writer
+// goroutine commits their groups one after another until none waits. When a function fails, the group is rolled back and the others run again
 // without it, so a failure affects no other caller. The result is the same as running
 // the functions one after another, while a commit's cost is shared by the group. A
 // function that panics makes InTx panic in the caller's goroutine.
