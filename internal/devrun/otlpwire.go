@@ -74,8 +74,8 @@ func decodeOTLPSpans(b []byte) ([]Span, error) {
 // (reset). What the spans were decoded from must not change while they are used.
 //
 // With a store, a span whose attributes' bytes are those of a set the store shares gets
-// the store's map without decoding them (Span.shared); decode reads the store's raw sets
-// under its read lock.
+// the store's map without decoding them (Span.shared); each look-up in the store's raw
+// sets takes its read lock (not the whole request's decoding, which may be long).
 type otlpDecoder struct {
 	spans []Span
 	pairs []attrPair // the spans' attributes, each span's a piece of it
@@ -92,10 +92,6 @@ func (d *otlpDecoder) reset() {
 
 // decode returns the spans of the request b, after the spans decoded since the last reset.
 func (d *otlpDecoder) decode(b []byte) ([]Span, error) {
-	if d.store != nil {
-		d.store.mu.RLock()
-		defer d.store.mu.RUnlock()
-	}
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 		if num == fieldRequestResourceSpans && typ == protowire.BytesType {
 			return d.resourceSpans(v)
@@ -219,17 +215,22 @@ func (d *otlpDecoder) span(b []byte) error {
 	if err != nil {
 		return err
 	}
-	var set *rawAttrSet
+	var set rawAttrSet // m is nil unless the store has the set
 	if nattrs > 0 && run && d.store != nil && to-from <= maxRawSet {
 		raw := b[from:to]
 		h := maphash.Bytes(d.store.seed, raw)
-		if set = d.store.lookupRawLocked(h, raw); set != nil {
+		d.store.mu.RLock()
+		if p := d.store.lookupRawLocked(h, raw); p != nil {
+			set = *p // a copy: the store may forget the set once unlocked
+		}
+		d.store.mu.RUnlock()
+		if set.m != nil {
 			s.Attrs, s.shared = set.m, true // the same bytes as a set the store holds: valid
 		} else {
 			s.raw, s.rawHash = raw, h
 		}
 	}
-	if nattrs > 0 && set == nil {
+	if nattrs > 0 && set.m == nil {
 		// As pairs: TraceStore.Add finds the map of a set it holds already (most spans
 		// repeat one) without building one per span; spanAttrs builds it for others.
 		first := len(d.pairs)
@@ -253,7 +254,7 @@ func (d *otlpDecoder) span(b []byte) error {
 	s.Kind = spanKind(int32(kind))
 	s.Start, s.End = time.Unix(0, int64(start)), time.Unix(0, int64(end))
 	s.Error = int32(code) == int32(tracepb.Status_STATUS_CODE_ERROR)
-	if set != nil && (set.canceled || canceledStatus(s.Status)) || set == nil && canceled(s) {
+	if set.m != nil && (set.canceled || canceledStatus(s.Status)) || set.m == nil && canceled(s) {
 		s.Canceled, s.Error = true, false
 	}
 	return nil
