@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace/embedded"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/svckit/svckit/internal/ctxprobe"
 	"github.com/svckit/svckit/observe/internal/spanqueue"
 )
 
@@ -335,31 +336,16 @@ func (c *spanContext) CallStart() time.Time { return c.s.start }
 // trace.SpanFromContext through a probe, and checked: nil if either fails, and spans
 // then go in contexts through trace.ContextWithSpan.
 var spanKey = func() any {
-	p := &keyProbe{Context: context.Background()}
-	trace.SpanFromContext(p)
-	if p.key == nil {
+	key := ctxprobe.FirstKey(func(ctx context.Context) { trace.SpanFromContext(ctx) })
+	if key == nil {
 		return nil
 	}
 	want := &nonRecordingSpan{}
-	if got, _ := trace.ContextWithSpan(context.Background(), want).Value(p.key).(*nonRecordingSpan); got != want {
+	if got, _ := trace.ContextWithSpan(context.Background(), want).Value(key).(*nonRecordingSpan); got != want {
 		return nil
 	}
-	return p.key
+	return key
 }()
-
-// keyProbe is a context that records the first key it is asked for.
-type keyProbe struct {
-	context.Context
-	key any
-}
-
-// Value records key if it is the first asked for, and answers nil.
-func (p *keyProbe) Value(key any) any {
-	if p.key == nil {
-		p.key = key
-	}
-	return nil
-}
 
 // newTraceID returns a random, valid trace id.
 func newTraceID() trace.TraceID {

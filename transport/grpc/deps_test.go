@@ -8,8 +8,9 @@ import (
 )
 
 // TestDependencies keeps the transport light: besides the standard library it may depend
-// only on endpoint, svcerr, transport/meta, the OpenTelemetry propagation and trace API,
-// grpc-go and protobuf, never on observe, the OpenTelemetry SDK, exporters or Prometheus.
+// only on endpoint, svcerr, transport/meta, internal/ctxprobe, the OpenTelemetry
+// propagation and trace API, grpc-go and protobuf, never on observe, the OpenTelemetry
+// SDK, exporters or Prometheus.
 // It asks "go list -deps" (test imports are not counted), which works offline once the
 // module cache holds the dependencies, as it does when the tests compiled.
 func TestDependencies(t *testing.T) {
@@ -23,6 +24,7 @@ func TestDependencies(t *testing.T) {
 		},
 		Own: []string{
 			"github.com/svckit/svckit/endpoint",
+			"github.com/svckit/svckit/internal/ctxprobe", // standard library only
 			"github.com/svckit/svckit/svcerr",
 			"github.com/svckit/svckit/transport/grpc",
 			"github.com/svckit/svckit/transport/meta",

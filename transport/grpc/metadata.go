@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/svckit/svckit/endpoint"
+	"github.com/svckit/svckit/internal/ctxprobe"
 	"github.com/svckit/svckit/transport/meta"
 )
 
@@ -95,36 +96,21 @@ func incomingValue(ctx context.Context, md metadata.MD, key string) string {
 
 // incomingMDKey is the context key under which grpc-go keeps the incoming metadata of a
 // served call, or nil if it could not be learned. metadata.ValueFromIncomingContext
-// asks the context for it; keyProbe records what it asks, once, and the key is checked
+// asks the context for it; a ctxprobe.FirstKey probe records what it asks, and the key is checked
 // to retrieve metadata set with metadata.NewIncomingContext, so that a grpc-go that
 // stores it otherwise only turns the fast path of incomingMD off.
 var incomingMDKey = func() any {
-	p := keyProbe{Context: context.Background()}
-	metadata.ValueFromIncomingContext(&p, "k")
-	if p.key == nil {
+	key := ctxprobe.FirstKey(func(ctx context.Context) { metadata.ValueFromIncomingContext(ctx, "k") })
+	if key == nil {
 		return nil
 	}
 	want := metadata.Pairs("k", "v")
-	md, _ := metadata.NewIncomingContext(context.Background(), want).Value(p.key).(metadata.MD)
+	md, _ := metadata.NewIncomingContext(context.Background(), want).Value(key).(metadata.MD)
 	if len(md["k"]) != 1 || md["k"][0] != "v" {
 		return nil
 	}
-	return p.key
+	return key
 }()
-
-// keyProbe is a context that records the first key it is asked for.
-type keyProbe struct {
-	context.Context
-	key any
-}
-
-// Value records key if it is the first asked for, and answers nil.
-func (p *keyProbe) Value(key any) any {
-	if p.key == nil {
-		p.key = key
-	}
-	return nil
-}
 
 // incomingMD returns the incoming metadata of ctx, not a copy, if every key in it is
 // lowercase, as in metadata grpc-go decoded from the wire; nil otherwise (none, or keys
