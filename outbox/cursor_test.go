@@ -52,6 +52,19 @@ func startBus(t *testing.T) *pubsub.Bus {
 	return bus
 }
 
+// consumeCursorEvents subscribes to events.cursor, one message at a time, until the test
+// ends, and returns what it delivers.
+func consumeCursorEvents(t *testing.T, bus *pubsub.Bus) *deliveries {
+	t.Helper()
+	got := &deliveries{}
+	sub, err := bus.Subscribe(context.Background(), "events.cursor", "c", got.handler, pubsub.Concurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Stop(context.Background()) })
+	return got
+}
+
 // deliveries counts the deliveries of each event id.
 type deliveries struct {
 	mu    sync.Mutex
@@ -145,12 +158,7 @@ func TestCursorMigration(t *testing.T) {
 		t.Fatalf("Pending = %d, %v; want 3", n, err)
 	}
 	bus := startBus(t)
-	var got deliveries
-	sub, err := bus.Subscribe(ctx, "events.cursor", "c", got.handler, pubsub.Concurrency(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Stop(ctx)
+	got := consumeCursorEvents(t, bus)
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- ob.Relay(bus, PollInterval(time.Hour)).Run(rctx) }()
@@ -204,12 +212,7 @@ func TestCursorCrashBetweenPublishAndMark(t *testing.T) {
 		t.Fatal(err)
 	}
 	bus := startBus(t)
-	var got deliveries
-	sub, err := bus.Subscribe(ctx, "events.cursor", "c", got.handler, pubsub.Concurrency(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Stop(ctx)
+	got := consumeCursorEvents(t, bus)
 	var want []string
 	for i := range 30 {
 		want = append(want, fmt.Sprintf("ev-%02d", i))
@@ -282,12 +285,7 @@ func TestCursorRowsDeletedByHand(t *testing.T) {
 		t.Fatal(err)
 	}
 	bus := startBus(t)
-	var got deliveries
-	sub, err := bus.Subscribe(ctx, "events.cursor", "c", got.handler, pubsub.Concurrency(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Stop(ctx)
+	got := consumeCursorEvents(t, bus)
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- ob.Relay(bus, PollInterval(20*time.Millisecond)).Run(rctx) }()

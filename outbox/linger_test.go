@@ -61,12 +61,7 @@ func TestRelayLinger(t *testing.T) {
 				t.Fatal(err)
 			}
 			bus := startBus(t)
-			var got deliveries
-			sub, err := bus.Subscribe(ctx, "events.cursor", "c", got.handler, pubsub.Concurrency(1))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sub.Stop(ctx)
+			got := consumeCursorEvents(t, bus)
 			pub := &batchCounter{pub: bus}
 			rctx, stop := context.WithCancel(ctx)
 			done := make(chan error, 1)
@@ -113,12 +108,7 @@ func TestRelayWakeFromAdd(t *testing.T) {
 		t.Fatal(err)
 	}
 	bus := startBus(t)
-	var got deliveries
-	sub, err := bus.Subscribe(ctx, "events.cursor", "c", got.handler, pubsub.Concurrency(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Stop(ctx)
+	got := consumeCursorEvents(t, bus)
 	relay := ob.Relay(bus, Linger(0), PollInterval(time.Hour))
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)

@@ -121,12 +121,7 @@ func TestRelayRowsLeftOut(t *testing.T) {
 	ob.recent.limit = 2
 	ob.recent.start() // as if a relay held the lease while the events are added
 	bus := startBus(t)
-	var got deliveries
-	sub, err := bus.Subscribe(ctx, "events.cursor", "c", got.handler, pubsub.Concurrency(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Stop(ctx)
+	got := consumeCursorEvents(t, bus)
 	for _, id := range []string{"a", "b", "c", "d", "e"} {
 		addEvents(t, st, ob, id)
 	}
