@@ -35,10 +35,14 @@
 //
 // Calls carry a request id in the "x-request-id" metadata key (taken from the caller when
 // valid, generated otherwise; endpoints and clients read it with meta.RequestID) and W3C
-// trace context (traceparent, tracestate, baggage). The server returns the id in the
-// response header only when it generated it: a caller that sent a valid id has it already,
-// and echoing it would cost every call a header map and the HPACK encoding of a value
-// seen once (svckit's clients send one on every call).
+// trace context (traceparent, tracestate, baggage). The server sends an id back only when
+// it generated it and the call fails: the failed call's status then carries an
+// errdetails.RequestInfo whose RequestId is that id (grpcurl prints it; a grpc-go caller
+// finds it in status.Convert(err).Details()), so that a caller that sent none can quote
+// the id of a failure, as an HTTP caller quotes the one in the problem+json body. A caller
+// that sent a valid id has it already, and no response header carries x-request-id: on
+// every successful call that the caller sent no id for, an echo would cost a header map
+// and the HPACK encoding of a value seen once. svckit's clients send an id on every call.
 // The transport only moves them; spans are started by tracing middleware such as
 // observe.Tracing. The package itself depends on endpoint, svcerr, transport/meta, the
 // OpenTelemetry propagation API and grpc-go, not on observe or the OpenTelemetry SDK. Deadlines travel as gRPC deadlines. Endpoint

@@ -19,6 +19,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	grpcgo "google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -659,11 +660,13 @@ func TestRequestID(t *testing.T) {
 	}
 }
 
-// TestRequestIDHeader checks when the response header carries x-request-id: only when the
-// server generated the id (the caller sent none, or an invalid one), never when it echoes
-// what the caller sent, which the caller has already. The same for a Server and for the
-// interceptors of generated services, on success, on errors and on streams.
-func TestRequestIDHeader(t *testing.T) {
+// TestRequestIDReturned checks where a caller finds the request id of its call: a failed
+// call's status carries an errdetails.RequestInfo with the id when the server generated it
+// (the caller sent none, or an invalid one), and none when the server used the caller's,
+// which the caller has already; the response header never carries x-request-id. The same
+// for a Server and for the interceptors of generated services, on success, on errors and
+// on streams.
+func TestRequestIDReturned(t *testing.T) {
 	f := newEchoFixture(t, nil)
 	f.svc.seen = make(chan context.Context, 1)
 	plain := &plainServer{seen: make(chan context.Context, 1)}
@@ -697,6 +700,7 @@ func TestRequestIDHeader(t *testing.T) {
 						ctx = metadata.AppendToOutgoingContext(ctx, "x-request-id", tt.id)
 					}
 					var header metadata.MD
+					var callErr error
 					switch call {
 					case "unary", "error":
 						text := ""
@@ -704,9 +708,9 @@ func TestRequestIDHeader(t *testing.T) {
 							text = srv.failure
 						}
 						var out testpb.EchoReply
-						err := srv.cc.Invoke(ctx, "/"+srv.service+"/Echo", &testpb.EchoRequest{Text: text}, &out, grpcgo.Header(&header))
-						if (err != nil) != (call == "error") {
-							t.Fatalf("call error %v", err)
+						callErr = srv.cc.Invoke(ctx, "/"+srv.service+"/Echo", &testpb.EchoRequest{Text: text}, &out, grpcgo.Header(&header))
+						if (callErr != nil) != (call == "error") {
+							t.Fatalf("call error %v", callErr)
 						}
 					case "stream":
 						cs, err := srv.cc.NewStream(ctx, &grpcgo.StreamDesc{ServerStreams: true}, "/"+srv.service+"/Count")
@@ -723,24 +727,32 @@ func TestRequestIDHeader(t *testing.T) {
 						for cs.RecvMsg(new(testpb.CountReply)) == nil {
 						}
 					}
-					got := header.Get("x-request-id")
-					if call == "stream" && srv.name == "Server" {
-						// The test service's Count does not report its context: the
-						// generated id is the one in the header.
-						if len(got) == 1 {
-							srv.seen <- meta.WithRequestID(t.Context(), got[0])
-						} else {
-							srv.seen <- meta.WithRequestID(t.Context(), tt.id)
+					if got := header.Get("x-request-id"); len(got) != 0 {
+						t.Errorf("response header carries x-request-id %q", got)
+					}
+					if call == "stream" {
+						if srv.name == "Server" {
+							// The test service's Count does not report its context.
+							return
 						}
+						<-srv.seen
+						return
 					}
 					seen := meta.RequestID(<-srv.seen)
-					switch {
-					case !meta.ValidRequestID(seen) || (seen == tt.id) == tt.generated:
+					if !meta.ValidRequestID(seen) || (seen == tt.id) == tt.generated {
 						t.Errorf("server saw request id %q, sent %q", seen, tt.id)
-					case tt.generated && !slices.Equal(got, []string{seen}):
-						t.Errorf("response header %q, want the generated %q", got, seen)
-					case !tt.generated && len(got) != 0:
-						t.Errorf("response header %q, want none: the caller sent %q", got, tt.id)
+					}
+					var quoted []string
+					for _, d := range status.Convert(callErr).Details() {
+						if ri, ok := d.(*errdetails.RequestInfo); ok {
+							quoted = append(quoted, ri.GetRequestId())
+						}
+					}
+					switch {
+					case tt.generated && call == "error" && !slices.Equal(quoted, []string{seen}):
+						t.Errorf("status carries request ids %q, want the generated %q", quoted, seen)
+					case (!tt.generated || call != "error") && len(quoted) != 0:
+						t.Errorf("status carries request ids %q, want none", quoted)
 					}
 				})
 			}

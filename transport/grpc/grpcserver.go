@@ -112,7 +112,7 @@ func recoverTo(ctx context.Context, logger *slog.Logger, method string, err *err
 	}
 	logger.LogAttrs(ctx, slog.LevelError, "panic in a gRPC handler",
 		slog.String("method", method), slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
-	*err = statusError(ErrorDomain, svcerr.New(svcerr.Internal, "internal error"))
+	*err = statusError(ErrorDomain, "", svcerr.New(svcerr.Internal, "internal error"))
 }
 
 // Standard registers the standard grpc.health.v1 health service and server reflection (v1
@@ -156,14 +156,12 @@ func UnaryServerInterceptor(service string, opts ...ServerOption) grpcgo.UnarySe
 			return handler(ctx, req)
 		}
 		m := s.intercepted(&cache, method, false, inner)
-		defer s.recoverPanic(ctx, info.FullMethod, &err)
-		ctx, id, generated := incoming(ctx, s.prop, m.info)
-		if generated {
-			setRequestIDHeader(ctx, id)
-		}
+		var generatedID string
+		defer s.recoverPanic(ctx, info.FullMethod, &generatedID, &err)
+		ctx, generatedID = incoming(ctx, s.prop, m.info)
 		resp, err = m.h(context.WithValue(ctx, handlerKey{}, handler), req)
 		if err != nil {
-			return nil, statusError(s.service, err)
+			return nil, statusError(s.service, generatedID, err)
 		}
 		return resp, nil
 	}
@@ -190,13 +188,11 @@ func StreamServerInterceptor(service string, opts ...ServerOption) grpcgo.Stream
 		}
 		m := s.intercepted(&cache, method, true, inner)
 		ctx := ss.Context()
-		defer s.recoverPanic(ctx, info.FullMethod, &err)
-		ctx, id, generated := incoming(ctx, s.prop, m.info)
-		if generated {
-			_ = ss.SetHeader(requestIDHeader(id))
-		}
+		var generatedID string
+		defer s.recoverPanic(ctx, info.FullMethod, &generatedID, &err)
+		ctx, generatedID = incoming(ctx, s.prop, m.info)
 		if _, err := m.h(context.WithValue(ctx, handlerKey{}, &streamCall{srv, ss, handler}), nil); err != nil {
-			return statusError(s.service, err)
+			return statusError(s.service, generatedID, err)
 		}
 		return nil
 	}

@@ -2,10 +2,8 @@ package grpc
 
 import (
 	"context"
-	"sync"
 
 	"go.opentelemetry.io/otel/propagation"
-	grpcgo "google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/svckit/svckit/endpoint"
@@ -156,41 +154,17 @@ func defaultPropagator() propagation.TextMapPropagator {
 }
 
 // incoming prepares the context of a served call: the caller's request id (or a new one),
-// the remote trace context and the endpoint's Info. It returns the request id and whether
-// the server generated it (the caller sent none, or an invalid one): only then does the
-// caller send it back in the response header, as a caller that sent a valid id has it
-// already.
-func incoming(ctx context.Context, prop propagation.TextMapPropagator, info *endpoint.Info) (_ context.Context, id string, generated bool) {
+// the remote trace context and the endpoint's Info. It returns the request id when the
+// server generated it (the caller sent none, or an invalid one), else "": a failed call
+// then carries it in its status (see statusError), as a caller that sent a valid id has
+// it already.
+func incoming(ctx context.Context, prop propagation.TextMapPropagator, info *endpoint.Info) (_ context.Context, generatedID string) {
 	c := &callContext{Context: ctx, info: info, md: incomingMD(ctx)}
 	if id := incomingValue(ctx, c.md, meta.RequestIDMetadataKey); meta.ValidRequestID(id) {
 		c.id = id
 	} else {
-		c.id, generated = meta.NewRequestID(), true
+		c.id = meta.NewRequestID()
+		generatedID = c.id
 	}
-	return prop.Extract(c, c), c.id, generated
-}
-
-// requestIDHeader returns the response header that carries a request id the server
-// generated.
-func requestIDHeader(id string) metadata.MD {
-	return metadata.MD{meta.RequestIDMetadataKey: []string{id}}
-}
-
-// headerMDs recycles the one-key metadata that setRequestIDHeader hands to grpc-go.
-// grpc.SetHeader copies what it is given into the stream's own header (metadata.Join), so
-// the map and its value slice can be used again at once.
-var headerMDs = sync.Pool{New: func() any {
-	return metadata.MD{meta.RequestIDMetadataKey: make([]string, 1)}
-}}
-
-// setRequestIDHeader sends a request id the server generated back in the response header
-// of a unary call. A failure (the header was sent already) is not worth failing the call
-// for.
-func setRequestIDHeader(ctx context.Context, id string) {
-	md := headerMDs.Get().(metadata.MD)
-	v := md[meta.RequestIDMetadataKey]
-	v[0] = id
-	_ = grpcgo.SetHeader(ctx, md)
-	v[0] = ""
-	headerMDs.Put(md)
+	return prop.Extract(c, c), generatedID
 }

@@ -36,15 +36,17 @@ func TestIncomingContext(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := metadata.NewIncomingContext(parent, tt.md)
-			got, id, generated := incoming(ctx, defaultPropagator(), tt.info)
+			got, generatedID := incoming(ctx, defaultPropagator(), tt.info)
+			id := meta.RequestID(got)
 			if tt.wantID != "" && id != tt.wantID || tt.wantID == "" && (!meta.ValidRequestID(id) || id == "outer-id") {
 				t.Errorf("id %q, want %q", id, tt.wantID)
 			}
-			if generated != (tt.wantID == "") {
-				t.Errorf("generated %v for id %q, want %v", generated, id, tt.wantID == "")
+			wantGenerated := ""
+			if tt.wantID == "" {
+				wantGenerated = id
 			}
-			if rid := meta.RequestID(got); rid != id {
-				t.Errorf("meta.RequestID = %q, want %q", rid, id)
+			if generatedID != wantGenerated {
+				t.Errorf("generated id %q for id %q, want %q", generatedID, id, wantGenerated)
 			}
 			if i := endpoint.InfoFrom(got); i != tt.wantInfo {
 				t.Errorf("endpoint.InfoFrom = %+v, want %+v", i, tt.wantInfo)
@@ -74,7 +76,7 @@ func TestIncomingTraceContext(t *testing.T) {
 		{"Traceparent": {tp}, "BAGGAGE": {"k=v"}},
 	} {
 		ctx := metadata.NewIncomingContext(context.Background(), md)
-		got, _, _ := incoming(ctx, defaultPropagator(), nil)
+		got, _ := incoming(ctx, defaultPropagator(), nil)
 		c := MetadataCarrier(metadata.MD{})
 		defaultPropagator().Inject(got, c)
 		if c.Get("traceparent") != tp || c.Get("baggage") != "k=v" {

@@ -126,24 +126,22 @@ func Unary[Req, Resp any, WReq, WResp proto.Message](s *Server, method string, e
 	newReq := messageFactory[WReq]()
 	fullMethod := "/" + s.service + "/" + method
 	handle := func(ctx context.Context, in any) (out any, err error) {
-		defer s.recoverPanic(ctx, fullMethod, &err)
-		ctx, id, generated := incoming(ctx, s.prop, info)
-		if generated {
-			setRequestIDHeader(ctx, id)
-		}
+		var generatedID string
+		defer s.recoverPanic(ctx, fullMethod, &generatedID, &err)
+		ctx, generatedID = incoming(ctx, s.prop, info)
 		req, err := dec(in.(WReq))
 		if err != nil {
-			return nil, s.rejected(ctx, fullMethod, decodeError(err))
+			return nil, s.rejected(ctx, fullMethod, generatedID, decodeError(err))
 		}
 		resp, err := wrapped(ctx, req)
 		if err != nil {
-			return nil, statusError(s.service, err)
+			return nil, statusError(s.service, generatedID, err)
 		}
 		w, err := enc(resp)
 		if err != nil {
 			s.logger.LogAttrs(ctx, slog.LevelError, "encoding a gRPC response failed",
 				slog.String("method", fullMethod), slog.String("error", err.Error()))
-			return nil, statusError(s.service, svcerr.Wrap(svcerr.Internal, "internal error", err))
+			return nil, statusError(s.service, generatedID, svcerr.Wrap(svcerr.Internal, "internal error", err))
 		}
 		return w, nil
 	}
@@ -211,23 +209,21 @@ func ServerStream[Req, T any, WReq, WItem proto.Message](s *Server, method strin
 		ServerStreams: true,
 		Handler: func(srv any, ss grpcgo.ServerStream) (err error) {
 			ctx := ss.Context()
-			defer s.recoverPanic(ctx, fullMethod, &err)
-			ctx, id, generated := incoming(ctx, s.prop, info)
-			if generated {
-				_ = ss.SetHeader(requestIDHeader(id))
-			}
+			var generatedID string
+			defer s.recoverPanic(ctx, fullMethod, &generatedID, &err)
+			ctx, generatedID = incoming(ctx, s.prop, info)
 			in := newReq()
 			if err := ss.RecvMsg(in); err != nil {
 				return err // grpc-go has sent its own status, as for unary calls
 			}
 			req, err := dec(in)
 			if err != nil {
-				return s.rejected(ctx, fullMethod, decodeError(err))
+				return s.rejected(ctx, fullMethod, generatedID, decodeError(err))
 			}
 			out := &streamSender{ss: ss}
 			defer out.close()
 			if _, err := h(context.WithValue(ctx, streamKey{}, out), req); err != nil {
-				return statusError(s.service, err)
+				return statusError(s.service, generatedID, err)
 			}
 			return nil
 		},
@@ -303,22 +299,24 @@ func applyMethodOptions(opts []MethodOption) methodConfig {
 }
 
 // recoverPanic turns a panic of the call into codes.Internal and logs it with its stack.
-// It must be deferred directly.
-func (s *Server) recoverPanic(ctx context.Context, method string, err *error) {
+// *generatedID is the request id the server generated for the call, if it did (see
+// [statusError]). It must be deferred directly.
+func (s *Server) recoverPanic(ctx context.Context, method string, generatedID *string, err *error) {
 	r := recover()
 	if r == nil {
 		return
 	}
 	s.logger.LogAttrs(ctx, slog.LevelError, "panic in a gRPC handler",
 		slog.String("method", method), slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
-	*err = statusError(s.service, svcerr.New(svcerr.Internal, "internal error"))
+	*err = statusError(s.service, *generatedID, svcerr.New(svcerr.Internal, "internal error"))
 }
 
-// rejected logs a request that failed before reaching the endpoint and returns its status.
-func (s *Server) rejected(ctx context.Context, method string, err error) error {
+// rejected logs a request that failed before reaching the endpoint and returns its status
+// (generatedID as for [statusError]).
+func (s *Server) rejected(ctx context.Context, method, generatedID string, err error) error {
 	s.logger.LogAttrs(ctx, slog.LevelDebug, "gRPC request rejected",
 		slog.String("method", method), slog.String("error", err.Error()))
-	return statusError(s.service, err)
+	return statusError(s.service, generatedID, err)
 }
 
 // decodeError classifies an error of a request decoder: an *svcerr.Error keeps its kind,

@@ -25,13 +25,12 @@ import (
 // BenchmarkServerStack compares the server side of a unary call through svckit's full
 // production stack — svckit.App's default chain: a span per call sampled at 100% and
 // exported over OTLP to a loopback sink, the JSON access-log line, RED metrics, the
-// timeout and recovery, the request id echoed, NewGRPCServer's stream workers — with bare
+// timeout and recovery, a request id per call, NewGRPCServer's stream workers — with bare
 // grpc-go. Both are called by the same bare grpc-go client with 16 callers, so the
 // difference in allocs/op and cpu-µs/op (process CPU time from getrusage, both ends of
 // the call) is the server stack's. The callers send no request id, as bare grpc-go
-// clients do, so svckit makes one per call and returns it in the response header; in the
-// "+request-id" runs every call carries a new x-request-id, as svckit's client sends, and
-// nothing comes back.
+// clients do, so svckit makes one per call (which only a failed call would return); in
+// the "+request-id" runs every call carries a new x-request-id, as svckit's client sends.
 func BenchmarkServerStack(b *testing.B) {
 	otlptest.Discard(b)
 	b.Setenv("OTEL_TRACES_EXPORTER", "otlp")

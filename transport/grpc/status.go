@@ -27,16 +27,17 @@ const ErrorDomain = "svckit"
 // listing its Fields, if any. A svckit server sends the same status with its protobuf
 // service as the domain. An error that is not an *svcerr.Error becomes codes.Internal
 // "internal error": its text does not leave the process. ToStatus(nil) is the OK status.
-func ToStatus(err error) *status.Status { return toStatus(ErrorDomain, err) }
+func ToStatus(err error) *status.Status { return toStatus(ErrorDomain, "", err) }
 
-// toStatus is ToStatus with the given ErrorInfo domain.
-func toStatus(domain string, err error) *status.Status {
+// toStatus is ToStatus with the given ErrorInfo domain and, when requestID is not empty,
+// an errdetails.RequestInfo that carries it.
+func toStatus(domain, requestID string, err error) *status.Status {
 	if err == nil {
 		return status.New(codes.OK, "")
 	}
 	e := svcerr.From(err)
 	st := status.New(e.Kind.GRPCCode(), e.Message)
-	details := make([]protoadapt.MessageV1, 1, 2)
+	details := make([]protoadapt.MessageV1, 1, 3)
 	details[0] = &errdetails.ErrorInfo{Reason: e.Kind.Reason(), Domain: domain, Metadata: e.Meta}
 	if len(e.Fields) > 0 {
 		br := &errdetails.BadRequest{FieldViolations: make([]*errdetails.BadRequest_FieldViolation, len(e.Fields))}
@@ -45,6 +46,9 @@ func toStatus(domain string, err error) *status.Status {
 		}
 		details = append(details, br)
 	}
+	if requestID != "" {
+		details = append(details, &errdetails.RequestInfo{RequestId: requestID})
+	}
 	if withDetails, err := st.WithDetails(details...); err == nil {
 		st = withDetails
 	}
@@ -52,8 +56,12 @@ func toStatus(domain string, err error) *status.Status {
 }
 
 // statusError is the status error that the server of the named protobuf service sends
-// for err: ToStatus(err) with the service as the ErrorInfo domain.
-func statusError(service string, err error) error { return toStatus(service, err).Err() }
+// for err: ToStatus(err) with the service as the ErrorInfo domain and, when the server
+// generated the call's request id (generatedID is not empty), an errdetails.RequestInfo
+// with that id, so that a caller that sent none can quote it.
+func statusError(service, generatedID string, err error) error {
+	return toStatus(service, generatedID, err).Err()
+}
 
 // FromStatus returns the *svcerr.Error that a gRPC call error stands for. A status made by
 // [ToStatus] (ErrorInfo domain [ErrorDomain]) comes back with the Kind, Message, Fields and Meta the server's error had. Any
