@@ -252,12 +252,21 @@ func (o *Outbox) Pending(ctx context.Context) (int, error) {
 // decode rebuilds a message from an outbox row. A row without a ce-time header has the
 // time it was added, created (Unix nanoseconds).
 func decode(id, subject, key string, payload []byte, headers string, created int64) (*pubsub.Message, error) {
-	m := &pubsub.Message{ID: id, Subject: subject, Key: key, Data: payload}
+	m := new(pubsub.Message)
+	if err := decodeInto(m, id, subject, key, payload, headers, created); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// decodeInto is decode into m, a zero Message: the relay decodes a batch into one array.
+func decodeInto(m *pubsub.Message, id, subject, key string, payload []byte, headers string, created int64) error {
+	m.ID, m.Subject, m.Key, m.Data = id, subject, key, payload
 	timed := false
 	for s := headers; s != ""; {
 		k, v, rest, err := nextHeader(s)
 		if err != nil {
-			return nil, fmt.Errorf("outbox: event %s: %w", id, err)
+			return fmt.Errorf("outbox: event %s: %w", id, err)
 		}
 		s = rest
 		switch k {
@@ -280,5 +289,5 @@ func decode(id, subject, key string, payload []byte, headers string, created int
 	if !timed {
 		m.Time = time.Unix(0, created).UTC()
 	}
-	return m, nil
+	return nil
 }

@@ -374,14 +374,15 @@ func (r *Relay) read(ctx context.Context, cursor int64, drain bool) (batch, erro
 			return b, nil
 		}
 		if len(rows) > 0 {
-			b.msgs, b.seqs = make([]*pubsub.Message, 0, len(rows)), make([]int64, 0, len(rows))
+			// The batch's messages in one array, not an allocation each.
+			ms := make([]pubsub.Message, len(rows))
+			b.msgs, b.seqs = make([]*pubsub.Message, len(rows)), make([]int64, len(rows))
 			for i := range rows {
 				rw := &rows[i]
-				m, err := decode(rw.id, rw.subject, rw.key, rw.payload, rw.headers, rw.created)
-				if err != nil {
+				if err := decodeInto(&ms[i], rw.id, rw.subject, rw.key, rw.payload, rw.headers, rw.created); err != nil {
 					return batch{}, err
 				}
-				b.msgs, b.seqs = append(b.msgs, m), append(b.seqs, rw.seq)
+				b.msgs[i], b.seqs[i] = &ms[i], rw.seq
 			}
 			b.memory = true
 			return b, nil

@@ -391,10 +391,11 @@ func newWireEncoder(b *Bus) *wireEncoder {
 	return &wireEncoder{b: b, nm: nats.Msg{Header: make(nats.Header, 12)}, vals: make([]string, 0, 12)}
 }
 
-// msg returns m as the encoder's nats.Msg, valid until the next call.
-func (w *wireEncoder) msg(ctx context.Context, m *Message) *nats.Msg {
+// msg returns m as the encoder's nats.Msg, valid until the next call; at is m's ce-time
+// (ceTime).
+func (w *wireEncoder) msg(ctx context.Context, m *Message, at string) *nats.Msg {
 	clear(w.nm.Header)
-	w.vals = fillHeaders(w.nm.Header, w.vals, m)
+	w.vals = fillHeaders(w.nm.Header, w.vals, m, at)
 	w.nm.Subject, w.nm.Data = w.subject(m), m.Data
 	if _, ok := m.Headers["traceparent"]; !ok {
 		if w.b.tp == nil {

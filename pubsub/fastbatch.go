@@ -117,12 +117,13 @@ func (b *Bus) publishFast(ctx context.Context, w *wireEncoder, msgs []*Message) 
 		delete(f.waiting, id)
 		f.mu.Unlock()
 	}()
-	// The reply subjects of all the messages, built as one string: a message's is a
-	// substring of it, not an allocation of its own.
+	// The reply subjects and ce-time headers of all the messages, built as one string: a
+	// message's are substrings of it, not allocations of their own. ends[2i] ends
+	// message i's reply subject, ends[2i+1] its time.
 	base := f.dotted + id + "." + strconv.Itoa(fastBatchFlow) + ".fail."
-	buf := make([]byte, 0, len(msgs)*(len(base)+12))
-	ends := make([]int, len(msgs))
-	for i := range msgs {
+	buf := make([]byte, 0, len(msgs)*(len(base)+12+len(time.RFC3339Nano)))
+	ends := make([]int, 2*len(msgs))
+	for i, m := range msgs {
 		op := "1" // append
 		switch {
 		case i == len(msgs)-1:
@@ -135,13 +136,17 @@ func (b *Bus) publishFast(ctx context.Context, w *wireEncoder, msgs []*Message) 
 		buf = append(buf, '.')
 		buf = append(buf, op...)
 		buf = append(buf, ".$FI"...)
-		ends[i] = len(buf)
+		ends[2*i] = len(buf)
+		buf = appendCETime(buf, m)
+		ends[2*i+1] = len(buf)
 	}
-	replies := string(buf)
+	strs := string(buf)
 	start := 0
 	for i, m := range msgs {
-		nm := w.msg(ctx, m)
-		nm.Reply, start = replies[start:ends[i]], ends[i]
+		reply, at := strs[start:ends[2*i]], strs[ends[2*i]:ends[2*i+1]]
+		start = ends[2*i+1]
+		nm := w.msg(ctx, m, at)
+		nm.Reply = reply
 		if err := b.nc.PublishMsg(nm); err != nil {
 			return 0, fmt.Errorf("pubsub: publish: %w", err)
 		}

@@ -37,7 +37,7 @@ func TestWireEncoderMatchesEncodeHeaders(t *testing.T) {
 	}
 	w := newWireEncoder(b)
 	for _, m := range msgs {
-		nm := w.msg(t.Context(), m)
+		nm := w.msg(t.Context(), m, ceTime(m))
 		want := encodeHeaders(m)
 		got := make(nats.Header, len(nm.Header))
 		for k, v := range nm.Header {
