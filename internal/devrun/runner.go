@@ -466,9 +466,9 @@ func (s *System) plan(bins map[string]string, stateDir string) error {
 // scheduler for the whole machine, and with more processes than CPUs that costs CPU in
 // every one of them — idle processors spinning for work, and a thread woken for each
 // goroutine made ready while another processor is idle — which a share the size of what
-// the process can get avoids (the shop, 6 instances on 2 CPUs: 1 each, and a
-// quarter less CPU per order in bench/shop.sh). GOMAXPROCS in svckit dev's environment, or a service's env in svckit.yaml,
-// replaces it.
+// the process can get avoids (the shop, 6 instances on 2 CPUs: 1 each, and a quarter
+// less CPU per order in bench/shop.sh). GOMAXPROCS in svckit dev's environment, or a
+// service's env in svckit.yaml, replaces it.
 func CPUShare(cpus, n int) int {
 	if n <= 0 || cpus <= n {
 		return 1
