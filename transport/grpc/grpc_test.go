@@ -664,8 +664,8 @@ func TestRequestID(t *testing.T) {
 // call's status carries an errdetails.RequestInfo with the id when the server generated it
 // (the caller sent none, or an invalid one), and none when the server used the caller's,
 // which the caller has already; the response header never carries x-request-id. The same
-// for a Server and for the interceptors of generated services, on success, on errors and
-// on streams.
+// for a Server and for the interceptors of generated services, on success, on errors, on
+// panics and on streams.
 func TestRequestIDReturned(t *testing.T) {
 	f := newEchoFixture(t, nil)
 	f.svc.seen = make(chan context.Context, 1)
@@ -693,7 +693,7 @@ func TestRequestIDReturned(t *testing.T) {
 	}
 	for _, srv := range servers {
 		for _, tt := range sent {
-			for _, call := range []string{"unary", "error", "stream"} {
+			for _, call := range []string{"unary", "error", "panic", "stream"} {
 				t.Run(srv.name+"/"+tt.name+"/"+call, func(t *testing.T) {
 					ctx := t.Context()
 					if tt.id != "" {
@@ -702,14 +702,11 @@ func TestRequestIDReturned(t *testing.T) {
 					var header metadata.MD
 					var callErr error
 					switch call {
-					case "unary", "error":
-						text := ""
-						if call == "error" {
-							text = srv.failure
-						}
+					case "unary", "error", "panic":
+						text := map[string]string{"error": srv.failure, "panic": "panic"}[call]
 						var out testpb.EchoReply
 						callErr = srv.cc.Invoke(ctx, "/"+srv.service+"/Echo", &testpb.EchoRequest{Text: text}, &out, grpcgo.Header(&header))
-						if (callErr != nil) != (call == "error") {
+						if (callErr != nil) != (call != "unary") {
 							t.Fatalf("call error %v", callErr)
 						}
 					case "stream":
@@ -749,9 +746,9 @@ func TestRequestIDReturned(t *testing.T) {
 						}
 					}
 					switch {
-					case tt.generated && call == "error" && !slices.Equal(quoted, []string{seen}):
+					case tt.generated && callErr != nil && !slices.Equal(quoted, []string{seen}):
 						t.Errorf("status carries request ids %q, want the generated %q", quoted, seen)
-					case (!tt.generated || call != "error") && len(quoted) != 0:
+					case (!tt.generated || callErr == nil) && len(quoted) != 0:
 						t.Errorf("status carries request ids %q, want none", quoted)
 					}
 				})

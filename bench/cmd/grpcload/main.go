@@ -5,8 +5,8 @@
 //
 // With -request-id, every call carries a new x-request-id, as a call through svckit's
 // client does (it forwards the id of its request, or makes one): a svckit server then uses
-// it and sends no id back. Without it, calls carry none, as a bare grpc-go client's do,
-// and a svckit server generates one per call and returns it in the response header.
+// it. Without it, calls carry none, as a bare grpc-go client's do, and a svckit server
+// generates one per call, which it would return only in the status of a failed call.
 package main
 
 import (
