@@ -14,10 +14,8 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -435,8 +433,6 @@ func (s *System) plan(bins map[string]string, stateDir string) error {
 		env := strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 		base = append(base, env+"_HTTP_ADDRS="+strings.Join(a.http, ","), env+"_GRPC_ADDRS="+strings.Join(a.grpc, ","))
 	}
-	// ExtraEnv and the manifest's env come after the CPU share, and win.
-	base = append(base, cpuEnv(os.LookupEnv, runtime.GOMAXPROCS(0), len(s.Instances))...)
 	base = append(base, s.opts.ExtraEnv...)
 	for _, in := range s.Instances {
 		svc := s.Manifest.Service(in.Service)
@@ -458,32 +454,6 @@ func (s *System) plan(bins map[string]string, stateDir string) error {
 		in.onCrash = s.instanceCrashed
 	}
 	return nil
-}
-
-// CPUShare returns the GOMAXPROCS svckit dev gives each of n instances on a machine with
-// cpus CPUs (its own GOMAXPROCS: the machine's CPUs, or its container's limit): the CPUs
-// divided among them, rounded up, at least 1. Each Go process otherwise sizes its
-// scheduler for the whole machine, and with more processes than CPUs that costs CPU in
-// every one of them — idle processors spinning for work, and a thread woken for each
-// goroutine made ready while another processor is idle — which a share the size of what
-// the process can get avoids (the shop, 6 instances on 2 CPUs: 1 each, and a quarter
-// less CPU per order in bench/shop.sh). GOMAXPROCS in svckit dev's environment, or a
-// service's env in svckit.yaml, replaces it.
-func CPUShare(cpus, n int) int {
-	if n <= 0 || cpus <= n {
-		return 1
-	}
-	return (cpus + n - 1) / n
-}
-
-// cpuEnv returns GOMAXPROCS set to each of n instances' CPUShare of cpus, as a CPU limit
-// would set it in production (Go takes GOMAXPROCS from a container's limit), or nothing
-// when svckit dev's own environment (lookup) sets GOMAXPROCS: its children inherit that.
-func cpuEnv(lookup func(string) (string, bool), cpus, n int) []string {
-	if _, set := lookup("GOMAXPROCS"); set {
-		return nil
-	}
-	return []string{"GOMAXPROCS=" + strconv.Itoa(CPUShare(cpus, n))}
 }
 
 // serviceEnv returns base followed by the manifest's env of svc, in key order; later
