@@ -13,7 +13,14 @@
 #   GRPC_PORT=28081 ADMIN_PORT=29090 SINK_PORT=24318 bench/run.sh grpc   # beside another run
 #   REQUEST_ID=1 bench/run.sh grpc   # every gRPC call carries an x-request-id, as svckit's
 #                                    # client sends; the default sends none, as bare grpc-go
-#                                    # does, and a svckit server then returns the one it made
+#                                    # does, and a svckit server makes one up (and returns
+#                                    # it only with a failed call)
+#   SIMUL=1 bench/run.sh             # each round runs bare and svckit at the same time, both
+#                                    # on the server CPU, each with its own load generator:
+#                                    # both see the same noise from other tenants, so the
+#                                    # per-round ratios spread far less than alternated ones
+#                                    # (each server gets about half the CPU, a different
+#                                    # operating point from the default mode's)
 #
 # Needs: wrk and taskset (Debian: apt-get install -y wrk util-linux).
 set -euo pipefail
@@ -50,57 +57,92 @@ export OTEL_TRACES_SAMPLER=always_on
 
 wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened"; exit 1; }
 
-start_server() { # mode port
+start_server() { # mode port [admin-port]
 	# Log lines go to /dev/null: the write syscall per access-log line is still paid.
-	taskset -c "$SERVER_CPU" "$bin/benchserver" -mode "$1" -addr "127.0.0.1:$2" -admin "127.0.0.1:$ADMIN_PORT" >/dev/null 2>&1 &
+	taskset -c "$SERVER_CPU" "$bin/benchserver" -mode "$1" -addr "127.0.0.1:$2" -admin "127.0.0.1:${3:-$ADMIN_PORT}" >/dev/null 2>&1 &
 	server_pid=$!
 	wait_port "$2"
 }
 
 stop_server() { kill -TERM "$server_pid"; wait "$server_pid" 2>/dev/null || true; }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/${1:-$server_pid}/stat"; }
 hz=$(getconf CLK_TCK)
 
-http_round() { # mode -> requests/s
-	start_server "$1" "$HTTP_PORT"
-	taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s -s bench/sum.lua "http://127.0.0.1:$HTTP_PORT" >/dev/null # warm-up
-	local out t0 t1
-	t0=$(cpu_ticks)
-	out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s bench/sum.lua "http://127.0.0.1:$HTTP_PORT")
-	t1=$(cpu_ticks)
-	stop_server
-	if grep -q "Non-2xx" <<<"$out"; then echo "bench: $1 returned errors:"; echo "$out"; exit 1; fi
-	local n us
-	n=$(awk '/requests in/ {print $1}' <<<"$out")
-	us=$(echo "($t1 - $t0) * 1000000 / $hz / $n" | bc -l)
-	printf '%s %.2f %s\n' "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" "$us" "$(awk '$1=="50%" {p50=$2} $1=="99%" {p99=$2} END {print "p50=" p50 " p99=" p99}' <<<"$out")"
+http_load() { # port duration -> wrk's output
+	taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$2" --latency -s bench/sum.lua "http://127.0.0.1:$1"
 }
 
-grpc_round() {
-	start_server "$1" "$GRPC_PORT"
-	taskset -c "$LOAD_CPU" "$bin/grpcload" "${GRPCLOAD_ARGS[@]}" -addr "127.0.0.1:$GRPC_PORT" -c "$CONNS" -conns 4 -d 2s >/dev/null
-	local out t0 t1
+grpc_load() { # port duration -> grpcload's output
+	taskset -c "$LOAD_CPU" "$bin/grpcload" "${GRPCLOAD_ARGS[@]}" -addr "127.0.0.1:$1" -c "$CONNS" -conns 4 -d "$2"
+}
+
+http_summary() { # mode wrk-output ticks -> "requests/s us-cpu/req latency"
+	if grep -q "Non-2xx" <<<"$2"; then echo "bench: $1 returned errors:" >&2; echo "$2" >&2; return 1; fi
+	local n
+	n=$(awk '/requests in/ {print $1}' <<<"$2")
+	printf '%s %.2f %s\n' "$(awk '/Requests\/sec/ {print $2}' <<<"$2")" "$(echo "$3 * 1000000 / $hz / $n" | bc -l)" \
+		"$(awk '$1=="50%" {p50=$2} $1=="99%" {p99=$2} END {print "p50=" p50 " p99=" p99}' <<<"$2")"
+}
+
+grpc_summary() { # mode grpcload-output ticks -> "requests/s us-cpu/req latency"
+	if ! grep -q "failed: 0 " <<<"$2"; then echo "bench: $1 had failures: $2" >&2; return 1; fi
+	local n
+	n=$(awk '{print $4}' <<<"$2")
+	printf '%s %.2f %s\n' "$(awk '{print $2}' <<<"$2")" "$(echo "$3 * 1000000 / $hz / $n" | bc -l)" \
+		"$(awk '{print "p50=" $8 " p99=" $10}' <<<"$2")"
+}
+
+# simul_round KIND BARE-MODE SVCKIT-MODE: both servers on the server CPU at once, each
+# loaded by its own generator on the load CPU; prints the bare line, then the svckit line.
+simul_round() {
+	local kind=$1 port p1 p2 t1a t1b t2a t2b o1 o2 tmp
+	port=$HTTP_PORT
+	[ "$kind" = grpc ] && port=$GRPC_PORT
+	start_server "$2" "$port"; p1=$server_pid
+	start_server "$3" "$((port + 1))" "$((ADMIN_PORT + 1))"; p2=$server_pid
+	"${kind}_load" "$port" 2s >/dev/null & local w=$!
+	"${kind}_load" "$((port + 1))" 2s >/dev/null
+	wait $w
+	tmp=$(mktemp -d)
+	t1a=$(cpu_ticks $p1); t2a=$(cpu_ticks $p2)
+	"${kind}_load" "$port" "$DURATION" >"$tmp/1" & w=$!
+	"${kind}_load" "$((port + 1))" "$DURATION" >"$tmp/2"
+	wait $w
+	t1b=$(cpu_ticks $p1); t2b=$(cpu_ticks $p2)
+	o1=$(cat "$tmp/1"); o2=$(cat "$tmp/2"); rm -rf "$tmp"
+	server_pid=$p1 stop_server; server_pid=$p2 stop_server
+	"${kind}_summary" "$2" "$o1" "$((t1b - t1a))" || exit 1
+	"${kind}_summary" "$3" "$o2" "$((t2b - t2a))" || exit 1
+}
+
+round() { # kind mode -> "requests/s us-cpu/req latency" of the server alone
+	local port=$HTTP_PORT out t0 t1
+	[ "$1" = grpc ] && port=$GRPC_PORT
+	start_server "$2" "$port"
+	"${1}_load" "$port" 2s >/dev/null # warm-up
 	t0=$(cpu_ticks)
-	out=$(taskset -c "$LOAD_CPU" "$bin/grpcload" "${GRPCLOAD_ARGS[@]}" -addr "127.0.0.1:$GRPC_PORT" -c "$CONNS" -conns 4 -d "$DURATION")
+	out=$("${1}_load" "$port" "$DURATION")
 	t1=$(cpu_ticks)
 	stop_server
-	if ! grep -q "failed: 0 " <<<"$out"; then echo "bench: $1 had failures: $out"; exit 1; fi
-	local n us
-	n=$(awk '{print $4}' <<<"$out")
-	us=$(echo "($t1 - $t0) * 1000000 / $hz / $n" | bc -l)
-	printf '%s %.2f %s\n' "$(awk '{print $2}' <<<"$out")" "$us" "$(awk '{print "p50=" $8 " p99=" $10}' <<<"$out")"
+	"${1}_summary" "$2" "$out" "$((t1 - t0))" || exit 1
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-compare() { # kind round-func bare-mode svckit-mode target
-	local kind=$1 fn=$2 bare=$3 kit=$4
+compare() { # title kind bare-mode svckit-mode
+	local title=$1 kind=$2 bare=$3 kit=$4
 	local b=() k=() bc_=() kc=() rr=()
-	echo "== $kind: $bare vs $kit, $ROUNDS rounds of $DURATION, $CONNS connections, server on CPU $SERVER_CPU, load on CPU $LOAD_CPU${REQUEST_ID:+, callers send x-request-id}, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "== $title: $bare vs $kit, $ROUNDS rounds of $DURATION, $CONNS connections, server on CPU $SERVER_CPU, load on CPU $LOAD_CPU${REQUEST_ID:+, callers send x-request-id}${SIMUL:+, both servers at once}, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	for r in $(seq "$ROUNDS"); do
-		local rb rk
-		rb=$($fn "$bare"); rk=$($fn "$kit")
+		local rb rk both
+		if [ -n "${SIMUL:-}" ]; then
+			both=$(simul_round "$kind" "$bare" "$kit") || exit 1
+			rb=$(sed -n 1p <<<"$both"); rk=$(sed -n 2p <<<"$both")
+		else
+			rb=$(round "$kind" "$bare") || exit 1
+			rk=$(round "$kind" "$kit") || exit 1
+		fi
 		read -r rb_rps rb_cpu rb_lat <<<"$rb"
 		read -r rk_rps rk_cpu rk_lat <<<"$rk"
 		b+=("$rb_rps"); k+=("$rk_rps"); bc_+=("$rb_cpu"); kc+=("$rk_cpu"); rr+=("$(echo "$rb_cpu / $rk_cpu" | bc -l)")
@@ -119,11 +161,11 @@ compare() { # kind round-func bare-mode svckit-mode target
 }
 
 case $WHAT in
-http) compare HTTP http_round bare-http svckit-http ;;
-grpc) compare gRPC grpc_round bare-grpc svckit-grpc ;;
+http) compare HTTP http bare-http svckit-http ;;
+grpc) compare gRPC grpc bare-grpc svckit-grpc ;;
 all)
-	compare HTTP http_round bare-http svckit-http
-	compare gRPC grpc_round bare-grpc svckit-grpc
+	compare HTTP http bare-http svckit-http
+	compare gRPC grpc bare-grpc svckit-grpc
 	;;
 *) echo "usage: bench/run.sh [http|grpc|all]"; exit 2 ;;
 esac
