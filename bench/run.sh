@@ -21,8 +21,14 @@
 #                                    # per-round ratios spread far less than alternated ones
 #                                    # (each server gets about half the CPU, a different
 #                                    # operating point from the default mode's)
+#   RATE=9600 bench/run.sh http      # HTTP at a fixed offered rate (hey, CONNS workers)
+#                                    # instead of wrk's closed loop: both servers then serve
+#                                    # the same requests/s, and the CPU per request compares
+#                                    # work at equal load (at saturation the slower server's
+#                                    # load generator idles, and each of its writes also
+#                                    # pays for waking it)
 #
-# Needs: wrk and taskset (Debian: apt-get install -y wrk util-linux).
+# Needs: wrk and taskset (Debian: apt-get install -y wrk util-linux); hey for RATE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,9 +45,13 @@ ADMIN_PORT=${ADMIN_PORT:-19090}
 SINK_PORT=${SINK_PORT:-14318}
 GRPCLOAD_ARGS=()
 [ -n "${REQUEST_ID:-}" ] && GRPCLOAD_ARGS+=(-request-id)
+RATE=${RATE:-}
+if [ -n "$RATE" ] && [ "$WHAT" != http ]; then
+	echo "bench: RATE applies to HTTP only: bench/run.sh http"; exit 2
+fi
 
-for tool in wrk taskset; do
-	command -v $tool >/dev/null || { echo "bench: $tool is not installed (apt-get install -y wrk)"; exit 1; }
+for tool in wrk taskset ${RATE:+hey}; do
+	command -v $tool >/dev/null || { echo "bench: $tool is not installed (apt-get install -y wrk hey)"; exit 1; }
 done
 
 bin=$(mktemp -d)
@@ -69,7 +79,13 @@ stop_server() { kill -TERM "$server_pid"; wait "$server_pid" 2>/dev/null || true
 cpu_ticks() { awk '{print $14 + $15}' "/proc/${1:-$server_pid}/stat"; }
 hz=$(getconf CLK_TCK)
 
-http_load() { # port duration -> wrk's output
+http_load() { # port duration -> wrk's output, or hey's at a fixed RATE
+	if [ -n "$RATE" ]; then
+		# hey's -q is per worker.
+		taskset -c "$LOAD_CPU" hey -z "$2" -c "$CONNS" -q "$(((RATE + CONNS - 1) / CONNS))" \
+			-m POST -T application/json -d '{"a":1,"b":2}' "http://127.0.0.1:$1/sum"
+		return
+	fi
 	taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$2" --latency -s bench/sum.lua "http://127.0.0.1:$1"
 }
 
@@ -78,11 +94,22 @@ grpc_load() { # port duration -> grpcload's output
 }
 
 http_summary() { # mode wrk-output ticks -> "requests/s us-cpu/req latency"
+	[ -n "$RATE" ] && { hey_summary "$@"; return; }
 	if grep -q "Non-2xx" <<<"$2"; then echo "bench: $1 returned errors:" >&2; echo "$2" >&2; return 1; fi
 	local n
 	n=$(awk '/requests in/ {print $1}' <<<"$2")
 	printf '%s %.2f %s\n' "$(awk '/Requests\/sec/ {print $2}' <<<"$2")" "$(echo "$3 * 1000000 / $hz / $n" | bc -l)" \
 		"$(awk '$1=="50%" {p50=$2} $1=="99%" {p99=$2} END {print "p50=" p50 " p99=" p99}' <<<"$2")"
+}
+
+hey_summary() { # mode hey-output ticks -> "requests/s us-cpu/req latency"
+	local n
+	n=$(awk '$1 == "[200]" {print $2}' <<<"$2")
+	if [ -z "$n" ] || awk '$1 ~ /^\[[0-9]+\]$/ && $1 != "[200]" {bad=1} END {exit !bad}' <<<"$2"; then
+		echo "bench: $1 returned errors:" >&2; echo "$2" >&2; return 1
+	fi
+	printf '%s %.2f %s\n' "$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$2")" "$(echo "$3 * 1000000 / $hz / $n" | bc -l)" \
+		"$(awk '$1=="50%%" || $1=="50%" {p50=$3 "s"} $1=="99%%" || $1=="99%" {p99=$3 "s"} END {print "p50=" p50 " p99=" p99}' <<<"$2")"
 }
 
 grpc_summary() { # mode grpcload-output ticks -> "requests/s us-cpu/req latency"
@@ -133,7 +160,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 compare() { # title kind bare-mode svckit-mode
 	local title=$1 kind=$2 bare=$3 kit=$4
 	local b=() k=() bc_=() kc=() rr=()
-	echo "== $title: $bare vs $kit, $ROUNDS rounds of $DURATION, $CONNS connections, server on CPU $SERVER_CPU, load on CPU $LOAD_CPU${REQUEST_ID:+, callers send x-request-id}${SIMUL:+, both servers at once}, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "== $title: $bare vs $kit, $ROUNDS rounds of $DURATION, $CONNS connections${RATE:+, $RATE requests/s offered}, server on CPU $SERVER_CPU, load on CPU $LOAD_CPU${REQUEST_ID:+, callers send x-request-id}${SIMUL:+, both servers at once}, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	for r in $(seq "$ROUNDS"); do
 		local rb rk both
 		if [ -n "${SIMUL:-}" ]; then
