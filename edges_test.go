@@ -197,51 +197,99 @@ func TestPprofSetting(t *testing.T) {
 	}
 }
 
-// TestPeerErrorsStayInternal serves an HTTP endpoint that calls a peer dialled with
-// App.Dial at an address where nothing listens: the response names no address and no
-// transport error, and carries the request id.
+// TestPeerErrorsStayInternal calls a peer that cannot answer, in the ways a peer fails in
+// production, through a public HTTP endpoint: the caller gets the kind of failure and a
+// request id, and no address, transport text, foreign body or internal name.
 func TestPeerErrorsStayInternal(t *testing.T) {
+	tests := []struct {
+		name   string
+		peer   func(t *testing.T) string // starts the peer and returns its address
+		status int
+		detail string
+	}{
+		// The call waits for a ready instance of the peer (wait-for-ready) until the
+		// request times out.
+		{"a peer that hangs up", hangUp, http.StatusGatewayTimeout, "deadline exceeded"},
+		// A port reused by a plain HTTP server, or a proxy's error page: gRPC reads
+		// its 404 as unimplemented and quotes the body.
+		{"a plain HTTP server", plainHTTP, http.StatusNotImplemented, "not implemented"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			app, err := newApp(t, "front", &svckit.Config{}, nil, "-http-addr", "127.0.0.1:0", "-request-timeout", "2s")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cc, err := app.Dial(context.Background(), "adder", tt.peer(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			adder := addsvc.NewClient(addsvc.NewGRPCClient(cc, app.GRPCClientOptions()...))
+			shttp.Handle(app.HTTP(), "GET /sum", "Sum", func(ctx context.Context, _ struct{}) (int64, error) {
+				return adder.Sum(ctx, 1, 2)
+			})
+			runApp(t, app)
+			addr, err := app.Addr(context.Background(), "http")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.Get("http://" + addr.String() + "/sum")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var p shttp.Problem
+			_ = json.Unmarshal(body, &p)
+			if resp.StatusCode != tt.status || p.Detail != tt.detail || p.RequestID == "" {
+				t.Errorf("%d %s, want %d %q with a request id", resp.StatusCode, body, tt.status, tt.detail)
+			}
+			for _, f := range []string{"127.0.0.1", "dial tcp", "connection refused", "transport", "rpc error", "adder", "Sum", "HTTP status", "no route"} {
+				if strings.Contains(string(body), f) {
+					t.Errorf("the response carries %q: %s", f, body)
+				}
+			}
+		})
+	}
+}
+
+// hangUp listens on a loopback port and closes every connection it accepts at once.
+func hangUp(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dead := ln.Addr().String()
-	_ = ln.Close()
-	// The call waits for a ready instance of the peer (wait-for-ready) until the request
-	// times out, so the answer is 504; either way no transport detail may leave.
-	app, err := newApp(t, "front", &svckit.Config{}, nil, "-http-addr", "127.0.0.1:0", "-request-timeout", "2s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := app.Dial(context.Background(), "adder", dead)
-	if err != nil {
-		t.Fatal(err)
-	}
-	adder := addsvc.NewClient(addsvc.NewGRPCClient(cc, app.GRPCClientOptions()...))
-	shttp.Handle(app.HTTP(), "GET /sum", "Sum", func(ctx context.Context, _ struct{}) (int64, error) {
-		return adder.Sum(ctx, 1, 2)
-	})
-	runApp(t, app)
-	addr, err := app.Addr(context.Background(), "http")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Get("http://" + addr.String() + "/sum")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var p shttp.Problem
-	_ = json.Unmarshal(body, &p)
-	if resp.StatusCode != 504 || p.RequestID == "" {
-		t.Errorf("%d %s, want 504 with a request id", resp.StatusCode, body)
-	}
-	for _, f := range []string{"127.0.0.1", "dial tcp", "connection refused", "transport", "rpc error", "adder", "Sum"} {
-		if strings.Contains(string(body), f) {
-			t.Errorf("the response carries %q: %s", f, body)
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
 		}
+	}()
+	return ln.Addr().String()
+}
+
+// plainHTTP serves HTTP/1 and unencrypted HTTP/2 on a loopback port and answers every
+// request with a 404 problem that names the route and an address.
+func plainHTTP(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprintf(w, `{"status":404,"detail":"no route for %s %s on %s"}`, r.Method, r.URL.Path, ln.Addr())
+	})}
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
 }
 
 // TestEdgeSettingsValidation checks that the listener limits refuse nonsense with a

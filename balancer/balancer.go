@@ -20,6 +20,7 @@ package balancer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -322,7 +323,7 @@ func (b *Balancer) start(ctx context.Context) (picked, error) {
 	now := time.Now().UnixNano()
 	h := b.pick(ctx, now)
 	if h == nil {
-		return picked{}, svcerr.Wrap(svcerr.Unavailable, "no instances of "+b.service, ErrNoInstances)
+		return picked{}, svcerr.Wrap(svcerr.Unavailable, "service unavailable", fmt.Errorf("%w of %s", ErrNoInstances, b.service))
 	}
 	a, _ := ctx.Value(attemptsKey{}).(*attempts)
 	if a != nil && a.failed(h) {

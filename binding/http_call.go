@@ -150,7 +150,7 @@ func (o *httpCall) Invoke(ctx context.Context, r Request) (Response, error) {
 		return Response{}, svcerr.Wrap(svcerr.Unavailable, "binding "+o.name+": reading the response", err)
 	}
 	if int64(len(body)) > o.maxResp {
-		return Response{}, svcerr.Errorf(svcerr.ResourceExhausted, "binding %s: response body is larger than %d bytes", o.name, o.maxResp)
+		return Response{}, svcerr.Wrap(svcerr.ResourceExhausted, fmt.Sprintf("response body is larger than %d bytes", o.maxResp), fmt.Errorf("binding %s", o.name))
 	}
 	md := make(map[string]string, len(resp.Header)+1)
 	for k, vs := range resp.Header {

@@ -150,13 +150,33 @@ func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 	t.Logf("screenshot: %s (%d bytes)", path, len(png))
 }
 
-// poll waits until the JavaScript expression is truthy.
+// poll waits until the JavaScript expression is truthy. A page that is still loading
+// replaces its JavaScript context under the poll ("Cannot find context with specified
+// id", "Execution context was destroyed"); the poll then starts again in the new one, until
+// the same 45 s deadline.
 func poll(t *testing.T, ctx context.Context, what, expr string) {
 	t.Helper()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr,
-		chromedp.WithPollingTimeout(45*time.Second), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
-		t.Fatalf("waiting for %s (%s): %v", what, expr, err)
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr,
+			chromedp.WithPollingTimeout(time.Until(deadline)), chromedp.WithPollingInterval(100*time.Millisecond)))
+		if err == nil {
+			return
+		}
+		if !contextReplaced(err) || time.Now().After(deadline) {
+			t.Fatalf("waiting for %s (%s): %v", what, expr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// contextReplaced reports whether err is DevTools saying that the JavaScript context an
+// evaluation ran in went away with a navigation.
+func contextReplaced(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Cannot find context with specified id") ||
+		strings.Contains(msg, "Execution context was destroyed") ||
+		strings.Contains(msg, "Inspected target navigated or closed")
 }
 
 func eval[T any](t *testing.T, ctx context.Context, expr string) T {

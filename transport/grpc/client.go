@@ -3,6 +3,7 @@ package grpc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"iter"
 	"sync"
@@ -139,7 +140,7 @@ func UnaryCall[Req, Resp any, WReq, WResp proto.Message](c *Client, method strin
 		}
 		resp, err := dec(out)
 		if err != nil {
-			return zero, svcerr.Wrap(svcerr.Internal, "decoding the response of "+fullMethod+" failed", err)
+			return zero, svcerr.Wrap(svcerr.Internal, "decoding the response failed", fmt.Errorf("%s: %w", fullMethod, err))
 		}
 		return resp, nil
 	}
@@ -194,7 +195,7 @@ func StreamCall[Req, T any, WReq, WItem proto.Message](c *Client, method string,
 			}
 			item, err := dec(out)
 			if err != nil {
-				return nil, svcerr.Wrap(svcerr.Internal, "decoding an item of "+fullMethod+" failed", err)
+				return nil, svcerr.Wrap(svcerr.Internal, "decoding a streamed item failed", fmt.Errorf("%s: %w", fullMethod, err))
 			}
 			if !y.yield(item, nil) {
 				return nil, nil // the consumer stopped; cancel ends the call
@@ -252,5 +253,5 @@ func encodeError(method string, err error) error {
 	if errors.As(err, &e) {
 		return err
 	}
-	return svcerr.Wrap(svcerr.Internal, "encoding the request of "+method+" failed", err)
+	return svcerr.Wrap(svcerr.Internal, "encoding the request failed", fmt.Errorf("%s: %w", method, err))
 }

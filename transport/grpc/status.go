@@ -64,13 +64,16 @@ func statusError(service, generatedID string, err error) error {
 }
 
 // FromStatus returns the *svcerr.Error that a gRPC call error stands for. A status made by
-// [ToStatus] (ErrorInfo domain [ErrorDomain]) comes back with the Kind, Message, Fields and Meta the server's error had. Any
-// other status gets the kind of its code and keeps its message, except for the kinds that
-// describe a failure of the system rather than of the request — Unavailable,
-// DeadlineExceeded, Internal, Unknown and DataLoss: their messages are gRPC's transport
-// text ("connection error: desc = … dial tcp 10.0.0.7:8081 …", TLS handshake failures) or
-// a foreign server's internals, so they get a fixed message ("service unavailable",
-// "deadline exceeded", "internal error") and the status stays in the cause, for logs and
+// [ToStatus] (ErrorInfo domain [ErrorDomain]) comes back with the Kind, Message, Fields
+// and Meta the server's error had. Any other status gets the kind of its code and keeps
+// its message, except for the kinds that gRPC's client makes itself from a condition of
+// the connection rather than of the request — Unavailable, DeadlineExceeded, Internal,
+// Unknown and DataLoss, and Unimplemented, Unauthenticated, PermissionDenied and
+// ResourceExhausted, which it gives a plain HTTP answer (a proxy's 404 page) and its own
+// size limits: their messages are gRPC's transport text ("connection error: desc = … dial
+// tcp 10.0.0.7:8081 …", TLS handshake failures, a foreign HTTP body) or a foreign server's
+// internals, so they get a fixed message ("service unavailable", "deadline exceeded",
+// "internal error", "not implemented", …) and the status stays in the cause, for logs and
 // spans. An error that is already an *svcerr.Error is returned unchanged, and other errors
 // that are not statuses are classified by svcerr.From. The returned error's cause is err.
 // FromStatus(nil) is nil.
@@ -142,11 +145,17 @@ func fromStatus(err error, service string) (*svcerr.Error, origin) {
 	return e, from
 }
 
-// withPublicMessage returns e with a fixed message when its kind describes a failure of
-// the system (unavailable, deadline exceeded, internal, unknown, data loss) and its message
-// was not written by a svckit server: such messages are transport text, peer addresses or
-// a foreign server's internals, which must not travel on to callers. cause, the original
-// error, keeps the detail for logs and spans. Other errors are returned unchanged.
+// withPublicMessage returns e with a fixed message when its message was not written by a
+// svckit server and its kind is one that gRPC's client makes itself from a condition of
+// the connection rather than of the request: a failure of the system (unavailable,
+// deadline exceeded, internal, unknown, data loss), or the kinds gRPC gives an answer that
+// is not gRPC at all — a proxy's or a plain HTTP server's 401, 403 or 404 becomes
+// unauthenticated, permission denied or unimplemented with the foreign body in its message
+// ("unexpected HTTP status code received from server: 404 …; transport: … data: …") — and
+// its own size limits (resource exhausted, "grpc: received message larger than max"). Such
+// messages are transport text, peer addresses or a foreign server's internals, which must
+// not travel on to callers. cause, the original error, keeps the detail for logs and
+// spans. Other errors are returned unchanged.
 func withPublicMessage(e *svcerr.Error, cause error) *svcerr.Error {
 	var msg string
 	switch e.Kind {
@@ -156,6 +165,14 @@ func withPublicMessage(e *svcerr.Error, cause error) *svcerr.Error {
 		msg = "deadline exceeded"
 	case svcerr.Internal, svcerr.Unknown, svcerr.DataLoss:
 		msg = "internal error"
+	case svcerr.Unimplemented:
+		msg = "not implemented"
+	case svcerr.Unauthenticated:
+		msg = "unauthenticated"
+	case svcerr.PermissionDenied:
+		msg = "permission denied"
+	case svcerr.ResourceExhausted:
+		msg = "resource exhausted"
 	default:
 		return e
 	}

@@ -2,9 +2,12 @@ package grpc_test
 
 import (
 	"errors"
+	"io"
 	"maps"
 	"net"
+	"net/http"
 	"regexp"
+	"strings"
 	"testing"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -85,6 +88,12 @@ func TestStatusFromOtherServers(t *testing.T) {
 		{"ToStatus", svcgrpc.ToStatus(svcerr.New(svcerr.Unavailable, "store is down").WithMeta("retry_after", "2")), svcerr.Unavailable, "store is down", true, true},
 		{"another service", withInfo(codes.Unavailable, "dial tcp 10.0.0.7:81", "other.v1.Service", "UNAVAILABLE"), svcerr.Unavailable, "service unavailable", false, false},
 		{"a foreign domain", withInfo(codes.Internal, "pq: relation users", "googleapis.com", "INTERNAL"), svcerr.Internal, "internal error", false, false},
+		{"a foreign not found", status.New(codes.NotFound, "no such book"), svcerr.NotFound, "no such book", false, false},
+		{"a foreign unimplemented", status.New(codes.Unimplemented, "unknown method Echo for 10.0.0.7"), svcerr.Unimplemented, "not implemented", false, false},
+		{"a foreign unauthenticated", status.New(codes.Unauthenticated, "token for svc-a@10.0.0.7 expired"), svcerr.Unauthenticated, "unauthenticated", false, false},
+		{"a foreign permission denied", status.New(codes.PermissionDenied, "role svc-a lacks db.write"), svcerr.PermissionDenied, "permission denied", false, false},
+		{"a foreign resource exhausted", status.New(codes.ResourceExhausted, "pool db-7 has 0 of 64 free"), svcerr.ResourceExhausted, "resource exhausted", false, false},
+		{"a svckit not implemented", withInfo(codes.Unimplemented, "refunds come in v2", echoService, "UNIMPLEMENTED"), svcerr.Unimplemented, "refunds come in v2", true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,6 +122,60 @@ func TestStatusFromOtherServers(t *testing.T) {
 			}
 			if got := e.Meta["retry_after"] == "2"; got != tt.wantMeta {
 				t.Errorf("metadata %v, trusted: %v", e.Meta, tt.trusted)
+			}
+		})
+	}
+}
+
+// TestStatusFromPlainHTTP calls an address where a plain HTTP/2 server answers instead of
+// a gRPC one (a proxy's error page, a port reused by another service): gRPC's client turns
+// its status code into a gRPC code and quotes the body; a svckit client keeps the kind and
+// drops the text.
+func TestStatusFromPlainHTTP(t *testing.T) {
+	const body = `{"detail":"no route for POST /echo.v1.Echo/Echo on 10.0.0.7:8081"}`
+	tests := []struct {
+		status int
+		kind   svcerr.Kind
+		msg    string
+	}{
+		{http.StatusUnauthorized, svcerr.Unauthenticated, "unauthenticated"},
+		{http.StatusForbidden, svcerr.PermissionDenied, "permission denied"},
+		{http.StatusNotFound, svcerr.Unimplemented, "not implemented"},
+		{http.StatusTooManyRequests, svcerr.Unavailable, "service unavailable"},
+		{http.StatusBadRequest, svcerr.Internal, "internal error"},
+		{http.StatusTeapot, svcerr.Unknown, "internal error"},
+	}
+	for _, tt := range tests {
+		t.Run(http.StatusText(tt.status), func(t *testing.T) {
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/problem+json")
+				w.WriteHeader(tt.status)
+				_, _ = io.WriteString(w, body)
+			})}
+			srv.Protocols = new(http.Protocols)
+			srv.Protocols.SetUnencryptedHTTP2(true)
+			go func() { _ = srv.Serve(lis) }()
+			t.Cleanup(func() { _ = srv.Close() })
+			cc, err := grpcgo.NewClient(lis.Addr().String(), grpcgo.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = cc.Close() })
+			echo := svcgrpc.UnaryCall(svcgrpc.NewClient(cc, echoService), "Echo", encEchoRequest, decEchoReply)
+			_, err = echo(t.Context(), msg{Text: "x"})
+			var e *svcerr.Error
+			if !errors.As(err, &e) {
+				t.Fatalf("got %T %v", err, err)
+			}
+			if e.Kind != tt.kind || e.Message != tt.msg {
+				t.Errorf("got %v %q, want %v %q", e.Kind, e.Message, tt.kind, tt.msg)
+			}
+			if !strings.Contains(status.Convert(errors.Unwrap(err)).Message(), "10.0.0.7") {
+				t.Errorf("the cause lost the detail for the logs: %v", errors.Unwrap(err))
 			}
 		})
 	}

@@ -108,7 +108,7 @@ func Call[Req, Resp any](c *Client, pattern, name string, opts ...RouteOption) e
 				pp, ok = any(&req).(PathParamer)
 			}
 			if !ok {
-				return zero, svcerr.Errorf(svcerr.Internal, "request type %T has no PathParam method for path %s", req, path)
+				return zero, svcerr.Wrap(svcerr.Internal, "building the request failed", fmt.Errorf("request type %T has no PathParam method for path %s", req, path))
 			}
 			var err error
 			if p, err = fillPath(path, pp); err != nil {
@@ -171,11 +171,12 @@ func Call[Req, Resp any](c *Client, pattern, name string, opts ...RouteOption) e
 			return zero, transportError(ctx, err)
 		}
 		if int64(len(data)) > c.maxBody {
-			return zero, svcerr.Errorf(svcerr.ResourceExhausted, "response from %s.%s is larger than %d bytes", c.service, name, c.maxBody)
+			return zero, svcerr.Wrap(svcerr.ResourceExhausted, fmt.Sprintf("response is larger than %d bytes", c.maxBody),
+				fmt.Errorf("response from %s.%s", c.service, name))
 		}
 		if len(data) > 0 {
 			if err := json.Unmarshal(data, &out); err != nil {
-				return zero, svcerr.Wrap(svcerr.Internal, "decoding the response of "+c.service+"."+name+" failed", err)
+				return zero, svcerr.Wrap(svcerr.Internal, "decoding the response failed", fmt.Errorf("%s.%s: %w", c.service, name, err))
 			}
 		}
 		return out, nil

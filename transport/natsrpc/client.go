@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -112,7 +113,8 @@ func Call[Req, Resp any](c *Client, name string, opts ...MethodOption) endpoint.
 			limit = mp
 		}
 		if int64(len(body)) > limit {
-			return zero, svcerr.Errorf(svcerr.ResourceExhausted, "request to %s is larger than the limit of %d bytes", full, limit)
+			return zero, svcerr.Wrap(svcerr.ResourceExhausted, fmt.Sprintf("request is larger than the limit of %d bytes", limit),
+				fmt.Errorf("request to %s: %d bytes", full, len(body)))
 		}
 		if _, ok := ctx.Deadline(); !ok && c.timeout > 0 {
 			var cancel context.CancelFunc
@@ -134,12 +136,13 @@ func Call[Req, Resp any](c *Client, name string, opts ...MethodOption) endpoint.
 			return zero, err
 		}
 		if len(reply.Data) > c.maxReply {
-			return zero, svcerr.Errorf(svcerr.ResourceExhausted, "response from %s is larger than %d bytes", full, c.maxReply)
+			return zero, svcerr.Wrap(svcerr.ResourceExhausted, fmt.Sprintf("response is larger than %d bytes", c.maxReply),
+				fmt.Errorf("response from %s: %d bytes", full, len(reply.Data)))
 		}
 		var out Resp
 		if len(reply.Data) > 0 {
 			if err := json.Unmarshal(reply.Data, &out); err != nil {
-				return zero, svcerr.Wrap(svcerr.Internal, "decoding the response of "+full+" failed", err)
+				return zero, svcerr.Wrap(svcerr.Internal, "decoding the response failed", fmt.Errorf("%s: %w", full, err))
 			}
 		}
 		return out, nil
@@ -209,7 +212,7 @@ func (c *Client) requestError(ctx context.Context, subject string, err error) er
 		// connection's last error: the request then waits for a reply that cannot come.
 		if le := c.nc.LastError(); le != nil && errors.Is(le, nats.ErrPermissionViolation) &&
 			strings.Contains(le.Error(), `"`+subject+`"`) && strings.Contains(strings.ToLower(le.Error()), "publish") {
-			return svcerr.Wrap(svcerr.PermissionDenied, "no permission to call "+subject, le)
+			return svcerr.Wrap(svcerr.PermissionDenied, "permission denied", fmt.Errorf("no permission to publish to %s: %w", subject, le))
 		}
 		return contextError(ctx, err)
 	}

@@ -252,9 +252,9 @@ func TestOversizedRequestRefused(t *testing.T) {
 		contains string
 		calls    int32
 	}{
-		{"client limit", small, 200, svcerr.ResourceExhausted, "request to echo.Echo is larger than the limit of 100 bytes", 0},
+		{"client limit", small, 200, svcerr.ResourceExhausted, "request is larger than the limit of 100 bytes", 0},
 		{"connection max payload", big, int(nc.MaxPayload()) + 1, svcerr.ResourceExhausted,
-			fmt.Sprintf("request to echo.Echo is larger than the limit of %d bytes", nc.MaxPayload()), 0},
+			fmt.Sprintf("request is larger than the limit of %d bytes", nc.MaxPayload()), 0},
 		{"server limit", big, 1000, svcerr.ResourceExhausted, "request body is larger than the limit of 500 bytes", 0},
 		{"fits", big, 400, svcerr.Unknown, "", 1},
 	}
