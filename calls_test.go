@@ -18,36 +18,24 @@ import (
 	"github.com/svckit/svckit"
 	"github.com/svckit/svckit/discovery"
 	"github.com/svckit/svckit/discovery/natskv"
+	"github.com/svckit/svckit/internal/testnet"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 )
 
-// deadAddr returns a loopback address on which nothing listens (a port just freed).
+// deadAddr returns a loopback address on which nothing listens, held for the test.
 func deadAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return testnet.Reserve(t).Addr()
 }
 
-// serveHealthOn starts a gRPC health server on addr, retrying the bind for a while (the
-// port was in use a moment ago). It may run on a goroutine other than the test's, so a
-// failure to bind is reported with Errorf, not Fatalf.
-func serveHealthOn(t *testing.T, addr string) {
+// serveHealthOn starts a gRPC health server on the reserved port. It may run on a
+// goroutine other than the test's, so a failure to listen is reported with Errorf, not
+// Fatalf.
+func serveHealthOn(t *testing.T, port *testnet.Reserved) {
 	t.Helper()
-	var ln net.Listener
-	var err error
-	for range 100 {
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	ln, err := port.Listen()
 	if err != nil {
-		t.Errorf("listen %s: %v", addr, err)
+		t.Errorf("listen %s: %v", port.Addr(), err)
 		return
 	}
 	srv := grpc.NewServer()
@@ -75,7 +63,8 @@ func TestCallWaitsForRestartingPeer(t *testing.T) {
 	}
 	for _, target := range []string{"list", "natskv:"} {
 		t.Run(target, func(t *testing.T) {
-			addr := deadAddr(t)
+			port := testnet.Reserve(t)
+			addr := port.Addr()
 			caller, err := newApp(t, "caller", &natsOnly{}, map[string]string{"NATS_URL": srv.ClientURL()})
 			if err != nil {
 				t.Fatal(err)
@@ -89,7 +78,7 @@ func TestCallWaitsForRestartingPeer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			time.AfterFunc(time.Second, func() { serveHealthOn(t, addr) })
+			time.AfterFunc(time.Second, func() { serveHealthOn(t, port) })
 			if err := checkOnce(cc, 20*time.Second); err != nil {
 				t.Fatalf("the call did not wait for the restarting instance: %v", err)
 			}

@@ -2,7 +2,6 @@ package saga_test
 
 import (
 	"context"
-	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/svckit/svckit/internal/testnet"
 	"github.com/svckit/svckit/saga"
 	"github.com/svckit/svckit/svcerr"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
@@ -25,12 +25,8 @@ import (
 // keeps trying within its budget, and the saga completes instead of compensating.
 func TestStepWaitsOutRestartingPeer(t *testing.T) {
 	ctx := context.Background()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close() // nobody listens: connections are refused
+	port := testnet.Reserve(t) // nobody listens: connections are refused
+	addr := port.Addr()
 	cc, err := grpcgo.NewClient(addr, grpcgo.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +80,7 @@ func TestStepWaitsOutRestartingPeer(t *testing.T) {
 		case <-srvCtx.Done():
 			return
 		}
-		ln, err := net.Listen("tcp", addr)
+		ln, err := port.Listen()
 		if err != nil {
 			t.Errorf("listen again on %s: %v", addr, err)
 			return

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/svckit/svckit/internal/testnet"
 	"github.com/svckit/svckit/svcerr"
 	svcgrpc "github.com/svckit/svckit/transport/grpc"
 	shttp "github.com/svckit/svckit/transport/http"
@@ -33,13 +34,7 @@ func (c connErr) NewStream(context.Context, *grpcgo.StreamDesc, string, ...grpcg
 // deadAddr returns a loopback address nobody listens on.
 func deadAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
+	return testnet.Reserve(t).Addr()
 }
 
 // notGRPC returns the address of a server that answers every connection with an HTTP/1

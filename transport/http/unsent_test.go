@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/svckit/svckit/internal/testnet"
 	shttp "github.com/svckit/svckit/transport/http"
 )
 
@@ -66,9 +67,7 @@ func TestClientWaitsForRestartingServer(t *testing.T) {
 
 	// A call to a server that never comes back ends with its deadline, as unavailable
 	// or deadline exceeded, not sooner.
-	dead, _ := net.Listen("tcp", "127.0.0.1:0")
-	deadAddr := dead.Addr().String()
-	dead.Close()
+	deadAddr := testnet.Reserve(t).Addr()
 	c2, _ := shttp.NewClient("http://"+deadAddr, "greeter")
 	call2 := shttp.Call[greetRequest, greetResponse](c2, "POST /greet", "Greet")
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)

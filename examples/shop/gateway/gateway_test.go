@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/svckit/svckit/examples/shop/catalog"
 	"github.com/svckit/svckit/examples/shop/gateway"
 	"github.com/svckit/svckit/examples/shop/orders"
+	"github.com/svckit/svckit/internal/testnet"
 	shttp "github.com/svckit/svckit/transport/http"
 )
 
@@ -34,12 +34,7 @@ func asAda(_ endpoint.Info, next endpoint.Handler) endpoint.Handler {
 // reached: every public answer is a 503 problem saying the service is unavailable, with
 // the request id, and nothing about addresses or gRPC transport.
 func TestBackendsDownLeakNothing(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	_ = ln.Close()
+	dead := testnet.Reserve(t).Addr()
 	cc, err := grpcgo.NewClient(dead, grpcgo.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

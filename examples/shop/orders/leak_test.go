@@ -3,7 +3,6 @@ package orders_test
 import (
 	"context"
 	"errors"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/svckit/svckit/examples/shop/catalog"
 	"github.com/svckit/svckit/examples/shop/orders"
 	"github.com/svckit/svckit/examples/shop/payments"
+	"github.com/svckit/svckit/internal/testnet"
 	"github.com/svckit/svckit/outbox"
 	"github.com/svckit/svckit/saga"
 	"github.com/svckit/svckit/store"
@@ -80,12 +80,7 @@ func (p failingCharge) Charge(context.Context, string, string, int64) (payments.
 // transport text, the way a remote call fails: the order is cancelled with a fixed
 // reason, naming its trace, and the stored and returned reason carries none of the text.
 func TestReasonsHideInternals(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	_ = ln.Close()
+	dead := testnet.Reserve(t).Addr()
 	cc, err := grpcgo.NewClient(dead, grpcgo.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package orders_test
 
 import (
 	"context"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/svckit/svckit/examples/shop/catalog"
 	"github.com/svckit/svckit/examples/shop/orders"
+	"github.com/svckit/svckit/internal/testnet"
 	"github.com/svckit/svckit/svcerr"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
 )
@@ -22,12 +22,8 @@ import (
 // catalog serves again. The order's reserve step waits it out and the order is
 // confirmed, not cancelled because a process blinked.
 func TestOrderWaitsOutRestartingCatalog(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
+	port := testnet.Reserve(t) // refused until the restarted catalog listens on it
+	addr := port.Addr()
 	cc, err := grpcgo.NewClient(addr, grpcgo.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +65,7 @@ func TestOrderWaitsOutRestartingCatalog(t *testing.T) {
 		catalog.RegisterCatalogGRPC(srv, catalog.MakeCatalogEndpoints(local))
 		g := sgrpc.NewGRPCServer(nil)
 		srv.Register(g)
-		ln, err := net.Listen("tcp", addr)
+		ln, err := port.Listen()
 		if err != nil {
 			t.Errorf("listen again on %s: %v", addr, err)
 			return

@@ -1,0 +1,67 @@
+// Package testnet gives tests loopback TCP ports that nothing else can take while a test
+// uses them.
+//
+// The usual way to find an address where nothing listens — listen on port 0, note the
+// port, close the listener — frees the port for anyone: another test process that asks
+// for a port of its own may get it a moment later, and a call meant to be refused reaches
+// a stranger instead (CI saw a gRPC client read a plain HTTP server's 404 that way). A
+// [Reserved] port is held by a socket that is bound but not listening: connections to it
+// are refused, no other socket can bind it, and [Reserved.Listen] turns the same socket
+// into a listener, for a peer that "comes back" on its old address.
+package testnet
+
+import (
+	"net"
+	"sync"
+	"testing"
+)
+
+// Reserved is a loopback TCP port held for one test. The zero value is not usable; call
+// [Reserve].
+type Reserved struct {
+	addr string
+
+	mu     sync.Mutex
+	held   heldSocket // the bound socket, until Listen or Close
+	closed bool
+}
+
+// Reserve binds a socket to a free port of 127.0.0.1 without listening on it and returns
+// the reservation. Connections to its address are refused until [Reserved.Listen]. The
+// socket is closed when the test ends, if Listen did not take it.
+func Reserve(t testing.TB) *Reserved {
+	t.Helper()
+	held, addr, err := bindLoopback()
+	if err != nil {
+		t.Fatalf("testnet: reserving a loopback port: %v", err)
+	}
+	r := &Reserved{addr: addr, held: held}
+	t.Cleanup(func() { _ = r.Close() })
+	return r
+}
+
+// Addr returns the reserved address, "127.0.0.1:port".
+func (r *Reserved) Addr() string { return r.addr }
+
+// Listen starts listening on the reserved port and returns the listener, which the caller
+// closes. It can be called once.
+func (r *Reserved) Listen() (net.Listener, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, net.ErrClosed
+	}
+	r.closed = true
+	return r.held.listen()
+}
+
+// Close releases the port if Listen has not taken it.
+func (r *Reserved) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	return r.held.close()
+}
