@@ -59,7 +59,7 @@ type callContext struct {
 func (c *callContext) Value(key any) any {
 	switch key.(type) {
 	case meta.RequestIDKey:
-		return c.id
+		return &c.id // pointer-shaped: no allocation per lookup
 	case endpoint.InfoKey:
 		if c.info != nil {
 			return c.info

@@ -322,7 +322,7 @@ func (c *requestContext) Value(key any) any {
 	case meta.SourceKey:
 		return c.src
 	case meta.RequestIDKey:
-		return c.id
+		return &c.id // pointer-shaped: no allocation per lookup
 	}
 	return c.Context.Value(key)
 }

@@ -1,12 +1,15 @@
 package http_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"strings"
 	"testing"
 
@@ -417,5 +420,64 @@ func TestBodyLimitUnknownLength(t *testing.T) {
 				t.Fatalf("problem %s does not name the limit", raw)
 			}
 		})
+	}
+}
+
+// TestKeepAliveAfterBodies sends requests with bodies, plain, identity-encoded and gzip,
+// good and refused, one after another on one HTTP/1.1 connection: reading a body to its
+// end (and closing it) must leave the connection to the next request.
+func TestKeepAliveAfterBodies(t *testing.T) {
+	s := shttp.NewServer("keepalive", shttp.WithMaxBodyBytes(64))
+	shttp.Handle(s, "POST /sum", "Sum", func(_ context.Context, r sumReq) (sumResp, error) {
+		return sumResp{V: r.A + r.B}, nil
+	})
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write([]byte(`{"a":2,"b":3}`))
+	_ = zw.Close()
+	tests := []struct {
+		name, body, encoding string
+		status               int
+	}{
+		{"plain", `{"a":1,"b":2}`, "", 200},
+		{"identity", `{"a":1,"b":2}`, "identity", 200},
+		{"gzip", gz.String(), "gzip", 200},
+		{"malformed", `{"a":`, "", 400},
+		{"unknown field", `{"a":1,"c":2}`, "", 200},
+		{"plain again", `{"a":1,"b":2}`, "", 200},
+	}
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	var first string
+	for i, tt := range tests {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/sum", strings.NewReader(tt.body))
+		req.Header.Set("Content-Type", "application/json")
+		if tt.encoding != "" {
+			req.Header.Set("Content-Encoding", tt.encoding)
+		}
+		var local string
+		var reused bool
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn: func(ci httptrace.GotConnInfo) { local, reused = ci.Conn.LocalAddr().String(), ci.Reused },
+		}))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.status {
+			t.Errorf("%s: status %d, want %d", tt.name, resp.StatusCode, tt.status)
+		}
+		if i == 0 {
+			first = local
+			continue
+		}
+		if !reused || local != first {
+			t.Errorf("%s: a new connection (%s, reused %v) after the previous request on %s", tt.name, local, reused, first)
+		}
 	}
 }

@@ -19,7 +19,9 @@ const maxRequestIDLen = 128
 // RequestIDKey is the context key under which [WithRequestID] stores a request id (a
 // string). [RequestID] reads it; a transport that gives a served call's context its own
 // type may answer this key in the type's Value method instead of adding a
-// context.WithValue per call.
+// context.WithValue per call, with a string or with a *string to a field of that
+// context: a pointer goes into the interface without the allocation a string takes
+// there, on every lookup. Read the id with RequestID, not with ctx.Value.
 type RequestIDKey struct{}
 
 const hexDigits = "0123456789abcdef"
@@ -50,8 +52,13 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 
 // RequestID returns the request id carried by ctx, or "" when it carries none.
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(RequestIDKey{}).(string)
-	return id
+	switch id := ctx.Value(RequestIDKey{}).(type) {
+	case string:
+		return id
+	case *string:
+		return *id
+	}
+	return ""
 }
 
 // ValidRequestID reports whether s may be used as a request id received from a caller:

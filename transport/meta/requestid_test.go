@@ -66,6 +66,9 @@ func TestRequestIDContext(t *testing.T) {
 		{"none", context.Background(), ""},
 		{"set", meta.WithRequestID(context.Background(), "abc"), "abc"},
 		{"overridden", meta.WithRequestID(meta.WithRequestID(context.Background(), "abc"), "def"), "def"},
+		{"a transport's context", &idContext{Context: context.Background(), id: "ghi"}, "ghi"},
+		{"a transport's context, overridden", meta.WithRequestID(&idContext{Context: context.Background(), id: "ghi"}, "jkl"), "jkl"},
+		{"another type", context.WithValue(context.Background(), meta.RequestIDKey{}, 42), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,6 +77,24 @@ func TestRequestIDContext(t *testing.T) {
 			}
 		})
 	}
+	ctx := &idContext{Context: context.Background(), id: "ghi"}
+	if n := testing.AllocsPerRun(100, func() { _ = meta.RequestID(ctx) }); n != 0 {
+		t.Errorf("RequestID from a transport's context: %v allocations, want 0", n)
+	}
+}
+
+// idContext answers meta.RequestIDKey with a pointer to its id, as the transports'
+// contexts of served calls do.
+type idContext struct {
+	context.Context
+	id string
+}
+
+func (c *idContext) Value(key any) any {
+	if _, ok := key.(meta.RequestIDKey); ok {
+		return &c.id
+	}
+	return c.Context.Value(key)
 }
 
 func BenchmarkNewRequestID(b *testing.B) {
