@@ -106,17 +106,7 @@ func TestStatusFromOtherServers(t *testing.T) {
 			}
 			go func() { _ = g.Serve(lis) }()
 			t.Cleanup(g.Stop)
-			cc, err := grpcgo.NewClient(lis.Addr().String(), grpcgo.WithTransportCredentials(insecure.NewCredentials()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = cc.Close() })
-			echo := svcgrpc.UnaryCall(svcgrpc.NewClient(cc, echoService), "Echo", encEchoRequest, decEchoReply)
-			_, err = echo(t.Context(), msg{Text: "x"})
-			var e *svcerr.Error
-			if !errors.As(err, &e) {
-				t.Fatalf("got %T %v", err, err)
-			}
+			e := echoError(t, lis.Addr().String())
 			if e.Kind != tt.kind || e.Message != tt.msg {
 				t.Errorf("got %v %q, want %v %q", e.Kind, e.Message, tt.kind, tt.msg)
 			}
@@ -160,23 +150,31 @@ func TestStatusFromPlainHTTP(t *testing.T) {
 			srv.Protocols.SetUnencryptedHTTP2(true)
 			go func() { _ = srv.Serve(lis) }()
 			t.Cleanup(func() { _ = srv.Close() })
-			cc, err := grpcgo.NewClient(lis.Addr().String(), grpcgo.WithTransportCredentials(insecure.NewCredentials()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = cc.Close() })
-			echo := svcgrpc.UnaryCall(svcgrpc.NewClient(cc, echoService), "Echo", encEchoRequest, decEchoReply)
-			_, err = echo(t.Context(), msg{Text: "x"})
-			var e *svcerr.Error
-			if !errors.As(err, &e) {
-				t.Fatalf("got %T %v", err, err)
-			}
+			e := echoError(t, lis.Addr().String())
 			if e.Kind != tt.kind || e.Message != tt.msg {
 				t.Errorf("got %v %q, want %v %q", e.Kind, e.Message, tt.kind, tt.msg)
 			}
-			if !strings.Contains(status.Convert(errors.Unwrap(err)).Message(), "10.0.0.7") {
-				t.Errorf("the cause lost the detail for the logs: %v", errors.Unwrap(err))
+			if !strings.Contains(status.Convert(e.Cause).Message(), "10.0.0.7") {
+				t.Errorf("the cause lost the detail for the logs: %v", e.Cause)
 			}
 		})
 	}
+}
+
+// echoError calls Echo on the server at addr through a svckit client and returns the
+// *svcerr.Error the call fails with.
+func echoError(t *testing.T, addr string) *svcerr.Error {
+	t.Helper()
+	cc, err := grpcgo.NewClient(addr, grpcgo.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	echo := svcgrpc.UnaryCall(svcgrpc.NewClient(cc, echoService), "Echo", encEchoRequest, decEchoReply)
+	_, err = echo(t.Context(), msg{Text: "x"})
+	var e *svcerr.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("got %T %v", err, err)
+	}
+	return e
 }
