@@ -53,24 +53,12 @@ func TestPrometheusScrapesAndPromtoolAccepts(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	promAddr := ln.Addr().String()
-	ln.Close()
 	target := strings.TrimPrefix(ta.adminURL, "http://")
 	cfg := fmt.Sprintf("global:\n  scrape_interval: 500ms\nscrape_configs:\n  - job_name: addsvc\n    static_configs:\n      - targets: [%q]\n", target)
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	prom := exec.Command("prometheus", "--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+promAddr)
-	prom.Stdout, prom.Stderr = io.Discard, io.Discard
-	if err := prom.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = prom.Process.Kill(); _ = prom.Wait() }()
+	promAddr := startPrometheus(t, dir)
 
 	query := func() float64 {
 		q := `sum(svckit_requests_total{job="addsvc",transport="http",method="Sum",side="server"})`
@@ -111,4 +99,59 @@ func TestPrometheusScrapesAndPromtoolAccepts(t *testing.T) {
 	}
 	second := waitFor(first + 7)
 	t.Logf("Prometheus saw the request counter rise from %v to %v", first, second)
+}
+
+// startPrometheus starts Prometheus with dir's prometheus.yml on a free loopback port and
+// returns its address once it answers /-/ready. The port is found by listening on port 0
+// and closing, since Prometheus binds its own: another process may take the port first.
+// Prometheus then exits, and it is started again on another port, up to three times.
+func startPrometheus(t *testing.T, dir string) string {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		prom := exec.Command("prometheus", "--config.file="+filepath.Join(dir, "prometheus.yml"),
+			"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
+		prom.Stdout, prom.Stderr = io.Discard, io.Discard
+		if err := prom.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { _ = prom.Wait(); close(exited) }()
+		stop := func() { _ = prom.Process.Kill(); <-exited }
+		if promReady(addr, exited, 30*time.Second) {
+			t.Cleanup(stop)
+			return addr
+		}
+		stop()
+		if attempt == 3 {
+			t.Fatalf("Prometheus did not become ready on %s (attempt %d)", addr, attempt)
+		}
+		t.Logf("Prometheus did not become ready on %s; starting it on another port", addr)
+	}
+}
+
+// promReady waits until the Prometheus at addr answers /-/ready with 200, and reports
+// false if its process exits or d passes first.
+func promReady(addr string, exited <-chan struct{}, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return false
+		default:
+		}
+		if resp, err := http.Get("http://" + addr + "/-/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return true
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return false
 }
