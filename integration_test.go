@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -102,18 +103,26 @@ func TestPrometheusScrapesAndPromtoolAccepts(t *testing.T) {
 }
 
 // startPrometheus starts Prometheus with dir's prometheus.yml on a free loopback port and
-// returns its address once it answers /-/ready. The port is found by listening on port 0
-// and closing, since Prometheus binds its own: another process may take the port first.
-// Prometheus then exits, and it is started again on another port, up to three times.
+// returns its address once it answers /-/ready. Prometheus binds the port itself, after
+// the check, so the port comes from below Linux's ephemeral range (32768–60999), where
+// sockets bound to port 0 elsewhere cannot take it in between; should something else
+// take it all the same, Prometheus exits and is started again on another port, up to
+// three times.
 func startPrometheus(t *testing.T, dir string) string {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+		var addr string
+		for range 1000 {
+			a := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(32000-20000))
+			if ln, err := net.Listen("tcp", a); err == nil {
+				ln.Close()
+				addr = a
+				break
+			}
 		}
-		addr := ln.Addr().String()
-		ln.Close()
+		if addr == "" {
+			t.Fatal("no free loopback port below the ephemeral range")
+		}
 		prom := exec.Command("prometheus", "--config.file="+filepath.Join(dir, "prometheus.yml"),
 			"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
 		prom.Stdout, prom.Stderr = io.Discard, io.Discard

@@ -5,10 +5,12 @@ package etcd_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -33,14 +35,27 @@ type etcdServer struct {
 	clientPort int
 }
 
-func freePort(t testing.TB) int {
+// freePort returns a free loopback port other than avoid. etcd binds it itself, after
+// the check, so it comes from below Linux's ephemeral range (32768–60999): a socket bound
+// to port 0 elsewhere — another test process — cannot take it in between, as it could a
+// port the kernel just handed out and this test freed. A restarted etcd binds the same
+// ports again.
+func freePort(t testing.TB, avoid ...int) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		port := 20000 + rand.IntN(32000-20000)
+		if slices.Contains(avoid, port) {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free loopback port below the ephemeral range")
+	return 0
 }
 
 func startEtcd(t testing.TB) *etcdServer {
@@ -50,8 +65,9 @@ func startEtcd(t testing.TB) *etcdServer {
 		t.Fatalf("etcd not installed (apt-get install etcd-server): %v", err)
 	}
 	s := &etcdServer{t: t, dir: t.TempDir()}
-	s.client = fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
-	s.peer = fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	client := freePort(t)
+	s.client = fmt.Sprintf("http://127.0.0.1:%d", client)
+	s.peer = fmt.Sprintf("http://127.0.0.1:%d", freePort(t, client))
 	s.start()
 	t.Cleanup(s.stop)
 	return s
