@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -16,7 +17,6 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -418,21 +418,26 @@ func tail(s string) string {
 	return strings.Join(lines[max(0, len(lines)-20):], "\n")
 }
 
+// freePorts returns n different free loopback addresses for a service process to bind.
+// It binds them itself, after the check, so they come from below Linux's ephemeral range
+// (32768–60999), where a socket bound to port 0 by another test process cannot take them
+// in between.
 func freePorts(t *testing.T, n int) []string {
 	t.Helper()
 	var out []string
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	for range 1000 * n {
+		if len(out) == n {
+			return out
 		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().String())
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(32000-20000))
+		if slices.Contains(out, addr) {
+			continue
+		}
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			out = append(out, addr)
+		}
 	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	sort.Strings(out[:0])
-	return out
+	t.Fatal("no free loopback ports below the ephemeral range")
+	return nil
 }
