@@ -29,7 +29,6 @@ import (
 	"github.com/svckit/svckit/observe/otlp/otlptest"
 	"github.com/svckit/svckit/resilience"
 	sgrpc "github.com/svckit/svckit/transport/grpc"
-	"github.com/svckit/svckit/transport/meta"
 )
 
 // bareAdd serves addsvc.Add/Sum with grpc-go alone, as generated code would, so that the
@@ -80,33 +79,39 @@ func exportingProvider(b testing.TB) trace.TracerProvider {
 	return tp
 }
 
-// benchClients returns a bare grpc-go call to one server and a call through svckit's full
-// client stack to two servers found in a NATS KV registry: tracing (sampled as given),
-// retry, balancer (P2C), per-instance circuit breaker, svckit gRPC client.
-func benchClients(b testing.TB, sampler sdktrace.Sampler) (bare, stack sumFunc) {
+// clients are the calls BenchmarkClient compares, all to servers of bareAdd.
+type clients struct {
+	// bare is a bare grpc-go call over one connection to one server.
+	bare sumFunc
+	// spread is bare grpc-go calls spread at random over one connection to each of the
+	// stack's servers: the connections the stack uses, with no svckit code.
+	spread sumFunc
+	// stack is a call through svckit's client stack.
+	stack sumFunc
+}
+
+// benchClients returns the clients for svckit's full client stack to two servers found in
+// a NATS KV registry: tracing (sampled as given), retry, balancer (P2C), per-instance
+// circuit breaker, svckit gRPC client.
+func benchClients(b testing.TB, sampler sdktrace.Sampler) clients {
 	return benchClientsN(b, sampler, 2)
 }
 
-func benchClientsN(b testing.TB, sampler sdktrace.Sampler, instances int) (bare, stack sumFunc) {
+// benchClientsN is benchClients with the given number of servers.
+func benchClientsN(b testing.TB, sampler sdktrace.Sampler, instances int) clients {
 	return benchClientsWith(b, sampler, instances, true)
 }
 
 // benchClientsWith is benchClientsN; without full, the stack is the balancer and the svckit
 // client only (no tracing, retry or breaker).
-func benchClientsWith(b testing.TB, sampler sdktrace.Sampler, instances int, full bool) (bare, stack sumFunc) {
+func benchClientsWith(b testing.TB, sampler sdktrace.Sampler, instances int, full bool) clients {
 	addrs := []string{bareServer(b)}
 	for len(addrs) < instances {
 		addrs = append(addrs, bareServer(b))
 	}
-	addr1 := addrs[0]
-	cc, err := grpcgo.NewClient(addr1, grpcgo.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = cc.Close() })
-	bare = func(ctx context.Context, x, y int64) error {
-		var out pb.SumResponse
-		return cc.Invoke(ctx, "/addsvc.Add/Sum", &pb.SumRequest{A: x, B: y}, &out)
+	c := clients{bare: spread(b, addrs[0])}
+	if len(addrs) > 1 {
+		c.spread = spread(b, addrs...)
 	}
 
 	// Discovery: both servers register in the embedded NATS server's registry.
@@ -168,21 +173,26 @@ func benchClientsWith(b testing.TB, sampler sdktrace.Sampler, instances int, ful
 			return addsvc.NewGRPCClient(cc, sgrpc.WithClientMiddleware(inner...)).Sum, nil
 		},
 		outer...)
-	stack = func(ctx context.Context, x, y int64) error {
+	c.stack = func(ctx context.Context, x, y int64) error {
 		_, err := sum(ctx, addsvc.SumRequest{A: x, B: y})
 		return err
 	}
-	return bare, stack
+	return c
 }
 
 // BenchmarkClient compares one unary call over loopback through svckit's full client stack
-// (NATS KV discovery, P2C balancer, retry, per-instance breaker, tracing) with a bare
-// grpc-go call to the same kind of server. The "ratio" sub-benchmarks run both in
+// (NATS KV discovery, P2C balancer, retry, per-instance breaker, tracing) with bare grpc-go
+// calls to the same kind of server. The "ratio" sub-benchmarks run the clients in
 // alternating blocks in one run and report the stack's throughput as a fraction of the
 // bare client's (stack/bare), the process's CPU time per call of each with their
 // ratio (cpu-stack/bare, bare over stack), the steadier figure on a shared machine (the
 // target is at least 0.9), and the heap bytes and objects allocated per call, servers
 // included (bare-B/call, stack-B/call, bare-allocs/call, stack-allocs/call).
+//
+// The bare call uses one connection. A stack with two servers spreads its calls over two
+// connections, which costs grpc-go itself CPU (ratio-spread-seq): for those the stack is
+// also compared with bare calls spread over the same two servers (cpu-stack/spread), and
+// the 1-instance ratios compare like with like.
 func BenchmarkClient(b *testing.B) {
 	samplers := []struct {
 		name    string
@@ -193,46 +203,48 @@ func BenchmarkClient(b *testing.B) {
 	}
 	for _, s := range samplers {
 		b.Run("stack-"+s.name, func(b *testing.B) {
-			_, stack := benchClients(b, s.sampler)
-			run(b, stack)
+			run(b, benchClients(b, s.sampler).stack)
 		})
 	}
 	b.Run("grpc-go", func(b *testing.B) {
-		bare, _ := benchClients(b, sdktrace.NeverSample())
-		run(b, bare)
+		run(b, benchClients(b, sdktrace.NeverSample()).bare)
 	})
 	// The svckit gRPC client alone (no discovery, balancer, retry, breaker or tracing), to
 	// tell the transport's share of the stack's cost from the rest.
 	b.Run("ratio-client-only-seq", func(b *testing.B) {
-		bare, _ := benchClientsN(b, samplers[0].sampler, 1)
+		bare := benchClientsN(b, samplers[0].sampler, 1).bare
 		cc, err := grpcgo.NewClient(bareServer(b), grpcgo.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer cc.Close()
 		sum := addsvc.NewGRPCClient(cc).Sum
-		ratio(b, bare, func(ctx context.Context, x, y int64) error {
+		ratio(b, 1, clients{bare: bare, stack: func(ctx context.Context, x, y int64) error {
 			_, err := sum(ctx, addsvc.SumRequest{A: x, B: y})
 			return err
-		}, 1)
+		}})
 	})
 	// Discovery and the balancer around the svckit client, without tracing, retry and
 	// breaker: the balancer's share.
 	b.Run("ratio-balanced-client-seq", func(b *testing.B) {
-		bare, stack := benchClientsWith(b, samplers[0].sampler, 2, false)
-		ratio(b, bare, stack, 1)
+		ratio(b, 1, benchClientsWith(b, samplers[0].sampler, 2, false))
+	})
+	// Bare grpc-go calls spread at random over two servers against calls to one server:
+	// what spreading sequential calls over two connections costs without any svckit code.
+	b.Run("ratio-spread-seq", func(b *testing.B) {
+		c := benchClientsN(b, samplers[0].sampler, 1)
+		ratio(b, 1, clients{bare: c.bare, stack: spread(b, bareServer(b), bareServer(b))})
 	})
 	// The floor the stack's wire metadata sets: a bare grpc-go call against the same call
-	// carrying what every call of the unsampled stack sends, a new x-request-id and a
-	// traceparent (grpc-go encodes them into HPACK on one end and decodes them into an
-	// incoming metadata map on the other), with no svckit code at all.
+	// carrying what every call of the unsampled stack sends outside a request, a
+	// traceparent with a new trace (grpc-go encodes it into HPACK on one end and decodes it
+	// into an incoming metadata map on the other), with no svckit code at all.
 	b.Run("ratio-headers-seq", func(b *testing.B) {
-		bare, _ := benchClientsN(b, samplers[0].sampler, 1)
-		ratio(b, bare, withHeaders(b, bareServer(b)), 1)
+		c := benchClientsN(b, samplers[0].sampler, 1)
+		ratio(b, 1, clients{bare: c.bare, stack: withHeaders(b, bareServer(b))})
 	})
 	b.Run("ratio-unsampled-seq-1instance", func(b *testing.B) {
-		bare, stack := benchClientsN(b, samplers[0].sampler, 1)
-		ratio(b, bare, stack, 1)
+		ratio(b, 1, benchClientsN(b, samplers[0].sampler, 1))
 	})
 	for _, s := range samplers {
 		for _, par := range []int{1, 8} {
@@ -241,16 +253,15 @@ func BenchmarkClient(b *testing.B) {
 				name = "ratio-" + s.name + "-parallel8"
 			}
 			b.Run(name, func(b *testing.B) {
-				bare, stack := benchClients(b, s.sampler)
-				ratio(b, bare, stack, par)
+				ratio(b, par, benchClients(b, s.sampler))
 			})
 		}
 	}
 }
 
 // withHeaders returns a bare grpc-go call to addr that carries the metadata svckit's client
-// stack sends on every call outside a sampled trace: a new request id and a traceparent
-// with a new span id.
+// stack sends on every call outside a request and a sampled trace: a traceparent with a new
+// trace id and span id. (A call inside a request carries the request's x-request-id too.)
 func withHeaders(b testing.TB, addr string) sumFunc {
 	cc, err := grpcgo.NewClient(addr, grpcgo.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -263,10 +274,29 @@ func withHeaders(b testing.TB, addr string) sumFunc {
 		binary.LittleEndian.PutUint64(tid[:8], rand.Uint64())
 		binary.LittleEndian.PutUint64(tid[8:], rand.Uint64())
 		binary.LittleEndian.PutUint64(sid[:], rand.Uint64())
-		tp := "00-" + tid.String() + "-" + sid.String() + "-00"
-		ctx = metadata.AppendToOutgoingContext(ctx, meta.RequestIDMetadataKey, meta.NewRequestID(), "traceparent", tp)
+		ctx = metadata.AppendToOutgoingContext(ctx, "traceparent", "00-"+tid.String()+"-"+sid.String()+"-00")
 		var out pb.SumResponse
 		return cc.Invoke(ctx, "/addsvc.Add/Sum", &pb.SumRequest{A: x, B: y}, &out)
+	}
+}
+
+// spread returns a bare grpc-go call over one connection to each of addrs, picked at random
+// per call: the connections a balanced client spreads its calls over, with no balancer.
+// With sequential calls, P2C's least-in-flight comparison is always a tie and it picks at
+// random too.
+func spread(b testing.TB, addrs ...string) sumFunc {
+	ccs := make([]*grpcgo.ClientConn, len(addrs))
+	for i, addr := range addrs {
+		cc, err := grpcgo.NewClient(addr, grpcgo.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = cc.Close() })
+		ccs[i] = cc
+	}
+	return func(ctx context.Context, x, y int64) error {
+		var out pb.SumResponse
+		return ccs[rand.IntN(len(ccs))].Invoke(ctx, "/addsvc.Add/Sum", &pb.SumRequest{A: x, B: y}, &out)
 	}
 }
 
@@ -280,19 +310,24 @@ func run(b *testing.B, call sumFunc) {
 	}
 }
 
-// ratio runs b.N calls of each client with par goroutines, in alternating blocks, and
-// reports each one's time per call and stack/bare throughput.
-func ratio(b *testing.B, bare, stack sumFunc, par int) {
+// tally is what ratio measured of one client.
+type tally struct {
+	wall, cpu time.Duration
+	heap      cpumeter.Heap
+	calls     int
+}
+
+// ratio runs b.N calls of each of c's clients with par goroutines, in alternating blocks,
+// and reports each one's time and allocations per call and the stack's throughput and CPU
+// time against the bare client's, and against the spread one's when c has one.
+func ratio(b *testing.B, par int, c clients) {
 	ctx := context.Background()
 	const block = 200
-	var tBare, tStack, cBare, cStack time.Duration
-	var hBare, hStack cpumeter.Heap
-	var nBare, nStack int
-	// timed returns the wall time and the process's CPU time (user + system: client,
+	// timed adds to t the wall time and the process's CPU time (user + system: client,
 	// server, discovery and span processing alike) of n calls, and what the process
 	// allocated on the heap meanwhile. On a shared machine the CPU time is the steadier
 	// figure.
-	timed := func(call sumFunc, n int) (time.Duration, time.Duration, cpumeter.Heap) {
+	timed := func(t *tally, call sumFunc, n int) {
 		h0 := cpumeter.ReadHeap()
 		cpu0 := cpumeter.Process()
 		start := time.Now()
@@ -308,35 +343,43 @@ func ratio(b *testing.B, bare, stack sumFunc, par int) {
 			})
 		}
 		wg.Wait()
-		t, c := time.Since(start), cpumeter.Process()-cpu0
-		return t, c, cpumeter.ReadHeap().Sub(h0)
+		t.wall += time.Since(start)
+		t.cpu += cpumeter.Process() - cpu0
+		t.heap = t.heap.Add(cpumeter.ReadHeap().Sub(h0))
+		t.calls += n
 	}
-	// Warm up both (connections, pools).
-	timed(bare, block)
-	timed(stack, block)
+	calls := []sumFunc{c.bare, c.stack}
+	if c.spread != nil {
+		calls = append(calls, c.spread)
+	}
+	tallies := make([]tally, len(calls))
+	// Warm up each (connections, pools).
+	for _, call := range calls {
+		timed(new(tally), call, block)
+	}
 	b.ResetTimer()
 	for done := 0; done < b.N; done += block {
 		n := min(block, b.N-done)
-		t, c, h := timed(bare, n)
-		tBare, cBare, hBare = tBare+t, cBare+c, hBare.Add(h)
-		t, c, h = timed(stack, n)
-		tStack, cStack, hStack = tStack+t, cStack+c, hStack.Add(h)
-		nBare += n
-		nStack += n
+		for i, call := range calls {
+			timed(&tallies[i], call, n)
+		}
 	}
 	b.StopTimer()
-	perBare := float64(tBare) / float64(nBare)
-	perStack := float64(tStack) / float64(nStack)
-	b.ReportMetric(perBare, "bare-ns/call")
-	b.ReportMetric(perStack, "stack-ns/call")
-	b.ReportMetric(perBare/perStack, "stack/bare")
-	cpuBare := float64(cBare) / float64(nBare) / 1000
-	cpuStack := float64(cStack) / float64(nStack) / 1000
-	b.ReportMetric(cpuBare, "bare-cpu-µs/call")
-	b.ReportMetric(cpuStack, "stack-cpu-µs/call")
-	b.ReportMetric(cpuBare/cpuStack, "cpu-stack/bare")
-	b.ReportMetric(float64(hBare.Bytes)/float64(nBare), "bare-B/call")
-	b.ReportMetric(float64(hStack.Bytes)/float64(nStack), "stack-B/call")
-	b.ReportMetric(float64(hBare.Objects)/float64(nBare), "bare-allocs/call")
-	b.ReportMetric(float64(hStack.Objects)/float64(nStack), "stack-allocs/call")
+	perCall := func(t tally, d time.Duration) float64 { return float64(d) / float64(t.calls) }
+	bare, stack := tallies[0], tallies[1]
+	b.ReportMetric(perCall(bare, bare.wall), "bare-ns/call")
+	b.ReportMetric(perCall(stack, stack.wall), "stack-ns/call")
+	b.ReportMetric(perCall(bare, bare.wall)/perCall(stack, stack.wall), "stack/bare")
+	b.ReportMetric(perCall(bare, bare.cpu)/1000, "bare-cpu-µs/call")
+	b.ReportMetric(perCall(stack, stack.cpu)/1000, "stack-cpu-µs/call")
+	b.ReportMetric(perCall(bare, bare.cpu)/perCall(stack, stack.cpu), "cpu-stack/bare")
+	if c.spread != nil {
+		spread := tallies[2]
+		b.ReportMetric(perCall(spread, spread.cpu)/1000, "spread-cpu-µs/call")
+		b.ReportMetric(perCall(spread, spread.cpu)/perCall(stack, stack.cpu), "cpu-stack/spread")
+	}
+	b.ReportMetric(float64(bare.heap.Bytes)/float64(bare.calls), "bare-B/call")
+	b.ReportMetric(float64(stack.heap.Bytes)/float64(stack.calls), "stack-B/call")
+	b.ReportMetric(float64(bare.heap.Objects)/float64(bare.calls), "bare-allocs/call")
+	b.ReportMetric(float64(stack.heap.Objects)/float64(stack.calls), "stack-allocs/call")
 }

@@ -277,7 +277,9 @@ func svckitCatalogCall(b *testing.B, pki *hopPKI) getProduct {
 	b.Cleanup(func() { _ = cc.(io.Closer).Close() })
 	cat := catalog.NewCatalogClient(catalog.NewCatalogGRPCClient(cc, gw.GRPCClientOptions()...))
 	return func(ctx context.Context) error {
-		p, err := cat.GetProduct(ctx, "sku-kettle")
+		// A hop is a call made while serving a request: it carries the request's id (a
+		// call outside any request sends none).
+		p, err := cat.GetProduct(meta.WithRequestID(ctx, meta.NewRequestID()), "sku-kettle")
 		if err != nil {
 			return err
 		}

@@ -65,21 +65,25 @@ func (c kvCarrier) Keys() []string {
 	return keys
 }
 
-// outgoingMD adds the outgoing metadata of a call to ctx: the request id of ctx, or a new
-// one when ctx has none (a svckit server then has no id of its own to make and send back),
-// the trace context of ctx written by prop — or, when prop is nil, by W3C trace context
-// and W3C baggage directly, as the default propagator would, without its interface calls —
-// and the headers set with meta.WithOutgoingHeader, which replace the others on a
-// key clash. The pairs are collected on the stack and reach grpc-go in one
-// metadata.AppendToOutgoingContext, which copies them.
+// outgoingMD adds the outgoing metadata of a call to ctx: the request id of ctx, if any
+// (outside any request there is none to send: a svckit server makes one up and returns it
+// with a failure, as the HTTP and NATS clients leave it), the trace context of ctx written
+// by prop — or, when prop is nil, by W3C trace context and W3C baggage directly, as the
+// default propagator would, without its interface calls — and the headers set with
+// meta.WithOutgoingHeader, which replace the others on a key clash. The pairs are
+// collected on the stack and reach grpc-go in one metadata.AppendToOutgoingContext, which
+// copies them; with none, ctx is returned as it is.
 func outgoingMD(ctx context.Context, prop propagation.TextMapPropagator) context.Context {
 	if prop != nil {
 		return outgoingWith(ctx, prop)
 	}
 	var arr [2 * outgoingPairs]string
-	kv := append(arr[:0], meta.RequestIDMetadataKey, requestID(ctx))
+	kv := appendRequestID(arr[:0], ctx)
 	kv = injectW3C(ctx, kv)
 	meta.OutgoingHeaders(ctx, func(k, v string) { kv = setPair(kv, k, v) })
+	if len(kv) == 0 {
+		return ctx
+	}
 	return metadata.AppendToOutgoingContext(ctx, kv...)
 }
 
@@ -87,19 +91,21 @@ func outgoingMD(ctx context.Context, prop propagation.TextMapPropagator) context
 // an interface: the pairs go to the heap.
 func outgoingWith(ctx context.Context, prop propagation.TextMapPropagator) context.Context {
 	b := &kvBuf{}
-	b.kv = b.arr[:0]
-	b.kv = append(b.kv, meta.RequestIDMetadataKey, requestID(ctx))
+	b.kv = appendRequestID(b.arr[:0], ctx)
 	prop.Inject(ctx, kvCarrier{b})
 	meta.OutgoingHeaders(ctx, b.set)
+	if len(b.kv) == 0 {
+		return ctx
+	}
 	return metadata.AppendToOutgoingContext(ctx, b.kv...)
 }
 
-// requestID returns the request id of ctx, or a new one.
-func requestID(ctx context.Context) string {
+// appendRequestID appends the request id pair of ctx to kv when ctx carries an id.
+func appendRequestID(kv []string, ctx context.Context) []string {
 	if id := meta.RequestID(ctx); id != "" {
-		return id
+		kv = append(kv, meta.RequestIDMetadataKey, id)
 	}
-	return meta.NewRequestID()
+	return kv
 }
 
 // injectW3C appends traceparent, tracestate and baggage to kv as

@@ -42,7 +42,8 @@
 // the id of a failure, as an HTTP caller quotes the one in the problem+json body. A caller
 // that sent a valid id has it already, and no response header carries x-request-id: on
 // every successful call that the caller sent no id for, an echo would cost a header map
-// and the HPACK encoding of a value seen once. svckit's clients send an id on every call.
+// and the HPACK encoding of a value seen once. svckit's clients send the id of the request
+// they serve, and none outside any request, so that a failure brings the server's id back.
 // The transport only moves them; spans are started by tracing middleware such as
 // observe.Tracing. The package itself depends on endpoint, svcerr, transport/meta, the
 // OpenTelemetry propagation API and grpc-go, not on observe or the OpenTelemetry SDK. Deadlines travel as gRPC deadlines. Endpoint

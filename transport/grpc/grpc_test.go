@@ -651,12 +651,27 @@ func TestRequestID(t *testing.T) {
 		t.Errorf("server context carries Info %+v", info)
 	}
 
-	// Assigned by the server when the client's context has none (the client sends none).
+	// Assigned by the server when the client's context has none: the client sends none, as
+	// the HTTP and NATS clients do, and a failure brings the server's id back in its status.
 	if _, err := f.echo(t.Context(), msg{}); err != nil {
 		t.Fatal(err)
 	}
 	if id := meta.RequestID(<-f.svc.seen); !meta.ValidRequestID(id) {
 		t.Errorf("server saw request id %q", id)
+	}
+	_, err := f.echo(t.Context(), msg{Text: "kind:not_found"})
+	if svcerr.KindOf(err) != svcerr.NotFound {
+		t.Fatalf("failing call: %v", err)
+	}
+	id := meta.RequestID(<-f.svc.seen)
+	var returned []string
+	for _, d := range status.Convert(errors.Unwrap(err)).Details() {
+		if info, ok := d.(*errdetails.RequestInfo); ok {
+			returned = append(returned, info.GetRequestId())
+		}
+	}
+	if !meta.ValidRequestID(id) || len(returned) != 1 || returned[0] != id {
+		t.Errorf("server made up request id %q; the failed call's status returned %q", id, returned)
 	}
 }
 
