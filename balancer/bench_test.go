@@ -206,6 +206,9 @@ func BenchmarkClient(b *testing.B) {
 			run(b, benchClients(b, s.sampler).stack)
 		})
 	}
+	b.Run("stack-unsampled-1instance", func(b *testing.B) {
+		run(b, benchClientsN(b, samplers[0].sampler, 1).stack)
+	})
 	b.Run("grpc-go", func(b *testing.B) {
 		run(b, benchClients(b, sdktrace.NeverSample()).bare)
 	})
@@ -300,14 +303,23 @@ func spread(b testing.TB, addrs ...string) sumFunc {
 	}
 }
 
+// run runs b.N calls of one client alone (after 500 to warm it up), for a CPU profile of
+// one kind of call, and reports the process's CPU time per call (cpu-µs/call).
 func run(b *testing.B, call sumFunc) {
 	ctx := context.Background()
+	for range 500 {
+		if err := call(ctx, 1, 2); err != nil {
+			b.Fatal(err)
+		}
+	}
 	b.ReportAllocs()
+	cpu0 := cpumeter.Process()
 	for b.Loop() {
 		if err := call(ctx, 1, 2); err != nil {
 			b.Fatal(err)
 		}
 	}
+	b.ReportMetric(float64(cpumeter.Process()-cpu0)/float64(b.N)/1000, "cpu-µs/call")
 }
 
 // tally is what ratio measured of one client.
