@@ -246,9 +246,12 @@ func BenchmarkClient(b *testing.B) {
 		c := benchClientsN(b, samplers[0].sampler, 1)
 		ratio(b, 1, clients{bare: c.bare, stack: withHeaders(b, bareServer(b))})
 	})
-	b.Run("ratio-unsampled-seq-1instance", func(b *testing.B) {
-		ratio(b, 1, benchClientsN(b, samplers[0].sampler, 1))
-	})
+	// One instance: the stack and the bare call each use one connection to one server.
+	for _, s := range samplers {
+		b.Run("ratio-"+s.name+"-seq-1instance", func(b *testing.B) {
+			ratio(b, 1, benchClientsN(b, s.sampler, 1))
+		})
+	}
 	for _, s := range samplers {
 		for _, par := range []int{1, 8} {
 			name := "ratio-" + s.name + "-seq"
