@@ -85,9 +85,8 @@ func TestOutgoingMDMatchesPropagator(t *testing.T) {
 			}
 			fast := outgoingPairsOf(t, outgoingMD(ctx, nil))
 			slow := outgoingPairsOf(t, outgoingMD(ctx, defaultPropagator()))
-			want := tt.want
-			if !mapsEqual(fast, want) {
-				t.Errorf("default path sent %v, want %v", fast, want)
+			if !mapsEqual(fast, tt.want) {
+				t.Errorf("default path sent %v, want %v", fast, tt.want)
 			}
 			if !mapsEqual(slow, fast) {
 				t.Errorf("propagator sent %v, default path %v", slow, fast)

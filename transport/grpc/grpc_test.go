@@ -665,7 +665,7 @@ func TestRequestID(t *testing.T) {
 	}
 	id := meta.RequestID(<-f.svc.seen)
 	var returned []string
-	for _, d := range status.Convert(errors.Unwrap(err)).Details() {
+	for _, d := range status.Convert(err).Details() {
 		if info, ok := d.(*errdetails.RequestInfo); ok {
 			returned = append(returned, info.GetRequestId())
 		}
