@@ -205,12 +205,17 @@ func BenchmarkClient(b *testing.B) {
 		b.Run("stack-"+s.name, func(b *testing.B) {
 			run(b, benchClients(b, s.sampler).stack)
 		})
+		b.Run("stack-"+s.name+"-1instance", func(b *testing.B) {
+			run(b, benchClientsN(b, s.sampler, 1).stack)
+		})
 	}
-	b.Run("stack-unsampled-1instance", func(b *testing.B) {
-		run(b, benchClientsN(b, samplers[0].sampler, 1).stack)
-	})
 	b.Run("grpc-go", func(b *testing.B) {
 		run(b, benchClients(b, sdktrace.NeverSample()).bare)
+	})
+	// Bare grpc-go carrying what the stack sends outside a request: see ratio-headers-seq.
+	b.Run("grpc-go-headers", func(b *testing.B) {
+		benchClients(b, sdktrace.NeverSample())
+		run(b, withHeaders(b, bareServer(b)))
 	})
 	// The svckit gRPC client alone (no discovery, balancer, retry, breaker or tracing), to
 	// tell the transport's share of the stack's cost from the rest.
