@@ -17,7 +17,7 @@
 #   STACK=grpc-go-headers bench/client.sh             # the floor: bare grpc-go carrying the
 #                                                     # traceparent the stack sends
 #
-# Needs only Go.
+# Needs Go, taskset (util-linux) and bc.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +25,10 @@ ROUNDS=${ROUNDS:-7}
 DURATION=${DURATION:-5s}
 STACK=${STACK:-stack-unsampled-1instance}
 BARE=${BARE:-grpc-go}
+
+for tool in taskset bc; do
+	command -v $tool >/dev/null || { echo "bench: $tool is not installed (apt-get install -y util-linux bc)"; exit 1; }
+done
 
 bin=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$bin"' EXIT

@@ -28,7 +28,7 @@
 #                                    # load generator idles, and each of its writes also
 #                                    # pays for waking it)
 #
-# Needs: wrk and taskset (Debian: apt-get install -y wrk util-linux); hey for RATE.
+# Needs: wrk, taskset and bc (Debian: apt-get install -y wrk util-linux bc); hey for RATE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
