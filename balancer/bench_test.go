@@ -293,8 +293,9 @@ func withHeaders(b testing.TB, addr string) sumFunc {
 
 // spread returns a bare grpc-go call over one connection to each of addrs, picked at random
 // per call: the connections a balanced client spreads its calls over, with no balancer.
-// With sequential calls, P2C's least-in-flight comparison is always a tie and it picks at
-// random too.
+// With sequential calls P2C's least-in-flight comparison is always a tie, broken by each
+// instance's moving average of latency, which changes with every call: in this benchmark
+// the stack's picks cost grpc-go about what random picks do.
 func spread(b testing.TB, addrs ...string) sumFunc {
 	ccs := make([]*grpcgo.ClientConn, len(addrs))
 	for i, addr := range addrs {
