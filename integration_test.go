@@ -6,9 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/svckit/svckit/internal/testnet"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -111,18 +110,7 @@ func TestPrometheusScrapesAndPromtoolAccepts(t *testing.T) {
 func startPrometheus(t *testing.T, dir string) string {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
-		var addr string
-		for range 1000 {
-			a := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(32000-20000))
-			if ln, err := net.Listen("tcp", a); err == nil {
-				ln.Close()
-				addr = a
-				break
-			}
-		}
-		if addr == "" {
-			t.Fatal("no free loopback port below the ephemeral range")
-		}
+		addr := testnet.LowAddr(t)
 		prom := exec.Command("prometheus", "--config.file="+filepath.Join(dir, "prometheus.yml"),
 			"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
 		prom.Stdout, prom.Stderr = io.Discard, io.Discard

@@ -4,13 +4,9 @@ package etcd_test
 
 import (
 	"context"
-	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -21,41 +17,18 @@ import (
 	"github.com/svckit/svckit/discovery"
 	"github.com/svckit/svckit/discovery/discoverytest"
 	"github.com/svckit/svckit/discovery/etcd"
+	"github.com/svckit/svckit/internal/testnet"
 )
 
 // etcdServer is a real etcd (the etcd binary on PATH, as Debian's etcd-server installs it)
 // on loopback ports with its data in a temporary directory.
 type etcdServer struct {
-	t          testing.TB
-	dir        string
-	client     string
-	peer       string
-	cmd        *exec.Cmd
-	exited     chan struct{}
-	clientPort int
-}
-
-// freePort returns a free loopback port other than avoid. etcd binds it itself, after
-// the check, so it comes from below Linux's ephemeral range (32768–60999): a socket bound
-// to port 0 elsewhere — another test process — cannot take it in between, as it could a
-// port the kernel just handed out and this test freed. A restarted etcd binds the same
-// ports again.
-func freePort(t testing.TB, avoid ...int) int {
-	t.Helper()
-	for range 1000 {
-		port := 20000 + rand.IntN(32000-20000)
-		if slices.Contains(avoid, port) {
-			continue
-		}
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		return port
-	}
-	t.Fatal("no free loopback port below the ephemeral range")
-	return 0
+	t      testing.TB
+	dir    string
+	client string
+	peer   string
+	cmd    *exec.Cmd
+	exited chan struct{}
 }
 
 func startEtcd(t testing.TB) *etcdServer {
@@ -65,9 +38,9 @@ func startEtcd(t testing.TB) *etcdServer {
 		t.Fatalf("etcd not installed (apt-get install etcd-server): %v", err)
 	}
 	s := &etcdServer{t: t, dir: t.TempDir()}
-	client := freePort(t)
-	s.client = fmt.Sprintf("http://127.0.0.1:%d", client)
-	s.peer = fmt.Sprintf("http://127.0.0.1:%d", freePort(t, client))
+	client := testnet.LowAddr(t)
+	s.client = "http://" + client
+	s.peer = "http://" + testnet.LowAddr(t, client)
 	s.start()
 	t.Cleanup(s.stop)
 	return s

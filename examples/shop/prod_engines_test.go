@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
@@ -26,6 +25,7 @@ import (
 
 	"golang.org/x/net/dns/dnsmessage"
 
+	"github.com/svckit/svckit/internal/testnet"
 	"github.com/svckit/svckit/natsserver"
 	"github.com/svckit/svckit/store"
 )
@@ -67,40 +67,20 @@ func prodBinary(t *testing.T, env, name, how string) string {
 	return p
 }
 
-// prodPorts hands out loopback ports, never the same one twice in this process. They come
-// from below Linux's ephemeral range, as devrun's do, so that sockets bound to port 0
-// elsewhere cannot take them between choosing and binding.
+// prodPorts hands out loopback ports for programs that bind them themselves
+// (testnet.LowAddr), never the same one twice in this process.
 type prodPorts struct {
 	mu   sync.Mutex
-	used map[int]bool
+	used []string
 }
 
 func (p *prodPorts) next(t *testing.T) string {
 	t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.used == nil {
-		p.used = map[int]bool{}
-	}
-	for range 5000 {
-		n, err := rand.Int(rand.Reader, big.NewInt(32000-20000))
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := 20000 + int(n.Int64())
-		if p.used[port] {
-			continue
-		}
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		p.used[port] = true
-		return ln.Addr().String()
-	}
-	t.Fatal("no free loopback port")
-	return ""
+	addr := testnet.LowAddr(t, p.used...)
+	p.used = append(p.used, addr)
+	return addr
 }
 
 // prodProc is one program run as its own process, its output in a log file. It can be

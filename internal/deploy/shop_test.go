@@ -6,9 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/svckit/svckit/internal/testnet"
 	"io"
 	"maps"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -317,8 +317,10 @@ func serveProbes(t *testing.T, bin string, s *Service, objs []Object) {
 			env[e["name"].(string)] = val
 		}
 	}
-	ports := freePorts(t, 3)
-	env[envHTTPAddr], env[envGRPCAddr], env[envAdminAddr] = ports[0], ports[1], ports[2]
+	// The service binds its ports itself.
+	httpAddr := testnet.LowAddr(t)
+	grpcAddr := testnet.LowAddr(t, httpAddr)
+	env[envHTTPAddr], env[envGRPCAddr], env[envAdminAddr] = httpAddr, grpcAddr, testnet.LowAddr(t, httpAddr, grpcAddr)
 	delete(env, "OTEL_EXPORTER_OTLP_ENDPOINT")
 	if _, ok := env[envStoreDSN]; ok {
 		env[envStoreDSN] = "sqlite:" + filepath.Join(t.TempDir(), s.Name+".db")
@@ -416,28 +418,4 @@ func tail(s string) string {
 		lines = append(lines, sc.Text())
 	}
 	return strings.Join(lines[max(0, len(lines)-20):], "\n")
-}
-
-// freePorts returns n different free loopback addresses for a service process to bind.
-// It binds them itself, after the check, so they come from below Linux's ephemeral range
-// (32768–60999), where a socket bound to port 0 by another test process cannot take them
-// in between.
-func freePorts(t *testing.T, n int) []string {
-	t.Helper()
-	var out []string
-	for range 1000 * n {
-		if len(out) == n {
-			return out
-		}
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(32000-20000))
-		if slices.Contains(out, addr) {
-			continue
-		}
-		if ln, err := net.Listen("tcp", addr); err == nil {
-			ln.Close()
-			out = append(out, addr)
-		}
-	}
-	t.Fatal("no free loopback ports below the ephemeral range")
-	return nil
 }

@@ -7,11 +7,15 @@
 // a stranger instead (CI saw a gRPC client read a plain HTTP server's 404 that way). A
 // [Reserved] port is held by a socket that is bound but not listening: connections to it
 // are refused, no other socket can bind it, and [Reserved.Listen] turns the same socket
-// into a listener, for a peer that "comes back" on its old address.
+// into a listener, for a peer that "comes back" on its old address. [LowAddr] picks a port
+// for a program that binds it itself.
 package testnet
 
 import (
+	"math/rand/v2"
 	"net"
+	"slices"
+	"strconv"
 	"sync"
 	"testing"
 )
@@ -64,4 +68,33 @@ func (r *Reserved) Close() error {
 	}
 	r.closed = true
 	return r.held.close()
+}
+
+// LowAddr picks ports from [lowFirst, lowEnd): below Linux's ephemeral range
+// (32768–60999), from which the kernel hands out port 0.
+const (
+	lowFirst = 20000
+	lowEnd   = 32000
+)
+
+// LowAddr returns "127.0.0.1:PORT" for a loopback port that was free when it checked, for
+// a program that binds the port itself (a server run as a child process), which a
+// [Reserved] port cannot serve. The port comes from below Linux's ephemeral range, so a
+// socket another process binds to port 0 cannot take it between the check and the
+// program's bind; two tests picking at the same moment collide only by chance (about one
+// pick in 12,000). It is none of avoid, the addresses a test has picked already.
+func LowAddr(t testing.TB, avoid ...string) string {
+	t.Helper()
+	for range 1000 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(lowFirst+rand.IntN(lowEnd-lowFirst)))
+		if slices.Contains(avoid, addr) {
+			continue
+		}
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
+	}
+	t.Fatal("testnet: no free loopback port below the ephemeral range")
+	return ""
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -63,4 +65,29 @@ func TestReservedClose(t *testing.T) {
 		t.Fatalf("the port stayed taken after Close: %v", err)
 	}
 	ln.Close()
+}
+
+// TestLowAddr checks that LowAddr's port is below the ephemeral range, free to bind, and
+// none of the addresses to avoid.
+func TestLowAddr(t *testing.T) {
+	var picked []string
+	for range 20 {
+		addr := testnet.LowAddr(t, picked...)
+		if slices.Contains(picked, addr) {
+			t.Fatalf("LowAddr returned %s again", addr)
+		}
+		_, p, err := net.SplitHostPort(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if port, _ := strconv.Atoi(p); port < 20000 || port >= 32768 {
+			t.Fatalf("LowAddr returned %s: not below the ephemeral range", addr)
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("LowAddr's %s cannot be bound: %v", addr, err)
+		}
+		ln.Close()
+		picked = append(picked, addr)
+	}
 }
