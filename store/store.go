@@ -31,6 +31,11 @@
 // of this process, and at most the busy timeout for another's); queries on the readers
 // end when their context does. On PostgreSQL pgx keeps statements prepared by itself. Each service has its own DSN, so no
 // service reaches another's data.
+//
+// Replicas of a service may open one SQLite file together (`svckit dev` starts them at
+// once). Open waits up to the busy timeout while another process switches a new file to
+// WAL, which SQLite would otherwise report as SQLITE_BUSY at once, and Migrate lets one
+// replica apply each migration while the others find it applied.
 package store
 
 import (
@@ -38,6 +43,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -207,7 +213,6 @@ func openSQLite(path string, o options) (write, read *sql.DB, err error) {
 		q := url.Values{}
 		for _, p := range append([]string{
 			fmt.Sprintf("busy_timeout(%d)", o.busyTimeout.Milliseconds()),
-			"journal_mode(WAL)",
 			"synchronous(" + string(o.sync) + ")",
 			"foreign_keys(1)",
 		}, extra...) {
@@ -226,7 +231,9 @@ func openSQLite(path string, o options) (write, read *sql.DB, err error) {
 	if strings.HasSuffix(name, "?") {
 		sep = ""
 	}
-	write, err = openSQLiteKept(name+sep+pragmas()+"&_txlock=immediate", true)
+	// The writer switches the file to WAL; the mode is kept in the file, so the readers,
+	// which open after it, need not (and a read-only connection could not).
+	write, err = openSQLiteKept(name+sep+pragmas("journal_mode(WAL)")+"&_txlock=immediate", true)
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
@@ -235,7 +242,7 @@ func openSQLite(path string, o options) (write, read *sql.DB, err error) {
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
 	// Make the file and switch it to WAL on the writer before readers open it.
-	if _, err := write.Exec("SELECT 1"); err != nil {
+	if err := firstConnect(write, o.busyTimeout); err != nil {
 		write.Close()
 		return nil, nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
 	}
@@ -248,6 +255,25 @@ func openSQLite(path string, o options) (write, read *sql.DB, err error) {
 	read.SetMaxIdleConns(o.maxReaders)
 	read.SetConnMaxIdleTime(0)
 	return write, read, nil
+}
+
+// firstConnect opens the writer's connection. Switching a new file to WAL needs the
+// file's exclusive lock, and when two processes (replicas started together) both try it,
+// SQLite fails one of them with SQLITE_BUSY at once instead of waiting for the busy
+// timeout, since waiting could deadlock. The switch is tried again, after a short, random,
+// growing pause, until busyTimeout has passed: by then the other process has made the
+// file WAL, and the switch is a no-op.
+func firstConnect(db *sql.DB, busyTimeout time.Duration) error {
+	deadline := time.Now().Add(busyTimeout)
+	pause := 2 * time.Millisecond
+	for {
+		_, err := db.Exec("SELECT 1")
+		if err == nil || !SQLite.IsRetryable(err) || time.Now().Add(pause).After(deadline) {
+			return err
+		}
+		time.Sleep(pause/2 + rand.N(pause))
+		pause = min(2*pause, 100*time.Millisecond)
+	}
 }
 
 // Dialect returns the database's dialect.
