@@ -135,6 +135,13 @@ type Error struct {
 	Meta map[string]string
 	// Cause is the underlying error; it is logged, never shown to callers.
 	Cause error
+	// RequestID is the id of the failed request: the one the server reported in its reply
+	// (a svckit server makes one up when the caller sent none, as a call from a cron job
+	// or a worker does), or else the one the call sent. svckit's HTTP, gRPC and NATS
+	// clients set it on the errors that replies carry, so that a caller can quote the id
+	// under which the server logged and traced the failure. A server never sends it on:
+	// its reply names the request it answers.
+	RequestID string
 }
 
 // Error returns "kind: message: cause". The cause is left out when the message contains

@@ -38,8 +38,8 @@
 // trace context (traceparent, tracestate, baggage). The server sends an id back only when
 // it generated it and the call fails: the failed call's status then carries an
 // errdetails.RequestInfo whose RequestId is that id (grpcurl prints it; a grpc-go caller
-// finds it in status.Convert(err).Details(), and so does the caller of a svckit client,
-// whose error wraps the status), so that a caller that sent none can quote
+// finds it in status.Convert(err).Details(); a svckit client's error, an *svcerr.Error,
+// has it in its RequestID field, or the id the call sent), so that a caller that sent none can quote
 // the id of a failure, as an HTTP caller quotes the one in the problem+json body. A caller
 // that sent a valid id has it already, and no response header carries x-request-id: on
 // every successful call that the caller sent no id for, an echo would cost a header map

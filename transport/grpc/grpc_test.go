@@ -673,6 +673,15 @@ func TestRequestID(t *testing.T) {
 	if !meta.ValidRequestID(id) || len(returned) != 1 || returned[0] != id {
 		t.Errorf("server made up request id %q; the failed call's status returned %q", id, returned)
 	}
+	// The client's error names that id, and the id it sent when it sent one.
+	if e := svcerr.From(err); e.RequestID != id {
+		t.Errorf("error's RequestID %q, want the server's %q", e.RequestID, id)
+	}
+	_, err = f.echo(ctx, msg{Text: "kind:not_found"})
+	<-f.svc.seen
+	if e := svcerr.From(err); e.Kind != svcerr.NotFound || e.RequestID != "req-123" {
+		t.Errorf("error %v has RequestID %q, want req-123", err, e.RequestID)
+	}
 }
 
 // TestRequestIDReturned checks where a caller finds the request id of its call: a failed
@@ -1127,6 +1136,17 @@ func TestStatusMapping(t *testing.T) {
 				t.Errorf("got %#v, want %v %q", err, tt.kind, tt.msg)
 			}
 		})
+	}
+	// A status's errdetails.RequestInfo names the failed request; an id that is not safe
+	// to log is dropped.
+	for _, tt := range []struct{ sent, want string }{{"srv-9", "srv-9"}, {"evil\nline", ""}, {"", ""}} {
+		st := status.New(codes.Unavailable, "down")
+		if tt.sent != "" {
+			st, _ = st.WithDetails(&errdetails.RequestInfo{RequestId: tt.sent})
+		}
+		if got := svcerr.From(svcgrpc.FromStatus(st.Err())).RequestID; got != tt.want {
+			t.Errorf("RequestInfo %q: RequestID %q, want %q", tt.sent, got, tt.want)
+		}
 	}
 	if svcgrpc.FromStatus(nil) != nil {
 		t.Error("FromStatus(nil) is not nil")

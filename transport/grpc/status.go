@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/svckit/svckit/svcerr"
+	"github.com/svckit/svckit/transport/meta"
 )
 
 // ErrorDomain is the domain of the errdetails.ErrorInfo of the statuses that [ToStatus]
@@ -132,6 +133,11 @@ func fromStatus(err error, service string) (*svcerr.Error, origin) {
 			if len(info.GetMetadata()) > 0 {
 				e.Meta = info.GetMetadata()
 			}
+		case requestInfoURL:
+			var ri errdetails.RequestInfo
+			if d.UnmarshalTo(&ri) == nil && meta.ValidRequestID(ri.GetRequestId()) {
+				e.RequestID = ri.GetRequestId()
+			}
 		case badRequestURL:
 			var br errdetails.BadRequest
 			if d.UnmarshalTo(&br) != nil {
@@ -179,12 +185,13 @@ func withPublicMessage(e *svcerr.Error, cause error) *svcerr.Error {
 	if e.Message == msg {
 		return e
 	}
-	return &svcerr.Error{Kind: e.Kind, Message: msg, Meta: e.Meta, Cause: cause}
+	return &svcerr.Error{Kind: e.Kind, Message: msg, Meta: e.Meta, Cause: cause, RequestID: e.RequestID}
 }
 
 const (
-	errorInfoURL  = "type.googleapis.com/google.rpc.ErrorInfo"
-	badRequestURL = "type.googleapis.com/google.rpc.BadRequest"
+	errorInfoURL   = "type.googleapis.com/google.rpc.ErrorInfo"
+	badRequestURL  = "type.googleapis.com/google.rpc.BadRequest"
+	requestInfoURL = "type.googleapis.com/google.rpc.RequestInfo"
 )
 
 // callError turns the error of an outgoing call to the named protobuf service into an
@@ -194,11 +201,16 @@ const (
 // the fixed message of [withPublicMessage] for the kinds that describe a failure of the
 // system, since its text (addresses, dial and TLS errors) must not reach the caller's
 // callers. When the caller's own context ended the call, the context's error becomes the
-// cause, so that errors.Is(err, context.Canceled) holds.
+// cause, so that errors.Is(err, context.Canceled) holds. A status's error has the
+// RequestID of its errdetails.RequestInfo (a svckit server sends one when it made the id
+// up), or else the id the call sent.
 func callError(ctx context.Context, service string, err error) error {
 	e, from := fromStatus(err, service)
 	if from != svckitStatus {
 		e = withPublicMessage(e, err)
+	}
+	if from != localError && e.RequestID == "" {
+		e.RequestID = meta.FirstValidRequestID(meta.RequestID(ctx))
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil && e.Cause == err && (e.Kind == svcerr.Canceled || e.Kind == svcerr.DeadlineExceeded) {
 		e.Cause = fmt.Errorf("%w (%w)", ctxErr, err)

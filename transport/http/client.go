@@ -143,7 +143,8 @@ func Call[Req, Resp any](c *Client, pattern, name string, opts ...RouteOption) e
 		}
 		hr.Header["Accept"] = []string{"application/json, application/problem+json"}
 		// Outside any request there is no id to forward: the server assigns one.
-		if rid := meta.RequestID(ctx); rid != "" {
+		rid := meta.RequestID(ctx)
+		if rid != "" {
 			hr.Header[meta.RequestIDHeader] = []string{rid}
 		}
 		if dl, ok := ctx.Deadline(); ok {
@@ -160,7 +161,7 @@ func Call[Req, Resp any](c *Client, pattern, name string, opts ...RouteOption) e
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode < 200 || resp.StatusCode > 299 {
-			return zero, errorFromResponse(resp)
+			return zero, errorFromResponse(resp, rid)
 		}
 		var out Resp
 		if resp.StatusCode == http.StatusNoContent {

@@ -125,8 +125,9 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // errorFromResponse turns a non-2xx response into a *svcerr.Error: from its problem+json
-// body when it has one, from the status code otherwise.
-func errorFromResponse(resp *http.Response) error {
+// body when it has one, from the status code otherwise. Its RequestID is the problem's
+// request_id, the response's X-Request-Id, or sentID, the first that is a valid id.
+func errorFromResponse(resp *http.Response, sentID string) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var p Problem
 	if isProblem(resp.Header.Get("Content-Type")) && json.Unmarshal(body, &p) == nil && p.Kind != "" {
@@ -134,12 +135,14 @@ func errorFromResponse(resp *http.Response) error {
 		if !ok {
 			k = svcerr.KindFromHTTP(resp.StatusCode)
 		}
-		return &svcerr.Error{Kind: k, Message: p.Detail, Fields: p.Errors, Meta: p.Meta}
+		return &svcerr.Error{Kind: k, Message: p.Detail, Fields: p.Errors, Meta: p.Meta,
+			RequestID: meta.FirstValidRequestID(p.RequestID, resp.Header.Get(meta.RequestIDHeader), sentID)}
 	}
 	// A body that is not svckit's problem+json comes from something else on the way — a
 	// proxy, a load balancer, a foreign server — and may name internal addresses: it is
 	// kept in the cause, for logs, and the message is the status text.
-	e := &svcerr.Error{Kind: svcerr.KindFromHTTP(resp.StatusCode), Message: statusText(resp.StatusCode)}
+	e := &svcerr.Error{Kind: svcerr.KindFromHTTP(resp.StatusCode), Message: statusText(resp.StatusCode),
+		RequestID: meta.FirstValidRequestID(resp.Header.Get(meta.RequestIDHeader), sentID)}
 	if len(body) > 0 {
 		if len(body) > 200 {
 			body = body[:200]

@@ -80,3 +80,15 @@ func ValidRequestID(s string) bool {
 	}
 	return true
 }
+
+// FirstValidRequestID returns the first of ids that [ValidRequestID] accepts, or "" when
+// none does. Clients use it to pick the id of a failed request from a reply (its body,
+// its header, then the id they sent), keeping only an id that is safe to log.
+func FirstValidRequestID(ids ...string) string {
+	for _, id := range ids {
+		if ValidRequestID(id) {
+			return id
+		}
+	}
+	return ""
+}

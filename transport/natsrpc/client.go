@@ -123,7 +123,8 @@ func Call[Req, Resp any](c *Client, name string, opts ...MethodOption) endpoint.
 		}
 		msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
 		// Outside any request there is no id to forward: the server assigns one.
-		if rid := meta.RequestID(ctx); rid != "" {
+		rid := meta.RequestID(ctx)
+		if rid != "" {
 			msg.Header[meta.RequestIDHeader] = []string{rid}
 		}
 		c.prop.Inject(ctx, carrier(msg.Header))
@@ -132,7 +133,7 @@ func Call[Req, Resp any](c *Client, name string, opts ...MethodOption) endpoint.
 		if err != nil {
 			return zero, err
 		}
-		if err := errorFromReply(reply); err != nil {
+		if err := errorFromReply(reply, rid); err != nil {
 			return zero, err
 		}
 		if len(reply.Data) > c.maxReply {

@@ -48,7 +48,7 @@ func FuzzServeRequest(f *testing.F) {
 			}
 			return
 		}
-		err := errorFromReply(reply)
+		err := errorFromReply(reply, "")
 		var e *svcerr.Error
 		if !errors.As(err, &e) || (e.Kind != svcerr.InvalidArgument && e.Kind != svcerr.ResourceExhausted) || e.Message == "" {
 			t.Fatalf("body %q: bad error reply %q %v", body, reply.Data, reply.Header)
@@ -67,7 +67,7 @@ func FuzzErrorFromReply(f *testing.F) {
 	f.Add("", `{}`)
 	f.Fuzz(func(t *testing.T, code, body string) {
 		m := &nats.Msg{Header: nats.Header{ErrorCodeHeader: {code}, ErrorHeader: {"desc"}}, Data: []byte(body)}
-		err := errorFromReply(m)
+		err := errorFromReply(m, "")
 		if code == "" {
 			if err != nil {
 				t.Fatalf("reply without an error code is an error: %v", err)

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/svckit/svckit/svcerr"
+	"github.com/svckit/svckit/transport/meta"
 )
 
 // DefaultPrefix is the first token of the subjects methods are served on: "svc.S.M".
@@ -184,7 +185,9 @@ func headerSafe(s string) string {
 // reply with svckit's error body becomes the *svcerr.Error the server returned; an
 // error reply from something else (a NATS micro service in another language) becomes
 // the kind of its status code with a generic message, its own text kept in the cause.
-func errorFromReply(m *nats.Msg) error {
+// The error's RequestID is the body's request_id, the reply's X-Request-Id, or sentID,
+// the first that is a valid id.
+func errorFromReply(m *nats.Msg, sentID string) error {
 	code := headerGet(m.Header, ErrorCodeHeader)
 	if code == "" {
 		return nil
@@ -195,10 +198,11 @@ func errorFromReply(m *nats.Msg) error {
 		if !ok {
 			k = kindFromCode(code)
 		}
-		return &svcerr.Error{Kind: k, Message: b.Message, Fields: b.Errors, Meta: b.Meta}
+		return &svcerr.Error{Kind: k, Message: b.Message, Fields: b.Errors, Meta: b.Meta,
+			RequestID: meta.FirstValidRequestID(b.RequestID, headerGet(m.Header, meta.RequestIDHeader), sentID)}
 	}
 	k := kindFromCode(code)
-	e := &svcerr.Error{Kind: k, Message: genericMessage(k)}
+	e := &svcerr.Error{Kind: k, Message: genericMessage(k), RequestID: meta.FirstValidRequestID(headerGet(m.Header, meta.RequestIDHeader), sentID)}
 	if desc := headerGet(m.Header, ErrorHeader); desc != "" {
 		if len(desc) > 200 {
 			desc = desc[:200]
