@@ -64,7 +64,15 @@ procs() { # "pid name" of svckit dev and its children
 # ticks, then write(2)-family calls and bytes written (sockets, SQLite's WAL, logs) from
 # /proc/PID/io: the writes per order hardly depend on how busy the machine is.
 io() { awk '/^syscw:/{c=$2} /^wchar:/{w=$2} END{print c + 0, w + 0}' "/proc/$1/io"; }
-snapshot() { procs | while read -r pid name; do echo "$name/$pid $(ticks "$pid") $(io "$pid")"; done | sort; }
+# garbage collections so far, from a service's admin /metrics (Go's collector); 0 for
+# svckit dev, which has no admin port
+gcs() {
+	local admin
+	admin=$(tr '\0' '\n' <"/proc/$1/environ" 2>/dev/null | sed -n 's/^ADMIN_ADDR=//p')
+	[ -n "$admin" ] || { echo 0; return; }
+	curl -fsS "http://$admin/metrics" 2>/dev/null | awk '/^go_gc_duration_seconds_count/{n=$2} END{print n + 0}'
+}
+snapshot() { procs | while read -r pid name; do echo "$name/$pid $(ticks "$pid") $(io "$pid") $(gcs "$pid")"; done | sort; }
 
 load() { "$work/svckit" load -url "$entry" -token "$token" -c "$CONNS" -rate "$RATE" -items "$ITEMS" -d "$1"; }
 load 5s >/dev/null # warm-up: connections, caches, JIT-free but page-faulted
@@ -91,12 +99,19 @@ failures=$(awk '/^failures: /{print $2; exit}' "$work/load.out")
 ok=$((orders - failures))
 echo
 echo "CPU per order ($ok orders in $DURATION, $CONNS connections):"
-printf '%-22s %10s %12s %14s %14s\n' process "cpu s" "ms/order" "writes/order" "KB/order"
+printf '%-22s %10s %12s %14s %14s %12s\n' process "cpu s" "ms/order" "writes/order" "KB/order" "GCs/1k ord"
 join "$work/before" "$work/after" | awk -v hz="$hz" -v n="$ok" '
-	{ s = ($5 - $2) / hz; c = $6 - $3; w = $7 - $4; total += s; tc += c; tw += w
-	  printf "%-22s %10.2f %12.3f %14.1f %14.2f\n", $1, s, 1000 * s / n, c / n, w / n / 1024 }
-	END { printf "%-22s %10.2f %12.3f %14.1f %14.2f\n", "total (dev, services)", total, 1000 * total / n, tc / n, tw / n / 1024 }' | sort -k3 -g -r
+	{ s = ($6 - $2) / hz; c = $7 - $3; w = $8 - $4; g = $9 - $5; total += s; tc += c; tw += w; tg += g
+	  printf "%-22s %10.2f %12.3f %14.1f %14.2f %12.1f\n", $1, s, 1000 * s / n, c / n, w / n / 1024, 1000 * g / n }
+	END { printf "%-22s %10.2f %12.3f %14.1f %14.2f %12.1f\n", "total (dev, services)", total, 1000 * total / n, tc / n, tw / n / 1024, 1000 * tg / n }' | sort -k3 -g -r
 read -r u s <"$work/load.time"
 awk -v u="$u" -v s="$s" -v n="$ok" 'BEGIN { printf "%-22s %10.2f %12.3f\n", "svckit load", u + s, 1000 * (u + s) / n }'
 echo
 awk '/^VmRSS|^VmHWM/{printf "svckit dev %s %.0f MB\n", $1, $2 / 1024}' "/proc/$dev/status"
+# the services' peak resident memory: what their heaps (sized by the GC's goal) cost
+procs | while read -r pid name; do
+	[ "$pid" = "$dev" ] && continue
+	awk -v n="$name/$pid" '/^VmHWM/{printf "%s %.0f MB", n, $2 / 1024}' "/proc/$pid/status"
+	echo
+done | sort | awk 'BEGIN{printf "services VmHWM:"} {printf " %s %s %s;", $1, $2, $3; t += $2} END{printf " total %d MB\n", t}'
+

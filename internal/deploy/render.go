@@ -242,7 +242,7 @@ func profileFor(overlay string, o Options) (profile, error) {
 	p := profile{
 		logLevel: "info", sampler: "parentbased_always_on", samplerArg: "1.0", streamReplicas: 1,
 		natsReplicas: 1, tracesEndpoint: "jaeger:4317", tracesInsecure: true,
-		resources: resources("50m", "64Mi", "500m", "256Mi"),
+		resources: resources("50m", "96Mi", "500m", "256Mi"),
 	}
 	switch overlay {
 	case "":

@@ -22,6 +22,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/svckit/svckit"
 	"github.com/svckit/svckit/examples/addsvc/addsvc"
 	"github.com/svckit/svckit/examples/addsvc/pb"
+	"github.com/svckit/svckit/gctune"
 )
 
 func main() {
@@ -40,9 +42,11 @@ func main() {
 	switch *mode {
 	case "bare-http":
 		go serveProfiles(*admin)
+		defer sameGC().Stop()
 		bareHTTP(*addr)
 	case "bare-grpc":
 		go serveProfiles(*admin)
+		defer sameGC().Stop()
 		bareGRPC(*addr)
 	case "svckit-http", "svckit-grpc":
 		svckitServer(*mode, *addr, *admin)
@@ -51,6 +55,25 @@ func main() {
 	default:
 		log.Fatalf("unknown -mode %q", *mode)
 	}
+}
+
+// sameGC gives a bare server the garbage collector's settings that svckit.Main gives the
+// svckit servers — the heap floor of GC_HEAP_FLOOR_MIB (default gctune.DefaultFloor), or
+// none when GOGC is set or the floor is 0 — so that the two compare like for like.
+// `GC_HEAP_FLOOR_MIB=0 bench/run.sh` compares both at Go's own settings.
+func sameGC() *gctune.Tuner {
+	if _, set := os.LookupEnv("GOGC"); set {
+		return nil
+	}
+	floor := int64(gctune.DefaultFloor)
+	if v, ok := os.LookupEnv("GC_HEAP_FLOOR_MIB"); ok {
+		mib, err := strconv.Atoi(v)
+		if err != nil || mib < 0 {
+			log.Fatalf("GC_HEAP_FLOOR_MIB=%q: want a number of MiB", v)
+		}
+		floor = int64(mib) << 20
+	}
+	return gctune.Start(floor)
 }
 
 // serveProfiles serves /debug/pprof on addr for the bare servers, so that their CPU
