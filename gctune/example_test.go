@@ -2,18 +2,20 @@ package gctune_test
 
 import (
 	"fmt"
-	"os"
+	"log"
 
 	"github.com/svckit/svckit/gctune"
 )
 
 // A program that does not run under svckit.Main starts a Tuner itself, at the start of
-// main, unless the operator chose GOGC.
+// main, from the same settings: GOGC set by the operator turns it off, and
+// GC_HEAP_FLOOR_MIB sets the floor.
 func Example() {
-	if _, set := os.LookupEnv("GOGC"); !set {
-		t := gctune.Start(gctune.DefaultFloor) // nil, and no tuning, under GOGC=off
-		defer t.Stop()
+	t, err := gctune.StartFromEnv()
+	if err != nil {
+		log.Fatal(err) // GC_HEAP_FLOOR_MIB is not a number of MiB
 	}
-	fmt.Printf("the heap may grow to %d MiB before the first collections\n", gctune.DefaultFloor>>20)
-	// Output: the heap may grow to 32 MiB before the first collections
+	defer t.Stop()
+	fmt.Printf("without GC_HEAP_FLOOR_MIB the heap may grow to %d MiB before a collection\n", gctune.DefaultFloor>>20)
+	// Output: without GC_HEAP_FLOOR_MIB the heap may grow to 32 MiB before a collection
 }

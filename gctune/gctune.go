@@ -29,6 +29,7 @@
 package gctune
 
 import (
+	"fmt"
 	"io/fs"
 	"math"
 	"os"
@@ -93,6 +94,30 @@ func start(floor int64, root fs.FS) *Tuner {
 	t.adjust()
 	t.arm()
 	return t
+}
+
+// EnvFloor is the environment variable that [StartFromEnv] reads the floor from, in MiB:
+// svckit.Main's setting of the same name.
+const EnvFloor = "GC_HEAP_FLOOR_MIB"
+
+// StartFromEnv starts a Tuner as svckit.Main does, for a program that does not run under
+// it: none when GOGC is set (the operator's choice wins) or GC_HEAP_FLOOR_MIB is 0, the
+// floor GC_HEAP_FLOOR_MIB MiB when it is set, and [DefaultFloor] otherwise. A value that
+// is not a number of MiB is an error naming the variable. The Tuner is nil when none was
+// started; Stop on it does nothing.
+func StartFromEnv() (*Tuner, error) {
+	if _, set := os.LookupEnv("GOGC"); set {
+		return nil, nil
+	}
+	floor := int64(DefaultFloor)
+	if v, ok := os.LookupEnv(EnvFloor); ok {
+		mib, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil || mib < 0 || mib > 1<<20 {
+			return nil, fmt.Errorf("gctune: %s=%q: want a number of MiB from 0 to %d", EnvFloor, v, 1<<20)
+		}
+		floor = mib << 20
+	}
+	return Start(floor), nil
 }
 
 // Floor returns the heap floor in bytes.

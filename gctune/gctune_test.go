@@ -2,6 +2,7 @@ package gctune
 
 import (
 	"math"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -172,5 +173,48 @@ func TestStartCaps(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	if tu := start(64<<20, fstest.MapFS{}); tu != nil {
 		t.Error("GOGC=off tunes")
+	}
+}
+
+func TestStartFromEnv(t *testing.T) {
+	unset := "<unset>"
+	tests := []struct {
+		name      string
+		gogc      string
+		floor     string
+		wantFloor int64 // 0: no Tuner
+		wantErr   bool
+	}{
+		{"default", unset, unset, DefaultFloor, false},
+		{"set", unset, "16", 16 << 20, false},
+		{"off", unset, "0", 0, false},
+		{"GOGC wins", "200", "16", 0, false},
+		{"not a number", unset, "lots", 0, true},
+		{"negative", unset, "-4", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range map[string]string{"GOGC": tt.gogc, EnvFloor: tt.floor} {
+				t.Setenv(k, "") // restored at the end
+				if v == unset {
+					os.Unsetenv(k)
+				} else {
+					os.Setenv(k, v)
+				}
+			}
+			tu, err := StartFromEnv()
+			defer tu.Stop()
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err %v, want error %v", err, tt.wantErr)
+			}
+			var got int64
+			if tu != nil {
+				got = tu.Floor()
+			}
+			// A memory limit of the machine's cgroup may lower the floor.
+			if got > tt.wantFloor || (tt.wantFloor > 0 && got == 0) {
+				t.Errorf("floor %d MiB, want %d MiB", got>>20, tt.wantFloor>>20)
+			}
+		})
 	}
 }

@@ -22,7 +22,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"strconv"
 	"sync/atomic"
 	"syscall"
 
@@ -58,22 +57,15 @@ func main() {
 }
 
 // sameGC gives a bare server the garbage collector's settings that svckit.Main gives the
-// svckit servers — the heap floor of GC_HEAP_FLOOR_MIB (default gctune.DefaultFloor), or
-// none when GOGC is set or the floor is 0 — so that the two compare like for like.
-// `GC_HEAP_FLOOR_MIB=0 bench/run.sh` compares both at Go's own settings.
+// svckit servers (gctune.StartFromEnv: the heap floor of GC_HEAP_FLOOR_MIB, or none when
+// GOGC is set), so that the two compare like for like. `GC_HEAP_FLOOR_MIB=0 bench/run.sh`
+// compares both at Go's own settings.
 func sameGC() *gctune.Tuner {
-	if _, set := os.LookupEnv("GOGC"); set {
-		return nil
+	t, err := gctune.StartFromEnv()
+	if err != nil {
+		log.Fatal(err)
 	}
-	floor := int64(gctune.DefaultFloor)
-	if v, ok := os.LookupEnv("GC_HEAP_FLOOR_MIB"); ok {
-		mib, err := strconv.Atoi(v)
-		if err != nil || mib < 0 {
-			log.Fatalf("GC_HEAP_FLOOR_MIB=%q: want a number of MiB", v)
-		}
-		floor = int64(mib) << 20
-	}
-	return gctune.Start(floor)
+	return t
 }
 
 // serveProfiles serves /debug/pprof on addr for the bare servers, so that their CPU

@@ -61,6 +61,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/svckit/svckit/gctune"
 	"github.com/svckit/svckit/natsserver"
 	"github.com/svckit/svckit/outbox"
 	"github.com/svckit/svckit/pubsub"
@@ -150,6 +151,13 @@ func (r result) String() string {
 
 func main() {
 	flag.Parse()
+	// The garbage collector's settings a service gets from svckit.Main (the heap floor of
+	// GC_HEAP_FLOOR_MIB, none under GOGC), for every mode alike.
+	gc, err := gctune.StartFromEnv()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer gc.Stop()
 	if *cpuprof != "" {
 		f, err := os.Create(*cpuprof)
 		if err != nil {
