@@ -24,8 +24,9 @@
 // setting; only in the moment between that collection's end and the cleanup is the goal
 // computed with the raised percentage.
 //
-// The GC percentage is the process's: run one Tuner per process, and none when the
-// operator has chosen GOGC (svckit.Main leaves GC alone when GOGC is set).
+// The GC percentage is the process's, so one Tuner at a time runs in a process: Start
+// returns nil while another runs (several svckit Apps in one test binary, say), and
+// svckit.Main starts none when the operator has chosen GOGC.
 package gctune
 
 import (
@@ -41,10 +42,16 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // DefaultFloor is the heap floor that svckit.Main uses unless configured otherwise.
 const DefaultFloor = 32 << 20
+
+// running is set while a Tuner runs. It is the package's one variable: the GC percentage
+// it guards belongs to the process, not to a Tuner, and two Tuners would each restore
+// the other's setting at Stop.
+var running atomic.Bool
 
 // heapMinimum is the runtime's smallest heap goal at GOGC=100, 4 MiB. The runtime scales
 // it with the GC percentage (4 MiB × GOGC/100), so a percentage above 100 × floor/4 MiB
@@ -70,8 +77,8 @@ type sentinel struct{ _ [16]byte }
 // is smaller than half of it. The floor is lowered to half the process's memory limit
 // (GOMEMLIMIT) and to a quarter of its cgroup's memory limit (v1 or v2), when it has
 // them, so that a small container is not asked to grow its heap past what it may use.
-// Start returns nil, and tunes nothing, for a floor of 0 or less and when the collector
-// is off (GOGC=off).
+// Start returns nil, and tunes nothing, for a floor of 0 or less, when the collector is
+// off (GOGC=off), and while another Tuner runs in the process.
 func Start(floor int64) *Tuner { return start(floor, os.DirFS("/")) }
 
 func start(floor int64, root fs.FS) *Tuner {
@@ -81,12 +88,13 @@ func start(floor int64, root fs.FS) *Tuner {
 	if limit := cgroupMemoryLimit(root); limit > 0 && floor > limit/4 {
 		floor = limit / 4
 	}
-	if floor <= 0 {
+	if floor <= 0 || !running.CompareAndSwap(false, true) {
 		return nil
 	}
 	before := debug.SetGCPercent(100)
 	debug.SetGCPercent(before)
 	if before < 0 {
+		running.Store(false)
 		return nil
 	}
 	t := &Tuner{floor: uint64(floor), before: before, percent: before,
@@ -144,6 +152,7 @@ func (t *Tuner) Stop() {
 	t.stopped = true
 	debug.SetGCPercent(t.before)
 	t.percent = t.before
+	running.Store(false)
 }
 
 // arm allocates a sentinel whose cleanup adjusts the percentage once the next

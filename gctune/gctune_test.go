@@ -218,3 +218,27 @@ func TestStartFromEnv(t *testing.T) {
 		})
 	}
 }
+
+// TestOneTunerAtATime starts a second Tuner while one runs: it must not start, or the
+// two would restore each other's settings. After Stop a new one starts.
+func TestOneTunerAtATime(t *testing.T) {
+	first := start(32<<20, fstest.MapFS{})
+	if first == nil {
+		t.Fatal("the first Tuner did not start")
+	}
+	if second := start(64<<20, fstest.MapFS{}); second != nil {
+		second.Stop()
+		first.Stop()
+		t.Fatal("a second Tuner started while the first ran")
+	}
+	first.Stop()
+	first.Stop() // twice is harmless
+	third := start(32<<20, fstest.MapFS{})
+	if third == nil {
+		t.Fatal("no Tuner starts after Stop")
+	}
+	third.Stop()
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GC percentage %d after every Tuner stopped, want 100", got)
+	}
+}
