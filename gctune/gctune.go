@@ -24,6 +24,9 @@
 // setting; only in the moment between that collection's end and the cleanup is the goal
 // computed with the raised percentage.
 //
+// A service's admin /metrics shows what the Tuner chose: go_gc_gogc_percent is the
+// percentage it set last, go_gc_heap_goal_bytes the goal that follows from it.
+//
 // The GC percentage is the process's, so one Tuner at a time runs in a process: Start
 // returns nil while another runs (several svckit Apps in one test binary, say), and
 // svckit.Main starts none when the operator has chosen GOGC.
