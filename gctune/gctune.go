@@ -73,8 +73,10 @@ type Tuner struct {
 }
 
 // sentinel is garbage allocated for one collection: its cleanup runs after the
-// collection that freed it, which is how the Tuner learns that a cycle has ended.
-type sentinel struct{ _ [16]byte }
+// collection that freed it, which is how the Tuner learns that a cycle has ended. It holds
+// a pointer so that the runtime never packs it into a tiny allocation beside other
+// objects, whose survival would keep its cleanup from running.
+type sentinel struct{ _ *byte }
 
 // Start starts a Tuner that keeps the heap goal at about floor bytes while the live heap
 // is smaller than half of it. The floor is lowered to half the process's memory limit
