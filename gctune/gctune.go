@@ -11,7 +11,8 @@
 //
 // A [Tuner] gives the collector a floor: after each collection it sets the GC percentage
 // (debug.SetGCPercent) so that the next goal is about the floor while the live heap is
-// small, and never below GOGC=100 once the live heap passes half the floor. So a process
+// small, and the process's own setting (GOGC=100 unless changed) once the live heap
+// passes half the floor. So a process
 // uses up to the floor for its heap ([DefaultFloor], 32 MiB, in svckit.Main) instead of
 // ~4–10 MB, and collects a few times a second instead of dozens; a large heap is
 // collected as Go would anyway. A memory limit (GOMEMLIMIT, debug.SetMemoryLimit) still
