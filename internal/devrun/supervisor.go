@@ -235,6 +235,8 @@ func (in *Instance) Supervise(ctx context.Context, logs *LogStore, b Backoff, gr
 		delay = min(delay*2, b.Max)
 		in.set(func() { in.restarts++ })
 	}
+	// The context ended as the backoff's timer fired, and select took the timer.
+	in.set(func() { in.state, in.pid = StateStopped, 0 })
 }
 
 // runResult is how one run of a process ended.
