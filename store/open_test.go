@@ -83,9 +83,10 @@ func TestSQLiteOpenTogether(t *testing.T) {
 }
 
 // runOpenChild runs this test binary as another process that opens and migrates dsn at
-// the given time (Unix nanoseconds), and returns its error output as an error.
+// the given time (Unix nanoseconds; see TestMain), and returns its error output as an
+// error.
 func runOpenChild(t *testing.T, dsn string, at int64) error {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestSQLiteOpenChild$")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "SVCKIT_STORE_OPEN_DSN="+dsn, "SVCKIT_STORE_OPEN_AT="+strconv.FormatInt(at, 10))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -94,19 +95,23 @@ func runOpenChild(t *testing.T, dsn string, at int64) error {
 	return nil
 }
 
-// TestSQLiteOpenChild is TestSQLiteOpenTogether's other process; it does nothing unless
-// that test started it.
-func TestSQLiteOpenChild(t *testing.T) {
+// TestMain runs the tests, or, in a process that TestSQLiteOpenTogether started, only
+// that test's other replica: it opens and migrates SVCKIT_STORE_OPEN_DSN at the moment
+// SVCKIT_STORE_OPEN_AT names, and exits 1 with the error if that fails.
+func TestMain(m *testing.M) {
 	dsn := os.Getenv("SVCKIT_STORE_OPEN_DSN")
 	if dsn == "" {
-		t.Skip("run by TestSQLiteOpenTogether")
+		os.Exit(m.Run())
 	}
 	at, err := strconv.ParseInt(os.Getenv("SVCKIT_STORE_OPEN_AT"), 10, 64)
 	if err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, "SVCKIT_STORE_OPEN_AT:", err)
+		os.Exit(1)
 	}
 	time.Sleep(time.Until(time.Unix(0, at)))
 	if err := openAndMigrate(context.Background(), dsn); err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
+	os.Exit(0)
 }
