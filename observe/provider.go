@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -95,9 +93,9 @@ func (p *TracerProvider) Lean() *otlp.TracerProvider { return p.lean }
 //     it is "otlp" if OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is
 //     set, and "none" otherwise.
 //   - OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: "http/protobuf" (the
-//     default, exported by svckit's [otlp.Exporter]), "http/json" or "grpc" (the
-//     OpenTelemetry exporters). The exporters read the other OTEL_EXPORTER_OTLP_*
-//     variables (endpoint, headers, timeout, TLS, compression) themselves.
+//     default, [otlp.NewHTTPExporter]) or "grpc" ([otlp.NewGRPCExporter]); "http/json" is
+//     refused. The exporters read the other OTEL_EXPORTER_OTLP_* variables (endpoint,
+//     headers, timeout, TLS, compression) themselves.
 //   - OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG: the sampler, parentbased_always_on by
 //     default. With no exporter and no sampler configured, root spans are not sampled, so
 //     that tracing costs next to nothing, while sampled remote parents stay sampled.
@@ -107,8 +105,8 @@ func (p *TracerProvider) Lean() *otlp.TracerProvider { return p.lean }
 //   - OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES: resource attributes; they take
 //     precedence over opts.Service and opts.Version.
 //
-// When the only exporter is the default OTLP http/protobuf one (no opts.Exporter, no
-// "console", no other protocol), the provider is svckit's lean one, [otlp.TracerProvider]:
+// When the only exporter is OTLP (no opts.Exporter, no "console"), over either protocol,
+// the provider is svckit's lean one, [otlp.TracerProvider]:
 // the same spans on the wire at less than half the CPU per recorded span, since it skips
 // the SDK's per-span snapshot and span processors. Otherwise it is an OpenTelemetry SDK
 // provider whose exporters get their spans through a [BatchProcessor];
@@ -264,17 +262,18 @@ func otlpExporter(ctx context.Context) (sdktrace.SpanExporter, error) {
 		e   sdktrace.SpanExporter
 		err error
 	)
+	// svckit's own exporters: the same requests as otlptracehttp's and otlptracegrpc's,
+	// at a fifth of the CPU per span (see package otlp), and without registering a gRPC
+	// compressor for the whole process as those do.
 	switch proto {
 	case "", "http/protobuf":
-		// svckit's own exporter: the same bytes as otlptracehttp's, at a fifth of the CPU
-		// per span (see package otlp).
 		e, err = otlp.NewHTTPExporter(ctx)
-	case "http/json":
-		e, err = otlptracehttp.New(ctx)
 	case "grpc":
-		e, err = otlptracegrpc.New(ctx)
+		e, err = otlp.NewGRPCExporter(ctx)
 	default:
-		return nil, fmt.Errorf("observe: OTLP traces: unsupported protocol %q", proto)
+		// http/json included: no exporter of svckit's sends JSON, and sending protobuf
+		// to a collector that was told to expect JSON would fail later and less clearly.
+		return nil, fmt.Errorf("observe: OTEL_EXPORTER_OTLP_PROTOCOL %q: unsupported; want http/protobuf or grpc", proto)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("observe: OTLP traces exporter: %w", err)

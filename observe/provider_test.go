@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -132,6 +133,9 @@ func TestNewTracerProviderEnvErrors(t *testing.T) {
 		{"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "half"},
 		{"OTEL_TRACES_EXPORTER": "zipkin"},
 		{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "carrier-pigeon"},
+		{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"},
+		{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_ENDPOINT": "collector"},
+		{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_INSECURE": "maybe"},
 	}
 	for _, env := range tests {
 		setEnv(t, env)
@@ -315,5 +319,15 @@ func TestNewTracerProviderConsole(t *testing.T) {
 	if child.Name != "child" || child.Kind != "server" || child.Service != "greeter" ||
 		child.ParentSpanID != parent.SpanContext().SpanID().String() || child.TraceID != parent.SpanContext().TraceID().String() {
 		t.Errorf("console span = %+v", child)
+	}
+}
+
+// TestNoGlobalGRPCCompressor guards one reason svckit has its own OTLP exporters: the
+// official ones register gzip for the whole process, and every gRPC client of a process
+// with a registered compressor sends it in a grpc-accept-encoding header on every call,
+// which costs each call a header on both ends. Linking observe must register none.
+func TestNoGlobalGRPCCompressor(t *testing.T) {
+	if encoding.GetCompressor("gzip") != nil {
+		t.Fatal("a gRPC compressor named gzip is registered in a binary that links observe")
 	}
 }

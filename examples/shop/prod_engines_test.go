@@ -344,10 +344,12 @@ exporters:
     trace_storage: memstore
 `
 
-// jaeger is a Jaeger process: OTLPHTTP receives traces, Query serves /api/traces.
+// jaeger is a Jaeger process: OTLPHTTP and OTLPGRPC receive traces, Query serves
+// /api/traces.
 type jaeger struct {
 	proc     *prodProc
 	OTLPHTTP string // http://127.0.0.1:port
+	OTLPGRPC string // http://127.0.0.1:port
 	Query    string // http://127.0.0.1:port
 }
 
@@ -359,7 +361,7 @@ func startJaeger(t *testing.T, bin, dir string, ports *prodPorts) *jaeger {
 		t.Fatal(err)
 	}
 	j := &jaeger{proc: newProc(dir, "jaeger", bin, []string{"--config", path}, nil),
-		OTLPHTTP: "http://" + otlpHTTP, Query: "http://" + query}
+		OTLPHTTP: "http://" + otlpHTTP, OTLPGRPC: "http://" + otlpGRPC, Query: "http://" + query}
 	if err := j.proc.start(); err != nil {
 		t.Fatal(err)
 	}

@@ -165,8 +165,14 @@ func TestProdShopOnRealEngines(t *testing.T) {
 			"INSTANCE_ID=" + in.id,
 			"NATS_URL=" + cluster.URL(), "NATS_REPLICAS=3",
 			"NATS_USER=" + cluster.users[in.service].Name, "NATS_PASSWORD=" + cluster.users[in.service].Password,
-			"OTEL_EXPORTER_OTLP_ENDPOINT=" + jg.OTLPHTTP, "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
 			"OTEL_TRACES_SAMPLER=parentbased_always_on",
+		}
+		// Payments and notifications export over OTLP/gRPC, the others over OTLP/HTTP: the
+		// trace check below needs spans of all five, so it covers both exporters.
+		if in.service == "payments" || in.service == "notifications" {
+			env = append(env, "OTEL_EXPORTER_OTLP_ENDPOINT="+jg.OTLPGRPC, "OTEL_EXPORTER_OTLP_PROTOCOL=grpc")
+		} else {
+			env = append(env, "OTEL_EXPORTER_OTLP_ENDPOINT="+jg.OTLPHTTP, "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf")
 		}
 		if in.service != "gateway" {
 			env = append(env, "STORE_DSN="+dbs[in.service], "ANNOUNCE=natskv")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -17,10 +18,13 @@ import (
 
 // Defaults, the same as those of go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp.
 const (
-	// DefaultEndpointURL is where spans go when neither the environment nor an option
-	// says otherwise.
+	// DefaultEndpointURL is where [NewHTTPExporter] posts spans when neither the
+	// environment nor an option says otherwise.
 	DefaultEndpointURL = "http://localhost:4318/v1/traces"
-	// DefaultTimeout bounds each HTTP attempt of an export.
+	// DefaultGRPCEndpointURL is where [NewGRPCExporter] sends spans when neither the
+	// environment nor an option says otherwise: plain gRPC to port 4317.
+	DefaultGRPCEndpointURL = "http://localhost:4317"
+	// DefaultTimeout bounds each attempt of an export.
 	DefaultTimeout = 10 * time.Second
 
 	tracesPath      = "/v1/traces"
@@ -54,12 +58,15 @@ func DefaultRetryConfig() RetryConfig {
 	return RetryConfig{Enabled: true, InitialInterval: 5 * time.Second, MaxInterval: 30 * time.Second, MaxElapsedTime: time.Minute}
 }
 
-// Option configures [NewHTTPExporter]. Options take precedence over the environment.
+// Option configures [NewHTTPExporter] or [NewGRPCExporter]. Options take precedence over
+// the environment.
 type Option func(*config)
 
 // config is the resolved configuration of an Exporter.
 type config struct {
-	endpoint *url.URL
+	grpc     bool     // the configuration of a gRPC exporter
+	endpoint *url.URL // for gRPC: the scheme (http, https or none) and the host
+	insecure bool     // OTEL_EXPORTER_OTLP_INSECURE, for a gRPC endpoint without a scheme
 	headers  map[string]string
 	timeout  time.Duration
 	gzip     bool
@@ -73,10 +80,15 @@ type config struct {
 }
 
 // WithEndpointURL sets the URL spans are posted to, used as is (no /v1/traces is
-// appended; an empty path is "/"). It must be an http or https URL.
+// appended; an empty path is "/"). It must be an http or https URL. For
+// [NewGRPCExporter] the scheme says whether the connection is plain (http) or TLS (https)
+// and the path is ignored.
 func WithEndpointURL(rawURL string) Option {
 	return func(c *config) {
 		u, err := parseEndpoint(rawURL, false)
+		if c.grpc && err == nil {
+			u, err = grpcEndpoint(u), nil
+		}
 		if err != nil {
 			c.setErr(fmt.Errorf("otlp: WithEndpointURL %q: %w", rawURL, err))
 			return
@@ -93,24 +105,25 @@ func WithHeaders(headers map[string]string) Option {
 
 // WithHTTPClient sets the HTTP client exports use. The client's own transport then
 // decides TLS, proxies and connection reuse, and TLS settings from the environment or
-// [WithTLSClientConfig] are not applied to it.
+// [WithTLSClientConfig] are not applied to it. [NewGRPCExporter] refuses it.
 func WithHTTPClient(client *http.Client) Option {
 	return func(c *config) { c.client = client }
 }
 
-// WithTimeout bounds each HTTP attempt of an export; zero means no bound other than the
+// WithTimeout bounds each attempt of an export; zero means no bound other than the
 // export's context.
 func WithTimeout(d time.Duration) Option {
 	return func(c *config) { c.timeout = d }
 }
 
-// WithGzip turns gzip compression of request bodies on or off.
+// WithGzip turns gzip compression of request bodies (of gRPC messages) on or off.
 func WithGzip(on bool) Option {
 	return func(c *config) { c.gzip = on }
 }
 
-// WithTLSClientConfig sets the TLS configuration for an https endpoint, replacing the
-// one the certificate variables of the environment build.
+// WithTLSClientConfig sets the TLS configuration for an https endpoint (for gRPC, also
+// an endpoint without a scheme that is not insecure), replacing the one the certificate
+// variables of the environment build.
 func WithTLSClientConfig(cfg *tls.Config) Option {
 	return func(c *config) { c.tls = cfg.Clone() }
 }
@@ -138,9 +151,9 @@ func (c *config) setErr(err error) {
 }
 
 // newConfig resolves the defaults, the environment and opts, in that order of
-// increasing precedence.
-func newConfig(opts []Option) (config, error) {
-	c := config{getenv: os.Getenv, readFile: os.ReadFile}
+// increasing precedence, for an HTTP exporter or, with grpc, a gRPC one.
+func newConfig(opts []Option, grpc bool) (config, error) {
+	c := config{grpc: grpc, getenv: os.Getenv, readFile: os.ReadFile}
 	// withEnv must act before the environment is read, so apply options twice: once
 	// for it, then again over the environment.
 	for _, o := range opts {
@@ -148,12 +161,16 @@ func newConfig(opts []Option) (config, error) {
 	}
 	getenv, readFile := c.getenv, c.readFile
 	c = config{
+		grpc:     grpc,
 		timeout:  DefaultTimeout,
 		retry:    DefaultRetryConfig(),
 		getenv:   getenv,
 		readFile: readFile,
 	}
 	c.endpoint, _ = url.Parse(DefaultEndpointURL)
+	if grpc {
+		c.endpoint, _ = url.Parse(DefaultGRPCEndpointURL)
+	}
 	if err := c.fromEnv(); err != nil {
 		return config{}, err
 	}
@@ -171,10 +188,27 @@ func newConfig(opts []Option) (config, error) {
 			c.retry.MaxInterval = d.MaxInterval
 		}
 	}
-	if c.endpoint.Scheme == "http" && c.tls != nil {
-		return config{}, fmt.Errorf("otlp: the endpoint %s is plain HTTP but a TLS configuration is set", c.endpoint)
+	if !c.secure() && c.tls != nil {
+		return config{}, fmt.Errorf("otlp: the endpoint %s is plain HTTP but a TLS configuration is set", c.target())
+	}
+	if grpc && c.client != nil {
+		return config{}, errors.New("otlp: WithHTTPClient is for an HTTP exporter, not a gRPC one")
 	}
 	return c, nil
+}
+
+// secure reports whether the exporter connects with TLS: an https endpoint or, for gRPC,
+// an endpoint without a scheme that is not insecure.
+func (c *config) secure() bool {
+	return c.endpoint.Scheme == "https" || (c.endpoint.Scheme == "" && !c.insecure)
+}
+
+// target is the endpoint as errors name it: the URL, or host:port for gRPC.
+func (c *config) target() string {
+	if c.grpc {
+		return c.endpoint.Host
+	}
+	return c.endpoint.String()
 }
 
 // fromEnv reads the OTEL_EXPORTER_OTLP_* variables the way otlptracehttp does, except
@@ -183,11 +217,28 @@ func newConfig(opts []Option) (config, error) {
 func (c *config) fromEnv() error {
 	for _, name := range []string{"ENDPOINT", "TRACES_ENDPOINT"} {
 		if v, ok := c.env(name); ok {
-			u, err := parseEndpoint(v, name == "ENDPOINT")
+			var (
+				u   *url.URL
+				err error
+			)
+			if c.grpc {
+				u, err = parseGRPCEndpoint(v)
+			} else {
+				u, err = parseEndpoint(v, name == "ENDPOINT")
+			}
 			if err != nil {
 				return envErr(name, v, err)
 			}
 			c.endpoint = u
+		}
+	}
+	for _, name := range []string{"INSECURE", "TRACES_INSECURE"} {
+		if v, ok := c.env(name); ok && c.grpc {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return envErr(name, v, errors.New(`want "true" or "false"`))
+			}
+			c.insecure = b
 		}
 	}
 	for _, name := range []string{"HEADERS", "TRACES_HEADERS"} {
@@ -308,6 +359,27 @@ func parseEndpoint(v string, base bool) (*url.URL, error) {
 	}
 	return &url.URL{Scheme: scheme, Host: u.Host, Path: p}, nil
 }
+
+// parseGRPCEndpoint parses the endpoint of a gRPC exporter, as otlptracegrpc does: an
+// http:// or https:// URL, whose scheme says whether the connection is plain or TLS and
+// whose path is ignored, or host:port, TLS unless OTEL_EXPORTER_OTLP_INSECURE is true.
+func parseGRPCEndpoint(v string) (*url.URL, error) {
+	if strings.Contains(v, "://") {
+		u, err := parseEndpoint(v, false)
+		if err != nil {
+			return nil, err
+		}
+		return grpcEndpoint(u), nil
+	}
+	host, port, err := net.SplitHostPort(v)
+	if err != nil || host == "" || port == "" {
+		return nil, errors.New("want host:port or an http:// or https:// URL")
+	}
+	return &url.URL{Host: v}, nil
+}
+
+// grpcEndpoint keeps the scheme and host of u, which is all a gRPC exporter uses.
+func grpcEndpoint(u *url.URL) *url.URL { return &url.URL{Scheme: u.Scheme, Host: u.Host} }
 
 // parseHeaders parses comma-separated key=value pairs whose values are URL-encoded
 // (the W3C baggage format the OTLP exporter specification uses). Keys and values are

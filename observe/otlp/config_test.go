@@ -119,7 +119,7 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := newConfig(append([]Option{env(tt.vars)}, tt.opts...))
+			cfg, err := newConfig(append([]Option{env(tt.vars)}, tt.opts...), false)
 			if tt.err != "" {
 				if err == nil {
 					t.Fatalf("no error, want one naming %s", tt.err)

@@ -1,6 +1,7 @@
-// Package otlp exports OpenTelemetry spans to an OTLP/HTTP endpoint (an OpenTelemetry
-// Collector, Jaeger, Tempo, the svckit dev runner) with less CPU than the official
-// go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp exporter.
+// Package otlp exports OpenTelemetry spans to an OTLP endpoint over HTTP or gRPC (an
+// OpenTelemetry Collector, Jaeger, Tempo, the svckit dev runner) with less CPU than the
+// official go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp and
+// otlptracegrpc exporters.
 //
 // [Exporter] is an [go.opentelemetry.io/otel/sdk/trace.SpanExporter]. Where the official
 // exporter converts each batch into generated protobuf structs (several allocations per
@@ -14,6 +15,14 @@
 // one difference: an invalid value is an error naming the variable, not a logged
 // warning. Retries follow otlptracehttp too: 429, 502, 503 and 504 responses and
 // failed connections are retried with exponential backoff, honouring Retry-After.
+//
+// [NewGRPCExporter] sends the same request as the message of TraceService/Export, reads
+// the variables as otlptracegrpc does (OTEL_EXPORTER_OTLP_INSECURE included) and retries
+// the codes the OTLP specification calls retryable, honouring RetryInfo. Unlike
+// otlptracegrpc (and otlptracehttp, which imports the same configuration code) it
+// registers no gRPC compressor for the process: with gzip registered, every gRPC call a
+// process makes carries a grpc-accept-encoding header, one more header field for both
+// ends of every call to handle.
 //
 // [TracerProvider] is a lean implementation of the OpenTelemetry trace API over an
 // Exporter, used by observe.NewTracerProvider when spans go to the default OTLP

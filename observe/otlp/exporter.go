@@ -32,14 +32,16 @@ const userAgent = "svckit-otlp-exporter"
 // freeEncoders is how many idle encoders (with their buffers) an Exporter keeps.
 const freeEncoders = 4
 
-// Exporter is an OpenTelemetry SDK span exporter that posts spans to an OTLP/HTTP
-// endpoint as protobuf. It encodes the spans straight from [sdktrace.ReadOnlySpan] into
-// the wire format, in a buffer reused across exports. It is safe for concurrent use.
+// Exporter is an OpenTelemetry SDK span exporter that sends spans to an OTLP endpoint
+// as protobuf, over HTTP ([NewHTTPExporter]) or gRPC ([NewGRPCExporter]). It encodes the
+// spans straight from [sdktrace.ReadOnlySpan] into the wire format, in a buffer reused
+// across exports. It is safe for concurrent use.
 type Exporter struct {
-	url       string
+	url       string // the endpoint, as errors name it
 	header    http.Header
 	client    *http.Client
 	transport *http.Transport // the transport the exporter made, if it did
+	grpc      *grpcSender     // set for a gRPC exporter
 	timeout   time.Duration
 	gzip      bool
 	retry     RetryConfig
@@ -78,7 +80,7 @@ func NewHTTPExporter(ctx context.Context, opts ...Option) (*Exporter, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	cfg, err := newConfig(opts)
+	cfg, err := newConfig(opts, false)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +171,7 @@ func (e *Exporter) export(ctx context.Context, encode func(*encoder) int) error 
 		return fmt.Errorf("otlp: request of %d bytes exceeds the limit of %d", len(enc.bytes()), maxRequestSize)
 	}
 	body := enc.bytes()
-	if e.gzip {
+	if e.gzip && e.grpc == nil { // grpc-go compresses the messages of a gRPC exporter
 		var err error
 		if body, err = enc.compress(); err != nil {
 			e.release(enc)
@@ -228,6 +230,9 @@ func (e *Exporter) Shutdown(ctx context.Context) error {
 	if e.transport != nil {
 		e.transport.CloseIdleConnections()
 	}
+	if e.grpc != nil {
+		_ = e.grpc.cc.Close() // an error only if already closed
+	}
 	return err
 }
 
@@ -255,8 +260,12 @@ func (e *Exporter) end() {
 func (e *Exporter) send(ctx context.Context, enc *encoder, body []byte) error {
 	start := time.Now()
 	interval := e.retry.InitialInterval
-	for attempt := 1; ; attempt++ {
-		retry, after, err := e.post(ctx, enc, body)
+	attempt := e.post
+	if e.grpc != nil {
+		attempt = e.grpc.invoke
+	}
+	for n := 1; ; n++ {
+		retry, after, err := attempt(ctx, enc, body)
 		if err == nil {
 			return nil
 		}
@@ -273,10 +282,10 @@ func (e *Exporter) send(ctx context.Context, enc *encoder, body []byte) error {
 		wait = max(wait, after)
 		elapsed := time.Since(start)
 		if e.retry.MaxElapsedTime > 0 && elapsed+wait > e.retry.MaxElapsedTime {
-			return fmt.Errorf("otlp: gave up after %d attempts in %v: %w", attempt, elapsed.Round(time.Millisecond), err)
+			return fmt.Errorf("otlp: gave up after %d attempts in %v: %w", n, elapsed.Round(time.Millisecond), err)
 		}
 		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
-			return fmt.Errorf("otlp: gave up after %d attempts: the next, in %v, would be past the deadline: %w", attempt, wait.Round(time.Millisecond), err)
+			return fmt.Errorf("otlp: gave up after %d attempts: the next, in %v, would be past the deadline: %w", n, wait.Round(time.Millisecond), err)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -346,15 +355,21 @@ const maxSnippet = 512
 
 // statusErr is the error for a non-2xx response.
 func (e *Exporter) statusErr(resp *http.Response, body []byte) error {
-	snippet := strings.TrimSpace(string(body[:min(len(body), maxSnippet)]))
-	if len(body) > maxSnippet {
+	return fmt.Errorf("otlp: POST %s: %s: %s", e.url, resp.Status, oneLine(string(body), "(empty body)"))
+}
+
+// oneLine is at most maxSnippet bytes of a message from the collector, on one line, or
+// empty if the message is blank.
+func oneLine(msg, empty string) string {
+	snippet := strings.TrimSpace(msg[:min(len(msg), maxSnippet)])
+	if len(msg) > maxSnippet {
 		snippet += "…"
 	}
 	snippet = strings.Join(strings.Fields(snippet), " ") // keep the error on one line
 	if snippet == "" {
-		snippet = "(empty body)"
+		snippet = empty
 	}
-	return fmt.Errorf("otlp: POST %s: %s: %s", e.url, resp.Status, snippet)
+	return snippet
 }
 
 // retryAfter parses a Retry-After header: seconds or an HTTP date. It returns 0 if v is
