@@ -596,6 +596,9 @@ func (a *App) Run(ctx context.Context) error {
 			MaxHeaderBytes:    a.cfg.MaxHeaderBytes,
 			Protocols:         shttp.Protocols(), // HTTP/1.1, h2c with prior knowledge, HTTP/2 over TLS
 			ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn),
+			// For ProblemListener's CloseIdle: at shutdown a keep-alive request sent as
+			// it began is answered, not dropped (run.HTTPServer).
+			ConnState: shttp.TrackConnState(nil),
 		}
 		r, s := run.HTTPServer(srv, ln)
 		g.Add("http", r, lastToStop(s))

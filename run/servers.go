@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 )
@@ -17,20 +18,44 @@ import (
 // connection with srv.Close and returns the deadline error. Shutdown does not wait for
 // hijacked connections such as WebSockets; register their closing with
 // srv.RegisterOnShutdown.
+//
+// If ln is an [IdleCloser] (transport/http's ProblemListener, with srv.ConnState set to
+// its TrackConnState), stop first closes ln and lets it close the idle connections
+// itself, answering first a request that has begun on one: Shutdown would drop it.
 func HTTPServer(srv *http.Server, ln net.Listener) (run, stop func(ctx context.Context) error) {
+	var stopping atomic.Bool
 	run = func(context.Context) error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("http server: %w", err)
+		err := srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) || (stopping.Load() && errors.Is(err, net.ErrClosed)) {
+			return nil
 		}
-		return nil
+		return fmt.Errorf("http server: %w", err)
 	}
 	stop = func(ctx context.Context) error {
-		if err := srv.Shutdown(ctx); err != nil {
+		var err error
+		if ic, ok := ln.(IdleCloser); ok {
+			stopping.Store(true)
+			_ = ln.Close() // Shutdown closes it too, and reports an error of Close
+			err = ic.CloseIdle(ctx)
+		}
+		if err == nil {
+			err = srv.Shutdown(ctx)
+		}
+		if err != nil {
 			return errors.Join(fmt.Errorf("http server shutdown: %w", err), srv.Close())
 		}
 		return nil
 	}
 	return run, stop
+}
+
+// IdleCloser is a listener that can close its server's idle connections without cutting
+// off a request that has begun on one, which http.Server.Shutdown would drop. CloseIdle
+// is called once the listener is closed; it returns when no idle connection has a request
+// begun, or with ctx's error.
+type IdleCloser interface {
+	net.Listener
+	CloseIdle(ctx context.Context) error
 }
 
 // GRPCServer returns the run and stop funcs of an actor serving srv on ln, for

@@ -2,9 +2,12 @@ package http
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -39,13 +42,83 @@ import (
 // every 100ms), so that a keep-alive request costs no timer at all: a read never ends
 // before the deadline last set, and ends at it unless the process is starved of CPU for
 // longer than the watch's margin.
+//
+// The listener is also an IdleCloser of package github.com/svckit/svckit/run, which
+// run.HTTPServer uses to stop without cutting off a keep-alive request: see CloseIdle.
 func ProblemListener(ln net.Listener) net.Listener {
 	return &problemListener{Listener: ln, watch: &deadlineWatch{conns: make(map[*problemTCPConn]struct{})}}
 }
 
+// idlePoll is how often CloseIdle looks at the connections while a request has begun on
+// an idle one.
+const idlePoll = 2 * time.Millisecond
+
+// CloseIdle closes the listener's HTTP/1 connections that are idle between two requests,
+// unless the next request has begun on one: its bytes already read by the server, or
+// waiting in the socket because the server's goroutine has not run yet. It waits until
+// those have been answered (and, answered with "Connection: close", closed by the server)
+// or until ctx ends. Call it after closing the listener and before http.Server.Shutdown:
+// Shutdown closes every idle connection at once, and a request that the server reads
+// once Shutdown has begun is dropped unanswered, so that a client that sent its next
+// request as the shutdown began would see it fail — Go's client, for one, does not
+// retry a POST. What is left is the moment between looking at a socket and closing it.
+// HTTP/2 connections are left to Shutdown, which sends them GOAWAY. The server's
+// ConnState must be [TrackConnState]; without it no connection counts as idle.
+func (l *problemListener) CloseIdle(ctx context.Context) error {
+	var conns []*problemTCPConn
+	for {
+		conns = l.watch.snapshot(conns[:0])
+		begun := 0
+		for _, c := range conns {
+			st := http.ConnState(c.state.Load())
+			if c.h2.Load() || (st != http.StateIdle && st != http.StateNew) {
+				continue // Shutdown waits for an active connection, and sends GOAWAY on HTTP/2
+			}
+			if c.begun.Load() || inputPending(c.TCPConn) {
+				begun++
+				continue
+			}
+			if st == http.StateIdle {
+				_ = c.Close()
+			}
+		}
+		if begun == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d requests begun on idle connections: %w", begun, ctx.Err())
+		case <-time.After(idlePoll):
+		}
+	}
+}
+
+// TrackConnState returns an http.Server ConnState hook that records each connection's
+// state for [ProblemListener]'s CloseIdle, then calls next, if any.
+func TrackConnState(next func(net.Conn, http.ConnState)) func(net.Conn, http.ConnState) {
+	return func(c net.Conn, st http.ConnState) {
+		if pc, ok := c.(*problemTCPConn); ok {
+			pc.state.Store(int32(st))
+		}
+		if next != nil {
+			next(c, st)
+		}
+	}
+}
+
 type problemListener struct {
 	net.Listener
-	watch *deadlineWatch
+	watch  *deadlineWatch
+	closed atomic.Bool
+}
+
+// Close closes the listener; closing it again does nothing and reports no error, since
+// run.HTTPServer closes it before http.Server.Shutdown does.
+func (l *problemListener) Close() error {
+	if l.closed.Swap(true) {
+		return nil
+	}
+	return l.Listener.Close()
 }
 
 // Accept returns the next connection, wrapped. A *net.TCPConn keeps its other methods
@@ -93,6 +166,16 @@ func (w *deadlineWatch) add(c *problemTCPConn) {
 		w.now.Store(time.Now().UnixNano())
 		go w.loop()
 	}
+}
+
+// snapshot appends the open connections to conns.
+func (w *deadlineWatch) snapshot(conns []*problemTCPConn) []*problemTCPConn {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for c := range w.conns {
+		conns = append(conns, c)
+	}
+	return conns
 }
 
 func (w *deadlineWatch) remove(c *problemTCPConn) {
@@ -148,19 +231,36 @@ type problemTCPConn struct {
 
 	reading atomic.Int32 // reads in progress: counted before a read takes mu, so a deadline set later sees it
 
+	state atomic.Int32 // the http.ConnState TrackConnState recorded
+	begun atomic.Bool  // bytes were read since the last write: a request has begun
+	h2    atomic.Bool  // the connection began with HTTP/2's preface
+	read  atomic.Bool  // a read has returned bytes
+
 	mu      sync.Mutex
 	pending time.Time // the read deadline last set
 	applied time.Time // the read deadline the socket has
 	eager   bool      // apply every read deadline at once
 }
 
-func (c *problemTCPConn) Write(p []byte) (int, error) { return writeRefusal(c.TCPConn, p) }
+func (c *problemTCPConn) Write(p []byte) (int, error) {
+	if c.begun.Load() {
+		c.begun.Store(false)
+	}
+	return writeRefusal(c.TCPConn, p)
+}
 
 // Read reads from the connection under the read deadline last set.
 func (c *problemTCPConn) Read(p []byte) (int, error) {
 	c.beginRead()
 	n, err := c.TCPConn.Read(p)
 	c.endRead()
+	if n > 0 && !c.begun.Load() {
+		c.begun.Store(true)
+		if !c.read.Load() {
+			c.read.Store(true)
+			c.h2.Store(bytes.HasPrefix(p[:n], []byte("PRI ")))
+		}
+	}
 	return n, err
 }
 
