@@ -290,19 +290,7 @@ func TestShutdown(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- exp.ExportSpans(context.Background(), oneSpan(t)) }()
 		<-arrived
-		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-		defer cancel()
-		if err := exp.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("Shutdown = %v, want DeadlineExceeded", err)
-		}
-		select {
-		case err := <-done:
-			if !errors.Is(err, ErrShutdown) {
-				t.Fatalf("interrupted export: %v, want ErrShutdown", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("the export in flight was not interrupted")
-		}
+		shutdownInterrupts(t, exp, done)
 	})
 }
 

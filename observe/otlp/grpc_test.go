@@ -367,19 +367,7 @@ func TestGRPCShutdown(t *testing.T) {
 	for len(c.got()) == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-	defer cancel()
-	if err := exp.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Shutdown = %v, want its context's deadline", err)
-	}
-	select {
-	case err := <-done:
-		if !errors.Is(err, ErrShutdown) {
-			t.Errorf("interrupted export: %v, want ErrShutdown", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the export was not interrupted")
-	}
+	shutdownInterrupts(t, exp, done)
 	if err := exp.ExportSpans(t.Context(), oneSpan(t)); !errors.Is(err, ErrShutdown) {
 		t.Errorf("export after Shutdown: %v", err)
 	}

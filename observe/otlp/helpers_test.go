@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -192,4 +194,24 @@ func clip(s string) string {
 		return s[:20000] + "\n…"
 	}
 	return s
+}
+
+// shutdownInterrupts shuts exp down with a context that ends while the export whose
+// result done delivers waits on the collector, and checks that Shutdown reports the
+// deadline and the export ErrShutdown.
+func shutdownInterrupts(t *testing.T, exp *Exporter, done <-chan error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if err := exp.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown = %v, want its context's deadline", err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrShutdown) {
+			t.Fatalf("interrupted export: %v, want ErrShutdown", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the export in flight was not interrupted")
+	}
 }
