@@ -328,6 +328,12 @@ func (i *Injector) apply(ctx context.Context, name string, set *ruleSet, rules [
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
+			// The context may have ended too, by the time this goroutine ran: select
+			// picks either. A call whose deadline passed during its delay fails, as it
+			// would behind a slow dependency.
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 		case <-ctx.Done():
 			t.Stop()
 			return ctx.Err()

@@ -2,6 +2,7 @@ package fault_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -237,6 +238,28 @@ func TestDelayHonoursDeadline(t *testing.T) {
 	}
 	if e.hits.Load() != 0 {
 		t.Fatal("the call went on after its deadline")
+	}
+}
+
+// TestDelayPastDeadlineFails checks a call whose delay and deadline have both passed by
+// the time its goroutine runs (a loaded machine): it fails with the deadline every time,
+// though select would pick the delay's end half the time.
+func TestDelayPastDeadlineFails(t *testing.T) {
+	inj := fault.New()
+	if err := inj.Set(fault.Rule{Method: "*", Delay: time.Nanosecond}); err != nil {
+		t.Fatal(err)
+	}
+	e := &echo{}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 200 {
+		err := call(ctx, e, endpoint.Info{Service: "s", Method: "M"}, inj.Middleware())
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("error %v, want the context's", err)
+		}
+	}
+	if n := e.hits.Load(); n != 0 {
+		t.Fatalf("%d calls went on after their context ended", n)
 	}
 }
 
