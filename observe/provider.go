@@ -254,9 +254,11 @@ func exportersFromEnv(ctx context.Context, opts TracingOptions) ([]sdktrace.Span
 
 // otlpExporter returns the OTLP exporter for the configured protocol.
 func otlpExporter(ctx context.Context) (sdktrace.SpanExporter, error) {
-	proto := strings.TrimSpace(os.Getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"))
+	name := "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+	proto := strings.TrimSpace(os.Getenv(name))
 	if proto == "" {
-		proto = strings.TrimSpace(os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL"))
+		name = "OTEL_EXPORTER_OTLP_PROTOCOL"
+		proto = strings.TrimSpace(os.Getenv(name))
 	}
 	var (
 		e   sdktrace.SpanExporter
@@ -273,7 +275,7 @@ func otlpExporter(ctx context.Context) (sdktrace.SpanExporter, error) {
 	default:
 		// http/json included: no exporter of svckit's sends JSON, and sending protobuf
 		// to a collector that was told to expect JSON would fail later and less clearly.
-		return nil, fmt.Errorf("observe: OTEL_EXPORTER_OTLP_PROTOCOL %q: unsupported; want http/protobuf or grpc", proto)
+		return nil, fmt.Errorf("observe: %s %q: unsupported; want http/protobuf or grpc", name, proto)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("observe: OTLP traces exporter: %w", err)

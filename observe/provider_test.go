@@ -144,6 +144,14 @@ func TestNewTracerProviderEnvErrors(t *testing.T) {
 			t.Errorf("env %v: no error", env)
 		}
 	}
+	// A refused protocol is named by the variable it came from.
+	for _, name := range []string{"OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"} {
+		setEnv(t, map[string]string{"OTEL_TRACES_EXPORTER": "otlp", name: "http/json"})
+		_, err := NewTracerProvider(t.Context(), TracingOptions{})
+		if err == nil || !strings.Contains(err.Error(), name+` "http/json"`) {
+			t.Errorf("%s=http/json: %v", name, err)
+		}
+	}
 }
 
 // otlpHTTPServer is a loopback OTLP/HTTP receiver that records the requests it gets.
