@@ -8,9 +8,12 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strings"
+	"syscall"
 
 	"github.com/svckit/svckit/internal/dashboard"
 	"github.com/svckit/svckit/internal/devrun"
@@ -37,6 +40,26 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		}
 		defer func() {
 			if err := stop(); err != nil {
+				fmt.Fprintf(stderr, "svckit dev: %v\n", err)
+			}
+		}()
+	}
+	if f.MemProfile != "" {
+		// Written when the stop signal comes, while the system (its stores) is still
+		// held, and waited for before exiting.
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+		written := make(chan error, 1)
+		go func() {
+			if _, ok := <-sigs; ok {
+				written <- writeHeapProfile(f.MemProfile)
+			}
+			close(written)
+		}()
+		defer func() {
+			signal.Stop(sigs)
+			close(sigs)
+			if err := <-written; err != nil {
 				fmt.Fprintf(stderr, "svckit dev: %v\n", err)
 			}
 		}()
@@ -116,6 +139,24 @@ func isTerminal(w io.Writer) bool {
 func traceBodiesEnv(on bool) []string {
 	if on {
 		return []string{"TRACE_BODIES=true"}
+	}
+	return nil
+}
+
+// writeHeapProfile writes the process's heap profile (after a collection, so that the
+// in-use figures are current) to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("-memprofile: %w", err)
+	}
+	runtime.GC()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("-memprofile: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("-memprofile: %w", err)
 	}
 	return nil
 }

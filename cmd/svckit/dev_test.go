@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDevNothingToRun: svckit dev where there is nothing to run says what to do and exits
@@ -87,5 +90,48 @@ func TestDevCPUProfile(t *testing.T) {
 	if code := runDev([]string{"-cpuprofile", filepath.Join(dir, "no", "such", "dir", "p"), dir}, &stdout, &stderr); code != 2 ||
 		!strings.Contains(stderr.String(), "-cpuprofile") {
 		t.Fatalf("exit %d, stderr %q; want 2 and the flag named", code, stderr.String())
+	}
+}
+
+// TestDevMemProfile: -memprofile writes a heap profile that pprof reads, names the flag when
+// it cannot, and leaves nothing waiting when svckit dev stops before any signal.
+func TestDevMemProfile(t *testing.T) {
+	t.Setenv("GOWORK", "off")
+	dir := t.TempDir()
+	prof := filepath.Join(dir, "heap.pprof")
+	if err := writeHeapProfile(prof); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f) // a pprof profile: gzipped protobuf
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(raw, []byte("inuse_space")) || !bytes.Contains(raw, []byte("alloc_space")) {
+		t.Error("not a heap profile: no inuse_space and alloc_space sample types")
+	}
+	if err := writeHeapProfile(filepath.Join(dir, "no", "such", "dir", "p")); err == nil || !strings.Contains(err.Error(), "-memprofile") {
+		t.Errorf("unwritable path: %v", err)
+	}
+	var stdout, stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- runDev([]string{"-memprofile", filepath.Join(dir, "never.pprof"), dir}, &stdout, &stderr)
+	}()
+	select {
+	case code := <-done:
+		if code != 2 {
+			t.Fatalf("exit %d, want 2 (nothing to run): %s", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("svckit dev with -memprofile did not return")
 	}
 }

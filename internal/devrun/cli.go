@@ -35,6 +35,9 @@ type Flags struct {
 	// CPUProfile is where svckit dev writes its own CPU profile, from start to stop
 	// ("": none), for `go tool pprof`.
 	CPUProfile string
+	// MemProfile is where svckit dev writes its own heap profile when it stops ("": none),
+	// for `go tool pprof`: what it holds after a run, and what it allocated.
+	MemProfile string
 }
 
 type multiFlag []string
@@ -56,6 +59,7 @@ func ParseFlags(args []string, stderr io.Writer) (Flags, error) {
 	fs.BoolVar(&f.NoReload, "no-reload", false, "do not rebuild and replace a running service when its sources change")
 	fs.BoolVar(&f.TraceBodies, "trace-bodies", false, "record each call's request and response on its span, shown in the dashboard's traces")
 	fs.StringVar(&f.CPUProfile, "cpuprofile", "", "write svckit dev's own CPU profile (not the services') to this file when it stops")
+	fs.StringVar(&f.MemProfile, "memprofile", "", "write svckit dev's own heap profile (not the services') to this file when it stops")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: svckit dev [flags] [DIR]\n\n"+
 			"Runs every service of the system described by DIR/svckit.yaml as supervised processes\n"+
