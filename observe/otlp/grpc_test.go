@@ -356,7 +356,9 @@ func TestGRPCConfig(t *testing.T) {
 // that does not answer, and that later exports fail.
 func TestGRPCShutdown(t *testing.T) {
 	release := make(chan struct{})
+	arrived := make(chan struct{}, 1)
 	c := newGRPCCollector(t, func(int) (*coltracepb.ExportTraceServiceResponse, error) {
+		arrived <- struct{}{}
 		<-release
 		return &coltracepb.ExportTraceServiceResponse{}, nil
 	})
@@ -364,9 +366,7 @@ func TestGRPCShutdown(t *testing.T) {
 	exp := newGRPCTestExporter(t, WithEndpointURL("http://"+c.addr), WithTimeout(0))
 	done := make(chan error, 1)
 	go func() { done <- exp.ExportSpans(context.Background(), oneSpan(t)) }()
-	for len(c.got()) == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	<-arrived
 	shutdownInterrupts(t, exp, done)
 	if err := exp.ExportSpans(t.Context(), oneSpan(t)); !errors.Is(err, ErrShutdown) {
 		t.Errorf("export after Shutdown: %v", err)

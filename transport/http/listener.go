@@ -85,6 +85,9 @@ func (l *problemListener) CloseIdle(ctx context.Context) error {
 		if begun == 0 {
 			return nil
 		}
+		if l.onWait != nil {
+			l.onWait(begun)
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%d requests begun on idle connections: %w", begun, ctx.Err())
@@ -110,6 +113,11 @@ type problemListener struct {
 	net.Listener
 	watch  *deadlineWatch
 	closed atomic.Bool
+
+	// Tests' hooks, nil otherwise: onBegin runs when a read starts a request on a
+	// connection, onWait when CloseIdle waits for requests begun on idle connections.
+	onBegin func(*problemTCPConn)
+	onWait  func(begun int)
 }
 
 // Close closes the listener; closing it again does nothing and reports no error, since
@@ -130,7 +138,7 @@ func (l *problemListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
-		pc := &problemTCPConn{TCPConn: tc, watch: l.watch}
+		pc := &problemTCPConn{TCPConn: tc, watch: l.watch, ln: l}
 		l.watch.add(pc)
 		return pc, nil
 	}
@@ -228,6 +236,7 @@ func (w *deadlineWatch) loop() {
 type problemTCPConn struct {
 	*net.TCPConn
 	watch *deadlineWatch
+	ln    *problemListener
 
 	reading atomic.Int32 // reads in progress: counted before a read takes mu, so a deadline set later sees it
 
@@ -259,6 +268,9 @@ func (c *problemTCPConn) Read(p []byte) (int, error) {
 		if !c.read.Load() {
 			c.read.Store(true)
 			c.h2.Store(bytes.HasPrefix(p[:n], []byte("PRI ")))
+		}
+		if c.ln.onBegin != nil {
+			c.ln.onBegin(c)
 		}
 	}
 	return n, err

@@ -1,3 +1,5 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
+
 package http
 
 import (
@@ -10,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +30,12 @@ type drainServer struct {
 	// waits on hold, if set, before the server reads the connection's next request.
 	conns chan *problemTCPConn
 	hold  chan struct{}
+	// begun receives a connection each time a read starts a request on it; waiting
+	// each time CloseIdle waits for requests begun on idle connections.
+	begun   chan *problemTCPConn
+	waiting chan int
+	// answered counts the requests the handler answered.
+	answered atomic.Int32
 }
 
 func newDrainServer(t *testing.T, readHeaderTimeout time.Duration, hold bool) *drainServer {
@@ -35,7 +44,16 @@ func newDrainServer(t *testing.T, readHeaderTimeout time.Duration, hold bool) *d
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &drainServer{ln: ProblemListener(tcp), conns: make(chan *problemTCPConn, 16)}
+	pl := ProblemListener(tcp).(*problemListener)
+	d := &drainServer{ln: pl, conns: make(chan *problemTCPConn, 16),
+		begun: make(chan *problemTCPConn, 16), waiting: make(chan int, 1)}
+	pl.onBegin = func(c *problemTCPConn) { d.begun <- c }
+	pl.onWait = func(n int) {
+		select {
+		case d.waiting <- n:
+		default:
+		}
+	}
 	if hold {
 		d.hold = make(chan struct{})
 	}
@@ -45,6 +63,7 @@ func newDrainServer(t *testing.T, readHeaderTimeout time.Duration, hold bool) *d
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			b, _ := io.ReadAll(r.Body)
 			_, _ = w.Write(b)
+			d.answered.Add(1)
 		}),
 		// Run in the connection's goroutine after its state is stored: holding it here
 		// is a server goroutine that the scheduler has not run yet.
@@ -122,39 +141,41 @@ func TestShutdownAnswersRequestBegun(t *testing.T) {
 				t.Fatalf("first request: %v %v %q", resp, err, body)
 			}
 			sc := <-d.conns
+			<-d.begun // the first request's
 			if _, err := io.WriteString(c, tt.first); err != nil {
 				t.Fatal(err)
 			}
 			if tt.hold {
-				for !inputPending(sc.TCPConn) {
-					time.Sleep(time.Millisecond)
-				}
+				waitReadable(t, sc)
 			} else {
-				// Wait until the server has read what was sent: nothing left in the socket
-				// (it then waits for the rest of the header).
-				for deadline := time.Now().Add(5 * time.Second); inputPending(sc.TCPConn) || !sc.begun.Load(); {
-					if time.Now().After(deadline) {
-						t.Fatal("the server did not read the first header lines")
-					}
-					time.Sleep(time.Millisecond)
+				// The server has read what was sent (and waits for the rest of the header).
+				if got := recvWithin(t, d.begun, "the server did not read the first header lines"); got != sc {
+					t.Fatal("a request began on another connection")
 				}
 			}
 
-			stopped := make(chan error, 1)
+			type result struct {
+				err      error
+				answered int32 // requests answered when stop returned
+			}
+			stopped := make(chan result, 1)
 			go func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
-				stopped <- d.stop(ctx)
+				err := d.stop(ctx)
+				stopped <- result{err, d.answered.Load()}
 			}()
-			// stop closes the listener, then waits on the request begun.
-			for !d.ln.(*problemListener).closed.Load() {
-				time.Sleep(time.Millisecond)
-			}
-			time.Sleep(50 * time.Millisecond)
+			// stop closes the listener, then waits on the request begun; without
+			// CloseIdle it would not wait, and the request below fails.
 			select {
-			case err := <-stopped:
-				t.Fatalf("stop returned (%v) before the request begun was answered", err)
-			default:
+			case n := <-d.waiting:
+				if n != 1 {
+					t.Errorf("CloseIdle waits for %d requests, want 1", n)
+				}
+			case r := <-stopped:
+				t.Fatalf("stop returned (%v) before the request begun was answered", r.err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("stop neither waited nor returned")
 			}
 			if tt.hold {
 				close(d.hold)
@@ -169,8 +190,8 @@ func TestShutdownAnswersRequestBegun(t *testing.T) {
 			if resp.StatusCode != 200 || body != "second" {
 				t.Errorf("second request: %d %q", resp.StatusCode, body)
 			}
-			if err := <-stopped; err != nil {
-				t.Errorf("stop: %v", err)
+			if r := <-stopped; r.err != nil || r.answered != 2 {
+				t.Errorf("stop: %v with %d requests answered, want both", r.err, r.answered)
 			}
 			if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil {
 				t.Errorf("the connection stayed open: read %d, %v", n, err)
@@ -216,13 +237,12 @@ func TestShutdownIdleAndStalled(t *testing.T) {
 		if _, _, err := exchange(t, c, bufio.NewReader(c), post("first")); err != nil {
 			t.Fatal(err)
 		}
-		sc := <-d.conns
+		<-d.conns
+		<-d.begun // the first request's
 		if _, err := io.WriteString(c, "POST /echo HTTP/1.1\r\n"); err != nil {
 			t.Fatal(err)
 		}
-		for !sc.begun.Load() {
-			time.Sleep(time.Millisecond)
-		}
+		recvWithin(t, d.begun, "the server did not read the stalled request's first line")
 		return d, c
 	}
 	t.Run("stalled, header timeout", func(t *testing.T) {
@@ -259,4 +279,41 @@ func TestShutdownIdleAndStalled(t *testing.T) {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// recvWithin receives from ch, failing the test with msg after 10 seconds.
+func recvWithin[T any](t *testing.T, ch <-chan T, msg string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatal(msg)
+		var zero T
+		return zero
+	}
+}
+
+// waitReadable waits, in the runtime's poller, until c has bytes to read, without
+// reading them. The test has written them already. The socket's read deadline (net/http
+// leaves one in the past after a response) is lifted meanwhile and then restored, so that
+// c's own record of it stays true.
+func waitReadable(t *testing.T, c *problemTCPConn) {
+	t.Helper()
+	rc, err := c.TCPConn.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.TCPConn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	err = rc.Read(peek)
+	if rerr := c.TCPConn.SetReadDeadline(c.applied); rerr != nil {
+		t.Fatal(rerr)
+	}
+	if err != nil {
+		t.Fatalf("the request did not reach the server's socket: %v", err)
+	}
 }

@@ -14,12 +14,16 @@ func inputPending(c *net.TCPConn) bool {
 	if err != nil {
 		return false
 	}
-	var n int
-	var buf [1]byte
-	if cerr := rc.Control(func(fd uintptr) {
-		n, _, err = syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	}); cerr != nil || err != nil {
+	pending := false
+	if err := rc.Control(func(fd uintptr) { pending = peek(fd) }); err != nil {
 		return false
 	}
-	return n > 0
+	return pending
+}
+
+// peek reports whether the socket fd has a byte to read, without blocking or consuming it.
+func peek(fd uintptr) bool {
+	var buf [1]byte
+	n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return err == nil && n > 0
 }
