@@ -262,7 +262,7 @@ func (e *Exporter) send(ctx context.Context, enc *encoder, body []byte) error {
 	interval := e.retry.InitialInterval
 	attempt := e.post
 	if e.grpc != nil {
-		attempt = e.grpc.invoke
+		attempt = e.invoke
 	}
 	for n := 1; ; n++ {
 		retry, after, err := attempt(ctx, enc, body)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net/http"
 	"time"
 
 	grpcgo "google.golang.org/grpc"
@@ -21,13 +20,11 @@ import (
 // exportMethod is the full name of the OTLP trace service's only method.
 const exportMethod = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
-// grpcSender sends the requests of a gRPC exporter: ExportTraceServiceRequest messages,
-// already encoded, over one client connection.
+// grpcSender is the connection over which a gRPC exporter sends its
+// ExportTraceServiceRequest messages, already encoded, and the metadata it sends with them.
 type grpcSender struct {
-	cc      *grpcgo.ClientConn
-	target  string
-	md      metadata.MD // the configured headers
-	timeout time.Duration
+	cc *grpcgo.ClientConn
+	md metadata.MD // the configured headers
 }
 
 // NewGRPCExporter returns an exporter that sends spans to an OTLP/gRPC endpoint (the
@@ -100,36 +97,35 @@ func NewGRPCExporter(ctx context.Context, opts ...Option) (*Exporter, error) {
 	}
 	e := &Exporter{
 		url:     cfg.target(),
-		header:  make(http.Header),
 		timeout: cfg.timeout,
 		gzip:    cfg.gzip,
 		retry:   cfg.retry,
 		free:    make(chan *encoder, freeEncoders),
-		grpc:    &grpcSender{cc: cc, target: cfg.target(), md: md, timeout: cfg.timeout},
+		grpc:    &grpcSender{cc: cc, md: md},
 	}
 	e.stopped, e.stop = context.WithCancelCause(context.Background())
 	return e, nil
 }
 
-// invoke makes one attempt. It reports whether a failure is worth retrying and the wait
-// the collector asked for with RetryInfo.
-func (g *grpcSender) invoke(ctx context.Context, _ *encoder, payload []byte) (retry bool, after time.Duration, err error) {
+// invoke makes one attempt of a gRPC exporter. It reports whether a failure is worth
+// retrying and the wait the collector asked for with RetryInfo.
+func (e *Exporter) invoke(ctx context.Context, _ *encoder, payload []byte) (retry bool, after time.Duration, err error) {
 	actx := ctx
-	if g.timeout > 0 {
+	if e.timeout > 0 {
 		var cancel context.CancelFunc
-		actx, cancel = context.WithTimeout(ctx, g.timeout)
+		actx, cancel = context.WithTimeout(ctx, e.timeout)
 		defer cancel()
 	}
-	if len(g.md) > 0 {
-		actx = metadata.NewOutgoingContext(actx, g.md)
+	if len(e.grpc.md) > 0 {
+		actx = metadata.NewOutgoingContext(actx, e.grpc.md)
 	}
 	var resp rawMessage
-	err = g.cc.Invoke(actx, exportMethod, &rawMessage{b: payload}, &resp)
+	err = e.grpc.cc.Invoke(actx, exportMethod, &rawMessage{b: payload}, &resp)
 	if err == nil {
 		return false, 0, partialSuccess(resp.b)
 	}
 	st := status.Convert(err)
-	err = fmt.Errorf("otlp: export to %s: %s: %s", g.target, st.Code(), oneLine(st.Message(), "(no message)"))
+	err = fmt.Errorf("otlp: export to %s: %s: %s", e.url, st.Code(), oneLine(st.Message(), "(no message)"))
 	if ctx.Err() != nil {
 		// The export itself is over (its deadline, or Shutdown).
 		if cause := context.Cause(ctx); cause != ctx.Err() {
@@ -154,10 +150,8 @@ func (g *grpcSender) invoke(ctx context.Context, _ *encoder, payload []byte) (re
 // retryDelay is the delay of the RetryInfo detail of st, or 0 if it has none.
 func retryDelay(st *status.Status) time.Duration {
 	for _, d := range st.Details() {
-		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
-			if rd := ri.GetRetryDelay(); rd.IsValid() {
-				return max(rd.AsDuration(), 0)
-			}
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay().IsValid() {
+			return max(ri.GetRetryDelay().AsDuration(), 0)
 		}
 	}
 	return 0
