@@ -17,6 +17,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -176,6 +177,8 @@ func TestConfigErrors(t *testing.T) {
 		{"no NATS_URL", &fullConfig{}, nil, nil, "-nats-url (NATS_URL) is required"},
 		{"bad NATS_URL", &fullConfig{}, map[string]string{"NATS_URL": "http://x:4222"}, nil, "NATS_URL"},
 		{"bad replicas", &fullConfig{}, map[string]string{"NATS_URL": "nats://127.0.0.1:4222", "NATS_REPLICAS": "7"}, nil, "NATS_REPLICAS"},
+		{"short duplicate window", &fullConfig{}, map[string]string{"NATS_URL": "nats://127.0.0.1:4222", "NATS_DUPLICATE_WINDOW": "5s"}, nil, "NATS_DUPLICATE_WINDOW"},
+		{"long duplicate window", &fullConfig{}, map[string]string{"NATS_URL": "nats://127.0.0.1:4222", "NATS_DUPLICATE_WINDOW": "48h"}, nil, "NATS_DUPLICATE_WINDOW"},
 		{"bad announce", &fullConfig{}, map[string]string{"NATS_URL": "nats://127.0.0.1:4222", "ANNOUNCE": "etcd"}, nil, "ANNOUNCE"},
 		{"negative timeout", &svckit.Config{}, nil, []string{"-request-timeout", "-1s"}, "-request-timeout (REQUEST_TIMEOUT)"},
 		{"negative drain", &svckit.Config{}, nil, []string{"-drain-delay", "-5s"}, "must not be negative"},
@@ -244,6 +247,71 @@ func TestBusAndOutboxBatteries(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("the outbox event never arrived")
+	}
+}
+
+// TestBusDuplicateWindow checks which duplicate window App.Bus gives the stream it
+// creates or updates: NATS_DUPLICATE_WINDOW (default 2m) unless the service's
+// pubsub.Config sets one, and that a republished event id within it is dropped.
+func TestBusDuplicateWindow(t *testing.T) {
+	srv := startNATS(t)
+	tests := []struct {
+		name string
+		env  string // NATS_DUPLICATE_WINDOW, if set
+		cfg  time.Duration
+		want time.Duration
+	}{
+		{"default", "", 0, 2 * time.Minute},
+		{"setting", "45s", 0, 45 * time.Second},
+		{"service's own", "45s", 90 * time.Second, 90 * time.Second},
+		{"setting again", "30s", 0, 30 * time.Second}, // the stream exists: updated
+	}
+	ctx := context.Background()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"NATS_URL": srv.ClientURL()}
+			if tt.env != "" {
+				env["NATS_DUPLICATE_WINDOW"] = tt.env
+			}
+			app, err := newApp(t, "orders", &fullConfig{}, env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bus, err := app.Bus(ctx, pubsub.Config{Stream: "DW", Subjects: []string{"dw.>"}, DuplicateWindow: tt.cfg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer bus.Close(ctx)
+			nc, err := app.NATS(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			js, err := jetstream.New(nc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := js.Stream(ctx, "DW")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.CachedInfo().Config.Duplicates; got != tt.want {
+				t.Errorf("stream duplicate window %v, want %v", got, tt.want)
+			}
+			before := s.CachedInfo().State.Msgs
+			id := "evt-" + tt.name
+			for range 2 {
+				if err := bus.Publish(ctx, &pubsub.Message{ID: id, Subject: "dw.x", Data: []byte("{}")}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			info, err := s.Info(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := info.State.Msgs - before; n != 1 {
+				t.Errorf("an event published twice is stored %d times, want once", n)
+			}
+		})
 	}
 }
 

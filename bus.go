@@ -34,7 +34,15 @@ import (
 type NATSConfig struct {
 	NATSURL      string `flag:"nats-url" env:"NATS_URL" required:"true" help:"NATS server(s), comma-separated nats:// URLs: the event bus and the natskv registry (credentials go in NATS_CREDS, NATS_NKEY, NATS_USER/NATS_PASSWORD or NATS_TOKEN, not here)"`
 	NATSReplicas int    `flag:"nats-replicas" env:"NATS_REPLICAS" default:"1" help:"replicas of the streams and of the registry bucket this service creates (3 on a NATS cluster)"`
-	Announce     string `flag:"announce" env:"ANNOUNCE" help:"registry to announce this service's gRPC listener in while it is ready: natskv (NATS KV on NATS_URL), or empty for none"`
+	// NATSDuplicateWindow is how long the streams this service creates remember event ids to
+	// drop republished events (JetStream's duplicate window, pubsub.Config.DuplicateWindow
+	// where a service leaves it zero). It must outlast the outbox relay's republishes: an
+	// unacknowledged publish is repeated after 5 s, and a relay that crashed repeats its
+	// last batch when it or another replica takes the lease (10 s). Beyond it, consumers
+	// that record message ids (idempotency.Once) still apply an event once. The server
+	// keeps about 100 bytes per event published within the window.
+	NATSDuplicateWindow time.Duration `flag:"nats-duplicate-window" env:"NATS_DUPLICATE_WINDOW" default:"2m" help:"how long the event streams this service creates drop a republished event id (JetStream duplicate window, 30s to 24h)"`
+	Announce            string        `flag:"announce" env:"ANNOUNCE" help:"registry to announce this service's gRPC listener in while it is ready: natskv (NATS KV on NATS_URL), or empty for none"`
 	// The service's NATS identity: one of a credentials file, an nkey seed file, a user
 	// and password, or a token.
 	NATSCreds    string        `flag:"nats-creds" env:"NATS_CREDS" help:"NATS credentials file (.creds: user JWT and nkey seed)"`
@@ -49,6 +57,11 @@ type NATSConfig struct {
 	NATSTLSKey  string `flag:"nats-tls-key" env:"NATS_TLS_KEY" help:"private key (PEM) of NATS_TLS_CERT"`
 }
 
+// MinDuplicateWindow is the shortest NATS_DUPLICATE_WINDOW a service accepts: three times
+// what the outbox relay's republishes take with its defaults (a 5 s ack timeout, a 10 s
+// lease).
+const MinDuplicateWindow = 30 * time.Second
+
 func (c *NATSConfig) natsConfig() *NATSConfig { return c }
 
 type natsConfig interface{ natsConfig() *NATSConfig }
@@ -57,6 +70,9 @@ type natsConfig interface{ natsConfig() *NATSConfig }
 func (c *NATSConfig) Validate() error {
 	if c.NATSReplicas < 1 || c.NATSReplicas > 5 {
 		return &config.FieldError{Field: "NATSReplicas", Err: fmt.Errorf("must be 1 to 5, not %d", c.NATSReplicas)}
+	}
+	if c.NATSDuplicateWindow < MinDuplicateWindow || c.NATSDuplicateWindow > 24*time.Hour {
+		return &config.FieldError{Field: "NATSDuplicateWindow", Err: fmt.Errorf("must be %v to 24h, not %v", MinDuplicateWindow, c.NATSDuplicateWindow)}
 	}
 	for _, u := range strings.Split(c.NATSURL, ",") {
 		pu, err := url.Parse(strings.TrimSpace(u))
@@ -205,8 +221,9 @@ func (a *App) NATS(ctx context.Context) (*nats.Conn, error) {
 }
 
 // Bus connects the service to the event stream that cfg describes on the NATS servers of
-// NATS_URL, creating the stream (with NATS_REPLICAS replicas unless cfg.Replicas says
-// otherwise) and its dead-letter stream if they do not exist. Events are published with
+// NATS_URL, creating the stream (with NATS_REPLICAS replicas and NATS_DUPLICATE_WINDOW as
+// its duplicate window unless cfg says otherwise) and its dead-letter stream if they do
+// not exist; a stream that exists gets cfg's settings. Events are published with
 // the service's name as their CloudEvents source unless cfg.Source is set; cfg.URL is
 // ignored. The bus gets the readiness check "bus", the service's logger and tracer, and
 // is closed at shutdown.
@@ -223,6 +240,9 @@ func (a *App) Bus(ctx context.Context, cfg pubsub.Config) (*pubsub.Bus, error) {
 	}
 	if cfg.Replicas == 0 {
 		cfg.Replicas = settings.NATSReplicas
+	}
+	if cfg.DuplicateWindow == 0 {
+		cfg.DuplicateWindow = settings.NATSDuplicateWindow
 	}
 	cfg.URL = ""
 	b, err := pubsub.New(ctx, nc, cfg, pubsub.WithLogger(a.logger), pubsub.WithTracerProvider(a.tp))

@@ -25,7 +25,7 @@
 //	type config struct {
 //		svckit.Config
 //		svckit.StoreConfig // STORE_DSN: sqlite:PATH (default sqlite:NAME.db) or postgres://…
-//		svckit.NATSConfig  // NATS_URL (required), NATS_REPLICAS, ANNOUNCE=natskv
+//		svckit.NATSConfig  // NATS_URL (required), NATS_REPLICAS, NATS_DUPLICATE_WINDOW, ANNOUNCE=natskv
 //		CatalogAddrs string `flag:"catalog-addrs" env:"CATALOG_GRPC_ADDRS" required:"true"`
 //	}
 //

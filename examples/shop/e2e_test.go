@@ -267,6 +267,10 @@ func checkStockLow(t *testing.T, sys *devrun.System, product string, stock int64
 	if err != nil {
 		t.Fatal(err)
 	}
+	// svckit dev gives its services NATS_DUPLICATE_WINDOW=30s, which App.Bus applies.
+	if info, err := js.StreamInfo("SHOP"); err != nil || info.Config.Duplicates != 30*time.Second {
+		t.Errorf("SHOP stream under svckit dev: %v, duplicate window %v, want 30s", err, info.Config.Duplicates)
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		// Keyed events go to <subject>._k.<partition> (see pubsub).

@@ -76,6 +76,11 @@ func TestSystem(t *testing.T) {
 	if len(sys.Instances) != 2 {
 		t.Fatalf("instances = %d, want 2", len(sys.Instances))
 	}
+	for _, in := range sys.Instances {
+		if got := lastEnv(in.Env, "NATS_DUPLICATE_WINDOW"); got != "30s" {
+			t.Errorf("%s: NATS_DUPLICATE_WINDOW=%q, want 30s", in.ID, got)
+		}
+	}
 	post := func(in *devrun.Instance) {
 		resp, err := http.Post("http://"+in.Addrs["http"]+"/sum", "application/json", strings.NewReader(`{"a":1,"b":2}`))
 		if err != nil {
@@ -271,3 +276,14 @@ func TestRunUntilSignal(t *testing.T) {
 type writerFunc func(p []byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// lastEnv returns the value of key in env as a process sees it: the last one.
+func lastEnv(env []string, key string) string {
+	v := ""
+	for _, kv := range env {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+			v = val
+		}
+	}
+	return v
+}

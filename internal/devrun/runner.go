@@ -26,6 +26,11 @@ import (
 	"github.com/svckit/svckit/natsserver"
 )
 
+// DuplicateWindow is the NATS_DUPLICATE_WINDOW svckit dev gives its services unless its
+// own environment sets one: the event streams they create drop an event id published
+// again within 30 s, the shortest svckit.NATSConfig accepts.
+const DuplicateWindow = 30 * time.Second
+
 // Options configures a dev run.
 type Options struct {
 	// Dir holds the manifest (svckit.yaml); without one, Start runs the services
@@ -429,6 +434,13 @@ func (s *System) plan(bins map[string]string, stateDir string) error {
 		"JWT_ISSUER=svckit-dev",
 		"JWT_AUDIENCE="+s.Manifest.Name,
 	)
+	// The embedded server keeps about 100 bytes per event id of a stream's duplicate
+	// window in this process's heap: 30 s, the shortest a service accepts and still three
+	// times what the outbox relay's republishes take, keeps that a quarter of JetStream's
+	// 2 minutes, and with it the collection's garbage collections (docs/performance.md).
+	if _, ok := os.LookupEnv("NATS_DUPLICATE_WINDOW"); !ok {
+		base = append(base, "NATS_DUPLICATE_WINDOW="+DuplicateWindow.String())
+	}
 	for name, a := range peers {
 		env := strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 		base = append(base, env+"_HTTP_ADDRS="+strings.Join(a.http, ","), env+"_GRPC_ADDRS="+strings.Join(a.grpc, ","))
