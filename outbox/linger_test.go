@@ -116,6 +116,9 @@ func TestRelayWakeFromAdd(t *testing.T) {
 	delivered := func(n int) func() bool {
 		return func() bool { got.mu.Lock(); defer got.mu.Unlock(); return len(got.order) >= n }
 	}
+	// The relay holds the lease and has read the empty table: Add keeps a in memory, and
+	// the relay takes it from there, with no read of the table after it.
+	waitFor(t, "the relay's first read", func() bool { return relay.tableReads.Load() >= 1 })
 	addEvents(t, st, ob, "a")
 	waitFor(t, "a", delivered(1))
 	waitFor(t, "a marked", func() bool { return cursorOf(t, st) == 1 })
@@ -129,6 +132,9 @@ func TestRelayWakeFromAdd(t *testing.T) {
 	}
 	ob.Notify()
 	waitFor(t, "b", delivered(2))
+	// The relay reads the table again after b and finds it drained; c, committed before
+	// that read, would be found there instead of in memory.
+	waitFor(t, "the read after b", func() bool { return relay.tableReads.Load()-reads >= 2 })
 	addEvents(t, st, ob, "c")
 	waitFor(t, "c", delivered(3))
 	waitFor(t, "c marked", func() bool { return cursorOf(t, st) == 3 })

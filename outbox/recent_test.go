@@ -209,9 +209,13 @@ func TestRelayFromMemoryAndTable(t *testing.T) {
 
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- ob.Relay(bus, PollInterval(20*time.Millisecond)).Run(rctx) }()
+	relay := ob.Relay(bus, PollInterval(time.Hour))
+	go func() { done <- relay.Run(rctx) }()
 	waitFor(t, "5 events", func() bool { order.mu.Lock(); defer order.mu.Unlock(); return len(order.order) >= 5 })
 	waitFor(t, "the cursor at 5", func() bool { return cursorOf(t, st) == 5 })
+	// The table is read for x (with c and d), then once more and found drained; e,
+	// committed before that second read, would be found there instead of in memory.
+	waitFor(t, "the read after d", func() bool { return relay.tableReads.Load() >= 2 })
 	// Events added while the relay runs come from memory too.
 	addEvents(t, st, ob, "e")
 	waitFor(t, "6 events", func() bool { order.mu.Lock(); defer order.mu.Unlock(); return len(order.order) >= 6 })

@@ -69,7 +69,7 @@ type Relay struct {
 	logger    *slog.Logger
 	tp        trace.TracerProvider // relay spans (relaytrace.go); nil: none
 
-	tableReads atomic.Int64 // reads of the outbox table, for tests
+	tableReads atomic.Int64 // reads of the outbox table done, for tests
 
 	// cursor: the relay records the highest sequence number it has published in the
 	// outbox_cursor table instead of marking each row sent (SQLite, see loop).
@@ -392,7 +392,7 @@ func (r *Relay) read(ctx context.Context, cursor int64, drain bool) (batch, erro
 	if r.cursor {
 		drops = r.o.recent.dropCount()
 	}
-	r.tableReads.Add(1)
+	defer r.tableReads.Add(1) // once the read is over
 	rows, err := r.o.st.ReadDB().QueryContext(ctx, r.qSelect, cursor, r.batch)
 	if err != nil {
 		return b, fmt.Errorf("outbox: read: %w", err)

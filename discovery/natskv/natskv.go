@@ -197,12 +197,23 @@ func (l *lease) Deregister(ctx context.Context) error {
 // the set rebuilt from the bucket's contents, when it ends, when the connection reconnects
 // (to a restarted server or to another node of a cluster) and when nothing has arrived on
 // it for the resync interval (see WithResync): heartbeats rewrite every live key each third
-// of its TTL, so a silent watch is a stuck one or one with no instances.
+// of its TTL, so a silent watch is a stuck one or one with no instances. Starting the
+// first watch is retried while it fails transiently (a cluster electing leaders), until
+// ctx ends.
 func (r *Registry) Watch(ctx context.Context, service string) (<-chan []discovery.Instance, error) {
 	if strings.ContainsAny(service, ".*> ") || service == "" {
 		return nil, fmt.Errorf("natskv: invalid service name %q", service)
 	}
-	w, err := r.kv.Watch(ctx, service+".*")
+	// A new watch is a consumer; on a cluster its creation can time out while the bucket's
+	// replicas elect a leader, so transient failures are retried until ctx ends. Each
+	// attempt gets ctx itself, not a shorter one: the watch lives as long as its context
+	// (the client bounds the creation request by its own timeout).
+	var w jetstream.KeyWatcher
+	err := jsx.Retry(ctx, func(context.Context) error {
+		var err error
+		w, err = r.kv.Watch(ctx, service+".*")
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("natskv: watching %s: %w", service, err)
 	}
