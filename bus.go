@@ -40,7 +40,7 @@ type NATSConfig struct {
 	// unacknowledged publish is repeated after 5 s, and a relay that crashed repeats its
 	// last batch when it or another replica takes the lease (10 s). Beyond it, consumers
 	// that record message ids (idempotency.Once) still apply an event once. The server
-	// keeps about 100 bytes per event published within the window.
+	// keeps about 200 bytes per event published within the window.
 	NATSDuplicateWindow time.Duration `flag:"nats-duplicate-window" env:"NATS_DUPLICATE_WINDOW" default:"2m" help:"how long the event streams this service creates drop a republished event id (JetStream duplicate window, 30s to 24h)"`
 	Announce            string        `flag:"announce" env:"ANNOUNCE" help:"registry to announce this service's gRPC listener in while it is ready: natskv (NATS KV on NATS_URL), or empty for none"`
 	// The service's NATS identity: one of a credentials file, an nkey seed file, a user

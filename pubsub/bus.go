@@ -36,7 +36,7 @@ type Config struct {
 	Replicas int
 	// DuplicateWindow is how long JetStream remembers message ids to drop duplicates;
 	// default 2 minutes (in a svckit service, App.Bus takes NATS_DUPLICATE_WINDOW). The
-	// server keeps about 100 bytes per message published within it.
+	// server keeps about 200 bytes per message published within it.
 	DuplicateWindow time.Duration
 	// MaxAge is how long the stream keeps messages; default 7 days.
 	MaxAge time.Duration

@@ -434,7 +434,7 @@ func (s *System) plan(bins map[string]string, stateDir string) error {
 		"JWT_ISSUER=svckit-dev",
 		"JWT_AUDIENCE="+s.Manifest.Name,
 	)
-	// The embedded server keeps about 100 bytes per event id of a stream's duplicate
+	// The embedded server keeps about 200 bytes per event id of a stream's duplicate
 	// window in this process's heap: 30 s, the shortest a service accepts and still three
 	// times what the outbox relay's republishes take, keeps that a quarter of JetStream's
 	// 2 minutes, and with it the collection's garbage collections (docs/performance.md).
