@@ -53,6 +53,12 @@ func ProblemListener(ln net.Listener) net.Listener {
 // an idle one.
 const idlePoll = 2 * time.Millisecond
 
+// newConnGrace is how long CloseIdle waits for the first request of a connection accepted
+// just before the listener closed: a client sends it right after connecting, and
+// net/http would drop it unanswered once Shutdown has begun. A connection that has sent
+// nothing for longer is closed.
+const newConnGrace = 500 * time.Millisecond
+
 // CloseIdle closes the listener's HTTP/1 connections that are idle between two requests,
 // unless the next request has begun on one: its bytes already read by the server, or
 // waiting in the socket because the server's goroutine has not run yet. It waits until
@@ -61,7 +67,10 @@ const idlePoll = 2 * time.Millisecond
 // Shutdown closes every idle connection at once, and a request that the server reads
 // once Shutdown has begun is dropped unanswered, so that a client that sent its next
 // request as the shutdown began would see it fail — Go's client, for one, does not
-// retry a POST. What is left is the moment between looking at a socket and closing it.
+// retry a POST. A connection accepted less than newConnGrace (500ms) ago that has sent
+// nothing yet is waited for too: its first request would meet the same fate; one that
+// has sent nothing for longer is closed. What is left is the moment between looking at
+// a socket and closing it.
 // HTTP/2 connections are left to Shutdown, which sends them GOAWAY. The server's
 // ConnState must be [TrackConnState]; without it no connection counts as idle.
 func (l *problemListener) CloseIdle(ctx context.Context) error {
@@ -74,11 +83,12 @@ func (l *problemListener) CloseIdle(ctx context.Context) error {
 			if c.h2.Load() || (st != http.StateIdle && st != http.StateNew) {
 				continue // Shutdown waits for an active connection, and sends GOAWAY on HTTP/2
 			}
-			if c.begun.Load() || inputPending(c.TCPConn) {
+			switch {
+			case c.begun.Load() || inputPending(c.TCPConn):
 				begun++
-				continue
-			}
-			if st == http.StateIdle {
+			case st == http.StateNew && time.Since(c.accepted) < newConnGrace:
+				begun++ // just connected: its first request is on its way
+			default:
 				_ = c.Close()
 			}
 		}
@@ -138,7 +148,7 @@ func (l *problemListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
-		pc := &problemTCPConn{TCPConn: tc, watch: l.watch, ln: l}
+		pc := &problemTCPConn{TCPConn: tc, watch: l.watch, ln: l, accepted: time.Now()}
 		l.watch.add(pc)
 		return pc, nil
 	}
@@ -237,6 +247,9 @@ type problemTCPConn struct {
 	*net.TCPConn
 	watch *deadlineWatch
 	ln    *problemListener
+	// accepted is when the listener accepted it: CloseIdle waits a moment for a new
+	// connection's first request.
+	accepted time.Time
 
 	reading atomic.Int32 // reads in progress: counted before a read takes mu, so a deadline set later sees it
 

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -272,6 +273,59 @@ func TestShutdownIdleAndStalled(t *testing.T) {
 		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if n, err := c.Read(make([]byte, 1)); n != 0 || isTimeout(err) {
 			t.Errorf("the stalled connection stayed open: read %d, %v", n, err)
+		}
+	})
+}
+
+// TestShutdownAnswersNewConnection checks that the first request of a connection accepted
+// just before stop began is answered: net/http drops a request it reads once Shutdown has
+// begun, so CloseIdle waits a moment for it. A connection that sends nothing is closed
+// after that moment, and stop returns.
+func TestShutdownAnswersNewConnection(t *testing.T) {
+	accepted := func(t *testing.T, d *drainServer) net.Conn {
+		c, err := net.Dial("tcp", d.ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		pl := d.ln.(*problemListener)
+		for len(pl.watch.snapshot(nil)) == 0 { // the server has accepted it
+			runtime.Gosched()
+		}
+		return c
+	}
+	t.Run("first request during stop", func(t *testing.T) {
+		d := newDrainServer(t, 0, false)
+		c := accepted(t, d)
+		stopped := make(chan error, 1)
+		go func() { stopped <- d.stop(context.Background()) }()
+		recvWithin(t, d.waiting, "CloseIdle did not wait for the new connection's first request")
+		resp, body, err := exchange(t, c, bufio.NewReader(c), post("first"))
+		if err != nil {
+			t.Fatalf("the first request, sent as the server stopped: %v", err)
+		}
+		if resp.StatusCode != http.StatusOK || body != "first" {
+			t.Errorf("answered %d %q", resp.StatusCode, body)
+		}
+		if err := recvWithin(t, stopped, "stop did not return"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("nothing sent", func(t *testing.T) {
+		d := newDrainServer(t, 0, false)
+		c := accepted(t, d)
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := d.stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if el := time.Since(start); el > 3*time.Second {
+			t.Errorf("stop took %v for a connection that sent nothing", el)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := c.Read(make([]byte, 1)); n != 0 || isTimeout(err) {
+			t.Errorf("the silent connection stayed open: read %d, %v", n, err)
 		}
 	})
 }
