@@ -178,6 +178,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad NATS_URL", &fullConfig{}, map[string]string{"NATS_URL": "http://x:4222"}, nil, "NATS_URL"},
 		{"bad replicas", &fullConfig{}, map[string]string{"NATS_URL": "nats://127.0.0.1:4222", "NATS_REPLICAS": "7"}, nil, "NATS_REPLICAS"},
 		{"short duplicate window", &fullConfig{}, map[string]string{"NATS_URL": "nats://127.0.0.1:4222", "NATS_DUPLICATE_WINDOW": "5s"}, nil, "NATS_DUPLICATE_WINDOW"},
+		{"negative duplicate window", &fullConfig{}, map[string]string{"NATS_URL": "nats://127.0.0.1:4222", "NATS_DUPLICATE_WINDOW": "-1m"}, nil, "NATS_DUPLICATE_WINDOW"},
 		{"long duplicate window", &fullConfig{}, map[string]string{"NATS_URL": "nats://127.0.0.1:4222", "NATS_DUPLICATE_WINDOW": "48h"}, nil, "NATS_DUPLICATE_WINDOW"},
 		{"bad announce", &fullConfig{}, map[string]string{"NATS_URL": "nats://127.0.0.1:4222", "ANNOUNCE": "etcd"}, nil, "ANNOUNCE"},
 		{"negative timeout", &svckit.Config{}, nil, []string{"-request-timeout", "-1s"}, "-request-timeout (REQUEST_TIMEOUT)"},

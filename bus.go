@@ -40,7 +40,8 @@ type NATSConfig struct {
 	// unacknowledged publish is repeated after 5 s, and a relay that crashed repeats its
 	// last batch when it or another replica takes the lease (10 s). Beyond it, consumers
 	// that record message ids (idempotency.Once) still apply an event once. The server
-	// keeps about 200 bytes per event published within the window.
+	// keeps about 200 bytes per event published within the window. Zero (a NATSConfig not
+	// loaded by package config) leaves pubsub.Config's default.
 	NATSDuplicateWindow time.Duration `flag:"nats-duplicate-window" env:"NATS_DUPLICATE_WINDOW" default:"2m" help:"how long the event streams this service creates drop a republished event id (JetStream duplicate window, 30s to 24h)"`
 	Announce            string        `flag:"announce" env:"ANNOUNCE" help:"registry to announce this service's gRPC listener in while it is ready: natskv (NATS KV on NATS_URL), or empty for none"`
 	// The service's NATS identity: one of a credentials file, an nkey seed file, a user
@@ -71,7 +72,7 @@ func (c *NATSConfig) Validate() error {
 	if c.NATSReplicas < 1 || c.NATSReplicas > 5 {
 		return &config.FieldError{Field: "NATSReplicas", Err: fmt.Errorf("must be 1 to 5, not %d", c.NATSReplicas)}
 	}
-	if c.NATSDuplicateWindow < MinDuplicateWindow || c.NATSDuplicateWindow > 24*time.Hour {
+	if w := c.NATSDuplicateWindow; w != 0 && (w < MinDuplicateWindow || w > 24*time.Hour) { // 0: pubsub's default
 		return &config.FieldError{Field: "NATSDuplicateWindow", Err: fmt.Errorf("must be %v to 24h, not %v", MinDuplicateWindow, c.NATSDuplicateWindow)}
 	}
 	for _, u := range strings.Split(c.NATSURL, ",") {
